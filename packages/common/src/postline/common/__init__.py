@@ -1,0 +1,1 @@
+"""Shared code of every Postline service: settings, policy, broker, storage, telemetry."""

@@ -1,0 +1,156 @@
+"""One connection per process, a confirmed publish channel, and consumers of typed messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import aio_pika
+from pamqp.commands import Basic
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustConnection,
+)
+from google.protobuf.message import Message as ProtoMessage
+
+from postline.common.broker.consumer import Handler, MessageTypes, consume
+from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
+from postline.common.telemetry import inject_context
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=ProtoMessage)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not confirm a publish (down, slow, or refused it)."""
+
+
+class Broker:
+    """A service's link to RabbitMQ.
+
+    Publishing waits for the broker's confirm of a persistent message: callers answer their own
+    clients (SMTP 250, HTTP 202, ack upstream) only after ``publish`` returned.
+    """
+
+    def __init__(self, url: str, topology: Topology, *, publish_timeout: float = 10.0) -> None:
+        self.url = url
+        self.topology = topology
+        self.publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consumer_channels: list[AbstractChannel] = []
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.url)
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self.topology.declare(self._publish_channel)
+        logger.info("%s connected, topology declared (%s shards)", self.url, self.topology.shards)
+
+    async def close(self) -> None:
+        for channel in self._consumer_channels:
+            if not channel.is_closed:
+                await channel.close()
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not called")
+        return self._connection
+
+    async def publish(
+        self,
+        routing_key: str,
+        message: ProtoMessage,
+        *,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        exchange: str = EXCHANGE,
+    ) -> None:
+        """Publish a persistent protobuf message and wait for the broker's confirm."""
+        if self._publish_channel is None:
+            raise BrokerUnavailable("not connected")
+        all_headers: dict[str, Any] = {"x-postline-type": message.DESCRIPTOR.full_name}
+        if headers:
+            all_headers.update(headers)
+        inject_context(all_headers)
+        amqp_message = aio_pika.Message(
+            body=message.SerializeToString(),
+            content_type="application/x-protobuf",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=priority,
+            headers=all_headers,
+        )
+        try:
+            target = (
+                self._exchange
+                if exchange == EXCHANGE and self._exchange is not None
+                else await self._publish_channel.get_exchange(exchange, ensure=False)
+            )
+            confirmation = await asyncio.wait_for(
+                target.publish(amqp_message, routing_key=routing_key, mandatory=True),
+                timeout=self.publish_timeout,
+            )
+        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise BrokerUnavailable(f"publish to {routing_key} not confirmed: {exc!r}") from exc
+        if confirmation is not None and not isinstance(
+            confirmation, Basic.Ack
+        ):
+            raise BrokerUnavailable(f"publish to {routing_key} refused: {confirmation!r}")
+
+    async def publish_delayed(
+        self, routing_key: str, message: ProtoMessage, *, not_before: float, now: float
+    ) -> int:
+        """Park a message until ``not_before`` (epoch seconds); returns the bucket used.
+
+        The message comes back on ``routing_key`` after the bucket's TTL with header
+        ``x-postline-not-before``; the consumer re-parks it if that moment is still ahead.
+        """
+        bucket = delay_bucket(not_before - now)
+        await self.publish(
+            routing_key,
+            message,
+            headers={"x-postline-not-before": not_before},
+            exchange=delay_exchange(bucket),
+        )
+        return bucket
+
+    async def consume(
+        self,
+        queue_name: str,
+        message_type: MessageTypes,
+        handler: Handler[Any],
+        *,
+        prefetch: int = 10,
+    ) -> None:
+        """Start consuming ``queue_name`` on a channel of its own with the given prefetch."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        self._consumer_channels.append(channel)
+        queue = await channel.get_queue(queue_name, ensure=False)
+        await consume(queue, message_type, handler)
+
+    async def consume_queue(
+        self,
+        declare: Callable[[AbstractChannel], Awaitable[Any]],
+        message_type: MessageTypes,
+        handler: Handler[Any],
+        *,
+        prefetch: int = 10,
+    ) -> None:
+        """Consume a queue this process declares itself (e.g. an exclusive one)."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        self._consumer_channels.append(channel)
+        queue = await declare(channel)
+        await consume(queue, message_type, handler)

@@ -1,0 +1,92 @@
+"""Typed consumers: decode protobuf, run the handler in the message's trace, ack after it.
+
+A handler acks by returning: everything it produced downstream was confirmed by then. A
+handler that raises has its message requeued after a pause (the failure is usually a
+dependency: the broker, ClickHouse); a body that cannot be decoded is a poison message and is
+dead-lettered to ``postline.dead``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from postline.common.telemetry import extract_context
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=ProtoMessage)
+
+REQUEUE_PAUSE_SECONDS = 1.0
+
+
+class PoisonMessage(Exception):
+    """The message can never be handled; dead-letter it instead of retrying forever."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler may need besides the body: headers and routing."""
+
+    routing_key: str
+    headers: Mapping[str, Any]
+    redelivered: bool
+
+    @property
+    def not_before(self) -> float | None:
+        value = self.headers.get("x-postline-not-before")
+        return float(value) if value is not None else None
+
+
+Handler = Callable[[M, Delivery], Awaitable[None]]
+# One message class, or several keyed by their full protobuf name (for mixed queues).
+MessageTypes = type[ProtoMessage] | Mapping[str, type[ProtoMessage]]
+
+
+def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> ProtoMessage:
+    """Decode a body as its ``x-postline-type`` header says (or the only type expected)."""
+    if isinstance(types, type):
+        return types.FromString(body)
+    name = headers.get("x-postline-type")
+    name = name.decode() if isinstance(name, bytes) else name
+    if name not in types:
+        raise PoisonMessage(f"unexpected message type {name!r}")
+    return types[name].FromString(body)
+
+
+async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> None:
+    async def on_message(incoming: AbstractIncomingMessage) -> None:
+        headers = dict(incoming.headers or {})
+        delivery = Delivery(incoming.routing_key or "", headers, bool(incoming.redelivered))
+        try:
+            message = decode(incoming.body, headers, types)
+        except (DecodeError, PoisonMessage) as exc:
+            logger.error("%s: undecodable message dead-lettered: %s", queue.name, exc)
+            await incoming.reject(requeue=False)
+            return
+        token = extract_context(headers)
+        try:
+            await handler(message, delivery)
+        except PoisonMessage as exc:
+            logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
+            await incoming.reject(requeue=False)
+        except asyncio.CancelledError:
+            await incoming.nack(requeue=True)
+            raise
+        except Exception:
+            logger.exception("%s: handler failed, message requeued", queue.name)
+            await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
+            await incoming.nack(requeue=True)
+        else:
+            await incoming.ack()
+        finally:
+            token.detach()
+
+    await queue.consume(on_message)

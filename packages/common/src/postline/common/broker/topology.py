@@ -1,0 +1,143 @@
+"""Every exchange, queue, binding and queue argument of Postline, declared in one module.
+
+One topic exchange (``postline``) carries all work; routing keys say what a message is:
+
+==========================  =====================================  ==========================
+routing key                 queue                                  consumer
+==========================  =====================================  ==========================
+``accepted.<k>``            ``scheduler.inbound.<k>`` (SAC)        scheduler shard k
+``result.<k>.<outcome>``    ``scheduler.results.<k>`` (SAC)        scheduler shard k
+``result.*.failed``         ``bounce.results``                     bounce
+``task``                    ``sender.tasks`` (priority 0..3)       senders (competing)
+``event.#``                 ``reports.events``                     reports
+``suppression.change``      one exclusive queue per scheduler      schedulers
+==========================  =====================================  ==========================
+
+Delays (retry intervals, prohibited hours, parked backlogs) use one fanout exchange and one
+queue per bucket, ``delay.<seconds>``: a message published there with its original routing key
+expires after the bucket's TTL and is dead-lettered back to ``postline`` with that key, so it
+returns to its shard queue. RabbitMQ 3.10 has no delayed-message plugin, and a per-queue TTL
+(rather than per-message) never leaves an expired message stuck behind a longer-lived one.
+Waits longer than the largest bucket hop through it and are re-evaluated on each return.
+
+Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``) for a human.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+EXCHANGE = "postline"
+DEAD_LETTER_EXCHANGE = "postline.dlx"
+DEAD_LETTER_QUEUE = "postline.dead"
+SENDER_TASKS = "sender.tasks"
+BOUNCE_RESULTS = "bounce.results"
+REPORTS_EVENTS = "reports.events"
+
+TASK_KEY = "task"
+DELIVERY_EVENT_KEY = "event.delivery"
+ERROR_EVENT_KEY = "event.error"
+SUPPRESSION_KEY = "suppression.change"
+
+# Priority levels map to AMQP priorities 1..3 (0 = unspecified); a classic queue, since
+# quorum queues cannot have x-max-priority on 3.10.
+MAX_PRIORITY = 3
+
+# Delay buckets in seconds, smallest first.
+DELAY_BUCKETS: tuple[int, ...] = (1, 5, 15, 60, 300, 900, 3600)
+
+
+def shard_for(domain: str, shards: int) -> int:
+    """The scheduler shard owning a recipient domain (stable across processes and restarts)."""
+    return zlib.crc32(domain.lower().encode()) % shards
+
+
+def inbound_queue(shard: int) -> str:
+    return f"scheduler.inbound.{shard}"
+
+
+def results_queue(shard: int) -> str:
+    return f"scheduler.results.{shard}"
+
+
+def accepted_key(shard: int) -> str:
+    return f"accepted.{shard}"
+
+
+def result_key(shard: int, outcome: str) -> str:
+    return f"result.{shard}.{outcome}"
+
+
+def delay_exchange(bucket: int) -> str:
+    return f"postline.delay.{bucket}"
+
+
+def delay_queue(bucket: int) -> str:
+    return f"delay.{bucket}"
+
+
+def delay_bucket(seconds: float) -> int:
+    """The bucket for a wait: the largest not longer than it (the smallest for short waits)."""
+    fitting = [b for b in DELAY_BUCKETS if b <= seconds]
+    return fitting[-1] if fitting else DELAY_BUCKETS[0]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    bindings: tuple[str, ...]
+    arguments: dict[str, Any] = field(default_factory=dict)
+    exchange: str = EXCHANGE
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The whole topology for a deployment with ``shards`` scheduler shards."""
+
+    shards: int
+
+    def queues(self) -> list[QueueSpec]:
+        dead = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+        sac = {**dead, "x-single-active-consumer": True}
+        specs = []
+        for k in range(self.shards):
+            specs.append(QueueSpec(inbound_queue(k), (accepted_key(k),), sac))
+            specs.append(QueueSpec(results_queue(k), (f"result.{k}.*",), sac))
+        specs.append(QueueSpec(SENDER_TASKS, (TASK_KEY,), {**dead, "x-max-priority": MAX_PRIORITY}))
+        specs.append(QueueSpec(BOUNCE_RESULTS, ("result.*.failed",), dead))
+        specs.append(QueueSpec(REPORTS_EVENTS, ("event.#",), dead))
+        for bucket in DELAY_BUCKETS:
+            args = {"x-message-ttl": bucket * 1000, "x-dead-letter-exchange": EXCHANGE}
+            specs.append(QueueSpec(delay_queue(bucket), ("",), args, exchange=delay_exchange(bucket)))
+        return specs
+
+    async def declare(self, channel: AbstractChannel) -> AbstractExchange:
+        """Declare everything (idempotent); every service does this at start-up."""
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dlx = await channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
+        await dead.bind(dlx)
+        for bucket in DELAY_BUCKETS:
+            await channel.declare_exchange(
+                delay_exchange(bucket), aio_pika.ExchangeType.FANOUT, durable=True
+            )
+        for spec in self.queues():
+            queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+            for key in spec.bindings:
+                await queue.bind(spec.exchange, routing_key=key)
+        return exchange
+
+    async def declare_suppression_queue(self, channel: AbstractChannel) -> AbstractQueue:
+        """A private queue per scheduler replica, so every replica sees every change."""
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(EXCHANGE, routing_key=SUPPRESSION_KEY)
+        return queue

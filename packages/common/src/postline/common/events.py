@@ -1,0 +1,88 @@
+"""Building the events reports ingest, from the contracts every service already holds."""
+
+from __future__ import annotations
+
+from postline.common.ids import new_id
+from postline.common.telemetry import current_trace_id
+from postline.common.timeutil import to_timestamp
+from postline.v1 import delivery_pb2, events_pb2
+from postline.v1.events_pb2 import DeliveryStatus, ErrorSource, ErrorStatus
+
+
+def delivery_event(
+    delivery: delivery_pb2.AcceptedDelivery,
+    status: DeliveryStatus.ValueType,
+    at: float,
+    *,
+    result: delivery_pb2.DeliveryResult | None = None,
+    attempt: int = 0,
+    return_path: str = "",
+    reason: str = "",
+    error_status: int = 0,
+    next_attempt_at: float | None = None,
+) -> events_pb2.DeliveryEvent:
+    event = events_pb2.DeliveryEvent(
+        event_id=new_id(),
+        delivery_id=delivery.delivery_id,
+        message_id=delivery.message_id,
+        status=status,
+        at=to_timestamp(at),
+        accepted_at=delivery.accepted_at,
+        server=delivery.server,
+        api_user=delivery.api_user,
+        envelope_from=delivery.envelope_from,
+        recipient=delivery.recipient,
+        recipient_domain=delivery.recipient_domain,
+        subject=delivery.subject,
+        api_data=delivery.api_data,
+        return_path=return_path,
+        header_message_id=delivery.header_message_id,
+        attempt=attempt,
+        reason=reason,
+        error_status=error_status,
+        trace_id=current_trace_id(),
+    )
+    if result is not None:
+        event.reply_code = result.reply_code
+        event.enhanced_status = result.enhanced_status
+        event.mx_host = result.mx_host
+        event.source_ip = result.source_ip
+        event.reason = reason or result.reply_text
+    if next_attempt_at is not None:
+        event.next_attempt_at.CopyFrom(to_timestamp(next_attempt_at))
+    return event
+
+
+def error_event(
+    delivery: delivery_pb2.AcceptedDelivery,
+    status: ErrorStatus.ValueType,
+    created: float,
+    *,
+    source: ErrorSource.ValueType,
+    reason: str,
+    permanent: bool = True,
+    reply_code: int = 0,
+    enhanced_status: str = "",
+    return_path: str = "",
+) -> events_pb2.ErrorClassified:
+    return events_pb2.ErrorClassified(
+        event_id=new_id(),
+        delivery_id=delivery.delivery_id,
+        message_id=delivery.message_id,
+        created=to_timestamp(created),
+        status=status,
+        to=delivery.recipient,
+        header_message_id=delivery.header_message_id,
+        return_path=return_path,
+        subject=delivery.subject,
+        api_data=delivery.api_data,
+        reason=reason,
+        source=source,
+        permanent=permanent,
+        reply_code=reply_code,
+        enhanced_status=enhanced_status,
+        server=delivery.server,
+        api_user=delivery.api_user,
+        trace_id=current_trace_id(),
+        **{"from": delivery.envelope_from},
+    )

@@ -1,0 +1,502 @@
+"""The policy file (postline.yaml) as pydantic models.
+
+Key names are the product's (see postline.example.yaml); every model forbids unknown keys so a
+misspelling is an error, not a silently ignored setting. Models are frozen: a loaded policy is
+shared by handlers and replaced whole on reload.
+
+Rule lists (speed, routes, priority, prohibited hours, retry profiles, forwarding) are searched
+in file order and the first match wins; the ``*`` speed rule is the exception (see
+:mod:`postline.common.policy.speed`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
+
+from postline.common.policy.base import (
+    Loc,
+    PolicyIssues,
+    PolicyModel,
+    dotted,
+    find_duplicates,
+    raise_issues,
+)
+from postline.common.policy.fields import (
+    ANY_NETWORK,
+    Argon2Field,
+    DestinationField,
+    Domain,
+    DomainPatternField,
+    Duration,
+    Email,
+    IPAddress,
+    IPAddressValue,
+    IPNetwork,
+    IPNetworkValue,
+    Name,
+    RateValue,
+    SecretRefField,
+    Size,
+    TimeZone,
+    UserName,
+    Version,
+    in_networks,
+)
+from postline.common.policy.filters import Filter, Headers, first_match
+from postline.common.policy.prohibited_hours import ProhibitedHours
+from postline.common.policy.secrets import SecretRef
+from postline.common.policy.speed import SpeedLimit, SpeedRule, SpeedTable
+from postline.common.policy.units import Rate
+
+logger = logging.getLogger(__name__)
+
+
+class PriorityLevel(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class TlsMode(StrEnum):
+    NONE = "none"
+    OPPORTUNISTIC = "opportunistic"
+    REQUIRED = "required"
+
+
+class ForwardAction(StrEnum):
+    COPY = "copy"  # an extra delivery to `to`, the original one goes on
+    REWRITE = "rewrite"  # the recipient becomes `to`
+
+
+class DkimAlgorithm(StrEnum):
+    RSA_SHA256 = "rsa-sha256"
+    ED25519_SHA256 = "ed25519-sha256"
+
+
+class ConsoleRole(StrEnum):
+    ADMIN = "admin"  # service administrator
+    VIEWER = "viewer"  # report viewer
+
+
+class Language(StrEnum):
+    EN = "en"
+    JA = "ja"
+
+
+# --- API users and the relay ---------------------------------------------------------------
+
+
+class ApiUser(PolicyModel):
+    """Credentials for SMTP AUTH and the send/reports API. Names are unique across the whole
+    file, so a username alone identifies its server (see :meth:`Policy.find_api_user`)."""
+
+    name: UserName
+    secret: Argon2Field
+    allowed_ips: tuple[IPNetwork, ...] = ANY_NETWORK
+
+    def verify(self, secret: str) -> bool:
+        """Whether ``secret`` is this user's. Slow by design (argon2): run it off the loop."""
+        return self.secret.verify(secret)
+
+    def ip_allowed(self, ip: str | IPAddressValue) -> bool:
+        return in_networks(ip, self.allowed_ips)
+
+
+class Relay(PolicyModel):
+    """The SMTP relay's reception settings for one server."""
+
+    max_connections: int = Field(default=100, ge=1)
+    max_message_size: Size = 10 * 1024 * 1024
+    max_recipients: int = Field(default=1000, ge=1)
+    rate_per_ip: RateValue = Rate(100, 1)
+    allowed_ips: tuple[IPNetwork, ...] = ANY_NETWORK
+    relay_without_auth_from: tuple[IPNetwork, ...] = ()
+    plain_auth_on_loopback: bool = True
+
+    def accepts_connection_from(self, ip: str | IPAddressValue) -> bool:
+        return in_networks(ip, self.allowed_ips)
+
+    def relays_without_auth_for(self, ip: str | IPAddressValue) -> bool:
+        return in_networks(ip, self.relay_without_auth_from)
+
+
+class Blocking(PolicyModel):
+    """Delivery blocking: unknown users are suppressed automatically."""
+
+    enabled: bool = True
+    expire_after: Duration = timedelta(0)
+
+    @property
+    def expiry(self) -> timedelta | None:
+        """How long a suppression lasts; None = forever (``expire_after: 0s``)."""
+        return self.expire_after or None
+
+
+# --- routes, filters' rules -----------------------------------------------------------------
+
+
+class Route(PolicyModel):
+    """Deliver the matching domains to a fixed server instead of their MX."""
+
+    match: tuple[DomainPatternField, ...]
+    to: DestinationField
+    tls: TlsMode = TlsMode.OPPORTUNISTIC
+
+    @model_validator(mode="after")
+    def _check(self) -> Route:
+        if not self.match:
+            raise PolicyIssues([(("match",), "needs at least one pattern")])
+        return self
+
+    def applies_to(self, domain: str) -> bool:
+        return any(p.matches(domain) for p in self.match)
+
+
+class PriorityRule(Filter):
+    level: PriorityLevel
+
+
+class RetryProfile(Filter):
+    interval: Duration | None = None
+    resend_period: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    interval: timedelta  # between attempts after a temporary failure
+    resend_period: timedelta  # after this since acceptance, the delivery fails (status 3)
+
+
+class Retry(PolicyModel):
+    interval: Duration = timedelta(minutes=10)
+    resend_period: Duration = timedelta(hours=4)
+    profiles: tuple[RetryProfile, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Retry:
+        issues: list[tuple[Loc, str]] = []
+        if not self.interval:
+            issues.append((("interval",), "the retry interval must be positive"))
+        for i, profile in enumerate(self.profiles):
+            if profile.interval is not None and not profile.interval:
+                issues.append((("profiles", i, "interval"), "the retry interval must be positive"))
+        raise_issues(issues)
+        return self
+
+
+class ForwardingRule(Filter):
+    action: ForwardAction
+    to: Email
+
+
+class DkimKey(PolicyModel):
+    domain: Domain
+    selector: Domain  # a selector is one or more DNS labels
+    algorithm: DkimAlgorithm = DkimAlgorithm.RSA_SHA256
+    key: SecretRefField
+
+
+# --- server -----------------------------------------------------------------------------------
+
+
+class Server(PolicyModel):
+    """One sending configuration with its API users and policies."""
+
+    api_users: tuple[ApiUser, ...] = ()
+    relay: Relay = Relay()
+    source_ip_pool: Name | None = None  # None: let the OS pick the source address
+    return_path_domain: Domain
+    strip_received_headers: bool = False
+    csv_download: bool = True
+    blocking: Blocking = Blocking()
+    speed: tuple[SpeedRule, ...] = ()
+    routes: tuple[Route, ...] = ()
+    priority: tuple[PriorityRule, ...] = ()
+    prohibited_hours: tuple[ProhibitedHours, ...] = ()
+    retry: Retry = Retry()
+    forwarding: tuple[ForwardingRule, ...] = ()
+    dkim: tuple[DkimKey, ...] = ()
+
+    _speed: SpeedTable = PrivateAttr()
+    _dkim_by_domain: dict[str, DkimKey] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Server:
+        issues: list[tuple[Loc, str]] = []
+        find_duplicates(
+            issues, ((("api_users", i, "name"), u.name) for i, u in enumerate(self.api_users))
+        )
+        find_duplicates(
+            issues,
+            ((("dkim", i, "domain"), k.domain) for i, k in enumerate(self.dkim)),
+            "only one key per domain",
+        )
+        defaults = [i for i, rule in enumerate(self.speed) if rule.is_default]
+        for i in defaults[1:]:
+            issues.append(
+                (("speed", i, "match"), f'a second "*" rule (the first is speed[{defaults[0]}])')
+            )
+        find_duplicates(
+            issues,
+            ((("speed", i, "group"), r.group) for i, r in enumerate(self.speed) if r.group),
+            "a group is one shared limit: give it one rule",
+        )
+        raise_issues(issues)
+        self._speed = SpeedTable(self.speed)
+        self._dkim_by_domain = {k.domain: k for k in self.dkim}
+        return self
+
+    # The questions the services ask. `headers` may be a Mapping or an email.message.Message;
+    # `recipient` is the envelope recipient.
+
+    @property
+    def uses_mx_rules(self) -> bool:
+        """Whether speed rules match MX hosts, so the scheduler must know them."""
+        return self._speed.uses_mx
+
+    def speed_for(self, domain: str, mx_hosts: Iterable[str] = ()) -> SpeedLimit:
+        """The limits for a recipient domain (see :mod:`postline.common.policy.speed`):
+        the first non-``*`` rule that matches the domain, or one of ``mx_hosts`` for an ``mx``
+        rule, else the ``*`` rule."""
+        return self._speed.limit_for(domain, mx_hosts)
+
+    def route_for(self, domain: str) -> Route | None:
+        return next((r for r in self.routes if r.applies_to(domain)), None)
+
+    def priority_for(self, headers: Headers, recipient: str) -> PriorityLevel:
+        rule = first_match(self.priority, headers, recipient)
+        return rule.level if rule else PriorityLevel.NORMAL
+
+    def prohibited_hours_for(self, headers: Headers, recipient: str) -> ProhibitedHours | None:
+        return first_match(self.prohibited_hours, headers, recipient)
+
+    def hold_until(self, headers: Headers, recipient: str, now: datetime) -> datetime | None:
+        """When a delivery may go if ``now`` is inside its prohibited hours, else None."""
+        rule = self.prohibited_hours_for(headers, recipient)
+        return rule.release_at(now) if rule else None
+
+    def retry_for(self, headers: Headers, recipient: str) -> RetrySchedule:
+        schedule = RetrySchedule(self.retry.interval, self.retry.resend_period)
+        profile = first_match(self.retry.profiles, headers, recipient)
+        if profile is None:
+            return schedule
+        return RetrySchedule(
+            interval=profile.interval if profile.interval is not None else schedule.interval,
+            resend_period=(
+                profile.resend_period
+                if profile.resend_period is not None
+                else schedule.resend_period
+            ),
+        )
+
+    def forwarding_for(self, headers: Headers, recipient: str) -> ForwardingRule | None:
+        return first_match(self.forwarding, headers, recipient)
+
+    def dkim_for(self, from_domain: str) -> DkimKey | None:
+        return self._dkim_by_domain.get(from_domain.lower().removesuffix("."))
+
+    def api_user(self, name: str) -> ApiUser | None:
+        return next((u for u in self.api_users if u.name == name), None)
+
+
+# --- console ----------------------------------------------------------------------------------
+
+
+class ConsoleAccount(PolicyModel):
+    email: Email
+    role: ConsoleRole
+    password: Argon2Field
+    totp: SecretRefField | None = None  # a base32 TOTP secret; None = no second factor
+    language: Language = Language.EN
+    timezone: TimeZone = ZoneInfo("UTC")
+
+    def verify(self, password: str) -> bool:
+        """Slow by design (argon2): run it off the event loop."""
+        return self.password.verify(password)
+
+
+class Console(PolicyModel):
+    allowed_ips: tuple[IPNetwork, ...] = ANY_NETWORK
+    accounts: tuple[ConsoleAccount, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Console:
+        issues: list[tuple[Loc, str]] = []
+        find_duplicates(
+            issues,
+            ((("accounts", i, "email"), a.email.lower()) for i, a in enumerate(self.accounts)),
+        )
+        raise_issues(issues)
+        return self
+
+    def find_account(self, email: str) -> ConsoleAccount | None:
+        """Emails compare case-insensitively."""
+        email = email.lower()
+        return next((a for a in self.accounts if a.email.lower() == email), None)
+
+    def ip_allowed(self, ip: str | IPAddressValue) -> bool:
+        return in_networks(ip, self.allowed_ips)
+
+
+# --- the file ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUserMatch:
+    server_name: str
+    server: Server
+    user: ApiUser
+
+
+class Policy(PolicyModel):
+    """The whole postline.yaml."""
+
+    version: Version
+    retention_days: int = Field(default=40, ge=1)
+    source_ip_pools: dict[Name, tuple[IPAddress, ...]] = Field(default_factory=dict)
+    servers: dict[Name, Server]
+    console: Console = Console()
+
+    _users: dict[str, tuple[str, ApiUser]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        issues: list[tuple[Loc, str]] = []
+        if not self.servers:
+            issues.append((("servers",), "needs at least one server"))
+        for pool, addresses in self.source_ip_pools.items():
+            if not addresses:
+                issues.append((("source_ip_pools", pool), "a pool needs at least one address"))
+            find_duplicates(
+                issues, ((("source_ip_pools", pool, i), a) for i, a in enumerate(addresses))
+            )
+        users: dict[str, tuple[str, int]] = {}
+        unauth: list[tuple[str, IPNetworkValue]] = []
+        for name, server in self.servers.items():
+            here: Loc = ("servers", name)
+            pool_size = None
+            if server.source_ip_pool is not None:
+                if server.source_ip_pool not in self.source_ip_pools:
+                    known = ", ".join(self.source_ip_pools) or "none defined"
+                    issues.append(
+                        (
+                            (*here, "source_ip_pool"),
+                            f"unknown source IP pool {server.source_ip_pool!r} "
+                            f"(source_ip_pools: {known})",
+                        )
+                    )
+                else:
+                    pool_size = len(self.source_ip_pools[server.source_ip_pool])
+            # Inherited values come from an explicit "*" rule or the built-in 1, so checking
+            # the values written in the file is enough.
+            for i, rule in enumerate(server.speed):
+                if rule.source_ips is not None and rule.source_ips > (pool_size or 1):
+                    issues.append(
+                        (
+                            (*here, "speed", i, "source_ips"),
+                            f"source_ips is {rule.source_ips} but the server's source IP pool "
+                            f"has {pool_size or 'no'} address(es)",
+                        )
+                    )
+            for i, user in enumerate(server.api_users):
+                if user.name in users and users[user.name][0] != name:
+                    other, j = users[user.name]
+                    issues.append(
+                        (
+                            (*here, "api_users", i, "name"),
+                            f"api user {user.name!r} is also defined at servers.{other}"
+                            f".api_users[{j}]: a username identifies its server, so names "
+                            "are unique across servers",
+                        )
+                    )
+                users.setdefault(user.name, (name, i))
+            for net in server.relay.relay_without_auth_from:
+                for other, other_net in unauth:
+                    if (
+                        other != name
+                        and net.version == other_net.version
+                        and net.overlaps(other_net)
+                    ):
+                        issues.append(
+                            (
+                                (*here, "relay", "relay_without_auth_from"),
+                                f"{net} overlaps {other_net} of servers.{other}: an "
+                                "unauthenticated client must belong to one server",
+                            )
+                        )
+            unauth.extend((name, net) for net in server.relay.relay_without_auth_from)
+        raise_issues(issues)
+        self._users = {
+            user.name: (name, user)
+            for name, server in self.servers.items()
+            for user in server.api_users
+        }
+        for path, ref in _secret_refs(self, ()):
+            ref.key = dotted(path)
+        return self
+
+    @property
+    def api_user_count(self) -> int:
+        return len(self._users)
+
+    def server(self, name: str) -> Server:
+        """The server called ``name``; KeyError names the known ones."""
+        try:
+            return self.servers[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown server {name!r} (servers: {', '.join(self.servers)})"
+            ) from None
+
+    def find_api_user(self, name: str) -> tuple[str, ApiUser] | None:
+        """``(server name, user)`` for a username (SMTP AUTH, API), or None."""
+        return self._users.get(name)
+
+    def authenticate(
+        self, name: str, secret: str, ip: str | IPAddressValue | None = None
+    ) -> ApiUserMatch | None:
+        """The user if the name exists, the secret verifies and (when given) ``ip`` is in its
+        ``allowed_ips``; else None. Slow by design (argon2): run it off the event loop."""
+        found = self._users.get(name)
+        if found is None:
+            return None
+        server_name, user = found
+        if ip is not None and not user.ip_allowed(ip):
+            return None
+        if not user.verify(secret):
+            return None
+        return ApiUserMatch(server_name, self.servers[server_name], user)
+
+    def unauthenticated_server(self, ip: str | IPAddressValue) -> str | None:
+        """The server whose ``relay_without_auth_from`` covers ``ip`` (at most one: overlaps
+        are refused at load)."""
+        return next(
+            (n for n, s in self.servers.items() if s.relay.relays_without_auth_for(ip)), None
+        )
+
+    def source_addresses(self, server_name: str) -> tuple[IPAddressValue, ...]:
+        """The server's source IP pool; empty when it has none (the OS picks)."""
+        pool = self.server(server_name).source_ip_pool
+        return self.source_ip_pools[pool] if pool is not None else ()
+
+
+def _secret_refs(value: Any, path: Loc) -> Iterator[tuple[Loc, SecretRef]]:
+    if isinstance(value, SecretRef):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _secret_refs(getattr(value, field), (*path, field))
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            yield from _secret_refs(item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_refs(item, (*path, key))

@@ -1,0 +1,66 @@
+"""What every service process needs around its own work: a stop signal, health and metrics.
+
+Services without an HTTP server of their own serve ``/healthz`` (alive), ``/readyz`` (its
+dependencies answered) and ``/metrics`` (Prometheus) on ``POSTLINE_HEALTH_LISTEN``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+logger = logging.getLogger(__name__)
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Kubernetes sends SIGTERM on rolling updates)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:port``) to a host and a port."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve_health(listen: str, ready: Callable[[], bool]) -> asyncio.Server:
+    """A minimal HTTP/1.0 responder for probes and scraping (no framework on the hot path)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), timeout=5)
+            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            if path == "/healthz":
+                status, ctype, body = "200 OK", "text/plain", b"ok\n"
+            elif path == "/readyz":
+                ok = ready()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                ctype, body = "text/plain", b"ready\n" if ok else b"not ready\n"
+            elif path == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            head = f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    host, port = split_listen(listen)
+    server = await asyncio.start_server(answer, host, port)
+    logger.info("%s serving /healthz /readyz /metrics", listen)
+    return server

@@ -1,0 +1,26 @@
+"""The settings base every service's settings class derives from.
+
+Settings come from environment variables (``POSTLINE_*``) only; nothing else in Postline reads
+``os.environ``. Required values have no default, so a missing one fails at start-up naming the
+variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: the broker, the policy file, the shard count, telemetry."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTLINE_", extra="ignore")
+
+    amqp_url: str = Field(description="RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/")
+    policy: Path = Field(description="path of postline.yaml")
+    shards: int = Field(default=4, ge=1, le=256, description="scheduler shard count (constant)")
+    log_level: str = "INFO"
+    otel_exporter: str = Field(default="none", pattern="^(none|console|otlp)$")
+    health_listen: str = Field(default="", description="host:port of /healthz /readyz /metrics")

@@ -1,0 +1,1 @@
+"""Postline scheduler service."""

@@ -1,0 +1,230 @@
+"""Start, watch and stop the five services and the destination simulator as processes.
+
+``make run`` uses it with the design's default ports; end-to-end tests use it with a port
+offset, a private RabbitMQ vhost and a temporary data directory, so they never collide with a
+running ``make run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SERVICES = ("reports", "bounce", "scheduler", "sender", "ingress")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The design's local addresses, shifted by ``offset``."""
+
+    offset: int = 0
+    host: str = "127.0.0.1"
+
+    def addr(self, port: int) -> str:
+        return f"{self.host}:{port + self.offset}"
+
+    @property
+    def smtp(self) -> str:
+        return self.addr(2525)
+
+    @property
+    def api(self) -> str:
+        return self.addr(8025)
+
+    @property
+    def ingress_grpc(self) -> str:
+        return self.addr(50051)
+
+    @property
+    def scheduler_grpc(self) -> str:
+        return self.addr(50052)
+
+    @property
+    def bounce_smtp(self) -> str:
+        return self.addr(2526)
+
+    @property
+    def bounce_grpc(self) -> str:
+        return self.addr(50053)
+
+    @property
+    def reports(self) -> str:
+        return self.addr(8080)
+
+    @property
+    def reports_grpc(self) -> str:
+        return self.addr(50054)
+
+    @property
+    def simulator(self) -> str:
+        return self.addr(2600)
+
+    @property
+    def simulator_control(self) -> str:
+        return self.addr(2601)
+
+    def health(self, service: str) -> str:
+        return {
+            "scheduler": self.addr(9102),
+            "sender": self.addr(9103),
+            "bounce": self.addr(9104),
+            "ingress": self.api,
+            "reports": self.reports,
+        }[service]
+
+
+@dataclass
+class Stack:
+    policy: Path
+    data_dir: Path
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    ports: Ports = field(default_factory=Ports)
+    shards: int = 4
+    log_dir: Path | None = None        # None: children log to this process's stderr
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return f"chdb://{self.data_dir / 'clickhouse' / 'reports'}"
+
+    def env(self, service: str) -> dict[str, str]:
+        p = self.ports
+        listen = {
+            "ingress": {
+                "POSTLINE_SMTP_LISTEN": p.smtp,
+                "POSTLINE_HTTP_LISTEN": p.api,
+                "POSTLINE_GRPC_LISTEN": p.ingress_grpc,
+            },
+            "scheduler": {"POSTLINE_GRPC_LISTEN": p.scheduler_grpc},
+            "sender": {},
+            "bounce": {
+                "POSTLINE_SMTP_LISTEN": p.bounce_smtp,
+                "POSTLINE_GRPC_LISTEN": p.bounce_grpc,
+                "POSTLINE_CLICKHOUSE_DSN": f"chdb://{self.data_dir / 'clickhouse' / 'bounce'}",
+            },
+            "reports": {
+                "POSTLINE_HTTP_LISTEN": p.reports,
+                "POSTLINE_GRPC_LISTEN": p.reports_grpc,
+                "POSTLINE_CLICKHOUSE_DSN": self.clickhouse_dsn,
+            },
+        }[service]
+        env = {
+            **os.environ,
+            "POSTLINE_AMQP_URL": self.amqp_url,
+            "POSTLINE_POLICY": str(self.policy),
+            "POSTLINE_SHARDS": str(self.shards),
+            **listen,
+            **self.extra_env,
+        }
+        if service in ("scheduler", "sender", "bounce"):
+            env["POSTLINE_HEALTH_LISTEN"] = p.health(service)
+        return env
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "postline.common.cli", "migrate", "--dsn", self.clickhouse_dsn],
+            check=True,
+            env={**os.environ, "POSTLINE_POLICY": str(self.policy)},
+        )
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT if out else None
+        )
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+        sim_args = ["-m", "postline.simulator", "--smtp", self.ports.simulator]
+        sim_args += ["--control", self.ports.simulator_control]
+        self._spawn("simulator", sim_args, dict(os.environ))
+        for service in SERVICES:
+            self._spawn(service, ["-m", f"postline.{service}"], self.env(service))
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        checks: dict[str, Callable[[], bool]] = {
+            name: (lambda n=name: _http_ok(f"http://{self.ports.health(n)}/readyz"))
+            for name in SERVICES
+        }
+        checks["simulator"] = lambda: _http_ok(f"http://{self.ports.simulator_control}/healthz")
+        deadline = time.monotonic() + timeout
+        pending = set(checks)
+        while pending:
+            for name in list(pending):
+                code = self.processes[name].poll()
+                if code is not None:
+                    raise RuntimeError(f"{name} exited with {code} while starting")
+                if checks[name]():
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
+        """SIGTERM everything (ingress first, so nothing new comes in), then wait; SIGKILL late ones."""
+        order = ["ingress", "scheduler", "sender", "bounce", "reports", "simulator"]
+        for name in order:
+            proc = self.processes.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
+        for name in order:
+            proc = self.processes.get(name)
+            if proc is None:
+                continue
+            try:
+                codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop in time; killed", name)
+                proc.kill()
+                codes[name] = proc.wait()
+        self.processes.clear()
+        return codes
+
+    def describe(self) -> str:
+        p = self.ports
+        return "\n".join(
+            [
+                "Postline is running:",
+                f"  SMTP relay        {p.smtp}  (AUTH PLAIN/LOGIN, user dev / dev-secret)",
+                f"  send API          http://{p.api}   (Bearer dev:dev-secret)",
+                f"  reports + console http://{p.reports}   (admin@example.test / admin)",
+                f"  ingress gRPC      {p.ingress_grpc}",
+                f"  scheduler gRPC    {p.scheduler_grpc}",
+                f"  bounce SMTP       {p.bounce_smtp}",
+                f"  bounce gRPC       {p.bounce_grpc}",
+                f"  reports gRPC      {p.reports_grpc}",
+                f"  simulator         {p.simulator} (every *.test domain), control http://{p.simulator_control}",
+                f"  RabbitMQ          {self.amqp_url}",
+                f"  ClickHouse        {self.clickhouse_dsn}",
+                f"  policy            {self.policy}",
+                "Ctrl-C stops everything.",
+            ]
+        )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

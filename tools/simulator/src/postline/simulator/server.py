@@ -1,0 +1,147 @@
+"""The SMTP side: an aiosmtpd protocol that records sessions and a handler that answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from postline.simulator.behaviour import (
+    REPLY_INTERNAL_ERROR,
+    REPLY_OK,
+    REPLY_QUEUED,
+    REPLY_RCPT_OK,
+    Behaviour,
+    domain_of,
+)
+from postline.simulator.records import Recorder
+
+logger = logging.getLogger(__name__)
+
+
+class SimulatorSMTP(SMTP):
+    """One client connection; numbers the session and tells the recorder when it ends."""
+
+    def __init__(
+        self,
+        handler: SimulatorHandler,
+        recorder: Recorder,
+        connections: set[SimulatorSMTP],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.recorder = recorder
+        self._connections = connections
+        self.session_id: int | None = None
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # STARTTLS calls this again with the TLS transport: same connection, same session id.
+        first = self.session_id is None
+        super().connection_made(transport)
+        if first:
+            self.session_id = self.recorder.connection_opened()
+            self._connections.add(self)
+            logger.info("session %s opened from %s", self.session_id, self.peer)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self.session_id is not None and self in self._connections:
+            self._connections.discard(self)
+            self.recorder.connection_closed(self.session_id)
+            logger.info("session %s closed", self.session_id)
+        self.closed.set()
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        reply = status if isinstance(status, str) else status.decode("ascii", "replace")
+        # RFC 5321 section 3.8: after a 421 the server closes the transmission channel.
+        if reply.startswith("421") and self.transport is not None:
+            self.transport.close()
+
+    @property
+    def peer(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            host = f"[{peer[0]}]" if ":" in str(peer[0]) else peer[0]
+            return f"{host}:{peer[1]}"
+        return str(peer)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class SimulatorHandler:
+    """aiosmtpd hooks: answer each RCPT by its local part, record each accepted message."""
+
+    def __init__(self, behaviour: Behaviour, recorder: Recorder, slow_seconds: float) -> None:
+        self.behaviour = behaviour
+        self.recorder = recorder
+        self.slow_seconds = slow_seconds
+
+    async def handle_EHLO(
+        self,
+        server: SimulatorSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # aiosmtpd reads commands one line at a time, so pipelined commands just work.
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(
+        self,
+        server: SimulatorSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        session_id = _session_id(server)
+        domain = domain_of(address)
+        self.recorder.rcpt_seen(session_id, domain)
+        reply = self.behaviour.rcpt_reply(address)
+        if reply is not None:
+            self.recorder.rcpt_rejected(domain)
+            logger.info("%s rejected in session %s: %s", address, session_id, reply)
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return REPLY_RCPT_OK
+
+    async def handle_RSET(self, server: SimulatorSMTP, session: Session, envelope: Envelope) -> str:
+        self.recorder.transaction_reset(_session_id(server))
+        return REPLY_OK
+
+    async def handle_DATA(self, server: SimulatorSMTP, session: Session, envelope: Envelope) -> str:
+        session_id = _session_id(server)
+        if any(self.behaviour.is_slow(rcpt) for rcpt in envelope.rcpt_tos):
+            logger.info("session %s: slow recipient, answering DATA late", session_id)
+            await asyncio.sleep(self.slow_seconds)
+        raw = envelope.original_content or b""
+        record = self.recorder.message_accepted(
+            session_id=session_id,
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=list(envelope.rcpt_tos),
+            peer=server.peer,
+            tls=session.ssl is not None,
+            helo=session.host_name,
+            raw=raw,
+        )
+        logger.info(
+            "message %s accepted in session %s for %s", record.id, session_id, record.rcpt_tos
+        )
+        return REPLY_QUEUED.format(message_id=record.id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        logger.error("simulator hook failed", exc_info=error)
+        return REPLY_INTERNAL_ERROR
+
+
+def _session_id(server: SimulatorSMTP) -> int:
+    assert server.session_id is not None, "hooks run only on an open connection"
+    return server.session_id

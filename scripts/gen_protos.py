@@ -1,7 +1,7 @@
 """Regenerate packages/contracts from proto/ (the only contract source).
 
-    python scripts/gen_protos.py          # rewrite packages/contracts/src/postline/v1
-    python scripts/gen_protos.py --check  # exit 1 if the checked-in code is stale (CI)
+python scripts/gen_protos.py          # rewrite packages/contracts/src/postline/v1
+python scripts/gen_protos.py --check  # exit 1 if the checked-in code is stale (CI)
 """
 
 from __future__ import annotations
@@ -47,9 +47,15 @@ def generate(out_root: Path) -> None:
 
 def stale_files(expected: Path, actual: Path) -> list[str]:
     want = {p.relative_to(expected) for p in expected.rglob("*") if p.is_file()}
-    have = {p.relative_to(actual) for p in actual.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    have = {
+        p.relative_to(actual)
+        for p in actual.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     diff = sorted(str(p) for p in want ^ have)
-    diff += sorted(str(p) for p in want & have if not filecmp.cmp(expected / p, actual / p, shallow=False))
+    diff += sorted(
+        str(p) for p in want & have if not filecmp.cmp(expected / p, actual / p, shallow=False)
+    )
     return diff
 
 

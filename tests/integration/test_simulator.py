@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import aiosmtplib
 import pytest
+
 from postline.simulator import Simulator
 from postline.simulator.client import SimulatorClient
 

@@ -74,7 +74,9 @@ def test_shards_are_stable_and_spread() -> None:
     assert delay_bucket(0.2) == 1 and delay_bucket(70) == 60 and delay_bucket(10**6) == 3600
 
 
-async def _get(broker: Broker, queue: str, timeout: float = 10.0) -> aio_pika.abc.AbstractIncomingMessage:
+async def _get(
+    broker: Broker, queue: str, timeout: float = 10.0
+) -> aio_pika.abc.AbstractIncomingMessage:
     channel = await broker.connection.channel()
     q = await channel.get_queue(queue, ensure=False)
     deadline = asyncio.get_running_loop().time() + timeout

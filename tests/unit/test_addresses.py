@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from postline.common.addresses import (
     MAX_ADDRESS_LENGTH,
     Address,

@@ -57,5 +57,3 @@ class Credentials:
             return None
         self._verified[key] = time.monotonic() + _CACHE_SECONDS
         return Principal(server, user.name)
-
-

@@ -7,10 +7,13 @@ dependencies answered) and ``/metrics`` (Prometheus) on ``POSTLINE_HEALTH_LISTEN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,9 @@ async def serve_health(listen: str, ready: Callable[[], bool]) -> asyncio.Server
                 status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            head = f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            head = (
+                f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError, IndexError):
@@ -64,3 +69,34 @@ async def serve_health(listen: str, ready: Callable[[], bool]) -> asyncio.Server
     server = await asyncio.start_server(answer, host, port)
     logger.info("%s serving /healthz /readyz /metrics", listen)
     return server
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a service's own loop: the service, not uvicorn, owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """An ASGI app served on ``host:port`` until ``stop()``."""
+
+    def __init__(self, app: Any, listen: str) -> None:
+        host, port = split_listen(listen)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # re-raise why it could not start (e.g. port in use)
+                raise RuntimeError("HTTP server stopped while starting")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

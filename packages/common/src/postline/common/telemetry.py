@@ -37,9 +37,7 @@ def setup_telemetry(service: str, exporter: str = "none", log_level: str = "INFO
     handler = logging.StreamHandler()
     handler.addFilter(TraceIdFilter())
     handler.setFormatter(
-        logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s] %(message)s"
-        )
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s] %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

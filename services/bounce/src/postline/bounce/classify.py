@@ -12,7 +12,7 @@ import yaml
 
 @dataclass(frozen=True)
 class Classification:
-    status: int          # 1..10, 99 (see the design's table)
+    status: int  # 1..10, 99 (see the design's table)
     permanent: bool
 
 

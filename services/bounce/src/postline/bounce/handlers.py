@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
+from postline.bounce.classify import classify_reply
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
 from postline.common.broker.topology import ERROR_EVENT_KEY
 from postline.common.events import error_event
 from postline.common.semconv import DELIVERY_ID, ERROR_STATUS, SPAN_CLASSIFY
 from postline.common.telemetry import tracer
-from postline.bounce.classify import classify_reply
 from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)

@@ -6,11 +6,9 @@ import asyncio
 import logging
 import ssl
 
-import uvicorn
-
 from postline.common.broker import Broker, Topology
 from postline.common.policy import load_policy
-from postline.common.runtime import split_listen, stop_event
+from postline.common.runtime import HttpServer, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.ingress.http import create_app
 from postline.ingress.settings import IngressSettings
@@ -41,20 +39,15 @@ async def main() -> None:
     smtp = await start_smtp(
         handler, smtp_host, smtp_port, tls_context=_tls_context(settings), max_message_size=max_size
     )
-    http_host, http_port = split_listen(settings.http_listen)
-    http = uvicorn.Server(
-        uvicorn.Config(create_app(broker), host=http_host, port=http_port, log_config=None)
-    )
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    http_task = asyncio.create_task(http.serve())
+    http = HttpServer(create_app(broker), settings.http_listen)
+    await http.start()
     logger.info("ingress SMTP on %s, HTTP on %s", settings.smtp_listen, settings.http_listen)
 
     await stop.wait()
     logger.info("ingress stopping")
     smtp.close()
     await smtp.wait_closed()
-    http.should_exit = True
-    await http_task
+    await http.stop()
     await broker.close()
 
 

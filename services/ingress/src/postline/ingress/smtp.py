@@ -17,11 +17,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from postline.common.addresses import AddressError, parse_address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
+from postline.common.credentials import Credentials, Principal
 from postline.common.policy import Policy
 from postline.common.semconv import SPAN_SMTP_TRANSACTION
 from postline.common.telemetry import tracer
 from postline.ingress import replies
-from postline.common.credentials import Credentials, Principal
 from postline.ingress.submission import Submission, submit
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ class RelayHandler:
         if session.ssl is None and not client_ip.startswith(_LOOPBACK):
             return AuthResult(success=False, handled=True, message="538 5.7.11 Encryption required")
         login = data.login.decode("utf-8", "replace")
-        principal = self.credentials.check(login, data.password.decode("utf-8", "replace"), client_ip)
+        principal = self.credentials.check(
+            login, data.password.decode("utf-8", "replace"), client_ip
+        )
         if principal is None:
             logger.info("%s AUTH %s failed for %s", client_ip, mechanism, login)
             return AuthResult(success=False, handled=False)
@@ -117,7 +119,9 @@ class RelayHandler:
                     Submission(
                         server=principal.server,
                         api_user=principal.api_user,
-                        envelope_from=parse_address(envelope.mail_from) if envelope.mail_from else None,
+                        envelope_from=parse_address(envelope.mail_from)
+                        if envelope.mail_from
+                        else None,
                         recipients=[parse_address(a) for a in envelope.rcpt_tos],
                         content=content,
                         client_ip=_client_ip(session),

@@ -32,7 +32,7 @@ _REPEATING = frozenset({"received", "dkim-signature", "authentication-results", 
 class Submission:
     server: str
     api_user: str
-    envelope_from: Address | None   # None: the null reverse-path <>
+    envelope_from: Address | None  # None: the null reverse-path <>
     recipients: list[Address]
     content: bytes
     client_ip: str
@@ -99,7 +99,10 @@ async def submit(broker: Broker, submission: Submission, hostname: str) -> Accep
     ]
     shards = broker.topology.shards
     await asyncio.gather(
-        *(broker.publish(accepted_key(shard_for(d.recipient_domain, shards)), d) for d in deliveries)
+        *(
+            broker.publish(accepted_key(shard_for(d.recipient_domain, shards)), d)
+            for d in deliveries
+        )
     )
     await _publish_queued(broker, deliveries)
     return Accepted(message_id, deliveries)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import uvicorn
-
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
-from postline.common.runtime import split_listen, stop_event
+from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.reports.http import create_app
 from postline.reports.ingest import TYPES, Ingest
@@ -35,16 +33,13 @@ async def main() -> None:
     stop = stop_event()
     await broker.consume(REPORTS_EVENTS, TYPES, Ingest(store).on_event, prefetch=100)
 
-    host, port = split_listen(settings.http_listen)
     app = create_app(store, policy, ready=lambda: broker.connected)
-    http = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    http_task = asyncio.create_task(http.serve())
+    http = HttpServer(app, settings.http_listen)
+    await http.start()
     logger.info("reports HTTP on %s", settings.http_listen)
     await stop.wait()
     logger.info("reports stopping")
-    http.should_exit = True
-    await http_task
+    await http.stop()
     await broker.close()
     store.close()
 

@@ -54,7 +54,7 @@ def create_app(store: Store, policy: Policy, ready: object = None) -> FastAPI:
 
     @app.get("/api/v1/deliveries")
     async def deliveries(request: Request) -> JSONResponse:
-        """Delivery log search: start, end (YYYY-MM-DD) mandatory; status, address, api_user, page."""
+        """Delivery log: start, end (YYYY-MM-DD) mandatory; status, address, api_user, page."""
         return await search(request, "deliveries")
 
     @app.get("/api/v1/errors")

@@ -78,7 +78,9 @@ class Ingest:
         self, event: events_pb2.DeliveryEvent | events_pb2.ErrorClassified, meta: Delivery
     ) -> None:
         if isinstance(event, events_pb2.DeliveryEvent):
-            await self.store.insert("postline.delivery_events", [delivery_row(event)], DELIVERY_EVENT_COLUMNS)
+            await self.store.insert(
+                "postline.delivery_events", [delivery_row(event)], DELIVERY_EVENT_COLUMNS
+            )
             INGESTED.labels("delivery").inc()
         else:
             await self.store.insert("postline.error_log", [error_row(event)], ERROR_COLUMNS)

@@ -16,7 +16,17 @@ MAX_RESULTS = 100
 PAGE_SIZE = 10
 DELIVERY_STATUSES = ("queued", "deferred", "succeeded", "failed")
 ERROR_STATUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99)
-CSV_FIELDS = ("created", "status", "from", "to", "messageId", "returnPath", "subject", "apiData", "reason")
+CSV_FIELDS = (
+    "created",
+    "status",
+    "from",
+    "to",
+    "messageId",
+    "returnPath",
+    "subject",
+    "apiData",
+    "reason",
+)
 
 
 class SearchError(ValueError):
@@ -102,7 +112,9 @@ _COMMON = (
 )
 
 
-def deliveries_sql(q: SearchQuery, limit: int | None = MAX_RESULTS + 1) -> tuple[str, dict[str, Any]]:
+def deliveries_sql(
+    q: SearchQuery, limit: int | None = MAX_RESULTS + 1
+) -> tuple[str, dict[str, Any]]:
     where, params = _where(q, "status", "String")
     sql = (
         f"SELECT {_COMMON}, status FROM postline.delivery_log FINAL WHERE {where} "
@@ -125,7 +137,9 @@ def report_row(row: dict[str, Any]) -> dict[str, Any]:
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     return {
-        "created": created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "created": created.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "status": row["status"],
         "from": row["envelope_from"],
         "to": row["recipient"],

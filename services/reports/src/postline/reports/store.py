@@ -26,7 +26,9 @@ class Store:
     async def run(self, fn: Callable[[Client], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._client)
 
-    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+    async def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
         await self.run(lambda c: c.insert(table, rows, column_names=list(columns)))
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:

@@ -31,7 +31,9 @@ async def main() -> None:
     stop = stop_event()
     scheduler = Scheduler(broker, policy, time.time)
     for shard in range(settings.shards):
-        await broker.consume(inbound_queue(shard), delivery_pb2.AcceptedDelivery, scheduler.on_accepted)
+        await broker.consume(
+            inbound_queue(shard), delivery_pb2.AcceptedDelivery, scheduler.on_accepted
+        )
         await broker.consume(results_queue(shard), delivery_pb2.DeliveryResult, scheduler.on_result)
     health = await serve_health(settings.health_listen, lambda: broker.connected)
     logger.info("scheduler consuming %d shards", settings.shards)

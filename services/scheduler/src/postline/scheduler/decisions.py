@@ -28,7 +28,7 @@ TLS_MODES: dict[str, TlsMode.ValueType] = {
 
 @dataclass(frozen=True)
 class Route:
-    host: str            # empty: the recipient domain's MX
+    host: str  # empty: the recipient domain's MX
     port: int
     tls: TlsMode.ValueType
 

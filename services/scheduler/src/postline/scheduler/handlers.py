@@ -19,7 +19,13 @@ from postline.common.broker.topology import (
 )
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy
-from postline.common.semconv import DELIVERY_ID, RECIPIENT_DOMAIN, SERVER, SPAN_RESULT, SPAN_SCHEDULE
+from postline.common.semconv import (
+    DELIVERY_ID,
+    RECIPIENT_DOMAIN,
+    SERVER,
+    SPAN_RESULT,
+    SPAN_SCHEDULE,
+)
 from postline.common.telemetry import tracer
 from postline.scheduler import decisions
 from postline.v1 import delivery_pb2, events_pb2
@@ -64,17 +70,28 @@ class Scheduler:
             match decision:
                 case decisions.Final(succeeded=True):
                     event = delivery_event(
-                        delivery, events_pb2.DELIVERY_STATUS_SUCCEEDED, now, result=result, attempt=attempt
+                        delivery,
+                        events_pb2.DELIVERY_STATUS_SUCCEEDED,
+                        now,
+                        result=result,
+                        attempt=attempt,
                     )
                     await self.broker.publish(DELIVERY_EVENT_KEY, event)
                 case decisions.Final(succeeded=False):
                     event = delivery_event(
-                        delivery, events_pb2.DELIVERY_STATUS_FAILED, now, result=result, attempt=attempt
+                        delivery,
+                        events_pb2.DELIVERY_STATUS_FAILED,
+                        now,
+                        result=result,
+                        attempt=attempt,
                     )
                     await self.broker.publish(DELIVERY_EVENT_KEY, event)
                 case decisions.Retry(not_before=not_before):
                     await self.broker.publish_delayed(
-                        result_key(result.task.shard, "deferred"), result, not_before=not_before, now=now
+                        result_key(result.task.shard, "deferred"),
+                        result,
+                        not_before=not_before,
+                        now=now,
                     )
                     event = delivery_event(
                         delivery,
@@ -86,9 +103,13 @@ class Scheduler:
                     )
                     await self.broker.publish(DELIVERY_EVENT_KEY, event)
                 case decisions.Expired(reason=reason):
-                    await self._fail(delivery, events_pb2.ERROR_STATUS_RESEND_TIMEOUT, reason, now, result)
+                    await self._fail(
+                        delivery, events_pb2.ERROR_STATUS_RESEND_TIMEOUT, reason, now, result
+                    )
 
-    async def _retry_due(self, result: delivery_pb2.DeliveryResult, not_before: float, now: float) -> None:
+    async def _retry_due(
+        self, result: delivery_pb2.DeliveryResult, not_before: float, now: float
+    ) -> None:
         """A parked retry came back: re-park if still early, else send the next attempt."""
         if now < not_before:
             await self.broker.publish_delayed(

@@ -1,4 +1,4 @@
-"""``python -m postline.sender``: the composition root of a sender (stateless, scale by replicas)."""
+"""``python -m postline.sender``: a sender's composition root (stateless; scale by replicas)."""
 
 from __future__ import annotations
 

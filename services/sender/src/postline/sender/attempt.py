@@ -103,8 +103,8 @@ async def _send(
         sender = task.return_path or delivery.envelope_from
         errors, response = await client.sendmail(sender, [delivery.recipient], delivery.content)
         if errors:
-            refused = next(iter(errors.values()))
-            return Reply(refused.code, refused.message, "rcpt"), _tls(client)
+            response_ = next(iter(errors.values()))
+            return Reply(response_.code, response_.message, "rcpt"), _tls(client)
         return Reply(250, response, "data"), _tls(client)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         refused = exc.recipients[0]

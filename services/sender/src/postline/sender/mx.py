@@ -18,8 +18,8 @@ async def mail_hosts(domain: str) -> list[str]:
         raise NoMailHost(f"{domain}: no such domain") from exc
     except dns.resolver.NoAnswer:
         return [domain]  # implicit MX: the domain's own address records
-    records = sorted(answer, key=lambda r: r.preference)  # type: ignore[attr-defined]
-    hosts = [str(r.exchange).rstrip(".") for r in records]  # type: ignore[attr-defined]
+    records = sorted(answer, key=lambda r: r.preference)
+    hosts = [str(r.exchange).rstrip(".") for r in records]
     if hosts == [""]:
         raise NoMailHost(f"{domain}: null MX, the domain accepts no mail")
     return hosts

@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +90,7 @@ class Stack:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     ports: Ports = field(default_factory=Ports)
     shards: int = 4
-    log_dir: Path | None = None        # None: children log to this process's stderr
+    log_dir: Path | None = None  # None: children log to this process's stderr
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -143,7 +142,7 @@ class Stack:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
+            out = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT if out else None
         )
@@ -159,19 +158,16 @@ class Stack:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
-        checks: dict[str, Callable[[], bool]] = {
-            name: (lambda n=name: _http_ok(f"http://{self.ports.health(n)}/readyz"))
-            for name in SERVICES
-        }
-        checks["simulator"] = lambda: _http_ok(f"http://{self.ports.simulator_control}/healthz")
+        urls = {name: f"http://{self.ports.health(name)}/readyz" for name in SERVICES}
+        urls["simulator"] = f"http://{self.ports.simulator_control}/healthz"
         deadline = time.monotonic() + timeout
-        pending = set(checks)
+        pending = set(urls)
         while pending:
             for name in list(pending):
                 code = self.processes[name].poll()
                 if code is not None:
                     raise RuntimeError(f"{name} exited with {code} while starting")
-                if checks[name]():
+                if _http_ok(urls[name]):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(pending))}")
@@ -179,7 +175,7 @@ class Stack:
                 time.sleep(0.2)
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM everything (ingress first, so nothing new comes in), then wait; SIGKILL late ones."""
+        """SIGTERM all (ingress first: nothing new comes in), wait, SIGKILL the late ones."""
         order = ["ingress", "scheduler", "sender", "bounce", "reports", "simulator"]
         for name in order:
             proc = self.processes.get(name)

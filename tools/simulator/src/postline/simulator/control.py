@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
 from postline.simulator.behaviour import Behaviour
 from postline.simulator.records import Recorder
 

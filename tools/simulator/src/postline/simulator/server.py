@@ -7,6 +7,7 @@ import logging
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
 from postline.simulator.behaviour import (
     REPLY_INTERNAL_ERROR,
     REPLY_OK,

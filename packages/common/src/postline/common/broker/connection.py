@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aio_pika
-from pamqp.commands import Basic
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractRobustConnection,
 )
 from google.protobuf.message import Message as ProtoMessage
+from pamqp.commands import Basic
 
 from postline.common.broker.consumer import Handler, MessageTypes, consume
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
@@ -103,9 +103,7 @@ class Broker:
             )
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise BrokerUnavailable(f"publish to {routing_key} not confirmed: {exc!r}") from exc
-        if confirmation is not None and not isinstance(
-            confirmation, Basic.Ack
-        ):
+        if confirmation is not None and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"publish to {routing_key} refused: {confirmation!r}")
 
     async def publish_delayed(

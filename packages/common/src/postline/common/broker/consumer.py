@@ -54,8 +54,8 @@ def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> Prot
     """Decode a body as its ``x-postline-type`` header says (or the only type expected)."""
     if isinstance(types, type):
         return types.FromString(body)
-    name = headers.get("x-postline-type")
-    name = name.decode() if isinstance(name, bytes) else name
+    raw = headers.get("x-postline-type")
+    name = raw.decode() if isinstance(raw, bytes) else str(raw)
     if name not in types:
         raise PoisonMessage(f"unexpected message type {name!r}")
     return types[name].FromString(body)

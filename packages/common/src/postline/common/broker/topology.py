@@ -113,7 +113,9 @@ class Topology:
         specs.append(QueueSpec(REPORTS_EVENTS, ("event.#",), dead))
         for bucket in DELAY_BUCKETS:
             args = {"x-message-ttl": bucket * 1000, "x-dead-letter-exchange": EXCHANGE}
-            specs.append(QueueSpec(delay_queue(bucket), ("",), args, exchange=delay_exchange(bucket)))
+            specs.append(
+                QueueSpec(delay_queue(bucket), ("",), args, exchange=delay_exchange(bucket))
+            )
         return specs
 
     async def declare(self, channel: AbstractChannel) -> AbstractExchange:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from postline.common.clickhouse.client import connect
-from postline.common.clickhouse.migrate import all_migrations, apply_migrations, applied_versions
+from postline.common.clickhouse.migrate import all_migrations, applied_versions, apply_migrations
 
 
 @click.command("migrate")

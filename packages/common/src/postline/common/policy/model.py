@@ -250,7 +250,7 @@ class Server(PolicyModel):
             "a group is one shared limit: give it one rule",
         )
         raise_issues(issues)
-        self._speed = SpeedTable(self.speed)
+        self._speed = SpeedTable.build(self.speed)
         self._dkim_by_domain = {k.domain: k for k in self.dkim}
         return self
 

@@ -105,22 +105,32 @@ class SpeedLimit:
     rule: int | None
 
 
+@dataclass(frozen=True, slots=True)
 class SpeedTable:
     """A server's rules with their limits resolved once, at load."""
 
-    def __init__(self, rules: tuple[SpeedRule, ...]) -> None:
+    default: SpeedLimit
+    rules: tuple[tuple[SpeedRule, SpeedLimit], ...]
+    uses_mx: bool
+
+    @classmethod
+    def build(cls, rules: tuple[SpeedRule, ...]) -> SpeedTable:
         default_rule = next((r for r in rules if r.is_default), None)
         base = {**BUILTIN_SPEED, **(default_rule.written_limits() if default_rule else {})}
-        self.default = SpeedLimit(key="", group=None, rule=None, **base)
-        self.rules = [
-            (
-                rule,
-                SpeedLimit(key="", group=rule.group, rule=i, **{**base, **rule.written_limits()}),
-            )
-            for i, rule in enumerate(rules)
-            if not rule.is_default
-        ]
-        self.uses_mx = any(rule.mx is not None for rule in rules)
+        return cls(
+            default=SpeedLimit(key="", group=None, rule=None, **base),
+            rules=tuple(
+                (
+                    rule,
+                    SpeedLimit(
+                        key="", group=rule.group, rule=i, **{**base, **rule.written_limits()}
+                    ),
+                )
+                for i, rule in enumerate(rules)
+                if not rule.is_default
+            ),
+            uses_mx=any(rule.mx is not None for rule in rules),
+        )
 
     def limit_for(self, domain: str, mx_hosts: Iterable[str] = ()) -> SpeedLimit:
         domain = domain.lower().removesuffix(".")

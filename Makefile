@@ -1,0 +1,39 @@
+# Every CI step is a target here; `make test` is exactly what CI runs (.ci/run).
+PY := .venv/bin/python
+POSTLINE_POLICY ?= postline.dev.yaml
+
+.PHONY: run test install protos protos-check lint typecheck unit integration e2e bench clean
+
+run: install                       ## the whole system locally (Ctrl-C stops it)
+	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
+
+test: install protos-check lint typecheck   ## every check and every test
+	$(PY) -m pytest -q
+
+install:
+	@scripts/bootstrap.sh
+
+protos:                            ## regenerate packages/contracts from proto/
+	$(PY) scripts/gen_protos.py
+
+protos-check:                      ## fail if packages/contracts is stale
+	$(PY) scripts/gen_protos.py --check
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck:
+	.venv/bin/mypy packages/common/src services tools/simulator/src tools/devstack/src
+
+unit:
+	$(PY) -m pytest -q tests/unit
+
+integration:
+	$(PY) -m pytest -q tests/integration
+
+e2e:
+	$(PY) -m pytest -q tests/e2e
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

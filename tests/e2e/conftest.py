@@ -1,0 +1,75 @@
+"""The whole system as separate processes, on shifted ports, a private vhost and data dir."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from postline.devstack import Ports, Stack
+from postline.simulator.client import SimulatorClient
+from tests.conftest import DEV_POLICY
+
+PORT_OFFSET = 10_000
+
+
+def test_policy(tmp_path: Path, ports: Ports) -> Path:
+    """The dev policy with its simulator route pointed at the shifted simulator port."""
+    text = DEV_POLICY.read_text()
+    assert "to: 127.0.0.1:2600" in text
+    path = tmp_path / "postline.test.yaml"
+    path.write_text(text.replace("to: 127.0.0.1:2600", f"to: {ports.simulator}"))
+    return path
+
+
+@pytest.fixture
+def stack(amqp_url: str, tmp_path: Path) -> Iterator[Stack]:
+    ports = Ports(offset=PORT_OFFSET)
+    stack = Stack(
+        policy=test_policy(tmp_path, ports),
+        data_dir=tmp_path / "var",
+        amqp_url=amqp_url,
+        ports=ports,
+        shards=2,
+        log_dir=tmp_path / "logs",
+    )
+    try:
+        stack.start(timeout=90)
+        yield stack
+    except BaseException:
+        for log in sorted((tmp_path / "logs").glob("*.log")):
+            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        raise
+    finally:
+        codes = stack.stop()
+        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
+
+
+@pytest.fixture
+def simulator(stack: Stack) -> SimulatorClient:
+    return SimulatorClient(f"http://{stack.ports.simulator_control}")
+
+
+class ReportsClient:
+    def __init__(self, base: str, user: str = "dev", secret: str = "dev-secret") -> None:
+        self.base = base
+        self.auth = f"Bearer {user}:{secret}"
+
+    def get(self, path: str, **params: str) -> dict[str, Any]:
+        today = datetime.now(UTC).date().isoformat()
+        query = {"start": today, "end": today, **params}
+        url = f"{self.base}{path}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, headers={"Authorization": self.auth})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def reports(stack: Stack) -> ReportsClient:
+    return ReportsClient(f"http://{stack.ports.reports}")

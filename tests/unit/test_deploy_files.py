@@ -52,9 +52,10 @@ SERVICE_ENV = {
         "POSTLINE_GRPC_LISTEN",
         "POSTLINE_TLS_CERT",
         "POSTLINE_TLS_KEY",
+        "POSTLINE_HOSTNAME",
     },
     "scheduler": COMMON_ENV | {"POSTLINE_GRPC_LISTEN"},
-    "sender": COMMON_ENV | {"POSTLINE_CONCURRENCY"},
+    "sender": COMMON_ENV | {"POSTLINE_CONCURRENCY", "POSTLINE_HOSTNAME"},
     "bounce": COMMON_ENV
     | {"POSTLINE_SMTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
     "reports": COMMON_ENV
@@ -263,6 +264,22 @@ def test_dockerfile_builds_from_the_lock_and_runs_the_service_as_non_root(name: 
         for port in args.split()
     }
     assert exposed >= set(SERVICE_PORTS.get(name, {}).values())
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_known_settings_are_read_by_the_service(name: str) -> None:
+    """The table above names only settings the service's settings class has."""
+    module = pytest.importorskip(f"postline.{name}.settings")
+    base = pytest.importorskip("postline.common.settings").ServiceSettings
+    (settings,) = (
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, base) and value is not base
+    )
+    prefix = settings.model_config.get("env_prefix", "")
+    fields = {f"{prefix}{field}".upper() for field in settings.model_fields}
+    unknown = {key for key in SERVICE_ENV[name] if key.startswith("POSTLINE_")} - fields
+    assert not unknown, f"{settings.__name__} has no {sorted(unknown)}"
 
 
 def test_dockerignore_keeps_the_build_context_small() -> None:

@@ -25,7 +25,9 @@ def _delivery(recipient: str = "a@x.test", **headers: str) -> delivery_pb2.Accep
         server="default",
         recipient=recipient,
         recipient_domain=recipient.rsplit("@", 1)[1].lower(),
-        headers=[delivery_pb2.Header(name=k.replace("_", "-"), value=v) for k, v in headers.items()],
+        headers=[
+            delivery_pb2.Header(name=k.replace("_", "-"), value=v) for k, v in headers.items()
+        ],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +17,9 @@ from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
 from tests.conftest import DEV_POLICY
 
-PORT_OFFSET = 10_000
+# Shifted ports keep e2e runs clear of a running `make run`; POSTLINE_TEST_PORT_OFFSET lets
+# several suites run side by side on one machine.
+PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "10000"))
 
 
 def test_policy(tmp_path: Path, ports: Ports) -> Path:

@@ -10,6 +10,7 @@ import smtplib
 
 import pytest
 
+from postline.common.verp import decode_verp
 from postline.devstack import Stack
 from postline.simulator.client import SimulatorClient
 from tests.conftest import poll_until
@@ -47,7 +48,9 @@ def test_one_success_and_one_unknown_user(
     arrived = poll_until(
         lambda: simulator.messages(rcpt="someone@a.test"), "the mail at the simulator"
     )
-    assert arrived[0]["mail_from"] == "app@example.test"
+    # The envelope sender is the VERP return path of the delivery (the bounce server's domain).
+    assert decode_verp(arrived[0]["mail_from"])
+    assert arrived[0]["mail_from"].endswith("@bounce.example.test")
 
     succeeded = poll_until(
         lambda: _row(reports, "/api/v1/deliveries", "someone@a.test", "succeeded"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postline.bounce.classify import classify_reply, reply_rules
+from postline.bounce.classify import classify_failure, classify_reply, reply_rules
 
 
 def _parts(sample: str) -> tuple[int, str, str]:
@@ -41,3 +41,49 @@ def test_typical_replies(reply: str, status: int, permanent: bool) -> None:
 def test_provider_text_overrides_the_enhanced_code() -> None:
     # A 5.7.1 is normally a policy rejection (4), but this text says the user does not exist.
     assert classify_reply(550, "5.7.1", "5.7.1 <u@x>: User unknown in virtual table").status == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [("RCPT", 2), ("DATA", 4), ("", 4)],
+)
+def test_generic_user_unknown_words_depend_on_the_stage(command: str, status: int) -> None:
+    # Answered to RCPT they mean a missing mailbox; after DATA (or at an unnamed stage) they
+    # are a content filter's verdict, and status 2 would wrongly suppress the address.
+    assert classify_failure(550, "", "550 User unknown", command=command).status == status
+
+
+def test_an_addressing_code_makes_an_unknown_user_at_any_stage() -> None:
+    assert classify_failure(550, "5.1.1", "550 5.1.1 User unknown", command="").status == 2
+
+
+def test_directory_lookup_wording_is_an_unknown_user_at_any_stage() -> None:
+    text = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    assert classify_failure(550, "5.1.10", text).status == 2
+
+
+def test_a_text_overrules_a_code_it_contradicts() -> None:
+    assert classify_reply(554, "5.1.1", "554 5.1.1 <x@y.test>: Relay access denied").status == 4
+
+
+def test_a_decisive_code_wins() -> None:
+    assert classify_reply(552, "5.2.2", "552 5.2.2 mailbox full for user unknown").status == 5
+
+
+def test_a_delay_notice_is_a_deferral_and_a_failed_action_is_final() -> None:
+    delayed = classify_failure(0, "4.4.7", "", action="delayed")
+    failed = classify_failure(0, "4.4.7", "", action="failed")
+    assert (delayed.status, delayed.permanent) == (3, False)
+    assert (failed.status, failed.permanent) == (3, True)
+
+
+def test_a_local_mailer_failure_is_a_receiving_server_error() -> None:
+    text = 'procmail: Couldn\'t create "/var/spool/mail/u"'
+    assert classify_failure(0, "5.1.1", text, diagnostic_type="x-unix").status == 7
+
+
+def test_the_rules_name_only_reasons_they_define() -> None:
+    rules = reply_rules()
+    named = {*rules.first_pass, *rules.second_pass, *rules.uncertain}
+    assert named <= set(rules.reasons)
+    assert all(r.sample for r in rules.text)

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from postline.reports.search import SearchError, page_of, parse_query
+from postline.reports.search import (
+    SearchError,
+    deliveries_sql,
+    errors_sql,
+    like_pattern,
+    page_of,
+    parse_query,
+)
 
 
 def test_dates_are_mandatory_and_ordered() -> None:
@@ -83,3 +90,55 @@ def test_at_most_100_results_10_per_page_and_a_truncated_flag() -> None:
         "reason", "deliveryId", "traceId",
     ]  # fmt: skip
     assert small["results"][0]["created"] == "2026-11-01T00:00:00.000Z"
+
+
+def test_error_status_is_the_error_parameter() -> None:
+    q = parse_query({"start": "2026-11-01", "end": "2026-11-01", "error": "10"}, kind="errors")
+    assert q.status == "10"
+    with pytest.raises(SearchError) as bad:
+        parse_query({"start": "2026-11-01", "end": "2026-11-01", "error": "0"}, kind="errors")
+    assert bad.value.field == "error"
+
+
+def test_tz_makes_dates_local_days() -> None:
+    q = parse_query(
+        {"start": "2026-11-01", "end": "2026-11-02", "tz": "Asia/Tokyo"}, kind="deliveries"
+    )
+    assert q.range.first_instant == datetime(2026, 10, 31, 15, tzinfo=UTC)
+    assert q.range.end_instant == datetime(2026, 11, 2, 15, tzinfo=UTC)
+    utc = parse_query({"start": "2026-11-01", "end": "2026-11-01"}, kind="deliveries")
+    assert utc.range.end_instant == datetime(2026, 11, 2, tzinfo=UTC)
+    with pytest.raises(SearchError) as bad:
+        parse_query({"start": "2026-11-01", "end": "2026-11-01", "tz": "+09:00"}, kind="errors")
+    assert bad.value.field == "tz"
+
+
+def test_rows_render_in_the_tz() -> None:
+    from zoneinfo import ZoneInfo
+
+    row = page_of(_rows(1), 1, ZoneInfo("Asia/Tokyo"))["results"][0]
+    assert row["created"] == "2026-11-01T09:00:00.000+09:00"
+
+
+def test_the_address_is_matched_literally() -> None:
+    assert like_pattern("a_b%c\\d") == "a\\_b\\%c\\\\d"
+    q = parse_query(
+        {"start": "2026-11-01", "end": "2026-11-01", "address": "50%_off"}, kind="errors"
+    )
+    _, params = errors_sql(q)
+    assert params["address"] == "50\\%\\_off"
+
+
+def test_final_states_filter_before_final_and_others_after() -> None:
+    def sql(status: str) -> str:
+        q = parse_query(
+            {"start": "2026-11-01", "end": "2026-11-01", "status": status}, kind="deliveries"
+        )
+        return deliveries_sql(q)[0]
+
+    # A final state is always the latest row of its delivery: safe to filter before FINAL.
+    assert "PREWHERE status = {status:String}" in sql("failed")
+    # queued/deferred rows may have been superseded: checked after FINAL, among candidates.
+    queued = sql("queued")
+    assert "PREWHERE" not in queued.split(" WHERE ")[0]
+    assert "(created, delivery_id) IN (SELECT" in queued

@@ -82,3 +82,54 @@ def test_final_outcomes(server) -> None:  # type: ignore[no-untyped-def]
     bad = decisions.after_result(server, _result(task, delivery_pb2.OUTCOME_FAILED), NOW)
     assert ok == decisions.Final(succeeded=True)
     assert bad == decisions.Final(succeeded=False)
+
+
+def test_the_resend_period_runs_from_acceptance(server) -> None:  # type: ignore[no-untyped-def]
+    delivery = _delivery()
+    delivery.accepted_at.FromSeconds(int(NOW - 3600))  # accepted an hour ago, held since
+    task = decisions.first_task(server, delivery, shard=0, now=NOW)
+    assert task.expires_at.ToSeconds() == int(NOW - 3600 + 4 * 3600)
+
+
+def test_a_reply_asking_for_a_later_retry_wins_over_the_interval(server) -> None:  # type: ignore[no-untyped-def]
+    task = decisions.first_task(server, _delivery(), shard=0, now=NOW)
+    result = _result(task, delivery_pb2.OUTCOME_DEFERRED)
+    result.reply_text = "4.7.1 Greylisted, please try again in 30 minutes"
+    decision = decisions.after_result(server, result, NOW)
+    assert decision == decisions.Retry(not_before=NOW + 1800, asked=1800)
+    result.reply_text = "4.7.1 try again in 1 minute"  # shorter than the interval: interval
+    assert decisions.after_result(server, result, NOW) == decisions.Retry(NOW + 600, asked=60)
+
+
+def test_a_retry_needs_a_grant_of_its_own(server) -> None:  # type: ignore[no-untyped-def]
+    task = decisions.first_task(server, _delivery(), shard=0, now=NOW)
+    task.grant_id = "g1"
+    task.granted_at.FromSeconds(int(NOW))
+    again = decisions.next_task(_result(task, delivery_pb2.OUTCOME_DEFERRED))
+    assert again.attempt == 2 and not again.grant_id and not again.HasField("granted_at")
+
+
+TOKYO_0759 = 1_893_970_740.0  # 2030-01-06T22:59:00Z, 07:59 on Monday in Tokyo
+TOKYO_0800 = TOKYO_0759 + 60
+
+
+def test_prohibited_hours_hold_until_the_window_ends(server) -> None:  # type: ignore[no-untyped-def]
+    campaign = decisions.first_task(server, _delivery(X_Category="campaign"), 0, TOKYO_0759)
+    assert decisions.hold_until(server, campaign, TOKYO_0759) == TOKYO_0800
+    assert decisions.hold_until(server, campaign, TOKYO_0800) is None
+    # 21:00 the evening before: held overnight, across midnight.
+    evening = TOKYO_0759 - 11 * 3600 + 60
+    assert decisions.hold_until(server, campaign, evening) == TOKYO_0800
+    # Other mail is never held.
+    receipt = decisions.first_task(server, _delivery(X_Category="receipt"), 0, TOKYO_0759)
+    assert decisions.hold_until(server, receipt, TOKYO_0759) is None
+
+
+def test_release_after_a_hold_is_spread_and_stable() -> None:
+    spreads = [decisions.release_spread(f"d{i}", 300.0) for i in range(2000)]
+    assert all(0 <= s < 300 for s in spreads)
+    assert decisions.release_spread("d7", 300.0) == spreads[7]  # the same on every re-check
+    # Spread over the whole window: no burst at the window's end.
+    per_minute = [sum(1 for s in spreads if m * 60 <= s < (m + 1) * 60) for m in range(5)]
+    assert min(per_minute) > 300 and max(per_minute) < 500
+    assert decisions.release_spread("d1", 0) == 0

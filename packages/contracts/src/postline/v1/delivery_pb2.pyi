@@ -123,6 +123,8 @@ class AcceptedDelivery(google.protobuf.message.Message):
     ACCEPTED_AT_FIELD_NUMBER: builtins.int
     CLIENT_IP_FIELD_NUMBER: builtins.int
     HEADER_MESSAGE_ID_FIELD_NUMBER: builtins.int
+    FORWARDED_FROM_FIELD_NUMBER: builtins.int
+    ORIGINAL_RECIPIENT_FIELD_NUMBER: builtins.int
     delivery_id: builtins.str
     message_id: builtins.str
     """shared by every delivery of one submitted message"""
@@ -142,6 +144,12 @@ class AcceptedDelivery(google.protobuf.message.Message):
     client_ip: builtins.str
     header_message_id: builtins.str
     """the Message-ID header value"""
+    forwarded_from: builtins.str
+    """Set by the scheduler (fields 20-39 belong to it).
+    a forwarding rule made this delivery from that one: never forwarded again
+    """
+    original_recipient: builtins.str
+    """the recipient before a rewrite forwarding rule replaced it"""
     @property
     def headers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Header]:
         """headers filters and reports need (Subject, X-Api-Data...)"""
@@ -165,9 +173,11 @@ class AcceptedDelivery(google.protobuf.message.Message):
         accepted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         client_ip: builtins.str = ...,
         header_message_id: builtins.str = ...,
+        forwarded_from: builtins.str = ...,
+        original_recipient: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["accepted_at", b"accepted_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["accepted_at", b"accepted_at", "api_data", b"api_data", "api_user", b"api_user", "client_ip", b"client_ip", "content", b"content", "delivery_id", b"delivery_id", "envelope_from", b"envelope_from", "header_message_id", b"header_message_id", "headers", b"headers", "message_id", b"message_id", "recipient", b"recipient", "recipient_domain", b"recipient_domain", "server", b"server", "subject", b"subject"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["accepted_at", b"accepted_at", "api_data", b"api_data", "api_user", b"api_user", "client_ip", b"client_ip", "content", b"content", "delivery_id", b"delivery_id", "envelope_from", b"envelope_from", "forwarded_from", b"forwarded_from", "header_message_id", b"header_message_id", "headers", b"headers", "message_id", b"message_id", "original_recipient", b"original_recipient", "recipient", b"recipient", "recipient_domain", b"recipient_domain", "server", b"server", "subject", b"subject"]) -> None: ...
 
 Global___AcceptedDelivery: typing_extensions.TypeAlias = AcceptedDelivery
 
@@ -189,6 +199,10 @@ class DeliveryTask(google.protobuf.message.Message):
     FIRST_ATTEMPT_AT_FIELD_NUMBER: builtins.int
     EXPIRES_AT_FIELD_NUMBER: builtins.int
     RETURN_PATH_FIELD_NUMBER: builtins.int
+    GRANT_ID_FIELD_NUMBER: builtins.int
+    HELD_UNTIL_FIELD_NUMBER: builtins.int
+    GRANTED_AT_FIELD_NUMBER: builtins.int
+    HANDOVERS_FIELD_NUMBER: builtins.int
     attempt: builtins.int
     """1 for the first attempt"""
     priority: Global___Priority.ValueType
@@ -202,6 +216,12 @@ class DeliveryTask(google.protobuf.message.Message):
     shard: builtins.int
     return_path: builtins.str
     """envelope sender to use (VERP) or empty for envelope_from"""
+    grant_id: builtins.str
+    """Set by the scheduler (fields 20-39 belong to it).
+    the speed grant of this attempt; its result frees the slot
+    """
+    handovers: builtins.int
+    """times handed to another shard (a group's): at most once"""
     @property
     def delivery(self) -> Global___AcceptedDelivery: ...
     @property
@@ -210,6 +230,12 @@ class DeliveryTask(google.protobuf.message.Message):
     def expires_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
         """end of the resend period"""
 
+    @property
+    def held_until(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """parked by prohibited hours until then"""
+
+    @property
+    def granted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -225,9 +251,13 @@ class DeliveryTask(google.protobuf.message.Message):
         first_attempt_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         expires_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         return_path: builtins.str = ...,
+        grant_id: builtins.str = ...,
+        held_until: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        granted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        handovers: builtins.int = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "priority", b"priority", "return_path", b"return_path", "route_host", b"route_host", "route_port", b"route_port", "shard", b"shard", "source_ip", b"source_ip", "speed_key", b"speed_key", "tls", b"tls"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "granted_at", b"granted_at", "held_until", b"held_until"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "grant_id", b"grant_id", "granted_at", b"granted_at", "handovers", b"handovers", "held_until", b"held_until", "priority", b"priority", "return_path", b"return_path", "route_host", b"route_host", "route_port", b"route_port", "shard", b"shard", "source_ip", b"source_ip", "speed_key", b"speed_key", "tls", b"tls"]) -> None: ...
 
 Global___DeliveryTask: typing_extensions.TypeAlias = DeliveryTask
 
@@ -248,6 +278,16 @@ class DeliveryResult(google.protobuf.message.Message):
     STARTED_AT_FIELD_NUMBER: builtins.int
     FINISHED_AT_FIELD_NUMBER: builtins.int
     STAGE_FIELD_NUMBER: builtins.int
+    MX_ADDRESS_FIELD_NUMBER: builtins.int
+    CONNECTION_REUSED_FIELD_NUMBER: builtins.int
+    SESSION_MESSAGES_FIELD_NUMBER: builtins.int
+    TLS_VERSION_FIELD_NUMBER: builtins.int
+    TLS_CIPHER_FIELD_NUMBER: builtins.int
+    TLS_VERIFIED_FIELD_NUMBER: builtins.int
+    DNS_MS_FIELD_NUMBER: builtins.int
+    CONNECT_MS_FIELD_NUMBER: builtins.int
+    TRANSACTION_MS_FIELD_NUMBER: builtins.int
+    DKIM_DOMAIN_FIELD_NUMBER: builtins.int
     outcome: Global___Outcome.ValueType
     reply_code: builtins.int
     enhanced_status: builtins.str
@@ -258,6 +298,28 @@ class DeliveryResult(google.protobuf.message.Message):
     tls: builtins.bool
     stage: builtins.str
     """connect | ehlo | starttls | mail | rcpt | data | local"""
+    mx_address: builtins.str
+    """What the sender did, for logs, traces and reports (fields 40-59 belong to the sender).
+    The envelope sender used is task.return_path (the sender fills it in when it made a VERP).
+    the IP address connected to ("ip" or "ip:port" when not 25)
+    """
+    connection_reused: builtins.bool
+    """the SMTP session had carried earlier messages"""
+    session_messages: builtins.int
+    """this message's place in its session (1 = first)"""
+    tls_version: builtins.str
+    """e.g. "TLSv1.3"; empty without TLS"""
+    tls_cipher: builtins.str
+    tls_verified: builtins.bool
+    """the certificate was validated (required TLS)"""
+    dns_ms: builtins.int
+    """MX and address lookups (0 when cached or routed)"""
+    connect_ms: builtins.int
+    """TCP, greeting, EHLO, STARTTLS (0 on a reused session)"""
+    transaction_ms: builtins.int
+    """MAIL FROM to the reply to the final dot"""
+    dkim_domain: builtins.str
+    """d= of the DKIM signature added; empty when unsigned"""
     @property
     def task(self) -> Global___DeliveryTask: ...
     @property
@@ -278,8 +340,18 @@ class DeliveryResult(google.protobuf.message.Message):
         started_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         finished_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         stage: builtins.str = ...,
+        mx_address: builtins.str = ...,
+        connection_reused: builtins.bool = ...,
+        session_messages: builtins.int = ...,
+        tls_version: builtins.str = ...,
+        tls_cipher: builtins.str = ...,
+        tls_verified: builtins.bool = ...,
+        dns_ms: builtins.int = ...,
+        connect_ms: builtins.int = ...,
+        transaction_ms: builtins.int = ...,
+        dkim_domain: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["finished_at", b"finished_at", "started_at", b"started_at", "task", b"task"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["enhanced_status", b"enhanced_status", "finished_at", b"finished_at", "mx_host", b"mx_host", "outcome", b"outcome", "reply_code", b"reply_code", "reply_text", b"reply_text", "source_ip", b"source_ip", "stage", b"stage", "started_at", b"started_at", "task", b"task", "tls", b"tls"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["connect_ms", b"connect_ms", "connection_reused", b"connection_reused", "dkim_domain", b"dkim_domain", "dns_ms", b"dns_ms", "enhanced_status", b"enhanced_status", "finished_at", b"finished_at", "mx_address", b"mx_address", "mx_host", b"mx_host", "outcome", b"outcome", "reply_code", b"reply_code", "reply_text", b"reply_text", "session_messages", b"session_messages", "source_ip", b"source_ip", "stage", b"stage", "started_at", b"started_at", "task", b"task", "tls", b"tls", "tls_cipher", b"tls_cipher", "tls_verified", b"tls_verified", "tls_version", b"tls_version", "transaction_ms", b"transaction_ms"]) -> None: ...
 
 Global___DeliveryResult: typing_extensions.TypeAlias = DeliveryResult

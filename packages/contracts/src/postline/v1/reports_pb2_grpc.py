@@ -44,6 +44,31 @@ class ReportsStub(object):
                 request_serializer=postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
                 response_deserializer=postline_dot_v1_dot_reports__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.ExportDeliveries = channel.unary_stream(
+                '/postline.v1.Reports/ExportDeliveries',
+                request_serializer=postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
+                response_deserializer=postline_dot_v1_dot_reports__pb2.CsvChunk.FromString,
+                _registered_method=True)
+        self.ExportErrors = channel.unary_stream(
+                '/postline.v1.Reports/ExportErrors',
+                request_serializer=postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
+                response_deserializer=postline_dot_v1_dot_reports__pb2.CsvChunk.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/postline.v1.Reports/GetStats',
+                request_serializer=postline_dot_v1_dot_reports__pb2.StatsRequest.SerializeToString,
+                response_deserializer=postline_dot_v1_dot_reports__pb2.StatsResponse.FromString,
+                _registered_method=True)
+        self.LiveDeliveries = channel.unary_unary(
+                '/postline.v1.Reports/LiveDeliveries',
+                request_serializer=postline_dot_v1_dot_reports__pb2.LiveRequest.SerializeToString,
+                response_deserializer=postline_dot_v1_dot_reports__pb2.SearchResponse.FromString,
+                _registered_method=True)
+        self.GetDeliveryHistory = channel.unary_unary(
+                '/postline.v1.Reports/GetDeliveryHistory',
+                request_serializer=postline_dot_v1_dot_reports__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=postline_dot_v1_dot_reports__pb2.DeliveryHistory.FromString,
+                _registered_method=True)
 
 
 class ReportsServicer(object):
@@ -61,6 +86,36 @@ class ReportsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportErrors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiveDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeliveryHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +128,31 @@ def add_ReportsServicer_to_server(servicer, server):
                     servicer.SearchErrors,
                     request_deserializer=postline_dot_v1_dot_reports__pb2.SearchRequest.FromString,
                     response_serializer=postline_dot_v1_dot_reports__pb2.SearchResponse.SerializeToString,
+            ),
+            'ExportDeliveries': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportDeliveries,
+                    request_deserializer=postline_dot_v1_dot_reports__pb2.SearchRequest.FromString,
+                    response_serializer=postline_dot_v1_dot_reports__pb2.CsvChunk.SerializeToString,
+            ),
+            'ExportErrors': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportErrors,
+                    request_deserializer=postline_dot_v1_dot_reports__pb2.SearchRequest.FromString,
+                    response_serializer=postline_dot_v1_dot_reports__pb2.CsvChunk.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=postline_dot_v1_dot_reports__pb2.StatsRequest.FromString,
+                    response_serializer=postline_dot_v1_dot_reports__pb2.StatsResponse.SerializeToString,
+            ),
+            'LiveDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiveDeliveries,
+                    request_deserializer=postline_dot_v1_dot_reports__pb2.LiveRequest.FromString,
+                    response_serializer=postline_dot_v1_dot_reports__pb2.SearchResponse.SerializeToString,
+            ),
+            'GetDeliveryHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeliveryHistory,
+                    request_deserializer=postline_dot_v1_dot_reports__pb2.HistoryRequest.FromString,
+                    response_serializer=postline_dot_v1_dot_reports__pb2.DeliveryHistory.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +209,141 @@ class Reports(object):
             '/postline.v1.Reports/SearchErrors',
             postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
             postline_dot_v1_dot_reports__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/postline.v1.Reports/ExportDeliveries',
+            postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
+            postline_dot_v1_dot_reports__pb2.CsvChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/postline.v1.Reports/ExportErrors',
+            postline_dot_v1_dot_reports__pb2.SearchRequest.SerializeToString,
+            postline_dot_v1_dot_reports__pb2.CsvChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/postline.v1.Reports/GetStats',
+            postline_dot_v1_dot_reports__pb2.StatsRequest.SerializeToString,
+            postline_dot_v1_dot_reports__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiveDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/postline.v1.Reports/LiveDeliveries',
+            postline_dot_v1_dot_reports__pb2.LiveRequest.SerializeToString,
+            postline_dot_v1_dot_reports__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeliveryHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/postline.v1.Reports/GetDeliveryHistory',
+            postline_dot_v1_dot_reports__pb2.HistoryRequest.SerializeToString,
+            postline_dot_v1_dot_reports__pb2.DeliveryHistory.FromString,
             options,
             channel_credentials,
             insecure,

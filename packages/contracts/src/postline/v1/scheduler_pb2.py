@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpostline/v1/scheduler.proto\x12\x0bpostline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x11QueueStatsRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\"\xa5\x01\n\x0b\x44omainStats\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x11\n\tspeed_key\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x03 \x01(\x04\x12\x11\n\tin_flight\x18\x04 \x01(\x04\x12\x30\n\x0cnext_release\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06paused\x18\x06 \x01(\x08\x12\r\n\x05shard\x18\x07 \x01(\r\"?\n\x12QueueStatsResponse\x12)\n\x07\x64omains\x18\x01 \x03(\x0b\x32\x18.postline.v1.DomainStats\"\x1f\n\rDomainRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\"0\n\x0e\x44omainResponse\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\"\xc6\x01\n\x0e\x45xplainRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x39\n\x07headers\x18\x03 \x03(\x0b\x32(.postline.v1.ExplainRequest.HeadersEntry\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0f\x45xplainResponse\x12\x10\n\x08priority\x18\x01 \x01(\t\x12.\n\nhold_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nspeed_rule\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x15\n\rretry_profile\x18\x05 \x01(\t\x12\x12\n\nsuppressed\x18\x06 \x01(\x08\x12\x0f\n\x07reasons\x18\x07 \x03(\t2\xb6\x02\n\x0eSchedulerAdmin\x12M\n\nQueueStats\x12\x1e.postline.v1.QueueStatsRequest\x1a\x1f.postline.v1.QueueStatsResponse\x12\x46\n\x0bPauseDomain\x12\x1a.postline.v1.DomainRequest\x1a\x1b.postline.v1.DomainResponse\x12G\n\x0cResumeDomain\x12\x1a.postline.v1.DomainRequest\x1a\x1b.postline.v1.DomainResponse\x12\x44\n\x07\x45xplain\x12\x1b.postline.v1.ExplainRequest\x1a\x1c.postline.v1.ExplainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpostline/v1/scheduler.proto\x12\x0bpostline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x11QueueStatsRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\"\xcd\x02\n\x0b\x44omainStats\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x11\n\tspeed_key\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63klog\x18\x03 \x01(\x04\x12\x11\n\tin_flight\x18\x04 \x01(\x04\x12\x30\n\x0cnext_release\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06paused\x18\x06 \x01(\x08\x12\r\n\x05shard\x18\x07 \x01(\r\x12\x0c\n\x04held\x18\x08 \x01(\x04\x12.\n\nheld_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63onnections\x18\n \x01(\r\x12\x0c\n\x04rate\x18\x0b \x01(\t\x12\x10\n\x08interval\x18\x0c \x01(\t\x12\x12\n\nspeed_rule\x18\r \x01(\t\x12\x0f\n\x07\x64omains\x18\x0e \x03(\t\x12\x0e\n\x06server\x18\x0f \x01(\t\"\x8e\x01\n\x12QueueStatsResponse\x12)\n\x07\x64omains\x18\x01 \x03(\x0b\x32\x18.postline.v1.DomainStats\x12\x14\n\x0cowned_shards\x18\x02 \x03(\r\x12\x16\n\x0eunknown_shards\x18\x03 \x03(\r\x12\x1f\n\x17suppression_list_loaded\x18\x04 \x01(\x08\"\x1f\n\rDomainRequest\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\"0\n\x0e\x44omainResponse\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\"\xd8\x01\n\x0e\x45xplainRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x39\n\x07headers\x18\x03 \x03(\x0b\x32(.postline.v1.ExplainRequest.HeadersEntry\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08mx_hosts\x18\x05 \x03(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x95\x02\n\x0f\x45xplainResponse\x12\x10\n\x08priority\x18\x01 \x01(\t\x12.\n\nhold_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nspeed_rule\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\x15\n\rretry_profile\x18\x05 \x01(\t\x12\x12\n\nsuppressed\x18\x06 \x01(\x08\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x11\n\tspeed_key\x18\x08 \x01(\t\x12\x12\n\nforwarding\x18\t \x01(\t\x12\r\n\x05shard\x18\n \x01(\r\x12\x1b\n\x13suppression_checked\x18\x0b \x01(\x08\x12\x0e\n\x06server\x18\x0c \x01(\t\"\xb6\x01\n\nSpeedLease\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12\x11\n\tspeed_key\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12.\n\ngranted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05shard\x18\x06 \x01(\r\x12\x0e\n\x06\x64omain\x18\x07 \x01(\t\x12\x0e\n\x06server\x18\x08 \x01(\t\"O\n\x0c\x42\x61\x63klogQueue\x12\x11\n\tspeed_key\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\r\n\x05shard\x18\x03 \x01(\r\x12\x0e\n\x06server\x18\x04 \x01(\t\"e\n\x0b\x44omainPause\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06marker\x18\x04 \x01(\t\"\x80\x01\n\rShardSnapshot\x12\r\n\x05shard\x18\x01 \x01(\r\x12\r\n\x05owner\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07\x64omains\x18\x04 \x03(\x0b\x32\x18.postline.v1.DomainStats\"C\n\nShardToken\x12\r\n\x05shard\x18\x01 \x01(\r\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xb6\x02\n\x0eSchedulerAdmin\x12M\n\nQueueStats\x12\x1e.postline.v1.QueueStatsRequest\x1a\x1f.postline.v1.QueueStatsResponse\x12\x46\n\x0bPauseDomain\x12\x1a.postline.v1.DomainRequest\x1a\x1b.postline.v1.DomainResponse\x12G\n\x0cResumeDomain\x12\x1a.postline.v1.DomainRequest\x1a\x1b.postline.v1.DomainResponse\x12\x44\n\x07\x45xplain\x12\x1b.postline.v1.ExplainRequest\x1a\x1c.postline.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,19 +37,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESTATSREQUEST']._serialized_start=77
   _globals['_QUEUESTATSREQUEST']._serialized_end=112
   _globals['_DOMAINSTATS']._serialized_start=115
-  _globals['_DOMAINSTATS']._serialized_end=280
-  _globals['_QUEUESTATSRESPONSE']._serialized_start=282
-  _globals['_QUEUESTATSRESPONSE']._serialized_end=345
-  _globals['_DOMAINREQUEST']._serialized_start=347
-  _globals['_DOMAINREQUEST']._serialized_end=378
-  _globals['_DOMAINRESPONSE']._serialized_start=380
-  _globals['_DOMAINRESPONSE']._serialized_end=428
-  _globals['_EXPLAINREQUEST']._serialized_start=431
-  _globals['_EXPLAINREQUEST']._serialized_end=629
-  _globals['_EXPLAINREQUEST_HEADERSENTRY']._serialized_start=583
-  _globals['_EXPLAINREQUEST_HEADERSENTRY']._serialized_end=629
-  _globals['_EXPLAINRESPONSE']._serialized_start=632
-  _globals['_EXPLAINRESPONSE']._serialized_end=810
-  _globals['_SCHEDULERADMIN']._serialized_start=813
-  _globals['_SCHEDULERADMIN']._serialized_end=1123
+  _globals['_DOMAINSTATS']._serialized_end=448
+  _globals['_QUEUESTATSRESPONSE']._serialized_start=451
+  _globals['_QUEUESTATSRESPONSE']._serialized_end=593
+  _globals['_DOMAINREQUEST']._serialized_start=595
+  _globals['_DOMAINREQUEST']._serialized_end=626
+  _globals['_DOMAINRESPONSE']._serialized_start=628
+  _globals['_DOMAINRESPONSE']._serialized_end=676
+  _globals['_EXPLAINREQUEST']._serialized_start=679
+  _globals['_EXPLAINREQUEST']._serialized_end=895
+  _globals['_EXPLAINREQUEST_HEADERSENTRY']._serialized_start=849
+  _globals['_EXPLAINREQUEST_HEADERSENTRY']._serialized_end=895
+  _globals['_EXPLAINRESPONSE']._serialized_start=898
+  _globals['_EXPLAINRESPONSE']._serialized_end=1175
+  _globals['_SPEEDLEASE']._serialized_start=1178
+  _globals['_SPEEDLEASE']._serialized_end=1360
+  _globals['_BACKLOGQUEUE']._serialized_start=1362
+  _globals['_BACKLOGQUEUE']._serialized_end=1441
+  _globals['_DOMAINPAUSE']._serialized_start=1443
+  _globals['_DOMAINPAUSE']._serialized_end=1544
+  _globals['_SHARDSNAPSHOT']._serialized_start=1547
+  _globals['_SHARDSNAPSHOT']._serialized_end=1675
+  _globals['_SHARDTOKEN']._serialized_start=1677
+  _globals['_SHARDTOKEN']._serialized_end=1744
+  _globals['_SCHEDULERADMIN']._serialized_start=1747
+  _globals['_SCHEDULERADMIN']._serialized_end=2057
 # @@protoc_insertion_point(module_scope)

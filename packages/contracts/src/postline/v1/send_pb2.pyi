@@ -71,6 +71,7 @@ class SendRequest(google.protobuf.message.Message):
     RAW_FIELD_NUMBER: builtins.int
     ENVELOPE_FROM_FIELD_NUMBER: builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: builtins.int
+    FROM_NAME_FIELD_NUMBER: builtins.int
     server: builtins.str
     subject: builtins.str
     text: builtins.str
@@ -80,6 +81,9 @@ class SendRequest(google.protobuf.message.Message):
     """RFC 5322 bytes; then envelope_from and to are the envelope"""
     envelope_from: builtins.str
     idempotency_key: builtins.str
+    """or metadata "idempotency-key"; see the HTTP Idempotency-Key"""
+    from_name: builtins.str
+    """display name of the sender"""
     @property
     def to(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
@@ -100,8 +104,9 @@ class SendRequest(google.protobuf.message.Message):
         raw: builtins.bytes = ...,
         envelope_from: builtins.str = ...,
         idempotency_key: builtins.str = ...,
+        from_name: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attachments", b"attachments", "envelope_from", b"envelope_from", "from", b"from", "headers", b"headers", "html", b"html", "idempotency_key", b"idempotency_key", "raw", b"raw", "server", b"server", "subject", b"subject", "text", b"text", "to", b"to"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attachments", b"attachments", "envelope_from", b"envelope_from", "from", b"from", "from_name", b"from_name", "headers", b"headers", "html", b"html", "idempotency_key", b"idempotency_key", "raw", b"raw", "server", b"server", "subject", b"subject", "text", b"text", "to", b"to"]) -> None: ...
 
 Global___SendRequest: typing_extensions.TypeAlias = SendRequest
 
@@ -188,7 +193,7 @@ class SendBulkRequest(google.protobuf.message.Message):
     RECIPIENTS_FIELD_NUMBER: builtins.int
     @property
     def template(self) -> Global___SendRequest:
-        """`to` ignored; text/html/subject may hold {{name}} fields"""
+        """`to` and `raw` unused; text/html/subject may hold {{name}} fields"""
 
     @property
     def recipients(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___BulkRecipient]: ...

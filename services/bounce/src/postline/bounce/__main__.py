@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from postline.bounce.bounces import BounceMails
+from postline.bounce.deliveries import Deliveries
+from postline.bounce.grpc_server import GrpcServer, SuppressionsServicer
 from postline.bounce.handlers import Bounce
+from postline.bounce.receiver import BounceHandler, start_receiver
 from postline.bounce.settings import BounceSettings
+from postline.bounce.store import Store
+from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import BOUNCE_RESULTS
-from postline.common.runtime import serve_health, stop_event
+from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
+from postline.common.clickhouse import pending_migrations
+from postline.common.policy import load_policy
+from postline.common.runtime import serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
-from postline.v1 import delivery_pb2
+from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -19,17 +27,45 @@ logger = logging.getLogger(__name__)
 async def main() -> None:
     settings = BounceSettings()  # type: ignore[call-arg]
     setup_telemetry("bounce", settings.otel_exporter, settings.log_level)
+    policy = load_policy(settings.policy)
+    store = Store(settings.clickhouse_dsn)
+    pending = await store.run(pending_migrations)
+    if pending:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards))
     await broker.connect()
     stop = stop_event()
-    bounce = Bounce(broker)
+
+    suppressions = SuppressionList(store, broker)
+    deliveries = Deliveries(store)
+    bounce = Bounce(broker, suppressions, lambda: policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
+    await broker.consume(BOUNCE_DELIVERIES, events_pb2.DeliveryEvent, deliveries.on_event)
+
+    grpc_server = GrpcServer(
+        SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen
+    )
+    await grpc_server.start()
+    handler = BounceHandler(BounceMails(deliveries, store), suppressions, broker, lambda: policy)
+    host, port = split_listen(settings.smtp_listen)
+    smtp = await start_receiver(
+        handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size
+    )
     health = await serve_health(settings.health_listen, lambda: broker.connected)
-    logger.info("bounce classifying %s", BOUNCE_RESULTS)
+    logger.info(
+        "bounce classifying %s, receiving bounces on %s, suppressions on %s",
+        BOUNCE_RESULTS,
+        settings.smtp_listen,
+        settings.grpc_listen,
+    )
     await stop.wait()
     logger.info("bounce stopping")
+    smtp.close()
     health.close()
+    await grpc_server.stop()
     await broker.close()
+    store.close()
 
 
 if __name__ == "__main__":

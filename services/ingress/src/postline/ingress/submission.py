@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.utils import make_msgid
 
 from postline.common.addresses import Address
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 
 # Headers that occur several times cannot drive filters (see the design), so they are not carried.
 _REPEATING = frozenset({"received", "dkim-signature", "authentication-results", "comments"})
+
+# RFC 5322 §2.1: the header section ends at the first empty line.
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+# RFC 5322 §3.6.8 field name: printable US-ASCII except ':'; obsolete syntax (§4.5) allows
+# blanks before the colon.
+_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+)[ \t]*:[ \t]*(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,57 @@ class Accepted:
     deliveries: list[delivery_pb2.AcceptedDelivery]
 
 
+def header_fields(content: bytes) -> list[tuple[str, str]]:
+    """The header fields of a message as (name, value): unfolded, decoded, in order.
+
+    Values are UTF-8 (RFC 6532; an invalid byte becomes U+FFFD) with RFC 2047 encoded-words
+    decoded, which is the text a filter's pattern is written against. Parsing stops at the
+    first line that is not a field, as a mail reader would.
+    """
+    if content.startswith((b"\r\n", b"\n")):
+        return []
+    end = _END_OF_HEADERS.search(content)
+    block = (content[: end.start()] if end else content).decode("utf-8", "replace")
+    fields: list[tuple[str, str]] = []
+    name, parts = "", []
+    for line in block.split("\n"):
+        line = line.removesuffix("\r")
+        if line[:1] in (" ", "\t") and name:
+            parts.append(line)  # folded (RFC 5322 §2.2.3): unfolding drops the line break
+            continue
+        if name:
+            fields.append((name, _decoded("".join(parts).strip())))
+        match = _FIELD.fullmatch(line)
+        if match is None:
+            return fields
+        name, parts = match.group(1), [match.group(2)]
+    if name:
+        fields.append((name, _decoded("".join(parts).strip())))
+    return fields
+
+
+def _decoded(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return value  # a malformed encoded-word stays as written
+
+
 def prepare_content(content: bytes, hostname: str) -> tuple[bytes, list[delivery_pb2.Header]]:
     """Add a Message-ID if missing; return the content and the headers filters may use."""
-    parsed = BytesHeaderParser(policy=compat32).parsebytes(content)
-    if parsed.get("Message-ID") is None:
-        content = f"Message-ID: {make_msgid(domain=hostname)}\r\n".encode() + content
-        parsed = BytesHeaderParser(policy=compat32).parsebytes(content)
+    fields = header_fields(content)
+    if not any(name.lower() == "message-id" for name, _ in fields):
+        message_id = make_msgid(domain=hostname)
+        content = f"Message-ID: {message_id}\r\n".encode() + content
+        fields.insert(0, ("Message-ID", message_id))
     counts: dict[str, int] = {}
-    for name in parsed.keys():
+    for name, _ in fields:
         counts[name.lower()] = counts.get(name.lower(), 0) + 1
     headers = [
-        delivery_pb2.Header(name=name, value=str(value))
-        for name, value in parsed.items()
+        delivery_pb2.Header(name=name, value=value)
+        for name, value in fields
         if counts[name.lower()] == 1 and name.lower() not in _REPEATING
     ]
     return content, headers
@@ -68,6 +114,13 @@ def _header(headers: list[delivery_pb2.Header], name: str) -> str:
 
 
 async def submit(broker: Broker, submission: Submission, hostname: str) -> Accepted:
+    """`publish_deliveries`, then `publish_queued`: both done when this returns."""
+    accepted = await publish_deliveries(broker, submission, hostname)
+    await publish_queued(broker, accepted)
+    return accepted
+
+
+async def publish_deliveries(broker: Broker, submission: Submission, hostname: str) -> Accepted:
     """Publish one delivery per recipient; return only after the broker confirmed all of them.
 
     Raises ``BrokerUnavailable`` if any publish was not confirmed: the caller answers with a
@@ -86,7 +139,7 @@ async def submit(broker: Broker, submission: Submission, hostname: str) -> Accep
             api_user=submission.api_user,
             envelope_from=envelope_from,
             recipient=rcpt.smtp_form(),
-            recipient_domain=rcpt.domain.lower(),
+            recipient_domain=rcpt.domain_lower,
             content=content,
             headers=headers,
             subject=_header(headers, "Subject"),
@@ -104,11 +157,12 @@ async def submit(broker: Broker, submission: Submission, hostname: str) -> Accep
             for d in deliveries
         )
     )
-    await _publish_queued(broker, deliveries)
     return Accepted(message_id, deliveries)
 
 
-async def _publish_queued(broker: Broker, deliveries: list[delivery_pb2.AcceptedDelivery]) -> None:
+async def publish_queued(broker: Broker, accepted: Accepted) -> None:
+    """The ``queued`` event of each delivery, for the delivery log. Never raises for the broker:
+    the deliveries are safe already, and their later events fill the log in."""
     trace_id = current_trace_id()
     events = [
         events_pb2.DeliveryEvent(
@@ -128,10 +182,9 @@ async def _publish_queued(broker: Broker, deliveries: list[delivery_pb2.Accepted
             header_message_id=d.header_message_id,
             trace_id=trace_id,
         )
-        for d in deliveries
+        for d in accepted.deliveries
     ]
     try:
         await asyncio.gather(*(broker.publish(DELIVERY_EVENT_KEY, e) for e in events))
     except BrokerUnavailable:
-        # The deliveries themselves are safe; their later events will fill the delivery log.
-        logger.warning("%s queued events not confirmed", deliveries[0].message_id)
+        logger.warning("%s queued events not confirmed", accepted.message_id)

@@ -11,8 +11,11 @@ from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry
+from postline.reports.batching import BatchConsumer
+from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
-from postline.reports.ingest import TYPES, Ingest
+from postline.reports.ingest import TYPES, Ingest, check
+from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
 
@@ -23,22 +26,36 @@ async def main() -> None:
     settings = ReportsSettings()  # type: ignore[call-arg]
     setup_telemetry("reports", settings.otel_exporter, settings.log_level)
     policy = load_policy(settings.policy)
-    store = Store(settings.clickhouse_dsn)
+    store = Store(settings.clickhouse_dsn, readers=settings.query_threads)
     pending = await store.run(pending_migrations)
     if pending:
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        names = ", ".join(m.label for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards))
     await broker.connect()
     stop = stop_event()
-    await broker.consume(REPORTS_EVENTS, TYPES, Ingest(store).on_event, prefetch=100)
+    consumer = BatchConsumer(
+        broker,
+        REPORTS_EVENTS,
+        TYPES,
+        Ingest(store).write,
+        check=check,
+        max_events=settings.batch_size,
+        max_wait=settings.batch_wait,
+        hold=settings.batch_hold,
+    )
+    await consumer.start()
 
-    app = create_app(store, policy, ready=lambda: broker.connected)
-    http = HttpServer(app, settings.http_listen)
+    queries = ReportQueries(store, policy)
+    http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
     await http.start()
-    logger.info("reports HTTP on %s", settings.http_listen)
+    grpc_server = GrpcServer(queries, settings.grpc_listen)
+    await grpc_server.start()
+    logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     await stop.wait()
     logger.info("reports stopping")
+    await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    await grpc_server.stop()
     await http.stop()
     await broker.close()
     store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from postline.common.settings import ServiceSettings
 
 
@@ -9,3 +11,15 @@ class ReportsSettings(ServiceSettings):
     http_listen: str = "127.0.0.1:8080"
     grpc_listen: str = "127.0.0.1:50054"
     clickhouse_dsn: str = "chdb://./var/clickhouse/reports"
+    # Large inserts: every insert makes a part in each table a view feeds, and parts must be
+    # merged; bench/reports measured 20,000 events a batch well ahead of 5,000.
+    batch_size: int = Field(default=20_000, ge=1, le=100_000, description="events per insert")
+    batch_wait: float = Field(
+        default=1.0, gt=0, le=60, description="seconds a batch waits to fill before it is written"
+    )
+    batch_hold: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a failing batch is retried in place before it goes back to the queue",
+    )
+    query_threads: int = Field(default=2, ge=1, le=64, description="concurrent ClickHouse reads")

@@ -1,13 +1,17 @@
-"""The reports store: ClickHouse behind one worker thread.
+"""The reports store: ClickHouse behind worker threads.
 
-clickhouse-connect is synchronous and chdb is one engine per process, so every call goes
-through a single-thread executor: the event loop never blocks and calls never interleave.
+clickhouse-connect is synchronous, so calls run in threads and the event loop never blocks.
+Writes (ingest) and reads (the API) have threads of their own, each thread its own client:
+a long export never holds up ingest, and a large insert never holds up a search. chdb (one
+engine per process) accepts clients on the same path from several threads; a server gets a
+connection per thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -18,18 +22,48 @@ from postline.common.clickhouse import connect
 T = TypeVar("T")
 
 
-class Store:
-    def __init__(self, dsn: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
-        self._client: Client = self._executor.submit(connect, dsn).result()
+class _Pool:
+    def __init__(self, dsn: str, workers: int, name: str) -> None:
+        self._dsn = dsn
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    def client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = connect(self._dsn)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     async def run(self, fn: Callable[[Client], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._client)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(self.client()))
 
-    async def insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
-    ) -> None:
-        await self.run(lambda c: c.insert(table, rows, column_names=list(columns)))
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+
+class Store:
+    def __init__(self, dsn: str, *, readers: int = 2) -> None:
+        self._writer = _Pool(dsn, 1, "clickhouse-write")
+        self._readers = _Pool(dsn, readers, "clickhouse-read")
+        self._writer.executor.submit(self._writer.client).result()  # fail fast on a bad DSN
+
+    async def run(self, fn: Callable[[Client], T]) -> T:
+        """Run ``fn(client)`` on a reader thread."""
+        return await self._readers.run(fn)
+
+    async def write(self, fn: Callable[[Client], T]) -> T:
+        """Run ``fn(client)`` on the writer thread (writes stay in order)."""
+        return await self._writer.run(fn)
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         def go(client: Client) -> list[dict[str, Any]]:
@@ -39,5 +73,5 @@ class Store:
         return await self.run(go)
 
     def close(self) -> None:
-        self._executor.submit(self._client.close).result()
-        self._executor.shutdown()
+        self._writer.close()
+        self._readers.close()

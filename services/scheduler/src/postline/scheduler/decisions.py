@@ -6,11 +6,15 @@ without a broker and with any clock.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from postline.common.policy import Server
+from postline.common.broker.topology import shard_for
+from postline.common.policy import Server, SpeedLimit
 from postline.common.policy.filters import NormalizedHeaders, normalize_headers
+from postline.common.timeutil import from_timestamp, to_timestamp
+from postline.scheduler.retry_after import retry_after
 from postline.v1 import delivery_pb2
 from postline.v1.delivery_pb2 import Priority, TlsMode
 
@@ -34,15 +38,9 @@ class Route:
 
 
 @dataclass(frozen=True)
-class Dispatch:
-    """Send now: a task for the senders."""
-
-    task: delivery_pb2.DeliveryTask
-
-
-@dataclass(frozen=True)
 class Retry:
     not_before: float
+    asked: float | None = None  # the wait the reply asked for, when it said one
 
 
 @dataclass(frozen=True)
@@ -60,12 +58,12 @@ class Final:
 ResultDecision = Retry | Expired | Final
 
 
-def _headers(delivery: delivery_pb2.AcceptedDelivery) -> NormalizedHeaders:
+def headers_of(delivery: delivery_pb2.AcceptedDelivery) -> NormalizedHeaders:
     return normalize_headers((h.name, h.value) for h in delivery.headers)
 
 
 def priority_for(server: Server, delivery: delivery_pb2.AcceptedDelivery) -> Priority.ValueType:
-    return PRIORITY_LEVELS[server.priority_for(_headers(delivery), delivery.recipient)]
+    return PRIORITY_LEVELS[server.priority_for(headers_of(delivery), delivery.recipient)]
 
 
 def route_for(server: Server, domain: str) -> Route:
@@ -75,19 +73,27 @@ def route_for(server: Server, domain: str) -> Route:
     return Route(route.to.host, route.to.port, TLS_MODES[route.tls])
 
 
+def mx_hosts_for_rules(route: Route) -> tuple[str, ...]:
+    """The hosts ``mx:`` speed rules see without a lookup: a route's fixed server."""
+    return (route.host,) if route.host else ()
+
+
 def retry_settings(
     server: Server, delivery: delivery_pb2.AcceptedDelivery
 ) -> tuple[timedelta, timedelta]:
     """(interval, resend period): the first matching profile, else the server's defaults."""
-    schedule = server.retry_for(_headers(delivery), delivery.recipient)
+    schedule = server.retry_for(headers_of(delivery), delivery.recipient)
     return schedule.interval, schedule.resend_period
 
 
 def first_task(
     server: Server, delivery: delivery_pb2.AcceptedDelivery, shard: int, now: float
 ) -> delivery_pb2.DeliveryTask:
+    """The first attempt. The resend period runs from acceptance (the design's definition),
+    so time spent held or throttled counts against it only once retries start."""
     route = route_for(server, delivery.recipient_domain)
     _, resend_period = retry_settings(server, delivery)
+    accepted = from_timestamp(delivery.accepted_at) if delivery.HasField("accepted_at") else now
     task = delivery_pb2.DeliveryTask(
         delivery=delivery,
         attempt=1,
@@ -95,11 +101,10 @@ def first_task(
         route_host=route.host,
         route_port=route.port,
         tls=route.tls,
-        speed_key=delivery.recipient_domain,
         shard=shard,
     )
-    task.first_attempt_at.FromNanoseconds(int(now * 1e9))
-    task.expires_at.FromNanoseconds(int((now + resend_period.total_seconds()) * 1e9))
+    task.first_attempt_at.CopyFrom(to_timestamp(now))
+    task.expires_at.CopyFrom(to_timestamp(accepted + resend_period.total_seconds()))
     return task
 
 
@@ -109,18 +114,53 @@ def after_result(server: Server, result: delivery_pb2.DeliveryResult, now: float
     if result.outcome == delivery_pb2.OUTCOME_FAILED:
         return Final(succeeded=False)
     interval, _ = retry_settings(server, result.task.delivery)
-    next_attempt = now + interval.total_seconds()
-    expires = result.task.expires_at.ToNanoseconds() / 1e9
+    asked = retry_after(result.reply_text)
+    wait = max(interval.total_seconds(), asked or 0.0)
+    next_attempt = now + wait
+    expires = from_timestamp(result.task.expires_at)
     if next_attempt > expires:
         return Expired(
             f"resend period ended after {result.task.attempt} attempts; last reply: "
             f"{result.reply_code} {result.enhanced_status} {result.reply_text}".strip()
         )
-    return Retry(not_before=next_attempt)
+    return Retry(not_before=next_attempt, asked=asked)
 
 
 def next_task(result: delivery_pb2.DeliveryResult) -> delivery_pb2.DeliveryTask:
     task = delivery_pb2.DeliveryTask()
     task.CopyFrom(result.task)
     task.attempt += 1
+    # The next attempt needs a speed grant of its own.
+    task.ClearField("grant_id")
+    task.ClearField("granted_at")
+    task.ClearField("source_ip")
+    task.handovers = 0
     return task
+
+
+def hold_until(server: Server, task: delivery_pb2.DeliveryTask, now: float) -> float | None:
+    """When the delivery's prohibited hours end, if ``now`` is inside them."""
+    delivery = task.delivery
+    end = server.hold_until(
+        headers_of(delivery), delivery.recipient, datetime.fromtimestamp(now, tz=UTC)
+    )
+    return end.timestamp() if end is not None else None
+
+
+def release_spread(delivery_id: str, spread: float) -> float:
+    """A delivery's place in the spread after a hold ends (0 <= x < spread), fixed per
+    delivery so a re-evaluated hold gives the same answer. Deliveries held overnight come back
+    spread over ``spread`` seconds instead of all at 08:00; the speed limits then pace them."""
+    if spread <= 0:
+        return 0.0
+    digest = hashlib.sha256(delivery_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * spread
+
+
+def owner_shard(limit: SpeedLimit, domain: str, shards: int) -> int:
+    """The shard that enforces a speed key. A domain's own key lives on the domain's shard
+    (where ingress sends it); a group's key on one shard for the whole group, so a limit
+    shared by domains of several shards is still counted in one place."""
+    if limit.group is not None:
+        return shard_for(limit.key, shards)
+    return shard_for(domain, shards)

@@ -1,4 +1,13 @@
-"""The scheduler's message handlers: accepted deliveries in, tasks and events out.
+"""The scheduler's pipeline: what happens to a delivery, step by step, on the shard that owns it.
+
+    accepted   -> known server? -> suppressed? (fail 10) -> forwarding (copy / rewrite)
+               -> first task -> dispatch
+    parked     -> due yet? (else park again) -> suppressed? -> dispatch
+    dispatch   -> prohibited hours? (park until the window ends, spread)
+               -> the speed key's shard? (else hand it over) -> speed gate (grant, backlog,
+                  or park a paused group member)
+    result     -> free the speed slot -> succeeded / failed / retry (park until the next
+                  attempt) / resend period over (fail 3)
 
 Every handler returns only after what it produced was confirmed by the broker; the consumer
 acks after that, so a crash at any point re-delivers the input (at-least-once).
@@ -8,59 +17,228 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
 from postline.common.broker.topology import (
     DELIVERY_EVENT_KEY,
     ERROR_EVENT_KEY,
-    TASK_KEY,
-    result_key,
+    accepted_key,
+    shard_for,
 )
 from postline.common.events import delivery_event, error_event
-from postline.common.policy import Policy
+from postline.common.policy import Policy, Server, SpeedLimit
 from postline.common.semconv import (
+    ATTEMPT,
     DELIVERY_ID,
+    PRIORITY,
     RECIPIENT_DOMAIN,
     SERVER,
+    SHARD,
     SPAN_RESULT,
     SPAN_SCHEDULE,
 )
 from postline.common.telemetry import tracer
-from postline.scheduler import decisions
+from postline.common.timeutil import from_timestamp, to_timestamp
+from postline.scheduler import decisions, metrics
+from postline.scheduler.consuming import Requeue
+from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
+from postline.scheduler.mx import MxCache
+from postline.scheduler.pauses import PausedDomains
+from postline.scheduler.shard import Outcome
+from postline.scheduler.suppressions import SuppressionList
 from postline.v1 import delivery_pb2, events_pb2
+
+if TYPE_CHECKING:
+    from postline.scheduler.shard import Gate, ShardRuntime
 
 logger = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, broker: Broker, policy: Policy, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        policy: Policy,
+        clock: Callable[[], float],
+        *,
+        shards: int,
+        suppressions: SuppressionList,
+        pauses: PausedDomains,
+        mx: MxCache,
+        hold_spread: float = 300.0,
+        pause_recheck: float = 30.0,
+    ) -> None:
         self.broker = broker
         self.policy = policy
         self.clock = clock
+        self.shards = shards
+        self.suppressions = suppressions
+        self.pauses = pauses
+        self.mx = mx
+        self.hold_spread = hold_spread
+        self.pause_recheck = pause_recheck
 
-    async def on_accepted(self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery) -> None:
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def on_accepted(
+        self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery, shard: ShardRuntime
+    ) -> None:
         with tracer(__name__).start_as_current_span(SPAN_SCHEDULE) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(RECIPIENT_DOMAIN, delivery.recipient_domain)
             span.set_attribute(SERVER, delivery.server)
+            span.set_attribute(SHARD, shard.number)
+            now = self.clock()
             server = self.policy.servers.get(delivery.server)
             if server is None:
                 await self._fail_unknown_server(delivery)
                 return
-            shard = int(meta.routing_key.rsplit(".", 1)[-1])
-            task = decisions.first_task(server, delivery, shard, self.clock())
-            await self.broker.publish(TASK_KEY, task, priority=task.priority)
-            logger.debug("%s scheduled to %s", delivery.delivery_id, task.route_host or "MX")
+            if self._suppressed(server, delivery):
+                await self._fail_blocked(delivery, now, attempt=0)
+                return
+            match forwarding_for(server, delivery):
+                case Copy(copy=copy):
+                    await self._forward_copy(copy, now)
+                case Rewrite(delivery=rewritten):
+                    # Its own shard checks the new recipient from the start (suppression...).
+                    target = shard_for(rewritten.recipient_domain, self.shards)
+                    await self.broker.publish(accepted_key(target), rewritten)
+                    metrics.DECISIONS.labels(decision="forwarded").inc()
+                    logger.info(
+                        "%s rewritten to %s", delivery.delivery_id, rewritten.recipient_domain
+                    )
+                    return
+            task = decisions.first_task(server, delivery, shard.number, now)
+            span.set_attribute(PRIORITY, task.priority)
+            await self.dispatch(task, server, shard)
 
-    async def on_result(self, result: delivery_pb2.DeliveryResult, meta: Delivery) -> None:
+    async def on_parked(
+        self, task: delivery_pb2.DeliveryTask, meta: Delivery, shard: ShardRuntime
+    ) -> None:
+        """A parked task came back (a retry, a hold, a hop of a long wait), or a group's
+        delivery was handed to the group's shard."""
+        now = self.clock()
+        not_before = meta.not_before
+        if not_before is not None and now < not_before:
+            await self.park(task, shard.number, not_before, now)
+            return
+        delivery = task.delivery
+        server = self.policy.servers.get(delivery.server)
+        if server is None:
+            await self._fail_unknown_server(delivery)
+            return
+        if self._suppressed(server, delivery):
+            await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
+            return
+        await self.dispatch(task, server, shard)
+
+    async def dispatch(
+        self, task: delivery_pb2.DeliveryTask, server: Server, shard: ShardRuntime
+    ) -> None:
+        now = self.clock()
+        delivery = task.delivery
+        hold = decisions.hold_until(server, task, now)
+        if hold is not None:
+            await self._hold(task, hold, now, shard)
+            return
+        shard.note_released(delivery.recipient_domain, delivery.delivery_id)
+        route = decisions.route_for(server, delivery.recipient_domain)
+        task.route_host, task.route_port, task.tls = route.host, route.port, route.tls
+        limit = await self.limit_for(server, task)
+        owner = decisions.owner_shard(limit, delivery.recipient_domain, self.shards)
+        if owner != shard.number and task.handovers == 0:
+            # A group's limit is counted on one shard; its deliveries go there. Once: if the
+            # shards disagree (an MX lookup answered differently), the second one keeps it.
+            task.handovers += 1
+            await self.broker.publish(accepted_key(owner), task)
+            return
+        outcome = await shard.submit(task, delivery.server, limit)
+        if outcome == Outcome.PAUSED:
+            await self.park(task, shard.number, now + self.pause_recheck, now)
+            metrics.DECISIONS.labels(decision="paused").inc()
+
+    async def ready_for_backlog(
+        self, task: delivery_pb2.DeliveryTask, gate: Gate, shard: ShardRuntime
+    ) -> SpeedLimit | None:
+        """A backlogged delivery's turn to wait for a slot: may it still go this way? None
+        when it was dealt with otherwise (failed, parked, handed over)."""
+        now = self.clock()
+        delivery = task.delivery
+        server = self.policy.servers.get(delivery.server)
+        if server is None:
+            await self._fail_unknown_server(delivery)
+            return None
+        if self._suppressed(server, delivery):
+            await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
+            return None
+        if self.pauses.is_paused(delivery.recipient_domain):
+            if gate.domain is not None:
+                raise Requeue  # its key is paused: it waits in the backlog queue
+            await self.park(task, shard.number, now + self.pause_recheck, now)
+            return None
+        limit = await self.limit_for(server, task)
+        if limit.key != gate.key:
+            await self.dispatch(task, server, shard)  # the policy changed its speed rule
+            return None
+        return limit
+
+    async def park(
+        self, task: delivery_pb2.DeliveryTask, shard: int, not_before: float, now: float
+    ) -> None:
+        await self.broker.publish_delayed(accepted_key(shard), task, not_before=not_before, now=now)
+
+    async def _hold(
+        self, task: delivery_pb2.DeliveryTask, hold: float, now: float, shard: ShardRuntime
+    ) -> None:
+        delivery = task.delivery
+        until = hold + decisions.release_spread(delivery.delivery_id, self.hold_spread)
+        newly = not task.HasField("held_until") or from_timestamp(task.held_until) <= now
+        task.held_until.CopyFrom(to_timestamp(until))
+        shard.note_held(delivery.recipient_domain, delivery.delivery_id, until)
+        await self.park(task, shard.number, until, now)
+        if newly:
+            metrics.DECISIONS.labels(decision="held").inc()
+            when = datetime.fromtimestamp(hold, tz=UTC).isoformat()
+            event = delivery_event(
+                delivery,
+                events_pb2.DELIVERY_STATUS_DEFERRED,
+                now,
+                attempt=task.attempt - 1,
+                reason=f"held by prohibited hours until {when}",
+                next_attempt_at=until,
+            )
+            await self.broker.publish(DELIVERY_EVENT_KEY, event)
+            logger.info("%s held by prohibited hours until %s", delivery.delivery_id, when)
+
+    async def limit_for(self, server: Server, task: delivery_pb2.DeliveryTask) -> SpeedLimit:
+        domain = task.delivery.recipient_domain
+        if task.route_host:
+            hosts: tuple[str, ...] = (task.route_host,)
+        elif server.uses_mx_rules:
+            hosts = await self.mx.hosts(domain)
+        else:
+            hosts = ()
+        return server.speed_for(domain, hosts)
+
+    # --- results ---------------------------------------------------------------------------
+
+    async def on_result(
+        self, result: delivery_pb2.DeliveryResult, meta: Delivery, shard: ShardRuntime
+    ) -> None:
         delivery = result.task.delivery
         now = self.clock()
         with tracer(__name__).start_as_current_span(SPAN_RESULT) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
+            span.set_attribute(ATTEMPT, result.task.attempt)
             if meta.not_before is not None:
-                await self._retry_due(result, meta.not_before, now)
+                # A retry parked by an earlier version, on the results queue: its next task
+                # now waits like any other parked task.
+                await self.park(decisions.next_task(result), shard.number, meta.not_before, now)
                 return
+            shard.release(result.task)
             server = self.policy.servers.get(delivery.server)
             if server is None:
                 await self._fail_unknown_server(delivery)
@@ -68,31 +246,17 @@ class Scheduler:
             decision = decisions.after_result(server, result, now)
             attempt = result.task.attempt
             match decision:
-                case decisions.Final(succeeded=True):
-                    event = delivery_event(
-                        delivery,
-                        events_pb2.DELIVERY_STATUS_SUCCEEDED,
-                        now,
-                        result=result,
-                        attempt=attempt,
+                case decisions.Final(succeeded=succeeded):
+                    status = (
+                        events_pb2.DELIVERY_STATUS_SUCCEEDED
+                        if succeeded
+                        else events_pb2.DELIVERY_STATUS_FAILED
                     )
+                    event = delivery_event(delivery, status, now, result=result, attempt=attempt)
                     await self.broker.publish(DELIVERY_EVENT_KEY, event)
-                case decisions.Final(succeeded=False):
-                    event = delivery_event(
-                        delivery,
-                        events_pb2.DELIVERY_STATUS_FAILED,
-                        now,
-                        result=result,
-                        attempt=attempt,
-                    )
-                    await self.broker.publish(DELIVERY_EVENT_KEY, event)
-                case decisions.Retry(not_before=not_before):
-                    await self.broker.publish_delayed(
-                        result_key(result.task.shard, "deferred"),
-                        result,
-                        not_before=not_before,
-                        now=now,
-                    )
+                    metrics.DECISIONS.labels(decision="succeeded" if succeeded else "failed").inc()
+                case decisions.Retry(not_before=not_before, asked=asked):
+                    await self.park(decisions.next_task(result), shard.number, not_before, now)
                     event = delivery_event(
                         delivery,
                         events_pb2.DELIVERY_STATUS_DEFERRED,
@@ -102,22 +266,58 @@ class Scheduler:
                         next_attempt_at=not_before,
                     )
                     await self.broker.publish(DELIVERY_EVENT_KEY, event)
+                    metrics.DECISIONS.labels(decision="retry").inc()
+                    if asked is not None:
+                        logger.info(
+                            "%s retried in %ss as its reply asked",
+                            delivery.delivery_id,
+                            round(not_before - now),
+                        )
                 case decisions.Expired(reason=reason):
                     await self._fail(
-                        delivery, events_pb2.ERROR_STATUS_RESEND_TIMEOUT, reason, now, result
+                        delivery,
+                        events_pb2.ERROR_STATUS_RESEND_TIMEOUT,
+                        reason,
+                        now,
+                        result,
+                        attempt=attempt,
                     )
+                    metrics.DECISIONS.labels(decision="expired").inc()
 
-    async def _retry_due(
-        self, result: delivery_pb2.DeliveryResult, not_before: float, now: float
+    # --- outcomes --------------------------------------------------------------------------
+
+    def _suppressed(self, server: Server, delivery: delivery_pb2.AcceptedDelivery) -> bool:
+        return server.blocking.enabled and self.suppressions.is_suppressed(
+            delivery.server, _address(delivery.recipient)
+        )
+
+    async def _forward_copy(self, copy: delivery_pb2.AcceptedDelivery, now: float) -> None:
+        target = shard_for(copy.recipient_domain, self.shards)
+        await self.broker.publish(accepted_key(target), copy)
+        queued = delivery_event(
+            copy,
+            events_pb2.DELIVERY_STATUS_QUEUED,
+            now,
+            reason=f"forwarded copy of delivery {copy.forwarded_from}",
+        )
+        await self.broker.publish(DELIVERY_EVENT_KEY, queued)
+        metrics.DECISIONS.labels(decision="forwarded").inc()
+        logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
+
+    async def _fail_blocked(
+        self, delivery: delivery_pb2.AcceptedDelivery, now: float, *, attempt: int
     ) -> None:
-        """A parked retry came back: re-park if still early, else send the next attempt."""
-        if now < not_before:
-            await self.broker.publish_delayed(
-                result_key(result.task.shard, "deferred"), result, not_before=not_before, now=now
-            )
-            return
-        task = decisions.next_task(result)
-        await self.broker.publish(TASK_KEY, task, priority=task.priority)
+        reason = f"blocked: {delivery.recipient} is on the suppression list of {delivery.server}"
+        logger.info("%s %s", delivery.delivery_id, reason)
+        await self._fail(
+            delivery,
+            events_pb2.ERROR_STATUS_BLOCKED_ADDRESS,
+            reason,
+            now,
+            None,
+            attempt=max(0, attempt),
+        )
+        metrics.DECISIONS.labels(decision="suppressed").inc()
 
     async def _fail_unknown_server(self, delivery: delivery_pb2.AcceptedDelivery) -> None:
         reason = f"server {delivery.server!r} is not in the policy"
@@ -131,6 +331,8 @@ class Scheduler:
         reason: str,
         now: float,
         result: delivery_pb2.DeliveryResult | None,
+        *,
+        attempt: int = 0,
     ) -> None:
         error = error_event(
             delivery, status, now, source=events_pb2.ERROR_SOURCE_POLICY, reason=reason
@@ -140,9 +342,14 @@ class Scheduler:
             events_pb2.DELIVERY_STATUS_FAILED,
             now,
             result=result,
-            attempt=result.task.attempt if result else 0,
+            attempt=attempt,
             reason=reason,
             error_status=status,
         )
         await self.broker.publish(ERROR_EVENT_KEY, error)
         await self.broker.publish(DELIVERY_EVENT_KEY, event)
+
+
+def _address(recipient: str) -> str:
+    """The suppression list's form of an address: lowercased, angle brackets dropped."""
+    return recipient.strip().strip("<>").lower()

@@ -2,9 +2,59 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from postline.common.settings import ServiceSettings
+from postline.scheduler.shard import RuntimeSettings
 
 
 class SchedulerSettings(ServiceSettings):
     grpc_listen: str = "127.0.0.1:50052"
     health_listen: str = "127.0.0.1:9102"
+    bounce_grpc: str = Field(
+        default="127.0.0.1:50053", description="bounce's gRPC (Suppressions.List at start)"
+    )
+    # Deliveries of the shard's inbound queue handled at once; none of them waits long (a
+    # delivery that must wait goes to its speed key's backlog or a delay queue).
+    inbound_prefetch: int = Field(default=200, ge=1, le=10000)
+    results_prefetch: int = Field(default=100, ge=1, le=10000)
+    # At most this many deliveries of one speed key wait in memory for a slot.
+    backlog_prefetch_max: int = Field(default=20, ge=1, le=1000)
+    # A delivery waiting in memory longer goes back to its backlog queue (below RabbitMQ's
+    # consumer_timeout, 30 min by default).
+    max_wait: float = Field(default=300.0, gt=0, le=1500)
+    # A grant whose result never came back frees its slot after this (a lost task).
+    lease_timeout: float = Field(default=3600.0, gt=0)
+    # Deliveries held by prohibited hours come back spread over this many seconds.
+    hold_release_spread: float = Field(default=300.0, ge=0)
+    # How long a paused member of a speed group is parked before it is looked at again.
+    pause_recheck: float = Field(default=30.0, gt=0)
+    # An empty backlog queue is deleted after this long unused.
+    backlog_idle: float = Field(default=60.0, gt=0)
+    # MX lookups for speed rules written with mx: (the sender's variables, so one environment
+    # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
+    dns_servers: str = ""
+    dns_timeout: float = Field(default=5.0, gt=0)
+
+    def dns_nameservers(self) -> list[tuple[str, int]]:
+        servers = []
+        for item in filter(None, (part.strip() for part in self.dns_servers.split(","))):
+            if item.count(":") > 1 and not item.startswith("["):
+                servers.append((item, 53))  # a bare IPv6 address
+                continue
+            host, sep, port = item.rpartition(":")
+            if sep and host and port.isdigit():
+                servers.append((host.strip("[]"), int(port)))
+            else:
+                servers.append((item.strip("[]"), 53))
+        return servers
+
+    def runtime(self) -> RuntimeSettings:
+        return RuntimeSettings(
+            inbound_prefetch=self.inbound_prefetch,
+            results_prefetch=self.results_prefetch,
+            backlog_prefetch_max=self.backlog_prefetch_max,
+            max_wait=self.max_wait,
+            lease_timeout=self.lease_timeout,
+            backlog_idle=self.backlog_idle,
+        )

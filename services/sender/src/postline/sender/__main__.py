@@ -1,37 +1,78 @@
-"""``python -m postline.sender``: a sender's composition root (stateless; scale by replicas)."""
+"""``python -m postline.sender``: a sender's composition root (stateless; scale by replicas).
+
+Senders are competing consumers of ``sender.tasks`` with a prefetch equal to their
+concurrency. On SIGTERM (a Kubernetes rolling update) a sender cancels its consumer, lets the
+deliveries in flight finish and publish their results (``POSTLINE_SHUTDOWN_GRACE``), QUITs
+its idle SMTP sessions and exits 0; nothing it had taken is lost.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+
+from prometheus_client import Counter
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
+from postline.common.policy import load_policy
 from postline.common.runtime import serve_health, stop_event
+from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry
+from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
+from postline.sender.mx import MxResolver, make_resolver
+from postline.sender.pool import SessionPool
 from postline.sender.settings import SenderSettings
+from postline.sender.smtp import Endpoint, SmtpSession
+from postline.sender.tls import TlsContexts
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
+
+SESSIONS = Counter(METRIC_SMTP_SESSIONS, "SMTP sessions opened", ["tls"])
 
 
 async def main() -> None:
     settings = SenderSettings()  # type: ignore[call-arg]
     setup_telemetry("sender", settings.otel_exporter, settings.log_level)
+    policy = load_policy(settings.policy)
+    open_session = functools.partial(
+        SmtpSession.open,
+        helo_name=settings.hostname,
+        timeouts=settings.smtp_timeouts(),
+        tls=TlsContexts(settings.tls_ca_file),
+    )
+
+    async def opener(endpoint: Endpoint) -> SmtpSession:
+        session = await open_session(endpoint)
+        SESSIONS.labels("yes" if session.tls else "no").inc()
+        return session
+
+    pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout)
+    resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
+    deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
     broker = Broker(settings.amqp_url, Topology(settings.shards))
     await broker.connect()
     stop = stop_event()
-    sender = Sender(broker, settings.hostname, settings.smtp_timeout)
-    await broker.consume(
+    sender = Sender(broker, deliverer)
+    subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
     )
     health = await serve_health(settings.health_listen, lambda: broker.connected)
     logger.info("sender consuming %s with concurrency %d", SENDER_TASKS, settings.concurrency)
     await stop.wait()
-    logger.info("sender stopping")
+    logger.info("sender stopping: no new tasks, %d in flight", sender.in_flight)
+    try:
+        await subscription.cancel()
+    except Exception as exc:  # the broker is gone: unacked tasks go back to the queue anyway
+        logger.warning("cancelling the consumer failed: %s", exc)
+    await sender.drain(settings.shutdown_grace)
+    await pool.close()
     health.close()
     await broker.close()
+    logger.info("sender stopped")
 
 
 if __name__ == "__main__":

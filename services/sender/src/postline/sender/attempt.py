@@ -1,135 +1,305 @@
-"""One delivery attempt over SMTP (aiosmtplib), reduced to a typed outcome.
+"""One delivery attempt, as a list of named steps, reduced to a :class:`DeliveryResult`.
 
-2xx succeeded; 4xx, connection failures and timeouts deferred; 5xx failed.
+    server -> envelope -> message -> destinations -> deliver
+
+Each step may end the attempt with a reply (a local one or the destination's); the reply
+decides the outcome: 2xx succeeded; 4xx, connection failures and timeouts deferred; 5xx
+failed (see :mod:`postline.sender.replies`).
+
+Where each decision is made:
+
+* Return path (VERP): the scheduler may set ``task.return_path``; when it is empty the sender
+  makes one from the server's ``return_path_domain`` (:func:`postline.common.verp.encode_verp`),
+  since it holds the policy too. A message submitted with the null reverse-path (``<>``, e.g.
+  an application's own notification) keeps it: RFC 5321 §4.5.5 forbids notifications about
+  notifications. The envelope sender used goes back in ``result.task.return_path``.
+* Destination: the task's route (set by the scheduler from the policy's ``routes``) bypasses
+  DNS; otherwise the recipient domain's MX hosts, tried in preference order, the next host
+  only when one could not be reached or refused the session (at most ``MAX_ADDRESSES``
+  addresses per attempt, as Postfix's smtp_mx_address_limit).
+* TLS: the task's mode, made ``required`` by the server's ``require_tls`` (:mod:`.tls`).
+* Source IP: the task's, else one of the server's pool (:mod:`.sources`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
-import re
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import aiosmtplib
-import dns.exception
-
+from postline.common.addresses import AddressError, parse_address
+from postline.common.policy import Policy, Server, SpeedLimit
 from postline.common.timeutil import to_timestamp
-from postline.sender.mx import NoMailHost, mail_hosts
+from postline.common.verp import VerpError, encode_verp
+from postline.sender import message, replies, signing, sources
+from postline.sender.mx import LookupFailed, MailHost, MxResolver
+from postline.sender.pool import SessionPool
+from postline.sender.replies import Reply
+from postline.sender.smtp import Endpoint, SessionFailed, SmtpSession
+from postline.sender.tls import TLS_MODES, tls_mode
 from postline.v1 import delivery_pb2
+from postline.v1.delivery_pb2 import TlsMode
 
 logger = logging.getLogger(__name__)
 
-_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+MAX_ADDRESSES = 5
+BAD_ADDRESS = (553, "5.1.3 {address} cannot be sent: {reason}")
 
 
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-    stage: str
+@dataclass
+class _Attempt:
+    """What the steps learn on the way."""
 
-    @property
-    def enhanced_status(self) -> str:
-        match = _ENHANCED.match(self.text)
-        return match[1] if match else ""
-
-    @property
-    def outcome(self) -> delivery_pb2.Outcome.ValueType:
-        if 200 <= self.code < 300:
-            return delivery_pb2.OUTCOME_SUCCEEDED
-        if 500 <= self.code < 600:
-            return delivery_pb2.OUTCOME_FAILED
-        return delivery_pb2.OUTCOME_DEFERRED
+    task: delivery_pb2.DeliveryTask
+    result: delivery_pb2.DeliveryResult
+    server: Server | None = None
+    return_path: str = ""
+    content: bytes = b""
+    hosts: list[MailHost] = field(default_factory=list)
+    port: int = 25
+    tls: TlsMode.ValueType = delivery_pb2.TLS_MODE_UNSPECIFIED  # the task's unless routed here
+    limit: SpeedLimit | None = None
 
 
-def _tls_options(mode: delivery_pb2.TlsMode.ValueType) -> dict[str, object]:
-    if mode == delivery_pb2.TLS_MODE_NONE:
-        return {"start_tls": False}
-    if mode == delivery_pb2.TLS_MODE_REQUIRED:
-        return {"start_tls": True, "validate_certs": True}
-    # Opportunistic TLS encrypts without authenticating the peer (RFC 7435), as MTAs do.
-    return {"start_tls": None, "validate_certs": False}
+class Deliverer:
+    def __init__(
+        self,
+        policy: Policy,
+        resolver: MxResolver,
+        pool: SessionPool,
+        *,
+        smtp_port: int = 25,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.pool = pool
+        self.smtp_port = smtp_port
 
+    async def attempt(self, task: delivery_pb2.DeliveryTask) -> delivery_pb2.DeliveryResult:
+        started = time.time()
+        result = delivery_pb2.DeliveryResult(started_at=to_timestamp(started))
+        result.task.CopyFrom(task)
+        attempt = _Attempt(task, result)
+        try:
+            reply = (
+                self._server(attempt)
+                or self._envelope(attempt)
+                or await self._message(attempt)
+                or await self._destinations(attempt)
+                or await self._deliver(attempt)
+            )
+        except Exception as exc:
+            # A bug must not bounce the task between senders forever: defer it, so the
+            # scheduler retries it later and the resend period bounds the retries.
+            logger.exception("%s attempt failed unexpectedly", task.delivery.delivery_id)
+            reply = Reply.make(replies.LOCAL_ERROR, replies.LOCAL, error=type(exc).__name__)
+        result.outcome = reply.outcome
+        result.reply_code = reply.code
+        result.reply_text = reply.text
+        result.enhanced_status = reply.enhanced_status
+        result.stage = reply.stage
+        result.finished_at.CopyFrom(to_timestamp(time.time()))
+        return result
 
-async def attempt(
-    task: delivery_pb2.DeliveryTask, *, hostname: str, timeout: float
-) -> delivery_pb2.DeliveryResult:
-    started = time.time()
-    delivery = task.delivery
-    result = delivery_pb2.DeliveryResult(task=task, started_at=to_timestamp(started))
-    try:
-        if task.route_host:
-            hosts, port = [task.route_host], task.route_port or 25
-        else:
-            hosts, port = await mail_hosts(delivery.recipient_domain), 25
-    except NoMailHost as exc:
-        reply = Reply(550, f"5.1.2 {exc}", "dns")
-        hosts, port = [], 25
-    except dns.exception.DNSException as exc:
-        reply = Reply(451, f"4.4.3 DNS lookup failed: {exc}", "dns")
-        hosts, port = [], 25
-    for host in hosts:
-        reply, tls = await _send(task, host, port, hostname, timeout)
-        result.mx_host = host
-        result.tls = tls
-        if reply.stage not in ("connect", "ehlo"):
-            break  # the host answered; trying the next MX is only for unreachable ones
-    result.outcome = reply.outcome
-    result.reply_code = reply.code
-    result.reply_text = reply.text
-    result.enhanced_status = reply.enhanced_status
-    result.stage = reply.stage
-    result.source_ip = task.source_ip
-    result.finished_at.CopyFrom(to_timestamp(time.time()))
-    return result
+    # -- steps: each returns the reply that ends the attempt, or None to go on ------------
 
+    def _server(self, a: _Attempt) -> Reply | None:
+        a.server = self.policy.servers.get(a.task.delivery.server)
+        if a.server is None:
+            return Reply.make(replies.UNKNOWN_SERVER, replies.LOCAL, server=a.task.delivery.server)
+        return None
 
-async def _send(
-    task: delivery_pb2.DeliveryTask, host: str, port: int, hostname: str, timeout: float
-) -> tuple[Reply, bool]:
-    delivery = task.delivery
-    client = aiosmtplib.SMTP(
-        hostname=host,
-        port=port,
-        local_hostname=hostname,
-        timeout=timeout,
-        source_address=(task.source_ip, 0) if task.source_ip else None,
-        **_tls_options(task.tls),  # type: ignore[arg-type]
-    )
-    stage = "connect"
-    try:
-        await client.connect()
-        stage = "mail"
-        sender = task.return_path or delivery.envelope_from
-        errors, response = await client.sendmail(sender, [delivery.recipient], delivery.content)
-        if errors:
-            response_ = next(iter(errors.values()))
-            return Reply(response_.code, response_.message, "rcpt"), _tls(client)
-        return Reply(250, response, "data"), _tls(client)
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        refused = exc.recipients[0]
-        return Reply(refused.code, refused.message, "rcpt"), _tls(client)
-    except aiosmtplib.SMTPSenderRefused as exc:
-        return Reply(exc.code, exc.message, "mail"), _tls(client)
-    except aiosmtplib.SMTPDataError as exc:
-        return Reply(exc.code, exc.message, "data"), _tls(client)
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError, OSError) as exc:
-        return Reply(421, f"4.4.1 connection to {host}:{port} failed: {exc}", "connect"), False
-    except aiosmtplib.SMTPTimeoutError as exc:
-        return Reply(421, f"4.4.2 timeout at {stage} with {host}: {exc}", stage), _tls(client)
-    except aiosmtplib.SMTPServerDisconnected as exc:
-        return Reply(421, f"4.4.2 {host} disconnected at {stage}: {exc}", stage), _tls(client)
-    except aiosmtplib.SMTPResponseException as exc:
-        return Reply(exc.code, exc.message, stage), _tls(client)
-    except aiosmtplib.SMTPException as exc:
-        return Reply(421, f"4.4.0 SMTP error with {host}: {exc}", stage), _tls(client)
-    finally:
-        if client.is_connected:
+    def _envelope(self, a: _Attempt) -> Reply | None:
+        assert a.server is not None
+        delivery = a.task.delivery
+        for address in filter(None, (delivery.recipient, a.task.return_path)):
             try:
-                await client.quit()
-            except aiosmtplib.SMTPException:
-                client.close()
+                parse_address(address)
+            except AddressError as exc:
+                return Reply.make(BAD_ADDRESS, replies.LOCAL, address=address, reason=exc.reason)
+        a.return_path = a.task.return_path
+        if not a.return_path and delivery.envelope_from:
+            try:
+                a.return_path = encode_verp(delivery.delivery_id, a.server.return_path_domain)
+            except VerpError as exc:
+                logger.warning("%s no VERP return path: %s", delivery.delivery_id, exc)
+        a.result.task.return_path = a.return_path
+        if not a.return_path:
+            a.return_path = delivery.envelope_from
+        return None
+
+    async def _message(self, a: _Attempt) -> Reply | None:
+        assert a.server is not None
+        content = message.crlf(a.task.delivery.content)
+        if a.server.strip_received_headers:
+            content = message.strip_received(content)
+        domain = message.from_domain(content)
+        key = a.server.dkim_for(domain) if domain else None
+        if key is not None:
+            try:
+                # Off the event loop: hashing a large body takes a while.
+                content = await asyncio.to_thread(signing.sign, content, key)
+            except signing.SigningFailed as exc:
+                logger.error(
+                    "%s DKIM signing for %s failed: %s",
+                    a.task.delivery.delivery_id,
+                    key.domain,
+                    exc,
+                )
+                return Reply.make(
+                    replies.DKIM_KEY_UNUSABLE, replies.LOCAL, domain=key.domain, error=exc
+                )
+            a.result.dkim_domain = key.domain
+        a.content = content
+        return None
+
+    async def _destinations(self, a: _Attempt) -> Reply | None:
+        assert a.server is not None
+        task = a.task
+        started = time.monotonic()
+        route_host, a.port = task.route_host, task.route_port or 25
+        if not route_host and (route := a.server.route_for(task.delivery.recipient_domain)):
+            # A task from a scheduler that left routing to us: the policy's route still wins.
+            route_host, a.port = route.to.host, route.to.port
+            a.tls = TLS_MODES[route.tls]
+        if route_host:
+            try:
+                addresses = await _route_addresses(route_host, a.port)
+            except OSError as exc:
+                return Reply.make(replies.NO_ROUTE_ADDRESS, replies.DNS, host=route_host, error=exc)
+            a.hosts = [MailHost(route_host, 0, addresses)]
+            a.limit = a.server.speed_for(task.delivery.recipient_domain)
+        else:
+            a.port = self.smtp_port
+            try:
+                a.hosts = await self.resolver.mail_hosts(task.delivery.recipient_domain)
+            except LookupFailed as failure:
+                return failure.reply
+            finally:
+                a.result.dns_ms = _ms_since(started)
+            a.limit = a.server.speed_for(task.delivery.recipient_domain, [h.name for h in a.hosts])
+        return None
+
+    async def _deliver(self, a: _Attempt) -> Reply:
+        assert a.server is not None and a.limit is not None
+        mode = tls_mode(a.tls or a.task.tls, a.task.delivery.recipient_domain, a.server)
+        source_ip = self._source_ip(a, mode)
+        targets = [
+            (host, address)
+            for host in a.hosts
+            for address in host.addresses
+            if sources.same_family(source_ip, address)
+        ][:MAX_ADDRESSES]
+        if not targets:
+            hosts = ", ".join(h.name for h in a.hosts)
+            return Reply.make(
+                replies.CONNECT_FAILED,
+                replies.CONNECT,
+                host=hosts,
+                error=f"no address of the family of source IP {source_ip}",
+            )
+        reply: Reply | None = None
+        for host, address in targets:
+            endpoint = Endpoint(address, a.port, host.name, source_ip, mode)
+            a.result.mx_host = host.name
+            a.result.mx_address = endpoint.peer
+            a.result.source_ip = source_ip
+            reply = await self._send(a, endpoint)
+            if reply.stage not in (replies.CONNECT, replies.EHLO, replies.STARTTLS):
+                return reply  # the host answered; another MX is only for unreachable ones
+            logger.info("%s %s: %s", a.task.delivery.delivery_id, endpoint, reply)
+        assert reply is not None
+        return reply
+
+    async def _send(self, a: _Attempt, endpoint: Endpoint) -> Reply:
+        """Open or reuse a session and run the transaction; a reused session that turns out
+        to be dead (the server dropped it while idle) is replaced once, transparently."""
+        assert a.limit is not None
+        for _ in range(2):
+            started = time.monotonic()
+            try:
+                session, reused = await self.pool.acquire(
+                    a.limit.key, endpoint, max_sessions=a.limit.connections
+                )
+            except SessionFailed as failure:
+                a.result.connect_ms = _ms_since(started)
+                return failure.reply
+            a.result.connect_ms = 0 if reused else _ms_since(started)
+            started = time.monotonic()
+            try:
+                reply = await session.send(a.return_path, a.task.delivery.recipient, a.content)
+            except BaseException:
+                self.pool.discard(a.limit.key, session)  # cancelled mid-transaction
+                raise
+            a.result.transaction_ms = _ms_since(started)
+            if reused and _stale(reply, session):
+                logger.info(
+                    "%s reused session to %s was dead: %s",
+                    a.task.delivery.delivery_id,
+                    endpoint,
+                    reply,
+                )
+                self.pool.discard(a.limit.key, session)
+                continue
+            self._describe_session(a.result, session, reused)
+            await self.pool.release(
+                a.limit.key, session, max_messages=a.limit.messages_per_connection
+            )
+            return reply
+        return reply
+
+    def _source_ip(self, a: _Attempt, mode: TlsMode.ValueType) -> str:
+        assert a.limit is not None
+        if a.task.source_ip:
+            return a.task.source_ip
+        pool = [str(ip) for ip in self.policy.source_addresses(a.task.delivery.server)]
+        candidates = sources.window(pool, a.limit.source_ips, a.limit.key)
+        first = next((addr for h in a.hosts for addr in h.addresses), "")
+        key = a.limit.key
+
+        def has_idle(ip: str) -> bool:
+            endpoint = Endpoint(first, a.port, a.hosts[0].name, ip, mode)
+            return self.pool.idle_sessions(key, endpoint) > 0
+
+        return sources.choose(
+            candidates,
+            has_idle=has_idle,
+            open_sessions=lambda ip: self.pool.open_sessions(key, ip),
+        )
+
+    @staticmethod
+    def _describe_session(
+        result: delivery_pb2.DeliveryResult, session: SmtpSession, reused: bool
+    ) -> None:
+        result.source_ip = session.local_address
+        result.connection_reused = reused
+        result.session_messages = session.messages
+        if session.tls is not None:
+            result.tls = True
+            result.tls_version = session.tls.version
+            result.tls_cipher = session.tls.cipher
+            result.tls_verified = session.tls.verified
 
 
-def _tls(client: aiosmtplib.SMTP) -> bool:
-    return bool(client.is_connected and client.get_transport_info("sslcontext"))
+def _stale(reply: Reply, session: SmtpSession) -> bool:
+    """A reused session dropped at MAIL (or answered 421 there): the server had closed it
+    while idle, so the delivery itself was not tried."""
+    return reply.stage == replies.MAIL and (session.dropped or reply.code == 421)
+
+
+async def _route_addresses(host: str, port: int) -> tuple[str, ...]:
+    """A route's host: an IP address as is, a name as the OS resolves it (/etc/hosts too)."""
+    try:
+        return (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = dict.fromkeys(str(info[4][0]) for info in infos)
+    return tuple(sorted(addresses, key=lambda a: ":" in a))  # IPv4 first
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,46 +1,142 @@
-"""The sender's handler: a task in, an attempt, its result out (acked after the confirm)."""
+"""The sender's handler: a task in, an attempt, its result out; the task is acked (by the
+consumer, when the handler returns) only after the result's publish was confirmed.
+
+A sender that dies mid-delivery (``kill -9``, a lost node) never acked its tasks, so RabbitMQ
+hands them to another sender: nothing is lost, and the destination may get the message twice,
+which is SMTP's norm (RFC 5321 §6.1 prefers a duplicate to a loss). A sender told to stop
+(SIGTERM) stops taking tasks and lets those in flight finish: see :meth:`Sender.drain`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
 
 from postline.common.broker import Broker
+from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.consumer import Delivery
 from postline.common.broker.topology import result_key
-from postline.common.semconv import ATTEMPT, DELIVERY_ID, OUTCOME, REPLY_CODE, SPAN_ATTEMPT
+from postline.common.semconv import (
+    ATTEMPT,
+    CONNECTION_REUSED,
+    DELIVERY_ID,
+    ENHANCED_STATUS,
+    METRIC_ATTEMPT_SECONDS,
+    METRIC_ATTEMPTS,
+    METRIC_IN_FLIGHT,
+    MX_HOST,
+    OUTCOME,
+    RECIPIENT_DOMAIN,
+    REPLY_CODE,
+    SERVER,
+    SOURCE_IP,
+    SPAN_ATTEMPT,
+    TLS,
+)
 from postline.common.telemetry import tracer
-from postline.sender.attempt import attempt
+from postline.sender.attempt import Deliverer
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
 
-_OUTCOME_KEYS = {
+OUTCOME_KEYS = {
     delivery_pb2.OUTCOME_SUCCEEDED: "succeeded",
     delivery_pb2.OUTCOME_DEFERRED: "deferred",
     delivery_pb2.OUTCOME_FAILED: "failed",
 }
+PUBLISH_TRIES = 3
+
+ATTEMPTS = Counter(METRIC_ATTEMPTS, "delivery attempts", ["outcome"])
+ATTEMPT_SECONDS = Histogram(METRIC_ATTEMPT_SECONDS, "duration of a delivery attempt")
+IN_FLIGHT = Gauge(METRIC_IN_FLIGHT, "deliveries in progress")
 
 
 class Sender:
-    def __init__(self, broker: Broker, hostname: str, timeout: float) -> None:
+    def __init__(self, broker: Broker, deliverer: Deliverer) -> None:
         self.broker = broker
-        self.hostname = hostname
-        self.timeout = timeout
+        self.deliverer = deliverer
+        # The consumer tasks running a delivery: each acks its message after we return, so
+        # waiting for the task (not just the handler) waits for the ack too.
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     async def on_task(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+        current = asyncio.current_task()
+        if current is not None and current not in self._in_flight:
+            self._in_flight.add(current)
+            current.add_done_callback(self._in_flight.discard)
+        IN_FLIGHT.inc()
+        try:
+            await self._deliver(task, meta)
+        finally:
+            IN_FLIGHT.dec()
+
+    async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+        delivery = task.delivery
         with tracer(__name__).start_as_current_span(SPAN_ATTEMPT) as span:
-            span.set_attribute(DELIVERY_ID, task.delivery.delivery_id)
+            span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, task.attempt)
-            result = await attempt(task, hostname=self.hostname, timeout=self.timeout)
-            outcome = _OUTCOME_KEYS[result.outcome]
+            span.set_attribute(RECIPIENT_DOMAIN, delivery.recipient_domain)
+            span.set_attribute(SERVER, delivery.server)
+            started = time.monotonic()
+            result = await self.deliverer.attempt(task)
+            ATTEMPT_SECONDS.observe(time.monotonic() - started)
+            outcome = OUTCOME_KEYS[result.outcome]
+            ATTEMPTS.labels(outcome).inc()
             span.set_attribute(OUTCOME, outcome)
             span.set_attribute(REPLY_CODE, result.reply_code)
+            span.set_attribute(ENHANCED_STATUS, result.enhanced_status)
+            span.set_attribute(MX_HOST, result.mx_host)
+            span.set_attribute(SOURCE_IP, result.source_ip)
+            span.set_attribute(TLS, result.tls)
+            span.set_attribute(CONNECTION_REUSED, result.connection_reused)
             logger.info(
-                "%s attempt %d %s: %d %s",
-                task.delivery.delivery_id,
+                "%s attempt %d %s via %s%s: %d %s",
+                delivery.delivery_id,
                 task.attempt,
                 outcome,
+                result.mx_host or "-",
+                " (redelivered task)" if meta.redelivered else "",
                 result.reply_code,
                 result.reply_text,
             )
-            await self.broker.publish(result_key(task.shard, outcome), result)
+            await self._publish(result_key(task.shard, outcome), result)
+
+    async def _publish(self, routing_key: str, result: delivery_pb2.DeliveryResult) -> None:
+        # The mail is out: a short retry now saves a duplicate delivery of the requeued task.
+        for attempt in range(1, PUBLISH_TRIES + 1):
+            try:
+                await self.broker.publish(routing_key, result)
+                return
+            except BrokerUnavailable as exc:
+                if attempt == PUBLISH_TRIES:
+                    raise
+                logger.warning(
+                    "%s result not confirmed (%s), retrying", result.task.delivery.delivery_id, exc
+                )
+                await asyncio.sleep(attempt)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for the deliveries in flight (results published, tasks
+        acked). Those still running then are cancelled: their tasks are requeued for another
+        sender. Returns how many were cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self._in_flight:
+            logger.info("waiting for %d deliveries in flight", len(self._in_flight))
+        # A loop: a task delivered just before the consumer was cancelled may join late.
+        while self._in_flight and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._in_flight), timeout=remaining)
+        late = set(self._in_flight)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning("%d deliveries still running after %gs: requeued", len(late), grace)
+            await asyncio.wait(late, timeout=5)
+        return len(late)

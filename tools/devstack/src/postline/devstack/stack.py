@@ -21,6 +21,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 SERVICES = ("reports", "bounce", "scheduler", "sender", "ingress")
+# Services that may run as several processes (Stack.senders, Stack.schedulers).
+INSTANCE_PORT_STEP = 100
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Ports:
     def simulator_control(self) -> str:
         return self.addr(2601)
 
+    def instance(self, number: int) -> Ports:
+        """The ports of a service's ``number``-th process (1: the design's; extra senders and
+        schedulers listen 100 ports further each)."""
+        return Ports(self.offset + INSTANCE_PORT_STEP * (number - 1), self.host)
+
     def health(self, service: str) -> str:
         return {
             "scheduler": self.addr(9102),
@@ -93,25 +100,34 @@ class Stack:
     log_dir: Path | None = None  # None: children log to this process's stderr
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    senders: int = 1  # sender processes (named sender, sender-2, ...)
+    schedulers: int = 1  # scheduler processes: one owns each shard, the others stand by
+    simulator_slow_seconds: float | None = None  # the simulator's --slow-seconds
 
     @property
     def clickhouse_dsn(self) -> str:
         return f"chdb://{self.data_dir / 'clickhouse' / 'reports'}"
 
-    def env(self, service: str) -> dict[str, str]:
-        p = self.ports
+    def env(self, service: str, instance: int = 1) -> dict[str, str]:
+        p = self.ports.instance(instance)
         listen = {
             "ingress": {
                 "POSTLINE_SMTP_LISTEN": p.smtp,
                 "POSTLINE_HTTP_LISTEN": p.api,
                 "POSTLINE_GRPC_LISTEN": p.ingress_grpc,
+                # STARTTLS with a self-signed certificate, made by `dev_certificate`.
+                "POSTLINE_TLS_CERT": str(self.tls_dir / "ingress.crt"),
+                "POSTLINE_TLS_KEY": str(self.tls_dir / "ingress.key"),
             },
-            "scheduler": {"POSTLINE_GRPC_LISTEN": p.scheduler_grpc},
+            "scheduler": {
+                "POSTLINE_GRPC_LISTEN": p.scheduler_grpc,
+                "POSTLINE_BOUNCE_GRPC": self.ports.bounce_grpc,
+            },
             "sender": {},
             "bounce": {
                 "POSTLINE_SMTP_LISTEN": p.bounce_smtp,
                 "POSTLINE_GRPC_LISTEN": p.bounce_grpc,
-                "POSTLINE_CLICKHOUSE_DSN": f"chdb://{self.data_dir / 'clickhouse' / 'bounce'}",
+                "POSTLINE_CLICKHOUSE_DSN": self.bounce_clickhouse_dsn,
             },
             "reports": {
                 "POSTLINE_HTTP_LISTEN": p.reports,
@@ -131,12 +147,28 @@ class Stack:
             env["POSTLINE_HEALTH_LISTEN"] = p.health(service)
         return env
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    def dev_certificate(self) -> None:
+        """The ingress's self-signed STARTTLS certificate (kept across runs)."""
+        command = [sys.executable, "-m", "postline.ingress.tls", str(self.tls_dir)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+    @property
+    def bounce_clickhouse_dsn(self) -> str:
+        return f"chdb://{self.data_dir / 'clickhouse' / 'bounce'}"
+
     def migrate(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "postline.common.cli", "migrate", "--dsn", self.clickhouse_dsn],
-            check=True,
-            env={**os.environ, "POSTLINE_POLICY": str(self.policy)},
-        )
+        # Each service that owns ClickHouse data has its own data path (chdb: one process
+        # per path), and each needs the schema before it starts.
+        for dsn in (self.clickhouse_dsn, self.bounce_clickhouse_dsn):
+            subprocess.run(
+                [sys.executable, "-m", "postline.common.cli", "migrate", "--dsn", dsn],
+                check=True,
+                env={**os.environ, "POSTLINE_POLICY": str(self.policy)},
+            )
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         out = None
@@ -150,16 +182,39 @@ class Stack:
     def start(self, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.migrate()
+        self.dev_certificate()
         sim_args = ["-m", "postline.simulator", "--smtp", self.ports.simulator]
         sim_args += ["--control", self.ports.simulator_control]
+        if self.simulator_slow_seconds is not None:
+            sim_args += ["--slow-seconds", str(self.simulator_slow_seconds)]
         self._spawn("simulator", sim_args, dict(os.environ))
         for service in SERVICES:
             self._spawn(service, ["-m", f"postline.{service}"], self.env(service))
+            for number in range(2, self._instances(service) + 1):
+                name = f"{service}-{number}"
+                self._spawn(name, ["-m", f"postline.{service}"], self.env(service, number))
         self.wait_ready(timeout)
 
+    def _instances(self, service: str) -> int:
+        return {"sender": self.senders, "scheduler": self.schedulers}.get(service, 1)
+
+    def health_url(self, name: str) -> str | None:
+        """The readiness URL of a process (``scheduler``, ``sender-2``, ``simulator``...)."""
+        if name == "simulator":
+            return f"http://{self.ports.simulator_control}/healthz"
+        service, _, number = name.partition("-")
+        if service not in SERVICES:
+            return None
+        return f"http://{self.ports.instance(int(number or 1)).health(service)}/readyz"
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one process (a crash, for failover tests); it is then no longer managed."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        return proc.wait()
+
     def wait_ready(self, timeout: float) -> None:
-        urls = {name: f"http://{self.ports.health(name)}/readyz" for name in SERVICES}
-        urls["simulator"] = f"http://{self.ports.simulator_control}/healthz"
+        urls = {name: url for name in self.processes if (url := self.health_url(name))}
         deadline = time.monotonic() + timeout
         pending = set(urls)
         while pending:
@@ -176,7 +231,8 @@ class Stack:
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
         """SIGTERM all (ingress first: nothing new comes in), wait, SIGKILL the late ones."""
-        order = ["ingress", "scheduler", "sender", "bounce", "reports", "simulator"]
+        first = ["ingress", "scheduler", "sender", "bounce", "reports", "simulator"]
+        order = [n for base in first for n in self.processes if n.partition("-")[0] == base]
         for name in order:
             proc = self.processes.get(name)
             if proc is not None and proc.poll() is None:

@@ -28,6 +28,8 @@ class MessageRecord:
     helo: str | None
     size: int
     raw: bytes
+    mail_path: str = ""  # the MAIL FROM address exactly as sent (quotes kept)
+    rcpt_paths: tuple[str, ...] = ()  # the accepted RCPT TO addresses exactly as sent
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -45,6 +47,8 @@ class MessageRecord:
             "session_id": self.session_id,
             "helo": self.helo,
             "size": self.size,
+            "mail_path": self.mail_path,
+            "rcpt_paths": list(self.rcpt_paths),
         }
         if include_raw:
             data["raw"] = base64.b64encode(self.raw).decode("ascii")
@@ -127,6 +131,8 @@ class Recorder:
         tls: bool,
         helo: str | None,
         raw: bytes,
+        mail_path: str = "",
+        rcpt_paths: list[str] | None = None,
     ) -> MessageRecord:
         record = MessageRecord(
             id=next(self._message_ids),
@@ -139,6 +145,8 @@ class Recorder:
             helo=helo,
             size=len(raw),
             raw=raw,
+            mail_path=mail_path,
+            rcpt_paths=tuple(rcpt_paths or ()),
         )
         self._messages.append(record)
         for domain in record.domains:

@@ -36,6 +36,11 @@ class SimulatorSMTP(SMTP):
         self._connections = connections
         self.session_id: int | None = None
         self.closed = asyncio.Event()
+        # The paths of the current transaction exactly as the client wrote them (aiosmtpd's
+        # parsed addresses drop quotes a local part does not strictly need).
+        self.wire_mail = ""
+        self.wire_rcpt = ""
+        self.wire_rcpts: list[str] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # STARTTLS calls this again with the TLS transport: same connection, same session id.
@@ -53,6 +58,15 @@ class SimulatorSMTP(SMTP):
             self.recorder.connection_closed(self.session_id)
             logger.info("session %s closed", self.session_id)
         self.closed.set()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self.wire_mail = wire_path(arg, "FROM:")
+        self.wire_rcpts = []
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self.wire_rcpt = wire_path(arg, "TO:")
+        await super().smtp_RCPT(arg)
 
     async def push(self, status: AnyStr) -> None:
         await super().push(status)
@@ -112,6 +126,7 @@ class SimulatorHandler:
             return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        server.wire_rcpts.append(server.wire_rcpt)
         return REPLY_RCPT_OK
 
     async def handle_RSET(self, server: SimulatorSMTP, session: Session, envelope: Envelope) -> str:
@@ -132,6 +147,8 @@ class SimulatorHandler:
             tls=session.ssl is not None,
             helo=session.host_name,
             raw=raw,
+            mail_path=server.wire_mail,
+            rcpt_paths=list(server.wire_rcpts),
         )
         logger.info(
             "message %s accepted in session %s for %s", record.id, session_id, record.rcpt_tos
@@ -141,6 +158,23 @@ class SimulatorHandler:
     async def handle_exception(self, error: Exception) -> str:
         logger.error("simulator hook failed", exc_info=error)
         return REPLY_INTERNAL_ERROR
+
+
+def wire_path(arg: str | None, keyword: str) -> str:
+    """The address of a ``MAIL FROM:``/``RCPT TO:`` argument as written, without the angle
+    brackets (``<"a..b"@x> SIZE=9`` gives ``"a..b"@x``); a ``>`` inside quotes is kept."""
+    text = (arg or "").strip()
+    if text[: len(keyword)].upper() == keyword:
+        text = text[len(keyword) :].strip()
+    if not text.startswith("<"):
+        return text.split(" ", 1)[0]
+    quoted = False
+    for i, char in enumerate(text[1:], start=1):
+        if char == '"' and text[i - 1] != "\\":
+            quoted = not quoted
+        elif char == ">" and not quoted:
+            return text[1:i]
+    return text[1:]
 
 
 def _session_id(server: SimulatorSMTP) -> int:

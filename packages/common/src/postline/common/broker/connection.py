@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 from google.protobuf.message import Message as ProtoMessage
@@ -27,6 +29,19 @@ M = TypeVar("M", bound=ProtoMessage)
 
 class BrokerUnavailable(Exception):
     """The broker did not confirm a publish (down, slow, or refused it)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A running consumer. ``cancel()`` asks the broker to deliver no more messages to it;
+    messages already delivered stay with their handlers, which still ack them (a graceful
+    stop: cancel, let the handlers finish, then close)."""
+
+    queue: AbstractQueue
+    consumer_tag: str
+
+    async def cancel(self) -> None:
+        await self.queue.cancel(self.consumer_tag)
 
 
 class Broker:
@@ -118,7 +133,9 @@ class Broker:
         await self.publish(
             routing_key,
             message,
-            headers={"x-postline-not-before": not_before},
+            # A string: AMQP tables carry a Python float as a 32-bit float, which rounds epoch
+            # seconds to a multiple of 128.
+            headers={"x-postline-not-before": f"{not_before:.3f}"},
             exchange=delay_exchange(bucket),
         )
         return bucket
@@ -130,13 +147,13 @@ class Broker:
         handler: Handler[Any],
         *,
         prefetch: int = 10,
-    ) -> None:
+    ) -> Subscription:
         """Start consuming ``queue_name`` on a channel of its own with the given prefetch."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
         queue = await channel.get_queue(queue_name, ensure=False)
-        await consume(queue, message_type, handler)
+        return Subscription(queue, await consume(queue, message_type, handler))
 
     async def consume_queue(
         self,

@@ -61,7 +61,9 @@ def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> Prot
     return types[name].FromString(body)
 
 
-async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> None:
+async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> str:
+    """Start consuming; returns the consumer tag (``queue.cancel(tag)`` stops deliveries)."""
+
     async def on_message(incoming: AbstractIncomingMessage) -> None:
         headers = dict(incoming.headers or {})
         delivery = Delivery(incoming.routing_key or "", headers, bool(incoming.redelivered))
@@ -89,4 +91,4 @@ async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[An
         finally:
             token.detach()
 
-    await queue.consume(on_message)
+    return await queue.consume(on_message)

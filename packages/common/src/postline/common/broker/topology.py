@@ -10,6 +10,7 @@ routing key                 queue                                  consumer
 ``result.*.failed``         ``bounce.results``                     bounce
 ``task``                    ``sender.tasks`` (priority 0..3)       senders (competing)
 ``event.#``                 ``reports.events``                     reports
+``event.delivery``          ``bounce.deliveries``                  bounce (who a bounce is for)
 ``suppression.change``      one exclusive queue per scheduler      schedulers
 ==========================  =====================================  ==========================
 
@@ -21,6 +22,10 @@ returns to its shard queue. RabbitMQ 3.10 has no delayed-message plugin, and a p
 Waits longer than the largest bucket hop through it and are re-evaluated on each return.
 
 Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``) for a human.
+
+The scheduler's own bookkeeping (shard ownership tokens, per-shard state, per-destination
+backlog queues, the pause stream, statistics) is declared by the scheduler:
+``postline.scheduler.queues``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ DEAD_LETTER_EXCHANGE = "postline.dlx"
 DEAD_LETTER_QUEUE = "postline.dead"
 SENDER_TASKS = "sender.tasks"
 BOUNCE_RESULTS = "bounce.results"
+BOUNCE_DELIVERIES = "bounce.deliveries"
 REPORTS_EVENTS = "reports.events"
 
 TASK_KEY = "task"
@@ -110,6 +116,7 @@ class Topology:
             specs.append(QueueSpec(results_queue(k), (f"result.{k}.*",), sac))
         specs.append(QueueSpec(SENDER_TASKS, (TASK_KEY,), {**dead, "x-max-priority": MAX_PRIORITY}))
         specs.append(QueueSpec(BOUNCE_RESULTS, ("result.*.failed",), dead))
+        specs.append(QueueSpec(BOUNCE_DELIVERIES, (DELIVERY_EVENT_KEY,), dead))
         specs.append(QueueSpec(REPORTS_EVENTS, ("event.#",), dead))
         for bucket in DELAY_BUCKETS:
             args = {"x-message-ttl": bucket * 1000, "x-dead-letter-exchange": EXCHANGE}

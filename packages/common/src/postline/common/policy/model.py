@@ -219,6 +219,9 @@ class Server(PolicyModel):
     blocking: Blocking = Blocking()
     speed: tuple[SpeedRule, ...] = ()
     routes: tuple[Route, ...] = ()
+    # Domains whose mail goes only over STARTTLS with a certificate valid for the MX host
+    # (routes say it per route with `tls: required`); otherwise TLS is opportunistic.
+    require_tls: tuple[DomainPatternField, ...] = ()
     priority: tuple[PriorityRule, ...] = ()
     prohibited_hours: tuple[ProhibitedHours, ...] = ()
     retry: Retry = Retry()
@@ -270,6 +273,10 @@ class Server(PolicyModel):
 
     def route_for(self, domain: str) -> Route | None:
         return next((r for r in self.routes if r.applies_to(domain)), None)
+
+    def requires_tls(self, domain: str) -> bool:
+        """Whether ``require_tls`` names the recipient domain (routes carry their own ``tls``)."""
+        return any(p.matches(domain) for p in self.require_tls)
 
     def priority_for(self, headers: Headers, recipient: str) -> PriorityLevel:
         rule = first_match(self.priority, headers, recipient)

@@ -1,0 +1,286 @@
+"""Bounce classification accuracy against the shared corpus (a benchmark, not a test).
+
+    .venv/bin/python bench/bounce_accuracy/run.py [--corpus DIR] [--json OUT] [--misses]
+
+Reports, against ``labels.jsonl`` and ``provider_replies.jsonl`` of ``<repo>/../shared/corpus``:
+status accuracy, recipient accuracy, failed/deferred accuracy, non-bounce recognition, a
+confusion matrix, provider-reply accuracy, mails per second on one core, and the recipient
+accuracy of flufl.bounce (Mailman's detector) over the same mails when a Python with it is
+available (``--flufl-python``, default /tmp/flufl/bin/python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from postline.bounce.classify import classify_reply
+from postline.bounce.mail import Kind
+from postline.bounce.mail.replies import enhanced_status, reply_code
+from postline.bounce.verdicts import classify_mail
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"
+STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99]
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+
+
+def _placeholder(recipient: str) -> bool:
+    # sisimai invents an address when a report names nobody; no parser can find it.
+    return recipient.endswith(".invalid")
+
+
+def _found_recipients(report: Any, verdicts: list[Any]) -> set[str]:
+    if report.kind is Kind.BOUNCE:
+        return {v.recipient.lower() for v in verdicts}
+    if report.kind is Kind.FEEDBACK:
+        return {r.lower() for r in report.feedback_recipients}
+    return {r.recipient.lower() for r in report.recipients}
+
+
+def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
+    labels = [json.loads(line) for line in (corpus / "sisimai" / "labels.jsonl").open()]
+    by_file: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in labels:
+        by_file[row["file"]].append(row)
+    results = {}
+    for name in by_file:
+        raw = (corpus / "sisimai" / name).read_bytes()
+        results[name] = classify_mail(raw)
+
+    status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = 0
+    disagreements: list[dict[str, object]] = []
+    confusion: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    misses: list[str] = []
+    for name, rows in by_file.items():
+        report, verdicts = results[name]
+        found = _found_recipients(report, verdicts)
+        by_rcpt = {v.recipient.lower(): v for v in verdicts}
+        labelled = [r for r in rows if r["mapped_status"] is not None]
+        if any(r["mapped_status"] is not None for r in rows) != (report.kind is Kind.BOUNCE):
+            disagreements.append({"file": name, "check": "kind", "postline": str(report.kind)})
+        for row in rows:
+            expected_bounce = row["mapped_status"] is not None
+            kind_ok += expected_bounce == (report.kind is Kind.BOUNCE)
+            if not _placeholder(row["recipient"]):
+                rcpt_n += 1
+                hit = row["recipient"].lower() in found
+                rcpt_ok += hit
+                if not hit:
+                    misses.append(f"RCPT {name}: want {row['recipient']} got {sorted(found)}")
+                    disagreements.append(
+                        {"file": name, "check": "recipient", "recipient": row["recipient"],
+                         "postline": ", ".join(sorted(found)) or "none"}
+                    )  # fmt: skip
+            if not expected_bounce:
+                continue
+            verdict = by_rcpt.get(row["recipient"].lower())
+            if verdict is None and len(labelled) == 1 and len(verdicts) == 1:
+                verdict = verdicts[0]  # the mail's one failure, under another address
+            status_n += 1
+            got = verdict.status if verdict is not None else 0
+            confusion[row["mapped_status"]][got] += 1
+            if got == row["mapped_status"]:
+                status_ok += 1
+            else:
+                reason = verdict.reason[:160] if verdict else "-"
+                code = f"{verdict.reply_code} {verdict.enhanced_status}" if verdict else ""
+                misses.append(
+                    f"STATUS {name}: want {row['mapped_status']} ({row['sisimai_reason']}) "
+                    f"got {got} [{code}] {reason}"
+                )
+                disagreements.append(
+                    {
+                        "file": name,
+                        "check": "status",
+                        "recipient": row["recipient"],
+                        "label": f"{row['mapped_status']} ({row['sisimai_reason']})",
+                        "postline": f"{got} ({verdict.rule})" if verdict else "none",
+                        "evidence": " ".join(f"{code} {reason}".split())[:160] or "none",
+                    }
+                )
+            if row["delivery"] and verdict is not None:
+                deliv_n += 1
+                deliv_ok += verdict.delivery == row["delivery"]
+                if verdict.delivery != row["delivery"]:
+                    misses.append(f"DELIVERY {name}: want {row['delivery']} got {verdict.delivery}")
+    if show_misses:
+        print("\n".join(sorted(misses)))
+    # Rows whose evidence is the same (reply code, status, diagnostic with addresses masked)
+    # but whose labels differ: no classifier of that evidence can get them all right.
+    groups: dict[tuple[object, ...], collections.Counter[int]] = collections.defaultdict(
+        collections.Counter
+    )
+    for name, rows in by_file.items():
+        _, verdicts = results[name]
+        by_rcpt = {v.recipient.lower(): v for v in verdicts}
+        for row in rows:
+            verdict = by_rcpt.get(row["recipient"].lower())
+            if row["mapped_status"] is None or verdict is None:
+                continue
+            text = _ADDRESS.sub("<address>", verdict.reason.lower())
+            groups[(verdict.reply_code, verdict.enhanced_status, text)][row["mapped_status"]] += 1
+    conflicting = sum(sum(c.values()) - max(c.values()) for c in groups.values())
+    return {
+        "mails": len(by_file),
+        "rows": len(labels),
+        "status": [status_ok, status_n],
+        "recipients": [rcpt_ok, rcpt_n],
+        "delivery": [deliv_ok, deliv_n],
+        "kind": [kind_ok, len(labels)],
+        "label_conflicts": conflicting,
+        "disagreements": disagreements,
+        "confusion": {str(k): dict(v) for k, v in sorted(confusion.items())},
+    }
+
+
+def evaluate_replies(corpus: Path, show_misses: bool) -> dict[str, Any]:
+    ok = temp_ok = n = 0
+    for line in (corpus / "provider_replies.jsonl").open():
+        row = json.loads(line)
+        reply = row["reply"]
+        verdict = classify_reply(reply_code(reply), enhanced_status(reply), reply)
+        n += 1
+        ok += verdict.status == row["expected_status"]
+        temp_ok += (not verdict.permanent) == row["temporary"]
+        if show_misses and verdict.status != row["expected_status"]:
+            print(f"REPLY want {row['expected_status']} got {verdict.status}: {reply[:150]}")
+    return {"status": [ok, n], "temporary": [temp_ok, n]}
+
+
+def throughput(corpus: Path, seconds: float = 5.0) -> tuple[float, float]:
+    """(mails per CPU second, mails per wall-clock second), parse + classify, one process.
+
+    CPU time is what one core does whatever else runs on the machine; the wall-clock rate
+    drops when other processes share the core."""
+    mails = [p.read_bytes() for p in sorted((corpus / "sisimai" / "eml").glob("*.eml"))]
+    done = 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        for raw in mails:
+            classify_mail(raw)
+        done += len(mails)
+    return done / (time.process_time() - cpu_start), done / (time.perf_counter() - start)
+
+
+def flufl(corpus: Path, python: Path) -> dict[str, Any] | None:
+    if not python.exists():
+        return None
+    labels = [json.loads(line) for line in (corpus / "sisimai" / "labels.jsonl").open()]
+    files = sorted({row["file"] for row in labels})
+    script = Path(__file__).with_name("flufl_scan.py")
+    out = subprocess.run(
+        [str(python), str(script), *(str(corpus / "sisimai" / f) for f in files)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = json.loads(out)
+    ok = n = 0
+    for row in labels:
+        if _placeholder(row["recipient"]):
+            continue
+        n += 1
+        ok += row["recipient"].lower() in found[str(corpus / "sisimai" / row["file"])]
+    return {"recipients": [ok, n]}
+
+
+DISAGREEMENTS_HEADER = """\
+# Corpus rows where Postline's answer differs from the label, with the evidence it read.
+# tests/unit/test_bounce_corpus.py expects exactly these, so a change of the classifier either
+# way (a fix or a regression) fails it until this file is regenerated and reviewed:
+#     .venv/bin/python bench/bounce_accuracy/run.py --write-disagreements \\
+#         tests/unit/test_bounce_corpus.yaml
+# Most are judgement calls the labels make from the reference library's vendor modules (see
+# bench/README.md, "Bounce classification accuracy").
+"""
+
+
+def write_disagreements(path: Path, rows: list[dict[str, object]]) -> None:
+    import yaml
+
+    ordered = sorted(rows, key=lambda r: (str(r["file"]), str(r["check"]), str(r.get("recipient"))))
+    body = yaml.safe_dump(
+        {"disagreements": ordered}, allow_unicode=True, sort_keys=False, width=100
+    )
+    path.write_text(DISAGREEMENTS_HEADER + body, encoding="utf-8")
+
+
+def _pct(pair: list[int]) -> str:
+    ok, n = pair
+    return f"{100 * ok / n:.1f} % ({ok}/{n})" if n else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--misses", action="store_true", help="list every miss")
+    parser.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
+    parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
+    parser.add_argument(
+        "--write-disagreements",
+        type=Path,
+        help="write the rows where Postline differs from the labels (what the corpus test "
+        "expects, tests/unit/test_bounce_corpus.yaml) and exit",
+    )
+    args = parser.parse_args()
+    if not (args.corpus / "sisimai" / "labels.jsonl").exists():
+        sys.exit(f"corpus not found at {args.corpus}")
+
+    mails = evaluate_mails(args.corpus, args.misses)
+    if args.write_disagreements:
+        write_disagreements(args.write_disagreements, mails["disagreements"])
+        return
+    replies = evaluate_replies(args.corpus, args.misses)
+    rate, wall_rate = throughput(args.corpus, args.seconds)
+    compared = flufl(args.corpus, args.flufl_python)
+
+    print(f"bounce mails: {mails['mails']} files, {mails['rows']} labelled rows")
+    print(f"  status accuracy           {_pct(mails['status'])}")
+    print(f"  recipient accuracy        {_pct(mails['recipients'])}")
+    print(f"  failed/deferred accuracy  {_pct(mails['delivery'])}")
+    print(f"  bounce / not-a-bounce     {_pct(mails['kind'])}")
+    print(
+        f"  label conflicts           {mails['label_conflicts']} rows share their evidence "
+        "(code, status, text) with rows labelled otherwise"
+    )
+    print(
+        f"provider replies: status {_pct(replies['status'])}, "
+        f"temporary {_pct(replies['temporary'])}"
+    )
+    print(
+        f"throughput: {rate:,.0f} mails per CPU second, one core, parse + classify "
+        f"({wall_rate:,.0f}/s of wall-clock time; load average {os.getloadavg()[0]:.1f})"
+    )
+    if compared is not None:
+        print(f"flufl.bounce recipient accuracy: {_pct(compared['recipients'])}")
+    else:
+        print(f"flufl.bounce: not run ({args.flufl_python} missing)")
+    print("confusion matrix (rows: expected status, columns: classified; 0 = not found)")
+    cols = [*STATUSES, 0]
+    print("      " + "".join(f"{c:>5}" for c in cols))
+    for expected, got in mails["confusion"].items():
+        print(f"{expected:>5} " + "".join(f"{got.get(c, 0) or '.':>5}" for c in cols))
+    if args.json:
+        mails.pop("disagreements", None)
+        figures = {
+            "mails": mails,
+            "replies": replies,
+            "mails_per_cpu_second": rate,
+            "mails_per_wall_second": wall_rate,
+            "flufl": compared,
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

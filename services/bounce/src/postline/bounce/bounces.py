@@ -1,0 +1,190 @@
+"""A bounce mail received on a return-path address -> error-log rows, suppressions, complaints.
+
+Tying a bounce to its delivery, most certain first:
+  1. the VERP address it was sent to (``bounce-<delivery id>@<return path domain>``);
+  2. the returned original's ``X-Postline-Delivery-Id`` header, when the bounce carries it;
+  3. the returned original's ``Message-ID`` and the failed recipient, in the record of
+     deliveries (``deliveries.py``).
+The delivery's record fills the error-log row (from, to, subject, api data, server); without
+one, the row is built from the bounce itself (its recipient, the returned original's
+headers) and the server is the one whose ``return_path_domain`` received it.
+
+A bounce may arrive after its delivery had succeeded (the destination accepted the mail and
+failed later, e.g. a forwarding hop): it still becomes an error-log row, and the delivery
+keeps its own history (the bounce service never rewrites a delivery's status).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from postline.bounce.deliveries import Deliveries, KnownDelivery
+from postline.bounce.mail import BounceReport, FailedRecipient, Kind, parse_bounce
+from postline.bounce.store import Store
+from postline.bounce.verdicts import Verdict, verdict_for
+from postline.common.events import error_event
+from postline.common.policy import Policy
+from postline.common.verp import decode_verp
+from postline.v1 import delivery_pb2, events_pb2
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_ID_HEADER = "x-postline-delivery-id"
+UNKNOWN_USER = 2
+
+
+@dataclass
+class Outcome:
+    """What one received mail produced."""
+
+    report: BounceReport
+    errors: list[events_pb2.ErrorClassified] = field(default_factory=list)
+    # (server, address, reason, delivery id) to suppress: permanent unknown-user failures.
+    suppress: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def server_for_domain(policy: Policy, domain: str) -> str:
+    domain = domain.lower()
+    for name, server in policy.servers.items():
+        if str(server.return_path_domain).lower() == domain:
+            return name
+    return ""
+
+
+class BounceMails:
+    def __init__(self, deliveries: Deliveries, store: Store) -> None:
+        self.deliveries = deliveries
+        self.store = store
+
+    async def process(
+        self, content: bytes, rcpt_tos: list[str], policy: Policy, *, now: float | None = None
+    ) -> Outcome:
+        at = time.time() if now is None else now
+        report = parse_bounce(content)
+        outcome = Outcome(report)
+        verp_ids = [d for d in (decode_verp(r) for r in rcpt_tos) if d]
+        return_path = rcpt_tos[0] if rcpt_tos else ""
+        fallback_server = server_for_domain(policy, return_path.rpartition("@")[2])
+        if report.kind is Kind.FEEDBACK:
+            await self._complaint(report, verp_ids, fallback_server, at)
+            return outcome
+        if report.kind is not Kind.BOUNCE:
+            logger.info("%s: %s mail, not a bounce; dropped", return_path, report.kind)
+            return outcome
+        single = len(report.recipients) == 1
+        for failed in report.recipients:
+            known = await self._delivery(failed, report, verp_ids, single)
+            verdict = verdict_for(failed)
+            error = _error(failed, verdict, known, report, return_path, at)
+            error.server = error.server or fallback_server
+            outcome.errors.append(error)
+            blocking = (
+                policy.servers[error.server].blocking if error.server in policy.servers else None
+            )
+            permanent_unknown_user = verdict.status == UNKNOWN_USER and verdict.delivery == "failed"
+            if permanent_unknown_user and blocking is not None and blocking.enabled:
+                outcome.suppress.append((error.server, error.to, error.reason, error.delivery_id))
+        return outcome
+
+    async def _delivery(
+        self, failed: FailedRecipient, report: BounceReport, verp_ids: list[str], single: bool
+    ) -> KnownDelivery | None:
+        ids = list(verp_ids)
+        header_id = report.original.get(DELIVERY_ID_HEADER).strip()
+        if header_id:
+            ids.append(header_id)
+        for delivery_id in ids:
+            known = await self.deliveries.by_id(delivery_id)
+            if known is None:
+                continue
+            # A VERP bounce is about its own delivery; with several failed recipients, only
+            # the one that matches it (forwarding may have changed a lone recipient).
+            if single or known.recipient.lower() == failed.recipient.lower():
+                return known
+        message_id = report.original.get("message-id").strip()
+        if message_id:
+            return await self.deliveries.by_message_id(message_id, failed.recipient)
+        return None
+
+    async def _complaint(
+        self, report: BounceReport, verp_ids: list[str], server: str, at: float
+    ) -> None:
+        delivery_id = verp_ids[0] if verp_ids else ""
+        rows = [
+            [
+                datetime.fromtimestamp(at, UTC),
+                report.feedback_type,
+                recipient.lower(),
+                delivery_id,
+                server,
+                report.original.get("message-id"),
+                report.original.get("subject"),
+            ]
+            for recipient in (report.feedback_recipients or [""])
+        ]
+        await self.store.insert(
+            "postline.complaints",
+            rows,
+            (
+                "received",
+                "feedback_type",
+                "recipient",
+                "delivery_id",
+                "server",
+                "header_message_id",
+                "subject",
+            ),
+        )
+        logger.info(
+            "%s: %s complaint about %s recorded",
+            delivery_id or "-",
+            report.feedback_type,
+            ", ".join(report.feedback_recipients) or "an unnamed recipient",
+        )
+
+
+def _error(
+    failed: FailedRecipient,
+    verdict: Verdict,
+    known: KnownDelivery | None,
+    report: BounceReport,
+    return_path: str,
+    at: float,
+) -> events_pb2.ErrorClassified:
+    """The error-log row: the delivery's record when known, else the bounce's own words."""
+    if known is not None:
+        delivery = known.as_accepted()
+    else:
+        original = report.original
+        delivery = delivery_pb2.AcceptedDelivery(
+            recipient=failed.recipient,
+            recipient_domain=failed.recipient.rpartition("@")[2].lower(),
+            envelope_from=_address(original.get("return-path") or original.get("from")),
+            subject=original.get("subject"),
+            api_data=original.get("x-api-data"),
+            header_message_id=original.get("message-id"),
+        )
+    error = error_event(
+        delivery,
+        verdict.status,  # type: ignore[arg-type]
+        at,
+        source=events_pb2.ERROR_SOURCE_BOUNCE_MAIL,
+        reason=failed.diagnostic or f"bounce mail: {failed.action}",
+        permanent=verdict.delivery == "failed",
+        reply_code=failed.reply_code,
+        enhanced_status=failed.status,
+        return_path=return_path,
+    )
+    if known is not None and known.trace_id:
+        error.trace_id = known.trace_id  # the console links the row to the delivery's trace
+    return error
+
+
+def _address(value: str) -> str:
+    value = value.strip()
+    if "<" in value and ">" in value:
+        return value[value.index("<") + 1 : value.index(">")]
+    return value

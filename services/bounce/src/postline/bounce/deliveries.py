@@ -1,0 +1,132 @@
+"""Who a bounce mail is for: the deliveries Postline made, as their `queued` events said.
+
+A bounce mail may come days after its delivery succeeded, and its VERP address names only
+the delivery id; the error-log row needs the delivery's sender, recipient, subject, api data
+and server. So the bounce service keeps its own record of each delivery, from the `queued`
+event ingress publishes (queue ``bounce.deliveries``, bound to ``event.delivery``): one row
+per delivery, kept as long as reports keep theirs (``retention_days``). Other events add
+nothing a bounce needs (the return path comes with the bounce itself), so they are acked
+without a write.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from postline.bounce.store import Store
+from postline.common.broker.consumer import Delivery as AmqpDelivery
+from postline.common.timeutil import from_timestamp, to_timestamp
+from postline.v1 import delivery_pb2, events_pb2
+
+logger = logging.getLogger(__name__)
+
+TABLE = "postline.bounce_deliveries"
+COLUMNS = (
+    "delivery_id",
+    "message_id",
+    "header_message_id",
+    "server",
+    "api_user",
+    "envelope_from",
+    "recipient",
+    "subject",
+    "api_data",
+    "accepted_at",
+    "trace_id",
+)
+
+
+@dataclass(frozen=True)
+class KnownDelivery:
+    delivery_id: str
+    message_id: str
+    header_message_id: str
+    server: str
+    api_user: str
+    envelope_from: str
+    recipient: str
+    subject: str
+    api_data: str
+    accepted_at: float
+    trace_id: str
+
+    def as_accepted(self) -> delivery_pb2.AcceptedDelivery:
+        """The delivery in the form the event builders take."""
+        return delivery_pb2.AcceptedDelivery(
+            delivery_id=self.delivery_id,
+            message_id=self.message_id,
+            header_message_id=self.header_message_id,
+            server=self.server,
+            api_user=self.api_user,
+            envelope_from=self.envelope_from,
+            recipient=self.recipient,
+            recipient_domain=self.recipient.rpartition("@")[2].lower(),
+            subject=self.subject,
+            api_data=self.api_data,
+            accepted_at=to_timestamp(self.accepted_at),
+        )
+
+
+def _known(row: dict[str, object]) -> KnownDelivery:
+    accepted = row["accepted_at"]
+    accepted_at = 0.0
+    if isinstance(accepted, datetime):
+        accepted_at = (accepted if accepted.tzinfo else accepted.replace(tzinfo=UTC)).timestamp()
+    values = {k: str(row[k]) for k in COLUMNS if k != "accepted_at"}
+    return KnownDelivery(**values, accepted_at=accepted_at)
+
+
+class Deliveries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def on_event(self, event: events_pb2.DeliveryEvent, meta: AmqpDelivery) -> None:
+        if event.status != events_pb2.DELIVERY_STATUS_QUEUED:
+            return
+        await self.record(event)
+
+    async def record(self, event: events_pb2.DeliveryEvent) -> None:
+        accepted = event.accepted_at if event.HasField("accepted_at") else event.at
+        await self.store.insert(
+            TABLE,
+            [
+                [
+                    event.delivery_id,
+                    event.message_id,
+                    event.header_message_id,
+                    event.server,
+                    event.api_user,
+                    event.envelope_from,
+                    event.recipient,
+                    event.subject,
+                    event.api_data,
+                    datetime.fromtimestamp(from_timestamp(accepted), UTC),
+                    event.trace_id,
+                ]
+            ],
+            COLUMNS,
+        )
+
+    async def by_id(self, delivery_id: str) -> KnownDelivery | None:
+        rows = await self.store.query(
+            f"SELECT * FROM {TABLE} FINAL WHERE delivery_id = {{id:String}} LIMIT 1",
+            {"id": delivery_id},
+        )
+        return _known(rows[0]) if rows else None
+
+    async def by_message_id(self, header_message_id: str, recipient: str) -> KnownDelivery | None:
+        """The delivery of a returned message (its Message-ID header) to one recipient."""
+        rows = await self.store.query(
+            f"SELECT * FROM {TABLE} FINAL WHERE header_message_id = {{mid:String}} "
+            "ORDER BY lower(recipient) = {rcpt:String} DESC, accepted_at DESC LIMIT 2",
+            {"mid": header_message_id, "rcpt": recipient.lower()},
+        )
+        if not rows:
+            return None
+        first = _known(rows[0])
+        # Several recipients share a Message-ID: only an exact recipient match is certain.
+        if len(rows) > 1 and first.recipient.lower() != recipient.lower():
+            return None
+        return first

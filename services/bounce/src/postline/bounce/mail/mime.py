@@ -1,0 +1,196 @@
+"""Taking a bounce mail apart: its parts, decoded text, and the returned original's headers.
+
+Parsing uses the ``compat32`` policy: bounce mails are often malformed, and its lenient,
+lazy parser is several times faster than ``email.policy.default`` (the benchmark needs
+well over a thousand mails a second on one core).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import re
+from email.header import decode_header, make_header
+from email.message import Message
+
+_TAG = re.compile(r"<[^>]*>")
+_BR = re.compile(r"<\s*(br|/p|/div|/tr|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&nbsp;": " ", "&#39;": "'"}
+_ENTITY = re.compile("|".join(_ENTITIES))
+_HTML_SKIP = re.compile(r"<(style|script|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+# Parts that are the returned message, not the notice about it.
+ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
+REPORT_TYPES = frozenset(
+    {"message/delivery-status", "message/global-delivery-status", "message/feedback-report"}
+)
+
+
+def read_message(raw: bytes) -> Message:
+    return email.message_from_bytes(raw)
+
+
+def decode_text(payload: bytes, charset: str | None) -> str:
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            codecs.lookup(candidate)
+            return payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("latin-1")
+
+
+def part_text(part: Message) -> str:
+    """A leaf part's body as text (transfer encoding and charset undone)."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return decode_text(payload, part.get_content_charset())
+    raw = part.get_payload()
+    return raw if isinstance(raw, str) else ""
+
+
+def html_to_text(html: str) -> str:
+    text = _HTML_SKIP.sub("", html)
+    text = _BR.sub("\n", text)
+    text = _TAG.sub("", text)
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
+
+
+def header_text(value: object) -> str:
+    """A header value with RFC 2047 encoded words decoded; never raises."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "=?" not in text:
+        return " ".join(text.split())
+    try:
+        return " ".join(str(make_header(decode_header(text))).split())
+    except (ValueError, LookupError, UnicodeError):
+        return " ".join(text.split())
+
+
+def block_text(block: Message) -> str:
+    """A parsed header block back to ``Name: value`` lines (unfolding kept as continuation)."""
+    return "\n".join(f"{name}: {value}" for name, value in block.items())
+
+
+def report_text(part: Message) -> str:
+    """The text of a message/delivery-status (or feedback-report) part, however it came."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = [block_text(b) for b in payload if isinstance(b, Message)]
+        # compat32 parses each field block as a header block; a body left after a block
+        # (a malformed report) is kept too.
+        bodies = [b.get_payload() for b in payload if isinstance(b, Message) and b.get_payload()]
+        return "\n\n".join(blocks + [b for b in bodies if isinstance(b, str)])
+    return part_text(part)
+
+
+class Parts:
+    """The parts of a bounce, sorted into the notice (text and reports) and the original."""
+
+    def __init__(self, message: Message) -> None:
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.reports: list[tuple[str, str]] = []  # (content type, text)
+        self.original: Message | None = None
+        self.original_text = ""  # text/rfc822-headers, or an undecodable message/rfc822
+        self._walk(message, top=True)
+
+    def _walk(self, part: Message, *, top: bool = False) -> None:
+        ctype = part.get_content_type()
+        if ctype in ORIGINAL_TYPES:
+            self._original(part, ctype)
+            return
+        if ctype in REPORT_TYPES:
+            self.reports.append((ctype, report_text(part)))
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                for sub in payload:
+                    if isinstance(sub, Message):
+                        self._walk(sub)
+            return
+        if ctype.startswith("multipart/"):
+            # A multipart whose boundary could not be read (a broken header fold): its
+            # body is still the notice's text.
+            self.plain.append(part_text(part))
+        elif ctype == "text/html":
+            self.html.append(html_to_text(part_text(part)))
+        elif ctype.startswith("text/") or top or ctype == "message/partial":
+            self.plain.append(part_text(part))
+        elif part.get_content_maintype() == "message":
+            # e.g. message/disposition-notification: read it as a report.
+            self.reports.append((ctype, report_text(part)))
+
+    def _original(self, part: Message, ctype: str) -> None:
+        if self.original is not None or self.original_text:
+            return
+        payload = part.get_payload()
+        if ctype == "message/rfc822" and isinstance(payload, list) and payload:
+            first = payload[0]
+            if isinstance(first, Message) and len(first.keys()) > 0:
+                self.original = first
+                return
+        self.original_text = part_text(part) if not isinstance(payload, list) else ""
+
+    @property
+    def notice(self) -> str:
+        """The human-readable notice: its plain text parts, else its HTML as text."""
+        return "\n".join(self.plain) if any(t.strip() for t in self.plain) else "\n".join(self.html)
+
+
+def headers_of(text: str) -> dict[str, str]:
+    """Parse the leading header block of some text (the returned original's headers)."""
+    found: dict[str, str] = {}
+    name = ""
+    for line in text.lstrip("\r\n").splitlines():
+        if not line.strip():
+            break
+        if line[:1] in " \t" and name:
+            found[name] += " " + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key or " " in key.strip():
+            if found:
+                break
+            continue
+        name = key.strip().lower()
+        if name in found:
+            name = "\0"  # keep the first value of a repeated header
+            found.setdefault(name, "")
+            continue
+        found[name] = value.strip()
+    found.pop("\0", None)
+    return {k: header_text(v) for k, v in found.items()}
+
+
+class Headers(dict[str, str]):
+    """Header values by lowercased name (the first of a repeated one), decoded on first read.
+
+    A bounce and its returned original carry dozens of headers of which a few are read:
+    decoding RFC 2047 words and unfolding only those keeps parsing fast."""
+
+    def get(self, key: str, default: str = "") -> str:  # type: ignore[override]
+        value = super().get(key)
+        if value is None:
+            return default
+        if "=?" in value or "\n" in value or "\t" in value:
+            value = header_text(value)
+            self[key] = value
+        return value
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self:
+            raise KeyError(key)
+        return self.get(key)
+
+
+def message_headers(message: Message) -> Headers:
+    found = Headers()
+    for name, value in message.items():
+        found.setdefault(name.lower(), value if isinstance(value, str) else str(value))
+    return found

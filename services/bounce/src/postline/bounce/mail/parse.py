@@ -1,0 +1,266 @@
+"""A bounce mail -> what it reports (its kind, each failed recipient, the returned original).
+
+Steps, each able to settle the answer:
+  1. feedback reports (ARF, RFC 5965) and provider complaint formats: not bounces;
+  2. JSON notifications (Amazon SES over SNS);
+  3. RFC 3464 delivery-status fields, wherever the MTA put them;
+  4. auto-replies (RFC 3834) and other mail that is no bounce at all;
+  5. the notice's text, by the vendor patterns of ``rules/mail_formats.yaml``;
+the text also completes what the report fields leave out (many MTAs put the remote server's
+reply only in the text).
+"""
+
+from __future__ import annotations
+
+import re
+
+from postline.bounce.mail.jsonnotice import parse_json_notice
+from postline.bounce.mail.mime import Parts, headers_of, message_headers, read_message
+from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
+from postline.bounce.mail.replies import enhanced_status, reply_code
+from postline.bounce.mail.rfc3464 import parse_fields, typed_address
+from postline.bounce.mail.signs import mail_signs
+from postline.bounce.mail.textformat import (
+    addresses_in,
+    flatten_reply,
+    mail_formats,
+    text_recipients,
+)
+
+MAX_NOTICE = 64 * 1024
+_DONE_ACTIONS = frozenset({"delivered", "relayed", "expanded", "deliverable"})
+_FEEDBACK_FIELD = re.compile(
+    r"^(Feedback-Type|Original-Rcpt-To|Removal-Recipient)\s*:\s*(.+)$", re.I | re.M
+)
+
+
+def parse_bounce(raw: bytes, *, depth: int = 0) -> BounceReport:
+    message = read_message(raw)
+    headers = message_headers(message)
+    parts = Parts(message)
+    report = _parse(headers, parts, depth)
+    if report.kind is Kind.BOUNCE:
+        _apply_hints(report, headers, parts.notice)
+    return report
+
+
+def _apply_hints(report: BounceReport, headers: dict[str, str], notice: str) -> None:
+    for hint in mail_formats().hints:
+        if hint.applies(headers, notice):
+            for r in report.recipients:
+                r.hint = r.hint or hint.reason
+                r.command = r.command or hint.command
+
+
+def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
+    original = _original(parts)
+    signs = mail_signs()
+
+    feedback = _feedback(parts, headers, original)
+    if feedback is not None:
+        return feedback
+
+    json_report = parse_json_notice(parts.notice[:MAX_NOTICE]) if parts.notice else None
+    if json_report is not None:
+        if not json_report.original.headers.get("message-id"):
+            json_report.original = original
+        return json_report
+
+    formats = mail_formats()
+    # What a notice says is at its start; a huge one (a bounce quoting a whole message in
+    # its text) must not make every pattern scan megabytes.
+    notice, returned = formats.split_original(parts.notice[:MAX_NOTICE])
+    if not original.headers and returned:
+        original = OriginalMessage(headers_of(returned))
+    exclude = _not_recipients(headers)
+
+    dsn_text = "\n\n".join(text for ctype, text in parts.reports if "delivery-status" in ctype)
+    report = parse_fields(dsn_text) if dsn_text else None
+    if report is None or not report.recipients:
+        # Some MTAs write the report fields into the text part.
+        inline = parse_fields(notice) if signs.has_dsn_fields(notice) else None
+        if inline is not None and inline.recipients:
+            report = inline
+
+    if report is not None and report.recipients:
+        recipients = [
+            _from_dsn(r.address, r.action, r.status, *r.diagnostic, r.remote_mta)
+            for r in report.recipients
+            if r.address
+        ]
+        if recipients:
+            _complete_from_text(recipients, notice, exclude)
+            if all(r.action in _DONE_ACTIONS for r in recipients):
+                return BounceReport(Kind.DELIVERED, recipients, original)
+            failed = [r for r in recipients if r.action not in _DONE_ACTIONS]
+            return BounceReport(Kind.BOUNCE, _dedupe(failed), original)
+
+    inner = _inner_bounce(parts, returned, depth)
+    if inner is not None:
+        return inner
+
+    if signs.is_autoreply(headers):
+        return BounceReport(
+            Kind.AUTOREPLY, [FailedRecipient(recipient=a) for a in _from_addresses(headers)]
+        )
+    if not signs.looks_like_bounce(headers, notice):
+        return BounceReport(Kind.UNKNOWN, original=original)
+
+    recipients = text_recipients(notice, exclude)
+    if not recipients:
+        recipients = _fallback_recipients(headers, original, exclude)
+        text = " ".join(notice.split())
+        for r in recipients:
+            r.diagnostic = text
+            r.status = enhanced_status(text)
+            r.reply_code = reply_code(text)
+            r.command = formats.command(text)
+    if signs.is_delay(headers, notice):
+        for r in recipients:
+            r.action = "delayed"
+    return BounceReport(Kind.BOUNCE if recipients else Kind.UNKNOWN, recipients, original)
+
+
+def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | None:
+    """A bounce that returns another bounce (a relay forwarding a DSN it got): read that one."""
+    if depth > 0:
+        return None
+    inner_headers: dict[str, str]
+    if parts.original is not None:
+        inner_headers = message_headers(parts.original)
+        raw = (
+            parts.original.as_bytes() if mail_signs().looks_like_bounce(inner_headers, "") else b""
+        )
+    else:
+        inner_headers = headers_of(returned) if returned else {}
+        looks = inner_headers and mail_signs().looks_like_bounce(inner_headers, "")
+        raw = returned.lstrip().encode("utf-8", "replace") if looks else b""
+    if not raw:
+        return None
+    try:
+        report = parse_bounce(raw, depth=depth + 1)
+    except (ValueError, LookupError, UnicodeError):
+        return None
+    return report if report.kind is Kind.BOUNCE and report.recipients else None
+
+
+def _from_dsn(
+    address: str, action: str, status: str, dtype: str, diagnostic: str, remote_mta: str
+) -> FailedRecipient:
+    diagnostic = flatten_reply(diagnostic)
+    code = reply_code(diagnostic)
+    found = enhanced_status(diagnostic)
+    return FailedRecipient(
+        recipient=address,
+        action=action if action else ("delayed" if status.startswith("4.") else "failed"),
+        status=preferred_status(status, found),
+        reply_code=code,
+        diagnostic=diagnostic,
+        diagnostic_type=dtype,
+        command=mail_formats().command(diagnostic),
+        remote_mta=remote_mta,
+    )
+
+
+def _complete_from_text(
+    recipients: list[FailedRecipient], notice: str, exclude: frozenset[str]
+) -> None:
+    """Fill what the report fields leave out from the notice's text about the same address."""
+    if not notice.strip():
+        return
+    by_address = {r.recipient.lower(): r for r in text_recipients(notice, exclude)}
+    for r in recipients:
+        found = by_address.get(r.recipient.lower())
+        if found is None and len(recipients) == 1 and len(by_address) == 1:
+            found = next(iter(by_address.values()))
+        if found is None:
+            continue
+        if not r.diagnostic or (not r.reply_code and found.reply_code):
+            if found.diagnostic:
+                r.diagnostic = (
+                    found.diagnostic if not r.diagnostic else (f"{r.diagnostic} {found.diagnostic}")
+                )
+        r.reply_code = r.reply_code or found.reply_code
+        r.status = preferred_status(r.status, found.status)
+        r.command = r.command or found.command
+
+
+def preferred_status(reported: str, in_text: str) -> str:
+    """The report's Status, unless it says only the class (x.0.0) and the text says more."""
+    if not reported:
+        return in_text
+    if in_text and reported.endswith(".0.0") and not in_text.endswith(".0.0"):
+        return in_text
+    return reported
+
+
+def _dedupe(recipients: list[FailedRecipient]) -> list[FailedRecipient]:
+    seen: dict[str, FailedRecipient] = {}
+    for r in recipients:
+        seen.setdefault(r.recipient.lower(), r)
+    return list(seen.values())
+
+
+def _original(parts: Parts) -> OriginalMessage:
+    if parts.original is not None:
+        return OriginalMessage(message_headers(parts.original))
+    if parts.original_text:
+        return OriginalMessage(headers_of(parts.original_text))
+    return OriginalMessage()
+
+
+def _not_recipients(headers: dict[str, str]) -> frozenset[str]:
+    """Addresses a bounce names that are not failed recipients (its own From and To)."""
+    found: set[str] = set()
+    for name in ("from", "to"):
+        found.update(a.lower() for a in addresses_in(headers.get(name, "")))
+    return frozenset(found)
+
+
+def _from_addresses(headers: dict[str, str]) -> list[str]:
+    return addresses_in(headers.get("from", ""))[:1]
+
+
+def _fallback_recipients(
+    headers: dict[str, str], original: OriginalMessage, exclude: frozenset[str]
+) -> list[FailedRecipient]:
+    """When the text names nobody: the headers some MTAs add, else the original's To."""
+    for name in mail_signs().recipient_headers:
+        found = [a for a in addresses_in(headers.get(name, "")) if a.lower() not in exclude]
+        if found:
+            return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
+    found = addresses_in(original.get("to"))
+    if len(found) == 1:
+        return [FailedRecipient(recipient=found[0])]
+    return []
+
+
+def _feedback(
+    parts: Parts, headers: dict[str, str], original: OriginalMessage
+) -> BounceReport | None:
+    reports = [text for ctype, text in parts.reports if ctype == "message/feedback-report"]
+    signs = mail_signs()
+    if not reports and not signs.is_complaint(headers):
+        return None
+    text = "\n".join(reports)
+    kind = ""
+    rcpts: list[str] = []
+    for match in _FEEDBACK_FIELD.finditer(text):
+        name, value = match.group(1).lower(), match.group(2).strip()
+        if name == "feedback-type":
+            kind = kind or value.lower()
+        else:
+            rcpts.extend(typed_address(a) or a for a in addresses_in(value))
+    if not rcpts:
+        for name in signs.complaint_recipient_headers:
+            rcpts = addresses_in(headers.get(name, "") or original.get(name))
+            if rcpts:
+                break
+    if not rcpts:
+        rcpts = addresses_in(original.get("to"))
+    return BounceReport(
+        Kind.FEEDBACK,
+        original=original,
+        feedback_type=kind or "abuse",
+        feedback_recipients=list(dict.fromkeys(rcpts)),
+    )

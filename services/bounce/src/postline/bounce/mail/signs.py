@@ -1,0 +1,76 @@
+"""Signs that tell a bounce from other automatic mail, from ``rules/mail_signs.yaml``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class MailSigns:
+    bounce_senders: re.Pattern[str]
+    bounce_subjects: re.Pattern[str]
+    bounce_phrases: re.Pattern[str]
+    autoreply_headers: tuple[tuple[str, re.Pattern[str]], ...]
+    autoreply_subjects: re.Pattern[str]
+    complaint_subjects: re.Pattern[str]
+    complaint_recipient_headers: tuple[str, ...]
+    recipient_headers: tuple[str, ...]
+    delay_subjects: re.Pattern[str]
+    delay_phrases: re.Pattern[str]
+    dsn_fields: re.Pattern[str]
+
+    def is_autoreply(self, headers: dict[str, str]) -> bool:
+        if self.looks_like_bounce(headers, ""):
+            return False
+        for name, pattern in self.autoreply_headers:
+            if pattern.search(headers.get(name, "")):
+                return True
+        return bool(self.autoreply_subjects.search(headers.get("subject", "")))
+
+    def looks_like_bounce(self, headers: dict[str, str], notice: str) -> bool:
+        return bool(
+            self.bounce_senders.search(headers.get("from", ""))
+            or self.bounce_subjects.search(headers.get("subject", ""))
+            or (notice and self.bounce_phrases.search(notice))
+        )
+
+    def is_complaint(self, headers: dict[str, str]) -> bool:
+        return bool(self.complaint_subjects.search(headers.get("subject", "")))
+
+    def is_delay(self, headers: dict[str, str], notice: str) -> bool:
+        return bool(
+            self.delay_subjects.search(headers.get("subject", ""))
+            or self.delay_phrases.search(notice)
+        )
+
+    def has_dsn_fields(self, text: str) -> bool:
+        return bool(self.dsn_fields.search(text))
+
+
+@cache
+def mail_signs() -> MailSigns:
+    raw = yaml.safe_load(
+        resources.files("postline.bounce.rules").joinpath("mail_signs.yaml").read_text("utf-8")
+    )
+    return MailSigns(
+        bounce_senders=_re(raw["bounce_senders"]),
+        bounce_subjects=_re(raw["bounce_subjects"]),
+        bounce_phrases=_re(raw["bounce_phrases"]),
+        autoreply_headers=tuple((k.lower(), _re(v)) for k, v in raw["autoreply_headers"].items()),
+        autoreply_subjects=_re(raw["autoreply_subjects"]),
+        complaint_subjects=_re(raw["complaint_subjects"]),
+        complaint_recipient_headers=tuple(raw["complaint_recipient_headers"]),
+        recipient_headers=tuple(raw["recipient_headers"]),
+        delay_subjects=_re(raw["delay_subjects"]),
+        delay_phrases=_re(raw["delay_phrases"]),
+        dsn_fields=_re(raw["dsn_fields"]),
+    )

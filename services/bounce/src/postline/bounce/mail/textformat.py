@@ -1,0 +1,205 @@
+"""Failed recipients stated in a bounce's text, by the patterns in ``rules/mail_formats.yaml``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from postline.bounce.classify import lower_pattern
+from postline.bounce.mail.model import FailedRecipient
+from postline.bounce.mail.replies import enhanced_status, reply_code
+
+# An address as bounces print it: a local part without spaces or brackets (or quoted), a
+# domain name or a bracketed address literal.
+_LOCAL = r"(?:\"[^\"\s]+\"|[^\s<>()\[\]\"',;:@]+)"
+_DOMAIN = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?|\[[0-9.:a-fA-F]+\])"
+ADDR = rf"(?P<addr>{_LOCAL}@{_DOMAIN})"
+_ANY_ADDR = re.compile(ADDR)
+_MAX_BLOCK_LINES = 40
+
+
+@dataclass(frozen=True)
+class Hint:
+    conditions: tuple[tuple[str, re.Pattern[str]], ...]  # (header name | body, pattern)
+    reason: str
+    command: str
+
+    def applies(self, headers: dict[str, str], notice: str) -> bool:
+        for where, pattern in self.conditions:
+            value = notice if where == "body" else headers.get(where, "")
+            if not pattern.search(value):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class MailFormats:
+    original_starts: tuple[re.Pattern[str], ...]
+    recipient_lines: tuple[re.Pattern[str], ...]
+    mentions: tuple[re.Pattern[str], ...]
+    ends: tuple[re.Pattern[str], ...]
+    ignore: tuple[re.Pattern[str], ...]
+    commands: tuple[tuple[str, re.Pattern[str]], ...]
+    hints: tuple[Hint, ...]
+
+    def split_original(self, text: str) -> tuple[str, str]:
+        """(notice, returned original) of a one-part bounce."""
+        best = self.original_start.search(text)
+        if best is None:
+            return text, ""
+        end = text.find("\n", best.end())
+        return text[: best.start()], text[end + 1 :] if end >= 0 else ""
+
+    @property
+    def original_start(self) -> re.Pattern[str]:
+        return _combined(self.original_starts)
+
+    def command(self, text: str) -> str:
+        lowered = text.lower()
+        for name, pattern in self.commands:
+            if pattern.search(lowered):
+                return name
+        return ""
+
+
+@cache
+def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
+    # One pass over the text instead of one per pattern: the first start wins either way.
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I | re.M)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern.replace("{addr}", ADDR), re.IGNORECASE | re.MULTILINE)
+
+
+@cache
+def mail_formats() -> MailFormats:
+    raw = yaml.safe_load(
+        resources.files("postline.bounce.rules").joinpath("mail_formats.yaml").read_text("utf-8")
+    )
+    return MailFormats(
+        original_starts=tuple(_compile(p) for p in raw["original_starts"]),
+        recipient_lines=tuple(_compile(p) for p in raw["recipient_lines"]),
+        mentions=tuple(_compile(p) for p in raw["mentions"]),
+        ends=tuple(_compile(p) for p in raw["ends"]),
+        ignore=tuple(_compile(p) for p in raw["ignore"]),
+        commands=tuple(
+            (name, re.compile(lower_pattern("|".join(f"(?:{p})" for p in patterns)), re.M))
+            for name, patterns in raw["commands"].items()
+        ),
+        hints=tuple(
+            Hint(
+                conditions=tuple(
+                    (key.lower(), _compile(value))
+                    for key, value in hint.items()
+                    if key not in ("reason", "command")
+                ),
+                reason=str(hint.get("reason", "")),
+                command=str(hint.get("command", "")).upper(),
+            )
+            for hint in raw.get("hints") or []
+        ),
+    )
+
+
+def _recipient_line(formats: MailFormats, line: str) -> tuple[str, str] | None:
+    if "@" not in line:
+        return None
+    for pattern in formats.recipient_lines:
+        match = pattern.match(line)
+        if match:
+            groups = match.groupdict()
+            rest = " ".join(filter(None, (groups.get("pre"), groups.get("rest"))))
+            return match.group("addr"), rest.strip()
+    return None
+
+
+def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[FailedRecipient]:
+    """Recipients and their diagnostics as the notice's lines state them."""
+    formats = mail_formats()
+    lines = notice.splitlines()
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        hit = _recipient_line(formats, line)
+        if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
+            address, rest = hit
+            key = address.strip(".").lower()
+            current = blocks.setdefault(key, [])
+            if rest:
+                current.append(rest)
+            continue
+        if current is None:
+            continue
+        if any(p.search(line) for p in formats.ends):
+            # A rule closes a block that has its diagnostic; before that it only separates
+            # the address from it (m-FILTER, BIGLOBE: "----- server message").
+            if any(x.strip() for x in current):
+                current = None
+            continue
+        if any(p.search(line) for p in formats.ignore):
+            continue
+        if len(current) < _MAX_BLOCK_LINES:
+            current.append(line)
+    if not blocks:
+        # A sentence names the recipient; what follows it is the diagnostic.
+        for pattern in formats.mentions:
+            for match in pattern.finditer(notice):
+                address = match.group("addr").strip(".").lower()
+                if address not in exclude and address not in blocks:
+                    after = notice[match.end() :].splitlines()[:_MAX_BLOCK_LINES]
+                    blocks[address] = after
+            if blocks:
+                break
+    recipients = [recipient_from_block(address, block) for address, block in blocks.items()]
+    if recipients and not all(r.reply_code or r.status for r in recipients):
+        # The notice may state the reason apart from the addresses (before them, or once
+        # for all): then it is the diagnostic of every recipient whose block has no reply.
+        shared = recipient_from_block("", [ln for ln in lines if "@" not in ln])
+        single = len(recipients) == 1  # then the whole notice is about that recipient
+        for r in recipients:
+            if r.reply_code or r.status or not shared.diagnostic:
+                continue
+            if shared.reply_code or shared.status or not r.diagnostic:
+                r.diagnostic = f"{r.diagnostic} {shared.diagnostic}".strip()
+                r.status, r.reply_code = shared.status, shared.reply_code
+                r.command = r.command or shared.command
+            elif single:
+                # Words about the failure that the recipient's own lines may lack (how long
+                # it was tried...): read only when those lines name no reason.
+                r.context = shared.diagnostic
+    return recipients
+
+
+# "550-5.7.1 " (and "550 5.7.1 ") starting the continuation lines of a multi-line reply.
+_CONTINUATION = re.compile(r"(?<=\S)\s+[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?(?=\S)")
+
+
+def flatten_reply(text: str) -> str:
+    """A multi-line SMTP reply as one line: the code and status once, then the words."""
+    flat = " ".join(text.split())
+    head = re.match(r"^[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?", flat)
+    if not head:
+        return flat
+    rest = _CONTINUATION.sub(" ", flat[head.end() :])
+    return head.group(0).replace("-", " ", 1) + rest
+
+
+def recipient_from_block(address: str, block: list[str]) -> FailedRecipient:
+    text = "\n".join(block).strip()
+    formats = mail_formats()
+    return FailedRecipient(
+        recipient=address,
+        diagnostic=" ".join(text.split()),
+        status=enhanced_status(text),
+        reply_code=reply_code(text),
+        command=formats.command(text),
+    )
+
+
+def addresses_in(text: str) -> list[str]:
+    return [m.group("addr") for m in _ANY_ADDR.finditer(text)]

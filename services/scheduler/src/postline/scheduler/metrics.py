@@ -1,0 +1,30 @@
+"""The scheduler's Prometheus metrics (names in postline.common.semconv)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from postline.common.semconv import (
+    METRIC_BACKLOG_QUEUES,
+    METRIC_DECISIONS,
+    METRIC_OWNED_SHARDS,
+    METRIC_SCHEDULED,
+    METRIC_SCHEDULER_IN_FLIGHT,
+    METRIC_SUPPRESSION_LIST_LOADED,
+    METRIC_SUPPRESSIONS,
+)
+
+TASKS = Counter(METRIC_SCHEDULED, "delivery tasks handed to the senders", ["attempt"])
+DECISIONS = Counter(
+    METRIC_DECISIONS,
+    "policy decisions (granted, backlogged, held, paused, suppressed, forwarded, retry, "
+    "expired, succeeded, failed)",
+    ["decision"],
+)
+IN_FLIGHT = Gauge(METRIC_SCHEDULER_IN_FLIGHT, "speed grants whose result has not come back")
+BACKLOG_QUEUES = Gauge(METRIC_BACKLOG_QUEUES, "speed keys with a backlog queue")
+OWNED_SHARDS = Gauge(METRIC_OWNED_SHARDS, "scheduler shards this replica owns")
+SUPPRESSION_LIST_LOADED = Gauge(
+    METRIC_SUPPRESSION_LIST_LOADED, "1 once the initial suppression list was read from bounce"
+)
+SUPPRESSIONS = Gauge(METRIC_SUPPRESSIONS, "entries in this replica's suppression list copy")

@@ -1,0 +1,1 @@
+"""Data files of the scheduler's rules (read with importlib.resources)."""

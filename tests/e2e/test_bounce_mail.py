@@ -1,0 +1,82 @@
+"""A bounce mail for a delivery that had succeeded: the destination accepted the mail, then a
+DSN came back to its VERP return path. It lands in the error log with every field, and the
+delivery keeps its own history (still succeeded)."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from postline.common.verp import decode_verp
+from postline.devstack import Stack
+from postline.simulator.client import SimulatorClient
+from tests.conftest import poll_until
+from tests.e2e.conftest import ReportsClient
+
+pytestmark = pytest.mark.e2e
+
+RCPT = "reader@later.test"
+
+
+def _dsn(return_path: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.later.test>\r\n"
+        f"To: {return_path}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\n"
+        "This is the mail system at host mx.later.test.\r\n\r\n"
+        f"<{RCPT}>: mailbox is full\r\n\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.later.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {RCPT}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+        "Diagnostic-Code: x-local; 552 5.2.2 mailbox is full, quota exceeded\r\n\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+def test_a_bounce_after_success_lands_in_the_error_log(
+    stack: Stack, simulator: SimulatorClient, reports: ReportsClient
+) -> None:
+    host, port = stack.ports.smtp.rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+        smtp.login("dev", "dev-secret")
+        message = (
+            f"From: app@example.test\r\nTo: {RCPT}\r\nSubject: Monthly letter\r\n"
+            "X-Api-Data: letter-2026-11\r\n\r\nHello.\r\n"
+        )
+        smtp.sendmail("app@example.test", [RCPT], message.encode())
+
+    [arrived] = poll_until(lambda: simulator.messages(rcpt=RCPT), "the mail at the simulator")
+    return_path = arrived["mail_from"]
+    delivery_id = decode_verp(return_path)
+    assert delivery_id
+    poll_until(
+        lambda: reports.get("/api/v1/deliveries", address=RCPT, status="succeeded")["results"],
+        "the delivery succeeded",
+    )
+
+    host, port = stack.ports.bounce_smtp.rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+        smtp.sendmail("", [return_path], _dsn(return_path))
+
+    [error] = poll_until(
+        lambda: [r for r in reports.get("/api/v1/errors", address=RCPT)["results"]],
+        "the bounce in the error log",
+        60,
+    )
+    assert error["status"] == 5
+    assert error["from"] == "app@example.test"
+    assert error["to"] == RCPT
+    assert error["returnPath"] == return_path
+    assert error["subject"] == "Monthly letter"
+    assert error["apiData"] == "letter-2026-11"
+    assert "quota exceeded" in str(error["reason"])
+    assert error["created"] and error["messageId"]
+
+    [delivery] = reports.get("/api/v1/deliveries", address=RCPT)["results"]
+    assert delivery["status"] == "succeeded"
+    assert delivery["deliveryId"] == delivery_id

@@ -1,0 +1,87 @@
+"""Two scheduler replicas on one broker: one owns the shards, the other stands by and takes
+over when the owner's connection goes, without exceeding a limit or losing a delivery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from postline.common.broker.topology import shard_for
+from tests.integration.test_scheduler_harness import (
+    SHARDS,
+    accept,
+    eventually,
+    harness,
+    owns_all,
+    running,
+    steady,
+    write_policy,
+)
+
+LIMITS = """
+      - match: [two.test]
+        connections: 2
+"""
+
+
+async def test_the_standby_takes_over_and_counts_what_is_in_flight(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    policy = write_policy(tmp_path, speed=LIMITS)
+    async with (
+        harness(amqp_url) as (broker, senders, _),
+        running(amqp_url, policy) as first,
+    ):
+        await owns_all(first)
+        async with running(amqp_url, policy) as second:
+            await steady(lambda: not second.ownership.runtimes, "the standby owns nothing", 0.5)
+            for i in range(6):
+                await accept(broker, f"user{i}@two.test")
+            await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+            shard = shard_for("two.test", SHARDS)
+            await eventually(
+                lambda: first.ownership.runtimes[shard].gates
+                and next(iter(first.ownership.runtimes[shard].gates.values())).backlog,
+                "the rest in the backlog",
+            )
+
+            # The owner's consumer connection dies (as when its process is killed).
+            assert first.ownership.connection is not None
+            await first.ownership.connection.close()
+            await eventually(lambda: len(second.ownership.runtimes) == SHARDS, "takeover")
+            taken = second.ownership.runtimes[shard]
+            gate = next(g for g in taken.gates.values() if g.key == "domain:two.test")
+            assert len(gate.state.in_flight) == 2  # from the first owner's leases
+
+            # The two attempts in flight still hold their slots: nothing new is granted...
+            await steady(lambda: len(senders.tasks) == 2, "no grant beyond the limit")
+            # ...until their results come back, to the new owner.
+            for _ in range(6):
+                await eventually(lambda: senders.pending, "a grant to answer")
+                assert senders.in_flight("two.test") <= 2
+                await senders.answer(next(iter(senders.pending.values())))
+            await eventually(
+                lambda: len({t.delivery.delivery_id for t in senders.tasks}) == 6
+                and not senders.pending,
+                "every delivery sent once",
+            )
+            assert len(senders.tasks) == 6
+            await eventually(lambda: not gate.state.in_flight, "no slot left in use")
+
+
+async def test_a_stopping_owner_hands_its_shards_over(amqp_url: str, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, speed=LIMITS)
+    async with harness(amqp_url) as (broker, senders, _), running(amqp_url, policy) as second:
+        async with running(amqp_url, policy) as first:
+            await eventually(
+                lambda: len(first.ownership.runtimes) + len(second.ownership.runtimes) == SHARDS,
+                "every shard owned",
+            )
+            for i in range(4):
+                await accept(broker, f"user{i}@two.test")
+            await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+        await owns_all(second)
+        while len({t.delivery.delivery_id for t in senders.tasks}) < 4 or senders.pending:
+            await eventually(lambda: senders.pending, "a grant to answer")
+            assert senders.in_flight("two.test") <= 2
+            await senders.answer(next(iter(senders.pending.values())))
+        assert len(senders.tasks) == 4

@@ -35,5 +35,12 @@ integration:
 e2e:
 	$(PY) -m pytest -q tests/e2e
 
+bench:                             ## the benchmarks (slow; not part of test), see bench/README.md
+	$(PY) bench/bounce_accuracy/run.py
+	$(PY) bench/smtp_accept/run.py
+	$(PY) bench/sender/run.py
+	$(PY) bench/scheduler/run.py
+	$(PY) bench/reports/run.py
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aio_pika
+import pytest
+
 from postline.common.broker.topology import shard_for
+from postline.scheduler import queues
 from tests.integration.test_scheduler_harness import (
     SHARDS,
     accept,
@@ -85,3 +89,48 @@ async def test_a_stopping_owner_hands_its_shards_over(amqp_url: str, tmp_path: P
             assert senders.in_flight("two.test") <= 2
             await senders.answer(next(iter(senders.pending.values())))
         assert len(senders.tasks) == 4
+
+
+async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """RabbitMQ closes a channel that holds a message past its consumer timeout (30 min): the
+    owner re-publishes what it holds (leases, backlog records, its token) well before, and
+    deletes a backlog queue once it is empty and idle."""
+    policy = write_policy(tmp_path, speed=LIMITS)
+    async with (
+        harness(amqp_url) as (broker, senders, _),
+        running(amqp_url, policy, renew_after=1.0, backlog_idle=1.0) as svc,
+    ):
+        await owns_all(svc)
+        for i in range(5):
+            await accept(broker, f"user{i}@two.test")
+        await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+        runtime = svc.ownership.runtimes[shard_for("two.test", SHARDS)]
+        await eventually(lambda: len(runtime.leases) == 2 and runtime.indexes, "state held")
+        first = {g: held.incoming for g, held in runtime.leases.items()}
+        first_index = next(iter(runtime.indexes.values())).incoming
+        first_token = runtime.token.incoming
+
+        await eventually(
+            lambda: all(runtime.leases[g].incoming is not m for g, m in first.items())
+            and next(iter(runtime.indexes.values())).incoming is not first_index
+            and runtime.token.incoming is not first_token,
+            "leases, the backlog record and the token renewed",
+            15,
+        )
+        assert runtime is svc.ownership.runtimes[shard_for("two.test", SHARDS)]  # still owner
+        await steady(lambda: len(senders.tasks) == 2, "renewal grants nothing")
+
+        while len({t.delivery.delivery_id for t in senders.tasks}) < 5 or senders.pending:
+            await eventually(lambda: senders.pending, "a grant to answer")
+            await senders.answer(next(iter(senders.pending.values())))
+        gate = next(g for g in runtime.gates.values() if g.key == "domain:two.test")
+        await eventually(lambda: gate.backlog is None and not runtime.indexes, "deleted", 20)
+        assert not runtime.leases
+        channel = await broker.connection.channel()
+        state = await channel.declare_queue(queues.state_queue(runtime.number), passive=True)
+        assert state.declaration_result.message_count == 0
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            name = queues.backlog_queue(runtime.number, gate.name)
+            await (await broker.connection.channel()).declare_queue(name, passive=True)

@@ -31,6 +31,9 @@ class SchedulerSettings(ServiceSettings):
     pause_recheck: float = Field(default=30.0, gt=0)
     # An empty backlog queue is deleted after this long unused.
     backlog_idle: float = Field(default=60.0, gt=0)
+    # State held unacked (leases, backlog records, the shard token) is re-published after
+    # this long: RabbitMQ closes a channel holding a delivery past its consumer_timeout.
+    renew_after: float = Field(default=600.0, gt=0, le=1500)
     # MX lookups for speed rules written with mx: (the sender's variables, so one environment
     # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
     dns_servers: str = ""
@@ -57,4 +60,5 @@ class SchedulerSettings(ServiceSettings):
             max_wait=self.max_wait,
             lease_timeout=self.lease_timeout,
             backlog_idle=self.backlog_idle,
+            renew_after=self.renew_after,
         )

@@ -205,6 +205,8 @@ class ShardRuntime:
         self.indexes: dict[str, Held] = {}  # gate name -> its BacklogQueue message
         self.token = Held(scheduler_pb2.ShardToken(shard=number), token, clock())
         self.released: dict[str, float] = {}  # grants freed before their lease came back
+        self.renewing: set[str] = set()  # leases re-published, the copy not back yet
+        self.opening: set[str] = set()  # backlog records published, not back yet
         # (delivery id, attempt) this owner sent. At-least-once delivery can bring a second
         # copy of a delivery (a crash after it was queued, before its input was acked): a copy
         # of an attempt this owner itself sent is dropped. Attempts a previous owner leased
@@ -425,7 +427,9 @@ class ShardRuntime:
         held = self.leases.pop(task.grant_id, None)
         if held is not None:
             self._spawn(_settle(held.incoming.ack()))
-        else:
+        if held is None or task.grant_id in self.renewing:
+            # Its lease (or a renewed copy) is still on its way: ack it when it arrives.
+            self.renewing.discard(task.grant_id)
             self.released[task.grant_id] = self.clock()
 
     def _free(self, gate: Gate, grant_id: str) -> None:
@@ -488,6 +492,7 @@ class ShardRuntime:
         finds every queue that may hold deliveries."""
         name = queues.backlog_queue(self.number, gate.name)
         if gate.name not in self.indexes:
+            self.opening.add(gate.name)  # its record is on its way back to us
             index = scheduler_pb2.BacklogQueue(
                 speed_key=gate.key, queue=name, shard=self.number, server=gate.server
             )
@@ -673,9 +678,15 @@ class ShardRuntime:
             if self.released.pop(message.grant_id, None) is not None:
                 await _settle(incoming.ack())  # its result came first
                 return
+            self.renewing.discard(message.grant_id)
             self._hold(self.leases, message.grant_id, message, incoming)
         elif isinstance(message, scheduler_pb2.BacklogQueue):
             name = gate_name(message.server, message.speed_key)
+            gate = self.gates.get(name)
+            if name not in self.opening and (gate is None or gate.backlog is None):
+                await _settle(incoming.ack())  # a renewed copy of a queue deleted since
+                return
+            self.opening.discard(name)
             self._hold(self.indexes, name, message, incoming)
 
     def _decode_state(self, incoming: AbstractIncomingMessage) -> ProtoMessage | None:
@@ -703,7 +714,12 @@ class ShardRuntime:
         """RabbitMQ closes a channel holding a delivery unacked for longer than its consumer
         timeout (30 min by default): re-publish long-held state, the copy replaces it."""
         due = self.clock() - self.settings.renew_after
-        for held in (*self.leases.values(), *self.indexes.values()):
+        for grant_id, held in list(self.leases.items()):
+            if held.since < due:
+                held.since = self.clock()
+                self.renewing.add(grant_id)
+                await self.broker.publish(queues.state_key(self.number), held.message)
+        for held in list(self.indexes.values()):
             if held.since < due:
                 held.since = self.clock()
                 await self.broker.publish(queues.state_key(self.number), held.message)
@@ -733,13 +749,15 @@ class ShardRuntime:
 
     async def _sweep_forever(self) -> None:
         rounds = 0
+        # Idle backlogs and renewals are looked at every 10 s (sooner if they are due sooner).
+        every = max(1, int(min(10.0, self.settings.backlog_idle, self.settings.renew_after / 2)))
         while not self.stopping:
             await asyncio.sleep(SWEEP_SECONDS)
             rounds += 1
             try:
                 await self.broker.publish(queues.stats_key(self.number), self.snapshot())
                 self._expire_leases()
-                if rounds % 10 == 0:
+                if rounds % every == 0:
                     await self._upkeep()
             except asyncio.CancelledError:
                 raise
@@ -762,6 +780,9 @@ class ShardRuntime:
                 held = self.leases.pop(grant_id, None)
                 if held is not None:
                     self._spawn(_settle(held.incoming.ack()))
+                if held is None or grant_id in self.renewing:
+                    self.renewing.discard(grant_id)
+                    self.released[grant_id] = now
         for grant_id, at in list(self.released.items()):
             if at < before:
                 del self.released[grant_id]

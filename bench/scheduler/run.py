@@ -63,7 +63,7 @@ def stack(offset: int, senders: int, rate: int) -> Iterator[tuple[Stack, Simulat
         server["prohibited_hours"] = []
         server["speed"] = [
             {"match": ["*"], "connections": 20, "interval": "0s", "rate": None},
-            {"match": ["conn2.test"], "connections": 2},
+            {"match": ["conn2.test"], "connections": 2, "messages_per_connection": 1},
             {"match": ["rate.test"], "rate": f"{rate}/min"},
         ]
         server["priority"] = [

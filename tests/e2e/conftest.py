@@ -18,8 +18,10 @@ from postline.simulator.client import SimulatorClient
 from tests.conftest import DEV_POLICY
 
 # Shifted ports keep e2e runs clear of a running `make run`; POSTLINE_TEST_PORT_OFFSET lets
-# several suites run side by side on one machine.
-PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "10000"))
+# several suites run side by side on one machine. 11000 puts the gRPC ports (50051-50054) at
+# 61051-61054, above Linux's ephemeral range (32768-60999): with 10000 they sat inside it, and
+# an outgoing connection of a busy machine could hold 60051 and stop ingress from binding.
+PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "11000"))
 
 
 def test_policy(tmp_path: Path, ports: Ports) -> Path:

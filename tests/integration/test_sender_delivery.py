@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import dkim
@@ -185,35 +184,11 @@ async def test_a_timeout_is_deferred(sim: Simulator, make: Make) -> None:
 
 
 # -- connection reuse ---------------------------------------------------------------------------
-# A session outlives a delivery only while the sender holds another delivery of the same speed
-# key (`pool.demand`): idle sessions kept by several senders would exceed the destination's
-# connection limit. `in_hand` stands for such a backlog of the key in this sender.
-
-
-def in_hand(deliverer: Deliverer, key: str = "domain:a.test") -> AbstractAsyncContextManager[None]:
-    return deliverer.pool.demand(key)
-
-
-async def test_without_another_delivery_in_hand_the_session_is_closed(
-    sim: Simulator, make: Make
-) -> None:
-    deliverer = make()
-    first = await deliverer.attempt(task("one@a.test", route=route(sim)))
-    assert first.outcome == SUCCEEDED
-    # QUIT was done before the attempt returned (so before its result frees the slot); the
-    # destination notices the closed socket a moment later.
-    assert deliverer.pool.open_sessions("domain:a.test") == 0
-    await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "the close")
-    second = await deliverer.attempt(task("two@a.test", route=route(sim)))
-    assert not second.connection_reused
 
 
 async def test_one_session_carries_several_messages(sim: Simulator, make: Make) -> None:
     deliverer = make()
-    async with in_hand(deliverer):
-        results = [
-            await deliverer.attempt(task(f"user{i}@a.test", route=route(sim))) for i in range(4)
-        ]
+    results = [await deliverer.attempt(task(f"user{i}@a.test", route=route(sim))) for i in range(4)]
     assert [r.outcome for r in results] == [SUCCEEDED] * 4
     assert [r.connection_reused for r in results] == [False, True, True, True]
     assert [r.session_messages for r in results] == [1, 2, 3, 4]
@@ -234,10 +209,9 @@ async def test_a_session_carries_at_most_messages_per_connection(
         """
     )
     deliverer = make(policy)
-    async with in_hand(deliverer):
-        for i in range(5):
-            result = await deliverer.attempt(task(f"user{i}@a.test", route=route(sim)))
-            assert result.outcome == SUCCEEDED
+    for i in range(5):
+        result = await deliverer.attempt(task(f"user{i}@a.test", route=route(sim)))
+        assert result.outcome == SUCCEEDED
     sessions = [m.session_id for m in sim.recorder.messages(domain="a.test")]
     assert len(set(sessions)) == 3  # 2 + 2 + 1
     assert sessions[0] == sessions[1] != sessions[2] == sessions[3] != sessions[4]
@@ -245,9 +219,8 @@ async def test_a_session_carries_at_most_messages_per_connection(
 
 async def test_a_rejected_recipient_leaves_the_session_reusable(sim: Simulator, make: Make) -> None:
     deliverer = make()
-    async with in_hand(deliverer):
-        rejected = await deliverer.attempt(task("user-unknown@a.test", route=route(sim)))
-        accepted = await deliverer.attempt(task("someone@a.test", route=route(sim)))
+    rejected = await deliverer.attempt(task("user-unknown@a.test", route=route(sim)))
+    accepted = await deliverer.attempt(task("someone@a.test", route=route(sim)))
     assert rejected.outcome == FAILED
     assert accepted.outcome == SUCCEEDED
     assert accepted.connection_reused  # RSET after the failed RCPT, then the next mail
@@ -256,9 +229,8 @@ async def test_a_rejected_recipient_leaves_the_session_reusable(sim: Simulator, 
 
 async def test_a_421_drops_the_session(sim: Simulator, make: Make) -> None:
     deliverer = make()
-    async with in_hand(deliverer):
-        dropped = await deliverer.attempt(task("tempfail@a.test", route=route(sim)))
-        after = await deliverer.attempt(task("someone@a.test", route=route(sim)))
+    dropped = await deliverer.attempt(task("tempfail@a.test", route=route(sim)))
+    after = await deliverer.attempt(task("someone@a.test", route=route(sim)))
     assert dropped.outcome == DEFERRED
     assert after.outcome == SUCCEEDED
     assert not after.connection_reused
@@ -269,12 +241,11 @@ async def test_a_session_the_server_closed_while_idle_is_replaced(
     sim: Simulator, make: Make
 ) -> None:
     deliverer = make()
-    async with in_hand(deliverer):
-        first = await deliverer.attempt(task("one@a.test", route=route(sim)))
-        for connection in list(sim._connections):  # the destination drops idle connections
-            connection.close()
-        await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "the drop")
-        second = await deliverer.attempt(task("two@a.test", route=route(sim)))
+    first = await deliverer.attempt(task("one@a.test", route=route(sim)))
+    for connection in list(sim._connections):  # the destination drops idle connections
+        connection.close()
+    await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "the drop")
+    second = await deliverer.attempt(task("two@a.test", route=route(sim)))
     assert first.outcome == second.outcome == SUCCEEDED
     assert not second.connection_reused
     assert len(arrived(sim, "two@a.test")) == 1
@@ -282,12 +253,11 @@ async def test_a_session_the_server_closed_while_idle_is_replaced(
 
 async def test_idle_sessions_are_closed(sim: Simulator, make: Make) -> None:
     deliverer = make(idle_timeout=0.3)
-    async with in_hand(deliverer):
-        result = await deliverer.attempt(task(route=route(sim)))
-        assert result.outcome == SUCCEEDED
-        assert sim.recorder.stats()["connections"]["current"] == 1  # kept for reuse
-        await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "idle close")
-        assert deliverer.pool.open_sessions("domain:a.test") == 0
+    result = await deliverer.attempt(task(route=route(sim)))
+    assert result.outcome == SUCCEEDED
+    assert sim.recorder.stats()["connections"]["current"] == 1  # kept for reuse
+    await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "idle close")
+    assert deliverer.pool.open_sessions("domain:a.test") == 0
 
 
 async def test_sessions_per_destination_stay_within_connections(sim: Simulator, make: Make) -> None:
@@ -301,11 +271,10 @@ async def test_sessions_per_destination_stay_within_connections(sim: Simulator, 
     )
     deliverer = make(policy)
     # From two source IPs in turn: the idle session from the other IP is closed first.
-    async with in_hand(deliverer):
-        for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
-            result = await deliverer.attempt(task(route=route(sim), source_ip=ip))
-            assert result.outcome == SUCCEEDED
-            assert deliverer.pool.open_sessions("domain:a.test") == 1
+    for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.2"):
+        result = await deliverer.attempt(task(route=route(sim), source_ip=ip))
+        assert result.outcome == SUCCEEDED
+        assert deliverer.pool.open_sessions("domain:a.test") == 1
     assert sim.recorder.stats()["domains"]["a.test"]["peak_connections"] == 1
 
 

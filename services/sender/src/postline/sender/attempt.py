@@ -184,11 +184,6 @@ class Deliverer:
         return None
 
     async def _deliver(self, a: _Attempt) -> Reply:
-        assert a.limit is not None
-        async with self.pool.demand(a.limit.key):
-            return await self._deliver_in_hand(a)
-
-    async def _deliver_in_hand(self, a: _Attempt) -> Reply:
         assert a.server is not None and a.limit is not None
         mode = tls_mode(a.tls or a.task.tls, a.task.delivery.recipient_domain, a.server)
         source_ip = self._source_ip(a, mode)

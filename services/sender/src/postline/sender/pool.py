@@ -10,17 +10,10 @@ endpoint is (address, port, source IP, TLS mode, host name). So:
   noticed at its next MAIL and replaced without failing the delivery;
 * it carries at most the speed rule's ``messages_per_connection`` messages, then QUITs;
 * it is closed after ``idle_timeout`` without use;
-* a sender never holds more sessions for one speed key than it has deliveries for that key in
-  hand (``demand``): the scheduler's connection limit counts deliveries in flight across all
-  senders, and a destination counts open connections, so an idle session kept "just in case"
-  by each of several senders would exceed the limit. A session is kept for reuse only while
-  another delivery of the same key is in this sender; when the last one finishes, the idle
-  sessions of its key are QUIT *before* its result is published, so a slot the scheduler then
-  grants to another sender never overlaps the old connection. Under a backlog (the prefetch
-  window holds several deliveries per key) sessions carry many messages; for a throttled
-  destination each delivery may need its own session, which is what the limit asks for;
-* at most the rule's ``connections`` sessions per key in any case: at that count an idle one
-  of the same key (to another host or from another source IP) is closed first.
+* a sender never holds more sessions for one speed key than the rule's ``connections``: when
+  a delivery needs a new session at that count, an idle one of the same key (to another host
+  or from another source IP) is closed first. Sessions in use are never more than the
+  deliveries in flight, which the scheduler already keeps within its connection grant.
 
 Sessions are not shared between speed keys, so a destination's connection count never
 includes sessions opened for another destination's deliveries.
@@ -29,11 +22,10 @@ includes sessions opened for another destination's deliveries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from postline.sender.smtp import Endpoint, SmtpSession
 
@@ -49,26 +41,10 @@ class SessionPool:
         self._idle: dict[tuple[str, Endpoint], list[SmtpSession]] = defaultdict(list)
         self._open: Counter[str] = Counter()  # sessions per speed key, in use or idle
         self._by_source: Counter[tuple[str, str]] = Counter()  # per (speed key, source IP)
-        self._demand: Counter[str] = Counter()  # deliveries in hand per speed key
         self._closing: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self.opened = 0  # sessions opened over the pool's life (tests, metrics)
-
-    @contextlib.asynccontextmanager
-    async def demand(self, key: str) -> AsyncIterator[None]:
-        """Hold around a delivery's use of the pool: while it runs, its key may keep sessions;
-        on exit, sessions beyond the deliveries still in hand are QUIT and awaited."""
-        self._demand[key] += 1
-        try:
-            yield
-        finally:
-            self._demand[key] -= 1
-            if self._demand[key] <= 0:
-                del self._demand[key]
-            closing = self._trim(key)
-            if closing:
-                await asyncio.wait(closing)
 
     async def acquire(
         self, key: str, endpoint: Endpoint, *, max_sessions: int
@@ -84,10 +60,6 @@ class SessionPool:
             self._close(key, session)
         if self._open[key] >= max_sessions:
             self._evict_idle(key)
-        # Idle sessions of this key to other endpoints are surplus once they are as many as
-        # the deliveries in hand (this one included, not yet holding a session).
-        while self._open[key] >= max(self._demand[key], 1) and self._evict_idle(key):
-            pass
         self._count(key, endpoint, +1)  # counted while connecting too
         try:
             session = await self._opener(endpoint)
@@ -103,8 +75,7 @@ class SessionPool:
         if reusable and await session.reset() and not self._closed:
             self._idle[(key, session.endpoint)].append(session)
             return
-        # Awaited: the connection is gone before the delivery's result frees its slot.
-        await self._close(key, session)
+        self._close(key, session)
 
     def discard(self, key: str, session: SmtpSession) -> None:
         """Close a session that must not be reused (e.g. found stale)."""
@@ -140,24 +111,13 @@ class SessionPool:
         if self._by_source[(key, endpoint.source_ip)] <= 0:
             del self._by_source[(key, endpoint.source_ip)]
 
-    def _close(self, key: str, session: SmtpSession) -> asyncio.Task[None]:
+    def _close(self, key: str, session: SmtpSession) -> None:
         self._count(key, session.endpoint, -1)
         task = asyncio.create_task(session.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-        return task
 
-    def _trim(self, key: str) -> list[asyncio.Task[None]]:
-        """Close idle sessions of ``key`` beyond the deliveries in hand; the closes started."""
-        closing = []
-        while self._open[key] > self._demand[key]:
-            task = self._evict_idle(key)
-            if task is None:
-                break
-            closing.append(task)
-        return closing
-
-    def _evict_idle(self, key: str) -> asyncio.Task[None] | None:
+    def _evict_idle(self, key: str) -> None:
         oldest: tuple[Endpoint, SmtpSession] | None = None
         for (idle_key, endpoint), sessions in self._idle.items():
             if idle_key == key and sessions:
@@ -167,9 +127,8 @@ class SessionPool:
         if oldest is not None:
             endpoint, session = oldest
             self._idle[(key, endpoint)].remove(session)
-            logger.debug("%s: closing an idle session to %s", key, endpoint)
-            return self._close(key, session)
-        return None
+            logger.debug("%s: closing an idle session to %s to stay within %s", key, endpoint, key)
+            self._close(key, session)
 
     def _start_reaper(self) -> None:
         if self._reaper is None and not self._closed:

@@ -23,7 +23,8 @@ from postline.sender.tls import TlsContexts
 from postline.simulator import Simulator
 from postline.simulator.records import MessageRecord
 from postline.v1 import delivery_pb2
-from tests.sender_support import CertFiles, DnsServer, Zone, make_ca, sender_policy, task
+from tests.sender_support import DnsServer, Zone, sender_policy, task
+from tests.tls_support import CertFiles, make_ca
 
 SUCCEEDED = delivery_pb2.OUTCOME_SUCCEEDED
 DEFERRED = delivery_pb2.OUTCOME_DEFERRED

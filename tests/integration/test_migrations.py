@@ -167,3 +167,29 @@ def test_migrate_status_lists_every_migration(tmp_path: Path) -> None:
         "0003_rollups: pending",
     ]
     assert len(lines) == len(all_migrations())
+
+
+def test_address_search_uses_the_recipient_text_index(tmp_path: Path) -> None:
+    """0004 replaced 0002's bloom filter with a text index the address LIKE can use."""
+    client = connect(f"chdb://{tmp_path / 'ch'}")
+    apply_migrations(client)
+    indexes = {
+        (table, name, kind)
+        for table, name, kind in client.query(
+            "SELECT table, name, type FROM system.data_skipping_indices WHERE database = 'postline'"
+            " AND table IN ('delivery_log', 'error_log')"
+        ).result_rows
+    }
+    assert ("delivery_log", "recipient_text", "text") in indexes
+    assert ("error_log", "recipient_text", "text") in indexes
+    assert not any(name == "recipient_ngrams" for _, name, _ in indexes)
+    client.command("INSERT INTO postline.error_log (recipient) VALUES ('Taro123@example.test')")
+    plan = "\n".join(
+        row[0]
+        for row in client.query(
+            "EXPLAIN indexes = 1 SELECT count() FROM postline.error_log"
+            " WHERE lowerUTF8(recipient) LIKE '%taro123@%'"
+        ).result_rows
+    )
+    assert "recipient_text" in plan
+    client.close()

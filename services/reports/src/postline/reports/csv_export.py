@@ -11,35 +11,43 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import tzinfo
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from postline.reports.params import format_instant
 from postline.reports.search import (
     CSV_FIELDS,
     Cursor,
     SearchQuery,
     deliveries_sql,
     errors_sql,
-    report_row,
 )
 
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 20_000
 HEADERS = {"errors": CSV_FIELDS, "deliveries": (*CSV_FIELDS, "deliveryId")}
+# The log columns behind each CSV field (created is formatted, the rest is copied).
+COLUMNS = {
+    "created": "created",
+    "status": "status",
+    "from": "envelope_from",
+    "to": "recipient",
+    "messageId": "message_id",
+    "returnPath": "return_path",
+    "subject": "subject",
+    "apiData": "api_data",
+    "reason": "reason",
+    "deliveryId": "delivery_id",
+}
 
-Query = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
+Rows = tuple[Sequence[str], Sequence[Sequence[Any]]]
+Query = Callable[[str, dict[str, Any]], Awaitable[Rows]]
 
 
-def csv_lines(rows: Sequence[Sequence[object]]) -> str:
+def csv_lines(rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def _fields(row: dict[str, Any], header: Sequence[str], tz: tzinfo) -> list[object]:
-    shown = report_row(row, tz)
-    return [shown[name] for name in header]
 
 
 async def export_csv(query: Query, kind: str, q: SearchQuery) -> AsyncIterator[bytes]:
@@ -51,9 +59,17 @@ async def export_csv(query: Query, kind: str, q: SearchQuery) -> AsyncIterator[b
     after: Cursor | None = None
     while True:
         sql, params = sql_for(q, CHUNK_ROWS, after)
-        rows = await query(sql, params)
+        names, rows = await query(sql, params)
         if rows:
-            yield csv_lines([_fields(r, header, q.tz) for r in rows]).encode("utf-8")
+            # Rows stay tuples (a dict per row costs more than the rest together).
+            position = {name: i for i, name in enumerate(names)}
+            created = position["created"]
+            copied = [position[COLUMNS[field]] for field in header[1:]]
+            lines = (
+                [format_instant(row[created], q.tz), *(row[i] for i in copied)] for row in rows
+            )
+            yield csv_lines(lines).encode("utf-8")
         if len(rows) < CHUNK_ROWS:
             return
-        after = Cursor(rows[-1]["created"], rows[-1][id_column])
+        last = rows[-1]
+        after = Cursor(last[position["created"]], last[position[id_column]])

@@ -72,7 +72,7 @@ class ReportQueries:
         return q
 
     def export(self, kind: str, q: SearchQuery) -> AsyncIterator[bytes]:
-        return export_csv(self.store.query, kind, q)
+        return export_csv(self.store.rows, kind, q)
 
     async def stats(
         self, name: str, principal: Principal, params: Mapping[str, str]

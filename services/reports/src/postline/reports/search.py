@@ -14,8 +14,9 @@ How the SQL stays fast at tens of millions of rows (measured in bench/reports):
   (succeeded, failed): the version ranks it above every other state, so a delivery with such a
   row has that status. ``queued`` and ``deferred`` are checked after FINAL, among the
   deliveries that ever had that status;
-- the address match is ``lowerUTF8(recipient) LIKE '%...%'``, which the ``recipient_ngrams``
-  skip index can answer for rare addresses.
+- the address match is ``lowerUTF8(recipient) LIKE '%...%'``, which the ``recipient_text``
+  index (trigrams of the lowercased recipient) answers by reading only the granules that hold
+  every trigram of the pattern.
 """
 
 from __future__ import annotations

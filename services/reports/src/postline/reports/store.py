@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -69,6 +69,17 @@ class Store:
         def go(client: Client) -> list[dict[str, Any]]:
             result = client.query(sql, parameters=parameters)
             return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+        return await self.run(go)
+
+    async def rows(
+        self, sql: str, parameters: dict[str, Any]
+    ) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
+        """Column names and rows as tuples (cheaper than a dict per row for large answers)."""
+
+        def go(client: Client) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
+            result = client.query(sql, parameters=parameters)
+            return result.column_names, result.result_rows
 
         return await self.run(go)
 

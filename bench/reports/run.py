@@ -3,13 +3,15 @@ and export the API offers. See bench/README.md ("Reports") for how to read the f
 
     .venv/bin/python bench/reports/run.py --path /tmp/postline-bench/ch --events 10000000
     .venv/bin/python bench/reports/run.py --path /tmp/postline-bench/ch --skip-load   # again
-    .venv/bin/python bench/reports/run.py --rabbitmq 200000    # the full path through RabbitMQ
+    .venv/bin/python bench/reports/run.py --rabbitmq 1000000    # the full path through RabbitMQ
 
-Ingest goes through the service's own code: events as the broker delivers them (protobuf
-bytes), decoded and checked as the batch consumer does, written by ``Ingest.write`` in batches
-of 20,000 (one insert per table, deduplication token, every materialized view). Only that part
-is timed; making the events is not. Queries go through ``ReportQueries``, the code behind the
-HTTP and gRPC APIs, with their parameters varied between runs.
+Ingest goes through the service's own code: broker messages as the consumer receives them
+(protobuf bytes: ``--per-message`` events each, as a busy producer's publisher batches them;
+1 for one event per message), taken in batches as the batch consumer takes them (up to 16 MiB
+or 20,000 messages) and written by ``Ingest.write`` (one ProtobufList insert per kind,
+deduplication token, every materialized view). Only that part is timed; making the events is
+not. Queries go through ``ReportQueries``, the code behind the HTTP and gRPC APIs, with their
+parameters varied between runs.
 """
 
 from __future__ import annotations
@@ -29,19 +31,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import Generator
 
-from postline.common.broker.consumer import decode
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.credentials import Principal
 from postline.common.policy import parse_policy
-from postline.reports.ingest import TYPES, Ingest, check
+from postline.reports.ingest import Ingest, Raw
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 
-BATCH = 20_000  # the service's default batch size (POSTLINE_BATCH_SIZE)
+# The batch consumer's defaults (POSTLINE_BATCH_SIZE, POSTLINE_BATCH_BYTES).
+BATCH_MESSAGES = 20_000
+BATCH_BYTES = 16 * 1024 * 1024
 POLICY = """
 version: 1
 servers:
@@ -68,7 +73,49 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, {mem} GiB RAM, load average {' '.join(load)}"
 
 
-async def load(store: Store, total: int) -> dict[str, Any]:
+def messages(events: Sequence[Any], per_message: int) -> list[Raw]:
+    """Broker messages of ``per_message`` events each (one kind per message), in order."""
+    from postline.v1 import events_pb2
+
+    raws: list[Raw] = []
+    pending: dict[str, list[Any]] = {}
+
+    def flush(name: str) -> None:
+        group = pending.pop(name, [])
+        if len(group) == 1:
+            raws.append((name, group[0].SerializeToString()))
+        elif group:
+            batch = (
+                events_pb2.DeliveryEvents
+                if name.endswith("DeliveryEvent")
+                else events_pb2.ErrorEvents
+            )
+            raws.append((batch.DESCRIPTOR.full_name, batch(events=group).SerializeToString()))
+
+    for event in events:
+        name = event.DESCRIPTOR.full_name
+        pending.setdefault(name, []).append(event)
+        if len(pending[name]) >= per_message:
+            flush(name)
+    for name in list(pending):
+        flush(name)
+    return raws
+
+
+def consumer_batches(raws: Sequence[Raw]) -> list[list[Raw]]:
+    """The batches the batch consumer takes when messages arrive faster than a batch waits."""
+    batches: list[list[Raw]] = [[]]
+    size = 0
+    for raw in raws:
+        if batches[-1] and (len(batches[-1]) >= BATCH_MESSAGES or size + len(raw[1]) > BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(raw)
+        size += len(raw[1])
+    return batches
+
+
+async def load(store: Store, total: int, per_message: int) -> dict[str, Any]:
     """Ingest ``total`` events through the service's ingest path.
 
     The events are made and serialized first (not timed), in time order. The ingest then takes
@@ -77,36 +124,35 @@ async def load(store: Store, total: int) -> dict[str, Any]:
     time of the process (this thread, the writer thread and ClickHouse's own threads:
     inserts, views, background merges)."""
     made = time.perf_counter()
-    bodies = [
-        (e.DESCRIPTOR.full_name, e.SerializeToString())
-        for hour in Generator(end=time.time()).events(total)
-        for e in hour
-    ]
-    print(f"  made {len(bodies):,} events in {time.perf_counter() - made:.0f}s", flush=True)
+    raws = messages(
+        [e for hour in Generator(end=time.time()).events(total) for e in hour], per_message
+    )
+    batches = consumer_batches(raws)
+    print(
+        f"  made {len(raws):,} messages in {len(batches):,} batches "
+        f"in {time.perf_counter() - made:.0f}s",
+        flush=True,
+    )
     ingest = Ingest(store)
-    batches = reported = 0
+    events = reported = 0
     started, started_cpu = time.perf_counter(), time.process_time()
-    for first in range(0, len(bodies), BATCH):
-        chunk = bodies[first : first + BATCH]
-        decoded = [decode(body, {"x-postline-type": name}, TYPES) for name, body in chunk]
-        for event in decoded:
-            check(event)
-        await ingest.write(decoded)
-        batches += 1
-        done = first + len(chunk)
-        if done - reported >= 1_000_000:
-            reported = done
-            rate = done / (time.perf_counter() - started)
-            print(f"  {done:>10,} events, {rate:,.0f}/s", flush=True)
+    for batch in batches:
+        events += await ingest.write(batch)
+        if events - reported >= 1_000_000:
+            reported = events
+            rate = events / (time.perf_counter() - started)
+            print(f"  {events:>10,} events, {rate:,.0f}/s", flush=True)
     wall = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
     return {
-        "events": len(bodies),
-        "batches": batches,
+        "events": events,
+        "events_per_message": per_message,
+        "messages": len(raws),
+        "batches": len(batches),
         "ingest_seconds": round(wall, 1),
-        "events_per_second": round(len(bodies) / wall),
+        "events_per_second": round(events / wall),
         "cpu_seconds": round(cpu, 1),
-        "events_per_cpu_second": round(len(bodies) / cpu),
+        "events_per_cpu_second": round(events / cpu),
     }
 
 
@@ -268,7 +314,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if not args.skip_load:
             print(f"ingest of {args.events:,} events", flush=True)
-            results["ingest"] = await load(store, args.events)
+            results["ingest"] = await load(store, args.events, args.per_message)
             print(f"  {results['ingest']}", flush=True)
         results["tables"] = await table_sizes(store)
         print(json.dumps(results["tables"], indent=1), flush=True)
@@ -279,12 +325,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-async def through_rabbitmq(count: int, path: Path) -> dict[str, Any]:
-    """The service's whole consumer: publish, then consume in batches and write."""
+async def through_rabbitmq(count: int, path: Path, per_message: int) -> dict[str, Any]:
+    """The service's whole consumer: publish first, then consume in batches and write."""
     from postline.common.broker import Broker, Topology
     from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
     from postline.reports.batching import BatchConsumer
-    from postline.v1 import events_pb2
 
     vhost = f"postline-bench-{uuid.uuid4().hex[:8]}"
     ctl = ["rabbitmqctl", "-q"]
@@ -301,27 +346,30 @@ async def through_rabbitmq(count: int, path: Path) -> dict[str, Any]:
     broker = Broker(f"amqp://guest:guest@127.0.0.1:5672/{vhost}", Topology(1))
     try:
         await broker.connect()
-        published = 0
-        gen = Generator(end=time.time(), days=1)
+        events = [e for hour in Generator(end=time.time(), days=1).events(count) for e in hour]
+        raws = messages(events, per_message)
+        channel = await broker.connection.channel(publisher_confirms=False)
+        exchange = await channel.get_exchange("postline", ensure=False)
         started = time.perf_counter()
-        for hour in gen.events(count):
-            for first in range(0, len(hour), 500):
-                await asyncio.gather(
-                    *(
-                        broker.publish(
-                            DELIVERY_EVENT_KEY
-                            if isinstance(e, events_pb2.DeliveryEvent)
-                            else ERROR_EVENT_KEY,
-                            e,
-                        )
-                        for e in hour[first : first + 500]
-                    )
-                )
-            published += len(hour)
+        for name, body in raws:
+            key = DELIVERY_EVENT_KEY if "Delivery" in name else ERROR_EVENT_KEY
+            await exchange.publish(
+                aio_pika.Message(
+                    body,
+                    headers={"x-postline-type": name},
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=key,
+            )
+        await channel.close()
         publish_seconds = time.perf_counter() - started
-        print(f"  published {published:,} in {publish_seconds:.1f}s", flush=True)
-        consumer = BatchConsumer(broker, REPORTS_EVENTS, TYPES, Ingest(store).write, check=check)
-        started = time.perf_counter()
+        print(
+            f"  published {len(events):,} events in {len(raws):,} messages "
+            f"in {publish_seconds:.1f}s",
+            flush=True,
+        )
+        consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write)
+        started, started_cpu = time.perf_counter(), time.process_time()
         await consumer.start()
         while True:
             written = await store.run(
@@ -330,15 +378,19 @@ async def through_rabbitmq(count: int, path: Path) -> dict[str, Any]:
                             "(SELECT count() FROM postline.error_log)").result_rows[0][0]
                 )
             )  # fmt: skip
-            if written >= published:
+            if written >= len(events):
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
         consume_seconds = time.perf_counter() - started
+        cpu = time.process_time() - started_cpu
         await consumer.stop()
         return {
-            "events": published,
-            "publish_per_second": round(published / publish_seconds),
-            "consume_and_write_per_second": round(published / consume_seconds),
+            "events": len(events),
+            "events_per_message": per_message,
+            "messages": len(raws),
+            "publish_per_second": round(len(events) / publish_seconds),
+            "consume_and_write_per_second": round(len(events) / consume_seconds),
+            "events_per_cpu_second": round(len(events) / cpu),
         }
     finally:
         await broker.close()
@@ -353,10 +405,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--skip-load", action="store_true", help="measure an existing data set")
     parser.add_argument("--rabbitmq", type=int, default=0, help="only: N events via RabbitMQ")
+    parser.add_argument(
+        "--per-message", type=int, default=100, help="events per broker message (1: single)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.rabbitmq:
-        results = asyncio.run(through_rabbitmq(args.rabbitmq, args.path))
+        results = asyncio.run(through_rabbitmq(args.rabbitmq, args.path, args.per_message))
         results["machine"] = machine()
     else:
         results = asyncio.run(run(args))

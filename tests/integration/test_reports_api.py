@@ -12,7 +12,7 @@ import csv
 import io
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def as_messages(events: Sequence[Any]) -> list[tuple[str, bytes]]:
+    """Events as the broker delivers them to the ingest: type name and bytes."""
+    return [(e.DESCRIPTOR.full_name, e.SerializeToString()) for e in events]
+
+
 class Served:
     """The reports HTTP and gRPC servers on their own event loop thread, as in the service."""
 
@@ -222,7 +227,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     )
     store = Store(f"chdb://{path}")
-    asyncio.run(Ingest(store).write(data_set()))
+    asyncio.run(Ingest(store).write(as_messages(data_set())))
     served = Served(ReportQueries(store, policy))
     try:
         yield served
@@ -556,7 +561,7 @@ def test_live_shows_todays_newest_deliveries(served: Served, http: httpx.Client)
         for i in range(3)
     ]
     events.append(delivery_event("e-live-0b", "d-live-0", OK, now, now, "l@e.test", reply_code=250))
-    served.call(served.ingest.write(events))
+    served.call(served.ingest.write(as_messages(events)))
     live = http.get("/api/v1/deliveries/live").json()
     ids = [r["deliveryId"] for r in live["results"]]
     assert ids[:3] == ["d-live-0", "d-live-1", "d-live-2"]

@@ -25,7 +25,7 @@ from postline.common.broker.topology import (
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.timeutil import to_timestamp
 from postline.reports.batching import Backoff, BatchConsumer
-from postline.reports.ingest import TYPES, Ingest, check
+from postline.reports.ingest import KINDS, Ingest, PoisonEvents
 from postline.reports.store import Store
 from postline.v1 import events_pb2
 
@@ -149,9 +149,7 @@ async def stored(store: Store) -> tuple[int, int, int, int]:
 
 
 async def test_events_are_written_in_batches_and_acked(broker: Broker, store: Store) -> None:
-    consumer = BatchConsumer(
-        broker, REPORTS_EVENTS, TYPES, Ingest(store).write, check=check, max_events=50
-    )
+    consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write, max_events=50)
     await consumer.start()
     try:
         await publish(broker, [*deliveries(100), *errors(30)])
@@ -183,10 +181,9 @@ async def test_clickhouse_failure_loses_nothing_and_counts_once(
     consumer = BatchConsumer(
         broker,
         REPORTS_EVENTS,
-        TYPES,
         Ingest(store).write,
-        check=check,
         max_events=1000,
+        max_bytes=64 * 1024 * 1024,  # a prefetch of 512 messages: all 140 in one batch
         max_wait=0.2,
         hold=120.0,  # retried in place: the same batch, the same deduplication token
         backoff=Backoff(first=0.2, maximum=0.5),
@@ -223,9 +220,7 @@ async def test_a_long_failure_hands_the_events_back_to_the_queue(
     consumer = BatchConsumer(
         broker,
         REPORTS_EVENTS,
-        TYPES,
         Ingest(store).write,
-        check=check,
         max_events=1000,
         max_wait=0.2,
         hold=0.3,
@@ -258,7 +253,7 @@ async def _positive(got: Any) -> bool:
 
 
 async def test_poison_events_are_dead_lettered_alone(broker: Broker, store: Store) -> None:
-    consumer = BatchConsumer(broker, REPORTS_EVENTS, TYPES, Ingest(store).write, check=check)
+    consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write)
     await consumer.start()
     try:
         channel = await broker.connection.channel()
@@ -270,9 +265,19 @@ async def test_poison_events_are_dead_lettered_alone(broker: Broker, store: Stor
         await exchange.publish(garbage, routing_key=DELIVERY_EVENT_KEY)
         unknown_status = events_pb2.DeliveryEvent(event_id="bad", delivery_id="d-bad")
         await publish(broker, [unknown_status, *deliveries(5)])
+        # A batch message with one event no row can be made of goes to the dead letters
+        # whole (nothing of it written); the batch beside it is written.
+        spoiled = events_pb2.DeliveryEvents(
+            events=[*deliveries(2, prefix="s"), events_pb2.DeliveryEvent(event_id="x", status=1)]
+        )
+        await broker.publish(DELIVERY_EVENT_KEY, spoiled)  # (and the event has no time)
+        await broker.publish(
+            DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents(events=deliveries(3, prefix="b"))
+        )
         await channel.close()
-        await wait_for(lambda: _equals(_count_events(store), 10), "the good events")
-        await wait_for(lambda: _equals(queue_depth(broker, DEAD_LETTER_QUEUE), 2), "2 dead")
+        await wait_for(lambda: _equals(_count_events(store), 16), "the good events")
+        await wait_for(lambda: _equals(queue_depth(broker, DEAD_LETTER_QUEUE), 3), "3 dead")
+        assert await _count_events(store) == 16
     finally:
         await consumer.stop()
 
@@ -283,9 +288,7 @@ async def _count_events(store: Store) -> int:
 
 async def test_stop_writes_what_is_buffered(broker: Broker, store: Store) -> None:
     # A batch that would wait a minute to fill is written at once when the service stops.
-    consumer = BatchConsumer(
-        broker, REPORTS_EVENTS, TYPES, Ingest(store).write, check=check, max_wait=60.0
-    )
+    consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write, max_wait=60.0)
     await consumer.start()
     await publish(broker, deliveries(10))
     await wait_for(lambda: _buffered(consumer, 20), "20 buffered events")
@@ -296,3 +299,142 @@ async def test_stop_writes_what_is_buffered(broker: Broker, store: Store) -> Non
 
 async def _buffered(consumer: BatchConsumer, n: int) -> bool:
     return len(consumer._pending) >= n
+
+
+def raw(event: Any) -> tuple[str, bytes]:
+    return event.DESCRIPTOR.full_name, event.SerializeToString()
+
+
+async def test_every_field_reaches_its_column(store: Store) -> None:
+    at = NOW.timestamp() + 0.123
+    full = events_pb2.DeliveryEvent(
+        event_id="e1", delivery_id="d1", message_id="m1",
+        status=events_pb2.DELIVERY_STATUS_DEFERRED, at=to_timestamp(at),
+        accepted_at=to_timestamp(NOW.timestamp()), server="campaigns", api_user="app",
+        envelope_from="app@example.test", recipient="Taro@X.test", recipient_domain="x.test",
+        subject='a, "quoted"\nsubject 日本語', api_data='{"k": 1}',
+        return_path="bounce-d1@bounce.example.test", header_message_id="<h1@example.test>",
+        attempt=2, reply_code=451, enhanced_status="4.7.1", reason="451 4.7.1 greylisted",
+        mx_host="mx.x.test", source_ip="192.0.2.1", error_status=0,
+        next_attempt_at=to_timestamp(NOW.timestamp() + 600), trace_id="ab" * 16,
+    )  # fmt: skip
+    bare = events_pb2.DeliveryEvent(
+        event_id="e2", delivery_id="d2", status=1, at=to_timestamp(NOW.timestamp())
+    )
+    error = events_pb2.ErrorClassified(
+        event_id="x1", delivery_id="d1", message_id="m1", created=to_timestamp(at),
+        status=events_pb2.ERROR_STATUS_OVER_CAPACITY, to="Taro@X.test",
+        header_message_id="<h1@example.test>", return_path="bounce-d1@bounce.example.test",
+        subject="s", api_data="{}", reason="552 5.2.2 full",
+        source=events_pb2.ERROR_SOURCE_BOUNCE_MAIL, permanent=True, reply_code=552,
+        enhanced_status="5.2.2", server="campaigns", api_user="app", trace_id="cd" * 16,
+        **{"from": "app@example.test"},
+    )  # fmt: skip
+    written = await Ingest(store).write([raw(full), raw(bare), raw(error)])
+    assert written == 3
+
+    def rows(client: Any) -> Any:
+        events = client.query(
+            "SELECT * FROM postline.delivery_events ORDER BY event_id"
+        ).named_results()
+        errors = client.query("SELECT * FROM postline.error_log").named_results()
+        return list(events), list(errors)
+
+    (first, second), (row,) = await store.run(rows)
+    assert first["status"] == "deferred" and second["status"] == "queued"
+    millis = full.at.seconds * 1000 + full.at.nanos // 1_000_000
+    assert round(first["at"].timestamp() * 1000) == millis
+    assert first["next_attempt_at"].timestamp() == NOW.timestamp() + 600
+    assert second["next_attempt_at"] is None and second["recipient"] == ""
+    for name in (
+        "delivery_id", "message_id", "server", "api_user", "envelope_from", "recipient",
+        "recipient_domain", "subject", "api_data", "return_path", "header_message_id",
+        "attempt", "reply_code", "enhanced_status", "reason", "mx_host", "source_ip",
+        "error_status", "trace_id",
+    ):  # fmt: skip
+        assert first[name] == getattr(full, name), name
+    assert row["envelope_from"] == "app@example.test" and row["recipient"] == "Taro@X.test"
+    assert row["recipient_domain"] == "x.test"  # the table's default, from the recipient
+    assert row["status"] == 5 and row["source"] == "bounce_mail" and row["permanent"] is True
+    assert round(row["created"].timestamp() * 1000) == millis
+    for name in (
+        "delivery_id", "message_id", "header_message_id", "return_path", "subject", "api_data",
+        "reason", "reply_code", "enhanced_status", "server", "api_user", "trace_id",
+    ):  # fmt: skip
+        assert row[name] == getattr(error, name), name
+
+
+async def test_the_same_batch_written_twice_counts_once(store: Store) -> None:
+    batch = [
+        raw(events_pb2.DeliveryEvents(events=deliveries(30))),
+        *(raw(e) for e in deliveries(5, prefix="single")),
+        raw(events_pb2.ErrorEvents(events=errors(4))),
+    ]
+    ingest = Ingest(store)
+    assert await ingest.write(batch) == 60 + 10 + 4
+    assert await ingest.write(batch) == 74  # a retry: ClickHouse drops it
+    assert await stored(store) == (70, 4, 70, 35)
+
+
+async def test_a_batch_with_what_no_row_can_be_made_of_writes_nothing(store: Store) -> None:
+    ingest = Ingest(store)
+    good = raw(events_pb2.DeliveryEvents(events=deliveries(3)))
+    no_id = raw(events_pb2.DeliveryEvent(delivery_id="d", status=1, at=to_timestamp(1e9)))
+    truncated = ("postline.v1.DeliveryEvents", good[1][:-3])
+    unknown = ("postline.v1.Nothing", b"")
+    no_error_id = raw(events_pb2.ErrorEvents(events=[events_pb2.ErrorClassified()]))
+    try:
+        await ingest.write([good, no_id, truncated, unknown, no_error_id])
+    except PoisonEvents as poison:
+        assert sorted(poison.reasons) == [2, 3]  # found before ClickHouse is asked
+    try:
+        await ingest.write([good, no_id, no_error_id])
+    except PoisonEvents as poison:
+        assert sorted(poison.reasons) == [1, 2]  # refused by ClickHouse, found here
+        assert "event_id" in poison.reasons[1]
+    assert await stored(store) == (0, 0, 0, 0)
+    assert await ingest.write([good]) == 6
+
+
+async def test_batch_messages_are_ingested_and_the_prefetch_follows_their_size(
+    broker: Broker, store: Store
+) -> None:
+    consumer = BatchConsumer(
+        broker, REPORTS_EVENTS, Ingest(store).write, max_events=1000, max_bytes=64 * 1024,
+        max_wait=0.2,
+    )  # fmt: skip
+    assert consumer.prefetch == 16  # room for two batches of the largest messages
+    await consumer.start()
+    try:
+        await broker.publish(
+            DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents(events=deliveries(200, prefix="b"))
+        )
+        await broker.publish(ERROR_EVENT_KEY, events_pb2.ErrorEvents(events=errors(7)))
+        await publish(broker, [*deliveries(20, prefix="s"), *errors(3, prefix="y")])
+        await wait_for(
+            lambda: _equals(stored(store), (440, 10, 440, 220)), "every event in ClickHouse"
+        )
+        await wait_for(lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue")
+        # Single events of ~150 bytes: far more of them fit in two batches' bytes.
+        await wait_for(lambda: _grown(consumer), "a larger prefetch")
+    finally:
+        await consumer.stop()
+
+
+async def _grown(consumer: BatchConsumer) -> bool:
+    return consumer.prefetch > 100
+
+
+async def test_the_schema_can_travel_with_the_insert(store: Store) -> None:
+    """Against a ClickHouse server the schema is sent with each insert (the embedded engine
+    reads it from a file instead: it would cache a sent one in the working directory it
+    started in, `__cache__`, ignored by git)."""
+    ingest = Ingest(store)
+    ingest.settings = {kind.name: kind.settings(None) for kind in KINDS}
+    assert ingest.settings["delivery"]["format_schema_source"] == "string"
+    batch = [
+        raw(events_pb2.DeliveryEvents(events=deliveries(2))),
+        raw(events_pb2.ErrorEvents(events=errors(1))),
+    ]
+    assert await ingest.write(batch) == 5
+    assert await stored(store) == (4, 1, 4, 2)

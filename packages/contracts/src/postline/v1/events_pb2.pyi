@@ -4,7 +4,9 @@ isort:skip_file
 Events every service publishes to reports (routing keys event.*), and suppression changes."""
 
 import builtins
+import collections.abc
 import google.protobuf.descriptor
+import google.protobuf.internal.containers
 import google.protobuf.internal.enum_type_wrapper
 import google.protobuf.message
 import google.protobuf.timestamp_pb2
@@ -284,6 +286,43 @@ class ErrorClassified(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "api_user", b"api_user", "created", b"created", "delivery_id", b"delivery_id", "enhanced_status", b"enhanced_status", "event_id", b"event_id", "from", b"from", "header_message_id", b"header_message_id", "message_id", b"message_id", "permanent", b"permanent", "reason", b"reason", "reply_code", b"reply_code", "return_path", b"return_path", "server", b"server", "source", b"source", "status", b"status", "subject", b"subject", "to", b"to", "trace_id", b"trace_id"]) -> None: ...
 
 Global___ErrorClassified: typing_extensions.TypeAlias = ErrorClassified
+
+@typing.final
+class DeliveryEvents(google.protobuf.message.Message):
+    """Several events in one broker message (what services publish under load: events that are
+    ready together travel together). Field 1 and nothing else, so a batch's bytes are a
+    ClickHouse ProtobufList envelope and batches concatenate into one (repeated fields merge).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: builtins.int
+    @property
+    def events(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___DeliveryEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: collections.abc.Iterable[Global___DeliveryEvent] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["events", b"events"]) -> None: ...
+
+Global___DeliveryEvents: typing_extensions.TypeAlias = DeliveryEvents
+
+@typing.final
+class ErrorEvents(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: builtins.int
+    @property
+    def events(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ErrorClassified]: ...
+    def __init__(
+        self,
+        *,
+        events: collections.abc.Iterable[Global___ErrorClassified] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["events", b"events"]) -> None: ...
+
+Global___ErrorEvents: typing_extensions.TypeAlias = ErrorEvents
 
 @typing.final
 class SuppressionChange(google.protobuf.message.Message):

@@ -14,7 +14,7 @@ from postline.common.telemetry import setup_telemetry
 from postline.reports.batching import BatchConsumer
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
-from postline.reports.ingest import TYPES, Ingest, check
+from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
@@ -37,10 +37,9 @@ async def main() -> None:
     consumer = BatchConsumer(
         broker,
         REPORTS_EVENTS,
-        TYPES,
         Ingest(store).write,
-        check=check,
         max_events=settings.batch_size,
+        max_bytes=settings.batch_bytes,
         max_wait=settings.batch_wait,
         hold=settings.batch_hold,
     )

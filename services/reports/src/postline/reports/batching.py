@@ -1,15 +1,21 @@
-"""Consuming ``reports.events`` in batches: many events, one insert per table, one ack.
+"""Consuming ``reports.events`` in batches: many events, one insert per kind, one ack.
 
 The common consumer acks each message after its handler; ClickHouse wants few large inserts.
-So this consumer holds messages unacked until a batch is full (``max_events``) or its first
-message has waited ``max_wait`` seconds, writes the batch, and only then acks it (one ack with
-``multiple``: batches are taken in delivery order, so every earlier delivery is settled).
+So this consumer holds messages unacked until a batch is full (``max_events`` messages or
+``max_bytes`` of bodies) or its first message has waited ``max_wait`` seconds, writes the
+batch, and only then acks it (one ack with ``multiple``: batches are taken in delivery order,
+so every earlier delivery is settled).
+
+A message may carry one event or a batch of them (a busy producer's events travel together),
+so the prefetch follows the size of what arrives: it starts small enough for batch messages
+and grows to twice ``max_events`` when messages turn out to be single events, keeping what is
+held in memory near twice ``max_bytes``.
 
 When the write fails (ClickHouse down, a table missing...), the batch is retried in place with
 a growing pause: the same events, so the same deduplication token, and nothing is counted
 twice. Past ``hold`` seconds of failures the batch and everything buffered behind it are
 nacked back to the queue, where they wait (visible as queue depth) while the consumer keeps
-backing off. A message that cannot be decoded is dead-lettered, alone.
+backing off. A message no row can be made of is dead-lettered, alone, and the rest written.
 """
 
 from __future__ import annotations
@@ -23,13 +29,10 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import AMQPError
-from google.protobuf.message import DecodeError
-from google.protobuf.message import Message as ProtoMessage
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageTypes, PoisonMessage, decode
 from postline.common.semconv import (
     BATCH_SIZE,
     METRIC_INGEST_BATCH_EVENTS,
@@ -38,13 +41,14 @@ from postline.common.semconv import (
     SPAN_INGEST,
 )
 from postline.common.telemetry import tracer
+from postline.reports.ingest import PoisonEvents, Raw
 
 logger = logging.getLogger(__name__)
 
 BATCH_EVENTS = Histogram(
     METRIC_INGEST_BATCH_EVENTS,
     "events per ingest batch",
-    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+    buckets=(1, 10, 100, 1000, 5000, 10000, 20000, 50000, 100000),
 )
 WRITE_SECONDS = Histogram(METRIC_INGEST_SECONDS, "seconds to write one ingest batch")
 FAILURES = Counter(METRIC_INGEST_FAILURES, "failed ingest batch writes")
@@ -52,8 +56,13 @@ FAILURES = Counter(METRIC_INGEST_FAILURES, "failed ingest batch writes")
 # A span links to at most this many of its batch's traces (the SDK's default link limit).
 MAX_LINKS = 128
 
-Write = Callable[[Sequence[ProtoMessage]], Awaitable[None]]
-Check = Callable[[ProtoMessage], None]
+# Writes a batch of messages, returns how many events they held; raises PoisonEvents for
+# messages that can never be written (they are dead-lettered and the rest written).
+Write = Callable[[Sequence[Raw]], Awaitable[int]]
+
+TYPE_HEADER = "x-postline-type"
+# Bodies assumed at most this large until messages have been seen (sizes the first prefetch).
+LARGEST_MESSAGE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,26 +80,26 @@ class BatchConsumer:
         self,
         broker: Broker,
         queue_name: str,
-        types: MessageTypes,
         write: Write,
         *,
-        check: Check | None = None,
         max_events: int = 20_000,
+        max_bytes: int = 16 * 1024 * 1024,
         max_wait: float = 1.0,
         hold: float = 30.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.broker = broker
         self.queue_name = queue_name
-        self.types = types
         self.write = write
-        self.check = check
         self.max_events = max_events
+        self.max_bytes = max_bytes
         self.max_wait = max_wait
         self.hold = hold
         self.backoff = backoff or Backoff()
         self.failures = 0  # consecutive failed writes (0: healthy)
         self._pending: list[AbstractIncomingMessage] = []
+        self._pending_bytes = 0
+        self.prefetch = self._prefetch_for(LARGEST_MESSAGE)
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._stopping = False
@@ -107,7 +116,7 @@ class BatchConsumer:
     async def start(self) -> None:
         self._channel = await self.broker.connection.channel()
         # Twice a batch in flight: the next batch fills while one is being written.
-        await self._channel.set_qos(prefetch_count=2 * self.max_events)
+        await self._channel.set_qos(prefetch_count=self.prefetch)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
         await self._consume()
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer:{self.queue_name}")
@@ -135,11 +144,52 @@ class BatchConsumer:
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
                 await self._queue.cancel(tag)
 
+    def _prefetch_for(self, message_bytes: float) -> int:
+        """Messages held unacked: two batches, by count or by bytes, whichever is less."""
+        by_bytes = int(2 * self.max_bytes / max(message_bytes, 1.0))
+        return max(16, min(2 * self.max_events, by_bytes))
+
+    async def _adapt_prefetch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+        """Follow the size of the messages arriving (a new limit needs a new consumer)."""
+        size = sum(len(m.body) for m in batch) / len(batch)
+        wanted = self._prefetch_for(size)
+        if self.prefetch / 2 <= wanted <= self.prefetch * 2 or self._channel is None:
+            return
+        logger.info("%s: prefetch %d -> %d", self.queue_name, self.prefetch, wanted)
+        self.prefetch = wanted
+        if self._tag is None:  # not consuming (backing off): the next _consume uses it
+            await self._channel.set_qos(prefetch_count=wanted)
+            return
+        await self._cancel()
+        await self._channel.set_qos(prefetch_count=wanted)
+        await self._consume()
+
+    def _is_full(self) -> bool:
+        # Holding all the prefetch allows, nothing more comes until a batch is acked.
+        return (
+            len(self._pending) >= min(self.max_events, self.prefetch)
+            or self._pending_bytes >= self.max_bytes
+        )
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._pending.append(message)
+        self._pending_bytes += len(message.body)
         self._arrived.set()
-        if len(self._pending) >= self.max_events:
+        if self._is_full():
             self._full.set()
+
+    def _take(self) -> list[AbstractIncomingMessage]:
+        """The next batch: up to max_events messages and max_bytes (at least one message)."""
+        count = size = 0
+        for message in self._pending[: self.max_events]:
+            if count and size + len(message.body) > self.max_bytes:
+                break
+            count += 1
+            size += len(message.body)
+        batch = self._pending[:count]
+        del self._pending[:count]
+        self._pending_bytes -= size
+        return batch
 
     async def _run(self) -> None:
         while True:
@@ -152,13 +202,14 @@ class BatchConsumer:
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_wait)
-            batch = self._pending[: self.max_events]
-            del self._pending[: len(batch)]
-            if len(self._pending) < self.max_events:
+            batch = self._take()
+            if not self._is_full():
                 self._full.clear()
             if not self._pending:
                 self._arrived.clear()
             written = await self._flush(batch)
+            if written and not self._stopping:
+                await self._adapt_prefetch(batch)
             if not written:
                 if self._stopping:
                     return
@@ -169,27 +220,17 @@ class BatchConsumer:
 
     async def _flush(self, batch: list[AbstractIncomingMessage]) -> bool:
         """Write a batch and settle it; False if it went back to the queue."""
-        events: list[ProtoMessage] = []
-        for message in batch:
-            try:
-                event = decode(message.body, dict(message.headers or {}), self.types)
-                if self.check is not None:
-                    self.check(event)
-            except (DecodeError, PoisonMessage) as exc:
-                logger.error("%s: undecodable event dead-lettered: %s", self.queue_name, exc)
-                await self._settle(message.reject(requeue=False))
-                continue
-            events.append(event)
-        if not events:
-            return True
+        raws = [(_type_of(m), m.body) for m in batch]
         first_failure = None
         span = tracer(__name__).start_as_current_span(SPAN_INGEST, links=self._links(batch))
         with span as current:
-            current.set_attribute(BATCH_SIZE, len(events))
-            while True:
+            while batch:
                 started = time.monotonic()
                 try:
-                    await self.write(events)
+                    events = await self.write(raws)
+                except PoisonEvents as poison:
+                    batch, raws = await self._dead_letter(batch, raws, poison)
+                    continue
                 except Exception:
                     FAILURES.inc()
                     self.failures += 1
@@ -197,30 +238,42 @@ class BatchConsumer:
                     first_failure = first_failure or now
                     if self._stopping or now - first_failure >= self.hold:
                         logger.exception(
-                            "%s: write of %d events failed; they go back to the queue",
+                            "%s: write of %d messages failed; they go back to the queue",
                             self.queue_name,
-                            len(events),
+                            len(batch),
                         )
                         await self._give_back(batch)
                         return False
                     delay = self.backoff.delay(self.failures)
                     logger.warning(
-                        "%s: write of %d events failed (%d in a row), retrying in %.1fs",
+                        "%s: write of %d messages failed (%d in a row), retrying in %.1fs",
                         self.queue_name,
-                        len(events),
+                        len(batch),
                         self.failures,
                         delay,
                         exc_info=True,
                     )
                     await self._pause(delay)
                     continue
+                current.set_attribute(BATCH_SIZE, events)
                 WRITE_SECONDS.observe(time.monotonic() - started)
-                BATCH_EVENTS.observe(len(events))
+                BATCH_EVENTS.observe(events)
                 if self.failures:
                     logger.info("%s: writes recovered", self.queue_name)
                 self.failures = 0
                 await self._settle(batch[-1].ack(multiple=True))
                 return True
+        return True
+
+    async def _dead_letter(
+        self, batch: list[AbstractIncomingMessage], raws: list[Raw], poison: PoisonEvents
+    ) -> tuple[list[AbstractIncomingMessage], list[Raw]]:
+        """Reject the refused messages to the dead-letter queue; the rest of the batch."""
+        for index, reason in sorted(poison.reasons.items()):
+            logger.error("%s: event message dead-lettered: %s", self.queue_name, reason)
+            await self._settle(batch[index].reject(requeue=False))
+        keep = [i for i in range(len(batch)) if i not in poison.reasons]
+        return [batch[i] for i in keep], [raws[i] for i in keep]
 
     async def _give_back(self, batch: list[AbstractIncomingMessage]) -> None:
         """Return the batch and everything buffered behind it to the queue, and take no more
@@ -228,6 +281,7 @@ class BatchConsumer:
         await self._cancel()
         held = [*batch, *self._pending]
         self._pending.clear()
+        self._pending_bytes = 0
         self._full.clear()
         await self._settle(held[-1].nack(multiple=True, requeue=True))
 
@@ -253,3 +307,8 @@ class BatchConsumer:
         """Sleep, unless asked to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _type_of(message: AbstractIncomingMessage) -> str:
+    raw = (message.headers or {}).get(TYPE_HEADER, "")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

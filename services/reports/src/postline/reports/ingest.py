@@ -1,26 +1,37 @@
-"""Events into ClickHouse: one insert per table per batch, written column by column.
+"""Events into ClickHouse as the broker delivered them: protobuf bytes, one insert per kind.
 
-A batch's rows are inserted with a deduplication token made of its event ids: when a batch
-is retried after a failure (the same events, e.g. error_log failed after delivery_events was
-written), ClickHouse drops the repeated insert, in the table and in the rollups fed by it.
-Raw rows also carry their event id, so an event re-delivered in another batch merges away in
-the logs (ReplacingMergeTree).
+Reports does not decode events. A broker message holds one event (``DeliveryEvent``,
+``ErrorClassified``) or several (``DeliveryEvents``, ``ErrorEvents``: field 1, repeated). The
+bytes of a batch message are a ClickHouse ``ProtobufList`` envelope, and envelopes concatenate
+into one (repeated fields merge), so a whole batch of messages becomes one insert of the bytes
+received, with a single event wrapped as a one-row envelope. ClickHouse parses them with the
+schema sent along (made from the contracts' descriptors) into ``*_events_input`` tables
+(engine Null) whose materialized views make the rows (migration 0005).
+
+Each insert carries a deduplication token made of its bytes: a batch retried after a failure
+(the same messages, e.g. the error insert failed after the delivery insert was written) is
+dropped by ClickHouse, in the table and in the rollups fed by it. Rows also carry their event
+id, so an event re-delivered in another batch merges away in the logs (ReplacingMergeTree).
+
+An event no row can be made of fails its insert before anything is written; then, and only
+then, the batch is decoded here to find the messages at fault (:class:`PoisonEvents`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from operator import attrgetter
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
-from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
 
-from postline.common.broker.consumer import PoisonMessage
 from postline.common.semconv import METRIC_INGESTED
 from postline.reports.store import Store
 from postline.v1 import events_pb2
@@ -29,149 +40,271 @@ logger = logging.getLogger(__name__)
 
 INGESTED = Counter(METRIC_INGESTED, "events written to ClickHouse", ["kind"])
 
-DELIVERY_EVENTS_TABLE = "postline.delivery_events"
-ERROR_LOG_TABLE = "postline.error_log"
+# A broker message's x-postline-type and its body, as received.
+Raw = tuple[str, bytes]
 
-DELIVERY_STATUS_NAMES = {
-    events_pb2.DELIVERY_STATUS_QUEUED: "queued",
-    events_pb2.DELIVERY_STATUS_DEFERRED: "deferred",
-    events_pb2.DELIVERY_STATUS_SUCCEEDED: "succeeded",
-    events_pb2.DELIVERY_STATUS_FAILED: "failed",
-}
-ERROR_SOURCE_NAMES = {
-    events_pb2.ERROR_SOURCE_SMTP_REPLY: "smtp_reply",
-    events_pb2.ERROR_SOURCE_BOUNCE_MAIL: "bounce_mail",
-    events_pb2.ERROR_SOURCE_POLICY: "policy",
-}
-
-# Columns copied as they are: (ClickHouse column, protobuf field).
-_DELIVERY_PLAIN = (
-    "event_id", "delivery_id", "message_id", "server", "api_user", "envelope_from", "recipient",
-    "recipient_domain", "subject", "api_data", "return_path", "header_message_id", "attempt",
-    "reply_code", "enhanced_status", "reason", "mx_host", "source_ip", "error_status",
-    "trace_id",
-)  # fmt: skip
-DELIVERY_EVENT_COLUMNS = (
-    *_DELIVERY_PLAIN, "status", "at", "accepted_at", "next_attempt_at",
-)  # fmt: skip
-_ERROR_PLAIN = (
-    ("event_id", "event_id"), ("delivery_id", "delivery_id"), ("message_id", "message_id"),
-    ("envelope_from", "from"), ("recipient", "to"), ("header_message_id", "header_message_id"),
-    ("return_path", "return_path"), ("subject", "subject"), ("api_data", "api_data"),
-    ("reason", "reason"), ("permanent", "permanent"), ("reply_code", "reply_code"),
-    ("enhanced_status", "enhanced_status"), ("server", "server"), ("api_user", "api_user"),
-    ("trace_id", "trace_id"),
-)  # fmt: skip
-ERROR_COLUMNS = (*(c for c, _ in _ERROR_PLAIN), "created", "status", "source")
-
-TYPES: dict[str, type[ProtoMessage]] = {
-    events_pb2.DeliveryEvent.DESCRIPTOR.full_name: events_pb2.DeliveryEvent,
-    events_pb2.ErrorClassified.DESCRIPTOR.full_name: events_pb2.ErrorClassified,
+_SCALARS = {
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_ENUM: "int32",  # the same varint on the wire
 }
 
 
-def millis(ts: Timestamp) -> int:
-    """A Timestamp as epoch milliseconds: DateTime64(3) takes them as they are."""
-    return ts.seconds * 1000 + ts.nanos // 1_000_000
+@cache
+def protobuf_schema(descriptor: Descriptor) -> str:
+    """A self-contained proto3 schema of one event message for ClickHouse's Protobuf input.
 
-
-def _column(messages: Sequence[ProtoMessage], field: str) -> list[Any]:
-    return list(map(attrgetter(field), messages))
-
-
-def delivery_columns(events: Sequence[events_pb2.DeliveryEvent]) -> list[list[Any]]:
-    """Column-oriented rows of ``delivery_events``, in ``DELIVERY_EVENT_COLUMNS`` order."""
-    columns = [_column(events, name) for name in _DELIVERY_PLAIN]
-    columns.append([DELIVERY_STATUS_NAMES[e.status] for e in events])
-    columns.append([millis(e.at) for e in events])
-    columns.append([millis(e.accepted_at) for e in events])
-    columns.append(
-        [millis(e.next_attempt_at) if e.HasField("next_attempt_at") else None for e in events]
+    Timestamps become a local ``Timestamp`` (same wire format, no import for the server to
+    find) and enums ``int32``; the field numbers are the contract's, so the schema follows the
+    contract as it is generated."""
+    fields = []
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            nested = field.message_type
+            if nested is None or nested.full_name != "google.protobuf.Timestamp":
+                raise ValueError(f"{descriptor.name}.{field.name}: unsupported message field")
+            kind = "Timestamp"
+        else:
+            kind = _SCALARS[field.type]
+        fields.append(f"  {kind} {field.name} = {field.number};")
+    return (
+        'syntax = "proto3";\n'
+        "message Timestamp { int64 seconds = 1; int32 nanos = 2; }\n"
+        f"message {descriptor.name} {{\n" + "\n".join(fields) + "\n}\n"
     )
-    return columns
 
 
-def error_columns(errors: Sequence[events_pb2.ErrorClassified]) -> list[list[Any]]:
-    """Column-oriented rows of ``error_log``, in ``ERROR_COLUMNS`` order."""
-    columns = [_column(errors, field) for _, field in _ERROR_PLAIN]
-    columns.append([millis(e.created) for e in errors])
-    columns.append([int(e.status) for e in errors])
-    columns.append([ERROR_SOURCE_NAMES.get(e.source, "unknown") for e in errors])
-    return columns
+@dataclass(frozen=True)
+class Kind:
+    name: str  # metric label
+    table: str  # the Null input table of migration 0005
+    message: type[ProtoMessage]  # one event
+    batch: type[ProtoMessage]  # several (field 1, repeated)
+
+    def settings(self, schema_dir: Path | None) -> dict[str, str]:
+        """How ClickHouse finds the schema: sent with the insert, or (the embedded engine,
+        which would cache a sent schema in the working directory) a file written here."""
+        descriptor = self.message.DESCRIPTOR
+        schema = protobuf_schema(descriptor)
+        if schema_dir is None:
+            return {
+                "format_schema_source": "string",
+                "format_schema": schema,
+                "format_schema_message_name": descriptor.name,
+            }
+        schema_dir.mkdir(parents=True, exist_ok=True)
+        path = schema_dir / f"{descriptor.full_name}.proto"
+        if not path.exists() or path.read_text() != schema:
+            path.write_text(schema)
+        return {"format_schema": f"{path}:{descriptor.name}"}
+
+
+DELIVERY = Kind(
+    "delivery",
+    "postline.delivery_events_input",
+    events_pb2.DeliveryEvent,
+    events_pb2.DeliveryEvents,
+)
+ERROR = Kind(
+    "error", "postline.error_events_input", events_pb2.ErrorClassified, events_pb2.ErrorEvents
+)
+KINDS = (DELIVERY, ERROR)
+
+# x-postline-type -> (kind, True for a batch message)
+TYPES: dict[str, tuple[Kind, bool]] = {
+    **{kind.message.DESCRIPTOR.full_name: (kind, False) for kind in KINDS},
+    **{kind.batch.DESCRIPTOR.full_name: (kind, True) for kind in KINDS},
+}
+
+DELIVERY_STATUSES = frozenset(
+    {
+        events_pb2.DELIVERY_STATUS_QUEUED,
+        events_pb2.DELIVERY_STATUS_DEFERRED,
+        events_pb2.DELIVERY_STATUS_SUCCEEDED,
+        events_pb2.DELIVERY_STATUS_FAILED,
+    }
+)
+
+
+class PoisonEvents(Exception):
+    """Messages of a batch no row can be made of: ``{index in the batch: why}``."""
+
+    def __init__(self, reasons: dict[int, str]) -> None:
+        super().__init__(f"{len(reasons)} message(s) refused")
+        self.reasons = reasons
+
+
+def varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a length."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def read_varint(data: bytes, position: int) -> tuple[int, int]:
+    """The varint at ``position`` and the position after it."""
+    value = shift = 0
+    while True:
+        if position >= len(data):
+            raise DecodeError("truncated varint")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+        if shift > 63:
+            raise DecodeError("varint too long")
+
+
+def envelope_rows(body: bytes) -> int:
+    """How many events a batch message holds (its field-1 entries), without decoding them."""
+    count = position = 0
+    end = len(body)
+    while position < end:
+        if body[position] != 0x0A:  # field 1, length-delimited: the only field of a batch
+            raise DecodeError("not an event batch")
+        length, position = read_varint(body, position + 1)
+        position += length
+        count += 1
+    if position != end:
+        raise DecodeError("truncated event batch")
+    return count
+
+
+def envelope(bodies: Sequence[tuple[bool, bytes]]) -> bytes:
+    """One ProtobufList envelope (length-prefixed) of batch bodies and single events."""
+    parts = [body if batch else b"\x0a" + varint(len(body)) + body for batch, body in bodies]
+    data = b"".join(parts)
+    return varint(len(data)) + data
 
 
 def check(event: ProtoMessage) -> None:
-    """Refuse an event no row can be made of (it is dead-lettered, the batch goes on)."""
+    """Why no row can be made of an event (raises DecodeError), as migration 0005 refuses it."""
     if not getattr(event, "event_id", ""):
-        raise PoisonMessage("event without event_id")
+        raise DecodeError("event without event_id")
     if isinstance(event, events_pb2.DeliveryEvent):
-        if event.status not in DELIVERY_STATUS_NAMES:
-            raise PoisonMessage(f"event {event.event_id}: no delivery status")
+        if event.status not in DELIVERY_STATUSES:
+            raise DecodeError(f"event {event.event_id}: no delivery status")
         if not event.delivery_id:
-            raise PoisonMessage(f"event {event.event_id}: no delivery_id")
+            raise DecodeError(f"event {event.event_id}: no delivery_id")
+        if event.at.seconds <= 0:
+            raise DecodeError(f"event {event.event_id}: no time")
+    elif isinstance(event, events_pb2.ErrorClassified) and event.created.seconds <= 0:
+        raise DecodeError(f"event {event.event_id}: no time")
 
 
-def batch_token(table: str, event_ids: Sequence[str]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(table.encode())
-    for event_id in event_ids:
-        digest.update(b"\0" + event_id.encode())
-    return digest.hexdigest()
+def events_of(raw: Raw) -> Iterator[ProtoMessage]:
+    """Decode a message (the slow path: only to find what a failed insert refused)."""
+    kind, batch = TYPES[raw[0]]
+    if batch:
+        yield from kind.batch.FromString(raw[1]).events  # type: ignore[attr-defined]
+    else:
+        yield kind.message.FromString(raw[1])
+
+
+def find_poison(raws: Sequence[Raw]) -> dict[int, str]:
+    reasons = {}
+    for index, raw in enumerate(raws):
+        if raw[0] not in TYPES:
+            reasons[index] = f"unexpected message type {raw[0]!r}"
+            continue
+        try:
+            for event in events_of(raw):
+                check(event)
+        except DecodeError as exc:
+            reasons[index] = str(exc) or "undecodable"
+    return reasons
+
+
+def insert_token(table: str, data: bytes) -> str:
+    return hashlib.blake2b(table.encode() + b"\0" + data, digest_size=16).hexdigest()
+
+
+@dataclass
+class Prepared:
+    """A batch sorted by kind: the bytes of each insert and its number of events."""
+
+    inserts: list[tuple[Kind, bytes, int]]
+
+    @property
+    def events(self) -> int:
+        return sum(count for _, _, count in self.inserts)
+
+
+def prepare(raws: Sequence[Raw]) -> Prepared:
+    """Group a batch by kind; raises PoisonEvents for messages of no known type or shape."""
+    grouped: dict[str, list[tuple[bool, bytes]]] = {}
+    counts: dict[str, int] = {}
+    refused: dict[int, str] = {}
+    for index, (name, body) in enumerate(raws):
+        found = TYPES.get(name)
+        if found is None:
+            refused[index] = f"unexpected message type {name!r}"
+            continue
+        kind, batch = found
+        try:
+            rows = envelope_rows(body) if batch else 1
+        except DecodeError as exc:
+            refused[index] = f"{name}: {exc or 'truncated'}"
+            continue
+        grouped.setdefault(kind.name, []).append((batch, body))
+        counts[kind.name] = counts.get(kind.name, 0) + rows
+    if refused:
+        raise PoisonEvents(refused)
+    return Prepared(
+        [
+            (kind, envelope(grouped[kind.name]), counts[kind.name])
+            for kind in KINDS
+            if kind.name in grouped
+        ]
+    )
 
 
 class Ingest:
     def __init__(self, store: Store) -> None:
         self.store = store
+        local = store.local_path
+        schema_dir = local / "format_schemas" if local is not None else None
+        self.settings = {kind.name: kind.settings(schema_dir) for kind in KINDS}
 
-    async def write(self, events: Sequence[ProtoMessage]) -> None:
-        """Write one batch: returns once ClickHouse accepted every row, raises otherwise."""
-        deliveries = [e for e in events if isinstance(e, events_pb2.DeliveryEvent)]
-        errors = [e for e in events if isinstance(e, events_pb2.ErrorClassified)]
-        # Columns are built on the writer thread too: the event loop keeps serving the API
-        # and taking the next batch while this one is converted and written.
-        await self.store.write(lambda client: self._insert(client, deliveries, errors))
-        INGESTED.labels("delivery").inc(len(deliveries))
-        INGESTED.labels("error").inc(len(errors))
+    async def write(self, raws: Sequence[Raw]) -> int:
+        """Write one batch of broker messages; returns the number of events written.
 
-    @staticmethod
-    def _insert(
-        client: Client,
-        deliveries: Sequence[events_pb2.DeliveryEvent],
-        errors: Sequence[events_pb2.ErrorClassified],
-    ) -> None:
-        if deliveries:
-            _insert(
-                client,
-                DELIVERY_EVENTS_TABLE,
-                delivery_columns(deliveries),
-                DELIVERY_EVENT_COLUMNS,
-                [e.event_id for e in deliveries],
+        Returns once ClickHouse accepted every row; raises :class:`PoisonEvents` naming the
+        messages no row can be made of (nothing of theirs was written), or what ClickHouse
+        raised (the whole batch is to be retried)."""
+        prepared = prepare(raws)
+        try:
+            await self.store.write(lambda client: self._insert(client, prepared))
+        except Exception as exc:
+            # Parsing and the checks are ClickHouse's; find out here whether the data is at
+            # fault (a deterministic refusal) or ClickHouse (retry the same batch).
+            refused = find_poison(raws)
+            if refused:
+                raise PoisonEvents(refused) from exc
+            raise
+        for kind, _, count in prepared.inserts:
+            INGESTED.labels(kind.name).inc(count)
+        return prepared.events
+
+    def _insert(self, client: Client, prepared: Prepared) -> None:
+        for kind, data, _ in prepared.inserts:
+            client.raw_insert(
+                kind.table,
+                insert_block=data,
+                fmt="ProtobufList",
+                settings={
+                    **self.settings[kind.name],
+                    "insert_deduplication_token": insert_token(kind.table, data),
+                    # the rollups and the delivery log are fed side by side
+                    "parallel_view_processing": 1,
+                },
             )
-        if errors:
-            _insert(
-                client,
-                ERROR_LOG_TABLE,
-                error_columns(errors),
-                ERROR_COLUMNS,
-                [e.event_id for e in errors],
-            )
-
-
-def _insert(
-    client: Client,
-    table: str,
-    columns: list[list[Any]],
-    names: Sequence[str],
-    event_ids: Sequence[str],
-) -> None:
-    client.insert(
-        table,
-        columns,
-        column_names=list(names),
-        column_oriented=True,
-        settings={
-            "insert_deduplication_token": batch_token(table, event_ids),
-            # the rollups and the delivery log are fed side by side, not one after another
-            "parallel_view_processing": 1,
-        },
-    )

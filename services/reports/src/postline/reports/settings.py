@@ -13,7 +13,15 @@ class ReportsSettings(ServiceSettings):
     clickhouse_dsn: str = "chdb://./var/clickhouse/reports"
     # Large inserts: every insert makes a part in each table a view feeds, and parts must be
     # merged; bench/reports measured 20,000 events a batch well ahead of 5,000.
-    batch_size: int = Field(default=20_000, ge=1, le=100_000, description="events per insert")
+    batch_size: int = Field(
+        default=20_000, ge=1, le=100_000, description="broker messages per insert"
+    )
+    batch_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="bytes of events per insert (messages may hold many events)",
+    )
     batch_wait: float = Field(
         default=1.0, gt=0, le=60, description="seconds a batch waits to fill before it is written"
     )

@@ -13,11 +13,13 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
+from postline.common.clickhouse.client import normalize_dsn
 
 T = TypeVar("T")
 
@@ -53,9 +55,15 @@ class _Pool:
 
 class Store:
     def __init__(self, dsn: str, *, readers: int = 2) -> None:
+        self.dsn = normalize_dsn(dsn)
         self._writer = _Pool(dsn, 1, "clickhouse-write")
         self._readers = _Pool(dsn, readers, "clickhouse-read")
         self._writer.executor.submit(self._writer.client).result()  # fail fast on a bad DSN
+
+    @property
+    def local_path(self) -> Path | None:
+        """The data directory of the embedded engine (None for a server)."""
+        return Path(self.dsn.removeprefix("chdb://")) if self.dsn.startswith("chdb://") else None
 
     async def run(self, fn: Callable[[Client], T]) -> T:
         """Run ``fn(client)`` on a reader thread."""

@@ -306,5 +306,8 @@ class Ingest:
                     "insert_deduplication_token": insert_token(kind.table, data),
                     # the rollups and the delivery log are fed side by side
                     "parallel_view_processing": 1,
+                    # a synchronous insert (the embedded engine defaults to async ones): the
+                    # batch is acked only when its rows are in the tables
+                    "async_insert": 0,
                 },
             )

@@ -40,7 +40,7 @@ from generate import Generator
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.credentials import Principal
 from postline.common.policy import parse_policy
-from postline.reports.ingest import Ingest, Raw
+from postline.reports.ingest import Ingest, Raw, insert_token, prepare
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 
@@ -325,8 +325,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-async def through_rabbitmq(count: int, path: Path, per_message: int) -> dict[str, Any]:
-    """The service's whole consumer: publish first, then consume in batches and write."""
+async def through_rabbitmq(
+    count: int, path: Path, per_message: int, batch_bytes: int, write: bool = True
+) -> dict[str, Any]:
+    """The service's whole consumer: publish first, then consume in batches and write.
+
+    With ``write`` False, batches are prepared for ClickHouse (grouped, envelopes built) but
+    not inserted: what one reports process can hand a ClickHouse server."""
     from postline.common.broker import Broker, Topology
     from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
     from postline.reports.batching import BatchConsumer
@@ -368,19 +373,21 @@ async def through_rabbitmq(count: int, path: Path, per_message: int) -> dict[str
             f"in {publish_seconds:.1f}s",
             flush=True,
         )
-        consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write)
+        ingest = Ingest(store)
+
+        async def prepare_only(raws: Sequence[Raw]) -> int:
+            prepared = prepare(raws)
+            for kind, data, _ in prepared.inserts:
+                insert_token(kind.table, data)
+            return prepared.events
+
+        consumer = BatchConsumer(
+            broker, REPORTS_EVENTS, ingest.write if write else prepare_only, max_bytes=batch_bytes
+        )
         started, started_cpu = time.perf_counter(), time.process_time()
         await consumer.start()
-        while True:
-            written = await store.run(
-                lambda c: int(
-                    c.query("SELECT (SELECT count() FROM postline.delivery_events) + "
-                            "(SELECT count() FROM postline.error_log)").result_rows[0][0]
-                )
-            )  # fmt: skip
-            if written >= len(events):
-                break
-            await asyncio.sleep(0.1)
+        while consumer.written < len(events):  # noqa: ASYNC110 (polling a counter)
+            await asyncio.sleep(0.05)
         consume_seconds = time.perf_counter() - started
         cpu = time.process_time() - started_cpu
         await consumer.stop()
@@ -388,6 +395,7 @@ async def through_rabbitmq(count: int, path: Path, per_message: int) -> dict[str
             "events": len(events),
             "events_per_message": per_message,
             "messages": len(raws),
+            "written": write,
             "publish_per_second": round(len(events) / publish_seconds),
             "consume_and_write_per_second": round(len(events) / consume_seconds),
             "events_per_cpu_second": round(len(events) / cpu),
@@ -405,13 +413,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--skip-load", action="store_true", help="measure an existing data set")
     parser.add_argument("--rabbitmq", type=int, default=0, help="only: N events via RabbitMQ")
+    parser.add_argument("--batch-mib", type=int, default=16, help="POSTLINE_BATCH_BYTES, in MiB")
     parser.add_argument(
         "--per-message", type=int, default=100, help="events per broker message (1: single)"
     )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.rabbitmq:
-        results = asyncio.run(through_rabbitmq(args.rabbitmq, args.path, args.per_message))
+        results = asyncio.run(
+            through_rabbitmq(
+                args.rabbitmq,
+                args.path,
+                args.per_message,
+                args.batch_mib << 20,
+                write=not args.no_write,
+            )
+        )
         results["machine"] = machine()
     else:
         results = asyncio.run(run(args))

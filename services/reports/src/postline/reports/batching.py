@@ -97,6 +97,7 @@ class BatchConsumer:
         self.hold = hold
         self.backoff = backoff or Backoff()
         self.failures = 0  # consecutive failed writes (0: healthy)
+        self.written = 0  # events written since start
         self._pending: list[AbstractIncomingMessage] = []
         self._pending_bytes = 0
         self.prefetch = self._prefetch_for(LARGEST_MESSAGE)
@@ -258,6 +259,7 @@ class BatchConsumer:
                 current.set_attribute(BATCH_SIZE, events)
                 WRITE_SECONDS.observe(time.monotonic() - started)
                 BATCH_EVENTS.observe(events)
+                self.written += events
                 if self.failures:
                     logger.info("%s: writes recovered", self.queue_name)
                 self.failures = 0

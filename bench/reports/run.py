@@ -420,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rabbitmq", type=int, default=0, help="only: N events via RabbitMQ")
     parser.add_argument("--batch-mib", type=int, default=16, help="POSTLINE_BATCH_BYTES, in MiB")
     parser.add_argument(
+        "--no-write", action="store_true", help="with --rabbitmq: prepare inserts, do not write"
+    )
+    parser.add_argument(
         "--per-message", type=int, default=100, help="events per broker message (1: single)"
     )
     parser.add_argument("--json", type=Path, help="write the figures here")

@@ -25,6 +25,7 @@ from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
 from postline.v1 import delivery_pb2, events_pb2
+from tests.events_support import events_in
 
 SHARDS = 2
 USER, SECRET = "dev", "dev-secret"
@@ -136,26 +137,33 @@ async def inbound_count(amqp_url: str) -> int:
     return sum(counts.values())
 
 
-async def _take(amqp_url: str, names: list[str]) -> list[bytes]:
+async def _take_messages(
+    amqp_url: str, names: list[str]
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     connection = await aio_pika.connect(amqp_url)
-    bodies = []
+    messages = []
     try:
         channel = await connection.channel()
         for name in names:
             queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                bodies.append(message.body)
-        return bodies
+                messages.append(message)
+        return messages
     finally:
         await connection.close()
 
 
 async def take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:
     """Remove and return every delivery waiting in the inbound queues."""
-    bodies = await _take(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
-    return [delivery_pb2.AcceptedDelivery.FromString(b) for b in bodies]
+    messages = await _take_messages(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
+    return [delivery_pb2.AcceptedDelivery.FromString(m.body) for m in messages]
 
 
 async def take_events(amqp_url: str) -> list[events_pb2.DeliveryEvent]:
-    bodies = await _take(amqp_url, [REPORTS_EVENTS])
-    return [events_pb2.DeliveryEvent.FromString(b) for b in bodies]
+    """Remove and return every delivery event waiting for reports (alone or batched)."""
+    found = []
+    for message in await _take_messages(amqp_url, [REPORTS_EVENTS]):
+        for event in events_in(message.body, message.headers):
+            assert isinstance(event, events_pb2.DeliveryEvent)
+            found.append(event)
+    return found

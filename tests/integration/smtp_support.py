@@ -26,6 +26,7 @@ from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.smtp import RelayHandler, start_smtp
 from postline.v1 import delivery_pb2
+from tests.events_support import events_in
 from tests.tls_support import make_ca
 
 T = TypeVar("T")
@@ -124,6 +125,21 @@ async def _queue_counts(amqp_url: str) -> dict[str, int]:
         await connection.close()
 
 
+async def _count_events(amqp_url: str) -> int:
+    """Count the events of every waiting message without taking them: the messages are
+    fetched unacknowledged and go back to the queue when the connection closes."""
+    connection = await aio_pika.connect(amqp_url)
+    count = 0
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(REPORTS_EVENTS, passive=True)
+        while (message := await queue.get(fail=False)) is not None:
+            count += len(events_in(message.body, message.headers))
+        return count
+    finally:
+        await connection.close()
+
+
 async def _take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:
     connection = await aio_pika.connect(amqp_url)
     found = []
@@ -145,7 +161,8 @@ def queued_deliveries(loop: LoopThread, amqp_url: str) -> int:
 
 
 def queued_events(loop: LoopThread, amqp_url: str) -> int:
-    return loop.run(_queue_counts(amqp_url))[REPORTS_EVENTS]
+    """How many events wait for reports (several may share a broker message)."""
+    return loop.run(_count_events(amqp_url))
 
 
 def take_deliveries(loop: LoopThread, amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:

@@ -10,17 +10,24 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
 
 from postline.bounce.bounces import BounceMails
-from postline.bounce.deliveries import Deliveries
+from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries, KnownDelivery
 from postline.bounce.receiver import BounceHandler, start_receiver
 from postline.bounce.store import Store
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import ERROR_EVENT_KEY, EXCHANGE, SUPPRESSION_KEY
+from postline.common.broker.topology import (
+    BOUNCE_DELIVERIES,
+    DELIVERY_EVENT_KEY,
+    ERROR_EVENT_KEY,
+    EXCHANGE,
+    SUPPRESSION_KEY,
+)
 from postline.common.clickhouse import apply_migrations
 from postline.common.ids import new_id
 from postline.common.policy import Policy, load_policy
@@ -28,12 +35,14 @@ from postline.common.timeutil import to_timestamp
 from postline.common.verp import encode_verp
 from postline.v1 import events_pb2
 from tests.conftest import DEV_POLICY
+from tests.events_support import events_in
 
 RETURN_PATH_DOMAIN = "bounce.example.test"
 
 
 @dataclass
 class Bench:
+    broker: Broker
     port: int
     store: Store
     deliveries: Deliveries
@@ -61,7 +70,7 @@ async def bench(amqp_url: str, tmp_path: Path) -> AsyncIterator[Bench]:
     server = await start_receiver(handler, "127.0.0.1", 0, hostname="bounce.localhost")
     port = server.sockets[0].getsockname()[1]
     try:
-        yield Bench(port, store, deliveries, suppressions, captured, policy)
+        yield Bench(broker, port, store, deliveries, suppressions, captured, policy)
     finally:
         server.close()
         await server.wait_closed()
@@ -71,10 +80,17 @@ async def bench(amqp_url: str, tmp_path: Path) -> AsyncIterator[Bench]:
 
 
 async def _queued(
-    deliveries: Deliveries, recipient: str, **fields: str
+    deliveries: Deliveries, recipient: str, **fields: Any
 ) -> events_pb2.DeliveryEvent:
+    event = _queued_event(recipient, **fields)
+    await deliveries.on_event(event, None)  # type: ignore[arg-type]
+    return event
+
+
+def _queued_event(recipient: str, **fields: Any) -> events_pb2.DeliveryEvent:
+    """A ``queued`` event of a new delivery (``fields`` override its values)."""
     now = time.time()
-    event = events_pb2.DeliveryEvent(
+    defaults: dict[str, Any] = dict(
         event_id=new_id(),
         delivery_id=new_id(),
         message_id=new_id(),
@@ -89,10 +105,8 @@ async def _queued(
         subject="Your order",
         api_data="order-42",
         header_message_id=f"<{new_id()}@example.test>",
-        **fields,
     )
-    await deliveries.on_event(event, None)  # type: ignore[arg-type]
-    return event
+    return events_pb2.DeliveryEvent(**{**defaults, **fields})
 
 
 def _dsn(recipient: str, status: str, diagnostic: str, original_headers: str) -> bytes:
@@ -143,7 +157,7 @@ async def _take(
             continue
         await message.ack()
         if message.routing_key == ERROR_EVENT_KEY:
-            found["error"].append(events_pb2.ErrorClassified.FromString(message.body))
+            found["error"].extend(events_in(message.body, message.headers))
         else:
             found["change"].append(events_pb2.SuppressionChange.FromString(message.body))
     return found
@@ -263,3 +277,45 @@ async def test_mail_for_other_domains_is_refused(bench: Bench) -> None:
     code, reply = await asyncio.to_thread(_send, bench.port, "someone@elsewhere.test", b"x")
     assert code == 550
     assert reply.startswith(b"5.7.1")
+
+
+async def test_every_queued_delivery_of_a_batch_is_recorded(bench: Bench) -> None:
+    """Under load the queued events of many deliveries travel in one ``DeliveryEvents``."""
+    await bench.broker.consume(BOUNCE_DELIVERIES, MESSAGE_TYPES, bench.deliveries.on_event)
+    batch = [_queued_event(f"reader{i}@f.test", subject=f"Issue {i}") for i in range(5)]
+    later = _queued_event("later@f.test", status=events_pb2.DELIVERY_STATUS_SUCCEEDED)
+    alone = _queued_event("alone@f.test")
+
+    await bench.broker.publish(
+        DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents(events=[*batch, later])
+    )
+    await bench.broker.publish(DELIVERY_EVENT_KEY, alone)
+
+    for event in [*batch, alone]:
+        known = await _recorded(bench.deliveries, event.delivery_id)
+        assert (known.recipient, known.subject) == (event.recipient, event.subject)
+        assert (known.message_id, known.header_message_id) == (
+            event.message_id,
+            event.header_message_id,
+        )
+    # Only queued events are recorded (the others add nothing a bounce needs).
+    assert await bench.deliveries.by_id(later.delivery_id) is None
+
+    # A bounce for a delivery known from the batch finds it by its VERP address.
+    return_path = encode_verp(batch[2].delivery_id, RETURN_PATH_DOMAIN)
+    dsn = _dsn("reader2@f.test", "5.2.2", "552 5.2.2 Mailbox full", "Subject: x")
+    code, _ = await asyncio.to_thread(_send, bench.port, return_path, dsn)
+    assert code == 250
+    [error] = (await _take(bench.captured, 1))["error"]
+    assert isinstance(error, events_pb2.ErrorClassified)
+    assert (error.delivery_id, error.subject) == (batch[2].delivery_id, "Issue 2")
+
+
+async def _recorded(
+    deliveries: Deliveries, delivery_id: str, timeout: float = 30.0
+) -> KnownDelivery:
+    deadline = time.monotonic() + timeout
+    while (known := await deliveries.by_id(delivery_id)) is None:
+        assert time.monotonic() < deadline, f"delivery {delivery_id} never recorded"
+        await asyncio.sleep(0.1)
+    return known

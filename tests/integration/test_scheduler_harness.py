@@ -32,6 +32,7 @@ from postline.scheduler import queues
 from postline.scheduler.service import SchedulerService
 from postline.scheduler.settings import SchedulerSettings
 from postline.v1 import delivery_pb2, events_pb2
+from tests.events_support import events_in
 
 SHARDS = 2
 T = TypeVar("T")
@@ -203,10 +204,11 @@ class Events:
         await queue.bind(EXCHANGE, routing_key="event.#")
 
         async def on_event(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
-            if incoming.routing_key == "event.delivery":
-                self.deliveries.append(events_pb2.DeliveryEvent.FromString(incoming.body))
-            elif incoming.routing_key == "event.error":
-                self.errors.append(events_pb2.ErrorClassified.FromString(incoming.body))
+            for event in events_in(incoming.body, incoming.headers):
+                if isinstance(event, events_pb2.DeliveryEvent):
+                    self.deliveries.append(event)
+                else:
+                    self.errors.append(event)
             await incoming.ack()
 
         await queue.consume(on_event)

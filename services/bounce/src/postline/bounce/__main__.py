@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from postline.bounce.bounces import BounceMails
-from postline.bounce.deliveries import Deliveries
+from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries
 from postline.bounce.grpc_server import GrpcServer, SuppressionsServicer
 from postline.bounce.handlers import Bounce
 from postline.bounce.receiver import BounceHandler, start_receiver
@@ -19,7 +19,7 @@ from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
 from postline.common.runtime import serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
-from postline.v1 import delivery_pb2, events_pb2
+from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def main() -> None:
     deliveries = Deliveries(store)
     bounce = Bounce(broker, suppressions, lambda: policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
-    await broker.consume(BOUNCE_DELIVERIES, events_pb2.DeliveryEvent, deliveries.on_event)
+    await broker.consume(BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event)
 
     grpc_server = GrpcServer(
         SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen

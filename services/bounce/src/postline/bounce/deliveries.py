@@ -4,19 +4,22 @@ A bounce mail may come days after its delivery succeeded, and its VERP address n
 the delivery id; the error-log row needs the delivery's sender, recipient, subject, api data
 and server. So the bounce service keeps its own record of each delivery, from the `queued`
 event ingress publishes (queue ``bounce.deliveries``, bound to ``event.delivery``): one row
-per delivery, kept as long as reports keep theirs (``retention_days``). Other events add
-nothing a bounce needs (the return path comes with the bounce itself), so they are acked
-without a write.
+per delivery, kept as long as reports keep theirs (``retention_days``). Events come alone
+(``DeliveryEvent``) or, under load, several to a broker message (``DeliveryEvents``); the
+queued ones of a message are written in one insert. Other events add nothing a bounce needs
+(the return path comes with the bounce itself), so they are acked without a write.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from postline.bounce.store import Store
 from postline.common.broker.consumer import Delivery as AmqpDelivery
+from postline.common.broker.consumer import MessageTypes
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 
@@ -36,6 +39,12 @@ COLUMNS = (
     "accepted_at",
     "trace_id",
 )
+
+# What ``bounce.deliveries`` carries: one event, or several published together.
+MESSAGE_TYPES: MessageTypes = {
+    events_pb2.DeliveryEvent.DESCRIPTOR.full_name: events_pb2.DeliveryEvent,
+    events_pb2.DeliveryEvents.DESCRIPTOR.full_name: events_pb2.DeliveryEvents,
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,23 @@ class KnownDelivery:
         )
 
 
+def _row(event: events_pb2.DeliveryEvent) -> list[object]:
+    accepted = event.accepted_at if event.HasField("accepted_at") else event.at
+    return [
+        event.delivery_id,
+        event.message_id,
+        event.header_message_id,
+        event.server,
+        event.api_user,
+        event.envelope_from,
+        event.recipient,
+        event.subject,
+        event.api_data,
+        datetime.fromtimestamp(from_timestamp(accepted), UTC),
+        event.trace_id,
+    ]
+
+
 def _known(row: dict[str, object]) -> KnownDelivery:
     accepted = row["accepted_at"]
     accepted_at = 0.0
@@ -82,32 +108,18 @@ class Deliveries:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def on_event(self, event: events_pb2.DeliveryEvent, meta: AmqpDelivery) -> None:
-        if event.status != events_pb2.DELIVERY_STATUS_QUEUED:
-            return
-        await self.record(event)
+    async def on_event(
+        self,
+        message: events_pb2.DeliveryEvent | events_pb2.DeliveryEvents,
+        meta: AmqpDelivery,
+    ) -> None:
+        events = message.events if isinstance(message, events_pb2.DeliveryEvents) else [message]
+        await self.record([e for e in events if e.status == events_pb2.DELIVERY_STATUS_QUEUED])
 
-    async def record(self, event: events_pb2.DeliveryEvent) -> None:
-        accepted = event.accepted_at if event.HasField("accepted_at") else event.at
-        await self.store.insert(
-            TABLE,
-            [
-                [
-                    event.delivery_id,
-                    event.message_id,
-                    event.header_message_id,
-                    event.server,
-                    event.api_user,
-                    event.envelope_from,
-                    event.recipient,
-                    event.subject,
-                    event.api_data,
-                    datetime.fromtimestamp(from_timestamp(accepted), UTC),
-                    event.trace_id,
-                ]
-            ],
-            COLUMNS,
-        )
+    async def record(self, events: Sequence[events_pb2.DeliveryEvent]) -> None:
+        """One row per queued delivery, in one insert."""
+        if events:
+            await self.store.insert(TABLE, [_row(event) for event in events], COLUMNS)
 
     async def by_id(self, delivery_id: str) -> KnownDelivery | None:
         rows = await self.store.query(

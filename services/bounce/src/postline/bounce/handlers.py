@@ -10,7 +10,6 @@ from postline.bounce.classify import classify_failure
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
-from postline.common.broker.topology import ERROR_EVENT_KEY
 from postline.common.events import error_event
 from postline.common.policy import Policy
 from postline.common.semconv import DELIVERY_ID, ERROR_STATUS, SPAN_CLASSIFY
@@ -64,7 +63,7 @@ class Bounce:
                 enhanced_status=result.enhanced_status,
                 return_path=result.task.return_path,
             )
-            await self.broker.publish(ERROR_EVENT_KEY, error)
+            await self.broker.publish_event(error)
             logger.info(
                 "%s classified as status %d (%s)",
                 delivery.delivery_id,

@@ -18,7 +18,6 @@ from postline.bounce.bounces import BounceMails
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
-from postline.common.broker.topology import ERROR_EVENT_KEY
 from postline.common.policy import Policy
 from postline.common.semconv import DELIVERY_ID, ERROR_STATUS, SPAN_BOUNCE_MAIL
 from postline.common.telemetry import tracer
@@ -82,10 +81,10 @@ class BounceHandler:
         policy = self.policy()
         with tracer(__name__).start_as_current_span(SPAN_BOUNCE_MAIL) as span:
             outcome = await self.mails.process(content, rcpt_tos, policy)
+            await self.broker.publish_events(outcome.errors)
             for error in outcome.errors:
                 span.set_attribute(DELIVERY_ID, error.delivery_id)
                 span.set_attribute(ERROR_STATUS, int(error.status))
-                await self.broker.publish(ERROR_EVENT_KEY, error)
                 logger.info(
                     "%s bounce for %s classified as status %d",
                     error.delivery_id or "-",

@@ -17,7 +17,7 @@ from email.utils import make_msgid
 from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
-from postline.common.broker.topology import DELIVERY_EVENT_KEY, accepted_key, shard_for
+from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.ids import new_id
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
@@ -185,6 +185,6 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
         for d in accepted.deliveries
     ]
     try:
-        await asyncio.gather(*(broker.publish(DELIVERY_EVENT_KEY, e) for e in events))
+        await broker.publish_events(events)
     except BrokerUnavailable:
         logger.warning("%s queued events not confirmed", accepted.message_id)

@@ -22,12 +22,7 @@ from typing import TYPE_CHECKING
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
-from postline.common.broker.topology import (
-    DELIVERY_EVENT_KEY,
-    ERROR_EVENT_KEY,
-    accepted_key,
-    shard_for,
-)
+from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, Server, SpeedLimit
 from postline.common.semconv import (
@@ -210,7 +205,7 @@ class Scheduler:
                 reason=f"held by prohibited hours until {when}",
                 next_attempt_at=until,
             )
-            await self.broker.publish(DELIVERY_EVENT_KEY, event)
+            await self.broker.publish_event(event)
             logger.info("%s held by prohibited hours until %s", delivery.delivery_id, when)
 
     async def limit_for(self, server: Server, task: delivery_pb2.DeliveryTask) -> SpeedLimit:
@@ -253,7 +248,7 @@ class Scheduler:
                         else events_pb2.DELIVERY_STATUS_FAILED
                     )
                     event = delivery_event(delivery, status, now, result=result, attempt=attempt)
-                    await self.broker.publish(DELIVERY_EVENT_KEY, event)
+                    await self.broker.publish_event(event)
                     metrics.DECISIONS.labels(decision="succeeded" if succeeded else "failed").inc()
                 case decisions.Retry(not_before=not_before, asked=asked):
                     await self.park(decisions.next_task(result), shard.number, not_before, now)
@@ -265,7 +260,7 @@ class Scheduler:
                         attempt=attempt,
                         next_attempt_at=not_before,
                     )
-                    await self.broker.publish(DELIVERY_EVENT_KEY, event)
+                    await self.broker.publish_event(event)
                     metrics.DECISIONS.labels(decision="retry").inc()
                     if asked is not None:
                         logger.info(
@@ -300,7 +295,7 @@ class Scheduler:
             now,
             reason=f"forwarded copy of delivery {copy.forwarded_from}",
         )
-        await self.broker.publish(DELIVERY_EVENT_KEY, queued)
+        await self.broker.publish_event(queued)
         metrics.DECISIONS.labels(decision="forwarded").inc()
         logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
 
@@ -346,8 +341,8 @@ class Scheduler:
             reason=reason,
             error_status=status,
         )
-        await self.broker.publish(ERROR_EVENT_KEY, error)
-        await self.broker.publish(DELIVERY_EVENT_KEY, event)
+        await self.broker.publish_event(error)
+        await self.broker.publish_event(event)
 
 
 def _address(recipient: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,16 +19,14 @@ from google.protobuf.message import Message as ProtoMessage
 from pamqp.commands import Basic
 
 from postline.common.broker.consumer import Handler, MessageTypes, consume
+from postline.common.broker.errors import BrokerUnavailable
+from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
 from postline.common.telemetry import inject_context
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=ProtoMessage)
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not confirm a publish (down, slow, or refused it)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,7 @@ class Broker:
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
+        self._events = EventPublisher(self.publish)
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.url)
@@ -67,11 +66,14 @@ class Broker:
         logger.info("%s connected, topology declared (%s shards)", self.url, self.topology.shards)
 
     async def close(self) -> None:
+        # Events still waiting are published first, while the connection is open.
+        await self._events.close(self.publish_timeout)
         for channel in self._consumer_channels:
             if not channel.is_closed:
                 await channel.close()
         if self._connection is not None:
             await self._connection.close()
+        await self._events.stop()
 
     @property
     def connected(self) -> bool:
@@ -120,6 +122,18 @@ class Broker:
             raise BrokerUnavailable(f"publish to {routing_key} not confirmed: {exc!r}") from exc
         if confirmation is not None and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"publish to {routing_key} refused: {confirmation!r}")
+
+    async def publish_event(self, event: Event) -> None:
+        """Publish a ``DeliveryEvent`` or ``ErrorClassified`` and wait for the confirm of the
+        broker message carrying it: alone when the kind is idle, else with the events that
+        arrived while earlier ones were in flight (group commit, see ``broker/events.py``).
+        Raises ``BrokerUnavailable`` like ``publish``."""
+        await self._events.publish(event)
+
+    async def publish_events(self, events: Iterable[Event]) -> None:
+        """``publish_event`` for several events at once (those of one kind travel together);
+        returns once all were confirmed, raises ``BrokerUnavailable`` if any was not."""
+        await self._events.publish_many(events)
 
     async def publish_delayed(
         self, routing_key: str, message: ProtoMessage, *, not_before: float, now: float

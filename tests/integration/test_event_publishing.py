@@ -1,0 +1,227 @@
+"""Group-commit event publishing against the real RabbitMQ: events that arrive while a publish
+is in flight travel together, every event arrives once, a lone event is the plain message, and
+a waiter returns only after the confirm or gets ``BrokerUnavailable``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from postline.common.broker import Broker, BrokerUnavailable, EventPublisher, Topology
+from postline.common.broker.topology import (
+    BOUNCE_DELIVERIES,
+    DELIVERY_EVENT_KEY,
+    ERROR_EVENT_KEY,
+    EXCHANGE,
+    REPORTS_EVENTS,
+)
+from postline.common.ids import new_id
+from postline.common.timeutil import to_timestamp
+from postline.v1 import events_pb2
+from tests.events_support import events_in
+
+
+@dataclass(frozen=True)
+class Published:
+    """One broker message as it sits in a queue: its type header and the events it carries."""
+
+    type_name: str
+    routing_key: str
+    events: list[events_pb2.DeliveryEvent | events_pb2.ErrorClassified]
+
+
+@pytest.fixture
+async def broker(amqp_url: str) -> AsyncIterator[Broker]:
+    broker = Broker(amqp_url, Topology(1), publish_timeout=5.0)
+    await broker.connect()
+    try:
+        yield broker
+    finally:
+        await broker.close()
+
+
+def delivery_event(recipient: str = "someone@a.test") -> events_pb2.DeliveryEvent:
+    now = to_timestamp(time.time())
+    return events_pb2.DeliveryEvent(
+        event_id=new_id(),
+        delivery_id=new_id(),
+        message_id=new_id(),
+        status=events_pb2.DELIVERY_STATUS_QUEUED,
+        at=now,
+        accepted_at=now,
+        server="default",
+        recipient=recipient,
+        recipient_domain=recipient.rpartition("@")[2],
+    )
+
+
+def error_event(recipient: str = "someone@a.test") -> events_pb2.ErrorClassified:
+    return events_pb2.ErrorClassified(
+        event_id=new_id(),
+        delivery_id=new_id(),
+        created=to_timestamp(time.time()),
+        status=events_pb2.ERROR_STATUS_UNKNOWN_USER,
+        to=recipient,
+        reason="550 5.1.1 user unknown",
+    )
+
+
+async def take(broker: Broker, queue_name: str) -> list[Published]:
+    """Every message waiting in ``queue_name`` (confirmed publishes are already there)."""
+    channel = await broker.connection.channel()
+    found = []
+    try:
+        queue = await channel.get_queue(queue_name, ensure=False)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            raw = (message.headers or {}).get("x-postline-type")
+            type_name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            events = events_in(message.body, message.headers)
+            found.append(Published(type_name, message.routing_key or "", events))
+    finally:
+        await channel.close()
+    return found
+
+
+def event_ids(messages: list[Published]) -> Counter[str]:
+    return Counter(e.event_id for m in messages for e in m.events)
+
+
+async def test_concurrent_events_travel_together_and_each_arrives_once(broker: Broker) -> None:
+    events = [delivery_event(f"user{i}@a.test") for i in range(2000)]
+
+    await asyncio.gather(*(broker.publish_event(e) for e in events))
+
+    for queue_name in (REPORTS_EVENTS, BOUNCE_DELIVERIES):
+        messages = await take(broker, queue_name)
+        assert event_ids(messages) == Counter(e.event_id for e in events)
+        assert len(messages) < len(events) / 10, "events while a publish was in flight waited"
+        for m in messages:
+            assert m.routing_key == DELIVERY_EVENT_KEY
+            expected = (
+                "postline.v1.DeliveryEvents" if len(m.events) > 1 else "postline.v1.DeliveryEvent"
+            )
+            assert m.type_name == expected
+        # The first event found the lane idle: it went at once, alone.
+        assert messages[0].events == [events[0]]
+
+
+async def test_a_lone_event_is_the_plain_message(broker: Broker) -> None:
+    event = delivery_event()
+
+    await broker.publish_event(event)
+
+    [message] = await take(broker, REPORTS_EVENTS)
+    assert message.type_name == "postline.v1.DeliveryEvent"
+    assert message.events == [event]
+
+
+async def test_batches_keep_to_the_event_and_byte_caps(broker: Broker) -> None:
+    by_count = EventPublisher(broker.publish, max_events=50)
+    events = [delivery_event(f"user{i}@a.test") for i in range(500)]
+    await asyncio.gather(*(by_count.publish(e) for e in events))
+    messages = await take(broker, REPORTS_EVENTS)
+    assert event_ids(messages) == Counter(e.event_id for e in events)
+    assert max(len(m.events) for m in messages) == 50
+
+    size = events[0].ByteSize() + 6
+    by_bytes = EventPublisher(broker.publish, max_bytes=5 * size)
+    await by_bytes.publish_many(events)
+    messages = await take(broker, REPORTS_EVENTS)
+    assert event_ids(messages) == Counter(e.event_id for e in events)
+    assert max(len(m.events) for m in messages) <= 5
+
+
+async def test_error_events_go_to_event_error(broker: Broker) -> None:
+    channel = await broker.connection.channel()
+    errors_only = await channel.declare_queue("test.errors")
+    await errors_only.bind(EXCHANGE, routing_key=ERROR_EVENT_KEY)
+    errors = [error_event(f"user{i}@a.test") for i in range(3)]
+    delivery = delivery_event()
+
+    await broker.publish_events([*errors, delivery])
+
+    messages = await take(broker, errors_only.name)
+    assert event_ids(messages) == Counter(e.event_id for e in errors)
+    # Given together, the errors travelled together, as ErrorEvents on event.error.
+    [message] = messages
+    assert (message.type_name, message.routing_key) == ("postline.v1.ErrorEvents", ERROR_EVENT_KEY)
+    everything = await take(broker, REPORTS_EVENTS)
+    assert event_ids(everything) == Counter(e.event_id for e in [*errors, delivery])
+    await channel.close()
+
+
+async def test_every_waiter_of_an_unroutable_batch_gets_broker_unavailable(
+    broker: Broker, amqp_url: str
+) -> None:
+    # Nothing bound to event.delivery: a mandatory publish comes back instead of a plain ack.
+    channel = await broker.connection.channel()
+    bounce = await channel.get_queue(BOUNCE_DELIVERIES, ensure=False)
+    await bounce.unbind(EXCHANGE, routing_key=DELIVERY_EVENT_KEY)
+    reports = await channel.get_queue(REPORTS_EVENTS, ensure=False)
+    await reports.bind(EXCHANGE, routing_key=ERROR_EVENT_KEY)
+    await reports.unbind(EXCHANGE, routing_key="event.#")
+    await channel.close()
+
+    outcomes = await asyncio.gather(
+        *(broker.publish_event(delivery_event()) for _ in range(300)), return_exceptions=True
+    )
+    assert all(isinstance(o, BrokerUnavailable) for o in outcomes), Counter(map(type, outcomes))
+    with pytest.raises(BrokerUnavailable):
+        await broker.publish_events([delivery_event(), delivery_event()])
+    # Errors are still routed: one lane failing leaves the other alone.
+    await broker.publish_event(error_event())
+
+
+async def test_without_a_connection_every_waiter_gets_broker_unavailable(amqp_url: str) -> None:
+    never_connected = Broker(amqp_url, Topology(1))
+    outcomes = await asyncio.gather(
+        *(never_connected.publish_event(delivery_event()) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, BrokerUnavailable) for o in outcomes)
+
+    lost = Broker(amqp_url, Topology(1), publish_timeout=2.0)
+    await lost.connect()
+    await lost.connection.close()
+    outcomes = await asyncio.gather(
+        *(lost.publish_event(delivery_event()) for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(o, BrokerUnavailable) for o in outcomes)
+    await lost.close()
+
+
+@pytest.mark.parametrize("grace", [5.0, 0.0], ids=["time-to-publish", "no-time"])
+async def test_closing_publishes_or_fails_every_waiter(amqp_url: str, grace: float) -> None:
+    broker = Broker(amqp_url, Topology(1), publish_timeout=5.0)
+    await broker.connect()
+    events = [delivery_event(f"user{i}@a.test") for i in range(3000)]
+    waiters = [asyncio.ensure_future(broker.publish_event(e)) for e in events]
+    await asyncio.sleep(0)  # the first publish is on its way, the others wait for it
+
+    broker.publish_timeout = grace  # how long close() lets waiting events be published
+    await asyncio.wait_for(broker.close(), timeout=30)
+
+    _, pending = await asyncio.wait(waiters, timeout=5)
+    assert not pending, "a waiter still hangs after close"
+    confirmed = {e.event_id for e, w in zip(events, waiters, strict=True) if w.exception() is None}
+    refused = [w.exception() for w in waiters if w.exception() is not None]
+    assert all(isinstance(exc, BrokerUnavailable) for exc in refused)
+    if grace:
+        assert not refused
+    else:
+        assert len(refused) >= len(events) - 1000  # only the first publish had started
+    with pytest.raises(BrokerUnavailable):
+        await broker.publish_event(delivery_event())
+
+    # What was confirmed is in the queue.
+    reader = Broker(amqp_url, Topology(1))
+    await reader.connect()
+    arrived = event_ids(await take(reader, REPORTS_EVENTS))
+    await reader.close()
+    assert confirmed <= set(arrived)
+    assert all(n == 1 for n in arrived.values())

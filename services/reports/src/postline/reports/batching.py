@@ -33,6 +33,7 @@ from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
 from postline.common.broker import Broker
+from postline.common.broker.consumer import message_type
 from postline.common.semconv import (
     BATCH_SIZE,
     METRIC_INGEST_BATCH_EVENTS,
@@ -60,7 +61,6 @@ MAX_LINKS = 128
 # messages that can never be written (they are dead-lettered and the rest written).
 Write = Callable[[Sequence[Raw]], Awaitable[int]]
 
-TYPE_HEADER = "x-postline-type"
 # Bodies assumed at most this large until messages have been seen (sizes the first prefetch).
 LARGEST_MESSAGE = 256 * 1024
 
@@ -221,7 +221,7 @@ class BatchConsumer:
 
     async def _flush(self, batch: list[AbstractIncomingMessage]) -> bool:
         """Write a batch and settle it; False if it went back to the queue."""
-        raws = [(_type_of(m), m.body) for m in batch]
+        raws = [(message_type(m.headers or {}), m.body) for m in batch]
         first_failure = None
         span = tracer(__name__).start_as_current_span(SPAN_INGEST, links=self._links(batch))
         with span as current:
@@ -309,8 +309,3 @@ class BatchConsumer:
         """Sleep, unless asked to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
-
-
-def _type_of(message: AbstractIncomingMessage) -> str:
-    raw = (message.headers or {}).get(TYPE_HEADER, "")
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

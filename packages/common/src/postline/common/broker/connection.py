@@ -18,7 +18,7 @@ from aio_pika.abc import (
 from google.protobuf.message import Message as ProtoMessage
 from pamqp.commands import Basic
 
-from postline.common.broker.consumer import Handler, MessageTypes, consume
+from postline.common.broker.consumer import TYPE_HEADER, Handler, MessageTypes, consume
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
@@ -97,7 +97,7 @@ class Broker:
         """Publish a persistent protobuf message and wait for the broker's confirm."""
         if self._publish_channel is None:
             raise BrokerUnavailable("not connected")
-        all_headers: dict[str, Any] = {"x-postline-type": message.DESCRIPTOR.full_name}
+        all_headers: dict[str, Any] = {TYPE_HEADER: message.DESCRIPTOR.full_name}
         if headers:
             all_headers.update(headers)
         inject_context(all_headers)

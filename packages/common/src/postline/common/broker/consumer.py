@@ -50,12 +50,21 @@ Handler = Callable[[M, Delivery], Awaitable[None]]
 MessageTypes = type[ProtoMessage] | Mapping[str, type[ProtoMessage]]
 
 
+# The full protobuf name of a message's body (set by ``Broker.publish``).
+TYPE_HEADER = "x-postline-type"
+
+
+def message_type(headers: Mapping[str, Any]) -> str:
+    """The ``x-postline-type`` of a message ('' when it has none)."""
+    raw = headers.get(TYPE_HEADER, "")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> ProtoMessage:
     """Decode a body as its ``x-postline-type`` header says (or the only type expected)."""
     if isinstance(types, type):
         return types.FromString(body)
-    raw = headers.get("x-postline-type")
-    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    name = message_type(headers)
     if name not in types:
         raise PoisonMessage(f"unexpected message type {name!r}")
     return types[name].FromString(body)

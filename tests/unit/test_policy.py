@@ -388,7 +388,7 @@ def test_unknown_top_level_key_lists_the_allowed_ones() -> None:
         """
     ) == [
         "test.yaml:2: zzz: unknown key (expected one of: version, retention_days, "
-        "source_ip_pools, servers, console)"
+        "source_ip_pools, servers, inbound, console)"
     ]
 
 
@@ -923,3 +923,104 @@ def test_cli_hash_reads_stdin_and_prints_a_usable_secret(tmp_path: Path) -> None
     )
     found = loaded.find_api_user("u")
     assert found is not None and found[1].verify("s3cret")
+
+
+# --- telling the sender: notices, webhooks, weekly summary, inbound ---------------------------
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="the shared example file is not here")
+def test_example_file_has_every_notice_key() -> None:
+    example = load_policy(EXAMPLE)
+    server = example.server("default")
+    assert server.notices_from == "mailer-daemon@bounce.example.test"
+    assert server.notices.delay_warning_after == timedelta(minutes=30)
+    (hook,) = server.webhooks
+    assert hook.wants("failed") and not hook.wants("queued")
+    assert server.weekly_summary is not None and server.weekly_summary.time.hour == 9
+    assert example.inbound_for("IN.example.test") is not None
+    assert example.inbound_for("example.test") is None
+    assert example.console.find_account("viewer@example.test") is not None
+
+
+def test_delay_warning_inherits_unless_a_profile_sets_it() -> None:
+    server = policy(
+        """\
+        version: 1
+        servers:
+          s:
+            return_path_domain: b.example.test
+            notices: {delay_warning_after: 1h}
+            retry:
+              profiles:
+                - {header: X-Category, pattern: "^bulk$", delay_warning_after: null}
+                - {header: X-Category, pattern: "^slow$", interval: 1h}
+                - {header: X-Category, pattern: "^fast$", delay_warning_after: 5m}
+        """
+    ).server("s")
+    to = "user@example.test"
+    assert server.retry_for({}, to).delay_warning_after == timedelta(hours=1)
+    assert server.retry_for({"X-Category": "bulk"}, to).delay_warning_after is None
+    assert server.retry_for({"X-Category": "slow"}, to).delay_warning_after == timedelta(hours=1)
+    assert server.retry_for({"X-Category": "fast"}, to).delay_warning_after == timedelta(minutes=5)
+    assert server.notices_from == "mailer-daemon@b.example.test"
+
+
+def test_notices_default_without_the_key() -> None:
+    server = policy(
+        """\
+        version: 1
+        servers: {s: {return_path_domain: b.example.test, notices: {from: pm@example.test}}}
+        """
+    ).server("s")
+    assert server.notices_from == "pm@example.test"
+    assert server.notices.failure and not server.notices.success
+    assert server.webhooks == () and server.weekly_summary is None
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            "webhooks: [{url: ftp://x.example, secret: {env: S}}]",
+            "servers.s.webhooks[0].url: invalid URL 'ftp://x.example'",
+        ),
+        (
+            "webhooks: [{url: https://x.example, events: [sent], secret: {env: S}}]",
+            "servers.s.webhooks[0].events[0]: Input should be",
+        ),
+        (
+            "webhooks: [{url: https://x.example, events: [], secret: {env: S}}]",
+            "servers.s.webhooks[0].events: needs at least one event type",
+        ),
+        (
+            "weekly_summary: {to: [a@example.test], time: '25:00'}",
+            "servers.s.weekly_summary.time: invalid time of day '25:00'",
+        ),
+        ("weekly_summary: {to: []}", "servers.s.weekly_summary.to: needs at least one address"),
+        ("notices: {delay_warning_after: soon}", "servers.s.notices.delay_warning_after"),
+    ],
+)
+def test_bad_notice_values(snippet: str, expected: str) -> None:
+    (line,) = errors(
+        f"""\
+        version: 1
+        servers:
+          s:
+            return_path_domain: b.example.test
+            {snippet}
+        """
+    )
+    assert expected in line
+
+
+def test_inbound_domains_are_unique() -> None:
+    (line,) = errors(
+        """\
+        version: 1
+        servers: {s: {return_path_domain: b.example.test}}
+        inbound:
+          - {domain: in.example.test, url: "https://a.example/in", secret: {env: A}}
+          - {domain: IN.example.test, url: "https://b.example/in", secret: {env: B}}
+        """
+    )
+    assert "inbound[1].domain: duplicate 'in.example.test'" in line

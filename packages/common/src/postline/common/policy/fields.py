@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import PlainSerializer, PlainValidator
@@ -250,6 +251,25 @@ class TimeWindow:
         )
 
 
+def _time_of_day(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f'invalid time of day {value!r}: expected "HH:MM", e.g. "09:00"')
+    return time(int(match[1]), int(match[2]))
+
+
+def _url(value: object) -> str:
+    """An absolute http(s) URL with a host: where Postline POSTs webhooks."""
+    if not isinstance(value, str):
+        raise ValueError(f"invalid URL {value!r}: expected http:// or https://")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {value!r}: expected http:// or https:// with a host")
+    return value.strip()
+
+
 class Weekday(StrEnum):
     MON = "mon"
     TUE = "tue"
@@ -290,6 +310,10 @@ DomainPatternField = Annotated[
 ]
 DestinationField = Annotated[Destination, PlainValidator(Destination.parse), PlainSerializer(str)]
 TimeWindowField = Annotated[TimeWindow, PlainValidator(TimeWindow.parse), PlainSerializer(str)]
+TimeOfDay = Annotated[
+    time, PlainValidator(_time_of_day), PlainSerializer(lambda t: t.strftime("%H:%M"))
+]
+Url = Annotated[str, PlainValidator(_url)]
 Argon2Field = Annotated[
     Argon2Hash,
     PlainValidator(parse_argon2),

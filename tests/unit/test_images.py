@@ -232,13 +232,14 @@ def imports_of(path: Path) -> Iterator[str]:
     tree = ast.parse(path.read_text(), str(path))
     skipped: set[int] = set()
     for node in ast.walk(tree):
-        guarded = isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        guarded: list[ast.stmt] = []
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            guarded = node.body
         if isinstance(node, ast.Try):
             caught = " ".join(ast.unparse(h.type) for h in node.handlers if h.type)
-            guarded = "ModuleNotFoundError" in caught or "ImportError" in caught
-        if guarded:
-            body = node.body
-            skipped.update(id(inner) for stmt in body for inner in ast.walk(stmt))
+            if "ModuleNotFoundError" in caught or "ImportError" in caught:
+                guarded = node.body
+        skipped.update(id(inner) for stmt in guarded for inner in ast.walk(stmt))
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue

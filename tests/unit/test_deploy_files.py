@@ -36,7 +36,7 @@ from tests.deploy_support import (
 
 BASE = K8S / "base"
 COMPOSE = ROOT / "compose.yaml"
-DEPLOY_README = ROOT / "deploy" / "README.md"
+DEPLOY_GUIDE = ROOT / "docs" / "deploy.md"
 
 # DESIGN.md "Interfaces": the addresses compose publishes on the host, per service.
 DESIGN_PORTS = {
@@ -531,8 +531,8 @@ def test_scheduler_and_sender_replicas() -> None:
         assert deployment["spec"]["replicas"] == count
 
 
-def test_readme_tells_which_secrets_to_create() -> None:
-    readme = DEPLOY_README.read_text()
+def test_guide_tells_which_secrets_to_create() -> None:
+    readme = DEPLOY_GUIDE.read_text()
     secrets: set[str] = set()
     for path in manifest_files():
         text = path.read_text()
@@ -545,7 +545,7 @@ def test_readme_tells_which_secrets_to_create() -> None:
                         secrets.add(ref["name"])
     assert {"postline-rabbitmq", "postline-clickhouse"} <= secrets
     for secret in secrets:
-        assert secret in readme, f"deploy/README.md does not say how to create {secret}"
+        assert secret in readme, f"docs/deploy.md does not say how to create {secret}"
 
 
 # ---------------------------------------------------------------------------------- policy
@@ -633,3 +633,35 @@ def test_overlay_builds(overlay: str) -> None:
 )
 def test_component_builds_on_the_base(component: str, tmp_path: Path) -> None:
     check_rendered(kustomize_build_component(component, tmp_path))
+
+
+# ------------------------------------------------------------------------------------ docs
+
+
+def markdown_links(path: Path) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+
+
+def heading_anchor(heading: str) -> str:
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", DEPLOY_GUIDE, ROOT / "deploy" / "README.md"])
+def test_deployment_docs_link_only_inside_the_repository(path: Path) -> None:
+    for link in markdown_links(path):
+        assert "://" not in link, f"{path.name}: {link} leads outside the repository"
+        target, _, anchor = link.partition("#")
+        document = (path.parent / target).resolve() if target else path
+        assert document.exists(), f"{path.name}: {link} does not exist"
+        if anchor and document.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", document.read_text(), re.MULTILINE)
+            assert anchor in {heading_anchor(h) for h in headings}, f"{path.name}: #{anchor}"
+
+
+def test_the_deployment_guide_is_linked() -> None:
+    assert "docs/deploy.md" in markdown_links(ROOT / "README.md")
+    assert "../docs/deploy.md" in markdown_links(ROOT / "deploy" / "README.md")
+    guide = DEPLOY_GUIDE.read_text()
+    for section in ("## Scaling", "## Upgrading", "## Replicated queues", "## Monitoring"):
+        assert section in guide
+    assert "postline migrate" in guide and "postline-migrate" in guide

@@ -1,7 +1,8 @@
 """What every service process needs around its own work: a stop signal, health and metrics.
 
 Services without an HTTP server of their own serve ``/healthz`` (alive), ``/readyz`` (its
-dependencies answered) and ``/metrics`` (Prometheus) on ``POSTLINE_HEALTH_LISTEN``.
+dependencies answered; the body names the policy version in use) and ``/metrics``
+(Prometheus) on ``POSTLINE_HEALTH_LISTEN``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,20 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve_health(listen: str, ready: Callable[[], bool]) -> asyncio.Server:
-    """A minimal HTTP/1.0 responder for probes and scraping (no framework on the hot path)."""
+def readiness(ok: bool, status: Callable[[], str] | None = None) -> tuple[int, str]:
+    """The ``/readyz`` answer: the HTTP status and a body of lines (``ready`` or ``not
+    ready``, then e.g. ``policy 3f2a9c1b7e00``)."""
+    lines = ["ready" if ok else "not ready"]
+    if status is not None:
+        lines.append(status())
+    return (200 if ok else 503), "\n".join(lines) + "\n"
+
+
+async def serve_health(
+    listen: str, ready: Callable[[], bool], status: Callable[[], str] | None = None
+) -> asyncio.Server:
+    """A minimal HTTP/1.0 responder for probes and scraping (no framework on the hot path).
+    ``status`` adds a line to ``/readyz`` (the policy version)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -46,17 +59,17 @@ async def serve_health(listen: str, ready: Callable[[], bool]) -> asyncio.Server
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
             if path == "/healthz":
-                status, ctype, body = "200 OK", "text/plain", b"ok\n"
+                line, ctype, body = "200 OK", "text/plain", b"ok\n"
             elif path == "/readyz":
-                ok = ready()
-                status = "200 OK" if ok else "503 Service Unavailable"
-                ctype, body = "text/plain", b"ready\n" if ok else b"not ready\n"
+                code, text = readiness(ready(), status)
+                line = "200 OK" if code == 200 else "503 Service Unavailable"
+                ctype, body = "text/plain", text.encode()
             elif path == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+                line, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
             else:
-                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+                line, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             head = (
-                f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"HTTP/1.0 {line}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
             )
             writer.write(head.encode() + body)
             await writer.drain()

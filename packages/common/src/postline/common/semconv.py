@@ -51,3 +51,8 @@ METRIC_INGESTED = "postline_reports_ingested_events_total"
 METRIC_INGEST_BATCH_EVENTS = "postline_reports_ingest_batch_events"
 METRIC_INGEST_SECONDS = "postline_reports_ingest_write_seconds"
 METRIC_INGEST_FAILURES = "postline_reports_ingest_write_failures_total"
+METRIC_BOUNCE_MAILS = "postline_bounce_mails_received_total"
+# Every service: the policy file (postline.common.policy.reload).
+METRIC_POLICY_INFO = "postline_policy_info"
+METRIC_POLICY_RELOADS = "postline_policy_reloads_total"
+METRIC_POLICY_FILE_VALID = "postline_policy_file_valid"

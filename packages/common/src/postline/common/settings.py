@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
 
     amqp_url: str = Field(description="RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/")
     policy: Path = Field(description="path of postline.yaml")
+    policy_reload_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between looks at the policy file for a change (0: never)",
+    )
     shards: int = Field(default=4, ge=1, le=256, description="scheduler shard count (constant)")
     queue_type: Literal["classic", "quorum"] = Field(
         default="classic",

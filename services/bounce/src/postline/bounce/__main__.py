@@ -16,7 +16,7 @@ from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.v1 import delivery_pb2
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 async def main() -> None:
     settings = BounceSettings()  # type: ignore[call-arg]
     setup_telemetry("bounce", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     store = Store(settings.clickhouse_dsn)
     pending = await store.run(pending_migrations)
     if pending:
@@ -39,20 +39,21 @@ async def main() -> None:
 
     suppressions = SuppressionList(store, broker)
     deliveries = Deliveries(store)
-    bounce = Bounce(broker, suppressions, lambda: policy)
+    bounce = Bounce(broker, suppressions, policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
     await broker.consume(BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event)
 
-    grpc_server = GrpcServer(
-        SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen
-    )
+    grpc_server = GrpcServer(SuppressionsServicer(suppressions, policy), settings.grpc_listen)
     await grpc_server.start()
-    handler = BounceHandler(BounceMails(deliveries, store), suppressions, broker, lambda: policy)
+    handler = BounceHandler(BounceMails(deliveries, store), suppressions, broker, policy)
     host, port = split_listen(settings.smtp_listen)
     smtp = await start_receiver(
         handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size
     )
-    health = await serve_health(settings.health_listen, lambda: broker.connected)
+    policy.start()
+    health = await serve_health(
+        settings.health_listen, lambda: broker.connected, lambda: policy.status
+    )
     logger.info(
         "bounce classifying %s, receiving bounces on %s, suppressions on %s",
         BOUNCE_RESULTS,
@@ -63,6 +64,7 @@ async def main() -> None:
     logger.info("bounce stopping")
     smtp.close()
     health.close()
+    await policy.stop()
     await grpc_server.stop()
     await broker.close()
     store.close()

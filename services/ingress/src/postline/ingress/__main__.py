@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from postline.common.broker import Broker, Topology
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.ingress.api import SendApi
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 async def main() -> None:
     settings = IngressSettings()  # type: ignore[call-arg]
     setup_telemetry("ingress", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     broker = Broker(
         settings.amqp_url,
         Topology(settings.shards, settings.queue_type),
@@ -30,6 +30,7 @@ async def main() -> None:
     )
     await broker.connect()
     stop = stop_event()
+    policy.start()
 
     handler = RelayHandler(broker, policy, settings.hostname)
     smtp_host, smtp_port = split_listen(settings.smtp_listen)
@@ -38,7 +39,7 @@ async def main() -> None:
         tls = server_context(settings.tls_cert, settings.tls_key)
     smtp = await start_smtp(handler, smtp_host, smtp_port, tls_context=tls)
     send_api = SendApi(broker, policy, settings.hostname)
-    http = HttpServer(create_app(broker, send_api), settings.http_listen)
+    http = HttpServer(create_app(broker, send_api, lambda: policy.status), settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(send_api, settings.grpc_listen)
     await grpc_server.start()
@@ -51,6 +52,7 @@ async def main() -> None:
 
     await stop.wait()
     logger.info("ingress stopping")
+    await policy.stop()
     smtp.close()
     await smtp.wait_closed()
     await handler.drain()

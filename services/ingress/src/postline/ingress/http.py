@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.broker import Broker
+from postline.common.runtime import readiness
 from postline.ingress.api import SendApi
 from postline.ingress.api.http_errors import BodyLimit, install_error_handlers
 from postline.ingress.api.routes import send_router
@@ -24,11 +27,14 @@ address must be in the API user's `allowed_ips`. Every error is
 _BODY_OVERHEAD = 16 * 1024 * 1024
 
 
-def create_app(broker: Broker, send_api: SendApi) -> FastAPI:
+def create_app(
+    broker: Broker, send_api: SendApi, status: Callable[[], str] | None = None
+) -> FastAPI:
+    """The app; ``status`` adds a line to ``/readyz`` (the policy version)."""
     app = FastAPI(title="Postline ingress", version="1", description=_DESCRIPTION)
     install_error_handlers(app)
     app.include_router(send_router(send_api))
-    app.add_middleware(BodyLimit, limit=send_api.max_message_size * 2 + _BODY_OVERHEAD)
+    app.add_middleware(BodyLimit, limit=lambda: send_api.max_message_size * 2 + _BODY_OVERHEAD)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -36,8 +42,8 @@ def create_app(broker: Broker, send_api: SendApi) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        ok = broker.connected
-        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
+        code, body = readiness(broker.connected, status)
+        return Response(body, status_code=code, media_type="text/plain")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -8,7 +8,7 @@ import logging
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.reports.batching import BatchConsumer
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 async def main() -> None:
     settings = ReportsSettings()  # type: ignore[call-arg]
     setup_telemetry("reports", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     store = Store(settings.clickhouse_dsn, readers=settings.query_threads)
     pending = await store.run(pending_migrations)
     if pending:
@@ -34,6 +34,7 @@ async def main() -> None:
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     await broker.connect()
     stop = stop_event()
+    policy.start()
     consumer = BatchConsumer(
         broker,
         REPORTS_EVENTS,
@@ -46,13 +47,15 @@ async def main() -> None:
     await consumer.start()
 
     queries = ReportQueries(store, policy)
-    http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
+    app = create_app(queries, ready=lambda: broker.connected, status=lambda: policy.status)
+    http = HttpServer(app, settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(queries, settings.grpc_listen)
     await grpc_server.start()
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     await stop.wait()
     logger.info("reports stopping")
+    await policy.stop()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await grpc_server.stop()
     await http.stop()

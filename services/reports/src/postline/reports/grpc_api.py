@@ -152,7 +152,7 @@ def history_response(answer: dict[str, Any]) -> reports_pb2.DeliveryHistory:
 class ReportsService(reports_pb2_grpc.ReportsServicer):
     def __init__(self, queries: ReportQueries) -> None:
         self.queries = queries
-        self.credentials = Credentials(queries.policy)
+        self.credentials = Credentials(queries.policy_source)
 
     async def _principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         metadata = dict(context.invocation_metadata() or ())

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
+from postline.common.runtime import readiness
 from postline.reports.queries import Forbidden, NotFound, ReportQueries
 from postline.reports.search import SearchError
 
@@ -33,9 +34,14 @@ def error(status: int, code: str, message: str, field: str | None = None) -> JSO
     return JSONResponse({"error": body}, status_code=status)
 
 
-def create_app(queries: ReportQueries, ready: Callable[[], bool] | None = None) -> FastAPI:
+def create_app(
+    queries: ReportQueries,
+    ready: Callable[[], bool] | None = None,
+    status: Callable[[], str] | None = None,
+) -> FastAPI:
+    """The app; ``status`` adds a line to ``/readyz`` (the policy version)."""
     app = FastAPI(title="Postline reports", version="1")
-    credentials = Credentials(queries.policy)
+    credentials = Credentials(queries.policy_source)
 
     async def authenticate(request: Request) -> Principal | None:
         parsed = parse_authorization(request.headers.get("authorization", ""))
@@ -112,8 +118,8 @@ def create_app(queries: ReportQueries, ready: Callable[[], bool] | None = None) 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        ok = ready is not None and ready()
-        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
+        code, body = readiness(ready is not None and ready(), status)
+        return Response(body, status_code=code, media_type="text/plain")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postline.common.credentials import Principal
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.reports.csv_export import export_csv
 from postline.reports.history import history, history_sql, live_row, live_sql
 from postline.reports.params import SearchError, parse_tz
@@ -39,11 +39,16 @@ class NotFound(Exception):
 
 class ReportQueries:
     def __init__(
-        self, store: Store, policy: Policy, *, clock: Callable[[], float] = time.time
+        self, store: Store, policy: PolicySource, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
-        self.policy = policy
+        self.policy_source = policy
         self.clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now (what takes the policy for later reads ``policy_source``)."""
+        return self.policy_source()
 
     @staticmethod
     def scoped(principal: Principal, params: Mapping[str, str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.scheduler.service import SchedulerService
@@ -18,13 +18,18 @@ logger = logging.getLogger(__name__)
 async def main() -> None:
     settings = SchedulerSettings()  # type: ignore[call-arg]
     setup_telemetry("scheduler", settings.otel_exporter, settings.log_level)
-    service = SchedulerService(settings, load_policy(settings.policy), time.time)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
+    service = SchedulerService(settings, policy, time.time)
     stop = stop_event()
     await service.start()
-    health = await serve_health(settings.health_listen, lambda: service.ready)
+    policy.start()
+    health = await serve_health(
+        settings.health_listen, lambda: service.ready, lambda: policy.status
+    )
     await stop.wait()
     logger.info("scheduler %s stopping", service.replica)
     health.close()
+    await policy.stop()
     await service.stop()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from postline.common.broker import Broker
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.runtime import split_listen
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import decisions
@@ -35,7 +35,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
     def __init__(
         self,
         *,
-        policy: Policy,
+        policy: PolicySource,
         broker: Broker,
         ownership: Ownership,
         snapshots: Snapshots,
@@ -44,7 +44,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
         mx: MxCache,
         clock: Callable[[], float],
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         self.broker = broker
         self.ownership = ownership
         self.snapshots = snapshots
@@ -52,6 +52,10 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
         self.suppressions = suppressions
         self.mx = mx
         self.clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     async def QueueStats(
         self, request: scheduler_pb2.QueueStatsRequest, context: grpc.aio.ServicerContext[Any, Any]

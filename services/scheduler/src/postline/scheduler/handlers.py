@@ -24,7 +24,7 @@ from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
-from postline.common.policy import Policy, Server, SpeedLimit
+from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
 from postline.common.semconv import (
     ATTEMPT,
     DELIVERY_ID,
@@ -56,7 +56,7 @@ class Scheduler:
     def __init__(
         self,
         broker: Broker,
-        policy: Policy,
+        policy: PolicySource,
         clock: Callable[[], float],
         *,
         shards: int,
@@ -67,7 +67,7 @@ class Scheduler:
         pause_recheck: float = 30.0,
     ) -> None:
         self.broker = broker
-        self.policy = policy
+        self._policy = policy
         self.clock = clock
         self.shards = shards
         self.suppressions = suppressions
@@ -75,6 +75,11 @@ class Scheduler:
         self.mx = mx
         self.hold_spread = hold_spread
         self.pause_recheck = pause_recheck
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now: each delivery and result is decided under the current one."""
+        return self._policy()
 
     # --- inbound ---------------------------------------------------------------------------
 

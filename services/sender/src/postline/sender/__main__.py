@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry
@@ -37,7 +37,7 @@ SESSIONS = Counter(METRIC_SMTP_SESSIONS, "SMTP sessions opened", ["tls"])
 async def main() -> None:
     settings = SenderSettings()  # type: ignore[call-arg]
     setup_telemetry("sender", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     open_session = functools.partial(
         SmtpSession.open,
         helo_name=settings.hostname,
@@ -56,11 +56,14 @@ async def main() -> None:
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     await broker.connect()
     stop = stop_event()
+    policy.start()
     sender = Sender(broker, deliverer)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
     )
-    health = await serve_health(settings.health_listen, lambda: broker.connected)
+    health = await serve_health(
+        settings.health_listen, lambda: broker.connected, lambda: policy.status
+    )
     logger.info("sender consuming %s with concurrency %d", SENDER_TASKS, settings.concurrency)
     await stop.wait()
     logger.info("sender stopping: no new tasks, %d in flight", sender.in_flight)
@@ -70,6 +73,7 @@ async def main() -> None:
         logger.warning("cancelling the consumer failed: %s", exc)
     await sender.drain(settings.shutdown_grace)
     await pool.close()
+    await policy.stop()
     health.close()
     await broker.close()
     logger.info("sender stopped")

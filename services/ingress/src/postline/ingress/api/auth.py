@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
-from postline.common.policy import ApiUser, Policy
+from postline.common.policy import ApiUser, Policy, PolicySource
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, unauthorized
 
@@ -23,9 +23,13 @@ SCHEMES = "Bearer <api user>:<secret> or Basic"
 
 
 class Authenticator:
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySource) -> None:
+        self._policy = policy
         self.credentials = Credentials(policy)
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     async def principal(self, authorization: str | None, client_ip: str) -> Principal:
         if not authorization:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.credentials import Principal
-from postline.common.policy import Policy, Server
+from postline.common.policy import Policy, PolicySource, Server
 from postline.common.semconv import API_USER, MESSAGE_ID, SERVER, SPAN_API_SEND
 from postline.common.telemetry import tracer
 from postline.ingress.api import errors
@@ -81,7 +81,7 @@ class SendApi:
     def __init__(
         self,
         broker: Broker,
-        policy: Policy,
+        policy: PolicySource,
         hostname: str,
         idempotency: IdempotencyStore | None = None,
         *,
@@ -89,12 +89,16 @@ class SendApi:
         bulk_memory_budget: int = BULK_MEMORY_BUDGET,
     ) -> None:
         self.broker = broker
-        self.policy = policy
+        self._policy = policy
         self.hostname = hostname
         self.idempotency = idempotency if idempotency is not None else MemoryIdempotencyStore()
         self.bulk_concurrency = bulk_concurrency
         self.bulk_memory_budget = bulk_memory_budget
         self.authenticator = Authenticator(policy)
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     @property
     def max_message_size(self) -> int:

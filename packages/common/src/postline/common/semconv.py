@@ -51,6 +51,8 @@ METRIC_INGESTED = "postline_reports_ingested_events_total"
 METRIC_INGEST_BATCH_EVENTS = "postline_reports_ingest_batch_events"
 METRIC_INGEST_SECONDS = "postline_reports_ingest_write_seconds"
 METRIC_INGEST_FAILURES = "postline_reports_ingest_write_failures_total"
+METRIC_SPANS_RECEIVED = "postline_reports_spans_written_total"
+METRIC_SPANS_WRITE_FAILURES = "postline_reports_span_write_failures_total"
 METRIC_BOUNCE_MAILS = "postline_bounce_mails_received_total"
 # Every service: the policy file (postline.common.policy.reload).
 METRIC_POLICY_INFO = "postline_policy_info"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,4 +34,14 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     otel_exporter: str = Field(default="none", pattern="^(none|console|otlp)$")
+    otlp_protocol: Literal["grpc", "http/protobuf"] = Field(
+        default="grpc",
+        # OpenTelemetry's own variables: the exporter reads the endpoint, headers, timeout...
+        # itself; which exporter to make is ours to choose.
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", "otlp_protocol"
+        ),
+        description="OTLP transport: grpc (port 4317) or http/protobuf (4318, the reports "
+        "service's span receiver)",
+    )
     health_listen: str = Field(default="", description="host:port of /healthz /readyz /metrics")

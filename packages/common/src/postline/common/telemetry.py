@@ -1,39 +1,86 @@
-"""Telemetry set-up, done once per process: tracing, trace context on AMQP, trace ids in logs.
+"""Telemetry set-up, done once per process: tracing, trace context across every boundary,
+trace ids in logs.
 
-Trace context travels in AMQP headers (W3C ``traceparent``); waits between attempts become span
-links rather than hours-long spans (the scheduler starts a new trace segment linked to the
-previous one).
+One trace per delivery: the SMTP or API transaction, the publish, each scheduler decision,
+every sender attempt, the bounce classification and the report insert. Context crosses
+RabbitMQ in the AMQP headers (W3C ``traceparent``; a batch carries one per item), gRPC in its
+metadata (OpenTelemetry's client and server interceptors, ``grpc_*_interceptors``) and the HTTP
+APIs in the request headers (OpenTelemetry's FastAPI instrumentation, ``instrument_http``: a
+client's ``traceparent`` is honoured). Waits (a retry, prohibited hours, a backlog) are span
+links, never spans hours long: the span that resumes a delivery links to the one that made it
+wait (``wait_link``).
+
+Spans are exported over OTLP (``POSTLINE_OTEL_EXPORTER=otlp``; the standard ``OTEL_*``
+variables: ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc`` or
+``http/protobuf``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``...) to a collector, or to the reports
+service, which writes them into ClickHouse (``otel_traces``) for the console's timelines.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+if TYPE_CHECKING:
+    import grpc
+
+    from postline.common.settings import ServiceSettings
+
+# Requests that are not the product's work: probes, scraping, the span receiver itself.
+HTTP_UNTRACED = "healthz,readyz,metrics,v1/traces"
 
 _configured = False
 
 
-def setup_telemetry(service: str, exporter: str = "none", log_level: str = "INFO") -> None:
+def setup_telemetry(service: str, settings: ServiceSettings) -> None:
     """Configure tracing and logging for a service process (idempotent)."""
     global _configured
     if _configured:
         return
     _configured = True
-    provider = TracerProvider(resource=Resource.create({"service.name": f"postline-{service}"}))
-    if exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    resource = Resource.create({"service.name": f"postline-{service}"})
+    processor = _span_processor(settings.otel_exporter, settings.otlp_protocol)
+    if processor is None:
+        # Nothing reads the spans: don't record them (a recorded span costs more than twice an
+        # unrecorded one, bench/telemetry). Trace ids are still made and passed on, so every
+        # report row and log line keeps its trace_id; a sampled parent from a client is still
+        # followed.
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    else:
+        # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    _setup_logging(settings.log_level)
+
+
+def _span_processor(exporter: str, protocol: str) -> SpanProcessor | None:
+    if exporter == "console":
+        return BatchSpanProcessor(ConsoleSpanExporter())
+    if exporter != "otlp":
+        return None
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return BatchSpanProcessor(HttpExporter())
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcExporter,
+    )
+
+    return BatchSpanProcessor(GrpcExporter())
+
+
+def _setup_logging(log_level: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(TraceIdFilter())
     handler.setFormatter(
@@ -77,3 +124,29 @@ def extract_context(headers: Mapping[str, Any]) -> _Attached:
     """Make the trace of an incoming message current; call ``detach()`` when done."""
     carrier = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
     return _Attached(otel_context.attach(propagate.extract(carrier)))
+
+
+def grpc_server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:
+    """For ``grpc.aio.server(interceptors=...)``: a server span per call, in the caller's
+    trace (its ``traceparent`` metadata)."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return [aio_server_interceptor()]
+
+
+def grpc_client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
+    """For ``grpc.aio.insecure_channel(..., interceptors=...)``: a client span per call, its
+    context sent in the call's metadata."""
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return list(aio_client_interceptors())
+
+
+def instrument_http(app: Any) -> None:
+    """A server span per request of a FastAPI app (named after its route), in the client's
+    trace when it sent ``traceparent``; probes and scraping are left out."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=HTTP_UNTRACED, exclude_spans=["receive", "send"]
+    )

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = BounceSettings()  # type: ignore[call-arg]
-    setup_telemetry("bounce", settings.otel_exporter, settings.log_level)
+    setup_telemetry("bounce", settings)
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     store = Store(settings.clickhouse_dsn)
     pending = await store.run(pending_migrations)

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = IngressSettings()  # type: ignore[call-arg]
-    setup_telemetry("ingress", settings.otel_exporter, settings.log_level)
+    setup_telemetry("ingress", settings)
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     broker = Broker(
         settings.amqp_url,

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.broker import Broker
 from postline.common.runtime import readiness
+from postline.common.telemetry import instrument_http
 from postline.ingress.api import SendApi
 from postline.ingress.api.http_errors import BodyLimit, install_error_handlers
 from postline.ingress.api.routes import send_router
@@ -33,6 +34,7 @@ def create_app(
     """The app; ``status`` adds a line to ``/readyz`` (the policy version)."""
     app = FastAPI(title="Postline ingress", version="1", description=_DESCRIPTION)
     install_error_handlers(app)
+    instrument_http(app)
     app.include_router(send_router(send_api))
     app.add_middleware(BodyLimit, limit=lambda: send_api.max_message_size * 2 + _BODY_OVERHEAD)
 

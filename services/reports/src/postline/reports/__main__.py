@@ -17,6 +17,7 @@ from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
+from postline.reports.spans import SpanWriter, create_otlp_app
 from postline.reports.store import Store
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = ReportsSettings()  # type: ignore[call-arg]
-    setup_telemetry("reports", settings.otel_exporter, settings.log_level)
+    setup_telemetry("reports", settings)
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     store = Store(settings.clickhouse_dsn, readers=settings.query_threads)
     pending = await store.run(pending_migrations)
@@ -52,6 +53,11 @@ async def main() -> None:
     await http.start()
     grpc_server = GrpcServer(queries, settings.grpc_listen)
     await grpc_server.start()
+    receiver = None
+    if settings.otlp_listen:
+        receiver = HttpServer(create_otlp_app(SpanWriter(store)), settings.otlp_listen)
+        await receiver.start()
+        logger.info("reports receiving spans (OTLP/HTTP) on %s", settings.otlp_listen)
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     await stop.wait()
     logger.info("reports stopping")
@@ -59,6 +65,8 @@ async def main() -> None:
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await grpc_server.stop()
     await http.stop()
+    if receiver is not None:
+        await receiver.stop()
     await broker.close()
     store.close()
 

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
+from postline.common.telemetry import grpc_server_interceptors
 from postline.reports.queries import Forbidden, NotFound, ReportQueries
 from postline.reports.search import SearchError
 from postline.v1 import reports_pb2, reports_pb2_grpc
@@ -286,7 +287,8 @@ class GrpcServer:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        server = grpc.aio.server()  # bound to the running loop
+        # bound to the running loop
+        server = grpc.aio.server(interceptors=grpc_server_interceptors())
         reports_pb2_grpc.add_ReportsServicer_to_server(ReportsService(self.queries), server)
         if server.add_insecure_port(self.listen) == 0:
             raise RuntimeError(f"cannot listen on {self.listen}")

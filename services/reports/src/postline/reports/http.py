@@ -9,6 +9,7 @@ GET /api/v1/deliveries.csv, /api/v1/errors.csv    every match, streamed
 GET /api/v1/deliveries/live                       the newest 100 deliveries of today
 GET /api/v1/deliveries/{delivery_id}              one delivery's full history
 GET /api/v1/stats/{name}                          see stats.py for the names
+GET /api/v1/traces/{trace_id}                     one trace's spans (the delivery timeline)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
 from postline.common.runtime import readiness
+from postline.common.telemetry import instrument_http
 from postline.reports.queries import Forbidden, NotFound, ReportQueries
 from postline.reports.search import SearchError
 
@@ -41,6 +43,7 @@ def create_app(
 ) -> FastAPI:
     """The app; ``status`` adds a line to ``/readyz`` (the policy version)."""
     app = FastAPI(title="Postline reports", version="1")
+    instrument_http(app)
     credentials = Credentials(queries.policy_source)
 
     async def authenticate(request: Request) -> Principal | None:
@@ -106,6 +109,12 @@ def create_app(
     async def delivery(request: Request, delivery_id: str) -> Response:
         """One delivery: every event (attempt, reply), every classified error, trace ids."""
         return await answer(request, lambda p, q: queries.history(p, delivery_id, q))
+
+    @app.get("/api/v1/traces/{trace_id}")
+    async def trace(request: Request, trace_id: str) -> Response:
+        """One trace's spans, oldest first, with the bounce mails linked to it: service,
+        name, span_id, parent_span_id, start, end, attributes, links."""
+        return await answer(request, lambda p, q: queries.trace(p, trace_id, q))
 
     @app.get("/api/v1/stats/{name}")
     async def stats(request: Request, name: str) -> Response:

@@ -20,6 +20,14 @@ from postline.reports.params import SearchError, parse_tz
 from postline.reports.search import SearchQuery, deliveries_sql, errors_sql, page_of, parse_query
 from postline.reports.stats import STATISTICS, parse_stats_query
 from postline.reports.store import Store
+from postline.reports.traces import (
+    LINKED_SQL,
+    MARGIN,
+    RANGE_SQL,
+    TRACE_SQL,
+    trace,
+    valid_trace_id,
+)
 
 KINDS = ("deliveries", "errors")
 
@@ -97,6 +105,28 @@ class ReportQueries:
         sql, sql_params = live_sql(now, tz, scoped["server"])
         rows = await self.store.query(sql, sql_params)
         return {"results": [live_row(r, tz) for r in rows], "total": len(rows)}
+
+    async def trace(
+        self, principal: Principal, trace_id: str, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The spans of one trace (and of bounce mails linked to it); an API user sees a trace
+        of its own server only."""
+        trace_id = trace_id.strip().lower()
+        if not valid_trace_id(trace_id):
+            raise SearchError("trace_id", "a trace id is 32 hexadecimal digits")
+        scoped = self.scoped(principal, params)
+        found = await self.store.query(RANGE_SQL, {"trace_id": trace_id})
+        rows: list[dict[str, Any]] = []
+        if found:
+            # Naive UTC, as ClickHouse answered them.
+            first, last = found[0]["first"], found[0]["last"]
+            bounds = {"trace_id": trace_id, "start": first - MARGIN, "end": last + MARGIN}
+            rows = await self.store.query(TRACE_SQL, bounds)
+        linked = await self.store.query(LINKED_SQL, {"trace_id": trace_id})
+        answer = trace(trace_id, rows, linked, scoped["server"])
+        if answer is None:
+            raise NotFound(f"no stored trace {trace_id}")
+        return answer
 
     async def history(
         self, principal: Principal, delivery_id: str, params: Mapping[str, str]

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = SchedulerSettings()  # type: ignore[call-arg]
-    setup_telemetry("scheduler", settings.otel_exporter, settings.log_level)
+    setup_telemetry("scheduler", settings)
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     service = SchedulerService(settings, policy, time.time)
     stop = stop_event()

@@ -18,6 +18,7 @@ import grpc
 from postline.common.broker import Broker
 from postline.common.policy import Policy, PolicySource
 from postline.common.runtime import split_listen
+from postline.common.telemetry import grpc_server_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import decisions
 from postline.scheduler.explain import explain
@@ -131,7 +132,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
 
 async def serve_admin(listen: str, servicer: SchedulerAdmin) -> tuple[grpc.aio.Server, int]:
     """Serve on ``listen`` (port 0: any free port); returns the server and its port."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=grpc_server_interceptors())
     scheduler_pb2_grpc.add_SchedulerAdminServicer_to_server(servicer, server)
     split_listen(listen)  # a clear error for a malformed address
     port = server.add_insecure_port(listen)

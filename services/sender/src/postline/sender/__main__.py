@@ -36,7 +36,7 @@ SESSIONS = Counter(METRIC_SMTP_SESSIONS, "SMTP sessions opened", ["tls"])
 
 async def main() -> None:
     settings = SenderSettings()  # type: ignore[call-arg]
-    setup_telemetry("sender", settings.otel_exporter, settings.log_level)
+    setup_telemetry("sender", settings)
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     open_session = functools.partial(
         SmtpSession.open,

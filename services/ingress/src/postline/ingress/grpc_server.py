@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from postline.common.credentials import Principal
 from postline.common.runtime import split_listen
 from postline.common.telemetry import grpc_server_interceptors
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, from_validation_errors, invalid
 from postline.ingress.api.models import BulkRequest, SendRequest, SendResponse
@@ -153,6 +154,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     if error.field:
         trailing.append(("postline-error-field", error.field))
     code = _CODES.get(error.status, grpc.StatusCode.INTERNAL)
+    metrics.REJECTED.labels(metrics.API, str(error.status)).inc()
     await context.abort(code, details, trailing_metadata=tuple(trailing))
 
 

@@ -30,7 +30,7 @@ from postline.common.policy import Policy, PolicySource
 from postline.common.policy.fields import IPAddressValue
 from postline.common.semconv import MESSAGE_ID, SERVER, SPAN_SMTP_TRANSACTION
 from postline.common.telemetry import tracer
-from postline.ingress import replies
+from postline.ingress import metrics, replies
 from postline.ingress.limits import ConnectionGate, RateLimiter, Slot
 from postline.ingress.submission import (
     Accepted,
@@ -210,6 +210,8 @@ class RelaySMTP(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
+            if status[:1] in ("4", "5"):
+                metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
             await super().push(replies.with_enhanced_status(status))
         else:
             await super().push(status)
@@ -633,6 +635,7 @@ class RelayHandler:
             ip,
             len(accepted.deliveries),
         )
+        metrics.ACCEPTED.labels(metrics.SMTP).inc(len(accepted.deliveries))
         return replies.QUEUED.format(message_id=accepted.message_id)
 
     async def _publish(self, submission: Submission) -> Accepted:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, from_validation_errors
 
@@ -30,6 +31,7 @@ _HTTP_CODES = {
 
 
 def error_response(error: ApiError) -> JSONResponse:
+    metrics.REJECTED.labels(metrics.API, str(error.status)).inc()
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = _CHALLENGE

@@ -25,6 +25,7 @@ from postline.common.credentials import Principal
 from postline.common.policy import Policy, PolicySource, Server
 from postline.common.semconv import API_USER, MESSAGE_ID, SERVER, SPAN_API_SEND
 from postline.common.telemetry import tracer
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.auth import Authenticator
 from postline.ingress.api.checks import (
@@ -245,6 +246,7 @@ class SendApi:
             self.hostname,
         )
         _annotate(principal, accepted)
+        metrics.ACCEPTED.labels(metrics.API).inc(len(accepted.deliveries))
         return accepted
 
     async def _once(

@@ -31,6 +31,7 @@ SPAN_ATTEMPT = "postline.sender.attempt"
 SPAN_CLASSIFY = "postline.bounce.classify"
 SPAN_BOUNCE_MAIL = "postline.bounce.mail"
 SPAN_INGEST = "postline.reports.ingest"
+SPAN_REPORT_INSERT = "postline.reports.insert"  # in each event's own trace
 
 # Metric names (Prometheus).
 METRIC_ACCEPTED = "postline_ingress_accepted_deliveries_total"

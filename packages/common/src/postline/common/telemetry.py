@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 HTTP_UNTRACED = "healthz,readyz,metrics,v1/traces"
 
 _configured = False
+_exporters: list[SpanExporter] = []
 
 
 def setup_telemetry(service: str, settings: ServiceSettings) -> None:
@@ -56,28 +57,48 @@ def setup_telemetry(service: str, settings: ServiceSettings) -> None:
         provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     else:
         # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
-        provider = TracerProvider(resource=resource)
+        # Shut down by ``shutdown_telemetry``, with a bounded wait, not at exit.
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _setup_logging(settings.log_level)
 
 
-def _span_processor(exporter: str, protocol: str) -> SpanProcessor | None:
-    if exporter == "console":
-        return BatchSpanProcessor(ConsoleSpanExporter())
-    if exporter != "otlp":
+def _span_processor(kind: str, protocol: str) -> SpanProcessor | None:
+    exporter: SpanExporter
+    if kind == "console":
+        exporter = ConsoleSpanExporter()
+    elif kind != "otlp":
         return None
-    if protocol == "http/protobuf":
+    elif protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
         )
 
-        return BatchSpanProcessor(HttpExporter())
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-        OTLPSpanExporter as GrpcExporter,
-    )
+        exporter = HttpExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
 
-    return BatchSpanProcessor(GrpcExporter())
+        exporter = GrpcExporter()
+    _exporters.append(exporter)
+    return BatchSpanProcessor(exporter)
+
+
+def shutdown_telemetry(grace: float = 3.0) -> None:
+    """Send the spans still buffered, waiting at most ``grace`` seconds, then stop exporting.
+
+    Called last by each service: the receiver may be stopping too (a rolling update, ``make
+    run``'s Ctrl-C), and the exporter would otherwise retry each batch for its whole timeout
+    while the process should be gone."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return
+    provider.force_flush(int(grace * 1000))
+    for exporter in _exporters:
+        exporter.shutdown()  # ends a retry in progress; what is left is dropped
+    _exporters.clear()
 
 
 def _setup_logging(log_level: str) -> None:
@@ -118,6 +139,19 @@ class _Attached:
 
     def detach(self) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def sampled_parents(headers: Mapping[str, Any]) -> list[trace.SpanContext]:
+    """The sampled trace contexts a broker message carries: its ``traceparent`` (one item, or
+    the publisher's context). Unsampled ones are left out: nothing records their spans, so
+    nothing need be made for them."""
+    raw = headers.get("traceparent")
+    if not raw:
+        return []
+    value = raw.decode() if isinstance(raw, bytes) else str(raw)
+    span_context = trace.get_current_span(propagate.extract({"traceparent": value}))
+    found = span_context.get_span_context()
+    return [found] if found.is_valid and found.trace_flags.sampled else []
 
 
 def extract_context(headers: Mapping[str, Any]) -> _Attached:

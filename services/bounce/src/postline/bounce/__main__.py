@@ -18,7 +18,7 @@ from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, split_listen, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ async def main() -> None:
     await grpc_server.stop()
     await broker.close()
     store.close()
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

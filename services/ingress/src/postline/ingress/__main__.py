@@ -8,7 +8,7 @@ import logging
 from postline.common.broker import Broker, Topology
 from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, split_listen, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
 from postline.ingress.http import create_app
@@ -59,6 +59,7 @@ async def main() -> None:
     await grpc_server.stop()
     await http.stop()
     await broker.close()
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.reports.batching import BatchConsumer
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
@@ -63,6 +63,9 @@ async def main() -> None:
     logger.info("reports stopping")
     await policy.stop()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    # Our own spans go to our own receiver (when make run points them here): flush them while
+    # it still listens, from a thread, since this loop serves the request.
+    await asyncio.to_thread(shutdown_telemetry)
     await grpc_server.stop()
     await http.stop()
     if receiver is not None:

@@ -8,7 +8,7 @@ import time
 
 from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.scheduler.service import SchedulerService
 from postline.scheduler.settings import SchedulerSettings
 
@@ -31,6 +31,7 @@ async def main() -> None:
     health.close()
     await policy.stop()
     await service.stop()
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from postline.common.broker.topology import SENDER_TASKS
 from postline.common.policy import LivePolicy
 from postline.common.runtime import serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
 from postline.sender.mx import MxResolver, make_resolver
@@ -77,6 +77,7 @@ async def main() -> None:
     health.close()
     await broker.close()
     logger.info("sender stopped")
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

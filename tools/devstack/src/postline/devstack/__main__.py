@@ -18,6 +18,12 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument(
+        "--no-traces",
+        dest="traces",
+        action="store_false",
+        help="record no spans (by default every service sends them to reports' ClickHouse)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stack = Stack(
@@ -25,6 +31,7 @@ def main() -> int:
         data_dir=args.data_dir.resolve(),
         amqp_url=args.amqp_url,
         shards=args.shards,
+        traces=args.traces,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

@@ -68,6 +68,11 @@ class Ports:
         return self.addr(50054)
 
     @property
+    def otlp(self) -> str:
+        """The reports service's span receiver (OTLP/HTTP)."""
+        return self.addr(4318)
+
+    @property
     def simulator(self) -> str:
         return self.addr(2600)
 
@@ -103,6 +108,9 @@ class Stack:
     senders: int = 1  # sender processes (named sender, sender-2, ...)
     schedulers: int = 1  # scheduler processes: one owns each shard, the others stand by
     simulator_slow_seconds: float | None = None  # the simulator's --slow-seconds
+    # Every service sends its spans to the reports service, which writes them to ClickHouse
+    # (the console's timelines); False: no spans are recorded (trace ids still are).
+    traces: bool = True
 
     @property
     def clickhouse_dsn(self) -> str:
@@ -133,13 +141,22 @@ class Stack:
                 "POSTLINE_HTTP_LISTEN": p.reports,
                 "POSTLINE_GRPC_LISTEN": p.reports_grpc,
                 "POSTLINE_CLICKHOUSE_DSN": self.clickhouse_dsn,
+                "POSTLINE_OTLP_LISTEN": p.otlp if self.traces else "",
             },
         }[service]
+        tracing = {
+            "POSTLINE_OTEL_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{self.ports.otlp}",
+            # Spans reach the console within a second or two.
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+        }
         env = {
             **os.environ,
             "POSTLINE_AMQP_URL": self.amqp_url,
             "POSTLINE_POLICY": str(self.policy),
             "POSTLINE_SHARDS": str(self.shards),
+            **(tracing if self.traces else {}),
             **listen,
             **self.extra_env,
         }
@@ -265,6 +282,9 @@ class Stack:
                 f"  bounce SMTP       {p.bounce_smtp}",
                 f"  bounce gRPC       {p.bounce_grpc}",
                 f"  reports gRPC      {p.reports_grpc}",
+                f"  spans (OTLP/HTTP) http://{p.otlp}   (into ClickHouse: the console's timelines)"
+                if self.traces
+                else "  spans             not recorded (--no-traces)",
                 f"  simulator         {p.simulator} (every *.test domain), control http://{p.simulator_control}",
                 f"  RabbitMQ          {self.amqp_url}",
                 f"  ClickHouse        {self.clickhouse_dsn}",

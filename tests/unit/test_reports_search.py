@@ -159,7 +159,11 @@ def test_final_states_filter_before_final_and_others_after() -> None:
         ({"start": "２０２６-11-01", "end": "2026-11-01"}, "start", "date"),
         ({"start": "2026-11-01", "end": "2026-11-01", "page": "²"}, "page", "number"),
         ({"start": "2026-11-01", "end": "2026-11-01", "page": "9" * 5000}, "page", "number"),
-        ({"start": "2026-11-01", "end": "2026-11-01", "address": "a" * 5000}, "address", "too_long"),
+        (
+            {"start": "2026-11-01", "end": "2026-11-01", "address": "a" * 5000},
+            "address",
+            "too_long",
+        ),
         ({"end": "2026-11-01"}, "start", "required"),
         ({"start": "2026-11-02", "end": "2026-11-01"}, "end", "order"),
     ],

@@ -52,6 +52,7 @@ from postline.reports.console.pages import (
 )
 from postline.reports.console.render import render
 from postline.reports.console.sessions import SESSION_COOKIE, Sessions
+from postline.reports.console.views import menu
 from postline.reports.errors import ReportsError, Unauthorized, Unavailable
 from postline.reports.params import SearchError
 from postline.reports.queries import ReportQueries
@@ -194,7 +195,14 @@ def create_app(
     @app.exception_handler(PageRefused)
     async def page_refused(request: Request, exc: PageRefused) -> Response:
         words = words_for(request, exc.user)
-        context = {"message": words(exc.key), "user": exc.user.account if exc.user else None}
+        context: dict[str, Any] = {"message": words(exc.key)}
+        if exc.user is not None:
+            account = exc.user.account
+            context.update(
+                user=account,
+                csrf=exc.user.session.csrf,
+                menu=menu(words, account.is_admin, request.url.path),
+            )
         return render(request, "refused", words, context, exc.status)
 
     @app.exception_handler(Exception)
@@ -334,6 +342,7 @@ def create_app(
     ) -> Response:
         """Block an address: its deliveries fail at once with error status 10."""
         caller = await caller_of(request, changing=True)
+        caller.require_change()
         added = await bounce().add(caller, body.model_dump(exclude_none=True), tz)
         await oplog.record(
             caller.name, client_ip(request), "suppression_added", added["address"],
@@ -349,6 +358,7 @@ def create_app(
     ) -> Response:
         """Unblock an address (404 when it is not on the list)."""
         caller = await caller_of(request, changing=True)
+        caller.require_change()
         removed = await bounce().remove(caller, address, server)
         if not removed:
             return error(404, "not_found", f"{address} is not on the suppression list")

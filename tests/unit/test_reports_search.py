@@ -150,7 +150,7 @@ def test_final_states_filter_before_final_and_others_after() -> None:
 
 @pytest.mark.parametrize(
     ("params", "field", "kind"),
-    [  # fmt: skip
+    [
         ({"start": "2026-11-01", "end": "9999-12-31"}, "end", "date_range"),
         ({"start": "0999-01-01", "end": "2026-11-01"}, "start", "date_range"),
         ({"start": "2026-11-01", "end": "2026-11-01", "tz": "A" * 300}, "tz", "tz"),

@@ -59,7 +59,13 @@ SERVICE_ENV = {
     "bounce": COMMON_ENV
     | {"POSTLINE_SMTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
     "reports": COMMON_ENV
-    | {"POSTLINE_HTTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
+    | {
+        "POSTLINE_HTTP_LISTEN",
+        "POSTLINE_GRPC_LISTEN",
+        "POSTLINE_CLICKHOUSE_DSN",
+        "POSTLINE_BOUNCE_GRPC",
+        "POSTLINE_CONSOLE_ASSETS",
+    },
     # `postline migrate` reads the DSN and the policy (for retention_days).
     "migrate": COMMON_ENV | {"POSTLINE_CLICKHOUSE_DSN"},
     # The simulator takes command-line arguments, no settings.

@@ -151,7 +151,6 @@ def create_app(
         dependencies=_SECURITY,
     )
     app.add_middleware(AllowedIps, gate=gate)
-    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     # --- errors in the documented shape (API) or in words (console) -------------------------
 
@@ -413,7 +412,8 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(console_router(console))
+    app.include_router(console_router(console))  # before /static: it serves /static/vendor
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     app.state.console = console
     return app
 

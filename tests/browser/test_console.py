@@ -386,7 +386,7 @@ def test_accounts_two_factor_set_up_and_the_operation_log(
     page.get_by_label("Time zone").select_option("Europe/Berlin")
     page.get_by_role("button", name="Create").click()
     page.wait_for_url(re.compile(r"done=account_created"))
-    assert page.get_by_role("cell", name="ops@example.test").is_visible()
+    assert page.get_by_role("cell", name="ops@example.test", exact=True).is_visible()
 
     ops = log_in(browser, console_server, "ops@example.test", "ops-password-1")
     ops.goto("/account")

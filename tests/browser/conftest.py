@@ -227,7 +227,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-def _ready(url: str) -> bool:  # noqa: D103
+def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
@@ -259,7 +259,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         stack.migrate()
         (tmp / "logs").mkdir()
         for service in ("bounce", "reports"):
-            log = open(tmp / "logs" / f"{service}.log", "ab")  # noqa: SIM115 (closed below)
+            log = open(tmp / "logs" / f"{service}.log", "ab")
             processes[service] = subprocess.Popen(
                 [sys.executable, "-m", f"postline.{service}"],
                 env=stack.env(service),
@@ -269,8 +269,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         for service in ("bounce", "reports"):
             url = f"http://{ports.health(service)}/readyz"
             poll_until(
-                lambda url=url, service=service: processes[service].poll() is None
-                and _ready(url),
+                lambda url=url, service=service: processes[service].poll() is None and _ready(url),
                 f"{service} to be ready",
                 timeout=90,
             )
@@ -286,6 +285,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
             end=today.isoformat(),
             logs=tmp / "logs",
         )
+
         def written() -> bool:
             daily = console.api_get(
                 "/api/v1/stats/daily", start=console.start, end=console.end, tz="Asia/Tokyo"

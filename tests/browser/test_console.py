@@ -115,9 +115,7 @@ def test_empty_and_bad_searches_answer_in_words(admin: Any) -> None:
     assert page.get_by_text("Nothing matched this search.").is_visible()
 
 
-def test_delivery_log_and_every_attempt_in_the_history(
-    admin: Any, console_server: Console
-) -> None:
+def test_delivery_log_and_every_attempt_in_the_history(admin: Any, console_server: Console) -> None:
     page = admin
     query = {"start": console_server.start, "end": console_server.end}
     page.goto("/deliveries?" + urlencode({**query, "status": "succeeded"}))
@@ -164,9 +162,7 @@ def test_trace_timeline_is_drawn_from_stored_spans(browser: Any, console_server:
     page.context.close()
 
 
-def test_csv_download_is_the_api_export_byte_for_byte(
-    admin: Any, console_server: Console
-) -> None:
+def test_csv_download_is_the_api_export_byte_for_byte(admin: Any, console_server: Console) -> None:
     page = admin
     query = {"start": console_server.start, "end": console_server.end}
     # every server: one of them has csv_download off, so there is no Download button
@@ -179,7 +175,7 @@ def test_csv_download_is_the_api_export_byte_for_byte(
     page.wait_for_url(re.compile(r"server=default"))
     with page.expect_download() as info:
         page.get_by_role("link", name="Download").click()
-    downloaded = open(info.value.path(), "rb").read()  # noqa: SIM115
+    downloaded = open(info.value.path(), "rb").read()
     api = console_server.api_get(
         "/api/v1/errors.csv", **query, server="default", tz="Asia/Tokyo"
     ).content
@@ -280,7 +276,8 @@ def test_suppressions_add_and_remove(admin: Any) -> None:
     page.get_by_role("button", name="Remove blocked@example.jp").click()
     page.wait_for_url(re.compile(r"done=suppression_removed"))
     poll_until(
-        lambda: page.reload() and page.get_by_role("cell", name="blocked@example.jp", exact=True).count() == 0,
+        lambda: page.reload()
+        and page.get_by_role("cell", name="blocked@example.jp", exact=True).count() == 0,
         "the address to leave the list",
     )
 
@@ -289,14 +286,14 @@ def test_viewer_reads_reports_but_cannot_change(viewer: Any, console_server: Con
     page = viewer
     page.goto("/suppressions")
     assert page.get_by_role("button", name="追加").count() == 0  # no Add form
-    assert page.get_by_role("link", name="アカウント", exact=True).count() == 0  # no Accounts in the menu
+    assert (
+        page.get_by_role("link", name="アカウント", exact=True).count() == 0
+    )  # no Accounts in the menu
     response = page.goto("/accounts")
     assert response.status == 403
     assert "管理者のみ" in page.locator("main").inner_text()
     # a change posted anyway (with the session's own token) is refused
-    token = page.evaluate(
-        "() => document.querySelector('input[name=csrf_token]').value"
-    )
+    token = page.evaluate("() => document.querySelector('input[name=csrf_token]').value")
     status = page.evaluate(
         """async (token) => (await fetch('/suppressions', {method: 'POST',
              headers: {'Content-Type': 'application/x-www-form-urlencoded'},

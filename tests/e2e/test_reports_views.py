@@ -28,9 +28,10 @@ def _send(stack: Stack, rcpt: str, subject: str) -> None:
     host, port = stack.ports.smtp.rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
         smtp.login("dev", "dev-secret")
+        message_id = f"<{subject.split(',')[0].replace(' ', '-')}@app.example.test>"
         message = (
             f"From: app@example.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.split(',')[0].replace(' ', '-')}@app.example.test>\r\n\r\nHi.\r\n"
+            f"Message-ID: {message_id}\r\n\r\nHi.\r\n"
         )
         smtp.sendmail("app@example.test", [rcpt], message.encode())
 

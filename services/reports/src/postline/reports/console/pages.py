@@ -271,28 +271,36 @@ def console_router(c: Console) -> APIRouter:
 
     # --- reports ----------------------------------------------------------------------------
 
-    def log_shape(kind: str) -> Callable[[Words, Any], dict[str, Any]]:
-        def shape(words: Words, answer: Any) -> dict[str, Any]:
-            return {"pages": views.pages(answer["page"], answer["pages"])}
+    def paged(words: Words, answer: Any) -> dict[str, Any]:
+        return {"pages": views.pages(answer["page"], answer["pages"])}
 
-        return shape
+    async def log_page(request: Request, kind: str) -> Response:
+        """The error log or the delivery log: the search, its results, its CSV link."""
 
-    @router.get("/errors")
-    async def errors(request: Request) -> Response:
         async def run(user: User, params: dict[str, str]) -> Any:
-            return await c.queries.search("errors", user.caller, params)
+            return await c.queries.search(kind, user.caller, params)
 
         user = await user_of(request)
         words = words_for(request, user)
         params = views.with_defaults(request.query_params, user.account.timezone, 1)
+        statuses = (
+            views.error_status_choices(words)
+            if kind == "errors"
+            else views.delivery_status_choices(words)
+        )
+        csv_url = f"/api/v1/{kind}.csv" + views_query(params, user) if _csv(c, user, params) else ""
         return await report(
-            request, "errors", views.DEFAULT_DAYS["log"], run, log_shape("errors"),
-            api="/api/v1/errors",
-            statuses=views.error_status_choices(words),
-            csv_url=(
-                "/api/v1/errors.csv" + views_query(params, user) if _csv(c, user, params) else ""
-            ),
+            request, kind, views.DEFAULT_DAYS["log"], run, paged,
+            api=f"/api/v1/{kind}", statuses=statuses, csv_url=csv_url,
         )  # fmt: skip
+
+    @router.get("/errors")
+    async def errors(request: Request) -> Response:
+        return await log_page(request, "errors")
+
+    @router.get("/deliveries")
+    async def deliveries(request: Request) -> Response:
+        return await log_page(request, "deliveries")
 
     @router.get("/errors/{event_id}")
     async def error_detail(request: Request, event_id: str) -> Response:
@@ -303,25 +311,6 @@ def console_router(c: Console) -> APIRouter:
             request, "error_detail", 1, run, api=f"/api/v1/errors/{quote(event_id, safe='')}"
         )
 
-    @router.get("/deliveries")
-    async def deliveries(request: Request) -> Response:
-        async def run(user: User, params: dict[str, str]) -> Any:
-            return await c.queries.search("deliveries", user.caller, params)
-
-        user = await user_of(request)
-        words = words_for(request, user)
-        params = views.with_defaults(request.query_params, user.account.timezone, 1)
-        return await report(
-            request, "deliveries", views.DEFAULT_DAYS["log"], run, log_shape("deliveries"),
-            api="/api/v1/deliveries",
-            statuses=views.delivery_status_choices(words),
-            csv_url=(
-                "/api/v1/deliveries.csv" + views_query(params, user)
-                if _csv(c, user, params)
-                else ""
-            ),
-        )  # fmt: skip
-
     @router.get("/deliveries/{delivery_id}")
     async def delivery(request: Request, delivery_id: str) -> Response:
         async def run(user: User, params: dict[str, str]) -> Any:
@@ -331,34 +320,19 @@ def console_router(c: Console) -> APIRouter:
             request, "delivery", 1, run, api=f"/api/v1/deliveries/{quote(delivery_id, safe='')}"
         )
 
-    @router.get("/graphs/errors")
-    async def error_graph(request: Request) -> Response:
+    @router.get("/graphs/{name}")
+    async def graph(request: Request, name: str) -> Response:
+        found = views.GRAPHS.get(name)
+        if found is None:
+            raise PageRefused(404, "refused.not_found", await user_of(request))
+        statistic, draw = found
+
         async def run(user: User, params: dict[str, str]) -> Any:
-            return await c.queries.stats("errors", user.caller, params)
+            return await c.queries.stats(statistic, user.caller, params)
 
         return await report(
-            request, "graph_errors", views.DEFAULT_DAYS["graph"], run,
-            lambda w, a: {"chart": views.error_pie(w, a)}, api="/api/v1/stats/errors",
-        )  # fmt: skip
-
-    @router.get("/graphs/deliveries")
-    async def delivery_graph(request: Request) -> Response:
-        async def run(user: User, params: dict[str, str]) -> Any:
-            return await c.queries.stats("deliveries", user.caller, params)
-
-        return await report(
-            request, "graph_deliveries", views.DEFAULT_DAYS["graph"], run,
-            lambda w, a: {"chart": views.delivery_lines(w, a)}, api="/api/v1/stats/deliveries",
-        )  # fmt: skip
-
-    @router.get("/graphs/domains")
-    async def domain_graph(request: Request) -> Response:
-        async def run(user: User, params: dict[str, str]) -> Any:
-            return await c.queries.stats("domains", user.caller, params)
-
-        return await report(
-            request, "graph_domains", views.DEFAULT_DAYS["graph"], run,
-            lambda w, a: {"chart": views.domain_pie(w, a)}, api="/api/v1/stats/domains",
+            request, f"graph_{name}", views.DEFAULT_DAYS["graph"], run,
+            lambda w, a: {"chart": draw(w, a)}, api=f"/api/v1/stats/{statistic}",
         )  # fmt: skip
 
     @router.get("/stats")
@@ -404,11 +378,7 @@ def console_router(c: Console) -> APIRouter:
                 raise Unavailable("no bounce service is configured")
             return await c.suppressions.list(user.caller, params)
 
-        return await report(
-            request, "suppressions", 1, run,
-            lambda w, a: {"pages": views.pages(a["page"], a["pages"])},
-            api="/api/v1/suppressions",
-        )  # fmt: skip
+        return await report(request, "suppressions", 1, run, paged, api="/api/v1/suppressions")
 
     async def suppression_change(request: Request, add: bool) -> Response:
         user = await user_of(request)
@@ -608,10 +578,8 @@ def console_router(c: Console) -> APIRouter:
             return await c.oplog.search(params)
 
         return await report(
-            request, "operations", 7, run,
-            lambda w, a: {"pages": views.pages(a["page"], a["pages"])},
-            api="/api/v1/operations", actions=ACTIONS,
-        )  # fmt: skip
+            request, "operations", 7, run, paged, api="/api/v1/operations", actions=ACTIONS
+        )
 
     # --- static files -----------------------------------------------------------------------
 

@@ -195,3 +195,11 @@ def timezones() -> list[str]:
     from zoneinfo import available_timezones
 
     return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+
+
+# Graph pages: /graphs/<name> -> (the statistic, its chart).
+GRAPHS = {
+    "errors": ("errors", error_pie),
+    "deliveries": ("deliveries", delivery_lines),
+    "domains": ("domains", domain_pie),
+}

@@ -74,12 +74,14 @@ async def _stream(
     query: Query, kind: str, q: SearchQuery, names: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> AsyncIterator[bytes]:
     header = HEADERS[kind]
+    yield csv_lines([header]).encode("utf-8")
+    if not rows:
+        return  # (an empty answer may come without column names)
     sql_for = deliveries_sql if kind == "deliveries" else errors_sql
     id_column = "delivery_id" if kind == "deliveries" else "event_id"
     position = {name: i for i, name in enumerate(names)}
     created = position["created"]
     copied = [position[COLUMNS[field]] for field in header[1:]]
-    yield csv_lines([header]).encode("utf-8")
     while True:
         if rows:
             # Rows stay tuples (a dict per row costs more than the rest together).

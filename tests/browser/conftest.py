@@ -1,6 +1,6 @@
 """The console in a real browser: Debian's chromium driven by Python playwright.
 
-One reports process and one bounce process for the whole suite (the real services, started
+One reports process and one bounce process for the module (the real services, started
 as ``make run`` starts them, on ports shifted by ``POSTLINE_TEST_PORT_OFFSET``, a private
 RabbitMQ vhost and a temporary data directory), seeded once through the real ingest path:
 events published to RabbitMQ, written by reports to ClickHouse. Screenshots of every page at
@@ -235,7 +235,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is needed (apt-get install chromium fonts-noto-cjk)")
@@ -319,7 +319,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         _rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -16,12 +16,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.policy import hash_secret, parse_policy
@@ -29,14 +23,8 @@ from postline.common.throttle import AuthThrottle
 from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
-from tests.integration.test_openapi_schemathesis import FromLoopback
+from tests.integration.test_openapi_schemathesis import CHECKS, FromLoopback
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 POLICY = """
 version: 1
 servers:

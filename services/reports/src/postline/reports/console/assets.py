@@ -1,6 +1,6 @@
 """Where the console's files are: its own static files (in the package) and the charting
 library from npm (``services/reports/console/package.json``, installed by ``npm ci`` in
-``scripts/bootstrap.sh`` and the reports Dockerfile; never copied into the repository)."""
+``scripts/bootstrap.sh`` and the Dockerfile's reports image; never copied into the repository)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,10 @@ from postline.common.clickhouse import pending_migrations
 from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
+from postline.common.throttle import AuthThrottle
+from postline.reports.access import Gate
 from postline.reports.batching import BatchConsumer
+from postline.reports.console.assets import check_vendor
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
@@ -19,6 +22,7 @@ from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.spans import SpanWriter, create_otlp_app
 from postline.reports.store import Store
+from postline.reports.suppressions import SuppressionsClient
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +52,21 @@ async def main() -> None:
     await consumer.start()
 
     queries = ReportQueries(store, policy)
-    app = create_app(queries, ready=lambda: broker.connected, status=lambda: policy.status)
+    throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
+    suppressions = SuppressionsClient(settings.bounce_grpc, policy)
+    check_vendor(settings.console_assets)
+    app = create_app(
+        queries,
+        ready=lambda: broker.connected,
+        suppressions=suppressions,
+        throttle=throttle,
+        session_ttl=settings.console_session_ttl,
+        assets=settings.console_assets,
+        status=lambda: policy.status,
+    )
     http = HttpServer(app, settings.http_listen)
     await http.start()
-    grpc_server = GrpcServer(queries, settings.grpc_listen)
+    grpc_server = GrpcServer(queries, settings.grpc_listen, Gate(policy, throttle))
     await grpc_server.start()
     receiver = None
     if settings.otlp_listen:
@@ -70,6 +85,7 @@ async def main() -> None:
     await http.stop()
     if receiver is not None:
         await receiver.stop()
+    await suppressions.close()
     await broker.close()
     store.close()
 

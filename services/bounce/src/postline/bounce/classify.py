@@ -49,6 +49,8 @@ class TextRule:
     status: int
     pattern: re.Pattern[str] | None
     sample: str
+    unless: re.Pattern[str] | None = None  # words that cancel this reason's text
+    permanent_text: bool = False  # the text counts only in a permanent failure
     codes: frozenset[str] = frozenset()
     text_commands: frozenset[str] = frozenset()  # empty: any; NONE: the command is unknown
     veto: tuple[str, ...] = ()
@@ -58,8 +60,10 @@ class TextRule:
     not_commands: frozenset[str] = frozenset()  # never this reason after these commands
 
     def says(self, text: str) -> bool:
-        """Whether the (lowercased) text says this reason."""
-        return self.pattern is not None and self.pattern.search(text) is not None
+        """Whether the (lowercased) text says this reason (and nothing that cancels it)."""
+        if self.pattern is None or self.pattern.search(text) is None:
+            return False
+        return self.unless is None or self.unless.search(text) is None
 
 
 @dataclass
@@ -74,6 +78,12 @@ class Failure:
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
 
+    @property
+    def temporary(self) -> bool:
+        """Whether the reply itself was temporary (4.x.x, or 4xx without a status)."""
+        if self.enhanced[:1] in ("4", "5"):
+            return self.enhanced[:1] == "4"
+        return 400 <= self.code < 500
 
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
     """ "5.2.1" -> ("5.2.1", "x.2.1"): a code may be named with or without its class."""
@@ -104,6 +114,8 @@ class ReplyRules:
         if said is None:
             rule = self.reasons.get(name)
             said = rule is not None and rule.says(failure.text)
+            if said and rule is not None and rule.permanent_text and failure.temporary:
+                said = False
             failure._said[name] = said
         return said
 
@@ -118,7 +130,14 @@ class ReplyRules:
             rule = self.reasons[name]
             if f.command and f.command in rule.not_commands:
                 continue
-            vetoed = rule.veto and any(self._says(f, v) for v in rule.veto)
+            # A veto (another reason's words overruling this one's code) yields to this
+            # reason's own words: a 5.1.1 that says "not listed in the directory" is an
+            # unknown user even though "listed" is also a blocklist's word.
+            vetoed = (
+                bool(rule.veto)
+                and any(self._says(f, v) for v in rule.veto)
+                and not self._says(f, name)
+            )
             if f.command and f.command in rule.commands and not vetoed:
                 return name
             if code_name == name and not vetoed:
@@ -229,11 +248,14 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
     if unknown:
         raise ValueError(f"reason {name!r}: unknown SMTP command {sorted(unknown)}")
     pattern = raw.get("pattern")
+    unless = raw.get("unless")
     return TextRule(
         name=name,
         status=int(raw["status"]),  # type: ignore[call-overload]
         pattern=re.compile(lower_pattern(str(pattern))) if pattern else None,
         sample=str(raw.get("sample", "")),
+        unless=re.compile(lower_pattern(str(unless))) if unless else None,
+        permanent_text=bool(raw.get("permanent_text")),
         codes=frozenset(_names(raw.get("codes"))),
         text_commands=commands,
         veto=_names(raw.get("veto")),

@@ -71,7 +71,7 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
         raw = (base / name).read_bytes()
         results[name] = classify_mail(raw)
 
-    status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = 0
+    status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = sent_ok = 0
     disagreements: list[dict[str, object]] = []
     confusion: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
     misses: list[str] = []
@@ -90,6 +90,9 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
                 rcpt_n += 1
                 hit = recipient in found
                 rcpt_ok += hit
+                # The label names the address an alias or a forwarding led to, and Postline
+                # reported the one the mail was sent to (the mail says which led where).
+                sent_ok += hit or recipient in {v.final_recipient.lower() for v in verdicts}
                 if not hit:
                     misses.append(f"RCPT {name}: want {row['recipient']} got {sorted(found)}")
                     disagreements.append(
@@ -150,6 +153,7 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
         "rows": len(labels),
         "status": [status_ok, status_n],
         "recipients": [rcpt_ok, rcpt_n],
+        "recipients_sent_to": [sent_ok, rcpt_n],
         "delivery": [deliv_ok, deliv_n],
         "kind": [kind_ok, len(labels)],
         "label_conflicts": conflicting,
@@ -286,6 +290,10 @@ def main() -> None:
     print(f"bounce mails: {mails['mails']} files, {mails['rows']} labelled rows")
     print(f"  status accuracy           {_pct(mails['status'])}")
     print(f"  recipient accuracy        {_pct(mails['recipients'])}")
+    print(
+        f"    counting the address sent to where the label is its forwarding target: "
+        f"{_pct(mails['recipients_sent_to'])}"
+    )
     print(f"  failed/deferred accuracy  {_pct(mails['delivery'])}")
     print(f"  bounce / not-a-bounce     {_pct(mails['kind'])}")
     print(

@@ -45,6 +45,22 @@ class MailFormats:
     ignore: tuple[re.Pattern[str], ...]
     commands: tuple[tuple[str, re.Pattern[str]], ...]
     hints: tuple[Hint, ...]
+    sent_to: tuple[re.Pattern[str], ...] = ()
+    sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
+
+    def section(self, line: str) -> str:
+        """The action a heading line starts a section of ('' when it is no heading)."""
+        for action, pattern in self.sections:
+            if pattern.search(line):
+                return action
+        return ""
+
+    def sent_address(self, text: str) -> str:
+        for pattern in self.sent_to:
+            match = pattern.search(text)
+            if match:
+                return match.group("addr")
+        return ""
 
     def split_original(self, text: str) -> tuple[str, str]:
         """(notice, returned original) of a one-part bounce."""
@@ -103,6 +119,12 @@ def mail_formats() -> MailFormats:
             )
             for hint in raw.get("hints") or []
         ),
+        sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
+        sections=tuple(
+            (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
+            for action in ("failed", "delayed", "delivered")
+            if raw.get("sections", {}).get(action)
+        ),
     )
 
 
@@ -119,22 +141,52 @@ def _recipient_line(formats: MailFormats, line: str) -> tuple[str, str] | None:
 
 
 def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[FailedRecipient]:
-    """Recipients and their diagnostics as the notice's lines state them."""
+    """Recipients and their diagnostics as the notice's lines state them.
+
+    Each recipient is the address the mail was sent to (the one a forwarding or an alias
+    expanded from, when the notice names it), with the action of the notice's section that
+    lists it (failed, delayed, or delivered for the successful part of a mixed notice)."""
     formats = mail_formats()
     lines = notice.splitlines()
     blocks: dict[str, list[str]] = {}
+    actions: dict[str, str] = {}
+    finals: dict[str, str] = {}  # sent-to address -> the address it was expanded to
     current: list[str] | None = None
+    key = ""
+    since_address = 0
+    section = ""
     for line in lines:
         hit = _recipient_line(formats, line)
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
-            key = address.strip(".").lower()
+            key = (formats.sent_address(line) or address).strip(".").lower()
+            if key != address.strip(".").lower():
+                finals[key] = address.strip(".")
             current = blocks.setdefault(key, [])
+            if section:
+                actions.setdefault(key, section)
+            since_address = 0
             if rest:
                 current.append(rest)
             continue
+        heading = formats.section(line)
+        if heading:
+            section = heading
         if current is None:
             continue
+        since_address += 1
+        if since_address <= 2 and not blocks[key]:
+            sent = formats.sent_address(line)
+            if sent and sent.lower() != key:
+                # Exim names the address it was sent to on the line after the final one.
+                del blocks[key]
+                actions.pop(key, None)
+                finals[sent.strip(".").lower()] = key
+                key = sent.strip(".").lower()
+                current = blocks.setdefault(key, [])
+                if section:
+                    actions.setdefault(key, section)
+                continue
         if any(p.search(line) for p in formats.ends):
             # A rule closes a block that has its diagnostic; before that it only separates
             # the address from it (m-FILTER, BIGLOBE: "----- server message").
@@ -156,6 +208,10 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             if blocks:
                 break
     recipients = [recipient_from_block(address, block) for address, block in blocks.items()]
+    for r in recipients:
+        r.listed_as = actions.get(r.recipient, "")
+        r.final_recipient = finals.get(r.recipient, "")
+        r.action = r.listed_as or r.action
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.

@@ -95,10 +95,12 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
                 sent_ok += hit or recipient in {v.final_recipient.lower() for v in verdicts}
                 if not hit:
                     misses.append(f"RCPT {name}: want {row['recipient']} got {sorted(found)}")
-                    disagreements.append(
-                        {"file": name, "check": "recipient", "recipient": row["recipient"],
-                         "postline": ", ".join(sorted(found)) or "none"}
-                    )  # fmt: skip
+                    item = {"file": name, "check": "recipient", "recipient": row["recipient"],
+                            "postline": ", ".join(sorted(found)) or "none"}  # fmt: skip
+                    sent = [v.recipient for v in verdicts if v.final_recipient.lower() == recipient]
+                    if sent:
+                        item["evidence"] = f"the label is where {sent[0]} was forwarded or expanded to"
+                    disagreements.append(item)
             if not expected_bounce:
                 continue
             verdict = by_rcpt.get(recipient)

@@ -46,6 +46,7 @@ class MailFormats:
     commands: tuple[tuple[str, re.Pattern[str]], ...]
     hints: tuple[Hint, ...]
     sent_to: tuple[re.Pattern[str], ...] = ()
+    sender_intros: tuple[re.Pattern[str], ...] = ()
     sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
 
     def section(self, line: str) -> str:
@@ -120,6 +121,7 @@ def mail_formats() -> MailFormats:
             for hint in raw.get("hints") or []
         ),
         sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
+        sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -155,8 +157,15 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     key = ""
     since_address = 0
     section = ""
+    previous = ""
     for line in lines:
         hit = _recipient_line(formats, line)
+        after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)
+        if line.strip():
+            previous = line
+        if after_intro:
+            current = None
+            continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
             key = (formats.sent_address(line) or address).strip(".").lower()

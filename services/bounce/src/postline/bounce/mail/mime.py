@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import codecs
 import email
-import re
 from email.header import decode_header, make_header
 from email.message import Message
-
-_TAG = re.compile(r"<[^>]*>")
-_BR = re.compile(r"<\s*(br|/p|/div|/tr|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
-_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&nbsp;": " ", "&#39;": "'"}
-_ENTITY = re.compile("|".join(_ENTITIES))
-_HTML_SKIP = re.compile(r"<(style|script|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+from functools import cached_property
+from html.parser import HTMLParser
 
 # Parts that are the returned message, not the notice about it.
 ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
@@ -51,11 +46,43 @@ def part_text(part: Message) -> str:
     return raw if isinstance(raw, str) else ""
 
 
+class _TextOf(HTMLParser):
+    """The text of an HTML notice: entities decoded by the standard library (every HTML5
+    named and numeric reference), a line break where a block ends, no style or script."""
+
+    BREAKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4", "pre"})
+    SKIP = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BREAKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BREAKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(data)
+
+
 def html_to_text(html: str) -> str:
-    text = _HTML_SKIP.sub("", html)
-    text = _BR.sub("\n", text)
-    text = _TAG.sub("", text)
-    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
+    parser = _TextOf()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):  # a malformed declaration; keep what was read
+        pass
+    return "".join(parser.out)
 
 
 def header_text(value: object) -> str:
@@ -119,7 +146,7 @@ class Parts:
             # body is still the notice's text.
             self.plain.append(part_text(part))
         elif ctype == "text/html":
-            self.html.append(html_to_text(part_text(part)))
+            self.html.append(part_text(part))  # read as text only when there is no plain
         elif ctype.startswith("text/") or top or ctype == "message/partial":
             self.plain.append(part_text(part))
         elif part.get_content_maintype() == "message":
@@ -137,10 +164,12 @@ class Parts:
                 return
         self.original_text = part_text(part) if not isinstance(payload, list) else ""
 
-    @property
+    @cached_property
     def notice(self) -> str:
         """The human-readable notice: its plain text parts, else its HTML as text."""
-        return "\n".join(self.plain) if any(t.strip() for t in self.plain) else "\n".join(self.html)
+        if any(t.strip() for t in self.plain):
+            return "\n".join(self.plain)
+        return "\n".join(html_to_text(h) for h in self.html)
 
 
 def headers_of(text: str) -> dict[str, str]:

@@ -48,13 +48,23 @@ class MailFormats:
     sent_to: tuple[re.Pattern[str], ...] = ()
     sender_intros: tuple[re.Pattern[str], ...] = ()
     sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
+    section_words: tuple[str, ...] = ()
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
+        lowered = line.lower()
+        if not any(word in lowered for word in self.section_words):
+            return ""
         for action, pattern in self.sections:
             if pattern.search(line):
                 return action
         return ""
+
+    def ends_block(self, line: str) -> bool:
+        return _combined(self.ends).search(line) is not None
+
+    def ignored(self, line: str) -> bool:
+        return _combined(self.ignore).search(line) is not None
 
     def sent_address(self, text: str) -> str:
         for pattern in self.sent_to:
@@ -122,6 +132,7 @@ def mail_formats() -> MailFormats:
         ),
         sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
         sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
+        section_words=tuple(str(w) for w in raw.get("section_words") or ()),
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -196,13 +207,13 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 if section:
                     actions.setdefault(key, section)
                 continue
-        if any(p.search(line) for p in formats.ends):
+        if formats.ends_block(line):
             # A rule closes a block that has its diagnostic; before that it only separates
             # the address from it (m-FILTER, BIGLOBE: "----- server message").
             if any(x.strip() for x in current):
                 current = None
             continue
-        if any(p.search(line) for p in formats.ignore):
+        if formats.ignored(line):
             continue
         if len(current) < _MAX_BLOCK_LINES:
             current.append(line)

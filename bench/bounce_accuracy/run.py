@@ -99,7 +99,7 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
                             "postline": ", ".join(sorted(found)) or "none"}  # fmt: skip
                     sent = [v.recipient for v in verdicts if v.final_recipient.lower() == recipient]
                     if sent:
-                        item["evidence"] = f"the label is where {sent[0]} was forwarded or expanded to"
+                        item["evidence"] = f"the label is where {sent[0]} was forwarded or expanded"
                     disagreements.append(item)
             if not expected_bounce:
                 continue
@@ -316,8 +316,9 @@ def main() -> None:
         print(f"flufl.bounce: not run ({args.flufl_python} missing)")
     for split, figures in wider.items():
         print(
-            f"wider corpus, {split} set ({figures['mails']} mails): status {_pct(figures['status'])}, "
-            f"recipients {_pct(figures['recipients'])}, failed/deferred "
+            f"wider corpus, {split} set ({figures['mails']} mails): "
+            f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])}, "
+            "failed/deferred "
             f"{_pct(figures['delivery'])}, bounce / not-a-bounce {_pct(figures['kind'])}"
         )
     if not wider:

@@ -89,6 +89,7 @@ class Failure:
             return self.enhanced[:1] == "4"
         return 400 <= self.code < 500
 
+
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
     """ "5.2.1" -> ("5.2.1", "x.2.1"): a code may be named with or without its class."""
     parts = enhanced_status.split(".")

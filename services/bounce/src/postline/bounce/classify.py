@@ -42,6 +42,15 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class Wording:
+    """One wording of a reason, with a reply that says it and where it is from."""
+
+    text: str
+    sample: str
+    source: str
+
+
+@dataclass(frozen=True)
 class TextRule:
     """One reason of the rules file: its status, codes and texts."""
 
@@ -50,6 +59,7 @@ class TextRule:
     words: tuple[re.Pattern[str], ...]  # the words in ASCII (see _by_first_letter)
     sample: str
     other_script: tuple[re.Pattern[str], ...] = ()  # words with accents or in other scripts
+    wordings: tuple[Wording, ...] = ()  # the rules file's `texts`, each with its sample
     unless: re.Pattern[str] | None = None  # words that cancel this reason's text
     permanent_text: bool = False  # the text counts only in a permanent failure
     codes: frozenset[str] = frozenset()
@@ -317,14 +327,20 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
     unknown = (commands | on | off) - _COMMANDS
     if unknown:
         raise ValueError(f"reason {name!r}: unknown SMTP command {sorted(unknown)}")
-    pattern = raw.get("pattern")
+    wordings = tuple(
+        Wording(str(t["text"]), str(t["sample"]), str(t.get("from", "")))
+        for t in raw.get("texts") or []  # type: ignore[attr-defined]
+    )
+    words = [str(raw["pattern"])] if raw.get("pattern") else []
+    words += [w.text for w in wordings]
     unless = raw.get("unless")
-    ascii_words, other_words = _split_scripts(str(pattern)) if pattern else ((), ())
+    ascii_words, other_words = _split_scripts("|".join(words)) if words else ((), ())
     return TextRule(
         name=name,
         status=int(raw["status"]),  # type: ignore[call-overload]
         words=ascii_words,
         other_script=other_words,
+        wordings=wordings,
         sample=str(raw.get("sample", "")),
         unless=re.compile(lower_pattern(str(unless))) if unless else None,
         permanent_text=bool(raw.get("permanent_text")),

@@ -67,7 +67,7 @@ def test_the_returned_message_says_which_address_was_sent_to() -> None:
 
 def test_an_original_recipient_that_only_differs_by_quoting_is_the_same_address() -> None:
     mail = _dsn(
-        'Original-Recipient: rfc822;odd..name@example.org\r\n'
+        "Original-Recipient: rfc822;odd..name@example.org\r\n"
         'Final-Recipient: rfc822;"odd..name"@example.org\r\n'
         "Action: failed\r\nStatus: 5.1.1\r\n"
     )

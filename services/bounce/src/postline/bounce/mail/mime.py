@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import codecs
 import email
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from functools import cached_property
 from html.parser import HTMLParser
+
+MAX_HEADER = 16 * 1024
 
 # Parts that are the returned message, not the notice about it.
 ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
@@ -32,9 +35,21 @@ def decode_text(payload: bytes, charset: str | None) -> str:
         try:
             codecs.lookup(candidate)
             return payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError):
+            # An unknown or unusable charset (a NUL in its name, a text transform such as
+            # rot13): the next candidate, and Latin-1 reads any bytes.
             continue
     return payload.decode("latin-1")
+
+
+def payload_of(part: Message) -> object:
+    """``part.get_payload()``, which decodes 8-bit text with the part's charset parameter
+    and raises on a charset it cannot use (a NUL in its name): then the bytes as Latin-1."""
+    try:
+        return part.get_payload()
+    except (LookupError, UnicodeError, ValueError):
+        raw = part.get_payload(decode=True)
+        return raw.decode("latin-1") if isinstance(raw, bytes) else ""
 
 
 def part_text(part: Message) -> str:
@@ -42,7 +57,7 @@ def part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
         return decode_text(payload, part.get_content_charset())
-    raw = part.get_payload()
+    raw = payload_of(part)
     return raw if isinstance(raw, str) else ""
 
 
@@ -89,12 +104,16 @@ def header_text(value: object) -> str:
     """A header value with RFC 2047 encoded words decoded; never raises."""
     if value is None:
         return ""
-    text = str(value)
+    # What a bounce's headers say is in their first kilobytes; the standard library's
+    # decode_header takes time quadratic in the number of encoded words, so a huge header
+    # (a hostile or broken one) is cut first.
+    text = str(value)[:MAX_HEADER]
     if "=?" not in text:
         return " ".join(text.split())
     try:
         return " ".join(str(make_header(decode_header(text))).split())
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, HeaderParseError):
+        # A broken encoded word ("=?utf-8?B?###?="): the header as it came.
         return " ".join(text.split())
 
 
@@ -105,13 +124,13 @@ def block_text(block: Message) -> str:
 
 def report_text(part: Message) -> str:
     """The text of a message/delivery-status (or feedback-report) part, however it came."""
-    payload = part.get_payload()
+    payload = payload_of(part)
     if isinstance(payload, list):
         blocks = [block_text(b) for b in payload if isinstance(b, Message)]
         # compat32 parses each field block as a header block; a body left after a block
         # (a malformed report) is kept too.
-        bodies = [b.get_payload() for b in payload if isinstance(b, Message) and b.get_payload()]
-        return "\n\n".join(blocks + [b for b in bodies if isinstance(b, str)])
+        bodies = [payload_of(b) for b in payload if isinstance(b, Message)]
+        return "\n\n".join(blocks + [b for b in bodies if isinstance(b, str) and b])
     return part_text(part)
 
 
@@ -135,7 +154,7 @@ class Parts:
             self.reports.append((ctype, report_text(part)))
             return
         if part.is_multipart():
-            payload = part.get_payload()
+            payload = payload_of(part)
             if isinstance(payload, list):
                 for sub in payload:
                     if isinstance(sub, Message):
@@ -156,7 +175,7 @@ class Parts:
     def _original(self, part: Message, ctype: str) -> None:
         if self.original is not None or self.original_text:
             return
-        payload = part.get_payload()
+        payload = payload_of(part)
         if ctype == "message/rfc822" and isinstance(payload, list) and payload:
             first = payload[0]
             if isinstance(first, Message) and len(first.keys()) > 0:

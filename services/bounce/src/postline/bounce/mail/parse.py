@@ -13,6 +13,7 @@ reply only in the text).
 from __future__ import annotations
 
 import re
+from email.errors import MessageError
 
 from postline.bounce.mail.jsonnotice import parse_json_notice
 from postline.bounce.mail.mime import Parts, headers_of, message_headers, read_message
@@ -128,20 +129,21 @@ def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | Non
     if depth > 0:
         return None
     inner_headers: dict[str, str]
-    if parts.original is not None:
-        inner_headers = message_headers(parts.original)
-        raw = (
-            parts.original.as_bytes() if mail_signs().looks_like_bounce(inner_headers, "") else b""
-        )
-    else:
-        inner_headers = headers_of(returned) if returned else {}
-        looks = inner_headers and mail_signs().looks_like_bounce(inner_headers, "")
-        raw = returned.lstrip().encode("utf-8", "replace") if looks else b""
-    if not raw:
-        return None
     try:
+        if parts.original is not None:
+            inner_headers = message_headers(parts.original)
+            looks = mail_signs().looks_like_bounce(inner_headers, "")
+            raw = parts.original.as_bytes() if looks else b""
+        else:
+            inner_headers = headers_of(returned) if returned else {}
+            looks = bool(inner_headers) and mail_signs().looks_like_bounce(inner_headers, "")
+            raw = returned.lstrip().encode("utf-8", "replace") if looks else b""
+        if not raw:
+            return None
         report = parse_bounce(raw, depth=depth + 1)
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, TypeError, MessageError):
+        # The returned message cannot be written back or read (broken charsets or
+        # encodings): the outer notice is classified on its own.
         return None
     return report if report.kind is Kind.BOUNCE and report.recipients else None
 

@@ -6,7 +6,7 @@ transfer encoding, broken or not), deep nesting and huge headers — with a repo
 verdicts of the documented shape. The default run is quick; the long run whose figures
 bench/README.md records is
 
-    BOUNCE_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/unit/test_bounce_fuzz.py \\
+    BOUNCE_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/unit/test_bounce_fuzz.py --timeout=0 \\
         --hypothesis-show-statistics
 """
 

@@ -32,6 +32,7 @@ import yaml
 
 _COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE"})
 _NO_REASON = frozenset({"on-hold", "undefined"})
+MAX_TEXT = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ class ReplyRules:
         dtype: str = "",
         action: str = "",
     ) -> str:
-        lowered = text.lower()
+        # Replies are short (RFC 5321: 512 octets a line); a huge diagnostic is read in part,
+        # so that no pattern's cost grows with it.
+        lowered = text[:MAX_TEXT].lower()
         failure = Failure(code, enhanced_status, lowered, command.upper(), dtype.lower(), action)
         code_name = self._code_name(enhanced_status)
         if failure.dtype not in self.diagnostic_types:

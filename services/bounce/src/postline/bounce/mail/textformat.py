@@ -14,8 +14,9 @@ from postline.bounce.mail.model import FailedRecipient
 from postline.bounce.mail.replies import enhanced_status, reply_code
 
 # An address as bounces print it: a local part without spaces or brackets (or quoted), a
-# domain name or a bracketed address literal.
-_LOCAL = r"(?:\"[^\"\s]+\"|[^\s<>()\[\]\"',;:@]+)"
+# domain name or a bracketed address literal. The local part is bounded (RFC 5321 allows 64
+# octets; 256 is generous) so that a long run of text without an "@" costs linear time.
+_LOCAL = r"(?:\"[^\"\s]{1,256}\"|[^\s<>()\[\]\"',;:@]{1,256})"
 _DOMAIN = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?|\[[0-9.:a-fA-F]+\])"
 ADDR = rf"(?P<addr>{_LOCAL}@{_DOMAIN})"
 _ANY_ADDR = re.compile(ADDR)

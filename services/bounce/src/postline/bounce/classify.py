@@ -7,7 +7,8 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
 
 1. ``first_pass``, in order: a reason wins when the enhanced code names it or its text says
    it. Some reasons narrow this: ``veto`` (texts of other reasons that overrule the code:
-   a 5.1.1 that says "relay access denied" is no unknown user), ``text_commands`` (the text
+   a 5.1.1 that says "relay access denied" is no unknown user — unless the reason's own
+   words are there too), ``text_commands`` (the text
    counts only after those SMTP commands: "user unknown" is a missing mailbox when answered
    to RCPT, a content filter's verdict after DATA), ``code_needs_text`` (the code counts
    only with one of those reasons' texts).
@@ -16,6 +17,10 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
    the diagnostic type (``x-unix``: a local mailer failed), a delay notice (expired), a
    failed greeting (blocked); else "on hold" when there is a diagnostic to go on.
+
+A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
+words cancel them, and ``permanent_text`` makes them count only in a permanent failure (a
+DNS answer retried until the MTA gave up says nothing final about the domain).
 
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
@@ -286,8 +291,8 @@ def _ascii_spelling(alternative: str) -> str:
 
     def plain(match: re.Match[str]) -> str:
         kept = "".join(c for c in match.group(1) if c.isascii())
-        if not kept:
-            return match.group(0)
+        if not kept or kept.startswith("^"):
+            return match.group(0)  # nothing plain in it, or a negated class: as it is
         return kept if len(kept) == 1 else f"[{kept}]"
 
     return _CLASS.sub(plain, alternative)

@@ -21,6 +21,9 @@ PRIORITY = "postline.priority"
 SOURCE_IP = "postline.source_ip"
 TLS = "postline.tls"
 CONNECTION_REUSED = "postline.connection_reused"
+# On the link from a span that resumes a delivery to the span that made it wait.
+WAIT = "postline.wait"  # retry, prohibited_hours, paused, backlog
+WAIT_UNTIL = "postline.wait_until"  # epoch seconds the wait was to end
 
 # Span names.
 SPAN_SMTP_TRANSACTION = "postline.ingress.smtp_transaction"

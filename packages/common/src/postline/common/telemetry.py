@@ -29,10 +29,16 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
+from postline.common.semconv import WAIT, WAIT_UNTIL
+
 if TYPE_CHECKING:
     import grpc
 
     from postline.common.settings import ServiceSettings
+
+# Why a parked message waited (``Broker.publish_delayed``), for the link of the span that
+# takes it up again.
+WAIT_HEADER = "x-postline-wait"
 
 # Requests that are not the product's work: probes, scraping, the span receiver itself.
 HTTP_UNTRACED = "healthz,readyz,metrics,v1/traces"
@@ -139,6 +145,24 @@ class _Attached:
 
     def detach(self) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def wait_links(headers: Mapping[str, Any]) -> list[trace.Link]:
+    """For the span that takes a delivery up after a wait: a link to the span that made it
+    wait (the context the parked message carries), naming the wait and its end. No span
+    covers the wait itself, however long it was."""
+    raw = headers.get(WAIT_HEADER)
+    if not raw:
+        return []
+    carrier = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
+    parked = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    if not parked.is_valid:
+        return []
+    attributes: dict[str, str | float] = {WAIT: carrier[WAIT_HEADER]}
+    until = carrier.get("x-postline-not-before")
+    if until:
+        attributes[WAIT_UNTIL] = float(until)
+    return [trace.Link(parked, attributes)]
 
 
 def sampled_parents(headers: Mapping[str, Any]) -> list[trace.SpanContext]:

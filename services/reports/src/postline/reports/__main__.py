@@ -18,6 +18,7 @@ from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.webhooks.dispatcher import Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ async def main() -> None:
         hold=settings.batch_hold,
     )
     await consumer.start()
+    webhooks = Webhooks(broker, store, policy, settings.webhook_settings())
+    await webhooks.start()
 
     queries = ReportQueries(store, policy)
     http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
@@ -54,6 +57,7 @@ async def main() -> None:
     await stop.wait()
     logger.info("reports stopping")
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    await webhooks.stop()
     await grpc_server.stop()
     await http.stop()
     await broker.close()

@@ -95,7 +95,7 @@ class BounceHandler:
                     mail_ids.append(
                         await self.inbound.publish(
                             endpoint,
-                            envelope.mail_from or "",
+                            _reverse_path(envelope.mail_from),
                             rcpts,
                             content,
                             client_ip=str(session.peer[0]) if session.peer else "",
@@ -136,6 +136,11 @@ class BounceHandler:
                     delivery_id=delivery_id,
                     expire_after=expiry.total_seconds() if expiry else None,
                 )
+
+
+def _reverse_path(mail_from: str | None) -> str:
+    """The envelope sender, "" for the null reverse-path (aiosmtpd keeps it as ``<>``)."""
+    return "" if mail_from in (None, "<>") else str(mail_from)
 
 
 def _domain(address: str) -> str:

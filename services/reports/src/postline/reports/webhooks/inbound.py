@@ -1,7 +1,8 @@
 """What an inbound webhook delivers: one received mail as JSON (README, "Inbound webhooks").
 
 ``format: parsed`` (the default) gives the envelope, every header field (decoded, in order),
-the usual addressing fields, the text and HTML bodies and the attachments (base64);
+the usual addressing fields, the text and HTML bodies (decoded, line ends ``\n``) and the
+attachments (base64);
 ``format: raw`` gives the envelope and the message exactly as received (base64). A message
 the parser cannot take apart is still delivered, with its raw bytes.
 """
@@ -81,7 +82,8 @@ def _body(message: EmailMessage, subtype: str) -> str | None:
     if part is None or part.get_content_disposition() == "attachment":
         return None
     content = part.get_content()
-    return content if isinstance(content, str) else None
+    # Line ends as JSON readers expect them, whatever the wire had (CRLF).
+    return content.replace("\r\n", "\n") if isinstance(content, str) else None
 
 
 def _attachments(message: EmailMessage) -> list[Message]:

@@ -7,6 +7,7 @@ whole retry period is dead-lettered; every attempt is a row and a metric."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -27,8 +29,11 @@ from postline.common.broker.topology import (
 )
 from postline.common.clickhouse import apply_migrations
 from postline.common.ids import new_id
-from postline.common.policy import Policy, parse_policy
+from postline.common.policy import Policy, hash_secret, parse_policy
+from postline.common.runtime import HttpServer
 from postline.common.timeutil import to_timestamp
+from postline.reports.http import create_app
+from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
@@ -37,6 +42,7 @@ from tests.conftest import poll_until
 from tests.webhook_support import WebhookReceiver
 
 FAST = PostSettings(batch_size=50, batch_wait=0.2, timeout=2.0, retry_first=0.3, retry_max=1.0)
+DEV_HASH = hash_secret("dev-secret")
 
 
 def policy_for(all_events: str, failed_only: str) -> Policy:
@@ -46,6 +52,8 @@ version: 1
 servers:
   default:
     return_path_domain: bounce.example.test
+    api_users:
+      - {{name: dev, secret: {{argon2: "{DEV_HASH}"}}}}
     webhooks:
       - url: {all_events}
         secret: {{env: TEST_HOOK_ALL}}
@@ -318,6 +326,29 @@ async def test_a_dead_endpoint_gets_everything_once_it_answers(bench: Bench) -> 
     assert delivered and {r["webhook_id"] for r in delivered} == delivered_ids
     assert any(r["attempt"] > 1 for r in delivered)
     assert {r["webhook_id"] for r in refused} & delivered_ids
+    # The reports API shows them too.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    http = HttpServer(create_app(ReportQueries(bench.store, bench.policy)), listen)
+    await http.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://{listen}", headers={"Authorization": "Bearer dev:dev-secret"}
+        ) as client:
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            params = {"start": today, "end": today, "endpoint": "/all", "outcome": "rejected"}
+            answer = (await client.get("/api/v1/webhooks/attempts", params=params)).json()
+            bad = await client.get("/api/v1/webhooks/attempts", params={**params, "outcome": "x"})
+    finally:
+        await http.stop()
+    assert answer["total"] == len(refused) and answer["page"] == 1
+    first = answer["results"][0]
+    assert (first["outcome"], first["statusCode"], first["kind"]) == ("rejected", 503, "events")
+    assert first["endpoint"] == bench.all_events.url("/all") and first["nextAttemptAt"]
+    assert first["webhookId"] in {r["webhook_id"] for r in refused}
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "outcome"
+
     label = bench.all_events.url("/all")
     metric = "postline_reports_webhook_attempts_total"
     assert (REGISTRY.get_sample_value(metric, {"endpoint": label, "outcome": "rejected"}) or 0) > 0

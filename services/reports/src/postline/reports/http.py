@@ -9,6 +9,7 @@ GET /api/v1/deliveries.csv, /api/v1/errors.csv    every match, streamed
 GET /api/v1/deliveries/live                       the newest 100 deliveries of today
 GET /api/v1/deliveries/{delivery_id}              one delivery's full history
 GET /api/v1/stats/{name}                          see stats.py for the names
+GET /api/v1/webhooks/attempts                     webhook POSTs (webhooks/api.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from postline.common.credentials import Credentials, Principal, parse_authorization
 from postline.reports.queries import Forbidden, NotFound, ReportQueries
 from postline.reports.search import SearchError
+from postline.reports.webhooks.api import WebhookAttempts, add_webhook_routes
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -105,6 +107,8 @@ def create_app(queries: ReportQueries, ready: Callable[[], bool] | None = None) 
     async def stats(request: Request, name: str) -> Response:
         """A statistic: start, end mandatory; tz; interval, domain, limit where they apply."""
         return await answer(request, lambda p, q: queries.stats(name, p, q))
+
+    add_webhook_routes(app, answer, WebhookAttempts(queries.store))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

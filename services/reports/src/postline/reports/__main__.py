@@ -18,6 +18,7 @@ from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.webhooks.dispatcher import Webhooks
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ async def main() -> None:
     await consumer.start()
     webhooks = Webhooks(broker, store, policy, settings.webhook_settings())
     await webhooks.start()
+    summaries = WeeklySummaries(broker, store, policy)
+    await summaries.start()
 
     queries = ReportQueries(store, policy)
     http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
@@ -58,6 +61,7 @@ async def main() -> None:
     logger.info("reports stopping")
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await webhooks.stop()
+    await summaries.stop()
     await grpc_server.stop()
     await http.stop()
     await broker.close()

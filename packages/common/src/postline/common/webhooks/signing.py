@@ -1,4 +1,4 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com, "Signature scheme").
+"""Standard Webhooks signatures (the specification's "Signature scheme").
 
 Every POST carries ``webhook-id``, ``webhook-timestamp`` (seconds since the epoch) and
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``.

@@ -8,8 +8,10 @@ application would, and keeps what it accepted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -107,3 +109,14 @@ class WebhookReceiver:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+@contextlib.contextmanager
+def receiver_pair() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
+    """Two started receivers (each with its own secret), stopped afterwards."""
+    pair = (WebhookReceiver().start(), WebhookReceiver().start())
+    try:
+        yield pair
+    finally:
+        for receiver in pair:
+            receiver.stop()

@@ -30,13 +30,11 @@ from postline.common.broker.topology import (
     SUPPRESSION_KEY,
 )
 from postline.common.clickhouse import apply_migrations
-from postline.common.ids import new_id
 from postline.common.policy import Policy, load_policy
-from postline.common.timeutil import to_timestamp
 from postline.common.verp import encode_verp
 from postline.v1 import events_pb2
 from tests.conftest import DEV_POLICY
-from tests.events_support import events_in
+from tests.events_support import delivery_event, events_in
 
 RETURN_PATH_DOMAIN = "bounce.example.test"
 
@@ -91,24 +89,7 @@ async def _queued(
 
 def _queued_event(recipient: str, **fields: Any) -> events_pb2.DeliveryEvent:
     """A ``queued`` event of a new delivery (``fields`` override its values)."""
-    now = time.time()
-    defaults: dict[str, Any] = dict(
-        event_id=new_id(),
-        delivery_id=new_id(),
-        message_id=new_id(),
-        status=events_pb2.DELIVERY_STATUS_QUEUED,
-        at=to_timestamp(now),
-        accepted_at=to_timestamp(now),
-        server="default",
-        api_user="dev",
-        envelope_from="app@example.test",
-        recipient=recipient,
-        recipient_domain=recipient.rpartition("@")[2],
-        subject="Your order",
-        api_data="order-42",
-        header_message_id=f"<{new_id()}@example.test>",
-    )
-    return events_pb2.DeliveryEvent(**{**defaults, **fields})
+    return delivery_event(recipient, **fields)
 
 
 def _dsn(recipient: str, status: str, diagnostic: str, original_headers: str) -> bytes:

@@ -28,7 +28,7 @@ from postline.reports.store import Store
 from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
 from tests.conftest import poll_until
-from tests.webhook_support import WebhookReceiver
+from tests.webhook_support import WebhookReceiver, receiver_pair
 
 FAST = PostSettings(batch_size=10, batch_wait=0.1, timeout=5.0, retry_first=0.3, retry_max=1.0)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -43,10 +43,8 @@ class Bench:
 
 @pytest.fixture
 def receivers() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
-    pair = (WebhookReceiver().start(), WebhookReceiver().start())
-    yield pair
-    for receiver in pair:
-        receiver.stop()
+    with receiver_pair() as pair:
+        yield pair
 
 
 @pytest.fixture

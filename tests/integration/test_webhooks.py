@@ -39,7 +39,8 @@ from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
 from postline.v1 import events_pb2, webhooks_pb2
 from tests.conftest import poll_until
-from tests.webhook_support import WebhookReceiver
+from tests.events_support import delivery_event
+from tests.webhook_support import WebhookReceiver, receiver_pair
 
 FAST = PostSettings(batch_size=50, batch_wait=0.2, timeout=2.0, retry_first=0.3, retry_max=1.0)
 DEV_HASH = hash_secret("dev-secret")
@@ -91,10 +92,8 @@ class Bench:
 
 @pytest.fixture
 def receivers() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
-    pair = (WebhookReceiver().start(), WebhookReceiver().start())
-    yield pair
-    for receiver in pair:
-        receiver.stop()
+    with receiver_pair() as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -131,25 +130,7 @@ async def bench(
 
 
 def delivery(status: int, recipient: str = "reader@a.test", **fields: Any) -> Any:
-    now = time.time()
-    values: dict[str, Any] = dict(
-        event_id=new_id(),
-        delivery_id=new_id(),
-        message_id=new_id(),
-        status=status,
-        at=to_timestamp(now),
-        accepted_at=to_timestamp(now),
-        server="default",
-        api_user="dev",
-        envelope_from="app@example.test",
-        recipient=recipient,
-        recipient_domain=recipient.rpartition("@")[2],
-        subject="Your order",
-        api_data="order-42",
-        header_message_id="<m1@example.test>",
-    )
-    values.update(fields)
-    return events_pb2.DeliveryEvent(**values)
+    return delivery_event(recipient, status, header_message_id="<m1@example.test>", **fields)
 
 
 def bounce_row(**fields: Any) -> events_pb2.ErrorClassified:

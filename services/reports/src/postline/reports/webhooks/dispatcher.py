@@ -14,6 +14,7 @@ from postline.common.broker import Broker
 from postline.common.broker.connection import Subscription
 from postline.common.broker.topology import WEBHOOK_FANOUT
 from postline.common.policy import Policy
+from postline.common.policy.secrets import SecretError
 from postline.common.webhooks import SignatureKey, event_endpoints
 from postline.common.webhooks.endpoints import inbound_endpoints
 from postline.reports.store import Store
@@ -43,7 +44,10 @@ class Webhooks:
 
     async def start(self) -> None:
         endpoints = [*self.events, *self.inbound]
-        keys = {endpoint.id: SignatureKey.resolve(endpoint.secret) for endpoint in endpoints}
+        try:
+            keys = {endpoint.id: SignatureKey.resolve(endpoint.secret) for endpoint in endpoints}
+        except SecretError as exc:
+            raise SystemExit(f"webhooks: {exc}") from None
         self._client = httpx.AsyncClient(follow_redirects=False)
         self.log.start()
         for endpoint in endpoints:

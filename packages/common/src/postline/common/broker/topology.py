@@ -33,7 +33,8 @@ Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``
 
 The scheduler's own bookkeeping (shard ownership tokens, per-shard state, per-destination
 backlog queues, the pause stream, statistics) is declared by the scheduler:
-``postline.scheduler.queues``.
+``postline.scheduler.queues``; the reports service declares ``reports.summary.owner`` (which
+replica sends the weekly summaries, ``postline.reports.summary.runner``).
 """
 
 from __future__ import annotations

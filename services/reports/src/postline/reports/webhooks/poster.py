@@ -162,12 +162,12 @@ class EndpointPoster:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            await self._arrived.wait()
             if not self._held:
+                # Nothing held: wait for a delivery (no await between the test and the clear,
+                # so none can slip in unnoticed).
                 self._arrived.clear()
+                await self._arrived.wait()
                 continue
-            if self._stop.is_set():
-                return
             first = self._held[0]
             if not first.fresh:
                 self._held.popleft()

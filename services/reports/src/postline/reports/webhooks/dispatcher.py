@@ -6,13 +6,15 @@ is read at start: a missing or malformed one stops the service with the policy k
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import httpx
+from aio_pika.abc import AbstractChannel, AbstractQueue
+from aiormq.exceptions import AMQPError
 
 from postline.common.broker import Broker
-from postline.common.broker.connection import Subscription
-from postline.common.broker.topology import WEBHOOK_FANOUT
+from postline.common.broker.consumer import consume
 from postline.common.policy import Policy
 from postline.common.policy.secrets import SecretError
 from postline.common.webhooks import SignatureKey, event_endpoints
@@ -40,7 +42,8 @@ class Webhooks:
         self.fanout = Fanout(broker, self.events, settings.batch_size)
         self.posters: list[EndpointPoster] = []
         self._client: httpx.AsyncClient | None = None
-        self._subscription: Subscription | None = None
+        self._channel: AbstractChannel | None = None
+        self._fanout: tuple[AbstractQueue, str] | None = None
 
     async def start(self) -> None:
         endpoints = [*self.events, *self.inbound]
@@ -57,18 +60,23 @@ class Webhooks:
             await poster.start()
             self.posters.append(poster)
             logger.info("%s: webhook %s (%s)", endpoint.queue, endpoint.label, endpoint.kind)
-        channel = await self.broker.connection.channel()
-        try:
-            await self.broker.topology.declare_webhook_fanout(channel, self.fanout.routing_keys())
-        finally:
-            await channel.close()
-        self._subscription = await self.broker.consume(
-            WEBHOOK_FANOUT, SOURCE_TYPES, self.fanout.handle, prefetch=FANOUT_PREFETCH
+        # Declared on the channel that consumes it: a reconnected (robust) channel declares,
+        # binds and consumes it again by itself.
+        self._channel = await self.broker.connection.channel()
+        await self._channel.set_qos(prefetch_count=FANOUT_PREFETCH)
+        queue = await self.broker.topology.declare_webhook_fanout(
+            self._channel, self.fanout.routing_keys()
         )
+        self._fanout = (queue, await consume(queue, SOURCE_TYPES, self.fanout.handle))
 
     async def stop(self) -> None:
-        if self._subscription is not None:
-            await self._subscription.cancel()
+        if self._fanout is not None:
+            queue, tag = self._fanout
+            with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
+                await queue.cancel(tag)
+        if self._channel is not None and not self._channel.is_closed:
+            with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
+                await self._channel.close()
         for poster in self.posters:
             await poster.stop()
         await self.log.stop()

@@ -179,7 +179,17 @@ class EndpointPoster:
             else:
                 await self._fill(first)
                 taken = self._take_fresh()
-            if not await self._deliver(taken):
+            try:
+                delivered = await self._deliver(taken)
+            except Exception:
+                # Not the endpoint's doing (a bug, the broker): the batch goes back to the
+                # queue and is tried again after the backoff, like a failed POST.
+                logger.exception("%s: webhook batch not handled; requeued", self.endpoint.label)
+                for held in taken:
+                    await _settle(held.message.nack(requeue=True))
+                self.failures += 1
+                delivered = False
+            if not delivered:
                 await self._back_off()
 
     async def _fill(self, first: _Held) -> None:

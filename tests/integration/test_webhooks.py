@@ -389,3 +389,42 @@ async def test_a_batch_failing_for_the_whole_retry_period_is_dead_lettered(
     await asyncio.sleep(1.5)  # the attempt log writes once a second
     outcomes = [r["outcome"] for r in await bench.attempts() if r["endpoint"].endswith("/failed")]
     assert outcomes[-1] == "expired" and "rejected" in outcomes
+
+
+async def test_with_quorum_queues_the_webhook_queues_are_quorum_too(
+    amqp_url: str,
+    tmp_path: Path,
+    receivers: tuple[WebhookReceiver, WebhookReceiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    all_events, failed_only = receivers
+    monkeypatch.setenv("TEST_HOOK_ALL", all_events.secret)
+    monkeypatch.setenv("TEST_HOOK_FAILED", failed_only.secret)
+    store = Store(f"chdb://{tmp_path / 'clickhouse'}")
+    await store.write(apply_migrations)
+    broker = Broker(amqp_url, Topology(2, "quorum"))  # declares webhooks.fanout as quorum
+    await broker.connect()
+    webhooks = Webhooks(
+        broker, store, policy_for(all_events.url("/all"), failed_only.url("/failed")), FAST
+    )
+    try:
+        await webhooks.start()  # the same arguments again: no PRECONDITION_FAILED
+        await broker.publish(DELIVERY_EVENT_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED))
+        await wait_for(lambda: failed_only.events(), "the failure at its endpoint")
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel()
+        # Declaring an existing queue with other arguments is refused (PRECONDITION_FAILED):
+        # this succeeds only if every endpoint queue is a quorum queue.
+        for poster in webhooks.posters:
+            await channel.declare_queue(
+                poster.endpoint.queue,
+                durable=True,
+                arguments=broker.topology.arguments(
+                    {"x-dead-letter-exchange": "postline.dlx", "x-single-active-consumer": True}
+                ),
+            )
+        await connection.close()
+    finally:
+        await webhooks.stop()
+        await broker.close()
+        store.close()

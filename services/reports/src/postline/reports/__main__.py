@@ -22,7 +22,9 @@ from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.spans import SpanWriter, create_otlp_app
 from postline.reports.store import Store
+from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.suppressions import SuppressionsClient
+from postline.reports.webhooks.dispatcher import Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ async def main() -> None:
         hold=settings.batch_hold,
     )
     await consumer.start()
+    webhooks = Webhooks(broker, store, policy(), settings.webhook_settings())
+    policy.on_change(webhooks.on_policy_change)
+    await webhooks.start()
+    summaries = WeeklySummaries(broker, store, policy)
+    await summaries.start()
 
     queries = ReportQueries(store, policy)
     throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
@@ -78,6 +85,8 @@ async def main() -> None:
     logger.info("reports stopping")
     await policy.stop()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    await webhooks.stop()
+    await summaries.stop()
     # Our own spans go to our own receiver (when make run points them here): flush them while
     # it still listens, from a thread, since this loop serves the request.
     await asyncio.to_thread(shutdown_telemetry)

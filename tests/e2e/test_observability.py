@@ -140,6 +140,10 @@ def test_a_failed_delivery_is_one_trace_through_all_five_services(
     attempt = chain[semconv.SPAN_ATTEMPT]
     assert spans_by_id[attempt["parent_span_id"]]["name"] == semconv.SPAN_SCHEDULE
     assert attempt["attributes"][semconv.REPLY_CODE] == "550"
+    assert attempt["status"] == "STATUS_CODE_ERROR"
+    steps = [e["name"] for e in attempt["events"]]
+    assert steps == [semconv.EVENT_MX_LOOKUP, semconv.EVENT_CONNECTED, semconv.EVENT_REPLY]
+    assert attempt["events"][2]["attributes"][semconv.STAGE] == "rcpt"
     classify = chain[semconv.SPAN_CLASSIFY]
     assert spans_by_id[classify["parent_span_id"]]["name"] == semconv.SPAN_ATTEMPT
     assert classify["attributes"][semconv.ERROR_STATUS] == "2"
@@ -264,8 +268,8 @@ def test_a_changed_policy_file_is_picked_up_by_every_service(reloading: Stack) -
     replace_file(policy, policy.read_text().replace("max_recipients:", "max_recipents:", 1))
     log = reloading.log_dir / "ingress.log"  # type: ignore[operator]
     poll_until(lambda: "max_recipents: unknown key" in log.read_text(), "the error logged")
-    assert versions(reloading) == after, "the broken file is not used"
     send(reloading, "someone@a.test", user="ops", secret="ops-secret")
-    for service in SERVICES:
-        text = http_get(f"http://{reloading.ports.health(service)}/readyz")[1]
-        assert "invalid" in text, f"{service} says the file on disk is not in use"
+    for service in SERVICES:  # each says the file on disk is not the policy in use
+        url = f"http://{reloading.ports.health(service)}/readyz"
+        poll_until(lambda url=url: "invalid" in http_get(url)[1], f"{service}'s /readyz")
+    assert versions(reloading) == after, "the broken file is not used"

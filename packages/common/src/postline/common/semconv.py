@@ -21,6 +21,13 @@ PRIORITY = "postline.priority"
 SOURCE_IP = "postline.source_ip"
 TLS = "postline.tls"
 CONNECTION_REUSED = "postline.connection_reused"
+MX_ADDRESS = "postline.mx_address"
+DNS_MS = "postline.dns_ms"
+TLS_VERSION = "postline.tls_version"
+TLS_CIPHER = "postline.tls_cipher"
+TLS_VERIFIED = "postline.tls_verified"
+STAGE = "postline.stage"  # the SMTP step that answered: connect, ehlo, starttls, mail, rcpt...
+REPLY_TEXT = "postline.reply_text"
 # On the link from a span that resumes a delivery to the span that made it wait.
 WAIT = "postline.wait"  # retry, prohibited_hours, paused, backlog
 WAIT_UNTIL = "postline.wait_until"  # epoch seconds the wait was to end
@@ -38,6 +45,11 @@ SPAN_WEBHOOK_POST = "postline.reports.webhook_post"
 SPAN_WEEKLY_SUMMARY = "postline.reports.weekly_summary"
 SPAN_INGEST = "postline.reports.ingest"
 SPAN_REPORT_INSERT = "postline.reports.insert"  # in each event's own trace
+
+# Span events (a sender attempt's steps, at the moments they ended).
+EVENT_MX_LOOKUP = "postline.mx_lookup"
+EVENT_CONNECTED = "postline.connected"
+EVENT_REPLY = "postline.reply"
 
 # Metric names (Prometheus).
 METRIC_ACCEPTED = "postline_ingress_accepted_deliveries_total"

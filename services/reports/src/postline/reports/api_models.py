@@ -256,6 +256,12 @@ class SpanLink(BaseModel):
     attributes: dict[str, str]
 
 
+class SpanEvent(BaseModel):
+    name: str  # postline.mx_lookup, postline.connected, postline.reply...
+    time: str
+    attributes: dict[str, str]
+
+
 class Span(BaseModel):
     trace_id: str
     service: str
@@ -270,6 +276,7 @@ class Span(BaseModel):
     status_message: str
     attributes: dict[str, str]
     links: list[SpanLink]
+    events: list[SpanEvent]
     linked: bool  # a span of another trace that links to this one (a bounce mail)
 
 

@@ -20,7 +20,9 @@ TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_COLUMNS = (
     "TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, "
     "toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration, StatusCode, StatusMessage, "
-    "SpanAttributes, Links.TraceId, Links.SpanId, Links.Attributes"
+    "SpanAttributes, Links.TraceId, Links.SpanId, Links.Attributes, "
+    "arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS event_ns, Events.Name, "
+    "Events.Attributes"
 )
 # The lookup table's Start/End are whole seconds; a minute either side is plenty.
 TRACE_SQL = (
@@ -59,6 +61,12 @@ def span(row: dict[str, Any], trace_id: str) -> dict[str, Any]:
             row["Links.TraceId"], row["Links.SpanId"], row["Links.Attributes"], strict=True
         )
     ]
+    events = [
+        {"name": n, "time": _instant(int(t)), "attributes": dict(a)}
+        for t, n, a in zip(
+            row["event_ns"], row["Events.Name"], row["Events.Attributes"], strict=True
+        )
+    ]
     return {
         "trace_id": row["TraceId"],
         "service": row["ServiceName"],
@@ -73,6 +81,7 @@ def span(row: dict[str, Any], trace_id: str) -> dict[str, Any]:
         "status_message": row["StatusMessage"],
         "attributes": dict(row["SpanAttributes"]),
         "links": links,
+        "events": events,
         # A span of another trace that links here (a bounce mail about this delivery).
         "linked": row["TraceId"] != trace_id,
     }

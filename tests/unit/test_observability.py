@@ -51,7 +51,7 @@ RABBITMQ_METRICS = {
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROMQL_WORDS = {
-    "sum", "by", "without", "rate", "irate", "increase", "deriv", "histogram_quantile",
+    "sum", "count", "by", "without", "rate", "irate", "increase", "deriv", "histogram_quantile",
     "clamp_min", "min", "max", "avg", "and", "or", "unless", "offset", "vector", "on",
     "ignoring", "le", "bool",
 }  # fmt: skip

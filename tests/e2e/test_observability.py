@@ -20,53 +20,17 @@ import pytest
 from postline.common import semconv
 from postline.common.policy import hash_secret
 from postline.common.verp import encode_verp
-from postline.devstack import Ports, Stack
+from postline.devstack import Stack
 from postline.devstack.stack import SERVICES
 from postline.simulator.client import SimulatorClient
 from tests.conftest import poll_until
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import PORT_OFFSET, ReportsClient
+from tests.e2e.conftest import ReportsClient, running
 from tests.e2e.test_bounce_mail import _dsn
 
 pytestmark = pytest.mark.e2e
 
 UNKNOWN = "user-unknown@stack.test"
 RETURN_PATH_DOMAIN = "bounce.example.test"  # postline.dev.yaml
-
-
-def running(tmp_path: Path, amqp_url: str, **env: str) -> Iterator[Stack]:
-    ports = Ports(offset=PORT_OFFSET)
-    stack = Stack(
-        policy=e2e.test_policy(tmp_path, ports),
-        data_dir=tmp_path / "var",
-        amqp_url=amqp_url,
-        ports=ports,
-        shards=2,
-        log_dir=tmp_path / "logs",
-        extra_env=env,
-    )
-
-    def show_logs() -> None:
-        for log in sorted((tmp_path / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
-
-    try:
-        stack.start(timeout=90)
-        yield stack
-    except BaseException:
-        show_logs()
-        raise
-    finally:
-        codes = stack.stop()
-        if not all(code == 0 for code in codes.values()):
-            show_logs()
-            pytest.fail(f"unclean exits: {codes}")
-
-
-@pytest.fixture
-def stack(tmp_path: Path, amqp_url: str) -> Iterator[Stack]:
-    """The conftest's stack, started by ``running`` (which the reload test also uses)."""
-    yield from running(tmp_path, amqp_url)
 
 
 def http_get(url: str) -> tuple[int, str]:

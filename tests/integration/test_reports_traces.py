@@ -11,7 +11,6 @@ import asyncio
 import gzip
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +21,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from postline.common.clickhouse import connect
-from postline.common.clickhouse.migrate import apply_migrations
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer
 from postline.common.semconv import DELIVERY_ID, SERVER
@@ -32,7 +29,7 @@ from postline.reports.queries import ReportQueries
 from postline.reports.spans import SpanWriter, create_otlp_app
 from postline.reports.store import Store
 from tests.conftest import DEV_POLICY
-from tests.integration.test_reports_api import free_port
+from tests.integration.test_reports_api import free_port, migrated
 
 AUTH = {"Authorization": "Bearer dev:dev-secret"}
 
@@ -66,11 +63,7 @@ class Reports:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reports]:
-    path: Path = tmp_path_factory.mktemp("traces") / "ch"
-    client = connect(f"chdb://{path}")
-    apply_migrations(client)
-    client.close()
-    store = Store(f"chdb://{path}")
+    store = Store(migrated(tmp_path_factory.mktemp("traces") / "ch"))
     reports = Reports(store)
     try:
         yield reports

@@ -8,7 +8,9 @@ metadata (OpenTelemetry's client and server interceptors, ``grpc_*_interceptors`
 APIs in the request headers (OpenTelemetry's FastAPI instrumentation, ``instrument_http``: a
 client's ``traceparent`` is honoured). Waits (a retry, prohibited hours, a backlog) are span
 links, never spans hours long: the span that resumes a delivery links to the one that made it
-wait (``wait_link``).
+wait (``wait_links``). OpenTelemetry's aio-pika instrumentation is not used: it makes one span
+and one context per broker message, while a Postline message may carry many deliveries or
+events, each in its own trace.
 
 Spans are exported over OTLP (``POSTLINE_OTEL_EXPORTER=otlp``; the standard ``OTEL_*``
 variables: ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc`` or

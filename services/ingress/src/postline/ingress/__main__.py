@@ -34,7 +34,9 @@ async def main() -> None:
     tls = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls = server_context(settings.tls_cert, settings.tls_key)
-    smtp = await start_smtp(handler, smtp_host, smtp_port, tls_context=tls)
+    smtp = await start_smtp(
+        handler, smtp_host, smtp_port, tls_context=tls, reuse_port=settings.smtp_reuse_port
+    )
     send_api = SendApi(broker, policy, settings.hostname)
     http = HttpServer(create_app(broker, send_api), settings.http_listen)
     await http.start()

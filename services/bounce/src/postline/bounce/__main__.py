@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from postline.bounce.bounces import BounceMails
@@ -17,7 +16,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
-from postline.common.runtime import serve_health, split_listen, stop_event
+from postline.common.runtime import run, serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.v1 import delivery_pb2
 
@@ -69,4 +68,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from postline.common.broker import Broker, Topology
 from postline.common.policy import load_policy
-from postline.common.runtime import HttpServer, split_listen, stop_event
+from postline.common.runtime import HttpServer, run, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
@@ -60,4 +59,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -41,6 +41,7 @@ from postline.sender.attempt import Deliverer
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 OUTCOME_KEYS = {
     delivery_pb2.OUTCOME_SUCCEEDED: "succeeded",
@@ -75,7 +76,7 @@ class Sender:
 
     async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
         delivery = task.delivery
-        with tracer(__name__).start_as_current_span(SPAN_ATTEMPT) as span:
+        with _tracer.start_as_current_span(SPAN_ATTEMPT) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, task.attempt)
             span.set_attribute(RECIPIENT_DOMAIN, delivery.recipient_domain)

@@ -306,7 +306,7 @@ class Probe:
                 line = reader.readline()
                 while line[3:4] == b"-":
                     line = reader.readline()
-                if not line[:1] in (b"2", b"3"):
+                if line[:1] not in (b"2", b"3"):
                     raise RuntimeError(line.decode(errors="replace"))
                 return line
 
@@ -596,7 +596,7 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
             cpu = watcher.stop()
             stop_profiles(profiles)
             cpu["smtp-source"] = source_cpu
-            memory = {name: memory_kib(p.pid, "VmHWM") / 1024 for name, p in stack.processes.items()}
+            memory = {n: memory_kib(p.pid, "VmHWM") / 1024 for n, p in stack.processes.items()}
             if broker.pid is not None:
                 memory["rabbitmq"] = watcher.peak_rss.get("rabbitmq", 0) / 1024
             memory["sink"] = watcher.peak_rss.get("sink", 0) / 1024
@@ -859,7 +859,8 @@ def main() -> int:
                     runs[side].append(result)
                     print(
                         f"round {round_}: {side} {result.rate:.0f} msgs/s "
-                        f"({result.messages} in {result.seconds:.1f} s, load {result.load_average:.1f})",
+                        f"({result.messages} in {result.seconds:.1f} s, "
+                        f"load {result.load_average:.1f})",
                         file=sys.stderr,
                         flush=True,
                     )

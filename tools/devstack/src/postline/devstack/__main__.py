@@ -19,7 +19,10 @@ def main() -> int:
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument(
-        "--port-offset", type=int, default=0, help="shift every port listened on (the policy's routes stay as written)"
+        "--port-offset",
+        type=int,
+        default=0,
+        help="shift every port listened on (the policy's routes stay as written)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

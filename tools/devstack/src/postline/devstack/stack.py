@@ -202,9 +202,8 @@ class Stack:
         self.wait_ready(timeout)
 
     def _instances(self, service: str) -> int:
-        return {"sender": self.senders, "scheduler": self.schedulers, "ingress": self.ingresses}.get(
-            service, 1
-        )
+        counts = {"sender": self.senders, "scheduler": self.schedulers, "ingress": self.ingresses}
+        return counts.get(service, 1)
 
     def health_url(self, name: str) -> str | None:
         """The readiness URL of a process (``scheduler``, ``sender-2``, ``simulator``...)."""

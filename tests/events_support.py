@@ -1,4 +1,5 @@
-"""Reading events as services publish them: alone, or several to a broker message."""
+"""Reading events and deliveries as services publish them: alone, or several to a broker
+message (group commit)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from postline.common.broker import Event
 from postline.common.broker.consumer import decode
-from postline.v1 import events_pb2
+from postline.common.broker.groups import unbatch
+from postline.v1 import delivery_pb2, events_pb2
 
 EVENT_TYPES = {
     t.DESCRIPTOR.full_name: t
@@ -27,3 +29,14 @@ def events_in(body: bytes, headers: Mapping[str, Any] | None) -> list[Event]:
         return list(message.events)
     assert isinstance(message, events_pb2.DeliveryEvent | events_pb2.ErrorClassified)
     return [message]
+
+
+def deliveries_in(
+    body: bytes, headers: Mapping[str, Any] | None
+) -> list[delivery_pb2.AcceptedDelivery]:
+    """The deliveries a message of a scheduler inbound queue carries (alone or batched)."""
+    message = decode(body, headers or {}, delivery_pb2.AcceptedDelivery)
+    items = unbatch(message)
+    found = [item for item, _ in items] if items is not None else [message]
+    assert all(isinstance(d, delivery_pb2.AcceptedDelivery) for d in found)
+    return found  # type: ignore[return-value]

@@ -25,7 +25,7 @@ from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
 from postline.v1 import delivery_pb2, events_pb2
-from tests.events_support import events_in
+from tests.events_support import deliveries_in, events_in
 
 SHARDS = 2
 USER, SECRET = "dev", "dev-secret"
@@ -132,9 +132,19 @@ async def _queues(amqp_url: str, names: list[str]) -> dict[str, int]:
 
 
 async def inbound_count(amqp_url: str) -> int:
-    """Deliveries waiting in every scheduler shard's inbound queue."""
-    counts = await _queues(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
-    return sum(counts.values())
+    """Deliveries waiting in every scheduler shard's inbound queue (several may share a
+    message: fetched unacknowledged, they go back when the connection closes)."""
+    connection = await aio_pika.connect(amqp_url)
+    count = 0
+    try:
+        channel = await connection.channel()
+        for k in range(SHARDS):
+            queue = await channel.declare_queue(inbound_queue(k), passive=True)
+            while (message := await queue.get(fail=False)) is not None:
+                count += len(deliveries_in(message.body, message.headers))
+        return count
+    finally:
+        await connection.close()
 
 
 async def _take_messages(
@@ -156,7 +166,7 @@ async def _take_messages(
 async def take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:
     """Remove and return every delivery waiting in the inbound queues."""
     messages = await _take_messages(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
-    return [delivery_pb2.AcceptedDelivery.FromString(m.body) for m in messages]
+    return [d for m in messages for d in deliveries_in(m.body, m.headers)]
 
 
 async def take_events(amqp_url: str) -> list[events_pb2.DeliveryEvent]:

@@ -151,9 +151,11 @@ async def publish_deliveries(broker: Broker, submission: Submission, hostname: s
         for rcpt in submission.recipients
     ]
     shards = broker.topology.shards
+    # Grouped: the deliveries of messages accepted at the same moment share broker messages
+    # (one per shard), each still answered only once the one carrying it was confirmed.
     await asyncio.gather(
         *(
-            broker.publish(accepted_key(shard_for(d.recipient_domain, shards)), d)
+            broker.publish_grouped(accepted_key(shard_for(d.recipient_domain, shards)), d)
             for d in deliveries
         )
     )

@@ -18,7 +18,13 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from postline.common.broker.consumer import Delivery, MessageTypes, PoisonMessage, decode
+from postline.common.broker.consumer import (
+    Delivery,
+    MessageTypes,
+    PoisonMessage,
+    decode,
+    handle,
+)
 from postline.common.telemetry import extract_context
 
 logger = logging.getLogger(__name__)
@@ -60,7 +66,7 @@ async def subscribe(
             return
         token = extract_context(headers)
         try:
-            await handler(message, meta)
+            await handle(handler, message, meta)
         except Requeue:
             await _settle(incoming.nack(requeue=True), "requeue")
         except PoisonMessage as exc:

@@ -103,13 +103,17 @@ class Sender:
                 result.reply_code,
                 result.reply_text,
             )
+            if result.outcome == delivery_pb2.OUTCOME_SUCCEEDED:
+                # Nothing downstream reads a delivered message's content again (a retry needs
+                # it, a failure's notice may): the result goes back without its copy.
+                result.task.delivery.ClearField("content")
             await self._publish(result_key(task.shard, outcome), result)
 
     async def _publish(self, routing_key: str, result: delivery_pb2.DeliveryResult) -> None:
         # The mail is out: a short retry now saves a duplicate delivery of the requeued task.
         for attempt in range(1, PUBLISH_TRIES + 1):
             try:
-                await self.broker.publish(routing_key, result)
+                await self.broker.publish_grouped(routing_key, result)
                 return
             except BrokerUnavailable as exc:
                 if attempt == PUBLISH_TRIES:

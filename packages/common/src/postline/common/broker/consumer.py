@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
+from postline.common.broker.groups import BATCH_NAMES, BATCHES, handle_items, unbatch
 from postline.common.telemetry import extract_context
 
 logger = logging.getLogger(__name__)
@@ -61,13 +62,28 @@ def message_type(headers: Mapping[str, Any]) -> str:
 
 
 def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> ProtoMessage:
-    """Decode a body as its ``x-postline-type`` header says (or the only type expected)."""
+    """Decode a body as its ``x-postline-type`` header says (or the only type expected). A
+    batch of an expected type (``broker/groups.py``) is expected too."""
+    name = message_type(headers)
+    batch = BATCH_NAMES.get(name)
+    if batch is not None:
+        expected = [types] if isinstance(types, type) else types.values()
+        if any(BATCHES.get(t, (None,))[0] is batch for t in expected):
+            return batch.FromString(body)
     if isinstance(types, type):
         return types.FromString(body)
-    name = message_type(headers)
     if name not in types:
         raise PoisonMessage(f"unexpected message type {name!r}")
     return types[name].FromString(body)
+
+
+async def handle(handler: Handler[Any], message: ProtoMessage, delivery: Delivery) -> None:
+    """Run the handler on a message, or on each item of a batch (at once, each in its trace)."""
+    items = unbatch(message)
+    if items is None:
+        await handler(message, delivery)
+    else:
+        await handle_items(items, lambda item: handler(item, delivery))
 
 
 async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> str:
@@ -84,7 +100,7 @@ async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[An
             return
         token = extract_context(headers)
         try:
-            await handler(message, delivery)
+            await handle(handler, message, delivery)
         except PoisonMessage as exc:
             logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
             await incoming.reject(requeue=False)

@@ -20,7 +20,7 @@ import yaml
 from fastapi import FastAPI
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
+from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgent_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
@@ -53,6 +53,7 @@ def policy() -> Policy:
             ],
             "relay": {"max_recipients": MAX_RECIPIENTS, "max_message_size": MAX_MESSAGE_SIZE},
             "return_path_domain": "bounce.example.test",
+            "priority": [{"header": "X-Category", "pattern": "^receipt$", "level": "high"}],
         },
         "campaigns": {
             "api_users": [user(OTHER_USER)],
@@ -118,19 +119,6 @@ async def harness(
 # -- what reached RabbitMQ --------------------------------------------------------------------
 
 
-async def _queues(amqp_url: str, names: list[str]) -> dict[str, int]:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        counts = {}
-        for name in names:
-            queue = await channel.declare_queue(name, passive=True)
-            counts[name] = queue.declaration_result.message_count or 0
-        return counts
-    finally:
-        await connection.close()
-
-
 async def inbound_count(amqp_url: str) -> int:
     """Deliveries waiting in every scheduler shard's inbound queue (several may share a
     message: fetched unacknowledged, they go back when the connection closes)."""
@@ -138,8 +126,8 @@ async def inbound_count(amqp_url: str) -> int:
     count = 0
     try:
         channel = await connection.channel()
-        for k in range(SHARDS):
-            queue = await channel.declare_queue(inbound_queue(k), passive=True)
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
+            queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(fail=False)) is not None:
                 count += len(deliveries_in(message.body, message.headers))
         return count
@@ -163,9 +151,17 @@ async def _take_messages(
         await connection.close()
 
 
+async def take_deliveries_from(amqp_url: str, queue: str) -> list[delivery_pb2.AcceptedDelivery]:
+    """Remove and return every delivery waiting in one queue."""
+    messages = await _take_messages(amqp_url, [queue])
+    return [d for m in messages for d in deliveries_in(m.body, m.headers)]
+
+
 async def take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:
     """Remove and return every delivery waiting in the inbound queues."""
-    messages = await _take_messages(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
+    messages = await _take_messages(
+        amqp_url, [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]
+    )
     return [d for m in messages for d in deliveries_in(m.body, m.headers)]
 
 

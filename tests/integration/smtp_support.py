@@ -22,7 +22,7 @@ import aio_pika
 import yaml
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
+from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgent_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.smtp import RelayHandler, start_smtp
 from postline.v1 import delivery_pb2
@@ -119,8 +119,8 @@ async def _count_deliveries(amqp_url: str) -> int:
     count = 0
     try:
         channel = await connection.channel()
-        for k in range(SHARDS):
-            queue = await channel.declare_queue(inbound_queue(k), passive=True)
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
+            queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(fail=False)) is not None:
                 count += len(deliveries_in(message.body, message.headers))
         return count
@@ -148,8 +148,8 @@ async def _take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]
     found = []
     try:
         channel = await connection.channel()
-        for k in range(SHARDS):
-            queue = await channel.declare_queue(inbound_queue(k), passive=True)
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
+            queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
                 found.extend(deliveries_in(message.body, message.headers))
         return found

@@ -6,6 +6,7 @@ import logging
 
 from postline.bounce.bounces import BounceMails
 from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries
+from postline.bounce.deliveries import PREFETCH as DELIVERIES_PREFETCH
 from postline.bounce.grpc_server import GrpcServer, SuppressionsServicer
 from postline.bounce.handlers import Bounce
 from postline.bounce.receiver import BounceHandler, start_receiver
@@ -40,7 +41,9 @@ async def main() -> None:
     deliveries = Deliveries(store)
     bounce = Bounce(broker, suppressions, lambda: policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
-    await broker.consume(BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event)
+    await broker.consume(
+        BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event, prefetch=DELIVERIES_PREFETCH
+    )
 
     grpc_server = GrpcServer(
         SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen

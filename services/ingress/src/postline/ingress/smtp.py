@@ -633,7 +633,7 @@ class RelayHandler:
     async def _publish(self, submission: Submission) -> Accepted:
         with _tracer.start_as_current_span(SPAN_SMTP_TRANSACTION) as span:
             span.set_attribute(SERVER, submission.server)
-            accepted = await publish_deliveries(self.broker, submission, self.hostname)
+            accepted = await publish_deliveries(self.broker, submission, self.hostname, self.policy)
             span.set_attribute(MESSAGE_ID, accepted.message_id)
             # The reply waits for the deliveries only (the design's condition for 250): the
             # queued events are best effort (see `publish_queued`) and follow in the background.

@@ -30,7 +30,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
-from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue
+from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
 from postline.common.timeutil import to_timestamp
@@ -124,10 +124,14 @@ class ShardRuntime:
             self._tracked(self.pipeline.on_result),
             delivery_pb2.DeliveryResult,
         )
-        inbound = await self.channel.get_queue(inbound_queue(self.number), ensure=False)
-        await self.consumers.start(
-            inbound, self.settings.inbound_prefetch, self._tracked(self._on_inbound), INBOUND_TYPES
-        )
+        # High-priority deliveries have their own door: they never wait behind the inbound
+        # queue's backlog (the queue is read as fast as the other, whatever it holds).
+        on_inbound = self._tracked(self._on_inbound)
+        for name in (urgent_queue(self.number), inbound_queue(self.number)):
+            queue = await self.channel.get_queue(name, ensure=False)
+            await self.consumers.start(
+                queue, self.settings.inbound_prefetch, on_inbound, INBOUND_TYPES
+            )
         self._sweeper = asyncio.create_task(self._sweep_forever())
         logger.info(
             "shard %d owned by %s: %d leases and %d backlogs taken over",

@@ -575,6 +575,9 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
                 load(port, warm, args.sessions, args.size, args.domains)
                 wait_for(lambda: the_sink.messages() >= warm, "the warm-up at the sink", 300)
                 wait_for(lambda: delivered_count(ports) >= warm, "the warm-up's log", 300, 0.5)
+            dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+            if dead:  # e.g. a port held by another stack answered its readiness probe
+                raise RuntimeError(f"{', '.join(dead)} exited; see {workdir / 'logs'}")
             roles = {p.pid: name for name, p in stack.processes.items()}
             if broker.pid is not None:
                 roles[broker.pid] = "rabbitmq"
@@ -823,7 +826,7 @@ def main() -> int:
     parser.add_argument(
         "--connections", type=int, help="a speed rule for the bench domains: connections each"
     )
-    parser.add_argument("--port-offset", type=int, default=13500, help="the stack's ports")
+    parser.add_argument("--port-offset", type=int, default=13000, help="the stack's ports")
     parser.add_argument("--rabbitmq-node", action="store_true", help="a private RabbitMQ node")
     parser.add_argument(
         "--env", type=parse_env, action="append", default=[], help="NAME=VALUE for Postline"

@@ -9,10 +9,10 @@ per delivery, kept as long as reports keep theirs (``retention_days``). Events c
 queued ones of a message are written in one insert. Other events add nothing a bounce needs
 (the return path comes with the bounce itself), so they are acked without a write.
 
-Writes are group-committed: while one insert runs, the rows of every message that arrives
-wait and go in the next one, so under load one insert carries many messages (an insert costs
-chdb milliseconds whatever its size); each message is acked once the insert with its rows
-returned.
+Writes are grouped: an insert starts at most once a second (``WRITE_EVERY``); the rows of
+every message that arrives meanwhile wait and go in it, so under load one insert carries many
+messages (an insert costs chdb tens of milliseconds whatever its size, and makes a part to
+merge); each message is acked once the insert with its rows returned.
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ def _known(row: dict[str, object]) -> KnownDelivery:
 
 # Messages of bounce.deliveries taken at once: what waits for the next insert.
 PREFETCH = 500
+# At most one insert a second (sooner when this many rows wait).
+WRITE_EVERY = 1.0
+WRITE_ROWS = 5000
 
 
 class Deliveries:
@@ -120,6 +123,7 @@ class Deliveries:
         self._rows: list[list[object]] = []
         self._written: asyncio.Future[None] | None = None  # the next insert's outcome
         self._writer: asyncio.Task[None] | None = None
+        self._last_write = 0.0
 
     async def on_event(
         self,
@@ -143,7 +147,13 @@ class Deliveries:
         await asyncio.shield(written)
 
     async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._rows:
+            wait = self._last_write + WRITE_EVERY - loop.time()
+            while wait > 0 and len(self._rows) < WRITE_ROWS:
+                await asyncio.sleep(min(wait, 0.05))
+                wait = self._last_write + WRITE_EVERY - loop.time()
+            self._last_write = loop.time()
             rows, self._rows = self._rows, []
             written, self._written = self._written, None
             assert written is not None

@@ -54,6 +54,9 @@ INBOUND_TYPES = {
 }
 # How often the owner looks after its shard (stats, idle backlogs, lost leases).
 SWEEP_SECONDS = 1.0
+# A delivery waits for a grant in memory (rather than in the backlog queue) when one is due
+# within this long, or on a result.
+WAIT_HERE_SECONDS = 1.0
 
 
 class ShardRuntime:
@@ -80,6 +83,7 @@ class ShardRuntime:
         self.clock = clock
         self.replica = replica
         self.stopping = False
+        self._waiting_here = 0  # inbound deliveries waiting in memory for a grant
         self._active = Busy()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -207,8 +211,45 @@ class ShardRuntime:
         if not paused and self.gates.can_grant_now(gate, limit):
             await self._send(gate, task, self.gates.grant(gate))
             return Outcome.GRANTED
+        if not paused and self._may_wait_here(gate, limit) and await self._wait_here(gate, task):
+            return Outcome.GRANTED
         await self.backlogs.put(gate, task)
         return Outcome.BACKLOGGED
+
+    def _may_wait_here(self, gate: Gate, limit: SpeedLimit) -> bool:
+        """Whether a delivery may wait for its grant in memory, its inbound message unacked,
+        instead of going through the backlog queue (a publish and a delivery more): only
+        while the key has no backlog queue (first come stays first served), as many as it
+        grants soon (its backlog prefetch), while its slots are all in flight or free within
+        a second (a result or a short gap frees one), and at most half the inbound prefetch
+        over all keys (the inbound queue never stalls for one destination)."""
+        wait = gate.state.wait(limit, self.clock())
+        return (
+            gate.backlog is None
+            and (wait is None or wait < WAIT_HERE_SECONDS)
+            and len(gate.waiters) < self.backlogs.prefetch(gate)
+            and self._waiting_here < self.settings.inbound_prefetch // 2
+        )
+
+    async def _wait_here(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> bool:
+        """Wait in the gate; True once the task was sent (or found sent already), False when
+        it was let go (a pause, a stop, ``max_wait``): then it goes to the backlog."""
+        future = self.gates.wait(gate, task.priority)
+        self._waiting_here += 1
+        try:
+            done, _ = await asyncio.wait({future}, timeout=self.settings.max_wait)
+        finally:
+            self._waiting_here -= 1
+        if not done and future.cancel():
+            return False
+        grant_id = future.result()
+        if grant_id is None:
+            return False
+        if self.sent.seen(task):
+            self.gates.free(gate, grant_id)
+            return True
+        await self._send(gate, task, grant_id)
+        return True
 
     async def _wait_and_send(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> None:
         """A backlogged delivery's turn: wait in its gate for a grant, then send it."""

@@ -511,6 +511,29 @@ def bench_policy(ports: Ports, domains: int, connections: int | None) -> dict[st
     return dict(data)
 
 
+BROKER_METRIC = re.compile(
+    r'^postline_broker_(published|received)_(messages|items)_total\{type="postline\.v1\.(\w+)"\} '
+    r"([0-9.e+]+)$",
+    re.M,
+)
+
+
+def broker_counts(stack: Stack) -> dict[str, float]:
+    """Every process's broker messages so far, ``process: published|received type`` -> n."""
+    counts: dict[str, float] = {}
+    for name in stack.processes:
+        url = stack.health_url(name)
+        if url is None or name == "simulator":
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(url.replace("/readyz", "/metrics"), timeout=10) as answer:
+                text = answer.read().decode()
+            for way, unit, kind, value in BROKER_METRIC.findall(text):
+                label = f"{name}: {way} {kind}" + (" (items)" if unit == "items" else "")
+                counts[label] = float(value)
+    return counts
+
+
 def delivered_count(ports: Ports) -> int:
     """Deliveries the delivery log shows succeeded (today and yesterday, UTC)."""
     today = datetime.now(UTC).date()
@@ -585,6 +608,7 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
             watcher = Watcher(lambda: roles)
             profiles = start_profiles(args, stack, workdir)
             watcher.start()
+            counts_before = broker_counts(stack)
             load_before = os.getloadavg()[0]
             probe = Probe(port, args.size, to)
             started = time.time()
@@ -597,6 +621,7 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
             wait_for(lambda: delivered_count(ports) >= expected, "the delivery log", 900, 0.2)
             ended = time.time()
             cpu = watcher.stop()
+            counts_after = broker_counts(stack)
             stop_profiles(profiles)
             cpu["smtp-source"] = source_cpu
             memory = {n: memory_kib(p.pid, "VmHWM") / 1024 for n, p in stack.processes.items()}
@@ -623,7 +648,15 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
         processes={},
         sink=_sink_summary(final),
         load_average=load_before,
-        extra={"probe_refused": probe.refused, "unclean_exits": unclean},
+        extra={
+            "probe_refused": probe.refused,
+            "unclean_exits": unclean,
+            "broker_messages_per_message": {
+                key: round((n - counts_before.get(key, 0.0)) / total, 3)
+                for key, n in sorted(counts_after.items())
+                if n - counts_before.get(key, 0.0) > 0
+            },
+        },
     )
 
 

@@ -51,3 +51,8 @@ METRIC_INGESTED = "postline_reports_ingested_events_total"
 METRIC_INGEST_BATCH_EVENTS = "postline_reports_ingest_batch_events"
 METRIC_INGEST_SECONDS = "postline_reports_ingest_write_seconds"
 METRIC_INGEST_FAILURES = "postline_reports_ingest_write_failures_total"
+# Every service: broker messages it published and received, by protobuf type (a batch counts
+# once; its items count in the _items_ metric).
+METRIC_BROKER_PUBLISHED = "postline_broker_published_messages_total"
+METRIC_BROKER_RECEIVED = "postline_broker_received_messages_total"
+METRIC_BROKER_RECEIVED_ITEMS = "postline_broker_received_items_total"

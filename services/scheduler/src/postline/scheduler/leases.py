@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import PoisonMessage, decode
+from postline.common.broker.consumer import RECEIVED, PoisonMessage, decode
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import settle
@@ -162,7 +162,9 @@ class StateBook:
 
     def _decode(self, incoming: AbstractIncomingMessage) -> ProtoMessage | None:
         try:
-            return decode(incoming.body, dict(incoming.headers or {}), STATE_TYPES)
+            message = decode(incoming.body, dict(incoming.headers or {}), STATE_TYPES)
+            RECEIVED.labels(message.DESCRIPTOR.full_name).inc()
+            return message
         except (DecodeError, PoisonMessage) as exc:
             logger.error("shard %d: unreadable state message dropped: %s", self.number, exc)
             self.spawn(settle(incoming.reject(requeue=False)))

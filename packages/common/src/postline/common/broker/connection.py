@@ -17,17 +17,21 @@ from aio_pika.abc import (
 )
 from google.protobuf.message import Message as ProtoMessage
 from pamqp.commands import Basic
+from prometheus_client import Counter
 
 from postline.common.broker.consumer import TYPE_HEADER, Handler, MessageTypes, consume
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.groups import GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
+from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.telemetry import inject_context
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=ProtoMessage)
+
+PUBLISHED = Counter(METRIC_BROKER_PUBLISHED, "broker messages published (confirmed)", ["type"])
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Broker:
             raise BrokerUnavailable(f"publish to {routing_key} not confirmed: {exc!r}") from exc
         if confirmation is not None and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"publish to {routing_key} refused: {confirmation!r}")
+        PUBLISHED.labels(all_headers[TYPE_HEADER]).inc()
 
     async def publish_grouped(self, routing_key: str, message: ProtoMessage) -> None:
         """``publish`` for a message that may travel with others to the same routing key (an

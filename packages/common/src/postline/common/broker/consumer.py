@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from prometheus_client import Counter
 
 from postline.common.broker.groups import BATCH_NAMES, BATCHES, handle_items, unbatch
+from postline.common.semconv import METRIC_BROKER_RECEIVED, METRIC_BROKER_RECEIVED_ITEMS
 from postline.common.telemetry import extract_context
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=ProtoMessage)
 
 REQUEUE_PAUSE_SECONDS = 1.0
+
+RECEIVED = Counter(METRIC_BROKER_RECEIVED, "broker messages received (decoded)", ["type"])
+RECEIVED_ITEMS = Counter(METRIC_BROKER_RECEIVED_ITEMS, "items of received batches", ["type"])
 
 
 class PoisonMessage(Exception):
@@ -80,9 +85,11 @@ def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> Prot
 async def handle(handler: Handler[Any], message: ProtoMessage, delivery: Delivery) -> None:
     """Run the handler on a message, or on each item of a batch (at once, each in its trace)."""
     items = unbatch(message)
+    RECEIVED.labels(message.DESCRIPTOR.full_name).inc()
     if items is None:
         await handler(message, delivery)
     else:
+        RECEIVED_ITEMS.labels(message.DESCRIPTOR.full_name).inc(len(items))
         await handle_items(items, lambda item: handler(item, delivery))
 
 

@@ -125,17 +125,18 @@ class ShardRuntime:
         await self.consumers.start(
             results,
             self.settings.results_prefetch,
-            self._tracked(self.pipeline.on_result),
+            self._tracked(
+                self.pipeline.on_result, asyncio.Semaphore(self.settings.results_prefetch)
+            ),
             delivery_pb2.DeliveryResult,
         )
         # High-priority deliveries have their own door: they never wait behind the inbound
         # queue's backlog (the queue is read as fast as the other, whatever it holds).
-        on_inbound = self._tracked(self._on_inbound)
+        prefetch = self.settings.inbound_prefetch
         for name in (urgent_queue(self.number), inbound_queue(self.number)):
             queue = await self.channel.get_queue(name, ensure=False)
-            await self.consumers.start(
-                queue, self.settings.inbound_prefetch, on_inbound, INBOUND_TYPES
-            )
+            on_inbound = self._tracked(self._on_inbound, asyncio.Semaphore(prefetch))
+            await self.consumers.start(queue, prefetch, on_inbound, INBOUND_TYPES)
         self._sweeper = asyncio.create_task(self._sweep_forever())
         logger.info(
             "shard %d owned by %s: %d leases and %d backlogs taken over",
@@ -174,12 +175,20 @@ class ShardRuntime:
     def hold_token(self, incoming: AbstractIncomingMessage) -> None:
         self.book.hold_token(incoming)
 
-    def _tracked(self, handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    def _tracked(
+        self, handler: Callable[..., Awaitable[None]], slots: asyncio.Semaphore
+    ) -> Callable[..., Awaitable[None]]:
+        """The handler, counted as active work, at most ``slots`` at once: the prefetch counts
+        broker messages, and a batch brings many deliveries in one."""
+
         async def run(message: Any, meta: Delivery) -> None:
             if self.stopping:
                 raise Requeue
-            with self._active:
-                await handler(message, meta, self)
+            async with slots:
+                if self.stopping:
+                    raise Requeue
+                with self._active:
+                    await handler(message, meta, self)
 
         return run
 

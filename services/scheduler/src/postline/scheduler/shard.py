@@ -220,24 +220,36 @@ class ShardRuntime:
         if not paused and self.gates.can_grant_now(gate, limit):
             await self._send(gate, task, self.gates.grant(gate))
             return Outcome.GRANTED
-        if not paused and self._may_wait_here(gate, limit) and await self._wait_here(gate, task):
+        if (
+            not paused
+            and self._may_wait_here(gate, limit, task)
+            and await self._wait_here(gate, task)
+        ):
             return Outcome.GRANTED
         await self.backlogs.put(gate, task)
         return Outcome.BACKLOGGED
 
-    def _may_wait_here(self, gate: Gate, limit: SpeedLimit) -> bool:
+    def _may_wait_here(
+        self, gate: Gate, limit: SpeedLimit, task: delivery_pb2.DeliveryTask
+    ) -> bool:
         """Whether a delivery may wait for its grant in memory, its inbound message unacked,
         instead of going through the backlog queue (a publish and a delivery more): only
         while the key has no backlog queue (first come stays first served), as many as it
         grants soon (its backlog prefetch), while its slots are all in flight or free within
         a second (a result or a short gap frees one), and at most half the inbound prefetch
-        over all keys (the inbound queue never stalls for one destination)."""
+        over all keys (the inbound queue never stalls for one destination). A high-priority
+        delivery always may (within that cap)."""
+        if self._waiting_here >= self.settings.inbound_prefetch // 2:
+            return False
+        if task.priority == delivery_pb2.PRIORITY_HIGH:
+            # Next in its key's heap whatever the backlog holds: the backlog queue's round
+            # trip (behind whatever the inbound queue is moving there) would only delay it.
+            return True
         wait = gate.state.wait(limit, self.clock())
         return (
             gate.backlog is None
             and (wait is None or wait < WAIT_HERE_SECONDS)
             and len(gate.waiters) < self.backlogs.prefetch(gate)
-            and self._waiting_here < self.settings.inbound_prefetch // 2
         )
 
     async def _wait_here(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> bool:

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check lint typecheck unit integration e2e bench bench-e2e clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e bench bench-e2e clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -18,6 +18,9 @@ protos:                            ## regenerate packages/contracts from proto/
 
 protos-check:                      ## fail if packages/contracts is stale
 	$(PY) scripts/gen_protos.py --check
+
+observability:                     ## rewrite the PrometheusRule from the alert rules file
+	$(PY) scripts/gen_prometheus_rule.py
 
 lint:
 	.venv/bin/ruff check .

@@ -21,6 +21,7 @@ and their ratio (JSON with --json). Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -38,10 +39,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
+
+from postline.common.broker.consumer import decode
+from postline.common.broker.groups import unbatch
+from postline.common.broker.topology import inbound_queue, urgent_queue
+from postline.v1.delivery_pb2 import AcceptedDelivery
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 FROM, TO = "from@example.test", "to@x.test"
 TOOLS = ("smtp-source", "smtp-sink", "postfix", "rabbitmqctl")
+SHARDS = 4
 
 POLICY = """\
 version: 1
@@ -151,14 +160,27 @@ def private_vhost() -> Iterator[str]:
         rabbitmqctl("delete_vhost", vhost)
 
 
-def queued(vhost: str, prefix: str) -> int:
-    lines = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "messages")
-    total = 0
-    for line in lines.splitlines():
-        name, _, count = line.strip().partition("\t")
-        if name.startswith(prefix) and count.strip().isdigit():
-            total += int(count)
-    return total
+def queued_deliveries(vhost: str, shards: int) -> int:
+    """Deliveries waiting in the scheduler's inbound (and urgent) queues: several may share a
+    broker message (ingress publishes by group commit), so the messages are read and counted,
+    unacknowledged (they go back when the connection closes)."""
+
+    async def count() -> int:
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+        total = 0
+        try:
+            channel = await connection.channel()
+            for name in [q(k) for k in range(shards) for q in (inbound_queue, urgent_queue)]:
+                queue = await channel.declare_queue(name, passive=True)
+                while (message := await queue.get(fail=False)) is not None:
+                    body = decode(message.body, message.headers or {}, AcceptedDelivery)
+                    items = unbatch(body)
+                    total += 1 if items is None else len(items)
+        finally:
+            await connection.close()
+        return total
+
+    return asyncio.run(count())
 
 
 @contextlib.contextmanager
@@ -169,7 +191,7 @@ def ingress(workdir: Path, vhost: str, port: int) -> Iterator[int]:
         **os.environ,
         "POSTLINE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         "POSTLINE_POLICY": str(policy),
-        "POSTLINE_SHARDS": "4",
+        "POSTLINE_SHARDS": str(SHARDS),
         "POSTLINE_SMTP_LISTEN": f"127.0.0.1:{port}",
         "POSTLINE_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
         "POSTLINE_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
@@ -265,7 +287,7 @@ def bench_ingress(args: argparse.Namespace, workdir: Path) -> Run:
         run = timed(args, port, [pid] if broker is None else [pid, broker])
         expected = args.warmup + args.messages
         # Every accepted message must be in RabbitMQ: one delivery each (one recipient).
-        deliveries = queued(vhost, "scheduler.inbound.")
+        deliveries = queued_deliveries(vhost, SHARDS)
         if deliveries != expected:
             raise SystemExit(f"ingress: {deliveries} deliveries queued, expected {expected}")
     return run

@@ -58,61 +58,22 @@ import yaml
 
 from postline.devstack import Ports, Stack
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from postfix_relay import relay
+
 ROOT = Path(__file__).resolve().parents[2]
 SINK = Path(__file__).resolve().parent / "sink.py"
 PYTHON = sys.executable
 TOOLS = ("smtp-source", "postfix", "rabbitmqctl")
 FROM = "app@example.test"
 DOMAIN = "bench.test"
-# Ports this script listens on itself (the stack's are the design's, shifted by --port-offset).
-POSTFIX_PORT = 23025
-SINK_PORT = 23026
-RABBITMQ_PORT = 23672
+# Ports this script listens on itself (the stack's are the design's, shifted by --port-offset);
+# --ports-base moves them together.
+PORTS_BASE = 23000
+POSTFIX_PORT = PORTS_BASE + 25
+SINK_PORT = PORTS_BASE + 26
+RABBITMQ_PORT = PORTS_BASE + 672
 REPORTS_AUTH = "Bearer dev:dev-secret"
-
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix-bench.localhost
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{sink_port}
-smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file_prefixes = {dir}
-maillog_file = {dir}/maillog
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-"""
-
-# Every process unchrooted, so no chroot tree is needed; limits are Postfix's defaults
-# (100 processes per service, 20 connections per destination).
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 RABBITMQ_CONF = """\
 listeners.tcp.default = 127.0.0.1:{port}
@@ -384,15 +345,6 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float, every: float =
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def wait_for_smtp(port: int, timeout: float = 60.0) -> None:
-    def greets() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 2) as s:
-            return s.recv(3) == b"220"
-        return False
-
-    wait_for(greets, f"an SMTP greeting on 127.0.0.1:{port}", timeout, 0.2)
-
-
 def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, float]:
     if not values:
         return {}
@@ -475,6 +427,32 @@ def private_rabbitmq(workdir: Path) -> Iterator[Broker]:
 
 
 # --- one run of each side ----------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    started: float
+    ended: float
+    total: int  # messages of the timed load, the probe's included
+    expected: int  # at the sink by the end (the warm-up's included)
+    probe: Probe
+    source_cpu: float
+
+
+def timed_load(
+    args: argparse.Namespace, port: int, the_sink: Sink, warm: int, logged: Callable[[], int]
+) -> Timed:
+    """The timed load and the probe beside it, until the sink has every message and the side's
+    own log (``logged``: messages delivered so far) says so."""
+    probe = Probe(port, args.size, recipients(args.domains)[0])
+    started = time.time()
+    probe.start()
+    source_cpu = load(port, args.messages, args.sessions, args.size, args.domains)
+    total = args.messages + probe.stop()
+    expected = warm + total
+    wait_for(lambda: the_sink.messages() >= expected, "every message at the sink", 900)
+    wait_for(lambda: logged() >= expected, "the delivery log", 900, 0.2)
+    return Timed(started, time.time(), total, expected, probe, source_cpu)
 
 
 @dataclass
@@ -577,7 +555,6 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
     policy.write_text(
         yaml.safe_dump(bench_policy(ports, args.domains, args.connections), sort_keys=False)
     )
-    to = recipients(args.domains)[0]
     with broker.vhost() as amqp_url, sink(workdir, SINK_PORT) as the_sink:
         stack = Stack(
             policy=policy,
@@ -610,16 +587,9 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
             watcher.start()
             counts_before = broker_counts(stack)
             load_before = os.getloadavg()[0]
-            probe = Probe(port, args.size, to)
-            started = time.time()
-            probe.start()
-            source_cpu = load(port, args.messages, args.sessions, args.size, args.domains)
-            probed = probe.stop()
-            total = args.messages + probed
-            expected = warm + total
-            wait_for(lambda: the_sink.messages() >= expected, "every message at the sink", 900)
-            wait_for(lambda: delivered_count(ports) >= expected, "the delivery log", 900, 0.2)
-            ended = time.time()
+            run = timed_load(args, port, the_sink, warm, lambda: delivered_count(ports))
+            started, ended, total, expected = run.started, run.ended, run.total, run.expected
+            probe, source_cpu = run.probe, run.source_cpu
             cpu = watcher.stop()
             counts_after = broker_counts(stack)
             stop_profiles(profiles)
@@ -674,32 +644,8 @@ SENT = re.compile(rb"status=sent")
 DELAY = re.compile(rb" delay=([0-9.]+),.*status=sent")
 
 
-@contextlib.contextmanager
-def postfix(workdir: Path, port: int, sink_port: int) -> Iterator[Path]:
-    config = workdir / "postfix"
-    config.mkdir()
-    (config / "queue").mkdir()
-    (config / "data").mkdir()
-    (config / "main.cf").write_text(MAIN_CF.format(dir=config, sink_port=sink_port))
-    (config / "master.cf").write_text(MASTER_CF.format(port=port))
-    shutil.chown(config / "data", user="postfix")
-    # The first check creates the queue's directories (and warns about what it made).
-    subprocess.run(["postfix", "-c", str(config), "check"], check=False, capture_output=True)
-    subprocess.run(["postfix", "-c", str(config), "start"], check=True, capture_output=True)
-    try:
-        wait_for_smtp(port)
-        yield config
-    finally:
-        subprocess.run(["postfix", "-c", str(config), "stop"], check=False, capture_output=True)
-        pid_file = config / "queue" / "pid" / "master.pid"
-        with contextlib.suppress(OSError, ValueError, TimeoutError):
-            pid = int(pid_file.read_text())
-            wait_for(lambda: _stat(pid) is None, "Postfix to stop", 30)
-
-
 def run_postfix(args: argparse.Namespace, workdir: Path) -> Result:
-    to = recipients(args.domains)[0]
-    with sink(workdir, SINK_PORT) as the_sink, postfix(workdir, POSTFIX_PORT, SINK_PORT) as cf:
+    with sink(workdir, SINK_PORT) as the_sink, relay(workdir, POSTFIX_PORT, SINK_PORT) as cf:
         maillog = cf / "maillog"
         master = int((cf / "queue" / "pid" / "master.pid").read_text())
 
@@ -713,7 +659,6 @@ def run_postfix(args: argparse.Namespace, workdir: Path) -> Result:
             load(POSTFIX_PORT, warm, args.sessions, args.size, args.domains)
             wait_for(lambda: the_sink.messages() >= warm and sent() >= warm, "the warm-up", 300)
         log_offset = maillog.stat().st_size if maillog.exists() else 0
-        roles = {master: "master", the_sink.pid: "sink"}
 
         def tree() -> dict[int, str]:
             return {**descendants(master), the_sink.pid: "sink"}
@@ -724,21 +669,13 @@ def run_postfix(args: argparse.Namespace, workdir: Path) -> Result:
             cpu_seconds(p) for p in descendants(master) if p != master
         )
         load_before = os.getloadavg()[0]
-        probe = Probe(POSTFIX_PORT, args.size, to)
-        started = time.time()
-        probe.start()
-        source_cpu = load(POSTFIX_PORT, args.messages, args.sessions, args.size, args.domains)
-        probed = probe.stop()
-        total = args.messages + probed
-        expected = warm + total
-        wait_for(lambda: the_sink.messages() >= expected, "every message at the sink", 900)
-        wait_for(lambda: sent() >= expected, "Postfix's log", 900, 0.2)
-        ended = time.time()
+        run = timed_load(args, POSTFIX_PORT, the_sink, warm, sent)
+        started, ended, total, expected = run.started, run.ended, run.total, run.expected
+        probe, source_cpu = run.probe, run.source_cpu
         cpu = watcher.stop()
         total_after = cpu_seconds(master, children=True) + sum(
             cpu_seconds(p) for p in descendants(master) if p != master
         )
-        del roles
         with maillog.open("rb") as log:
             log.seek(log_offset)
             delays = [float(m.group(1)) for m in DELAY.finditer(log.read())]
@@ -862,12 +799,18 @@ def main() -> int:
     parser.add_argument("--port-offset", type=int, default=13000, help="the stack's ports")
     parser.add_argument("--rabbitmq-node", action="store_true", help="a private RabbitMQ node")
     parser.add_argument(
+        "--ports-base", type=int, default=PORTS_BASE, help="Postfix +25, sink +26, RabbitMQ +672"
+    )
+    parser.add_argument(
         "--env", type=parse_env, action="append", default=[], help="NAME=VALUE for Postline"
     )
     parser.add_argument("--py-spy", help="py-spy executable: profile each service")
     parser.add_argument("--profile-dir", help="where py-spy profiles go")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
+    global POSTFIX_PORT, SINK_PORT, RABBITMQ_PORT
+    POSTFIX_PORT, SINK_PORT = args.ports_base + 25, args.ports_base + 26
+    RABBITMQ_PORT = args.ports_base + 672
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         print(f"missing: {', '.join(missing)} (apt-get install postfix)", file=sys.stderr)

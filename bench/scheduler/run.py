@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import smtplib
 import subprocess
 import sys
@@ -227,13 +228,14 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=3)
     parser.add_argument("--port-offset", type=int, default=12000)
     args = parser.parse_args()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     if not args.skip_limits:
         with stack(args.port_offset, args.senders, args.rate) as (running, simulator):
             results["connections"] = connections(running, simulator)
             results["rate"] = rate(running, simulator, args.rate, args.arrivals)
     with stack(args.port_offset, args.senders, args.rate) as (running, simulator):
         results["priority"] = priority(running, simulator, args.backlog, args.urgent, args.drain)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(results, sys.stdout, indent=2)
     print()
     return 0

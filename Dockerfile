@@ -10,7 +10,14 @@
 # own service's dependencies and nothing else: ClickHouse support (clickhouse-connect) is in
 # the reports and bounce images only, the embedded engine (chdb) in none.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
 ARG SERVICE
+
+# The console's charting library, from npm by its lock file (the reports image only).
+FROM ${NODE_IMAGE} AS console-assets
+WORKDIR /console
+COPY services/reports/console/package.json services/reports/console/package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG SERVICE
@@ -95,8 +102,10 @@ ENTRYPOINT ["python", "-m", "postline.bounce"]
 
 FROM runtime AS reports
 LABEL org.opencontainers.image.description="Postline reports: ClickHouse reports, web console and reports API"
+COPY --from=console-assets /console/node_modules /app/console/node_modules
 ENV POSTLINE_HTTP_LISTEN=0.0.0.0:8080 \
-    POSTLINE_GRPC_LISTEN=0.0.0.0:50054
+    POSTLINE_GRPC_LISTEN=0.0.0.0:50054 \
+    POSTLINE_CONSOLE_ASSETS=/app/console/node_modules
 EXPOSE 8080 50054
 ENTRYPOINT ["python", "-m", "postline.reports"]
 

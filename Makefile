@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e bench bench-e2e clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -37,6 +37,9 @@ integration:
 
 e2e:
 	$(PY) -m pytest -q tests/e2e
+
+browser:                           ## the console in chromium; screenshots in build/screenshots
+	$(PY) -m pytest -q tests/browser
 
 bench:                             ## the benchmarks (slow; not part of test), see bench/README.md
 	$(PY) bench/bounce_accuracy/run.py

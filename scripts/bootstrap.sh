@@ -14,6 +14,23 @@ fi
 
 uv sync --all-packages --frozen --quiet
 
+# The console's charting library, from npm by its lock file (never copied into the repository).
+# Without node the console still works, minus its charts.
+CONSOLE=services/reports/console
+if [ ! -f "$CONSOLE/node_modules/.package-lock.json" ] \
+    || [ "$CONSOLE/package-lock.json" -nt "$CONSOLE/node_modules/.package-lock.json" ]; then
+  if ! command -v npm >/dev/null 2>&1 && [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
+    echo "bootstrap: installing nodejs and npm (CI)" >&2
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: npm ci (console charts)" >&2
+    (cd "$CONSOLE" && npm ci --no-audit --no-fund --silent)
+  else
+    echo "bootstrap: npm is not installed: the console will show tables without charts" >&2
+  fi
+fi
+
 # promtool checks and unit-tests the Prometheus alert rules (tests/unit/test_observability.py).
 # It comes from Debian's prometheus package, unpacked into var/tools rather than installed, so
 # no Prometheus server is set up or started.

@@ -53,7 +53,13 @@ SERVICE_ENV = {
         "POSTLINE_HOSTNAME",
     },
     "reports": COMMON_ENV
-    | {"POSTLINE_HTTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
+    | {
+        "POSTLINE_HTTP_LISTEN",
+        "POSTLINE_GRPC_LISTEN",
+        "POSTLINE_CLICKHOUSE_DSN",
+        "POSTLINE_BOUNCE_GRPC",
+        "POSTLINE_CONSOLE_ASSETS",
+    },
     # `postline migrate` reads the DSN and the policy (for retention_days).
     "migrate": COMMON_ENV | {"POSTLINE_CLICKHOUSE_DSN"},
     # The simulator takes command-line arguments, no settings.

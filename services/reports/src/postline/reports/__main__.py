@@ -10,13 +10,17 @@ from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer, run, stop_event
 from postline.common.telemetry import setup_telemetry
+from postline.common.throttle import AuthThrottle
+from postline.reports.access import Gate
 from postline.reports.batching import BatchConsumer
+from postline.reports.console.assets import check_vendor
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.suppressions import SuppressionsClient
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +49,20 @@ async def main() -> None:
     await consumer.start()
 
     queries = ReportQueries(store, policy)
-    http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
+    throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
+    suppressions = SuppressionsClient(settings.bounce_grpc, policy)
+    check_vendor(settings.console_assets)
+    app = create_app(
+        queries,
+        ready=lambda: broker.connected,
+        suppressions=suppressions,
+        throttle=throttle,
+        session_ttl=settings.console_session_ttl,
+        assets=settings.console_assets,
+    )
+    http = HttpServer(app, settings.http_listen)
     await http.start()
-    grpc_server = GrpcServer(queries, settings.grpc_listen)
+    grpc_server = GrpcServer(queries, settings.grpc_listen, Gate(policy, throttle))
     await grpc_server.start()
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     await stop.wait()
@@ -55,6 +70,7 @@ async def main() -> None:
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await grpc_server.stop()
     await http.stop()
+    await suppressions.close()
     await broker.close()
     store.close()
 

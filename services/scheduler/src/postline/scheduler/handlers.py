@@ -325,7 +325,12 @@ class Scheduler:
         attempt: int = 0,
     ) -> None:
         error = error_event(
-            delivery, status, now, source=events_pb2.ERROR_SOURCE_POLICY, reason=reason
+            delivery,
+            status,
+            now,
+            source=events_pb2.ERROR_SOURCE_POLICY,
+            reason=reason,
+            return_path=result.task.return_path if result is not None else "",
         )
         event = delivery_event(
             delivery,

@@ -3,6 +3,7 @@ message (group commit)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -11,6 +12,8 @@ from google.protobuf.message import Message
 from postline.common.broker import Event
 from postline.common.broker.consumer import decode
 from postline.common.broker.groups import unbatch
+from postline.common.ids import new_id
+from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 
 T = TypeVar("T", bound=Message)
@@ -49,3 +52,27 @@ def deliveries_in(
 ) -> list[delivery_pb2.AcceptedDelivery]:
     """The deliveries a message of a scheduler inbound queue carries (alone or batched)."""
     return items_in(body, headers, delivery_pb2.AcceptedDelivery)
+
+
+def delivery_event(
+    recipient: str, status: int = events_pb2.DELIVERY_STATUS_QUEUED, **fields: Any
+) -> events_pb2.DeliveryEvent:
+    """An event of a new delivery to ``recipient``, now (``fields`` override its values)."""
+    now = time.time()
+    defaults: dict[str, Any] = dict(
+        event_id=new_id(),
+        delivery_id=new_id(),
+        message_id=new_id(),
+        status=status,
+        at=to_timestamp(now),
+        accepted_at=to_timestamp(now),
+        server="default",
+        api_user="dev",
+        envelope_from="app@example.test",
+        recipient=recipient,
+        recipient_domain=recipient.rpartition("@")[2].lower(),
+        subject="Your order",
+        api_data="order-42",
+        header_message_id=f"<{new_id()}@example.test>",
+    )
+    return events_pb2.DeliveryEvent(**{**defaults, **fields})

@@ -30,6 +30,9 @@ SPAN_RESULT = "postline.scheduler.result"
 SPAN_ATTEMPT = "postline.sender.attempt"
 SPAN_CLASSIFY = "postline.bounce.classify"
 SPAN_BOUNCE_MAIL = "postline.bounce.mail"
+SPAN_INBOUND_MAIL = "postline.bounce.inbound_mail"
+SPAN_WEBHOOK_POST = "postline.reports.webhook_post"
+SPAN_WEEKLY_SUMMARY = "postline.reports.weekly_summary"
 SPAN_INGEST = "postline.reports.ingest"
 
 # Metric names (Prometheus).
@@ -51,6 +54,11 @@ METRIC_INGESTED = "postline_reports_ingested_events_total"
 METRIC_INGEST_BATCH_EVENTS = "postline_reports_ingest_batch_events"
 METRIC_INGEST_SECONDS = "postline_reports_ingest_write_seconds"
 METRIC_INGEST_FAILURES = "postline_reports_ingest_write_failures_total"
+METRIC_WEBHOOK_ATTEMPTS = "postline_reports_webhook_attempts_total"
+METRIC_WEBHOOK_EVENTS = "postline_reports_webhook_events_total"
+METRIC_WEBHOOK_SECONDS = "postline_reports_webhook_post_seconds"
+METRIC_WEBHOOK_FANOUT = "postline_reports_webhook_fanout_events_total"
+METRIC_WEEKLY_SUMMARIES = "postline_reports_weekly_summaries_total"
 # Every service: broker messages it published and received, by protobuf type (a batch counts
 # once; its items count in the _items_ metric).
 METRIC_BROKER_PUBLISHED = "postline_broker_published_messages_total"

@@ -20,7 +20,9 @@ from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.suppressions import SuppressionsClient
+from postline.reports.webhooks.dispatcher import Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ async def main() -> None:
         hold=settings.batch_hold,
     )
     await consumer.start()
+    webhooks = Webhooks(broker, store, policy, settings.webhook_settings())
+    await webhooks.start()
+    summaries = WeeklySummaries(broker, store, policy)
+    await summaries.start()
 
     queries = ReportQueries(store, policy)
     throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
@@ -68,6 +74,8 @@ async def main() -> None:
     await stop.wait()
     logger.info("reports stopping")
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    await webhooks.stop()
+    await summaries.stop()
     await grpc_server.stop()
     await http.stop()
     await suppressions.close()

@@ -16,6 +16,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 _configured = False
 
@@ -26,7 +27,14 @@ def setup_telemetry(service: str, exporter: str = "none", log_level: str = "INFO
     if _configured:
         return
     _configured = True
-    provider = TracerProvider(resource=Resource.create({"service.name": f"postline-{service}"}))
+    resource = Resource.create({"service.name": f"postline-{service}"})
+    if exporter == "none":
+        # Nothing reads the spans: don't record them (a recorded span costs ~18 µs, an
+        # unsampled one ~7). Trace ids are still made and passed on, so every report row and
+        # log line keeps its trace_id; a sampled parent from a client is still followed.
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    else:
+        provider = TracerProvider(resource=resource)
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "otlp":

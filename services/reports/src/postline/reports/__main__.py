@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import load_policy
-from postline.common.runtime import HttpServer, stop_event
+from postline.common.runtime import HttpServer, run, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.common.throttle import AuthThrottle
 from postline.reports.access import Gate
@@ -85,4 +84,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

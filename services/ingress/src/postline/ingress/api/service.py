@@ -239,6 +239,7 @@ class SendApi:
                 accepted_at=time.time(),
             ),
             self.hostname,
+            self.policy,
         )
         _annotate(principal, accepted)
         return accepted

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -49,6 +49,10 @@ bench:                             ## the benchmarks (slow; not part of test), s
 	$(PY) bench/reports/run.py
 	$(PY) bench/telemetry/run.py
 	$(PY) bench/webhooks/run.py
+	$(PY) bench/e2e/run.py
+
+bench-e2e:                         ## Postline end to end next to a Postfix relay (bench/README.md)
+	$(PY) bench/e2e/run.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

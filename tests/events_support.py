@@ -1,16 +1,22 @@
-"""Reading events as services publish them: alone, or several to a broker message."""
+"""Reading events and deliveries as services publish them: alone, or several to a broker
+message (group commit)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 
 from postline.common.broker import Event
 from postline.common.broker.consumer import decode
+from postline.common.broker.groups import unbatch
 from postline.common.ids import new_id
 from postline.common.timeutil import to_timestamp
-from postline.v1 import events_pb2
+from postline.v1 import delivery_pb2, events_pb2
+
+T = TypeVar("T", bound=Message)
 
 EVENT_TYPES = {
     t.DESCRIPTOR.full_name: t
@@ -30,6 +36,22 @@ def events_in(body: bytes, headers: Mapping[str, Any] | None) -> list[Event]:
         return list(message.events)
     assert isinstance(message, events_pb2.DeliveryEvent | events_pb2.ErrorClassified)
     return [message]
+
+
+def items_in(body: bytes, headers: Mapping[str, Any] | None, item: type[T]) -> list[T]:
+    """The items of one class a broker message carries: itself, or a batch's (group commit)."""
+    message = decode(body, headers or {}, item)
+    items = unbatch(message)
+    found = [i for i, _ in items] if items is not None else [message]
+    assert all(isinstance(i, item) for i in found)
+    return found  # type: ignore[return-value]
+
+
+def deliveries_in(
+    body: bytes, headers: Mapping[str, Any] | None
+) -> list[delivery_pb2.AcceptedDelivery]:
+    """The deliveries a message of a scheduler inbound queue carries (alone or batched)."""
+    return items_in(body, headers, delivery_pb2.AcceptedDelivery)
 
 
 def delivery_event(

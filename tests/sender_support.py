@@ -30,6 +30,7 @@ from postline.common.broker.topology import TASK_KEY, results_queue
 from postline.common.ids import new_id
 from postline.common.policy import Policy, parse_policy
 from postline.v1 import delivery_pb2
+from tests.events_support import items_in
 
 # -- DNS ---------------------------------------------------------------------------------------
 
@@ -304,7 +305,9 @@ def take_results(amqp_url: str) -> list[delivery_pb2.DeliveryResult]:
             for shard in range(SHARDS):
                 queue = await channel.get_queue(results_queue(shard), ensure=False)
                 while (message := await queue.get(fail=False, no_ack=True)) is not None:
-                    found.append(delivery_pb2.DeliveryResult.FromString(message.body))
+                    found.extend(
+                        items_in(message.body, message.headers, delivery_pb2.DeliveryResult)
+                    )
         finally:
             await connection.close()
         return found

@@ -33,6 +33,8 @@ from pathlib import Path
 import aio_pika
 
 from postline.common.broker import Broker, Topology
+from postline.common.broker.consumer import decode
+from postline.common.broker.groups import unbatch
 from postline.common.broker.topology import TASK_KEY, results_queue
 from postline.common.ids import new_id
 from postline.common.policy import DkimAlgorithm
@@ -119,31 +121,35 @@ async def publish(url: str, items: list[delivery_pb2.DeliveryTask]) -> None:
         await broker.close()
 
 
-async def results_count(connection: aio_pika.abc.AbstractConnection) -> int:
-    channel = await connection.channel()
-    try:
-        queue = await channel.declare_queue(results_queue(0), passive=True)
-        return int(queue.declaration_result.message_count or 0)
-    finally:
-        await channel.close()
-
-
 async def measure(url: str, count: int, timeout: float) -> tuple[float, int]:
-    """(seconds between the first and the last result, results seen at the first poll)."""
+    """(seconds between the first and the last result, results in the first message seen).
+
+    Results are taken off the queue as they come (several may share a broker message)."""
     connection = await aio_pika.connect(url)
     try:
-        deadline = time.monotonic() + timeout
-        first_at, first_count = 0.0, 0
-        while True:
-            seen = await results_count(connection)
-            now = time.monotonic()
-            if seen and not first_at:
-                first_at, first_count = now, seen
-            if seen >= count:
-                return now - first_at, first_count
-            if now > deadline:
-                raise TimeoutError(f"{seen} of {count} results after {timeout}s")
-            await asyncio.sleep(0.02)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(results_queue(0), passive=True)
+        seen: list[int] = []
+        first_at = last_at = 0.0
+        done = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal first_at, last_at
+            result = decode(message.body, message.headers or {}, delivery_pb2.DeliveryResult)
+            items = unbatch(result)
+            seen.append(len(items) if items is not None else 1)
+            last_at = time.monotonic()
+            first_at = first_at or last_at
+            await message.ack()
+            if sum(seen) >= count:
+                done.set()
+
+        await queue.consume(on_message)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{sum(seen)} of {count} results after {timeout}s") from None
+        return last_at - first_at, seen[0]
     finally:
         await connection.close()
 

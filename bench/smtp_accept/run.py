@@ -21,6 +21,7 @@ and their ratio (JSON with --json). Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -38,10 +39,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
+
+from postline.common.broker.consumer import decode
+from postline.common.broker.groups import unbatch
+from postline.common.broker.topology import inbound_queue, urgent_queue
+from postline.v1.delivery_pb2 import AcceptedDelivery
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from postfix_relay import relay, wait_for_smtp
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 FROM, TO = "from@example.test", "to@x.test"
 TOOLS = ("smtp-source", "smtp-sink", "postfix", "rabbitmqctl")
+SHARDS = 4
 
 POLICY = """\
 version: 1
@@ -55,70 +67,15 @@ servers:
     return_path_domain: bounce.example.test
 """
 
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix-bench.localhost
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{sink_port}
-smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file_prefixes = {dir}
-maillog_file = {dir}/maillog
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-{extra}"""
 # --postfix-hold: accepted mail goes to the hold queue and stays there, as the deliveries of the
 # ingress run stay in RabbitMQ (no scheduler): acceptance only, no delivery work meanwhile.
 HOLD = "smtpd_data_restrictions = check_client_access static:HOLD\n"
-
-# Every process unchrooted, so no chroot tree is needed; limits are Postfix's defaults.
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for_smtp(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                if s.recv(3) == b"220":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"no SMTP greeting on 127.0.0.1:{port} after {timeout}s")
 
 
 def smtp_source(port: int, messages: int, sessions: int, size: int, reuse: bool) -> float:
@@ -151,14 +108,27 @@ def private_vhost() -> Iterator[str]:
         rabbitmqctl("delete_vhost", vhost)
 
 
-def queued(vhost: str, prefix: str) -> int:
-    lines = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "messages")
-    total = 0
-    for line in lines.splitlines():
-        name, _, count = line.strip().partition("\t")
-        if name.startswith(prefix) and count.strip().isdigit():
-            total += int(count)
-    return total
+def queued_deliveries(vhost: str, shards: int) -> int:
+    """Deliveries waiting in the scheduler's inbound (and urgent) queues: several may share a
+    broker message (ingress publishes by group commit), so the messages are read and counted,
+    unacknowledged (they go back when the connection closes)."""
+
+    async def count() -> int:
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+        total = 0
+        try:
+            channel = await connection.channel()
+            for name in [q(k) for k in range(shards) for q in (inbound_queue, urgent_queue)]:
+                queue = await channel.declare_queue(name, passive=True)
+                while (message := await queue.get(fail=False)) is not None:
+                    body = decode(message.body, message.headers or {}, AcceptedDelivery)
+                    items = unbatch(body)
+                    total += 1 if items is None else len(items)
+        finally:
+            await connection.close()
+        return total
+
+    return asyncio.run(count())
 
 
 @contextlib.contextmanager
@@ -169,7 +139,7 @@ def ingress(workdir: Path, vhost: str, port: int) -> Iterator[int]:
         **os.environ,
         "POSTLINE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         "POSTLINE_POLICY": str(policy),
-        "POSTLINE_SHARDS": "4",
+        "POSTLINE_SHARDS": str(SHARDS),
         "POSTLINE_SMTP_LISTEN": f"127.0.0.1:{port}",
         "POSTLINE_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
         "POSTLINE_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
@@ -192,28 +162,14 @@ def ingress(workdir: Path, vhost: str, port: int) -> Iterator[int]:
 
 @contextlib.contextmanager
 def postfix(workdir: Path, port: int, hold: bool) -> Iterator[int]:
-    config = workdir / "postfix"
-    config.mkdir()
-    (config / "queue").mkdir()
-    (config / "data").mkdir()
     sink_port = free_port()
-    extra = HOLD if hold else ""
-    (config / "main.cf").write_text(MAIN_CF.format(dir=config, sink_port=sink_port, extra=extra))
-    (config / "master.cf").write_text(MASTER_CF.format(port=port))
-    shutil.chown(config / "data", user="postfix")
     # smtp-sink stands in for the next hop: Postfix delivers from its queue as it would.
     sink = subprocess.Popen(
         ["smtp-sink", "-u", "postfix", f"127.0.0.1:{sink_port}", "256"], stdout=subprocess.DEVNULL
     )
     try:
-        # The first check creates the queue's directories (and warns about what it made).
-        subprocess.run(["postfix", "-c", str(config), "check"], check=False, capture_output=True)
-        subprocess.run(["postfix", "-c", str(config), "start"], check=True)
-        try:
-            wait_for_smtp(port)
+        with relay(workdir, port, sink_port, HOLD if hold else "") as config:
             yield int((config / "queue" / "pid" / "master.pid").read_text())
-        finally:
-            subprocess.run(["postfix", "-c", str(config), "stop"], check=False)
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait(10)
@@ -265,7 +221,7 @@ def bench_ingress(args: argparse.Namespace, workdir: Path) -> Run:
         run = timed(args, port, [pid] if broker is None else [pid, broker])
         expected = args.warmup + args.messages
         # Every accepted message must be in RabbitMQ: one delivery each (one recipient).
-        deliveries = queued(vhost, "scheduler.inbound.")
+        deliveries = queued_deliveries(vhost, SHARDS)
         if deliveries != expected:
             raise SystemExit(f"ingress: {deliveries} deliveries queued, expected {expected}")
     return run

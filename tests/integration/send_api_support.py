@@ -20,12 +20,12 @@ import yaml
 from fastapi import FastAPI
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
+from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgent_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
 from postline.v1 import delivery_pb2, events_pb2
-from tests.events_support import events_in
+from tests.events_support import deliveries_in, events_in
 
 SHARDS = 2
 USER, SECRET = "dev", "dev-secret"
@@ -53,6 +53,7 @@ def policy() -> Policy:
             ],
             "relay": {"max_recipients": MAX_RECIPIENTS, "max_message_size": MAX_MESSAGE_SIZE},
             "return_path_domain": "bounce.example.test",
+            "priority": [{"header": "X-Category", "pattern": "^receipt$", "level": "high"}],
         },
         "campaigns": {
             "api_users": [user(OTHER_USER)],
@@ -118,23 +119,20 @@ async def harness(
 # -- what reached RabbitMQ --------------------------------------------------------------------
 
 
-async def _queues(amqp_url: str, names: list[str]) -> dict[str, int]:
+async def inbound_count(amqp_url: str) -> int:
+    """Deliveries waiting in every scheduler shard's inbound queue (several may share a
+    message: fetched unacknowledged, they go back when the connection closes)."""
     connection = await aio_pika.connect(amqp_url)
+    count = 0
     try:
         channel = await connection.channel()
-        counts = {}
-        for name in names:
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
             queue = await channel.declare_queue(name, passive=True)
-            counts[name] = queue.declaration_result.message_count or 0
-        return counts
+            while (message := await queue.get(fail=False)) is not None:
+                count += len(deliveries_in(message.body, message.headers))
+        return count
     finally:
         await connection.close()
-
-
-async def inbound_count(amqp_url: str) -> int:
-    """Deliveries waiting in every scheduler shard's inbound queue."""
-    counts = await _queues(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
-    return sum(counts.values())
 
 
 async def _take_messages(
@@ -153,10 +151,18 @@ async def _take_messages(
         await connection.close()
 
 
+async def take_deliveries_from(amqp_url: str, queue: str) -> list[delivery_pb2.AcceptedDelivery]:
+    """Remove and return every delivery waiting in one queue."""
+    messages = await _take_messages(amqp_url, [queue])
+    return [d for m in messages for d in deliveries_in(m.body, m.headers)]
+
+
 async def take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]:
     """Remove and return every delivery waiting in the inbound queues."""
-    messages = await _take_messages(amqp_url, [inbound_queue(k) for k in range(SHARDS)])
-    return [delivery_pb2.AcceptedDelivery.FromString(m.body) for m in messages]
+    messages = await _take_messages(
+        amqp_url, [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]
+    )
+    return [d for m in messages for d in deliveries_in(m.body, m.headers)]
 
 
 async def take_events(amqp_url: str) -> list[events_pb2.DeliveryEvent]:

@@ -22,11 +22,11 @@ import aio_pika
 import yaml
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
+from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgent_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.smtp import RelayHandler, start_smtp
 from postline.v1 import delivery_pb2
-from tests.events_support import events_in
+from tests.events_support import deliveries_in, events_in
 from tests.tls_support import make_ca
 
 T = TypeVar("T")
@@ -112,15 +112,18 @@ def running_relay(loop: LoopThread, relay: Relay) -> Iterator[Relay]:
 # -- what reached RabbitMQ --------------------------------------------------------------------
 
 
-async def _queue_counts(amqp_url: str) -> dict[str, int]:
+async def _count_deliveries(amqp_url: str) -> int:
+    """Count the deliveries of every waiting inbound message without taking them (several
+    may share a message): fetched unacknowledged, they go back when the connection closes."""
     connection = await aio_pika.connect(amqp_url)
+    count = 0
     try:
         channel = await connection.channel()
-        counts = {}
-        for name in [inbound_queue(k) for k in range(SHARDS)] + [REPORTS_EVENTS]:
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
             queue = await channel.declare_queue(name, passive=True)
-            counts[name] = queue.declaration_result.message_count or 0
-        return counts
+            while (message := await queue.get(fail=False)) is not None:
+                count += len(deliveries_in(message.body, message.headers))
+        return count
     finally:
         await connection.close()
 
@@ -145,10 +148,10 @@ async def _take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]
     found = []
     try:
         channel = await connection.channel()
-        for k in range(SHARDS):
-            queue = await channel.declare_queue(inbound_queue(k), passive=True)
+        for name in [q(k) for k in range(SHARDS) for q in (inbound_queue, urgent_queue)]:
+            queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                found.append(delivery_pb2.AcceptedDelivery.FromString(message.body))
+                found.extend(deliveries_in(message.body, message.headers))
         return found
     finally:
         await connection.close()
@@ -156,8 +159,7 @@ async def _take_deliveries(amqp_url: str) -> list[delivery_pb2.AcceptedDelivery]
 
 def queued_deliveries(loop: LoopThread, amqp_url: str) -> int:
     """How many deliveries wait in the scheduler's inbound queues."""
-    counts = loop.run(_queue_counts(amqp_url))
-    return sum(n for name, n in counts.items() if name != REPORTS_EVENTS)
+    return loop.run(_count_deliveries(amqp_url))
 
 
 def queued_events(loop: LoopThread, amqp_url: str) -> int:

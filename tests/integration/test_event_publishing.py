@@ -1,6 +1,8 @@
-"""Group-commit event publishing against the real RabbitMQ: events that arrive while a publish
-is in flight travel together, every event arrives once, a lone event is the plain message, and
-a waiter returns only after the confirm or gets ``BrokerUnavailable``."""
+"""Group-commit publishing against the real RabbitMQ: events that arrive while a publish is in
+flight travel together, every event arrives once, a lone event is the plain message, and a
+waiter returns only after the confirm or gets ``BrokerUnavailable``. Deliveries and results
+travel the same way (``publish_grouped``); a consumer gets each as if it came alone, in its own
+trace, and a failing one requeues its whole message."""
 
 from __future__ import annotations
 
@@ -11,18 +13,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from postline.common.broker import Broker, BrokerUnavailable, EventPublisher, Topology
+from postline.common.broker.consumer import Delivery, message_type
 from postline.common.broker.topology import (
     BOUNCE_DELIVERIES,
     DELIVERY_EVENT_KEY,
     ERROR_EVENT_KEY,
     EXCHANGE,
     REPORTS_EVENTS,
+    accepted_key,
+    inbound_queue,
 )
 from postline.common.ids import new_id
+from postline.common.telemetry import current_trace_id, sampled_parents
 from postline.common.timeutil import to_timestamp
-from postline.v1 import events_pb2
+from postline.v1 import delivery_pb2, events_pb2
+from tests.conftest import poll_until
 from tests.events_support import events_in
 
 
@@ -225,3 +234,118 @@ async def test_closing_publishes_or_fails_every_waiter(amqp_url: str, grace: flo
     await reader.close()
     assert confirmed <= set(arrived)
     assert all(n == 1 for n in arrived.values())
+
+
+# -- deliveries and results (publish_grouped) --------------------------------------------------
+
+SHARD = 0
+
+
+def delivery(number: int) -> delivery_pb2.AcceptedDelivery:
+    return delivery_pb2.AcceptedDelivery(
+        delivery_id=new_id(),
+        recipient=f"user{number}@a.test",
+        recipient_domain="a.test",
+        content=b"Subject: x\r\n\r\nHello.\r\n",
+    )
+
+
+async def _types_waiting(broker: Broker) -> list[str]:
+    """The x-postline-type of every message waiting in the inbound queue (left there)."""
+    channel = await broker.connection.channel()
+    try:
+        queue = await channel.get_queue(inbound_queue(SHARD), ensure=False)
+        found = []
+        while (message := await queue.get(fail=False)) is not None:
+            found.append(message_type(message.headers or {}))
+        return found
+    finally:
+        await channel.close()
+
+
+async def test_deliveries_published_together_share_messages_and_come_out_one_by_one(
+    broker: Broker,
+) -> None:
+    tracer = TracerProvider().get_tracer(__name__)  # recording spans, whatever is global
+    sent = [delivery(i) for i in range(50)]
+    traces: dict[str, str] = {}
+
+    async def publish(d: delivery_pb2.AcceptedDelivery) -> None:
+        with tracer.start_as_current_span("submit"):
+            traces[d.delivery_id] = current_trace_id()
+            await broker.publish_grouped(accepted_key(SHARD), d)
+
+    await asyncio.gather(*(publish(d) for d in sent))
+    types = await _types_waiting(broker)
+    # The first went alone (the lane was idle); the rest waited for its confirm, together.
+    assert types[0] == "postline.v1.AcceptedDelivery"
+    assert "postline.v1.AcceptedDeliveries" in types
+    assert len(types) < len(sent)
+
+    handled: dict[str, str] = {}
+
+    async def handle(item: delivery_pb2.AcceptedDelivery, meta: Delivery) -> None:
+        handled[item.delivery_id] = current_trace_id()
+
+    await broker.consume(inbound_queue(SHARD), delivery_pb2.AcceptedDelivery, handle)
+    await asyncio.to_thread(poll_until, lambda: len(handled) == len(sent), "every one handled")
+    assert all(traces.values())
+    assert handled == traces  # each handled once, in the trace it was published in
+    assert await _types_waiting(broker) == []  # every message acked
+
+
+async def test_batched_events_carry_their_sampled_traces_in_a_header(broker: Broker) -> None:
+    """Events publish batches without traceparents in the body (reports hands the body to
+    ClickHouse as it is); the sampled traces of a batch's events travel in a header, so reports
+    can record its insert in each trace. Unsampled contexts add nothing."""
+    recording = TracerProvider().get_tracer(__name__)
+    events = [delivery_event(f"user{i}@a.test") for i in range(20)]
+    spans = {}
+
+    async def publish(event: events_pb2.DeliveryEvent, sampled: bool) -> None:
+        if not sampled:
+            await broker.publish_event(event)
+            return
+        with recording.start_as_current_span("event") as span:
+            spans[event.event_id] = span.get_span_context()
+            await broker.publish_event(event)
+
+    await asyncio.gather(*(publish(e, sampled=i % 2 == 0) for i, e in enumerate(events)))
+
+    channel = await broker.connection.channel()
+    carried: dict[str, list[trace.SpanContext]] = {}
+    try:
+        queue = await channel.get_queue(REPORTS_EVENTS, ensure=False)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            parents = sampled_parents(message.headers or {})
+            for event in events_in(message.body, message.headers):
+                carried[event.event_id] = parents
+    finally:
+        await channel.close()
+    batched = [ids for ids in carried.values() if len(ids) > 1]
+    assert batched, "some events travelled together"
+    every_sampled = {c.span_id for parents in carried.values() for c in parents}
+    assert every_sampled == {c.span_id for c in spans.values()}
+
+
+async def test_a_failing_item_requeues_its_whole_message(broker: Broker) -> None:
+    sent = [delivery(i) for i in range(10)]
+    await asyncio.gather(*(broker.publish_grouped(accepted_key(SHARD), d) for d in sent))
+    seen: list[str] = []
+    failed_once: set[str] = set()
+
+    async def handle(item: delivery_pb2.AcceptedDelivery, meta: Delivery) -> None:
+        seen.append(item.delivery_id)
+        if item.delivery_id == sent[-1].delivery_id and not failed_once:
+            failed_once.add(item.delivery_id)
+            raise RuntimeError("a dependency failed")
+
+    await broker.consume(inbound_queue(SHARD), delivery_pb2.AcceptedDelivery, handle)
+    await asyncio.to_thread(
+        poll_until,
+        lambda: seen.count(sent[-1].delivery_id) == 2,
+        "the failed delivery handled again",
+    )
+    # Its batch-mates came back with it (at-least-once): nothing was lost.
+    assert set(seen) == {d.delivery_id for d in sent}
+    assert len(seen) > len(sent)

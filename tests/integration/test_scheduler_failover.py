@@ -107,15 +107,17 @@ async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(
             await accept(broker, f"user{i}@two.test")
         await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
         runtime = svc.ownership.runtimes[shard_for("two.test", SHARDS)]
-        await eventually(lambda: len(runtime.leases) == 2 and runtime.indexes, "state held")
-        first = {g: held.incoming for g, held in runtime.leases.items()}
-        first_index = next(iter(runtime.indexes.values())).incoming
-        first_token = runtime.token.incoming
+        await eventually(
+            lambda: len(runtime.book.leases) == 2 and runtime.book.indexes, "state held"
+        )
+        first = {g: held.incoming for g, held in runtime.book.leases.items()}
+        first_index = next(iter(runtime.book.indexes.values())).incoming
+        first_token = runtime.book.token.incoming
 
         await eventually(
-            lambda: all(runtime.leases[g].incoming is not m for g, m in first.items())
-            and next(iter(runtime.indexes.values())).incoming is not first_index
-            and runtime.token.incoming is not first_token,
+            lambda: all(runtime.book.leases[g].incoming is not m for g, m in first.items())
+            and next(iter(runtime.book.indexes.values())).incoming is not first_index
+            and runtime.book.token.incoming is not first_token,
             "leases, the backlog record and the token renewed",
             15,
         )
@@ -126,8 +128,8 @@ async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(
             await eventually(lambda: senders.pending, "a grant to answer")
             await senders.answer(next(iter(senders.pending.values())))
         gate = next(g for g in runtime.gates.values() if g.key == "domain:two.test")
-        await eventually(lambda: gate.backlog is None and not runtime.indexes, "deleted", 20)
-        assert not runtime.leases
+        await eventually(lambda: gate.backlog is None and not runtime.book.indexes, "deleted", 20)
+        assert not runtime.book.leases
         channel = await broker.connection.channel()
         state = await channel.declare_queue(queues.state_queue(runtime.number), passive=True)
         assert state.declaration_result.message_count == 0

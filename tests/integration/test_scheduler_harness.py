@@ -288,13 +288,15 @@ async def test_an_accepted_delivery_is_granted_sent_and_succeeds(
         assert task.shard == shard_for("a.test", SHARDS)
         assert (task.route_host, task.route_port) == ("127.0.0.1", 2600)
         runtime = svc.ownership.runtimes[task.shard]
-        await eventually(lambda: task.grant_id in runtime.leases, "the lease held by the owner")
+        await eventually(
+            lambda: task.grant_id in runtime.book.leases, "the lease held by the owner"
+        )
 
         await senders.answer(task)
         await eventually(
             lambda: events.of(delivery.delivery_id, events_pb2.DELIVERY_STATUS_SUCCEEDED),
             "the succeeded event",
         )
-        await eventually(lambda: not runtime.leases, "the lease acked")
+        await eventually(lambda: not runtime.book.leases, "the lease acked")
         gate = next(iter(runtime.gates.values()))
         assert not gate.state.in_flight

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from postline.common.broker.topology import inbound_queue, shard_for, urgent_queue
 from postline.ingress.api.http_errors import BodyLimit
 from postline.v1 import events_pb2
 from tests.integration.send_api_support import (
@@ -17,6 +18,7 @@ from tests.integration.send_api_support import (
     OTHER_USER,
     REMOTE_USER,
     SECRET,
+    SHARDS,
     USER,
     b64,
     bearer,
@@ -24,6 +26,7 @@ from tests.integration.send_api_support import (
     inbound_count,
     parsed,
     take_deliveries,
+    take_deliveries_from,
     take_events,
     text_of,
 )
@@ -74,6 +77,20 @@ async def test_text_message_gives_one_delivery_per_recipient(amqp_url: str) -> N
     assert mail.get_content_type() == "text/plain"
     assert mail.get_content() == "Hello Alice.\n"
     assert first.content.count(b"\r\n") == first.content.count(b"\n")  # CRLF only
+
+
+async def test_a_high_priority_delivery_takes_its_shards_urgent_queue(amqp_url: str) -> None:
+    """The policy's priority rules pick the door: high priority goes to the urgent queue, so it
+    never waits behind the inbound queue's backlog; the rest to the inbound queue."""
+    async with harness(amqp_url) as h:
+        urgent = await _send(h.client, message(headers={"X-Category": "receipt"}))
+        normal = await _send(h.client, message(headers={"X-Category": "newsletter"}))
+    assert urgent.status_code == normal.status_code == 202
+    shard = shard_for("a.test", SHARDS)
+    in_urgent = await take_deliveries_from(amqp_url, urgent_queue(shard))
+    in_inbound = await take_deliveries_from(amqp_url, inbound_queue(shard))
+    assert [d.delivery_id for d in in_urgent] == [urgent.json()["deliveries"][0]["delivery_id"]]
+    assert [d.delivery_id for d in in_inbound] == [normal.json()["deliveries"][0]["delivery_id"]]
 
 
 async def test_html_only_message(amqp_url: str) -> None:

@@ -82,3 +82,8 @@ METRIC_WEBHOOK_EVENTS = "postline_reports_webhook_events_total"
 METRIC_WEBHOOK_SECONDS = "postline_reports_webhook_post_seconds"
 METRIC_WEBHOOK_FANOUT = "postline_reports_webhook_fanout_events_total"
 METRIC_WEEKLY_SUMMARIES = "postline_reports_weekly_summaries_total"
+# Every service: broker messages it published and received, by protobuf type (a batch counts
+# once; its items count in the _items_ metric).
+METRIC_BROKER_PUBLISHED = "postline_broker_published_messages_total"
+METRIC_BROKER_RECEIVED = "postline_broker_received_messages_total"
+METRIC_BROKER_RECEIVED_ITEMS = "postline_broker_received_items_total"

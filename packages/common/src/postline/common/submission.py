@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -18,8 +19,11 @@ from email.utils import make_msgid
 from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
-from postline.common.broker.topology import accepted_key, shard_for
+from postline.common.broker.topology import accepted_key, shard_for, urgent_key
 from postline.common.ids import new_id
+from postline.common.policy import Policy
+from postline.common.policy.filters import normalize_headers
+from postline.common.policy.model import PriorityLevel
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
@@ -114,15 +118,23 @@ def _header(headers: list[delivery_pb2.Header], name: str) -> str:
     return next((h.value for h in headers if h.name.lower() == lname), "")
 
 
-async def submit(broker: Broker, submission: Submission, hostname: str) -> Accepted:
+async def submit(
+    broker: Broker, submission: Submission, hostname: str, policy: Policy | None = None
+) -> Accepted:
     """`publish_deliveries`, then `publish_queued`: both done when this returns."""
-    accepted = await publish_deliveries(broker, submission, hostname)
+    accepted = await publish_deliveries(broker, submission, hostname, policy)
     await publish_queued(broker, accepted)
     return accepted
 
 
-async def publish_deliveries(broker: Broker, submission: Submission, hostname: str) -> Accepted:
+async def publish_deliveries(
+    broker: Broker, submission: Submission, hostname: str, policy: Policy | None = None
+) -> Accepted:
     """Publish one delivery per recipient; return only after the broker confirmed all of them.
+
+    With the ``policy``, a delivery its priority rules make high goes to its shard's urgent
+    queue, ahead of whatever backlog the inbound queue holds (the scheduler decides the
+    priority again; this only picks the door).
 
     Raises ``BrokerUnavailable`` if any publish was not confirmed: the caller answers with a
     temporary failure and the client retries (deliveries confirmed before the failure may then
@@ -152,13 +164,32 @@ async def publish_deliveries(broker: Broker, submission: Submission, hostname: s
         for rcpt in submission.recipients
     ]
     shards = broker.topology.shards
+    urgent = _urgent_rule(policy, submission.server, headers)
+    # Grouped: the deliveries of messages accepted at the same moment share broker messages
+    # (one per shard), each still answered only once the one carrying it was confirmed.
     await asyncio.gather(
         *(
-            broker.publish(accepted_key(shard_for(d.recipient_domain, shards)), d)
+            broker.publish_grouped(
+                (urgent_key if urgent(d.recipient) else accepted_key)(
+                    shard_for(d.recipient_domain, shards)
+                ),
+                d,
+            )
             for d in deliveries
         )
     )
     return Accepted(message_id, deliveries)
+
+
+def _urgent_rule(
+    policy: Policy | None, server_name: str, headers: list[delivery_pb2.Header]
+) -> Callable[[str], bool]:
+    """Whether the server's priority rules make a recipient's delivery high priority."""
+    server = policy.servers.get(server_name) if policy is not None else None
+    if server is None or not any(r.level == PriorityLevel.HIGH for r in server.priority):
+        return lambda recipient: False
+    normalized = normalize_headers((h.name, h.value) for h in headers)
+    return lambda recipient: server.priority_for(normalized, recipient) == PriorityLevel.HIGH
 
 
 async def publish_queued(broker: Broker, accepted: Accepted) -> None:

@@ -20,6 +20,7 @@ service, which writes them into ClickHouse (``otel_traces``) for the console's t
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 # Why a parked message waited (``Broker.publish_delayed``), for the link of the span that
 # takes it up again.
 WAIT_HEADER = "x-postline-wait"
+
+# The sampled traces of the items of a batch that carries none in its body (events: each
+# names its trace id, not its span): a comma-separated list of W3C traceparents.
+TRACEPARENTS_HEADER = "x-postline-traceparents"
 
 # Requests that are not the product's work: probes, scraping, the span receiver itself.
 HTTP_UNTRACED = "healthz,readyz,metrics,v1/traces"
@@ -167,17 +172,28 @@ def wait_links(headers: Mapping[str, Any]) -> list[trace.Link]:
     return [trace.Link(parked, attributes)]
 
 
+def sampled_traceparent(context: contextvars.Context) -> str:
+    """The W3C traceparent of the span current in ``context`` if it is sampled, else ''."""
+    found = context.run(trace.get_current_span).get_span_context()
+    if not (found.is_valid and found.trace_flags.sampled):
+        return ""
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-01"
+
+
 def sampled_parents(headers: Mapping[str, Any]) -> list[trace.SpanContext]:
     """The sampled trace contexts a broker message carries: its ``traceparent`` (one item, or
-    the publisher's context). Unsampled ones are left out: nothing records their spans, so
-    nothing need be made for them."""
-    raw = headers.get("traceparent")
+    the publisher's context), or those of a batch's items (``TRACEPARENTS_HEADER``).
+    Unsampled ones are left out: nothing records their spans, so nothing need be made."""
+    raw = headers.get(TRACEPARENTS_HEADER) or headers.get("traceparent")
     if not raw:
         return []
-    value = raw.decode() if isinstance(raw, bytes) else str(raw)
-    span_context = trace.get_current_span(propagate.extract({"traceparent": value}))
-    found = span_context.get_span_context()
-    return [found] if found.is_valid and found.trace_flags.sampled else []
+    found = []
+    for value in (raw.decode() if isinstance(raw, bytes) else str(raw)).split(","):
+        span = trace.get_current_span(propagate.extract({"traceparent": value.strip()}))
+        context = span.get_span_context()
+        if context.is_valid and context.trace_flags.sampled:
+            found.append(context)
+    return found
 
 
 def extract_context(headers: Mapping[str, Any]) -> _Attached:

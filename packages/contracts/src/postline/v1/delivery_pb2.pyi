@@ -355,3 +355,50 @@ class DeliveryResult(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["connect_ms", b"connect_ms", "connection_reused", b"connection_reused", "dkim_domain", b"dkim_domain", "dns_ms", b"dns_ms", "enhanced_status", b"enhanced_status", "finished_at", b"finished_at", "mx_address", b"mx_address", "mx_host", b"mx_host", "outcome", b"outcome", "reply_code", b"reply_code", "reply_text", b"reply_text", "session_messages", b"session_messages", "source_ip", b"source_ip", "stage", b"stage", "started_at", b"started_at", "task", b"task", "tls", b"tls", "tls_cipher", b"tls_cipher", "tls_verified", b"tls_verified", "tls_version", b"tls_version", "transaction_ms", b"transaction_ms"]) -> None: ...
 
 Global___DeliveryResult: typing_extensions.TypeAlias = DeliveryResult
+
+@typing.final
+class AcceptedDeliveries(google.protobuf.message.Message):
+    """Several deliveries, or results, in one broker message: what a busy producer publishes
+    (group commit, postline.common.broker.groups): one message when it is idle, those that
+    became ready together while a publish was in flight. A consumer handles each item as if it
+    had come alone, and acks the message once every item was handled. traceparents[i] is the
+    W3C trace context of item i (a lone message carries its own in its AMQP headers).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: builtins.int
+    TRACEPARENTS_FIELD_NUMBER: builtins.int
+    @property
+    def deliveries(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___AcceptedDelivery]: ...
+    @property
+    def traceparents(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        deliveries: collections.abc.Iterable[Global___AcceptedDelivery] | None = ...,
+        traceparents: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["deliveries", b"deliveries", "traceparents", b"traceparents"]) -> None: ...
+
+Global___AcceptedDeliveries: typing_extensions.TypeAlias = AcceptedDeliveries
+
+@typing.final
+class DeliveryResults(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: builtins.int
+    TRACEPARENTS_FIELD_NUMBER: builtins.int
+    @property
+    def results(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___DeliveryResult]: ...
+    @property
+    def traceparents(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        results: collections.abc.Iterable[Global___DeliveryResult] | None = ...,
+        traceparents: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["results", b"results", "traceparents", b"traceparents"]) -> None: ...
+
+Global___DeliveryResults: typing_extensions.TypeAlias = DeliveryResults

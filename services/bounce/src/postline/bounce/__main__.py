@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from postline.bounce.bounces import BounceMails
 from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries
+from postline.bounce.deliveries import PREFETCH as DELIVERIES_PREFETCH
 from postline.bounce.grpc_server import GrpcServer, SuppressionsServicer
 from postline.bounce.handlers import Bounce
 from postline.bounce.inbound import InboundMail
@@ -18,7 +18,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import LivePolicy
-from postline.common.runtime import serve_health, split_listen, stop_event
+from postline.common.runtime import run, serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.v1 import delivery_pb2
 
@@ -42,7 +42,9 @@ async def main() -> None:
     deliveries = Deliveries(store)
     bounce = Bounce(broker, suppressions, policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
-    await broker.consume(BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event)
+    await broker.consume(
+        BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event, prefetch=DELIVERIES_PREFETCH
+    )
 
     grpc_server = GrpcServer(SuppressionsServicer(suppressions, policy), settings.grpc_listen)
     await grpc_server.start()
@@ -76,4 +78,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

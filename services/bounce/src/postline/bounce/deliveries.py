@@ -8,10 +8,16 @@ per delivery, kept as long as reports keep theirs (``retention_days``). Events c
 (``DeliveryEvent``) or, under load, several to a broker message (``DeliveryEvents``); the
 queued ones of a message are written in one insert. Other events add nothing a bounce needs
 (the return path comes with the bounce itself), so they are acked without a write.
+
+Writes are grouped: an insert starts at most once a second (``WRITE_EVERY``); the rows of
+every message that arrives meanwhile wait and go in it, so under load one insert carries many
+messages (an insert costs chdb tens of milliseconds whatever its size, and makes a part to
+merge); each message is acked once the insert with its rows returned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,9 +110,20 @@ def _known(row: dict[str, object]) -> KnownDelivery:
     return KnownDelivery(**values, accepted_at=accepted_at)
 
 
+# Messages of bounce.deliveries taken at once: what waits for the next insert.
+PREFETCH = 500
+# At most one insert a second (sooner when this many rows wait).
+WRITE_EVERY = 1.0
+WRITE_ROWS = 5000
+
+
 class Deliveries:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._rows: list[list[object]] = []
+        self._written: asyncio.Future[None] | None = None  # the next insert's outcome
+        self._writer: asyncio.Task[None] | None = None
+        self._last_write = 0.0
 
     async def on_event(
         self,
@@ -117,9 +134,38 @@ class Deliveries:
         await self.record([e for e in events if e.status == events_pb2.DELIVERY_STATUS_QUEUED])
 
     async def record(self, events: Sequence[events_pb2.DeliveryEvent]) -> None:
-        """One row per queued delivery, in one insert."""
-        if events:
-            await self.store.insert(TABLE, [_row(event) for event in events], COLUMNS)
+        """One row per queued delivery, written with whatever else waits (one insert); returns
+        once the insert carrying them returned."""
+        if not events:
+            return
+        self._rows.extend(_row(event) for event in events)
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        written = self._written
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._rows:
+            wait = self._last_write + WRITE_EVERY - loop.time()
+            while wait > 0 and len(self._rows) < WRITE_ROWS:
+                await asyncio.sleep(min(wait, 0.05))
+                wait = self._last_write + WRITE_EVERY - loop.time()
+            self._last_write = loop.time()
+            rows, self._rows = self._rows, []
+            written, self._written = self._written, None
+            assert written is not None
+            try:
+                await self.store.insert(TABLE, rows, COLUMNS)
+            except asyncio.CancelledError:
+                written.cancel()
+                raise
+            except Exception as exc:
+                written.set_exception(exc)
+            else:
+                written.set_result(None)
 
     async def by_id(self, delivery_id: str) -> KnownDelivery | None:
         rows = await self.store.query(

@@ -18,6 +18,7 @@ from postline.common.telemetry import tracer
 from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 UNKNOWN_USER = 2
 
@@ -42,7 +43,7 @@ class Bounce:
 
     async def on_failed_result(self, result: delivery_pb2.DeliveryResult, meta: Delivery) -> None:
         delivery = result.task.delivery
-        with tracer(__name__).start_as_current_span(SPAN_CLASSIFY) as span:
+        with _tracer.start_as_current_span(SPAN_CLASSIFY) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             verdict = classify_failure(
                 result.reply_code,

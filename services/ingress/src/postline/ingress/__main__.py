@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from postline.common.broker import Broker, Topology
 from postline.common.policy import LivePolicy
-from postline.common.runtime import HttpServer, split_listen, stop_event
+from postline.common.runtime import HttpServer, run, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
@@ -37,7 +36,9 @@ async def main() -> None:
     tls = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls = server_context(settings.tls_cert, settings.tls_key)
-    smtp = await start_smtp(handler, smtp_host, smtp_port, tls_context=tls)
+    smtp = await start_smtp(
+        handler, smtp_host, smtp_port, tls_context=tls, reuse_port=settings.smtp_reuse_port
+    )
     send_api = SendApi(broker, policy, settings.hostname)
     http = HttpServer(create_app(broker, send_api, lambda: policy.status), settings.http_listen)
     await http.start()
@@ -63,4 +64,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -11,6 +11,11 @@ from postline.common.settings import ServiceSettings
 
 class IngressSettings(ServiceSettings):
     smtp_listen: str = "127.0.0.1:2525"
+    smtp_reuse_port: bool = Field(
+        default=False,
+        description="share the SMTP port with other ingress processes on this host "
+        "(SO_REUSEPORT: the kernel spreads connections over them)",
+    )
     http_listen: str = "127.0.0.1:8025"
     grpc_listen: str = "127.0.0.1:50051"
     tls_cert: Path | None = Field(default=None, description="PEM certificate chain for STARTTLS")

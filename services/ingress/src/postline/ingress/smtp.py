@@ -641,7 +641,7 @@ class RelayHandler:
     async def _publish(self, submission: Submission) -> Accepted:
         with _tracer.start_as_current_span(SPAN_SMTP_TRANSACTION) as span:
             span.set_attribute(SERVER, submission.server)
-            accepted = await publish_deliveries(self.broker, submission, self.hostname)
+            accepted = await publish_deliveries(self.broker, submission, self.hostname, self.policy)
             span.set_attribute(MESSAGE_ID, accepted.message_id)
             # The reply waits for the deliveries only (the design's condition for 250): the
             # queued events are best effort (see `publish_queued`) and follow in the background.
@@ -659,8 +659,10 @@ async def start_smtp(
     port: int,
     *,
     tls_context: ssl.SSLContext | None,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
-    """Listen for SMTP on ``host:port``; STARTTLS is offered when ``tls_context`` is given."""
+    """Listen for SMTP on ``host:port``; STARTTLS is offered when ``tls_context`` is given.
+    With ``reuse_port`` several processes listen on the same port (SO_REUSEPORT)."""
     # aiosmtpd logs every command at INFO on "mail.log"; Postline logs its own decisions.
     mail_log = logging.getLogger("mail.log")
     mail_log.setLevel(logging.WARNING)
@@ -672,4 +674,4 @@ async def start_smtp(
     def factory() -> SMTP:
         return RelaySMTP(handler, tls_context=tls_context, loop=loop)
 
-    return await loop.create_server(factory, host=host, port=port)
+    return await loop.create_server(factory, host=host, port=port, reuse_port=reuse_port or None)

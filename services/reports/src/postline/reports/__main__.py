@@ -9,7 +9,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.policy import LivePolicy
-from postline.common.runtime import HttpServer, stop_event
+from postline.common.runtime import HttpServer, run, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.common.throttle import AuthThrottle
 from postline.reports.access import Gate
@@ -100,4 +100,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

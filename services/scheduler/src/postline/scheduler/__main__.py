@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from postline.common.policy import LivePolicy
-from postline.common.runtime import serve_health, stop_event
+from postline.common.runtime import run, serve_health, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.scheduler.service import SchedulerService
 from postline.scheduler.settings import SchedulerSettings
@@ -35,4 +34,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

@@ -9,15 +9,22 @@ nothing left to settle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from postline.common.broker.consumer import Delivery, MessageTypes, PoisonMessage, decode
+from postline.common.broker.consumer import (
+    Delivery,
+    MessageTypes,
+    PoisonMessage,
+    decode,
+    handle,
+)
 from postline.common.telemetry import extract_context
 
 logger = logging.getLogger(__name__)
@@ -59,7 +66,7 @@ async def subscribe(
             return
         token = extract_context(headers)
         try:
-            await handler(message, meta)
+            await handle(handler, message, meta)
         except Requeue:
             await _settle(incoming.nack(requeue=True), "requeue")
         except PoisonMessage as exc:
@@ -77,3 +84,41 @@ async def subscribe(
             token.detach()
 
     return await queue.consume(on_message, arguments=dict(arguments) if arguments else None)
+
+
+class Consumers:
+    """The consumers on one shard owner's channel, each with its own prefetch."""
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self.channel = channel
+        self._qos_lock = asyncio.Lock()
+        self._running: list[tuple[AbstractQueue, str]] = []
+
+    async def start(
+        self,
+        queue: AbstractQueue,
+        prefetch: int,
+        handler: Callable[..., Awaitable[None]],
+        types: MessageTypes | None = None,
+    ) -> str:
+        """Consume ``queue``: typed messages to ``handler(message, meta)``, or raw incoming
+        messages to ``handler(incoming)`` when ``types`` is None. Returns the consumer tag."""
+        # basic.qos without "global" limits each consumer created after it on the channel, so
+        # every consumer gets its own prefetch.
+        async with self._qos_lock:
+            await self.channel.set_qos(prefetch_count=prefetch)
+            if types is None:
+                tag = await queue.consume(handler)
+            else:
+                tag = await subscribe(queue, types, handler)
+        self._running.append((queue, tag))
+        return tag
+
+    async def stop(self, queue: AbstractQueue, tag: str) -> None:
+        self._running = [(q, t) for q, t in self._running if t != tag]
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
+            await queue.cancel(tag)
+
+    async def stop_all(self) -> None:
+        for queue, tag in list(self._running):
+            await self.stop(queue, tag)

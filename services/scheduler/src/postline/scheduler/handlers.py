@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
@@ -40,16 +39,14 @@ from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
 from postline.scheduler.consuming import Requeue
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
+from postline.scheduler.interfaces import Outcome, Shard, SpeedKey
 from postline.scheduler.mx import MxCache
 from postline.scheduler.pauses import PausedDomains
-from postline.scheduler.shard import Outcome
 from postline.scheduler.suppressions import SuppressionList
 from postline.v1 import delivery_pb2, events_pb2
 
-if TYPE_CHECKING:
-    from postline.scheduler.shard import Gate, ShardRuntime
-
 logger = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 
 class Scheduler:
@@ -84,9 +81,9 @@ class Scheduler:
     # --- inbound ---------------------------------------------------------------------------
 
     async def on_accepted(
-        self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery, shard: ShardRuntime
+        self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery, shard: Shard
     ) -> None:
-        with tracer(__name__).start_as_current_span(SPAN_SCHEDULE) as span:
+        with _tracer.start_as_current_span(SPAN_SCHEDULE) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(RECIPIENT_DOMAIN, delivery.recipient_domain)
             span.set_attribute(SERVER, delivery.server)
@@ -116,7 +113,7 @@ class Scheduler:
             await self.dispatch(task, server, shard)
 
     async def on_parked(
-        self, task: delivery_pb2.DeliveryTask, meta: Delivery, shard: ShardRuntime
+        self, task: delivery_pb2.DeliveryTask, meta: Delivery, shard: Shard
     ) -> None:
         """A parked task came back (a retry, a hold, a hop of a long wait), or a group's
         delivery was handed to the group's shard."""
@@ -143,9 +140,7 @@ class Scheduler:
                 return
             await self.dispatch(task, server, shard)
 
-    async def dispatch(
-        self, task: delivery_pb2.DeliveryTask, server: Server, shard: ShardRuntime
-    ) -> None:
+    async def dispatch(self, task: delivery_pb2.DeliveryTask, server: Server, shard: Shard) -> None:
         now = self.clock()
         delivery = task.delivery
         hold = decisions.hold_until(server, task, now)
@@ -169,7 +164,7 @@ class Scheduler:
             metrics.DECISIONS.labels(decision="paused").inc()
 
     async def ready_for_backlog(
-        self, task: delivery_pb2.DeliveryTask, gate: Gate, shard: ShardRuntime
+        self, task: delivery_pb2.DeliveryTask, gate: SpeedKey, shard: Shard
     ) -> SpeedLimit | None:
         """A backlogged delivery's turn to wait for a slot: may it still go this way? None
         when it was dealt with otherwise (failed, parked, handed over)."""
@@ -208,7 +203,7 @@ class Scheduler:
         )
 
     async def _hold(
-        self, task: delivery_pb2.DeliveryTask, hold: float, now: float, shard: ShardRuntime
+        self, task: delivery_pb2.DeliveryTask, hold: float, now: float, shard: Shard
     ) -> None:
         delivery = task.delivery
         until = hold + decisions.release_spread(delivery.delivery_id, self.hold_spread)
@@ -243,11 +238,11 @@ class Scheduler:
     # --- results ---------------------------------------------------------------------------
 
     async def on_result(
-        self, result: delivery_pb2.DeliveryResult, meta: Delivery, shard: ShardRuntime
+        self, result: delivery_pb2.DeliveryResult, meta: Delivery, shard: Shard
     ) -> None:
         delivery = result.task.delivery
         now = self.clock()
-        with tracer(__name__).start_as_current_span(SPAN_RESULT) as span:
+        with _tracer.start_as_current_span(SPAN_RESULT) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, result.task.attempt)
             if meta.not_before is not None:

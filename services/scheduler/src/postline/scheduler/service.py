@@ -86,7 +86,7 @@ class SchedulerService:
             channel,
             token,
             broker=self.broker,
-            scheduler=self.scheduler,
+            pipeline=self.scheduler,
             pauses=self.pauses,
             settings=self.settings.runtime(),
             clock=self.clock,

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field
 
 from postline.common.settings import ServiceSettings
-from postline.scheduler.shard import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What a shard's runtime needs of the settings (tests make one directly)."""
+
+    inbound_prefetch: int = 200
+    results_prefetch: int = 100
+    backlog_prefetch_max: int = 20
+    max_wait: float = 300.0  # a delivery held in memory longer goes back to its backlog
+    lease_timeout: float = 3600.0
+    renew_after: float = 600.0  # below RabbitMQ's consumer_timeout (30 min by default)
+    backlog_idle: float = 60.0
 
 
 class SchedulerSettings(ServiceSettings):

@@ -8,7 +8,6 @@ its idle SMTP sessions and exits 0; nothing it had taken is lost.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 
@@ -17,7 +16,7 @@ from prometheus_client import Counter
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
 from postline.common.policy import LivePolicy
-from postline.common.runtime import serve_health, stop_event
+from postline.common.runtime import run, serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
@@ -81,4 +80,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

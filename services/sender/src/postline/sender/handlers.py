@@ -52,6 +52,7 @@ from postline.sender.attempt import Deliverer
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 OUTCOME_KEYS = {
     delivery_pb2.OUTCOME_SUCCEEDED: "succeeded",
@@ -86,7 +87,7 @@ class Sender:
 
     async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
         delivery = task.delivery
-        with tracer(__name__).start_as_current_span(SPAN_ATTEMPT) as span:
+        with _tracer.start_as_current_span(SPAN_ATTEMPT) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, task.attempt)
             span.set_attribute(RECIPIENT_DOMAIN, delivery.recipient_domain)
@@ -115,13 +116,17 @@ class Sender:
                 result.reply_code,
                 result.reply_text,
             )
+            if result.outcome == delivery_pb2.OUTCOME_SUCCEEDED:
+                # Nothing downstream reads a delivered message's content again (a retry needs
+                # it, a failure's notice may): the result goes back without its copy.
+                result.task.delivery.ClearField("content")
             await self._publish(result_key(task.shard, outcome), result)
 
     async def _publish(self, routing_key: str, result: delivery_pb2.DeliveryResult) -> None:
         # The mail is out: a short retry now saves a duplicate delivery of the requeued task.
         for attempt in range(1, PUBLISH_TRIES + 1):
             try:
-                await self.broker.publish(routing_key, result)
+                await self.broker.publish_grouped(routing_key, result)
                 return
             except BrokerUnavailable as exc:
                 if attempt == PUBLISH_TRIES:

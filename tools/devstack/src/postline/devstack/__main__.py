@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from postline.devstack.stack import Stack
+from postline.devstack.stack import Ports, Stack
 
 
 def main() -> int:
@@ -18,6 +18,12 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="shift every port listened on (the policy's routes stay as written)",
+    )
     parser.add_argument(
         "--no-traces",
         dest="traces",
@@ -31,6 +37,7 @@ def main() -> int:
         data_dir=args.data_dir.resolve(),
         amqp_url=args.amqp_url,
         shards=args.shards,
+        ports=Ports(offset=args.port_offset),
         traces=args.traces,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

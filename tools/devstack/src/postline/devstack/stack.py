@@ -21,7 +21,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 SERVICES = ("reports", "bounce", "scheduler", "sender", "ingress")
-# Services that may run as several processes (Stack.senders, Stack.schedulers).
+# Services that may run as several processes (Stack.senders, Stack.schedulers,
+# Stack.ingresses): each further process listens this many ports further.
 INSTANCE_PORT_STEP = 100
 
 
@@ -81,8 +82,8 @@ class Ports:
         return self.addr(2601)
 
     def instance(self, number: int) -> Ports:
-        """The ports of a service's ``number``-th process (1: the design's; extra senders and
-        schedulers listen 100 ports further each)."""
+        """The ports of a service's ``number``-th process (1: the design's; extra processes
+        listen 100 ports further each, except the ingresses' shared SMTP port)."""
         return Ports(self.offset + INSTANCE_PORT_STEP * (number - 1), self.host)
 
     def health(self, service: str) -> str:
@@ -107,6 +108,9 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     senders: int = 1  # sender processes (named sender, sender-2, ...)
     schedulers: int = 1  # scheduler processes: one owns each shard, the others stand by
+    # ingress processes: they share the SMTP port (SO_REUSEPORT, the kernel spreads the
+    # connections); their HTTP and gRPC ports are per process.
+    ingresses: int = 1
     simulator_slow_seconds: float | None = None  # the simulator's --slow-seconds
     # Every service sends its spans to the reports service, which writes them to ClickHouse
     # (the console's timelines); False: no spans are recorded (trace ids still are).
@@ -120,7 +124,7 @@ class Stack:
         p = self.ports.instance(instance)
         listen = {
             "ingress": {
-                "POSTLINE_SMTP_LISTEN": p.smtp,
+                "POSTLINE_SMTP_LISTEN": self.ports.smtp,
                 "POSTLINE_HTTP_LISTEN": p.api,
                 "POSTLINE_GRPC_LISTEN": p.ingress_grpc,
                 # STARTTLS with a self-signed certificate, made by `dev_certificate`.
@@ -163,6 +167,8 @@ class Stack:
         }
         if service in ("scheduler", "sender", "bounce"):
             env["POSTLINE_HEALTH_LISTEN"] = p.health(service)
+        if service == "ingress" and self.ingresses > 1:
+            env["POSTLINE_SMTP_REUSE_PORT"] = "true"
         return env
 
     @property
@@ -214,7 +220,8 @@ class Stack:
         self.wait_ready(timeout)
 
     def _instances(self, service: str) -> int:
-        return {"sender": self.senders, "scheduler": self.schedulers}.get(service, 1)
+        counts = {"sender": self.senders, "scheduler": self.schedulers, "ingress": self.ingresses}
+        return counts.get(service, 1)
 
     def health_url(self, name: str) -> str | None:
         """The readiness URL of a process (``scheduler``, ``sender-2``, ``simulator``...)."""

@@ -17,16 +17,21 @@ from aio_pika.abc import (
 )
 from google.protobuf.message import Message as ProtoMessage
 from pamqp.commands import Basic
+from prometheus_client import Counter
 
 from postline.common.broker.consumer import TYPE_HEADER, Handler, MessageTypes, consume
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import Event, EventPublisher
+from postline.common.broker.groups import GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
+from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.telemetry import WAIT_HEADER, inject_context
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=ProtoMessage)
+
+PUBLISHED = Counter(METRIC_BROKER_PUBLISHED, "broker messages published (confirmed)", ["type"])
 
 
 @dataclass(frozen=True)
@@ -58,21 +63,27 @@ class Broker:
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
         self._events = EventPublisher(self.publish)
+        self._groups = GroupPublisher(self.publish)
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.url)
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await self.topology.declare(self._publish_channel)
+        self._groups.open()
+        self._events.open()
         logger.info("%s connected, topology declared (%s shards)", self.url, self.topology.shards)
 
     async def close(self) -> None:
-        # Events still waiting are published first, while the connection is open.
+        # Events and grouped items still waiting are published first, while the connection
+        # is open.
+        await self._groups.close(self.publish_timeout)
         await self._events.close(self.publish_timeout)
         for channel in self._consumer_channels:
             if not channel.is_closed:
                 await channel.close()
         if self._connection is not None:
             await self._connection.close()
+        await self._groups.stop()
         await self._events.stop()
 
     @property
@@ -122,6 +133,15 @@ class Broker:
             raise BrokerUnavailable(f"publish to {routing_key} not confirmed: {exc!r}") from exc
         if confirmation is not None and not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"publish to {routing_key} refused: {confirmation!r}")
+        PUBLISHED.labels(all_headers[TYPE_HEADER]).inc()
+
+    async def publish_grouped(self, routing_key: str, message: ProtoMessage) -> None:
+        """``publish`` for a message that may travel with others to the same routing key (an
+        ``AcceptedDelivery``, a ``DeliveryResult``): alone when the key is idle, else in one
+        batch with those that arrived while the previous publish was in flight (see
+        ``broker/groups.py``). Returns once the broker confirmed the message carrying it;
+        raises ``BrokerUnavailable`` like ``publish``."""
+        await self._groups.publish(routing_key, message)
 
     async def publish_event(self, event: Event) -> None:
         """Publish a ``DeliveryEvent`` or ``ErrorClassified`` and wait for the confirm of the

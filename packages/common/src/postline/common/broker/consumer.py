@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from prometheus_client import Counter
 
+from postline.common.broker.groups import BATCH_NAMES, BATCHES, handle_items, unbatch
+from postline.common.semconv import METRIC_BROKER_RECEIVED, METRIC_BROKER_RECEIVED_ITEMS
 from postline.common.telemetry import extract_context
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,9 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=ProtoMessage)
 
 REQUEUE_PAUSE_SECONDS = 1.0
+
+RECEIVED = Counter(METRIC_BROKER_RECEIVED, "broker messages received (decoded)", ["type"])
+RECEIVED_ITEMS = Counter(METRIC_BROKER_RECEIVED_ITEMS, "items of received batches", ["type"])
 
 
 class PoisonMessage(Exception):
@@ -61,13 +67,30 @@ def message_type(headers: Mapping[str, Any]) -> str:
 
 
 def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> ProtoMessage:
-    """Decode a body as its ``x-postline-type`` header says (or the only type expected)."""
+    """Decode a body as its ``x-postline-type`` header says (or the only type expected). A
+    batch of an expected type (``broker/groups.py``) is expected too."""
+    name = message_type(headers)
+    batch = BATCH_NAMES.get(name)
+    if batch is not None:
+        expected = [types] if isinstance(types, type) else types.values()
+        if any(BATCHES.get(t, (None,))[0] is batch for t in expected):
+            return batch.FromString(body)
     if isinstance(types, type):
         return types.FromString(body)
-    name = message_type(headers)
     if name not in types:
         raise PoisonMessage(f"unexpected message type {name!r}")
     return types[name].FromString(body)
+
+
+async def handle(handler: Handler[Any], message: ProtoMessage, delivery: Delivery) -> None:
+    """Run the handler on a message, or on each item of a batch (at once, each in its trace)."""
+    items = unbatch(message)
+    RECEIVED.labels(message.DESCRIPTOR.full_name).inc()
+    if items is None:
+        await handler(message, delivery)
+    else:
+        RECEIVED_ITEMS.labels(message.DESCRIPTOR.full_name).inc(len(items))
+        await handle_items(items, lambda item: handler(item, delivery))
 
 
 async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> str:
@@ -84,7 +107,7 @@ async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[An
             return
         token = extract_context(headers)
         try:
-            await handler(message, delivery)
+            await handle(handler, message, delivery)
         except PoisonMessage as exc:
             logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
             await incoming.reject(requeue=False)

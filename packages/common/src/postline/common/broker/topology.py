@@ -6,6 +6,7 @@ One topic exchange (``postline``) carries all work; routing keys say what a mess
 routing key                 queue                                  consumer
 ==========================  =====================================  ==========================
 ``accepted.<k>``            ``scheduler.inbound.<k>`` (SAC)        scheduler shard k
+``accepted.<k>.urgent``     ``scheduler.urgent.<k>`` (SAC)         scheduler shard k (first)
 ``result.<k>.<outcome>``    ``scheduler.results.<k>`` (SAC)        scheduler shard k
 ``result.*.failed``         ``bounce.results``                     bounce
 ``task``                    ``sender.tasks`` (priority 0..3)       senders (competing)
@@ -28,6 +29,10 @@ expires after the bucket's TTL and is dead-lettered back to ``postline`` with th
 returns to its shard queue. RabbitMQ 3.10 has no delayed-message plugin, and a per-queue TTL
 (rather than per-message) never leaves an expired message stuck behind a longer-lived one.
 Waits longer than the largest bucket hop through it and are re-evaluated on each return.
+
+High-priority deliveries come in by their own queue, ``scheduler.urgent.<k>``: a shard's
+inbound queue is first-in first-out, and one high-priority mail must not wait while the
+scheduler reads through a backlog of thousands ahead of it.
 
 Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``) for a human.
 
@@ -96,6 +101,14 @@ def shard_for(domain: str, shards: int) -> int:
 
 def inbound_queue(shard: int) -> str:
     return f"scheduler.inbound.{shard}"
+
+
+def urgent_queue(shard: int) -> str:
+    return f"scheduler.urgent.{shard}"
+
+
+def urgent_key(shard: int) -> str:
+    return f"accepted.{shard}.urgent"
 
 
 def results_queue(shard: int) -> str:
@@ -173,6 +186,7 @@ class Topology:
         specs = []
         for k in range(self.shards):
             specs.append(QueueSpec(inbound_queue(k), (accepted_key(k),), sac))
+            specs.append(QueueSpec(urgent_queue(k), (urgent_key(k),), sac))
             specs.append(QueueSpec(results_queue(k), (f"result.{k}.*",), sac))
         specs.append(QueueSpec(SENDER_TASKS, (TASK_KEY,), {**dead, "x-max-priority": MAX_PRIORITY}))
         specs.append(QueueSpec(BOUNCE_RESULTS, ("result.*.failed",), dead))

@@ -244,6 +244,7 @@ class SendApi:
                 accepted_at=time.time(),
             ),
             self.hostname,
+            self.policy,
         )
         _annotate(principal, accepted)
         metrics.ACCEPTED.labels(metrics.API).inc(len(accepted.deliveries))

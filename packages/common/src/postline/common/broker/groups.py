@@ -1,0 +1,284 @@
+"""Group commit: messages that are ready together travel together, on any hop.
+
+A broker message costs the same framing, routing, persistence, confirm, delivery and ack
+whether it carries one delivery or fifty, so at volume it pays to carry several. Waiting to
+fill a batch would add latency when there is little traffic; instead each *lane* (one routing
+key) publishes at once when it is idle, and while its publish is in flight collects what
+arrives, to publish it together as soon as the broker confirmed. Under load batches grow by
+themselves to what arrives during one confirm; alone, a message travels alone, as itself.
+
+Every waiter returns only once the broker confirmed the message carrying its item, or raises
+``BrokerUnavailable``: the same promise as ``Broker.publish``.
+
+Which items may travel together, and as what, is ``BATCHES``: an ``AcceptedDelivery`` in an
+``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``. A consumer of such a queue
+gets each item as if it had come alone (``unbatch`` and ``handle_items``, used by the typed
+consumers) and acks the broker message once every item was handled. Events have their own
+lanes, by kind (``events.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+from opentelemetry import propagate
+
+from postline.common.broker.errors import BrokerUnavailable
+from postline.common.telemetry import extract_context
+from postline.v1 import delivery_pb2
+
+logger = logging.getLogger(__name__)
+
+# Broker.publish: a routing key, a message, and (keyword) extra headers.
+Publish = Callable[..., Awaitable[None]]
+
+# Item class -> (batch class, its repeated field of items). Each batch also has
+# ``traceparents``, one per item.
+BATCHES: dict[type[ProtoMessage], tuple[type[ProtoMessage], str]] = {
+    delivery_pb2.AcceptedDelivery: (delivery_pb2.AcceptedDeliveries, "deliveries"),
+    delivery_pb2.DeliveryResult: (delivery_pb2.DeliveryResults, "results"),
+}
+_ITEMS_OF = {batch: field for batch, field in BATCHES.values()}
+BATCH_NAMES = {batch.DESCRIPTOR.full_name: batch for batch, _ in BATCHES.values()}
+
+# A few deliveries of ~5 KB per confirm is what load brings; the caps bound a batch's memory
+# at the consumer, which handles its items at once.
+MAX_ITEMS = 100
+MAX_BYTES = 1 << 20
+# Publishes of one lane in flight at once (see bench/README.md, "Event publishing").
+MAX_IN_FLIGHT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    item: ProtoMessage
+    done: asyncio.Future[None]
+    # The publisher's trace context: a lone item is published in it.
+    context: contextvars.Context
+
+    def traceparent(self) -> str:
+        carrier: dict[str, str] = {}
+        self.context.run(propagate.inject, carrier)
+        return carrier.get("traceparent", "")
+
+
+Batcher = Callable[[Sequence[Waiting]], ProtoMessage]
+# Extra AMQP headers for a batch (e.g. its items' trace contexts); None or {}: none.
+BatchHeaders = Callable[[Sequence[Waiting]], dict[str, Any] | None]
+
+
+def batch_items(waiting: Sequence[Waiting]) -> ProtoMessage:
+    """The ``BATCHES`` message carrying these items (all of one class), with their traces."""
+    batch, field = BATCHES[type(waiting[0].item)]
+    message = batch()
+    getattr(message, field).extend(w.item for w in waiting)
+    message.traceparents.extend(w.traceparent() for w in waiting)  # type: ignore[attr-defined]
+    return message
+
+
+class Lane:
+    """The items of one routing key: those waiting for a publish, and the publishes in flight."""
+
+    def __init__(
+        self,
+        routing_key: str,
+        batch: Batcher,
+        publish: Publish,
+        *,
+        max_items: int = MAX_ITEMS,
+        max_bytes: int = MAX_BYTES,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        headers: BatchHeaders | None = None,
+    ) -> None:
+        if min(max_items, max_bytes, max_in_flight) < 1:
+            raise ValueError("the caps and the publishes in flight must be at least 1")
+        self.routing_key = routing_key
+        self.batch = batch
+        self.headers = headers
+        self.publish = publish
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.max_in_flight = max_in_flight
+        self.waiting: deque[Waiting] = deque()
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    def add(self, item: ProtoMessage) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append(Waiting(item, done, contextvars.copy_context()))
+        return done
+
+    def dispatch(self) -> None:
+        """Start publishing what waits, as far as the limit on publishes in flight allows."""
+        while self.waiting and len(self.in_flight) < self.max_in_flight:
+            batch = self._take()
+            if not batch:
+                return
+            # A batch carries many traces (each item names its own), so it is published
+            # outside all of them.
+            context = batch[0].context if len(batch) == 1 else contextvars.Context()
+            task = asyncio.get_running_loop().create_task(self._send(batch), context=context)
+            self.in_flight.add(task)
+            task.add_done_callback(self._sent)
+
+    def _take(self) -> list[Waiting]:
+        batch: list[Waiting] = []
+        size = 0
+        while self.waiting and len(batch) < self.max_items:
+            waiting = self.waiting[0]
+            if waiting.done.done():  # its publisher stopped waiting (cancelled)
+                self.waiting.popleft()
+                continue
+            # Each item is a length-delimited field of the batch: a tag, a length, the bytes.
+            item_size = waiting.item.ByteSize() + 6
+            if batch and size + item_size > self.max_bytes:
+                break
+            batch.append(self.waiting.popleft())
+            size += item_size
+        return batch
+
+    async def _send(self, batch: list[Waiting]) -> None:
+        message = batch[0].item if len(batch) == 1 else self.batch(batch)
+        headers = self.headers(batch) if self.headers is not None and len(batch) > 1 else None
+        try:
+            if headers:
+                await self.publish(self.routing_key, message, headers=headers)
+            else:
+                await self.publish(self.routing_key, message)
+        except BrokerUnavailable as exc:
+            _fail(batch, str(exc), exc)
+        except asyncio.CancelledError:
+            _fail(batch, "the broker connection closed before the confirm")
+            raise
+        except Exception as exc:
+            logger.exception("%s: publishing %d items failed", self.routing_key, len(batch))
+            _fail(batch, f"publish failed: {exc!r}", exc)
+        else:
+            for waiting in batch:
+                if not waiting.done.done():
+                    waiting.done.set_result(None)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.dispatch()
+
+    def fail_waiting(self, reason: str) -> None:
+        _fail(self.waiting, reason)
+        self.waiting.clear()
+
+
+def _fail(batch: Iterable[Waiting], reason: str, cause: BaseException | None = None) -> None:
+    # One exception per waiter: a raised exception collects the traceback of where it is raised.
+    for waiting in batch:
+        if not waiting.done.done():
+            error = BrokerUnavailable(reason)
+            error.__cause__ = cause
+            waiting.done.set_exception(error)
+
+
+class Lanes:
+    """A set of lanes that closes together (a publisher's, or the broker's)."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[object, Lane] = {}
+        self.closed = False
+
+    def open(self) -> None:
+        """Take items again (the broker connected again after a close)."""
+        self.closed = False
+
+    async def close(self, timeout: float) -> None:
+        """Take no more items; publish those waiting for up to ``timeout`` seconds, then fail
+        the rest. Publishes still in flight end when the connection closes (see ``stop``)."""
+        self.closed = True
+        deadline = time.monotonic() + timeout
+        while (in_flight := self._in_flight()) and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(in_flight, timeout=left)
+        for lane in self.lanes.values():
+            if lane.waiting:
+                logger.warning(
+                    "%s: %d items not published before closing",
+                    lane.routing_key,
+                    len(lane.waiting),
+                )
+            lane.fail_waiting("the broker connection closed before the item was published")
+
+    async def stop(self) -> None:
+        """End the publishes still in flight: their waiters get ``BrokerUnavailable``."""
+        in_flight = self._in_flight()
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    def _in_flight(self) -> set[asyncio.Task[None]]:
+        return {task for lane in self.lanes.values() for task in lane.in_flight}
+
+
+class GroupPublisher(Lanes):
+    """Group commit of ``BATCHES`` items, one lane per routing key (``Broker.publish_grouped``)."""
+
+    def __init__(self, publish: Publish, *, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        super().__init__()
+        self._publish = publish
+        self.max_in_flight = max_in_flight
+
+    async def publish(self, routing_key: str, item: ProtoMessage) -> None:
+        """Publish ``item`` to ``routing_key``; return once the broker confirmed the message
+        carrying it."""
+        if self.closed:
+            raise BrokerUnavailable("the broker connection is closing")
+        if type(item) not in BATCHES:
+            raise TypeError(f"{type(item).__name__} does not travel in batches")
+        lane = self.lanes.get(routing_key)
+        if lane is None:
+            lane = self.lanes[routing_key] = Lane(
+                routing_key, batch_items, self._publish, max_in_flight=self.max_in_flight
+            )
+        done = lane.add(item)
+        lane.dispatch()
+        await done
+
+
+# --- consuming ------------------------------------------------------------------------------
+
+
+def unbatch(message: ProtoMessage) -> list[tuple[ProtoMessage, str]] | None:
+    """A batch's items with their trace contexts; None for a message that is no batch."""
+    field = _ITEMS_OF.get(type(message))
+    if field is None:
+        return None
+    items = list(getattr(message, field))
+    traces = list(message.traceparents)  # type: ignore[attr-defined]
+    traces += [""] * (len(items) - len(traces))
+    return list(zip(items, traces, strict=True))
+
+
+async def handle_items(
+    items: list[tuple[ProtoMessage, str]],
+    handle: Callable[[ProtoMessage], Awaitable[None]],
+) -> None:
+    """Handle a batch's items at once, each in its own trace; return when all are done.
+
+    If any failed, the first failure is raised once every item has finished (the consumer
+    then requeues the whole message: items already handled are handled again, the
+    at-least-once norm; the scheduler drops a second copy of an attempt it sent)."""
+
+    async def one(item: ProtoMessage, traceparent: str) -> None:
+        token = extract_context({"traceparent": traceparent} if traceparent else {})
+        try:
+            await handle(item)
+        finally:
+            token.detach()
+
+    outcomes = await asyncio.gather(*(one(i, t) for i, t in items), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

@@ -1,0 +1,207 @@
+"""Backlog queues: where a speed key's deliveries wait for a slot, off the shard's inbound queue.
+
+A delivery that cannot be granted at once goes to its key's own queue
+(``scheduler.backlog.<shard>.<server>/<key>``, a priority queue, made when needed and deleted
+once empty and idle), so the inbound queue never waits for a slow or throttled destination.
+The queue's consumer holds a few deliveries in memory (its prefetch: what the key can grant
+soon, at most its connections), highest priority first, each waiting in its gate for a grant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractConnection
+
+from postline.common.broker import Broker
+from postline.common.broker.consumer import Delivery
+from postline.scheduler import metrics, queues
+from postline.scheduler.busy import Busy
+from postline.scheduler.consuming import Consumers, Requeue
+from postline.scheduler.gates import Backlog, Gate, spacing
+from postline.scheduler.leases import StateBook
+from postline.scheduler.pauses import PausedDomains
+from postline.scheduler.settings import RuntimeSettings
+from postline.v1 import delivery_pb2, scheduler_pb2
+
+logger = logging.getLogger(__name__)
+
+# A backlogged delivery's turn: wait for a grant and send it (the runtime's).
+WaitAndSend = Callable[[Gate, delivery_pb2.DeliveryTask], Awaitable[None]]
+
+
+class Backlogs:
+    def __init__(
+        self,
+        number: int,
+        connection: AbstractConnection,
+        consumers: Consumers,
+        *,
+        broker: Broker,
+        book: StateBook,
+        pauses: PausedDomains,
+        settings: RuntimeSettings,
+        clock: Callable[[], float],
+        active: Busy,
+        spawn: Callable[[Awaitable[Any]], None],
+        wait_and_send: WaitAndSend,
+    ) -> None:
+        self.number = number
+        self.connection = connection
+        self.consumers = consumers
+        self.broker = broker
+        self.book = book
+        self.pauses = pauses
+        self.settings = settings
+        self.clock = clock
+        self.active = active
+        self.spawn = spawn
+        self.wait_and_send = wait_and_send
+        self.stopping = False
+
+    async def put(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> None:
+        """Queue a delivery in its key's backlog (made first if there is none)."""
+        while True:
+            backlog = gate.backlog
+            if backlog is None or backlog.closing:
+                async with gate.lock:  # a deletion in progress finishes first
+                    if gate.backlog is None:
+                        await self._open(gate)
+                continue
+            # Counted before the publish: the consumer may get it before the confirm.
+            backlog.ready += 1
+            try:
+                with backlog.publishing:
+                    await self.broker.publish(backlog.name, task, priority=task.priority)
+            except BaseException:
+                backlog.ready -= 1
+                raise
+            backlog.last_used = self.clock()
+            metrics.DECISIONS.labels(decision="backlogged").inc()
+            return
+
+    async def _open(self, gate: Gate) -> None:
+        """Make the key's backlog queue; its record goes first, so a new owner finds every
+        queue that may hold deliveries."""
+        name = queues.backlog_queue(self.number, gate.name)
+        await self.book.publish_index(gate, name)
+        queue = await queues.declare_backlog(self.consumers.channel, name)
+        gate.backlog = Backlog(name, queue, 0, self.clock())
+        metrics.BACKLOG_QUEUES.inc()
+        await self.start_consumer(gate)
+        logger.debug("shard %d: backlog queue %s opened", self.number, name)
+
+    async def reopen(self, gate: Gate, index: scheduler_pb2.BacklogQueue) -> None:
+        """A backlog queue a previous owner left (from its record in the state queue)."""
+        queue = await queues.declare_backlog(self.consumers.channel, index.queue)
+        declared = queue.declaration_result.message_count or 0
+        gate.backlog = Backlog(index.queue, queue, declared, self.clock())
+        metrics.BACKLOG_QUEUES.inc()
+        await self.start_consumer(gate)
+
+    def prefetch(self, gate: Gate) -> int:
+        """How many of the key's deliveries wait in memory: what it can grant within
+        ``max_wait``, at most its connections (few, so a high-priority arrival is next)."""
+        limit = gate.limit
+        if limit is None:
+            return 1
+        gap = spacing(limit)
+        soon = int(self.settings.max_wait / gap) if gap > 0 else limit.connections
+        return max(1, min(limit.connections, soon, self.settings.backlog_prefetch_max))
+
+    async def start_consumer(self, gate: Gate) -> None:
+        backlog = gate.backlog
+        if backlog is None or backlog.consumer_tag is not None or self.stopping:
+            return
+        if gate.domain is not None and self.pauses.is_paused(gate.domain):
+            return  # resumed: started again then
+
+        async def handle(task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+            await self._on_task(gate, task)
+
+        backlog.prefetch = self.prefetch(gate)
+        backlog.consumer_tag = await self.consumers.start(
+            backlog.queue, backlog.prefetch, handle, delivery_pb2.DeliveryTask
+        )
+
+    def follow_limit(self, gate: Gate) -> None:
+        """A recovered backlog learns its key's limit from its first delivery: consume again
+        with the prefetch that limit calls for."""
+        backlog = gate.backlog
+        if backlog is not None and backlog.prefetch != self.prefetch(gate):
+            self.spawn(self._restart_consumer(gate))
+
+    async def _restart_consumer(self, gate: Gate) -> None:
+        async with gate.lock:
+            backlog = gate.backlog
+            if backlog is None or backlog.closing:
+                return
+            if backlog.consumer_tag is None or backlog.prefetch == self.prefetch(gate):
+                return
+            await self.stop_consumer(gate)
+            await self.start_consumer(gate)
+
+    async def stop_consumer(self, gate: Gate) -> None:
+        backlog = gate.backlog
+        if backlog is None or backlog.consumer_tag is None:
+            return
+        tag, backlog.consumer_tag = backlog.consumer_tag, None
+        await self.consumers.stop(backlog.queue, tag)
+
+    async def _on_task(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> None:
+        backlog = gate.backlog
+        if backlog is not None:
+            backlog.ready -= 1
+            backlog.last_used = self.clock()
+        if self.stopping:
+            raise Requeue
+        try:
+            with self.active:
+                await self.wait_and_send(gate, task)
+        except Requeue:
+            if gate.backlog is not None:
+                gate.backlog.ready += 1
+            raise
+
+    def idle(self, gate: Gate, now: float) -> bool:
+        """Whether the key's backlog queue looks empty and unused for ``backlog_idle``."""
+        backlog = gate.backlog
+        return (
+            backlog is not None
+            and not gate.waiters
+            and backlog.ready <= 0
+            and now - backlog.last_used > self.settings.backlog_idle
+        )
+
+    async def close_idle(self, gate: Gate) -> None:
+        """Delete an empty, idle backlog queue (only if empty: the broker checks)."""
+        async with gate.lock:
+            backlog = gate.backlog
+            if backlog is None or gate.waiters:
+                return
+            backlog.closing = True
+            await backlog.publishing.idle()
+            await self.stop_consumer(gate)
+            deleted = False
+            probe = await self.connection.channel()  # if_empty failing closes it
+            try:
+                await probe.queue_delete(backlog.name, if_unused=False, if_empty=True)
+                deleted = True
+            except aio_pika.exceptions.ChannelPreconditionFailed:
+                pass
+            finally:
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
+                    await probe.close()
+            if not deleted:
+                backlog.closing = False
+                backlog.ready = max(backlog.ready, 1)
+                await self.start_consumer(gate)
+                return
+            gate.backlog = None
+            metrics.BACKLOG_QUEUES.dec()
+            await self.book.backlog_deleted(gate)
+            logger.debug("shard %d: idle backlog queue %s deleted", self.number, backlog.name)

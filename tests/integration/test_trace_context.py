@@ -18,7 +18,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from postline.common.semconv import DELIVERY_ID, SPAN_RESULT, SPAN_SCHEDULE, WAIT, WAIT_UNTIL
+from postline.common.semconv import (
+    DELIVERY_ID,
+    SPAN_GRANT,
+    SPAN_RESULT,
+    SPAN_SCHEDULE,
+    WAIT,
+    WAIT_UNTIL,
+)
 from postline.common.telemetry import grpc_client_interceptors
 from postline.ingress.grpc_server import GrpcServer
 from postline.v1 import delivery_pb2, send_pb2_grpc
@@ -133,3 +140,31 @@ async def test_a_retried_delivery_is_linked_to_the_span_that_parked_it(
     # No span covers the wait: the resumed decision starts after the parking one ended.
     assert resumed[0].start_time is not None and parking.end_time is not None
     assert resumed[0].start_time >= parking.end_time
+
+
+async def test_a_backlogged_delivery_is_linked_to_the_span_that_queued_it(
+    amqp_url: str, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    policy = write_policy(tmp_path, speed="      - match: [one.test]\n        connections: 1\n")
+    async with (
+        scheduler_harness(amqp_url) as (broker, senders, _events),
+        running(amqp_url, policy) as svc,
+    ):
+        await owns_all(svc)
+        # One in flight, one waiting in memory, the rest in the key's backlog queue.
+        accepted = [await accept(broker, f"user{i}@one.test") for i in range(4)]
+        for _ in range(4):
+            await eventually(lambda: senders.pending, "a grant")
+            await senders.answer(next(iter(senders.pending.values())))
+        await eventually(lambda: len(senders.tasks) == 4, "every one sent")
+
+    grants = named(spans, SPAN_GRANT)
+    assert grants, "a delivery taken from the backlog is a decision span of its own"
+    schedules = {s.context.span_id: s for s in named(spans, SPAN_SCHEDULE)}
+    ids = {d.delivery_id for d in accepted}
+    for grant in grants:
+        assert (grant.attributes or {})[DELIVERY_ID] in ids
+        (link,) = grant.links
+        assert (link.attributes or {})[WAIT] == "backlog"
+        queued_by = schedules[link.context.span_id]
+        assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]

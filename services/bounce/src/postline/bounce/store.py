@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
+from postline.common.clickhouse.health import ClickHouseHealth
 
 T = TypeVar("T")
 
@@ -22,9 +23,20 @@ class Store:
     def __init__(self, dsn: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client = self._executor.submit(connect, dsn).result()
+        self.health = ClickHouseHealth()
 
     async def run(self, fn: Callable[[Client], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._client)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, fn, self._client)
+        except Exception as exc:
+            self.health.failed(exc)
+            raise
+        self.health.succeeded()
+        return result
+
+    async def ping(self) -> None:
+        await self.run(lambda client: client.command("SELECT 1"))
 
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]

@@ -11,7 +11,7 @@ from postline.common.runtime import HttpServer, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
-from postline.ingress.http import create_app
+from postline.ingress.http import broker_readiness, create_app
 from postline.ingress.settings import IngressSettings
 from postline.ingress.smtp import RelayHandler, start_smtp
 from postline.ingress.tls import server_context
@@ -26,8 +26,10 @@ async def main() -> None:
     broker = Broker(
         settings.amqp_url, Topology(settings.shards), publish_timeout=settings.publish_timeout
     )
-    await broker.connect()
     stop = stop_event()
+    # Listening starts once the broker is there: a mail accepted meanwhile could not be kept.
+    if not await broker.connect(until=stop):
+        return
 
     handler = RelayHandler(broker, policy, settings.hostname)
     smtp_host, smtp_port = split_listen(settings.smtp_listen)
@@ -36,7 +38,7 @@ async def main() -> None:
         tls = server_context(settings.tls_cert, settings.tls_key)
     smtp = await start_smtp(handler, smtp_host, smtp_port, tls_context=tls)
     send_api = SendApi(broker, policy, settings.hostname)
-    http = HttpServer(create_app(broker, send_api), settings.http_listen)
+    http = HttpServer(create_app(broker, send_api, broker_readiness(broker)), settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(send_api, settings.grpc_listen)
     await grpc_server.start()

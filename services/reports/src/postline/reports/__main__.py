@@ -8,6 +8,7 @@ import logging
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
+from postline.common.health import Readiness
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry
@@ -32,7 +33,6 @@ async def main() -> None:
         names = ", ".join(m.label for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards))
-    await broker.connect()
     stop = stop_event()
     consumer = BatchConsumer(
         broker,
@@ -43,16 +43,25 @@ async def main() -> None:
         max_wait=settings.batch_wait,
         hold=settings.batch_hold,
     )
-    await consumer.start()
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("ingest", consumer.problem)
+    readiness.add("clickhouse", store.health.problem)
+    # Idle, nothing would notice ClickHouse going away: it is pinged now and then.
+    pinging = asyncio.create_task(store.health.watch(store.ping))
 
+    # The API answers from ClickHouse, with or without RabbitMQ (readiness says which).
     queries = ReportQueries(store, policy)
-    http = HttpServer(create_app(queries, ready=lambda: broker.connected), settings.http_listen)
+    http = HttpServer(create_app(queries, ready=readiness), settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(queries, settings.grpc_listen)
     await grpc_server.start()
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
-    await stop.wait()
+    if await broker.connect(until=stop):
+        await consumer.start()
+        await stop.wait()
     logger.info("reports stopping")
+    pinging.cancel()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await grpc_server.stop()
     await http.stop()

@@ -33,6 +33,7 @@ from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
 from postline.common.broker import Broker
+from postline.common.broker.connection import Subscription
 from postline.common.broker.consumer import message_type
 from postline.common.semconv import (
     BATCH_SIZE,
@@ -107,18 +108,29 @@ class BatchConsumer:
         self._stop = asyncio.Event()
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
-        self._tag: str | None = None
+        self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
         return self.failures == 0
 
+    def problem(self) -> str | None:
+        """Why events are not being written now (readiness); None while writes succeed."""
+        if self.failures:
+            return (
+                f"ClickHouse writes failing ({self.failures} in a row); "
+                f"events wait in {self.queue_name}"
+            )
+        return None
+
     async def start(self) -> None:
         self._channel = await self.broker.connection.channel()
         # Twice a batch in flight: the next batch fills while one is being written.
         await self._channel.set_qos(prefetch_count=self.prefetch)
-        self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
+        # A declaration registers the queue with the channel: after a reconnect the channel
+        # subscribes again by itself (see postline.common.broker.connection).
+        self._queue = await self._channel.get_queue(self.queue_name)
         await self._consume()
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer:{self.queue_name}")
 
@@ -135,15 +147,15 @@ class BatchConsumer:
             await self._channel.close()
 
     async def _consume(self) -> None:
-        if self._queue is not None and self._tag is None:
-            self._tag = await self._queue.consume(self._on_message)
+        if self._queue is not None and self._subscription is None:
+            self._subscription = await self.broker.subscribe(self._queue, self._on_message)
 
     async def _cancel(self) -> None:
         """Ask the broker for no more deliveries (those held stay ours until settled)."""
-        if self._queue is not None and self._tag is not None:
-            tag, self._tag = self._tag, None
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
-                await self._queue.cancel(tag)
+                await subscription.cancel()
 
     def _prefetch_for(self, message_bytes: float) -> int:
         """Messages held unacked: two batches, by count or by bytes, whichever is less."""
@@ -158,7 +170,7 @@ class BatchConsumer:
             return
         logger.info("%s: prefetch %d -> %d", self.queue_name, self.prefetch, wanted)
         self.prefetch = wanted
-        if self._tag is None:  # not consuming (backing off): the next _consume uses it
+        if self._subscription is None:  # not consuming (backing off): the next _consume uses it
             await self._channel.set_qos(prefetch_count=wanted)
             return
         await self._cancel()
@@ -208,6 +220,11 @@ class BatchConsumer:
                 self._full.clear()
             if not self._pending:
                 self._arrived.clear()
+            # Messages of a channel that closed (the connection dropped) are the broker's
+            # again: it redelivers them, so writing them now would only write them twice.
+            batch = [m for m in batch if not m.channel.is_closed]
+            if not batch:
+                continue
             written = await self._flush(batch)
             if written and not self._stopping:
                 await self._adapt_prefetch(batch)

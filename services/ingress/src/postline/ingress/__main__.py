@@ -9,6 +9,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
+from postline.common.throttle import AuthThrottle
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
 from postline.ingress.http import broker_readiness, create_app
@@ -31,13 +32,16 @@ async def main() -> None:
     if not await broker.connect(until=stop):
         return
 
-    handler = RelayHandler(broker, policy, settings.hostname)
+    # One count of failed authentications for SMTP, HTTP and gRPC: a guesser gains nothing by
+    # switching doors.
+    throttle = AuthThrottle()
+    handler = RelayHandler(broker, policy, settings.hostname, throttle=throttle)
     smtp_host, smtp_port = split_listen(settings.smtp_listen)
     tls = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls = server_context(settings.tls_cert, settings.tls_key)
     smtp = await start_smtp(handler, smtp_host, smtp_port, tls_context=tls)
-    send_api = SendApi(broker, policy, settings.hostname)
+    send_api = SendApi(broker, policy, settings.hostname, throttle=throttle)
     http = HttpServer(create_app(broker, send_api, broker_readiness(broker)), settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(send_api, settings.grpc_listen)

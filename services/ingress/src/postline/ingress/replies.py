@@ -30,6 +30,8 @@ AUTH_REQUIRED = "530 5.7.0 Authentication required"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 ENCRYPTION_REQUIRED = "538 5.7.11 Encryption required for requested authentication mechanism"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"
+# RFC 4954 §6: 454 4.7.0, temporary; the credentials are not even checked meanwhile.
+AUTH_THROTTLED = "454 4.7.0 Error: too many failed authentications, try again in {seconds} seconds"
 
 # -- policy ---------------------------------------------------------------------------------
 # Postfix answers its client message rate limit the same way: the session goes on and the

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import math
 import os
 import ssl
 import time
@@ -30,6 +31,7 @@ from postline.common.policy import Policy
 from postline.common.policy.fields import IPAddressValue
 from postline.common.semconv import MESSAGE_ID, SERVER, SPAN_SMTP_TRANSACTION
 from postline.common.telemetry import tracer
+from postline.common.throttle import AuthThrottle, account_key, ip_key
 from postline.ingress import replies
 from postline.ingress.limits import ConnectionGate, RateLimiter, Slot
 from postline.ingress.submission import (
@@ -442,12 +444,15 @@ class RelayHandler:
         hostname: str,
         *,
         session_timeout: float = SESSION_TIMEOUT,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         self.broker = broker
         self.policy = policy
         self.hostname = hostname
         self.session_timeout = session_timeout
         self.credentials = Credentials(policy)
+        # Failed AUTH per account and per client address (shared with the send API).
+        self.throttle = throttle if throttle is not None else AuthThrottle()
         self.gate = ConnectionGate(policy)
         self.rates = RateLimiter()
         self.refused_sessions = 0  # clients answered 554 and waiting to QUIT
@@ -519,6 +524,15 @@ class RelayHandler:
             and not self.policy.servers[found[0]].relay.plain_auth_on_loopback
         ):
             return AuthResult(success=False, handled=False, message=replies.ENCRYPTION_REQUIRED)
+        keys = (account_key(login), ip_key(ip))
+        wait = self.throttle.retry_after(*keys)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            logger.warning(
+                "%s AUTH %s as %r refused: throttled for %ss", ip, mechanism, login, seconds
+            )
+            refusal = replies.AUTH_THROTTLED.format(seconds=seconds)
+            return AuthResult(success=False, handled=False, message=refusal)
         try:
             async with self._checks:
                 principal = await asyncio.to_thread(self.credentials.check, login, secret, ip)
@@ -527,7 +541,9 @@ class RelayHandler:
             return AuthResult(success=False, handled=False, message=replies.AUTH_UNAVAILABLE)
         if principal is None:
             logger.info("%s AUTH %s failed for %r", ip, mechanism, login)
+            self.throttle.failed(*keys)
             return AuthResult(success=False, handled=False, message=replies.AUTH_INVALID)
+        self.throttle.succeeded(keys[0])
         relay = self.policy.servers[principal.server].relay
         if not relay.accepts_connection_from(conn.client_address):
             logger.info("%s AUTH as %s refused: not in allowed_ips", ip, principal.api_user)

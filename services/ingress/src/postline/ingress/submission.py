@@ -18,6 +18,7 @@ from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.topology import accepted_key, shard_for
+from postline.common.events import delivery_event_id
 from postline.common.ids import new_id
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
@@ -166,7 +167,7 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
     trace_id = current_trace_id()
     events = [
         events_pb2.DeliveryEvent(
-            event_id=new_id(),
+            event_id=delivery_event_id(d.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED, 0),
             delivery_id=d.delivery_id,
             message_id=d.message_id,
             status=events_pb2.DELIVERY_STATUS_QUEUED,

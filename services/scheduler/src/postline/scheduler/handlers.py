@@ -330,7 +330,12 @@ class Scheduler:
         attempt: int = 0,
     ) -> None:
         error = error_event(
-            delivery, status, now, source=events_pb2.ERROR_SOURCE_POLICY, reason=reason
+            delivery,
+            status,
+            now,
+            source=events_pb2.ERROR_SOURCE_POLICY,
+            reason=reason,
+            key=("policy", status),
         )
         event = delivery_event(
             delivery,

@@ -1,4 +1,7 @@
-"""``python -m postline.devstack``: what ``make run`` starts (Ctrl-C stops it all)."""
+"""``python -m postline.devstack``: what ``make run`` starts and keeps running.
+
+A process that dies is started again (see ``supervise``); Ctrl-C (or SIGTERM) stops them all.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from postline.devstack.stack import Stack
+from postline.devstack.stack import Ports, Stack
+from postline.devstack.supervise import Supervisor
 
 
 def main() -> int:
@@ -18,6 +22,9 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument(
+        "--port-offset", type=int, default=0, help="shift every port (side-by-side stacks)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stack = Stack(
@@ -25,16 +32,16 @@ def main() -> int:
         data_dir=args.data_dir.resolve(),
         amqp_url=args.amqp_url,
         shards=args.shards,
+        ports=Ports(offset=args.port_offset),
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    supervisor = Supervisor(stack, say=lambda line: print(f"devstack: {line}", flush=True))
     try:
         stack.start()
         print(stack.describe(), flush=True)
-        while all(p.poll() is None for p in stack.processes.values()):
+        while True:
+            supervisor.check()
             time.sleep(0.5)
-        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0

@@ -25,7 +25,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.common.throttle import AuthThrottle
-from postline.ingress.smtp import RelayHandler, start_smtp
+from postline.ingress.relay import RelayHandler, start_smtp
 from postline.v1 import delivery_pb2
 from tests.events_support import events_in
 from tests.tls_support import make_ca

@@ -13,8 +13,8 @@ from postline.common.throttle import AuthThrottle
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
 from postline.ingress.http import broker_readiness, create_app
+from postline.ingress.relay import RelayHandler, start_smtp
 from postline.ingress.settings import IngressSettings
-from postline.ingress.smtp import RelayHandler, start_smtp
 from postline.ingress.tls import server_context
 
 logger = logging.getLogger(__name__)

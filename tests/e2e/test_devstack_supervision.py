@@ -13,7 +13,8 @@ import pytest
 
 from postline.devstack import Ports
 from tests.conftest import poll_until
-from tests.e2e.conftest import PORT_OFFSET, test_policy
+from tests.e2e.conftest import PORT_OFFSET
+from tests.e2e.conftest import test_policy as shifted_policy
 from tests.sender_support import http_ok
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +41,7 @@ def test_a_killed_service_is_restarted_and_ctrl_c_stops_all(amqp_url: str, tmp_p
     output = tmp_path / "make-run.out"
     command = [
         sys.executable, "-m", "postline.devstack",
-        "--policy", str(test_policy(tmp_path, ports)),
+        "--policy", str(shifted_policy(tmp_path, ports)),
         "--data-dir", str(tmp_path / "var"),
         "--amqp-url", amqp_url,
         "--shards", "2",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
-from postline.common.clickhouse.health import ClickHouseHealth
+from postline.common.clickhouse.health import ClickHouseHealth, probe
 
 T = TypeVar("T")
 
@@ -26,9 +26,12 @@ class Store:
         self.health = ClickHouseHealth()
 
     async def run(self, fn: Callable[[Client], T]) -> T:
-        loop = asyncio.get_running_loop()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._client)
+
+    async def _write(self, fn: Callable[[Client], T]) -> T:
+        """``run`` for what writes (and the probe): its outcome is the store's health."""
         try:
-            result = await loop.run_in_executor(self._executor, fn, self._client)
+            result = await self.run(fn)
         except Exception as exc:
             self.health.failed(exc)
             raise
@@ -36,12 +39,12 @@ class Store:
         return result
 
     async def ping(self) -> None:
-        await self.run(lambda client: client.command("SELECT 1"))
+        await self._write(probe)
 
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        await self.run(lambda c: c.insert(table, rows, column_names=list(columns)))
+        await self._write(lambda c: c.insert(table, rows, column_names=list(columns)))
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         def go(client: Client) -> list[dict[str, Any]]:

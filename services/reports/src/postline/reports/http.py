@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
+from postline.common.health import Readiness
 from postline.reports.queries import Forbidden, NotFound, ReportQueries
 from postline.reports.search import SearchError
 
@@ -112,6 +113,9 @@ def create_app(queries: ReportQueries, ready: Callable[[], bool] | None = None) 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
+        if isinstance(ready, Readiness):  # the service's: says what is not ready
+            status, body = ready.answer()
+            return Response(body, status_code=status, media_type="text/plain")
         ok = ready is not None and ready()
         return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
 

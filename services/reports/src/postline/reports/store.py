@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
 from postline.common.clickhouse.client import normalize_dsn
-from postline.common.clickhouse.health import ClickHouseHealth
+from postline.common.clickhouse.health import ClickHouseHealth, probe
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ class Store:
         return result
 
     async def ping(self) -> None:
-        await self.write(lambda client: client.command("SELECT 1"))
+        await self.write(probe)
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         def go(client: Client) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
-"""Whether ClickHouse takes this service's work right now, for readiness.
+"""Whether ClickHouse takes this service's writes right now, for readiness.
 
-A store reports the outcome of each call that matters (writes, and lookups a handler needs);
-while the last one failed the service is not ready, and says why. A service with nothing to
-write would not notice a ClickHouse that went away, so ``watch`` pings it when it has been
-quiet for a while.
+A store reports the outcome of each write; while the last one failed the service is not
+ready, and says why. Reads do not count: a full disk still answers queries. A service with
+nothing to write would not notice a ClickHouse that went away or filled up, so ``watch`` runs
+a probe (:func:`probe`: reachable, and room on its disks) when writes have been quiet for a
+while, and every second while they fail, so readiness also comes back without a write.
 """
 
 from __future__ import annotations
@@ -13,9 +14,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from clickhouse_connect.driver.client import Client
+
 logger = logging.getLogger(__name__)
 
 PING_AFTER_SECONDS = 10.0
+# An insert reserves its parts' size first (1 MiB at least): less room than this is full.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+
+
+class DiskFull(Exception):
+    """A ClickHouse disk has no room for inserts."""
+
+
+def probe(client: Client) -> None:
+    """Raise unless ClickHouse answers and each of its disks has room for inserts."""
+    rows = client.query("SELECT name, unreserved_space FROM system.disks").result_rows
+    full = [f"{name} ({int(free)} bytes free)" for name, free in rows if free < MIN_FREE_BYTES]
+    if full:
+        raise DiskFull(f"no room for inserts on disk {', '.join(full)}")
 
 
 class ClickHouseHealth:

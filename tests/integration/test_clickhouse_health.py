@@ -30,7 +30,7 @@ def disk(tmp_path: Path) -> Iterator[Ballast]:
         ballast.unmount()
 
 
-ROW = ["d1", "m1", "<m1@x>", "default", "dev", "a@x.test", "b@y.test", "s", "", None, ""]
+ROW = ["d1", "m1", "<m1@x>", "default", "dev", "a@x.test", "b@y.test", "s", "", 0, ""]
 COLUMNS = [
     "delivery_id", "message_id", "header_message_id", "server", "api_user", "envelope_from",
     "recipient", "subject", "api_data", "accepted_at", "trace_id",
@@ -43,8 +43,8 @@ async def test_bounce_is_unready_while_its_disk_is_full(disk: Ballast) -> None:
         await store.ping()
         assert store.health.problem() is None
         disk.fill()
-        with pytest.raises(Exception, match="NOT_ENOUGH_SPACE|not enough space"):
-            await store.insert("postline.bounce_deliveries", [ROW[:9] + [0, ""]], COLUMNS)
+        with pytest.raises(Exception, match=r"not enough space"):
+            await store.insert("postline.bounce_deliveries", [ROW], COLUMNS)
         assert "not enough space" in (store.health.problem() or "")
         # a read still works, and does not make the store look healthy
         await store.query("SELECT count() FROM postline.bounce_deliveries", {})
@@ -54,7 +54,7 @@ async def test_bounce_is_unready_while_its_disk_is_full(disk: Ballast) -> None:
         disk.drain()
         await store.ping()
         assert store.health.problem() is None
-        await store.insert("postline.bounce_deliveries", [ROW[:9] + [0, ""]], COLUMNS)
+        await store.insert("postline.bounce_deliveries", [ROW], COLUMNS)
     finally:
         store.close()
 

@@ -222,12 +222,15 @@ def all_ready(stack: Stack) -> bool:
 
 class Ballast:
     """A full disk under a ClickHouse data path: a tmpfs of ``size`` mounted there before the
-    stack starts, filled with a ballast file on ``fill`` and emptied on ``drain``."""
+    stack starts, filled with a ballast file on ``fill`` — and kept full (ClickHouse frees
+    room as it merges parts, which the ballast takes up again) — until ``drain``."""
 
     def __init__(self, path: Path, size: str = "768m") -> None:
         self.path = path
         self.size = size
         self.mounted = False
+        self._full = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def mount(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -243,19 +246,41 @@ class Ballast:
         return self.path / "ballast"
 
     def fill(self) -> None:
+        self._top_up()
+        self._full.set()
+        self._thread = threading.Thread(target=self._keep_full, name="ballast", daemon=True)
+        self._thread.start()
+
+    def _top_up(self) -> None:
         stat = os.statvfs(self.path)
         free = stat.f_bavail * stat.f_frsize
-        with open(self.file, "wb") as out:
+        with open(self.file, "ab") as out:
             chunk = b"\0" * (1 << 20)
             while free > len(chunk):
                 out.write(chunk)
                 free -= len(chunk)
-            out.write(b"\0" * max(0, free - 4096))
+            try:
+                out.write(b"\0" * max(0, free - 4096))
+            except OSError:
+                pass  # the disk filled meanwhile
+
+    def _keep_full(self) -> None:
+        while self._full.is_set():
+            try:
+                self._top_up()
+            except OSError:
+                pass
+            time.sleep(0.2)
 
     def drain(self) -> None:
+        self._full.clear()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
         self.file.unlink(missing_ok=True)
 
     def unmount(self) -> None:
+        self.drain()
         if self.mounted:
             subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
             self.mounted = False

@@ -189,7 +189,7 @@ class Faults:
         finally:
             for disk in self.disks:
                 disk.drain()
-        assert "clickhouse" in said["bounce"] and "ClickHouse" in said["reports"], said
+        assert all("clickhouse" in body.lower() for body in said.values()), said
         return {"unready": {n: body.strip() for n, body in said.items()}}
 
 
@@ -282,10 +282,16 @@ def test_nothing_accepted_is_lost_through_every_fault(
     succeeded = [r for r in outcome.log if r["status"] == "succeeded"]
     not_received = [r["deliveryId"] for r in succeeded if not outcome.received[r["deliveryId"]]]
     counts = outcome.log_counts()
+    recipient_of = {r["deliveryId"]: r["to"] for r in outcome.log}
+    extra = {d: n - 1 for d, n in outcome.received.items() if n > 1}
     duplicates = {
         "accepted_twice": sum(1 for found in rows.values() if len(found) > 1),
-        "delivered_more_than_once": sum(1 for n in outcome.received.values() if n > 1),
-        "extra_copies_at_destination": sum(n - 1 for n in outcome.received.values() if n > 1),
+        "delivered_more_than_once": len(extra),
+        "extra_copies_at_destination": sum(extra.values()),
+        # a "drop" destination keeps the message and hangs up: its second copy is expected
+        "extra_copies_not_from_drop": sum(
+            n for d, n in extra.items() if not recipient_of.get(d, "").startswith("drop+")
+        ),
     }
     figures = {
         "messages": MESSAGES,

@@ -22,6 +22,7 @@ from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
+from tests.integration.test_openapi_schemathesis import FromLoopback
 from tests.integration.test_reports_api import POLICY, as_messages, data_set
 
 AUTH = {"Authorization": "Bearer dev:dev-secret"}
@@ -44,7 +45,7 @@ def reports_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     asyncio.run(Ingest(store).write(as_messages(data_set())))
     app = create_app(ReportQueries(store, policy), ready=lambda: True)
     try:
-        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+        yield schemathesis.openapi.from_asgi("/openapi.json", FromLoopback(app))
     finally:
         store.close()
 

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check lint typecheck unit integration e2e bench fuzz faults clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench fuzz faults clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -19,6 +19,9 @@ protos:                            ## regenerate packages/contracts from proto/
 protos-check:                      ## fail if packages/contracts is stale
 	$(PY) scripts/gen_protos.py --check
 
+observability:                     ## rewrite the PrometheusRule from the alert rules file
+	$(PY) scripts/gen_prometheus_rule.py
+
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
@@ -34,6 +37,9 @@ integration:
 
 e2e:
 	$(PY) -m pytest -q tests/e2e
+
+browser:                           ## the console in chromium; screenshots in build/screenshots
+	$(PY) -m pytest -q tests/browser
 
 bench:                             ## the benchmarks (slow; not part of test), see bench/README.md
 	$(PY) bench/bounce_accuracy/run.py

@@ -40,6 +40,7 @@ from generate import Generator
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.credentials import Principal
 from postline.common.policy import parse_policy
+from postline.reports.access import Caller
 from postline.reports.ingest import Ingest, Raw, envelope_rows, insert_token, prepare
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
@@ -53,7 +54,7 @@ servers:
   default: {return_path_domain: bounce.example.test}
   campaigns: {return_path_domain: bounce.example.test}
 """
-DEV = Principal("default", "dev")
+DEV = Caller.api(Principal("default", "dev"))
 
 
 def machine() -> str:
@@ -283,7 +284,7 @@ async def measure(store: Store, runs: int) -> dict[str, Any]:
         day = (today - timedelta(days=3)).isoformat()
         q = queries.export_query("deliveries", DEV, {"start": day, "end": day})
         rows = 0
-        async for chunk in queries.export("deliveries", q):
+        async for chunk in await queries.export("deliveries", q):
             rows += chunk.count(b"\n")
             if rows > 100_000:
                 break

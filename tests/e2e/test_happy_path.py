@@ -56,14 +56,15 @@ def test_one_success_and_one_unknown_user(
         lambda: _row(reports, "/api/v1/deliveries", "someone@a.test", "succeeded"),
         "someone@a.test succeeded in the delivery log",
     )
-    assert succeeded["messageId"] == ok_id
+    # id is Postline's message id; messageId the Message-ID header ingress added
+    assert succeeded["id"] == ok_id and succeeded["messageId"].startswith("<")
     assert succeeded["subject"] == "hello"
 
     failed = poll_until(
         lambda: _row(reports, "/api/v1/deliveries", "user-unknown@b.test", "failed"),
         "user-unknown@b.test failed in the delivery log",
     )
-    assert failed["messageId"] == bad_id
+    assert failed["id"] == bad_id
 
     error = poll_until(
         lambda: _row(reports, "/api/v1/errors", "user-unknown@b.test", 2),

@@ -28,7 +28,11 @@ def _send(stack: Stack, rcpt: str, subject: str) -> None:
     host, port = stack.ports.smtp.rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
         smtp.login("dev", "dev-secret")
-        message = f"From: app@example.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nHi.\r\n"
+        message_id = f"<{subject.split(',')[0].replace(' ', '-')}@app.example.test>"
+        message = (
+            f"From: app@example.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
+            f"Message-ID: {message_id}\r\n\r\nHi.\r\n"
+        )
         smtp.sendmail("app@example.test", [rcpt], message.encode())
 
 
@@ -68,6 +72,14 @@ def test_statistics_csv_history_and_live(
     assert body.startswith(b"created,status,from,to,messageId,returnPath,subject,apiData,reason\n")
     [row] = [r for r in rows if r["to"] == BAD]
     assert row["status"] == "2" and row["from"] == "app@example.test" and "5.1.1" in row["reason"]
+    # messageId is the mail's Message-ID header; returnPath the VERP sender used on the wire
+    assert row["messageId"] == "<nobody-home@app.example.test>"
+    assert row["returnPath"].startswith("bounce-") and row["returnPath"].endswith(
+        "@bounce.example.test"
+    )
+    [delivered] = reports.get("/api/v1/deliveries", address=OK)["results"]
+    assert delivered["messageId"] == "<Invoice@app.example.test>" and delivered["id"]
+    assert delivered["returnPath"] == f"bounce-{delivered['deliveryId']}@bounce.example.test"
 
     # one delivery's history: every event, the classified error, one trace
     [failed] = reports.get("/api/v1/deliveries", address=BAD)["results"]

@@ -69,6 +69,7 @@ def delivery_event(
         event_id=event_id,
         delivery_id=delivery_id,
         message_id=fields.pop("message_id", f"m-{delivery_id}"),
+        header_message_id=f"<{delivery_id}@mail.example.test>",
         status=status,  # type: ignore[arg-type]
         at=to_timestamp(at.timestamp()),
         accepted_at=to_timestamp(accepted.timestamp()),
@@ -91,6 +92,8 @@ def error_event(
         event_id=event_id,
         delivery_id=delivery_id,
         message_id=f"m-{delivery_id}",
+        header_message_id=f"<{delivery_id}@mail.example.test>",
+        return_path=fields.pop("return_path", f"bounce-{delivery_id}@bounce.example.test"),
         created=to_timestamp(created.timestamp()),
         status=status,  # type: ignore[arg-type]
         to=recipient,
@@ -192,6 +195,7 @@ class Served:
     """The reports HTTP and gRPC servers on their own event loop thread, as in the service."""
 
     def __init__(self, queries: ReportQueries) -> None:
+        self.queries = queries
         self.ingest = Ingest(queries.store)
         self.http_listen = f"127.0.0.1:{free_port()}"
         self.grpc_listen = f"127.0.0.1:{free_port()}"
@@ -408,7 +412,8 @@ def test_errors_csv_bytes(http: httpx.Client) -> None:
     assert response.content == (
         b"created,status,from,to,messageId,returnPath,subject,apiData,reason\n"
         + f"{created.replace('+00:00', 'Z')},2,app@example.test,user-unknown@b.test,"
-        "m-d-fail,,hello,,550 5.1.1 user unknown\n".encode()
+        "<d-fail@mail.example.test>,bounce-d-fail@bounce.example.test,hello,,"
+        "550 5.1.1 user unknown\n".encode()
     )
 
 
@@ -617,3 +622,128 @@ def test_grpc_errors(stub: reports_pb2_grpc.ReportsStub) -> None:
     with pytest.raises(grpc.RpcError) as forbidden:
         list(stub.ExportErrors(reports_pb2.SearchRequest(start=D, end=D), metadata=other))
     assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# --- bad input and broken exports (issue #12) --------------------------------------------------
+
+BAD_INPUTS = [
+    {"start": D, "end": "9999-12-31"},
+    {"start": "0999-01-01", "end": D},
+    {"start": "0001-01-01", "end": "0001-01-01"},
+    {"start": D, "end": D, "tz": "A" * 300},
+    {"start": D, "end": D, "tz": "../../../etc/passwd"},
+    {"start": D, "end": D, "page": "9" * 400},
+    {"start": D, "end": D, "page": "²"},
+    {"start": D, "end": D, "address": "x" * 5000},
+    {"start": "2026-02-30", "end": D},
+    {"start": D, "end": D, "error": "١"},
+    {"start": D, "end": D, "limit": "9" * 50, "interval": "hour"},
+]
+
+
+@pytest.mark.parametrize("params", BAD_INPUTS)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/errors",
+        "/api/v1/deliveries",
+        "/api/v1/errors.csv",
+        "/api/v1/deliveries.csv",
+        "/api/v1/stats/daily",
+        "/api/v1/stats/deliveries",
+        "/api/v1/stats/domains",
+    ],
+)
+def test_bad_input_is_a_400_in_the_documented_shape(
+    http: httpx.Client, path: str, params: dict[str, str]
+) -> None:
+    response = http.get(path, params=params)
+    if response.status_code == 200:
+        # a parameter this endpoint does not take (page on a statistic or an export) is
+        # ignored
+        assert set(params) - {"start", "end", "tz"}, "a bad date or zone must be refused"
+        return
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == "invalid_parameter"
+    assert body["error"]["field"] and len(body["error"]["message"]) < 300
+
+
+def test_unknown_paths_and_methods_answer_the_error_shape(http: httpx.Client) -> None:
+    missing = http.get("/api/v1/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong = http.post("/api/v1/errors", params={"start": D, "end": D})
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openapi_lists_every_parameter_answer_and_error(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    errors = paths["/api/v1/errors"]["get"]
+    names = {p["name"] for p in errors["parameters"]}
+    assert {"start", "end", "error", "address", "page", "tz", "server", "api_user"} <= names
+    start = next(p for p in errors["parameters"] if p["name"] == "start")
+    assert start["required"] is True and start["schema"]["format"] == "date"
+    assert {"200", "400", "401", "403", "429", "503"} <= set(errors["responses"])
+    ok = errors["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/SearchAnswer")
+    stats = {p["name"] for p in paths["/api/v1/stats/{name}"]["get"]["parameters"]}
+    assert {"name", "start", "end", "interval", "domain", "limit"} <= stats
+    assert "/api/v1/suppressions" in paths and "delete" in paths["/api/v1/suppressions/{address}"]
+    assert "text/csv" in paths["/api/v1/errors.csv"]["get"]["responses"]["200"]["content"]
+
+
+def test_rows_carry_the_message_id_header_and_postline_id(http: httpx.Client) -> None:
+    [row] = get(http, "/api/v1/errors")["results"]
+    assert row["messageId"] == "<d-fail@mail.example.test>" and row["id"] == "m-d-fail"
+    assert row["returnPath"] == "bounce-d-fail@bounce.example.test"
+    detail = get(http, f"/api/v1/errors/{row['eventId']}")
+    assert detail["to"] == "user-unknown@b.test" and detail["source"] == "smtp_reply"
+    assert detail["messageId"] == row["messageId"] and detail["deliveryId"] == "d-fail"
+    assert http.get("/api/v1/errors/x-nope").json()["error"]["code"] == "not_found"
+    # another server's error is not found for dev
+    assert http.get("/api/v1/errors/x-other").status_code == 404
+
+
+def test_settings_show_the_policy_without_secrets(http: httpx.Client) -> None:
+    response = http.get("/api/v1/settings")
+    assert response.status_code == 200
+    answer = response.json()
+    assert [s["name"] for s in answer["servers"]] == ["default"]  # dev sees its own server
+    assert [u["name"] for u in answer["servers"][0]["api_users"]] == ["dev", "app"]
+    assert "argon2" not in response.text and "secret" not in response.text
+
+
+class FailingLater:
+    """The real store, whose reads fail from the ``n``-th on (ClickHouse lost mid-export)."""
+
+    def __init__(self, store: Store, n: int) -> None:
+        self.store, self.n, self.calls = store, n, 0
+
+    async def rows(self, sql: str, params: dict[str, Any]) -> Any:
+        self.calls += 1
+        if self.calls >= self.n:
+            raise ConnectionError("ClickHouse went away")
+        return await self.store.rows(sql, params)
+
+
+def test_an_export_broken_mid_stream_is_a_truncated_transfer(
+    served: Served, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_export, "CHUNK_ROWS", 7)
+    store = served.queries.store
+    monkeypatch.setattr(served.queries, "store", FailingLater(store, 3))
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError):  # no terminating chunk: visibly broken
+        with http.stream("GET", "/api/v1/errors.csv", params={"start": B, "end": B}) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_bytes():
+                received.extend(chunk)
+    assert received.startswith(b"created,status") and received.count(b"\n") == 1 + 14
+
+    # failing before the first row: an error answer, not an empty file
+    monkeypatch.setattr(served.queries, "store", FailingLater(store, 1))
+    response = http.get("/api/v1/errors.csv", params={"start": B, "end": B})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"

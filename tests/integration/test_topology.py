@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+from typing import Any
 
 import aio_pika
 import pytest
@@ -15,6 +18,7 @@ from postline.common.broker.topology import (
     MAX_PRIORITY,
     REPORTS_EVENTS,
     SENDER_TASKS,
+    QueueType,
     accepted_key,
     delay_bucket,
     delay_queue,
@@ -77,20 +81,33 @@ def test_shards_are_stable_and_spread() -> None:
 async def _get(
     broker: Broker, queue: str, timeout: float = 10.0
 ) -> aio_pika.abc.AbstractIncomingMessage:
+    """The next message of ``queue``, taken by a consumer as the services take them (a quorum
+    queue with a single active consumer refuses basic.get)."""
     channel = await broker.connection.channel()
+    await channel.set_qos(prefetch_count=1)
     q = await channel.get_queue(queue, ensure=False)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        message = await q.get(fail=False, no_ack=True)
-        if message is not None:
-            return message
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"nothing arrived on {queue} within {timeout}s")
-        await asyncio.sleep(0.05)
+    arrived: asyncio.Future[aio_pika.abc.AbstractIncomingMessage] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        if not arrived.done():
+            await message.ack()
+            arrived.set_result(message)
+
+    tag = await q.consume(take)
+    try:
+        return await asyncio.wait_for(arrived, timeout)
+    except TimeoutError:
+        raise AssertionError(f"nothing arrived on {queue} within {timeout}s") from None
+    finally:
+        await q.cancel(tag)
+        await channel.close()
 
 
-async def test_routing_keys_reach_their_queues(amqp_url: str) -> None:
-    broker = Broker(amqp_url, Topology(SHARDS))
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+async def test_routing_keys_reach_their_queues(amqp_url: str, queue_type: QueueType) -> None:
+    broker = Broker(amqp_url, Topology(SHARDS, queue_type))
     await broker.connect()
     try:
         delivery = delivery_pb2.AcceptedDelivery(delivery_id="d1", recipient_domain="a.test")
@@ -125,8 +142,11 @@ async def test_priority_queue_serves_high_before_low(amqp_url: str) -> None:
         await broker.close()
 
 
-async def test_delayed_message_comes_back_to_its_queue(amqp_url: str) -> None:
-    broker = Broker(amqp_url, Topology(1))
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+async def test_delayed_message_comes_back_to_its_queue(
+    amqp_url: str, queue_type: QueueType
+) -> None:
+    broker = Broker(amqp_url, Topology(1, queue_type))
     await broker.connect()
     try:
         loop = asyncio.get_running_loop()
@@ -142,3 +162,67 @@ async def test_delayed_message_comes_back_to_its_queue(amqp_url: str) -> None:
         assert delivery_pb2.DeliveryResult.FromString(back.body).reply_code == 451
     finally:
         await broker.close()
+
+
+def _broker_queues(amqp_url: str) -> dict[str, dict[str, Any]]:
+    """What RabbitMQ itself reports of the vhost's queues: name -> {type, arguments}."""
+    vhost = amqp_url.rsplit("/", 1)[1]
+    command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--formatter", "json"]
+    listed = subprocess.run(
+        [*command, "name", "type", "arguments"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return {q["name"]: q for q in json.loads(listed.stdout)}
+
+
+def _listed_arguments(queue: dict[str, Any]) -> dict[str, Any]:
+    # rabbitmqctl lists a queue's arguments as [name, AMQP type, value] triples.
+    return {name: value for name, _, value in queue["arguments"]}
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+async def test_queue_type_setting_declares_what_it_says(
+    amqp_url: str, queue_type: QueueType
+) -> None:
+    topology = Topology(SHARDS, queue_type)
+    broker = Broker(amqp_url, topology)
+    await broker.connect()
+    await broker.close()
+    declared = _broker_queues(amqp_url)
+    specs = {spec.name: spec for spec in topology.queues()}
+    assert specs.keys() <= declared.keys()
+    for name, spec in specs.items():
+        expected = "classic" if name == SENDER_TASKS else queue_type
+        assert declared[name]["type"] == expected, f"{name} is {declared[name]['type']}"
+        assert _listed_arguments(declared[name]) == spec.arguments
+    assert declared[DEAD_LETTER_QUEUE]["type"] == queue_type
+    # The priority queue keeps its priorities whatever the setting (quorum queues before
+    # RabbitMQ 4.0 have none).
+    assert _listed_arguments(declared[SENDER_TASKS])["x-max-priority"] == MAX_PRIORITY
+    if queue_type == "quorum":
+        for bucket in DELAY_BUCKETS:
+            arguments = _listed_arguments(declared[delay_queue(bucket)])
+            assert arguments["x-dead-letter-strategy"] == "at-least-once"
+            assert arguments["x-overflow"] == "reject-publish"
+        for k in range(SHARDS):
+            assert _listed_arguments(declared[inbound_queue(k)])["x-single-active-consumer"]
+
+
+async def test_services_must_agree_on_the_queue_type(amqp_url: str) -> None:
+    """Queues keep the type they were declared with: a service configured otherwise fails
+    at start-up instead of working on queues other than it was told."""
+    quorum = Broker(amqp_url, Topology(1, "quorum"))
+    await quorum.connect()
+    await quorum.close()
+    classic = Broker(amqp_url, Topology(1, "classic"))
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await classic.connect()
+    await classic.close()
+
+
+def test_an_unknown_queue_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="queue_type"):
+        Topology(1, "mirrored")  # type: ignore[arg-type]

@@ -37,10 +37,9 @@ def test_shared_packages_import_no_service() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_has_an_entry_point_and_a_dockerfile(service: str) -> None:
+def test_each_service_has_an_entry_point(service: str) -> None:
     base = ROOT / "services" / service
     assert (base / "src" / "postline" / service / "__main__.py").is_file()
-    assert (base / "Dockerfile").is_file()
 
 
 def test_proto_is_the_only_contract_source() -> None:

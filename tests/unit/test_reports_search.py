@@ -65,7 +65,8 @@ def _rows(n: int) -> list[dict[str, object]]:
             "envelope_from": "a@x.test",
             "recipient": f"r{i}@y.test",
             "message_id": f"m{i}",
-            "return_path": "",
+            "header_message_id": f"<m{i}@x.test>",
+            "return_path": f"bounce-d{i}@bounce.x.test",
             "subject": "s",
             "api_data": "",
             "reason": "550 5.1.1",
@@ -87,9 +88,12 @@ def test_at_most_100_results_10_per_page_and_a_truncated_flag() -> None:
     assert small["total"] == 3 and small["truncated"] is False and small["pages"] == 1
     assert list(small["results"][0]) == [
         "created", "status", "from", "to", "messageId", "returnPath", "subject", "apiData",
-        "reason", "deliveryId", "traceId",
+        "reason", "deliveryId", "traceId", "id",
     ]  # fmt: skip
     assert small["results"][0]["created"] == "2026-11-01T00:00:00.000Z"
+    # messageId is the mail's Message-ID header; Postline's own message id is id
+    assert small["results"][0]["messageId"] == "<m0@x.test>"
+    assert small["results"][0]["id"] == "m0"
 
 
 def test_error_status_is_the_error_parameter() -> None:
@@ -142,3 +146,32 @@ def test_final_states_filter_before_final_and_others_after() -> None:
     queued = sql("queued")
     assert "PREWHERE" not in queued.split(" WHERE ")[0]
     assert "(created, delivery_id) IN (SELECT" in queued
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "kind"),
+    [
+        ({"start": "2026-11-01", "end": "9999-12-31"}, "end", "date_range"),
+        ({"start": "0999-01-01", "end": "2026-11-01"}, "start", "date_range"),
+        ({"start": "2026-11-01", "end": "2026-11-01", "tz": "A" * 300}, "tz", "tz"),
+        ({"start": "2026-11-01", "end": "2026-11-01", "tz": "../../etc/passwd"}, "tz", "tz"),
+        ({"start": "2026-11-01", "end": "2026-11-01", "tz": "Asia/Nowhere"}, "tz", "tz"),
+        ({"start": "２０２６-11-01", "end": "2026-11-01"}, "start", "date"),
+        ({"start": "2026-11-01", "end": "2026-11-01", "page": "²"}, "page", "number"),
+        ({"start": "2026-11-01", "end": "2026-11-01", "page": "9" * 5000}, "page", "number"),
+        (
+            {"start": "2026-11-01", "end": "2026-11-01", "address": "a" * 5000},
+            "address",
+            "too_long",
+        ),
+        ({"end": "2026-11-01"}, "start", "required"),
+        ({"start": "2026-11-02", "end": "2026-11-01"}, "end", "order"),
+    ],
+)
+def test_bad_parameters_are_named_and_never_crash(
+    params: dict[str, str], field: str, kind: str
+) -> None:
+    with pytest.raises(SearchError) as bad:
+        parse_query(params, kind="errors")
+    assert (bad.value.field, bad.value.kind) == (field, kind)
+    assert len(bad.value.message) < 200  # a long bad value is not echoed whole

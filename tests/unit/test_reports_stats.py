@@ -92,3 +92,20 @@ def test_top_lists_keep_the_order_of_the_query() -> None:
         {"reply": "250 2.0.0", "replies": 9},
         {"reply": "421", "replies": 2},
     ]
+
+
+def test_ranges_are_bounded_so_every_bucket_can_be_answered() -> None:
+    deliveries = STATISTICS["deliveries"]
+    hourly = {"start": "2026-01-01", "end": "2026-03-01", "interval": "hour"}
+    with pytest.raises(SearchError) as too_many_hours:
+        parse_stats_query(deliveries, hourly)
+    assert too_many_hours.value.field == "interval"
+    assert parse_stats_query(deliveries, {**hourly, "interval": "day"}).interval == "day"
+    with pytest.raises(SearchError) as too_long:
+        parse_stats_query(STATISTICS["daily"], {"start": "1970-01-01", "end": "2261-12-31"})
+    assert too_long.value.field == "end"
+    with pytest.raises(SearchError) as limit:
+        parse_stats_query(
+            STATISTICS["domains"], {"start": "2026-01-01", "end": "2026-01-01", "limit": "١٠"}
+        )
+    assert limit.value.field == "limit"

@@ -52,6 +52,9 @@ def delivery_event(
         trace_id=current_trace_id(),
     )
     if result is not None:
+        # The envelope sender used on the wire (the VERP address the sender made): what the
+        # delivery log shows as returnPath and bounces come back to.
+        event.return_path = return_path or result.task.return_path
         event.reply_code = result.reply_code
         event.enhanced_status = result.enhanced_status
         event.mx_host = result.mx_host

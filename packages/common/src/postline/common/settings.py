@@ -8,6 +8,7 @@ variable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,11 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = Field(description="RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/")
     policy: Path = Field(description="path of postline.yaml")
     shards: int = Field(default=4, ge=1, le=256, description="scheduler shard count (constant)")
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        description="durable queues: classic, or quorum (replicated in a RabbitMQ cluster); "
+        "the same for every service (postline.common.broker.topology)",
+    )
     log_level: str = "INFO"
     otel_exporter: str = Field(default="none", pattern="^(none|console|otlp)$")
     health_listen: str = Field(default="", description="host:port of /healthz /readyz /metrics")

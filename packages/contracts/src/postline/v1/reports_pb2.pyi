@@ -84,10 +84,13 @@ class ReportRow(google.protobuf.message.Message):
     ATTEMPT_FIELD_NUMBER: builtins.int
     REPLY_CODE_FIELD_NUMBER: builtins.int
     ENHANCED_STATUS_FIELD_NUMBER: builtins.int
+    ID_FIELD_NUMBER: builtins.int
+    EVENT_ID_FIELD_NUMBER: builtins.int
     created: builtins.str
     status: builtins.str
     to: builtins.str
     message_id: builtins.str
+    """the mail's Message-ID header (the CSV's messageId)"""
     return_path: builtins.str
     subject: builtins.str
     api_data: builtins.str
@@ -102,6 +105,10 @@ class ReportRow(google.protobuf.message.Message):
     """live view"""
     enhanced_status: builtins.str
     """live view"""
+    id: builtins.str
+    """Postline's message id (shared by a message's deliveries)"""
+    event_id: builtins.str
+    """error log: the row's own id (GET /api/v1/errors/{id})"""
     def __init__(
         self,
         *,
@@ -119,8 +126,10 @@ class ReportRow(google.protobuf.message.Message):
         attempt: builtins.int = ...,
         reply_code: builtins.int = ...,
         enhanced_status: builtins.str = ...,
+        id: builtins.str = ...,
+        event_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attempt", b"attempt", "created", b"created", "delivery_id", b"delivery_id", "enhanced_status", b"enhanced_status", "from", b"from", "message_id", b"message_id", "reason", b"reason", "reply_code", b"reply_code", "return_path", b"return_path", "status", b"status", "subject", b"subject", "to", b"to", "trace_id", b"trace_id", "updated", b"updated"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attempt", b"attempt", "created", b"created", "delivery_id", b"delivery_id", "enhanced_status", b"enhanced_status", "event_id", b"event_id", "from", b"from", "id", b"id", "message_id", b"message_id", "reason", b"reason", "reply_code", b"reply_code", "return_path", b"return_path", "status", b"status", "subject", b"subject", "to", b"to", "trace_id", b"trace_id", "updated", b"updated"]) -> None: ...
 
 Global___ReportRow: typing_extensions.TypeAlias = ReportRow
 
@@ -422,6 +431,7 @@ class DeliveryHistory(google.protobuf.message.Message):
     ERRORS_FIELD_NUMBER: builtins.int
     delivery_id: builtins.str
     message_id: builtins.str
+    """Postline's message id (the header's is header_message_id)"""
     server: builtins.str
     api_user: builtins.str
     to: builtins.str

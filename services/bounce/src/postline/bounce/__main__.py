@@ -34,7 +34,7 @@ async def main() -> None:
     if pending:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
-    broker = Broker(settings.amqp_url, Topology(settings.shards))
+    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     stop = stop_event()
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)

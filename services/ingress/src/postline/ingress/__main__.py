@@ -25,7 +25,9 @@ async def main() -> None:
     setup_telemetry("ingress", settings.otel_exporter, settings.log_level)
     policy = load_policy(settings.policy)
     broker = Broker(
-        settings.amqp_url, Topology(settings.shards), publish_timeout=settings.publish_timeout
+        settings.amqp_url,
+        Topology(settings.shards, settings.queue_type),
+        publish_timeout=settings.publish_timeout,
     )
     stop = stop_event()
     # Listening starts once the broker is there: a mail accepted meanwhile could not be kept.

@@ -12,13 +12,17 @@ from postline.common.health import Readiness
 from postline.common.policy import load_policy
 from postline.common.runtime import HttpServer, stop_event
 from postline.common.telemetry import setup_telemetry
+from postline.common.throttle import AuthThrottle
+from postline.reports.access import Gate
 from postline.reports.batching import BatchConsumer
+from postline.reports.console.assets import check_vendor
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.suppressions import SuppressionsClient
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ async def main() -> None:
     if pending:
         names = ", ".join(m.label for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
-    broker = Broker(settings.amqp_url, Topology(settings.shards))
+    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     stop = stop_event()
     consumer = BatchConsumer(
         broker,
@@ -52,9 +56,20 @@ async def main() -> None:
 
     # The API answers from ClickHouse, with or without RabbitMQ (readiness says which).
     queries = ReportQueries(store, policy)
-    http = HttpServer(create_app(queries, ready=readiness), settings.http_listen)
+    throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
+    suppressions = SuppressionsClient(settings.bounce_grpc, policy)
+    check_vendor(settings.console_assets)
+    app = create_app(
+        queries,
+        ready=readiness,
+        suppressions=suppressions,
+        throttle=throttle,
+        session_ttl=settings.console_session_ttl,
+        assets=settings.console_assets,
+    )
+    http = HttpServer(app, settings.http_listen)
     await http.start()
-    grpc_server = GrpcServer(queries, settings.grpc_listen)
+    grpc_server = GrpcServer(queries, settings.grpc_listen, Gate(policy, throttle))
     await grpc_server.start()
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     if await broker.connect(until=stop):
@@ -65,6 +80,7 @@ async def main() -> None:
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await grpc_server.stop()
     await http.stop()
+    await suppressions.close()
     await broker.close()
     store.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ from postline.reports.search import (
     errors_sql,
 )
 
+logger = logging.getLogger(__name__)
+
 CHUNK_ROWS = 20_000
 HEADERS = {"errors": CSV_FIELDS, "deliveries": (*CSV_FIELDS, "deliveryId")}
 # The log columns behind each CSV field (created is formatted, the rest is copied).
@@ -31,7 +34,7 @@ COLUMNS = {
     "status": "status",
     "from": "envelope_from",
     "to": "recipient",
-    "messageId": "message_id",
+    "messageId": "header_message_id",
     "returnPath": "return_path",
     "subject": "subject",
     "apiData": "api_data",
@@ -50,21 +53,38 @@ def csv_lines(rows: Iterable[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
-async def export_csv(query: Query, kind: str, q: SearchQuery) -> AsyncIterator[bytes]:
-    """The CSV of every row matching ``q`` (``kind``: ``errors`` or ``deliveries``)."""
+class ExportBroken(Exception):
+    """A chunk after the first could not be read: the download must end visibly broken."""
+
+
+async def open_export(query: Query, kind: str, q: SearchQuery) -> AsyncIterator[bytes]:
+    """The CSV of every row matching ``q`` (``kind``: ``errors`` or ``deliveries``).
+
+    The first chunk is read before this returns, so a failure there is an error answered
+    before the first byte. A later failure raises :class:`ExportBroken` from the stream: the
+    HTTP server then drops the connection without the final chunk of the chunked transfer,
+    which every client reports as a truncated download, never as a shorter file."""
+    sql_for = deliveries_sql if kind == "deliveries" else errors_sql
+    sql, params = sql_for(q, CHUNK_ROWS, None)
+    names, rows = await query(sql, params)
+    return _stream(query, kind, q, names, rows)
+
+
+async def _stream(
+    query: Query, kind: str, q: SearchQuery, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> AsyncIterator[bytes]:
     header = HEADERS[kind]
+    yield csv_lines([header]).encode("utf-8")
+    if not rows:
+        return  # (an empty answer may come without column names)
     sql_for = deliveries_sql if kind == "deliveries" else errors_sql
     id_column = "delivery_id" if kind == "deliveries" else "event_id"
-    yield csv_lines([header]).encode("utf-8")
-    after: Cursor | None = None
+    position = {name: i for i, name in enumerate(names)}
+    created = position["created"]
+    copied = [position[COLUMNS[field]] for field in header[1:]]
     while True:
-        sql, params = sql_for(q, CHUNK_ROWS, after)
-        names, rows = await query(sql, params)
         if rows:
             # Rows stay tuples (a dict per row costs more than the rest together).
-            position = {name: i for i, name in enumerate(names)}
-            created = position["created"]
-            copied = [position[COLUMNS[field]] for field in header[1:]]
             lines = (
                 [format_instant(row[created], q.tz), *(row[i] for i in copied)] for row in rows
             )
@@ -72,4 +92,10 @@ async def export_csv(query: Query, kind: str, q: SearchQuery) -> AsyncIterator[b
         if len(rows) < CHUNK_ROWS:
             return
         last = rows[-1]
-        after = Cursor(last[position["created"]], last[position[id_column]])
+        after = Cursor(last[created], last[position[id_column]])
+        sql, params = sql_for(q, CHUNK_ROWS, after)
+        try:
+            _, rows = await query(sql, params)
+        except Exception as exc:
+            logger.error("%s export broken off after a chunk: %s", kind, exc)
+            raise ExportBroken(f"{kind} export broken off: {exc}") from exc

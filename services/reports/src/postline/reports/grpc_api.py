@@ -7,15 +7,16 @@ so both answer the same rows under the same rules. Auth: metadata
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from postline.common.credentials import Credentials, Principal, parse_authorization
-from postline.reports.queries import Forbidden, NotFound, ReportQueries
+from postline.reports.access import Caller, Gate
+from postline.reports.csv_export import ExportBroken
+from postline.reports.errors import Forbidden, NotFound, ReportsError, Throttled, Unauthorized
+from postline.reports.queries import ReportQueries
 from postline.reports.search import SearchError
 from postline.v1 import reports_pb2, reports_pb2_grpc
 
@@ -65,6 +66,8 @@ def report_row(row: dict[str, Any]) -> reports_pb2.ReportRow:
         attempt=row.get("attempt", 0),
         reply_code=row.get("replyCode", 0),
         enhanced_status=row.get("enhancedStatus", ""),
+        id=row["id"],
+        event_id=row.get("eventId", ""),
     )
     setattr(message, "from", row["from"])  # a Python keyword
     return message
@@ -102,7 +105,7 @@ def stats_response(answer: dict[str, Any]) -> reports_pb2.StatsResponse:
 def history_response(answer: dict[str, Any]) -> reports_pb2.DeliveryHistory:
     message = reports_pb2.DeliveryHistory(
         delivery_id=answer["deliveryId"],
-        message_id=answer["messageId"],
+        message_id=answer["id"],
         server=answer["server"],
         api_user=answer["apiUser"],
         to=answer["to"],
@@ -150,24 +153,29 @@ def history_response(answer: dict[str, Any]) -> reports_pb2.DeliveryHistory:
 
 
 class ReportsService(reports_pb2_grpc.ReportsServicer):
-    def __init__(self, queries: ReportQueries) -> None:
+    def __init__(self, queries: ReportQueries, gate: Gate | None = None) -> None:
         self.queries = queries
-        self.credentials = Credentials(queries.policy)
+        self.gate = gate or Gate(queries.policy)
 
-    async def _principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+    async def _principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         metadata = dict(context.invocation_metadata() or ())
         header = metadata.get("authorization", "")
-        parsed = parse_authorization(header if isinstance(header, str) else header.decode())
-        principal = None
-        if parsed is not None:
-            ip = peer_ip(context.peer())
-            principal = await asyncio.to_thread(self.credentials.check, *parsed, ip)
-        if principal is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "valid API user credentials are required"
+        ip = peer_ip(context.peer())
+        try:
+            self.gate.check_ip(ip)
+            return await self.gate.api_user(
+                header if isinstance(header, str) else header.decode(errors="replace"), ip
             )
-        assert principal is not None  # abort raised otherwise
-        return principal
+        except Forbidden as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
+        except Throttled as exc:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{exc.message} (retry after {exc.retry_after}s)",
+            )
+        except Unauthorized as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+        raise AssertionError("unreachable")  # abort raised
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
         if isinstance(exc, SearchError):
@@ -176,17 +184,19 @@ class ReportsService(reports_pb2_grpc.ReportsServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
         if isinstance(exc, NotFound):
             await context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
+        if isinstance(exc, ReportsError):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
         raise exc
 
     async def _answer(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        run: Callable[[Principal], Awaitable[T]],
+        run: Callable[[Caller], Awaitable[T]],
     ) -> T:
         principal = await self._principal(context)
         try:
             return await run(principal)
-        except (SearchError, Forbidden, NotFound) as exc:
+        except (SearchError, ReportsError) as exc:
             await self._fail(context, exc)
 
     async def SearchDeliveries(
@@ -216,10 +226,18 @@ class ReportsService(reports_pb2_grpc.ReportsServicer):
         principal = await self._principal(context)
         try:
             q = self.queries.export_query(kind, principal, search_params(request))
-        except (SearchError, Forbidden) as exc:
+            body = await self.queries.export(kind, q)
+        except (SearchError, ReportsError) as exc:
             await self._fail(context, exc)
-        async for data in self.queries.export(kind, q):
-            yield reports_pb2.CsvChunk(data=data)
+        except Exception as exc:
+            logger.error("%s export could not start: %s", kind, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the export cannot be read now")
+        try:
+            async for data in body:
+                yield reports_pb2.CsvChunk(data=data)
+        except ExportBroken as exc:
+            # The stream ends with an error status, never as if complete.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def ExportDeliveries(
         self,
@@ -280,14 +298,17 @@ class ReportsService(reports_pb2_grpc.ReportsServicer):
 
 
 class GrpcServer:
-    def __init__(self, queries: ReportQueries, listen: str) -> None:
+    def __init__(self, queries: ReportQueries, listen: str, gate: Gate | None = None) -> None:
         self.queries = queries
         self.listen = listen
+        self.gate = gate
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
         server = grpc.aio.server()  # bound to the running loop
-        reports_pb2_grpc.add_ReportsServicer_to_server(ReportsService(self.queries), server)
+        reports_pb2_grpc.add_ReportsServicer_to_server(
+            ReportsService(self.queries, self.gate), server
+        )
         if server.add_insecure_port(self.listen) == 0:
             raise RuntimeError(f"cannot listen on {self.listen}")
         await server.start()

@@ -57,7 +57,8 @@ def history(
     latest = events[-1] if events else None
     return {
         "deliveryId": delivery_id,
-        "messageId": first["message_id"] if first else "",
+        "messageId": first["header_message_id"] if first else "",
+        "id": first["message_id"] if first else "",
         "server": first["server"] if first else "",
         "apiUser": first["api_user"] if first else "",
         "from": first["envelope_from"] if first else "",
@@ -103,19 +104,44 @@ def history(
     }
 
 
-def live_sql(now: datetime, tz: tzinfo, server: str | None) -> tuple[str, dict[str, Any]]:
+ERROR_SQL = (
+    "SELECT created, status, envelope_from, recipient, message_id, header_message_id, "
+    "return_path, subject, api_data, reason, delivery_id, trace_id, event_id, source, "
+    "reply_code, enhanced_status, server, api_user "
+    "FROM postline.error_log WHERE event_id = {event_id:String}{scope} LIMIT 1"
+)
+
+
+def error_sql(event_id: str, server: str | None) -> tuple[str, dict[str, Any]]:
+    """One error-log row by its id (the ``event_id`` bloom filter of migration 0006)."""
+    params: dict[str, Any] = {"event_id": event_id}
+    scope = ""
+    if server:
+        scope = " AND server = {server:String}"
+        params["server"] = server
+    return ERROR_SQL.replace("{scope}", scope), params
+
+
+def live_sql(
+    now: datetime, tz: tzinfo, server: str | None, api_user: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The newest deliveries accepted today (in ``tz``), each in its current state."""
     today = now.astimezone(tz).date()
     params: dict[str, Any] = {
         "start": datetime.combine(today, time(), tz),
         "end": datetime.combine(today + timedelta(days=1), time(), tz),
     }
-    prewhere = ""
+    scope = []
     if server:
-        prewhere = " PREWHERE server = {server:String}"
+        scope.append("server = {server:String}")
         params["server"] = server
+    if api_user:
+        scope.append("api_user = {api_user:String}")
+        params["api_user"] = api_user
+    prewhere = " PREWHERE " + " AND ".join(scope) if scope else ""
     sql = (
-        "SELECT created, updated, status, envelope_from, recipient, message_id, return_path, "
+        "SELECT created, updated, status, envelope_from, recipient, message_id, header_message_id, "
+        "return_path, "
         "subject, api_data, reason, delivery_id, trace_id, attempt, reply_code, "
         f"enhanced_status FROM postline.delivery_log FINAL{prewhere} "
         f"WHERE created >= {{start:{_TS}}} AND created < {{end:{_TS}}} "

@@ -32,6 +32,8 @@ from postline.reports.params import (
     SearchError,
     format_instant,
     parse_range,
+    parse_text,
+    parse_whole,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
 
 MAX_RESULTS = 100
 PAGE_SIZE = 10
+MAX_PAGE = 100_000  # pages past the last answer no rows
 DELIVERY_STATUSES = ("queued", "deferred", "succeeded", "failed")
 FINAL_STATUSES = ("succeeded", "failed")
 ERROR_STATUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99)
@@ -70,8 +73,8 @@ CSV_FIELDS = (
 
 _TS = "DateTime64(3, 'UTC')"
 _COLUMNS = (
-    "created, status, envelope_from, recipient, message_id, return_path, subject, api_data, "
-    "reason, delivery_id, trace_id"
+    "created, status, envelope_from, recipient, message_id, header_message_id, return_path, "
+    "subject, api_data, reason, delivery_id, trace_id"
 )
 
 
@@ -105,24 +108,26 @@ def parse_query(params: Mapping[str, str], *, kind: str) -> SearchQuery:
     The error log's status parameter is ``error`` (``status`` is accepted too)."""
     dates = parse_range(params)
     if kind == "errors":
-        field, status = "error", params.get("error") or params.get("status") or None
-        if status is not None and (not status.isdigit() or int(status) not in ERROR_STATUSES):
-            raise SearchError(field, "error must be an error status: 1-10 or 99")
+        status = params.get("error") or params.get("status") or None
+        if status is not None and (
+            not (status.isascii() and status.isdigit() and len(status) <= 3)
+            or int(status) not in ERROR_STATUSES
+        ):
+            raise SearchError("error", "error must be an error status: 1-10 or 99", "choice")
     else:
         status = params.get("status") or None
         if status is not None and status not in DELIVERY_STATUSES:
-            raise SearchError("status", f"status must be one of {', '.join(DELIVERY_STATUSES)}")
-    page_text = params.get("page") or "1"
-    if not page_text.isdigit() or int(page_text) < 1:
-        raise SearchError("page", "page must be a whole number from 1")
+            raise SearchError(
+                "status", f"status must be one of {', '.join(DELIVERY_STATUSES)}", "choice"
+            )
     return SearchQuery(
         start=dates.start,
         end=dates.end,
         status=status,
-        address=params.get("address") or None,
-        server=params.get("server") or None,
-        api_user=params.get("api_user") or None,
-        page=int(page_text),
+        address=parse_text(params, "address"),
+        server=parse_text(params, "server", 200),
+        api_user=parse_text(params, "api_user", 200),
+        page=parse_whole(params.get("page") or "1", "page", 1, MAX_PAGE),
         tz=dates.tz,
     )
 
@@ -216,20 +221,25 @@ def errors_sql(
 
 
 def report_row(row: Mapping[str, Any], tz: tzinfo = UTC) -> dict[str, Any]:
-    """A log row as the API and the CSV name its fields."""
-    return {
+    """A log row as the API and the CSV name its fields: ``messageId`` is the mail's
+    ``Message-ID`` header (what the recipient's mail shows), ``id`` Postline's message id."""
+    answer = {
         "created": format_instant(row["created"], tz),
         "status": row["status"],
         "from": row["envelope_from"],
         "to": row["recipient"],
-        "messageId": row["message_id"],
+        "messageId": row["header_message_id"],
         "returnPath": row["return_path"],
         "subject": row["subject"],
         "apiData": row["api_data"],
         "reason": row["reason"],
         "deliveryId": row["delivery_id"],
         "traceId": row["trace_id"],
+        "id": row["message_id"],
     }
+    if "event_id" in row:
+        answer["eventId"] = row["event_id"]
+    return answer
 
 
 def page_of(rows: list[dict[str, Any]], page: int, tz: tzinfo = UTC) -> dict[str, Any]:

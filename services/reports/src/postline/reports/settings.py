@@ -31,3 +31,15 @@ class ReportsSettings(ServiceSettings):
         description="seconds a failing batch is retried in place before it goes back to the queue",
     )
     query_threads: int = Field(default=2, ge=1, le=64, description="concurrent ClickHouse reads")
+    bounce_grpc: str = Field(
+        default="127.0.0.1:50053",
+        description="bounce's gRPC Suppressions API (the console's and API's suppressions)",
+    )
+    console_session_ttl: float = Field(
+        default=8 * 3600.0, ge=60, le=30 * 86400, description="seconds a console session lasts"
+    )
+    console_assets: str = Field(
+        default="",
+        description="the console's npm packages (node_modules); empty: the repository's "
+        "services/reports/console/node_modules",
+    )

@@ -24,6 +24,7 @@ from postline.reports.params import (
     parse_choice,
     parse_positive,
     parse_range,
+    parse_text,
 )
 
 STATUS_COLUMNS = ("queued", "deferred", "succeeded", "failed")
@@ -44,6 +45,9 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 INTERVALS = ("hour", "day")
 DEFAULT_TOP = 10
 MAX_TOP = 1000
+# Every bucket of the range is answered (zeros included): ten years of days, a month of hours.
+MAX_DAYS = 3660
+MAX_HOURLY_DAYS = 31
 
 _HOUR = "DateTime('UTC')"
 
@@ -108,17 +112,24 @@ class Statistic:
 
 
 def parse_stats_query(statistic: Statistic, params: Mapping[str, str]) -> StatsQuery:
-    dates = parse_range(params)
+    dates = parse_range(params, MAX_DAYS)
     interval = None
     if statistic.over_time:
         interval = parse_choice(params, "interval", INTERVALS, statistic.default_interval)
+        days = (dates.end - dates.start).days + 1
+        if interval == "hour" and days > MAX_HOURLY_DAYS:
+            raise SearchError(
+                "interval",
+                f"interval=hour covers at most {MAX_HOURLY_DAYS} days; use interval=day",
+                "range_size",
+            )
     domain = None
     if statistic.domain:
-        domain = (params.get("domain") or "").strip().lower() or None
+        domain = (parse_text(params, "domain", 255) or "").strip().lower() or None
     return StatsQuery(
         dates=dates,
-        server=params.get("server") or None,
-        api_user=params.get("api_user") or None,
+        server=parse_text(params, "server", 200),
+        api_user=parse_text(params, "api_user", 200),
         interval=interval,
         domain=domain,
         limit=parse_positive(params, "limit", DEFAULT_TOP, MAX_TOP) if statistic.top else 0,

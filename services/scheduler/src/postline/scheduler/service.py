@@ -41,7 +41,7 @@ class SchedulerService:
         self.policy = policy
         self.clock = clock
         self.replica = new_id()[-12:]
-        self.broker = Broker(settings.amqp_url, Topology(settings.shards))
+        self.broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
         self.suppressions = SuppressionList(clock)
         self.pauses = PausedDomains(clock)
         self.snapshots = Snapshots(clock)

@@ -54,7 +54,7 @@ async def main() -> None:
     pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout)
     resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
     deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
-    broker = Broker(settings.amqp_url, Topology(settings.shards))
+    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     stop = stop_event()
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)

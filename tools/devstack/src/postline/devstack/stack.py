@@ -137,6 +137,7 @@ class Stack:
                 "POSTLINE_HTTP_LISTEN": p.reports,
                 "POSTLINE_GRPC_LISTEN": p.reports_grpc,
                 "POSTLINE_CLICKHOUSE_DSN": self.clickhouse_dsn,
+                "POSTLINE_BOUNCE_GRPC": self.ports.bounce_grpc,
             },
         }[service]
         env = {
@@ -272,7 +273,8 @@ class Stack:
                 "Postline is running:",
                 f"  SMTP relay        {p.smtp}  (AUTH PLAIN/LOGIN, user dev / dev-secret)",
                 f"  send API          http://{p.api}   (Bearer dev:dev-secret)",
-                f"  reports + console http://{p.reports}   (admin@example.test / admin)",
+                f"  reports + console http://{p.reports}/   (admin@example.test / admin, "
+                "viewer@example.test / viewer)",
                 f"  ingress gRPC      {p.ingress_grpc}",
                 f"  scheduler gRPC    {p.scheduler_grpc}",
                 f"  bounce SMTP       {p.bounce_smtp}",

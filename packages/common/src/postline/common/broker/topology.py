@@ -26,13 +26,27 @@ Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``
 The scheduler's own bookkeeping (shard ownership tokens, per-shard state, per-destination
 backlog queues, the pause stream, statistics) is declared by the scheduler:
 ``postline.scheduler.queues``.
+
+Queue type (``POSTLINE_QUEUE_TYPE``, the same for every service, like the shard count):
+
+- ``classic`` (the default): every queue is a classic queue. A RabbitMQ cluster does not
+  replicate them: a message lives on the node that holds its queue, and is gone if that
+  node's disk is.
+- ``quorum``: the shard queues, the result, event and delay queues and the dead-letter queue
+  are quorum queues, replicated over the cluster's nodes (Raft; a majority must be up for the
+  queue to work). Their dead-lettering is at-least-once, so a delayed message is never dropped
+  on its way back from a delay queue. ``sender.tasks`` stays classic: it is a priority queue,
+  and quorum queues before RabbitMQ 4.0 cannot have ``x-max-priority``.
+
+Queues are declared once with their arguments: switching the type of an existing deployment
+means draining and deleting the queues first (docs/deploy.md, "Upgrading").
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -53,6 +67,9 @@ SUPPRESSION_KEY = "suppression.change"
 # Priority levels map to AMQP priorities 1..3 (0 = unspecified); a classic queue, since
 # quorum queues cannot have x-max-priority on 3.10.
 MAX_PRIORITY = 3
+
+QueueType = Literal["classic", "quorum"]
+QUEUE_TYPES: tuple[QueueType, ...] = ("classic", "quorum")
 
 # Delay buckets in seconds, smallest first.
 DELAY_BUCKETS: tuple[int, ...] = (1, 5, 15, 60, 300, 900, 3600)
@@ -103,9 +120,30 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class Topology:
-    """The whole topology for a deployment with ``shards`` scheduler shards."""
+    """The whole topology for a deployment with ``shards`` scheduler shards and durable queues
+    of ``queue_type`` (see the module's docstring)."""
 
     shards: int
+    queue_type: QueueType = "classic"
+
+    def __post_init__(self) -> None:
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(f"queue_type must be one of {QUEUE_TYPES}, not {self.queue_type!r}")
+
+    def arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A durable queue's arguments for this deployment's queue type.
+
+        A priority queue stays classic (quorum queues before RabbitMQ 4.0 have no
+        ``x-max-priority``). A quorum queue that dead-letters does it at least once: RabbitMQ
+        keeps the message until the dead-letter exchange's queues confirmed it, which needs
+        ``reject-publish`` overflow (the default, drop-head, would be at most once).
+        """
+        if self.queue_type == "classic" or "x-max-priority" in arguments:
+            return arguments
+        quorum = {**arguments, "x-queue-type": "quorum"}
+        if "x-dead-letter-exchange" in arguments:
+            quorum |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        return quorum
 
     def queues(self) -> list[QueueSpec]:
         dead = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
@@ -123,7 +161,10 @@ class Topology:
             specs.append(
                 QueueSpec(delay_queue(bucket), ("",), args, exchange=delay_exchange(bucket))
             )
-        return specs
+        return [
+            QueueSpec(spec.name, spec.bindings, self.arguments(spec.arguments), spec.exchange)
+            for spec in specs
+        ]
 
     async def declare(self, channel: AbstractChannel) -> AbstractExchange:
         """Declare everything (idempotent); every service does this at start-up."""
@@ -133,7 +174,9 @@ class Topology:
         dlx = await channel.declare_exchange(
             DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True)
+        dead = await channel.declare_queue(
+            DEAD_LETTER_QUEUE, durable=True, arguments=self.arguments({})
+        )
         await dead.bind(dlx)
         for bucket in DELAY_BUCKETS:
             await channel.declare_exchange(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from postline.common.clickhouse.client import connect
+from postline.common.clickhouse.client import ClickHouseUnavailable, connect
 from postline.common.clickhouse.migrate import (
     DEFAULT_RETENTION_DAYS,
     apply_migrations,
@@ -42,7 +42,10 @@ def command(dsn: str, retention_days: int | None, policy_path: str | None, statu
     TTL is changed where it differs); without either, new tables get 40 days and existing
     ones keep theirs.
     """
-    client = connect(dsn)
+    try:
+        client = connect(dsn)
+    except ClickHouseUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     if status:
         for entry in migration_status(client):
             click.echo(f"{entry.migration.label}: {entry.state}")

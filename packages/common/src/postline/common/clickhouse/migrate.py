@@ -19,10 +19,12 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-
-from clickhouse_connect.driver.client import Client
+from typing import TYPE_CHECKING
 
 from postline.common.clickhouse.client import DATABASE
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from postline.common.verp import VerpError, decode_verp
 from postline.devstack import Stack
@@ -374,7 +373,3 @@ class Outcome:
 
 def encode_plain(user: str, secret: str) -> str:
     return base64.b64encode(f"\0{user}\0{secret}".encode()).decode()
-
-
-def environment() -> dict[str, Any]:
-    return {"load": os.getloadavg(), "cpus": os.cpu_count()}

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 
@@ -76,6 +76,13 @@ class Backoff:
         return float(min(self.maximum, self.first * self.factor ** max(0, failures - 1)))
 
 
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika raises for a closed one
+        return False
+
+
 class BatchConsumer:
     def __init__(
         self,
@@ -117,6 +124,8 @@ class BatchConsumer:
 
     def problem(self) -> str | None:
         """Why events are not being written now (readiness); None while writes succeed."""
+        if self._task is not None and self._task.done() and not self._stopping:
+            return f"the consumer of {self.queue_name} stopped (see the log)"
         if self.failures:
             return (
                 f"ClickHouse writes failing ({self.failures} in a row); "
@@ -222,7 +231,7 @@ class BatchConsumer:
                 self._arrived.clear()
             # Messages of a channel that closed (the connection dropped) are the broker's
             # again: it redelivers them, so writing them now would only write them twice.
-            batch = [m for m in batch if not m.channel.is_closed]
+            batch = [m for m in batch if _channel_open(m)]
             if not batch:
                 continue
             written = await self._flush(batch)

@@ -15,6 +15,7 @@ client, faults to inject, and readers of the outcome through Postline's own inte
 from __future__ import annotations
 
 import base64
+import errno
 import csv
 import io
 import json
@@ -253,22 +254,21 @@ class Ballast:
     def _top_up(self) -> None:
         stat = os.statvfs(self.path)
         free = stat.f_bavail * stat.f_frsize
-        with open(self.file, "ab") as out:
-            chunk = b"\0" * (1 << 20)
-            while free > len(chunk):
-                out.write(chunk)
-                free -= len(chunk)
-            try:
+        try:
+            with open(self.file, "ab", buffering=0) as out:
+                chunk = b"\0" * (1 << 20)
+                while free > len(chunk):
+                    out.write(chunk)
+                    free -= len(chunk)
                 out.write(b"\0" * max(0, free - 4096))
-            except OSError:
-                pass  # the disk filled meanwhile
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # ClickHouse wrote meanwhile: the disk is full, as wanted
 
     def _keep_full(self) -> None:
         while self._full.is_set():
-            try:
-                self._top_up()
-            except OSError:
-                pass
+            self._top_up()
             time.sleep(0.2)
 
     def drain(self) -> None:

@@ -15,8 +15,8 @@ client, faults to inject, and readers of the outcome through Postline's own inte
 from __future__ import annotations
 
 import base64
-import errno
 import csv
+import errno
 import io
 import json
 import logging

@@ -111,17 +111,14 @@ class RabbitNode:
 
     def consumers(self, vhost: str = "/") -> dict[str, int]:
         """Queue name -> number of consumers."""
-        out = self.ctl("list_queues", "-p", vhost, "name", "consumers")
-        counts = {}
-        for line in out.splitlines():
-            name, _, count = line.rpartition("\t")
-            if name and count.isdigit():
-                counts[name] = int(count)
-        return counts
+        return self._queue_column(vhost, "consumers")
 
     def messages(self, vhost: str = "/") -> dict[str, int]:
         """Queue name -> messages ready and unacknowledged."""
-        out = self.ctl("list_queues", "-p", vhost, "name", "messages")
+        return self._queue_column(vhost, "messages")
+
+    def _queue_column(self, vhost: str, column: str) -> dict[str, int]:
+        out = self.ctl("list_queues", "-p", vhost, "name", column)
         counts = {}
         for line in out.splitlines():
             name, _, count = line.rpartition("\t")

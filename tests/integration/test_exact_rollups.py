@@ -11,34 +11,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
-from postline.common.clickhouse import apply_migrations, connect
 from postline.reports.batching import BatchConsumer
 from postline.reports.ingest import Ingest, Raw
 from postline.reports.store import Store
 from postline.v1 import events_pb2
 from tests.conftest import apoll_until
+from tests.integration import test_reports_ingest
 from tests.integration.test_reports_ingest import deliveries, errors
 from tests.rabbitmq_node import RabbitNode
 
 Event = events_pb2.DeliveryEvent | events_pb2.ErrorClassified
 
-
-@pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    client = connect(f"chdb://{tmp_path / 'ch'}")
-    apply_migrations(client)
-    client.close()
-    store = Store(f"chdb://{tmp_path / 'ch'}")
-    try:
-        yield store
-    finally:
-        store.close()
+store = test_reports_ingest.store  # the fixture: a migrated chdb store
 
 
 def raw(events: Sequence[Event]) -> list[Raw]:

@@ -30,13 +30,7 @@ class Store:
 
     async def _write(self, fn: Callable[[Client], T]) -> T:
         """``run`` for what writes (and the probe): its outcome is the store's health."""
-        try:
-            result = await self.run(fn)
-        except Exception as exc:
-            self.health.failed(exc)
-            raise
-        self.health.succeeded()
-        return result
+        return await self.health.recorded(self.run(fn))
 
     async def ping(self) -> None:
         await self._write(probe)

@@ -74,13 +74,7 @@ class Store:
 
     async def write(self, fn: Callable[[Client], T]) -> T:
         """Run ``fn(client)`` on the writer thread (writes stay in order)."""
-        try:
-            result = await self._writer.run(fn)
-        except Exception as exc:
-            self.health.failed(exc)
-            raise
-        self.health.succeeded()
-        return result
+        return await self.health.recorded(self._writer.run(fn))
 
     async def ping(self) -> None:
         await self.write(probe)

@@ -13,10 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from clickhouse_connect.driver.client import Client
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PING_AFTER_SECONDS = 10.0
 # An insert reserves its parts' size first (1 MiB at least): less room than this is full.
@@ -54,6 +57,16 @@ class ClickHouseHealth:
         # The first line is enough: ClickHouse appends its whole stack trace.
         self.error = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         self.last_outcome = self.clock()
+
+    async def recorded(self, call: Awaitable[T]) -> T:
+        """Await a write (or the probe), recording its outcome."""
+        try:
+            result = await call
+        except Exception as exc:
+            self.failed(exc)
+            raise
+        self.succeeded()
+        return result
 
     def problem(self) -> str | None:
         if not self.failures:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -25,6 +26,9 @@ from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)
+
+# How long the queued events of an accepted message are tried again while RabbitMQ is away.
+QUEUED_RETRY_SECONDS = 120.0
 
 # Headers that occur several times cannot drive filters (see the design), so they are not carried.
 _REPEATING = frozenset({"received", "dkim-signature", "authentication-results", "comments"})
@@ -185,7 +189,21 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
         )
         for d in accepted.deliveries
     ]
-    try:
-        await broker.publish_events(events)
-    except BrokerUnavailable:
-        logger.warning("%s queued events not confirmed", accepted.message_id)
+    # Each try waits for the broker within the publish timeout; a broker that restarts takes
+    # longer, so the events are tried again, in the background, for a while (the statistics
+    # count deliveries by these events).
+    deadline = time.monotonic() + QUEUED_RETRY_SECONDS
+    pause = 1.0
+    while True:
+        try:
+            await broker.publish_events(events)
+            return
+        except BrokerUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                logger.warning(
+                    "%s queued events not confirmed, given up: %s", accepted.message_id, exc
+                )
+                return
+            logger.info("%s queued events not confirmed yet; trying again", accepted.message_id)
+        await asyncio.sleep(pause)
+        pause = min(10.0, pause * 2)

@@ -47,6 +47,7 @@ bench:                             ## the benchmarks (slow; not part of test), s
 	$(PY) bench/sender/run.py
 	$(PY) bench/scheduler/run.py
 	$(PY) bench/reports/run.py
+	$(PY) bench/webhooks/run.py
 
 fuzz: install                      ## 10,000 SMTP fuzz cases (figures in bench/README.md)
 	@mkdir -p var

@@ -29,6 +29,7 @@ from postline.bounce.verdicts import classify_mail
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"
+DEFAULT_WIDER = ROOT.parent / "shared" / "corpus" / "bounces-wider"
 STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99]
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 
@@ -46,17 +47,31 @@ def _found_recipients(report: Any, verdicts: list[Any]) -> set[str]:
     return {r.recipient.lower() for r in report.recipients}
 
 
+def _why(row: dict[str, Any]) -> str:
+    return str(row.get("sisimai_reason") or row.get("note") or "")
+
+
+def read_labels(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
 def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
-    labels = [json.loads(line) for line in (corpus / "sisimai" / "labels.jsonl").open()]
+    labels = read_labels(corpus / "sisimai" / "labels.jsonl")
+    return evaluate_rows(corpus / "sisimai", labels, show_misses)
+
+
+def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -> dict[str, Any]:
+    """Score labelled rows (``file`` relative to ``base``); a row whose ``recipient`` is null
+    names no address a parser could find, and is scored on its status only."""
     by_file: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for row in labels:
         by_file[row["file"]].append(row)
     results = {}
     for name in by_file:
-        raw = (corpus / "sisimai" / name).read_bytes()
+        raw = (base / name).read_bytes()
         results[name] = classify_mail(raw)
 
-    status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = 0
+    status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = sent_ok = 0
     disagreements: list[dict[str, object]] = []
     confusion: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
     misses: list[str] = []
@@ -70,19 +85,25 @@ def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
         for row in rows:
             expected_bounce = row["mapped_status"] is not None
             kind_ok += expected_bounce == (report.kind is Kind.BOUNCE)
-            if not _placeholder(row["recipient"]):
+            recipient = (row["recipient"] or "").lower()
+            if recipient and not _placeholder(recipient):
                 rcpt_n += 1
-                hit = row["recipient"].lower() in found
+                hit = recipient in found
                 rcpt_ok += hit
+                # The label names the address an alias or a forwarding led to, and Postline
+                # reported the one the mail was sent to (the mail says which led where).
+                sent_ok += hit or recipient in {v.final_recipient.lower() for v in verdicts}
                 if not hit:
                     misses.append(f"RCPT {name}: want {row['recipient']} got {sorted(found)}")
-                    disagreements.append(
-                        {"file": name, "check": "recipient", "recipient": row["recipient"],
-                         "postline": ", ".join(sorted(found)) or "none"}
-                    )  # fmt: skip
+                    item = {"file": name, "check": "recipient", "recipient": row["recipient"],
+                            "postline": ", ".join(sorted(found)) or "none"}  # fmt: skip
+                    sent = [v.recipient for v in verdicts if v.final_recipient.lower() == recipient]
+                    if sent:
+                        item["evidence"] = f"the label is where {sent[0]} was forwarded or expanded"
+                    disagreements.append(item)
             if not expected_bounce:
                 continue
-            verdict = by_rcpt.get(row["recipient"].lower())
+            verdict = by_rcpt.get(recipient)
             if verdict is None and len(labelled) == 1 and len(verdicts) == 1:
                 verdict = verdicts[0]  # the mail's one failure, under another address
             status_n += 1
@@ -94,7 +115,7 @@ def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
                 reason = verdict.reason[:160] if verdict else "-"
                 code = f"{verdict.reply_code} {verdict.enhanced_status}" if verdict else ""
                 misses.append(
-                    f"STATUS {name}: want {row['mapped_status']} ({row['sisimai_reason']}) "
+                    f"STATUS {name}: want {row['mapped_status']} ({_why(row)}) "
                     f"got {got} [{code}] {reason}"
                 )
                 disagreements.append(
@@ -102,7 +123,7 @@ def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
                         "file": name,
                         "check": "status",
                         "recipient": row["recipient"],
-                        "label": f"{row['mapped_status']} ({row['sisimai_reason']})",
+                        "label": f"{row['mapped_status']} ({_why(row)})",
                         "postline": f"{got} ({verdict.rule})" if verdict else "none",
                         "evidence": " ".join(f"{code} {reason}".split())[:160] or "none",
                     }
@@ -123,7 +144,7 @@ def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
         _, verdicts = results[name]
         by_rcpt = {v.recipient.lower(): v for v in verdicts}
         for row in rows:
-            verdict = by_rcpt.get(row["recipient"].lower())
+            verdict = by_rcpt.get((row["recipient"] or "").lower())
             if row["mapped_status"] is None or verdict is None:
                 continue
             text = _ADDRESS.sub("<address>", verdict.reason.lower())
@@ -134,12 +155,29 @@ def evaluate_mails(corpus: Path, show_misses: bool) -> dict[str, Any]:
         "rows": len(labels),
         "status": [status_ok, status_n],
         "recipients": [rcpt_ok, rcpt_n],
+        "recipients_sent_to": [sent_ok, rcpt_n],
         "delivery": [deliv_ok, deliv_n],
         "kind": [kind_ok, len(labels)],
         "label_conflicts": conflicting,
         "disagreements": disagreements,
         "confusion": {str(k): dict(v) for k, v in sorted(confusion.items())},
     }
+
+
+def evaluate_wider(wider: Path, show_misses: bool) -> dict[str, dict[str, Any]]:
+    """Each split (dev, unseen) of the wider corpus, scored like the shared one."""
+    if not (wider / "labels.jsonl").exists():
+        return {}
+    labels = read_labels(wider / "labels.jsonl")
+    found = {}
+    for split in ("dev", "unseen"):
+        rows = [r for r in labels if r["split"] == split]
+        if show_misses:
+            print(f"--- wider corpus, {split} set")
+        figures = evaluate_rows(wider, rows, show_misses)
+        figures.pop("disagreements", None)
+        found[split] = figures
+    return found
 
 
 def evaluate_replies(corpus: Path, show_misses: bool) -> dict[str, Any]:
@@ -225,6 +263,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--misses", action="store_true", help="list every miss")
     parser.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
+    parser.add_argument(
+        "--wider",
+        type=Path,
+        default=DEFAULT_WIDER,
+        help="the wider corpus (labels.jsonl with a dev and an unseen split); skipped if absent",
+    )
     parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
     parser.add_argument(
         "--write-disagreements",
@@ -241,12 +285,17 @@ def main() -> None:
         write_disagreements(args.write_disagreements, mails["disagreements"])
         return
     replies = evaluate_replies(args.corpus, args.misses)
+    wider = evaluate_wider(args.wider, args.misses)
     rate, wall_rate = throughput(args.corpus, args.seconds)
     compared = flufl(args.corpus, args.flufl_python)
 
     print(f"bounce mails: {mails['mails']} files, {mails['rows']} labelled rows")
     print(f"  status accuracy           {_pct(mails['status'])}")
     print(f"  recipient accuracy        {_pct(mails['recipients'])}")
+    print(
+        f"    counting the address sent to where the label is its forwarding target: "
+        f"{_pct(mails['recipients_sent_to'])}"
+    )
     print(f"  failed/deferred accuracy  {_pct(mails['delivery'])}")
     print(f"  bounce / not-a-bounce     {_pct(mails['kind'])}")
     print(
@@ -265,6 +314,15 @@ def main() -> None:
         print(f"flufl.bounce recipient accuracy: {_pct(compared['recipients'])}")
     else:
         print(f"flufl.bounce: not run ({args.flufl_python} missing)")
+    for split, figures in wider.items():
+        print(
+            f"wider corpus, {split} set ({figures['mails']} mails): "
+            f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])}, "
+            "failed/deferred "
+            f"{_pct(figures['delivery'])}, bounce / not-a-bounce {_pct(figures['kind'])}"
+        )
+    if not wider:
+        print(f"wider corpus: not run ({args.wider} missing)")
     print("confusion matrix (rows: expected status, columns: classified; 0 = not found)")
     cols = [*STATUSES, 0]
     print("      " + "".join(f"{c:>5}" for c in cols))
@@ -278,6 +336,7 @@ def main() -> None:
             "mails_per_cpu_second": rate,
             "mails_per_wall_second": wall_rate,
             "flufl": compared,
+            "wider": wider,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -23,19 +23,18 @@ from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import (
     BOUNCE_DELIVERIES,
+    COMPLAINT_KEY,
     DELIVERY_EVENT_KEY,
     ERROR_EVENT_KEY,
     EXCHANGE,
     SUPPRESSION_KEY,
 )
 from postline.common.clickhouse import apply_migrations
-from postline.common.ids import new_id
 from postline.common.policy import Policy, load_policy
-from postline.common.timeutil import to_timestamp
 from postline.common.verp import encode_verp
 from postline.v1 import events_pb2
 from tests.conftest import DEV_POLICY
-from tests.events_support import events_in
+from tests.events_support import delivery_event, events_in
 
 RETURN_PATH_DOMAIN = "bounce.example.test"
 
@@ -63,6 +62,7 @@ async def bench(amqp_url: str, tmp_path: Path) -> AsyncIterator[Bench]:
     captured = await channel.declare_queue(exclusive=True)
     await captured.bind(EXCHANGE, routing_key=ERROR_EVENT_KEY)
     await captured.bind(EXCHANGE, routing_key=SUPPRESSION_KEY)
+    await captured.bind(EXCHANGE, routing_key=COMPLAINT_KEY)
     policy = load_policy(DEV_POLICY)
     deliveries = Deliveries(store)
     suppressions = SuppressionList(store, broker)
@@ -89,24 +89,7 @@ async def _queued(
 
 def _queued_event(recipient: str, **fields: Any) -> events_pb2.DeliveryEvent:
     """A ``queued`` event of a new delivery (``fields`` override its values)."""
-    now = time.time()
-    defaults: dict[str, Any] = dict(
-        event_id=new_id(),
-        delivery_id=new_id(),
-        message_id=new_id(),
-        status=events_pb2.DELIVERY_STATUS_QUEUED,
-        at=to_timestamp(now),
-        accepted_at=to_timestamp(now),
-        server="default",
-        api_user="dev",
-        envelope_from="app@example.test",
-        recipient=recipient,
-        recipient_domain=recipient.rpartition("@")[2],
-        subject="Your order",
-        api_data="order-42",
-        header_message_id=f"<{new_id()}@example.test>",
-    )
-    return events_pb2.DeliveryEvent(**{**defaults, **fields})
+    return delivery_event(recipient, **fields)
 
 
 def _dsn(recipient: str, status: str, diagnostic: str, original_headers: str) -> bytes:
@@ -148,7 +131,7 @@ async def _take(
     queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 30.0
 ) -> dict[str, list[object]]:
     """What was published, once ``count`` messages came (or after ``timeout``)."""
-    found: dict[str, list[object]] = {"error": [], "change": []}
+    found: dict[str, list[object]] = {"error": [], "change": [], "complaint": []}
     deadline = time.monotonic() + timeout
     while sum(len(v) for v in found.values()) < count and time.monotonic() < deadline:
         message = await queue.get(fail=False)
@@ -158,6 +141,8 @@ async def _take(
         await message.ack()
         if message.routing_key == ERROR_EVENT_KEY:
             found["error"].extend(events_in(message.body, message.headers))
+        elif message.routing_key == COMPLAINT_KEY:
+            found["complaint"].append(events_pb2.ComplaintReceived.FromString(message.body))
         else:
             found["change"].append(events_pb2.SuppressionChange.FromString(message.body))
     return found
@@ -250,27 +235,54 @@ async def test_an_unknown_bounce_still_becomes_a_row_from_its_own_content(bench:
     assert change.address == "gone@d.test"
 
 
-async def test_a_complaint_is_recorded_not_logged_as_an_error(bench: Bench) -> None:
-    arf = (
-        b"From: feedback@isp.test\r\nTo: fbl@bounce.example.test\r\nSubject: Abuse report\r\n"
-        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; "
-        b'boundary="f1"\r\n\r\n'
-        b"--f1\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
-        b"--f1\r\nContent-Type: message/feedback-report\r\n\r\n"
-        b"Feedback-Type: abuse\r\nUser-Agent: test/1.0\r\nVersion: 1\r\n"
-        b"Original-Rcpt-To: reader@e.test\r\n\r\n"
-        b"--f1\r\nContent-Type: message/rfc822\r\n\r\n"
-        b"Subject: Offer\r\nTo: reader@e.test\r\n\r\nHi\r\n"
-        b"--f1--\r\n"
+def _arf(recipient: str, subject: str = "Offer") -> bytes:
+    return (
+        "From: feedback@isp.test\r\nTo: fbl@bounce.example.test\r\nSubject: Abuse report\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; "
+        'boundary="f1"\r\n\r\n'
+        "--f1\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
+        "--f1\r\nContent-Type: message/feedback-report\r\n\r\n"
+        "Feedback-Type: abuse\r\nUser-Agent: test/1.0\r\nVersion: 1\r\n"
+        f"Original-Rcpt-To: {recipient}\r\n\r\n"
+        "--f1\r\nContent-Type: message/rfc822\r\n\r\n"
+        f"Subject: {subject}\r\nTo: {recipient}\r\n\r\nHi\r\n"
+        "--f1--\r\n"
+    ).encode()
+
+
+async def test_a_complaint_is_recorded_and_published_not_logged_as_an_error(
+    bench: Bench,
+) -> None:
+    code, _ = await asyncio.to_thread(
+        _send, bench.port, f"fbl@{RETURN_PATH_DOMAIN}", _arf("reader@e.test")
     )
-    code, _ = await asyncio.to_thread(_send, bench.port, f"fbl@{RETURN_PATH_DOMAIN}", arf)
     assert code == 250
     rows = await bench.store.query(
         "SELECT feedback_type, recipient, server FROM postline.complaints", {}
     )
     assert rows == [{"feedback_type": "abuse", "recipient": "reader@e.test", "server": "default"}]
-    # Nothing is published for a complaint (a short wait shows it).
-    assert (await _take(bench.captured, 1, timeout=2))["error"] == []
+    found = await _take(bench.captured, 1)
+    assert found["error"] == []
+    [complaint] = found["complaint"]
+    assert isinstance(complaint, events_pb2.ComplaintReceived)
+    assert (complaint.feedback_type, complaint.recipient) == ("abuse", "reader@e.test")
+    assert (complaint.server, complaint.subject, complaint.delivery_id) == ("default", "Offer", "")
+    assert complaint.event_id and complaint.at.seconds > 0
+
+
+async def test_a_complaint_to_a_verp_address_names_its_delivery(bench: Bench) -> None:
+    queued = await _queued(bench.deliveries, "Reader@G.test", subject="Weekly news")
+    return_path = encode_verp(queued.delivery_id, RETURN_PATH_DOMAIN)
+    code, _ = await asyncio.to_thread(_send, bench.port, return_path, _arf("reader@g.test", "x"))
+    assert code == 250
+    [complaint] = (await _take(bench.captured, 1))["complaint"]
+    assert isinstance(complaint, events_pb2.ComplaintReceived)
+    assert complaint.delivery_id == queued.delivery_id
+    assert complaint.message_id == queued.message_id
+    assert complaint.header_message_id == queued.header_message_id
+    assert (complaint.subject, complaint.api_data) == ("Weekly news", "order-42")
+    assert (complaint.server, complaint.api_user) == ("default", "dev")
+    assert complaint.envelope_from == "app@example.test"
 
 
 async def test_mail_for_other_domains_is_refused(bench: Bench) -> None:

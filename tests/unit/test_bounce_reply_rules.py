@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from postline.bounce.classify import classify_failure, classify_reply, reply_rules
+from postline.bounce.classify import classify_failure, classify_reply, lower_pattern, reply_rules
 
 
 def _parts(sample: str) -> tuple[int, str, str]:
@@ -87,3 +89,81 @@ def test_the_rules_name_only_reasons_they_define() -> None:
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain}
     assert named <= set(rules.reasons)
     assert all(r.sample for r in rules.text)
+
+
+def _wordings() -> list[tuple[str, object]]:
+    return [(rule.name, w) for rule in reply_rules().reasons.values() for w in rule.wordings]
+
+
+@pytest.mark.parametrize(("name", "wording"), _wordings(), ids=lambda x: str(x)[:40])
+def test_each_wording_matches_its_sample_and_classifies_it(name: str, wording) -> None:  # type: ignore[no-untyped-def]
+    rule = reply_rules().reasons[name]
+    # The sample says this wording (not only another of the reason's words or its code)...
+    assert re.search(lower_pattern(wording.text), wording.sample.lower()), wording.sample
+    assert wording.source, f"{name}: say where {wording.text!r} comes from"
+    # ...and classifies as the reason's status.
+    assert classify_reply(*_parts(wording.sample)).status == rule.status
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # Spam and content filters answer 5.7.1 too: a receipt rejection, not a server error.
+        ("550 5.7.1 Message rejected: appears to be unsolicited bulk mail", 4),
+        ("554 5.7.1 Message blocked by our mail filter", 4),
+        ("550 5.7.1 Delivery not authorized, message refused by local policy", 4),
+        ("550 5.7.1 Rejected", 4),
+        # ...unless the words name a requirement of the receiving server.
+        ("530 5.7.1 Authentication required", 7),
+        # Unknown users in each MTA's words, without an addressing code.
+        ("550 Requested action not taken: mailbox unavailable", 2),
+        ("550 5.0.0 <u@example.org> is not a valid mailbox", 2),
+        ("554 delivery error: dd This user doesn't have a yahoo.com account", 2),
+        ("550 vdeliver: Invalid or unknown virtual user 'u'", 2),
+        ("550 Destinatario desconocido", 2),
+        ("550 Empfanger unbekannt", 2),  # the accent left out, as bounces often do
+        # Quota in other words and languages, without 5.2.2.
+        ("552 Account(s) <u@example.org> does not have enough space", 5),
+        ("550 mailbox is full (MTA-imposed quota exceeded while writing to file x)", 5),
+        ("552 Boite aux lettres pleine", 5),
+        ("552 5.2.3 Sorry, the user's maildir has overdrawn his diskspace quota", 5),
+        ("552 Почтовый ящик переполнен", 5),
+        # A disabled or closed mailbox is an unknown user.
+        ("550 Esta casilla ha expirado por falta de uso", 2),
+    ],
+)
+def test_wordings_of_other_mtas_and_languages(reply: str, status: int) -> None:
+    assert classify_reply(*_parts(reply)).status == status
+
+
+def test_a_dns_answer_that_the_domain_does_not_exist_is_an_unknown_host() -> None:
+    text = "DNS Error: DNS type 'mx' lookup of example.org responded with code NXDOMAIN"
+    assert classify_failure(550, "", text, action="failed").status == 1
+    exchange = "554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    assert classify_reply(554, "5.4.4", exchange).status == 1
+
+
+def test_a_dns_lookup_that_failed_for_now_is_a_network_error() -> None:
+    # Retried until the MTA gave up (a 4.x.x status in a failed report), or a lookup that
+    # failed temporarily: the domain may well exist.
+    gave_up = "DNS Error: DNS type 'mx' lookup of example.org responded with code NXDOMAIN"
+    assert classify_failure(0, "4.0.0", gave_up, action="failed").status == 7
+    again = (
+        "Host or domain name not found. Name service error for name=example.org type=MX: "
+        "Host not found, try again"
+    )
+    assert classify_failure(450, "4.4.3", again).status == 7
+
+
+def test_a_reasons_own_words_beat_a_veto() -> None:
+    # "listed" is also a blocklist's word, but a 5.1.1 that says the user is not in the
+    # directory is an unknown user.
+    text = "User u (u@example.org) not listed in public Name & Address Book"
+    assert classify_failure(0, "5.1.1", text).status == 2
+
+
+def test_a_recipient_domain_not_found_is_not_a_sender_rejection() -> None:
+    text = "550 5.1.2 <u@example.org>: Recipient address rejected: Domain not found"
+    assert classify_reply(550, "5.1.2", text).status == 1
+    sender = "553 5.1.8 <a@example.test>: Sender address rejected: Domain not found"
+    assert classify_failure(553, "5.1.8", sender, command="MAIL").status == 4

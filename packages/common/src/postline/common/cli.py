@@ -17,6 +17,7 @@ import click
 _COMMON_COMMANDS = (
     "postline.common.policy.cli",
     "postline.common.clickhouse.cli",
+    "postline.common.webhooks.cli",
 )
 
 

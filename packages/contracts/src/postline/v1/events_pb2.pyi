@@ -365,3 +365,64 @@ class SuppressionChange(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["action", b"action", "address", b"address", "at", b"at", "delivery_id", b"delivery_id", "expires_at", b"expires_at", "reason", b"reason", "server", b"server"]) -> None: ...
 
 Global___SuppressionChange: typing_extensions.TypeAlias = SuppressionChange
+
+@typing.final
+class ComplaintReceived(google.protobuf.message.Message):
+    """Published by bounce when a feedback report (ARF, RFC 5965, or a provider's own complaint
+    format) arrives on a return-path address (routing key complaint): a recipient marked the
+    mail as spam. Not an error-log row; event webhooks deliver it as `complained`.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: builtins.int
+    AT_FIELD_NUMBER: builtins.int
+    FEEDBACK_TYPE_FIELD_NUMBER: builtins.int
+    RECIPIENT_FIELD_NUMBER: builtins.int
+    SERVER_FIELD_NUMBER: builtins.int
+    DELIVERY_ID_FIELD_NUMBER: builtins.int
+    MESSAGE_ID_FIELD_NUMBER: builtins.int
+    HEADER_MESSAGE_ID_FIELD_NUMBER: builtins.int
+    ENVELOPE_FROM_FIELD_NUMBER: builtins.int
+    SUBJECT_FIELD_NUMBER: builtins.int
+    API_USER_FIELD_NUMBER: builtins.int
+    API_DATA_FIELD_NUMBER: builtins.int
+    TRACE_ID_FIELD_NUMBER: builtins.int
+    event_id: builtins.str
+    feedback_type: builtins.str
+    """abuse, fraud, opt-out... (the report's Feedback-Type)"""
+    recipient: builtins.str
+    """who complained (lowercased), "" when the report hides it"""
+    server: builtins.str
+    delivery_id: builtins.str
+    """The delivery complained about, when the report names it (VERP) and it is known."""
+    message_id: builtins.str
+    header_message_id: builtins.str
+    envelope_from: builtins.str
+    subject: builtins.str
+    api_user: builtins.str
+    api_data: builtins.str
+    trace_id: builtins.str
+    @property
+    def at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: builtins.str = ...,
+        at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
+        feedback_type: builtins.str = ...,
+        recipient: builtins.str = ...,
+        server: builtins.str = ...,
+        delivery_id: builtins.str = ...,
+        message_id: builtins.str = ...,
+        header_message_id: builtins.str = ...,
+        envelope_from: builtins.str = ...,
+        subject: builtins.str = ...,
+        api_user: builtins.str = ...,
+        api_data: builtins.str = ...,
+        trace_id: builtins.str = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["at", b"at"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "api_user", b"api_user", "at", b"at", "delivery_id", b"delivery_id", "envelope_from", b"envelope_from", "event_id", b"event_id", "feedback_type", b"feedback_type", "header_message_id", b"header_message_id", "message_id", b"message_id", "recipient", b"recipient", "server", b"server", "subject", b"subject", "trace_id", b"trace_id"]) -> None: ...
+
+Global___ComplaintReceived: typing_extensions.TypeAlias = ComplaintReceived

@@ -9,6 +9,7 @@ from postline.bounce.bounces import BounceMails
 from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries
 from postline.bounce.grpc_server import GrpcServer, SuppressionsServicer
 from postline.bounce.handlers import Bounce
+from postline.bounce.inbound import InboundMail
 from postline.bounce.receiver import BounceHandler, start_receiver
 from postline.bounce.settings import BounceSettings
 from postline.bounce.store import Store
@@ -57,7 +58,11 @@ async def main() -> None:
         SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen
     )
     await grpc_server.start()
-    handler = BounceHandler(BounceMails(deliveries, store), suppressions, broker, lambda: policy)
+    inbound = InboundMail(broker)
+    await inbound.declare(policy)
+    handler = BounceHandler(
+        BounceMails(deliveries, store), suppressions, broker, lambda: policy, inbound
+    )
     host, port = split_listen(settings.smtp_listen)
     smtp = await start_receiver(
         handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size

@@ -12,6 +12,10 @@ headers) and the server is the one whose ``return_path_domain`` received it.
 A bounce may arrive after its delivery had succeeded (the destination accepted the mail and
 failed later, e.g. a forwarding hop): it still becomes an error-log row, and the delivery
 keeps its own history (the bounce service never rewrites a delivery's status).
+
+A feedback report (a complaint) is no failure: it is recorded in the ``complaints`` table and
+published as a ``ComplaintReceived`` (routing key ``complaint``, what event webhooks deliver as
+``complained``), completed from the delivery's record when its VERP address names one.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from postline.bounce.mail import BounceReport, FailedRecipient, Kind, parse_boun
 from postline.bounce.store import Store
 from postline.bounce.verdicts import Verdict, verdict_for
 from postline.common.events import error_event
+from postline.common.ids import new_id
 from postline.common.policy import Policy
+from postline.common.timeutil import to_timestamp
 from postline.common.verp import decode_verp
 from postline.v1 import delivery_pb2, events_pb2
 
@@ -44,6 +50,7 @@ class Outcome:
     errors: list[events_pb2.ErrorClassified] = field(default_factory=list)
     # (server, address, reason, delivery id) to suppress: permanent unknown-user failures.
     suppress: list[tuple[str, str, str, str]] = field(default_factory=list)
+    complaints: list[events_pb2.ComplaintReceived] = field(default_factory=list)
 
 
 def server_for_domain(policy: Policy, domain: str) -> str:
@@ -69,7 +76,7 @@ class BounceMails:
         return_path = rcpt_tos[0] if rcpt_tos else ""
         fallback_server = server_for_domain(policy, return_path.rpartition("@")[2])
         if report.kind is Kind.FEEDBACK:
-            await self._complaint(report, verp_ids, fallback_server, at)
+            outcome.complaints = await self._complaint(report, verp_ids, fallback_server, at)
             return outcome
         if report.kind is not Kind.BOUNCE:
             logger.info("%s: %s mail, not a bounce; dropped", return_path, report.kind)
@@ -111,19 +118,24 @@ class BounceMails:
 
     async def _complaint(
         self, report: BounceReport, verp_ids: list[str], server: str, at: float
-    ) -> None:
+    ) -> list[events_pb2.ComplaintReceived]:
         delivery_id = verp_ids[0] if verp_ids else ""
+        known = await self.deliveries.by_id(delivery_id) if delivery_id else None
+        complaints = [
+            _complaint_event(report, recipient.lower(), delivery_id, known, server, at)
+            for recipient in (report.feedback_recipients or [""])
+        ]
         rows = [
             [
                 datetime.fromtimestamp(at, UTC),
-                report.feedback_type,
-                recipient.lower(),
-                delivery_id,
-                server,
-                report.original.get("message-id"),
-                report.original.get("subject"),
+                c.feedback_type,
+                c.recipient,
+                c.delivery_id,
+                c.server,
+                c.header_message_id,
+                c.subject,
             ]
-            for recipient in (report.feedback_recipients or [""])
+            for c in complaints
         ]
         await self.store.insert(
             "postline.complaints",
@@ -144,6 +156,43 @@ class BounceMails:
             report.feedback_type,
             ", ".join(report.feedback_recipients) or "an unnamed recipient",
         )
+        return complaints
+
+
+def _complaint_event(
+    report: BounceReport,
+    recipient: str,
+    delivery_id: str,
+    known: KnownDelivery | None,
+    server: str,
+    at: float,
+) -> events_pb2.ComplaintReceived:
+    """The complaint as published: the delivery's record where known, else the report's own
+    copy of the original's headers."""
+    original = report.original
+    event = events_pb2.ComplaintReceived(
+        event_id=new_id(),
+        at=to_timestamp(at),
+        feedback_type=report.feedback_type,
+        recipient=recipient,
+        server=server,
+        delivery_id=delivery_id,
+        header_message_id=original.get("message-id"),
+        envelope_from=_address(original.get("return-path") or original.get("from")),
+        subject=original.get("subject"),
+        api_data=original.get("x-api-data"),
+    )
+    if known is not None:
+        event.server = known.server or server
+        event.recipient = recipient or known.recipient.lower()
+        event.message_id = known.message_id
+        event.header_message_id = known.header_message_id
+        event.envelope_from = known.envelope_from
+        event.subject = known.subject
+        event.api_user = known.api_user
+        event.api_data = known.api_data
+        event.trace_id = known.trace_id
+    return event
 
 
 def _error(

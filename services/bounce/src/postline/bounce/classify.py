@@ -7,7 +7,8 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
 
 1. ``first_pass``, in order: a reason wins when the enhanced code names it or its text says
    it. Some reasons narrow this: ``veto`` (texts of other reasons that overrule the code:
-   a 5.1.1 that says "relay access denied" is no unknown user), ``text_commands`` (the text
+   a 5.1.1 that says "relay access denied" is no unknown user — unless the reason's own
+   words are there too), ``text_commands`` (the text
    counts only after those SMTP commands: "user unknown" is a missing mailbox when answered
    to RCPT, a content filter's verdict after DATA), ``code_needs_text`` (the code counts
    only with one of those reasons' texts).
@@ -16,6 +17,10 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
    the diagnostic type (``x-unix``: a local mailer failed), a delay notice (expired), a
    failed greeting (blocked); else "on hold" when there is a diagnostic to go on.
+
+A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
+words cancel them, and ``permanent_text`` makes them count only in a permanent failure (a
+DNS answer retried until the MTA gave up says nothing final about the domain).
 
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
@@ -32,6 +37,7 @@ import yaml
 
 _COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE"})
 _NO_REASON = frozenset({"on-hold", "undefined"})
+MAX_TEXT = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,26 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class Wording:
+    """One wording of a reason, with a reply that says it and where it is from."""
+
+    text: str
+    sample: str
+    source: str
+
+
+@dataclass(frozen=True)
 class TextRule:
     """One reason of the rules file: its status, codes and texts."""
 
     name: str
     status: int
-    pattern: re.Pattern[str] | None
+    words: tuple[re.Pattern[str], ...]  # the words in ASCII (see _by_first_letter)
     sample: str
+    other_script: tuple[re.Pattern[str], ...] = ()  # words with accents or in other scripts
+    wordings: tuple[Wording, ...] = ()  # the rules file's `texts`, each with its sample
+    unless: re.Pattern[str] | None = None  # words that cancel this reason's text
+    permanent_text: bool = False  # the text counts only in a permanent failure
     codes: frozenset[str] = frozenset()
     text_commands: frozenset[str] = frozenset()  # empty: any; NONE: the command is unknown
     veto: tuple[str, ...] = ()
@@ -58,8 +77,13 @@ class TextRule:
     not_commands: frozenset[str] = frozenset()  # never this reason after these commands
 
     def says(self, text: str) -> bool:
-        """Whether the (lowercased) text says this reason."""
-        return self.pattern is not None and self.pattern.search(text) is not None
+        """Whether the (lowercased) text says this reason (and nothing that cancels it)."""
+        if not any(p.search(text) for p in self.words):
+            # Words with accents or in other scripts are looked for only in text that has
+            # such characters: most replies are ASCII.
+            if text.isascii() or not any(p.search(text) for p in self.other_script):
+                return False
+        return self.unless is None or self.unless.search(text) is None
 
 
 @dataclass
@@ -73,6 +97,13 @@ class Failure:
     dtype: str
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the reply itself was temporary (4.x.x, or 4xx without a status)."""
+        if self.enhanced[:1] in ("4", "5"):
+            return self.enhanced[:1] == "4"
+        return 400 <= self.code < 500
 
 
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
@@ -97,13 +128,15 @@ class ReplyRules:
     @property
     def text(self) -> tuple[TextRule, ...]:
         """Every reason that has a text (and so a sample)."""
-        return tuple(r for r in self.reasons.values() if r.pattern is not None)
+        return tuple(r for r in self.reasons.values() if r.words or r.other_script)
 
     def _says(self, failure: Failure, name: str) -> bool:
         said = failure._said.get(name)
         if said is None:
             rule = self.reasons.get(name)
             said = rule is not None and rule.says(failure.text)
+            if said and rule is not None and rule.permanent_text and failure.temporary:
+                said = False
             failure._said[name] = said
         return said
 
@@ -118,7 +151,14 @@ class ReplyRules:
             rule = self.reasons[name]
             if f.command and f.command in rule.not_commands:
                 continue
-            vetoed = rule.veto and any(self._says(f, v) for v in rule.veto)
+            # A veto (another reason's words overruling this one's code) yields to this
+            # reason's own words: a 5.1.1 that says "not listed in the directory" is an
+            # unknown user even though "listed" is also a blocklist's word.
+            vetoed = (
+                bool(rule.veto)
+                and any(self._says(f, v) for v in rule.veto)
+                and not self._says(f, name)
+            )
             if f.command and f.command in rule.commands and not vetoed:
                 return name
             if code_name == name and not vetoed:
@@ -169,7 +209,9 @@ class ReplyRules:
         dtype: str = "",
         action: str = "",
     ) -> str:
-        lowered = text.lower()
+        # Replies are short (RFC 5321: 512 octets a line); a huge diagnostic is read in part,
+        # so that no pattern's cost grows with it.
+        lowered = text[:MAX_TEXT].lower()
         failure = Failure(code, enhanced_status, lowered, command.upper(), dtype.lower(), action)
         code_name = self._code_name(enhanced_status)
         if failure.dtype not in self.diagnostic_types:
@@ -217,6 +259,71 @@ def lower_pattern(pattern: str) -> str:
     return "".join(out)
 
 
+def alternatives(pattern: str) -> list[str]:
+    """The top-level alternatives of a pattern (``a|(b|c)d`` -> ``a``, ``(b|c)d``)."""
+    found: list[str] = []
+    depth, start, escaped, in_class = 0, 0, False, False
+    for i, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            found.append(pattern[start:i])
+            start = i + 1
+    found.append(pattern[start:])
+    return found
+
+
+_CLASS = re.compile(r"\[([^\]\\]*)\]")
+
+
+def _ascii_spelling(alternative: str) -> str:
+    """``buz[oó]n`` -> ``buzon``: the spelling without accents that bounces often use."""
+
+    def plain(match: re.Match[str]) -> str:
+        kept = "".join(c for c in match.group(1) if c.isascii())
+        if not kept or kept.startswith("^"):
+            return match.group(0)  # nothing plain in it, or a negated class: as it is
+        return kept if len(kept) == 1 else f"[{kept}]"
+
+    return _CLASS.sub(plain, alternative)
+
+
+def _split_scripts(pattern: str) -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
+    """(ASCII alternatives, the others), each compiled for lowercased text. An alternative
+    with accents is also looked for without them."""
+    parts = alternatives(lower_pattern(pattern))
+    ascii_parts = [p for p in parts if p.isascii()]
+    other = [p for p in parts if not p.isascii()]
+    ascii_parts += [a for a in map(_ascii_spelling, other) if a.isascii()]
+    return _by_first_letter(ascii_parts), _by_first_letter(other)
+
+
+def _by_first_letter(parts: list[str]) -> tuple[re.Pattern[str], ...]:
+    """The alternatives as one pattern per first letter: ``user unknown|unknown user|user
+    not found`` -> ``user unknown|user not found`` and ``unknown user``.
+
+    Python's regular expressions try every alternative at every position of a text, but a
+    pattern whose alternatives share a first letter is looked for by that letter (the
+    parser hoists a common prefix), several times faster over a whole rules file. Only
+    whether a reason's words occur is read, never which alternative matched."""
+    groups: dict[str, list[str]] = {}
+    for part in parts:
+        first = part[:1]
+        key = first if first.isalnum() and part[1:2] not in ("?", "*", "+", "{") else part
+        groups.setdefault(key, []).append(part)
+    return tuple(re.compile("|".join(group)) for group in groups.values())
+
+
 def _names(raw: object) -> tuple[str, ...]:
     return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
 
@@ -228,12 +335,23 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
     unknown = (commands | on | off) - _COMMANDS
     if unknown:
         raise ValueError(f"reason {name!r}: unknown SMTP command {sorted(unknown)}")
-    pattern = raw.get("pattern")
+    wordings = tuple(
+        Wording(str(t["text"]), str(t["sample"]), str(t.get("from", "")))
+        for t in raw.get("texts") or []  # type: ignore[attr-defined]
+    )
+    words = [str(raw["pattern"])] if raw.get("pattern") else []
+    words += [w.text for w in wordings]
+    unless = raw.get("unless")
+    ascii_words, other_words = _split_scripts("|".join(words)) if words else ((), ())
     return TextRule(
         name=name,
         status=int(raw["status"]),  # type: ignore[call-overload]
-        pattern=re.compile(lower_pattern(str(pattern))) if pattern else None,
+        words=ascii_words,
+        other_script=other_words,
+        wordings=wordings,
         sample=str(raw.get("sample", "")),
+        unless=re.compile(lower_pattern(str(unless))) if unless else None,
+        permanent_text=bool(raw.get("permanent_text")),
         codes=frozenset(_names(raw.get("codes"))),
         text_commands=commands,
         veto=_names(raw.get("veto")),

@@ -31,8 +31,9 @@ def bounce() -> None:
 def classify(files: tuple[str, ...]) -> None:
     """Print one JSON object per failed recipient of each bounce mail (- = standard input).
 
-    Fields: recipient, status (error status 1..10, 99), delivery (failed / deferred),
-    reply_code, enhanced_status, reason; with several files also file. Mails that are no
+    Fields: recipient (the address the mail was sent to), status (error status 1..10, 99),
+    delivery (failed / deferred), reply_code, enhanced_status, reason; final_recipient when
+    an alias or a forwarding led elsewhere; with several files also file. Mails that are no
     bounce (feedback reports, auto-replies, delivery receipts) print nothing; a line on
     standard error says what they are.
     """

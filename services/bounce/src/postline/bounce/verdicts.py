@@ -17,9 +17,10 @@ class Verdict:
     enhanced_status: str
     reason: str  # the diagnostic text
     rule: str = ""  # the rules' reason that decided the status (user-unknown, spam...)
+    final_recipient: str = ""  # where an alias or a forwarding led the mail, if elsewhere
 
     def as_json(self) -> dict[str, object]:
-        return {
+        row: dict[str, object] = {
             "recipient": self.recipient,
             "status": self.status,
             "delivery": self.delivery,
@@ -27,6 +28,9 @@ class Verdict:
             "enhanced_status": self.enhanced_status or None,
             "reason": self.reason,
         }
+        if self.final_recipient:
+            row["final_recipient"] = self.final_recipient
+        return row
 
 
 def verdict_for(failed: FailedRecipient) -> Verdict:
@@ -48,6 +52,7 @@ def verdict_for(failed: FailedRecipient) -> Verdict:
         enhanced_status=failed.status,
         reason=failed.diagnostic,
         rule=verdict.reason,
+        final_recipient=failed.final_recipient,
     )
 
 

@@ -1,209 +1,22 @@
-"""Turning one submitted message into deliveries (one per recipient) on RabbitMQ.
+"""Submitting a message: the builder lives in ``postline.common.submission`` (the reports
+service sends its weekly summaries through it too); the relay and the send API use it here."""
 
-Shared by the SMTP relay and the send API: whatever the door, a message is accepted only once
-every delivery was confirmed by the broker.
-"""
+from postline.common.submission import (
+    Accepted,
+    Submission,
+    header_fields,
+    prepare_content,
+    publish_deliveries,
+    publish_queued,
+    submit,
+)
 
-from __future__ import annotations
-
-import asyncio
-import logging
-import re
-import time
-from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
-from email.utils import make_msgid
-
-from postline.common.addresses import Address
-from postline.common.broker import Broker
-from postline.common.broker.connection import BrokerUnavailable
-from postline.common.broker.topology import accepted_key, shard_for
-from postline.common.events import delivery_event_id
-from postline.common.ids import new_id
-from postline.common.telemetry import current_trace_id
-from postline.common.timeutil import to_timestamp
-from postline.v1 import delivery_pb2, events_pb2
-
-logger = logging.getLogger(__name__)
-
-# How long the queued events of an accepted message are tried again while RabbitMQ is away.
-QUEUED_RETRY_SECONDS = 120.0
-
-# Headers that occur several times cannot drive filters (see the design), so they are not carried.
-_REPEATING = frozenset({"received", "dkim-signature", "authentication-results", "comments"})
-
-# RFC 5322 §2.1: the header section ends at the first empty line.
-_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
-# RFC 5322 §3.6.8 field name: printable US-ASCII except ':'; obsolete syntax (§4.5) allows
-# blanks before the colon.
-_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+)[ \t]*:[ \t]*(.*)", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Submission:
-    server: str
-    api_user: str
-    envelope_from: Address | None  # None: the null reverse-path <>
-    recipients: list[Address]
-    content: bytes
-    client_ip: str
-    accepted_at: float
-
-
-@dataclass(frozen=True)
-class Accepted:
-    message_id: str
-    deliveries: list[delivery_pb2.AcceptedDelivery]
-
-
-def header_fields(content: bytes) -> list[tuple[str, str]]:
-    """The header fields of a message as (name, value): unfolded, decoded, in order.
-
-    Values are UTF-8 (RFC 6532; an invalid byte becomes U+FFFD) with RFC 2047 encoded-words
-    decoded, which is the text a filter's pattern is written against. Parsing stops at the
-    first line that is not a field, as a mail reader would.
-    """
-    if content.startswith((b"\r\n", b"\n")):
-        return []
-    end = _END_OF_HEADERS.search(content)
-    block = (content[: end.start()] if end else content).decode("utf-8", "replace")
-    fields: list[tuple[str, str]] = []
-    name, parts = "", []
-    for line in block.split("\n"):
-        line = line.removesuffix("\r")
-        if line[:1] in (" ", "\t") and name:
-            parts.append(line)  # folded (RFC 5322 §2.2.3): unfolding drops the line break
-            continue
-        if name:
-            fields.append((name, _decoded("".join(parts).strip())))
-        match = _FIELD.fullmatch(line)
-        if match is None:
-            return fields
-        name, parts = match.group(1), [match.group(2)]
-    if name:
-        fields.append((name, _decoded("".join(parts).strip())))
-    return fields
-
-
-def _decoded(value: str) -> str:
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return value  # a malformed encoded-word stays as written
-
-
-def prepare_content(content: bytes, hostname: str) -> tuple[bytes, list[delivery_pb2.Header]]:
-    """Add a Message-ID if missing; return the content and the headers filters may use."""
-    fields = header_fields(content)
-    if not any(name.lower() == "message-id" for name, _ in fields):
-        message_id = make_msgid(domain=hostname)
-        content = f"Message-ID: {message_id}\r\n".encode() + content
-        fields.insert(0, ("Message-ID", message_id))
-    counts: dict[str, int] = {}
-    for name, _ in fields:
-        counts[name.lower()] = counts.get(name.lower(), 0) + 1
-    headers = [
-        delivery_pb2.Header(name=name, value=value)
-        for name, value in fields
-        if counts[name.lower()] == 1 and name.lower() not in _REPEATING
-    ]
-    return content, headers
-
-
-def _header(headers: list[delivery_pb2.Header], name: str) -> str:
-    lname = name.lower()
-    return next((h.value for h in headers if h.name.lower() == lname), "")
-
-
-async def submit(broker: Broker, submission: Submission, hostname: str) -> Accepted:
-    """`publish_deliveries`, then `publish_queued`: both done when this returns."""
-    accepted = await publish_deliveries(broker, submission, hostname)
-    await publish_queued(broker, accepted)
-    return accepted
-
-
-async def publish_deliveries(broker: Broker, submission: Submission, hostname: str) -> Accepted:
-    """Publish one delivery per recipient; return only after the broker confirmed all of them.
-
-    Raises ``BrokerUnavailable`` if any publish was not confirmed: the caller answers with a
-    temporary failure and the client retries (deliveries confirmed before the failure may then
-    be sent twice, the at-least-once norm of SMTP).
-    """
-    content, headers = prepare_content(submission.content, hostname)
-    message_id = new_id()
-    envelope_from = submission.envelope_from.smtp_form() if submission.envelope_from else ""
-    accepted_at = to_timestamp(submission.accepted_at)
-    deliveries = [
-        delivery_pb2.AcceptedDelivery(
-            delivery_id=new_id(),
-            message_id=message_id,
-            server=submission.server,
-            api_user=submission.api_user,
-            envelope_from=envelope_from,
-            recipient=rcpt.smtp_form(),
-            recipient_domain=rcpt.domain_lower,
-            content=content,
-            headers=headers,
-            subject=_header(headers, "Subject"),
-            api_data=_header(headers, "X-Api-Data"),
-            accepted_at=accepted_at,
-            client_ip=submission.client_ip,
-            header_message_id=_header(headers, "Message-ID"),
-        )
-        for rcpt in submission.recipients
-    ]
-    shards = broker.topology.shards
-    await asyncio.gather(
-        *(
-            broker.publish(accepted_key(shard_for(d.recipient_domain, shards)), d)
-            for d in deliveries
-        )
-    )
-    return Accepted(message_id, deliveries)
-
-
-async def publish_queued(broker: Broker, accepted: Accepted) -> None:
-    """The ``queued`` event of each delivery, for the delivery log. Never raises for the broker:
-    the deliveries are safe already, and their later events fill the log in."""
-    trace_id = current_trace_id()
-    events = [
-        events_pb2.DeliveryEvent(
-            event_id=delivery_event_id(d.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED, 0),
-            delivery_id=d.delivery_id,
-            message_id=d.message_id,
-            status=events_pb2.DELIVERY_STATUS_QUEUED,
-            at=d.accepted_at,
-            accepted_at=d.accepted_at,
-            server=d.server,
-            api_user=d.api_user,
-            envelope_from=d.envelope_from,
-            recipient=d.recipient,
-            recipient_domain=d.recipient_domain,
-            subject=d.subject,
-            api_data=d.api_data,
-            header_message_id=d.header_message_id,
-            trace_id=trace_id,
-        )
-        for d in accepted.deliveries
-    ]
-    # Each try waits for the broker within the publish timeout; a broker that restarts takes
-    # longer, so the events are tried again, in the background, for a while (the statistics
-    # count deliveries by these events).
-    deadline = time.monotonic() + QUEUED_RETRY_SECONDS
-    pause = 1.0
-    while True:
-        try:
-            await broker.publish_events(events)
-            return
-        except BrokerUnavailable as exc:
-            if time.monotonic() + pause > deadline:
-                logger.warning(
-                    "%s queued events not confirmed, given up: %s", accepted.message_id, exc
-                )
-                return
-            logger.info("%s queued events not confirmed yet; trying again", accepted.message_id)
-        await asyncio.sleep(pause)
-        pause = min(10.0, pause * 2)
+__all__ = [
+    "Accepted",
+    "Submission",
+    "header_fields",
+    "prepare_content",
+    "publish_deliveries",
+    "publish_queued",
+    "submit",
+]

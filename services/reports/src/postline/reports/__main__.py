@@ -22,7 +22,9 @@ from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.store import Store
+from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.suppressions import SuppressionsClient
+from postline.reports.webhooks.dispatcher import Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ async def main() -> None:
         max_wait=settings.batch_wait,
         hold=settings.batch_hold,
     )
+    webhooks = Webhooks(broker, store, policy, settings.webhook_settings())
+    summaries = WeeklySummaries(broker, store, policy)
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
     readiness.add("ingest", consumer.problem)
@@ -74,10 +78,14 @@ async def main() -> None:
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
     if await broker.connect(until=stop):
         await consumer.start()
+        await webhooks.start()
+        await summaries.start()
         await stop.wait()
     logger.info("reports stopping")
     pinging.cancel()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
+    await webhooks.stop()
+    await summaries.stop()
     await grpc_server.stop()
     await http.stop()
     await suppressions.close()

@@ -17,6 +17,7 @@ GET /api/v1/stats/{name}                          see stats.py for the names
 GET/POST/DELETE /api/v1/suppressions              the suppression list (bounce's gRPC API)
 GET /api/v1/settings                              the running policy, no secrets
 GET /api/v1/accounts, /api/v1/operations          console administrators only
+GET /api/v1/webhooks/attempts                     webhook POSTs (webhooks/api.py)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from postline.reports.errors import ReportsError, Unauthorized, Unavailable
 from postline.reports.params import SearchError
 from postline.reports.queries import ReportQueries
 from postline.reports.suppressions import SuppressionsClient
+from postline.reports.webhooks.api import WebhookAttempts, add_webhook_routes
 
 logger = logging.getLogger(__name__)
 
@@ -313,6 +315,8 @@ def create_app(
         """A statistic: deliveries, domains, errors, daily, monthly, days-of-month,
         days-of-week, hours, mx-hosts, senders, reply-codes."""
         return await answer(request, lambda c: queries.stats(name, c, q.as_text()))
+
+    add_webhook_routes(app, answer, documented, WebhookAttempts(queries))
 
     @app.get("/api/v1/settings", responses=documented(m.SettingsAnswer))
     async def settings(request: Request, q: Annotated[m.Scope, Query()]) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from postline.common.settings import ServiceSettings
+from postline.reports.webhooks.poster import PostSettings
 
 
 class ReportsSettings(ServiceSettings):
@@ -43,3 +44,33 @@ class ReportsSettings(ServiceSettings):
         description="the console's npm packages (node_modules); empty: the repository's "
         "services/reports/console/node_modules",
     )
+    # Webhooks (see postline.reports.webhooks.poster).
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000, description="events per POST")
+    webhook_batch_wait: float = Field(
+        default=1.0, gt=0, le=60, description="seconds a webhook batch waits to fill"
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="seconds an endpoint has to answer"
+    )
+    webhook_retry_first: float = Field(
+        default=5.0, gt=0, le=600, description="first retry delay (seconds), then doubling"
+    )
+    webhook_retry_max: float = Field(
+        default=600.0,
+        gt=0,
+        le=1200,
+        description="longest retry delay (seconds; below RabbitMQ's 30 min consumer timeout)",
+    )
+    webhook_retry_for: float = Field(
+        default=86_400.0, gt=0, description="seconds a batch is retried before it is given up"
+    )
+
+    def webhook_settings(self) -> PostSettings:
+        return PostSettings(
+            batch_size=self.webhook_batch_size,
+            batch_wait=self.webhook_batch_wait,
+            timeout=self.webhook_timeout,
+            retry_first=self.webhook_retry_first,
+            retry_max=self.webhook_retry_max,
+            retry_for=self.webhook_retry_for,
+        )

@@ -12,7 +12,15 @@ routing key                 queue                                  consumer
 ``event.#``                 ``reports.events``                     reports
 ``event.delivery``          ``bounce.deliveries``                  bounce (who a bounce is for)
 ``suppression.change``      one exclusive queue per scheduler      schedulers
+``complaint``, and event    ``webhooks.fanout`` (reports binds     reports: webhook fan-out
+keys webhooks want          what endpoints subscribed to)
+``webhook.<endpoint id>``   ``webhooks.<endpoint id>`` (SAC)       reports: one POSTer each
 ==========================  =====================================  ==========================
+
+Webhook endpoints come from the policy, so their queues are declared by the services that
+use them (``declare_webhook_queue``: reports for every endpoint, bounce for the inbound ones
+it publishes incoming mail to), not at every start-up. A webhook batch that failed waits in
+the delay queues like a retry and comes back to its endpoint's queue.
 
 Delays (retry intervals, prohibited hours, parked backlogs) use one fanout exchange and one
 queue per bucket, ``delay.<seconds>``: a message published there with its original routing key
@@ -25,7 +33,8 @@ Work that fails to decode is rejected to ``postline.dead`` (via ``postline.dlx``
 
 The scheduler's own bookkeeping (shard ownership tokens, per-shard state, per-destination
 backlog queues, the pause stream, statistics) is declared by the scheduler:
-``postline.scheduler.queues``.
+``postline.scheduler.queues``; the reports service declares ``reports.summary.owner`` (which
+replica sends the weekly summaries, ``postline.reports.summary.runner``).
 
 Queue type (``POSTLINE_QUEUE_TYPE``, the same for every service, like the shard count):
 
@@ -63,6 +72,11 @@ TASK_KEY = "task"
 DELIVERY_EVENT_KEY = "event.delivery"
 ERROR_EVENT_KEY = "event.error"
 SUPPRESSION_KEY = "suppression.change"
+COMPLAINT_KEY = "complaint"
+WEBHOOK_FANOUT = "webhooks.fanout"
+
+# What event webhooks are made of (the fan-out binds the ones its endpoints need).
+WEBHOOK_SOURCE_KEYS = (DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, SUPPRESSION_KEY, COMPLAINT_KEY)
 
 # Priority levels map to AMQP priorities 1..3 (0 = unspecified); a classic queue, since
 # quorum queues cannot have x-max-priority on 3.10.
@@ -102,6 +116,14 @@ def delay_exchange(bucket: int) -> str:
 
 def delay_queue(bucket: int) -> str:
     return f"delay.{bucket}"
+
+
+def webhook_queue(endpoint_id: str) -> str:
+    return f"webhooks.{endpoint_id}"
+
+
+def webhook_key(endpoint_id: str) -> str:
+    return f"webhook.{endpoint_id}"
 
 
 def delay_bucket(seconds: float) -> int:
@@ -156,6 +178,8 @@ class Topology:
         specs.append(QueueSpec(BOUNCE_RESULTS, ("result.*.failed",), dead))
         specs.append(QueueSpec(BOUNCE_DELIVERIES, (DELIVERY_EVENT_KEY,), dead))
         specs.append(QueueSpec(REPORTS_EVENTS, ("event.#",), dead))
+        # Complaints have no other queue: bound here so bounce's publish is always routable.
+        specs.append(QueueSpec(WEBHOOK_FANOUT, (COMPLAINT_KEY,), dead))
         for bucket in DELAY_BUCKETS:
             args = {"x-message-ttl": bucket * 1000, "x-dead-letter-exchange": EXCHANGE}
             specs.append(
@@ -187,6 +211,35 @@ class Topology:
             for key in spec.bindings:
                 await queue.bind(spec.exchange, routing_key=key)
         return exchange
+
+    async def declare_webhook_queue(
+        self, channel: AbstractChannel, endpoint_id: str
+    ) -> AbstractQueue:
+        """An endpoint's queue. Single active consumer: one process POSTs to an endpoint at a
+        time (other reports replicas stand by), so its pace and its backoff are one."""
+        arguments = self.arguments(
+            {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-single-active-consumer": True}
+        )
+        queue = await channel.declare_queue(
+            webhook_queue(endpoint_id), durable=True, arguments=arguments
+        )
+        await queue.bind(EXCHANGE, routing_key=webhook_key(endpoint_id))
+        return queue
+
+    async def declare_webhook_fanout(
+        self, channel: AbstractChannel, keys: frozenset[str]
+    ) -> AbstractQueue:
+        """The fan-out queue, bound to ``keys`` (what the endpoints subscribed to) and to
+        ``complaint`` (always, see ``queues``): without event webhooks it receives only the
+        rare complaint."""
+        arguments = self.arguments({"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE})
+        queue = await channel.declare_queue(WEBHOOK_FANOUT, durable=True, arguments=arguments)
+        for key in WEBHOOK_SOURCE_KEYS:
+            if key in keys or key == COMPLAINT_KEY:
+                await queue.bind(EXCHANGE, routing_key=key)
+            else:
+                await queue.unbind(EXCHANGE, routing_key=key)
+        return queue
 
     async def declare_suppression_queue(self, channel: AbstractChannel) -> AbstractQueue:
         """A private queue per scheduler replica, so every replica sees every change."""

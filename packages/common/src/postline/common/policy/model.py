@@ -273,12 +273,18 @@ class WeeklySummary(PolicyModel):
         return self
 
 
+class InboundFormat(StrEnum):
+    PARSED = "parsed"  # envelope, headers, text and HTML bodies, attachments (base64)
+    RAW = "raw"  # envelope and the message as received (base64)
+
+
 class Inbound(PolicyModel):
     """Ordinary mail for ``domain`` that the receiving server accepts and POSTs to ``url``."""
 
     domain: Domain
     url: Url
     secret: SecretRefField
+    format: InboundFormat = InboundFormat.PARSED
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -331,6 +337,11 @@ class Server(PolicyModel):
             issues,
             ((("speed", i, "group"), r.group) for i, r in enumerate(self.speed) if r.group),
             "a group is one shared limit: give it one rule",
+        )
+        find_duplicates(
+            issues,
+            ((("webhooks", i, "url"), w.url) for i, w in enumerate(self.webhooks)),
+            "one entry per URL: list every event it wants there",
         )
         raise_issues(issues)
         self._speed = SpeedTable.build(self.speed)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import codecs
 import email
-import re
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
+from functools import cached_property
+from html.parser import HTMLParser
 
-_TAG = re.compile(r"<[^>]*>")
-_BR = re.compile(r"<\s*(br|/p|/div|/tr|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
-_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&nbsp;": " ", "&#39;": "'"}
-_ENTITY = re.compile("|".join(_ENTITIES))
-_HTML_SKIP = re.compile(r"<(style|script|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+MAX_HEADER = 16 * 1024
 
 # Parts that are the returned message, not the notice about it.
 ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
@@ -37,9 +35,21 @@ def decode_text(payload: bytes, charset: str | None) -> str:
         try:
             codecs.lookup(candidate)
             return payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError):
+            # An unknown or unusable charset (a NUL in its name, a text transform such as
+            # rot13): the next candidate, and Latin-1 reads any bytes.
             continue
     return payload.decode("latin-1")
+
+
+def payload_of(part: Message) -> object:
+    """``part.get_payload()``, which decodes 8-bit text with the part's charset parameter
+    and raises on a charset it cannot use (a NUL in its name): then the bytes as Latin-1."""
+    try:
+        return part.get_payload()
+    except (LookupError, UnicodeError, ValueError):
+        raw = part.get_payload(decode=True)
+        return raw.decode("latin-1") if isinstance(raw, bytes) else ""
 
 
 def part_text(part: Message) -> str:
@@ -47,27 +57,63 @@ def part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
         return decode_text(payload, part.get_content_charset())
-    raw = part.get_payload()
+    raw = payload_of(part)
     return raw if isinstance(raw, str) else ""
 
 
+class _TextOf(HTMLParser):
+    """The text of an HTML notice: entities decoded by the standard library (every HTML5
+    named and numeric reference), a line break where a block ends, no style or script."""
+
+    BREAKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4", "pre"})
+    SKIP = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BREAKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BREAKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(data)
+
+
 def html_to_text(html: str) -> str:
-    text = _HTML_SKIP.sub("", html)
-    text = _BR.sub("\n", text)
-    text = _TAG.sub("", text)
-    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
+    parser = _TextOf()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):  # a malformed declaration; keep what was read
+        pass
+    return "".join(parser.out)
 
 
 def header_text(value: object) -> str:
     """A header value with RFC 2047 encoded words decoded; never raises."""
     if value is None:
         return ""
-    text = str(value)
+    # What a bounce's headers say is in their first kilobytes; the standard library's
+    # decode_header takes time quadratic in the number of encoded words, so a huge header
+    # (a hostile or broken one) is cut first.
+    text = str(value)[:MAX_HEADER]
     if "=?" not in text:
         return " ".join(text.split())
     try:
         return " ".join(str(make_header(decode_header(text))).split())
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, HeaderParseError):
+        # A broken encoded word ("=?utf-8?B?###?="): the header as it came.
         return " ".join(text.split())
 
 
@@ -78,13 +124,13 @@ def block_text(block: Message) -> str:
 
 def report_text(part: Message) -> str:
     """The text of a message/delivery-status (or feedback-report) part, however it came."""
-    payload = part.get_payload()
+    payload = payload_of(part)
     if isinstance(payload, list):
         blocks = [block_text(b) for b in payload if isinstance(b, Message)]
         # compat32 parses each field block as a header block; a body left after a block
         # (a malformed report) is kept too.
-        bodies = [b.get_payload() for b in payload if isinstance(b, Message) and b.get_payload()]
-        return "\n\n".join(blocks + [b for b in bodies if isinstance(b, str)])
+        bodies = [payload_of(b) for b in payload if isinstance(b, Message)]
+        return "\n\n".join(blocks + [b for b in bodies if isinstance(b, str) and b])
     return part_text(part)
 
 
@@ -108,7 +154,7 @@ class Parts:
             self.reports.append((ctype, report_text(part)))
             return
         if part.is_multipart():
-            payload = part.get_payload()
+            payload = payload_of(part)
             if isinstance(payload, list):
                 for sub in payload:
                     if isinstance(sub, Message):
@@ -119,7 +165,7 @@ class Parts:
             # body is still the notice's text.
             self.plain.append(part_text(part))
         elif ctype == "text/html":
-            self.html.append(html_to_text(part_text(part)))
+            self.html.append(part_text(part))  # read as text only when there is no plain
         elif ctype.startswith("text/") or top or ctype == "message/partial":
             self.plain.append(part_text(part))
         elif part.get_content_maintype() == "message":
@@ -129,7 +175,7 @@ class Parts:
     def _original(self, part: Message, ctype: str) -> None:
         if self.original is not None or self.original_text:
             return
-        payload = part.get_payload()
+        payload = payload_of(part)
         if ctype == "message/rfc822" and isinstance(payload, list) and payload:
             first = payload[0]
             if isinstance(first, Message) and len(first.keys()) > 0:
@@ -137,10 +183,12 @@ class Parts:
                 return
         self.original_text = part_text(part) if not isinstance(payload, list) else ""
 
-    @property
+    @cached_property
     def notice(self) -> str:
         """The human-readable notice: its plain text parts, else its HTML as text."""
-        return "\n".join(self.plain) if any(t.strip() for t in self.plain) else "\n".join(self.html)
+        if any(t.strip() for t in self.plain):
+            return "\n".join(self.plain)
+        return "\n".join(html_to_text(h) for h in self.html)
 
 
 def headers_of(text: str) -> dict[str, str]:

@@ -30,6 +30,8 @@ class FailedRecipient:
     remote_mta: str = ""
     hint: str = ""  # a reason a vendor's notice states outright (rules' reason name)
     context: str = ""  # the notice's other words, read when the diagnostic names no reason
+    final_recipient: str = ""  # where an alias or a forwarding led, when not the recipient
+    listed_as: str = ""  # the section of a text notice that lists it: failed, delayed, delivered
 
 
 @dataclass

@@ -13,12 +13,13 @@ reply only in the text).
 from __future__ import annotations
 
 import re
+from email.errors import MessageError
 
 from postline.bounce.mail.jsonnotice import parse_json_notice
 from postline.bounce.mail.mime import Parts, headers_of, message_headers, read_message
 from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
 from postline.bounce.mail.replies import enhanced_status, reply_code
-from postline.bounce.mail.rfc3464 import parse_fields, typed_address
+from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, typed_address
 from postline.bounce.mail.signs import mail_signs
 from postline.bounce.mail.textformat import (
     addresses_in,
@@ -83,11 +84,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             report = inline
 
     if report is not None and report.recipients:
-        recipients = [
-            _from_dsn(r.address, r.action, r.status, *r.diagnostic, r.remote_mta)
-            for r in report.recipients
-            if r.address
-        ]
+        recipients = [_from_dsn(r, original) for r in report.recipients if r.address]
         if recipients:
             _complete_from_text(recipients, notice, exclude)
             if all(r.action in _DONE_ACTIONS for r in recipients):
@@ -106,7 +103,11 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     if not signs.looks_like_bounce(headers, notice):
         return BounceReport(Kind.UNKNOWN, original=original)
 
-    recipients = text_recipients(notice, exclude)
+    listed = text_recipients(notice, exclude)
+    recipients = [r for r in listed if r.action not in _DONE_ACTIONS]
+    if listed and not recipients:
+        # Every address the notice lists is under a "delivered" heading: a receipt.
+        return BounceReport(Kind.DELIVERED, listed, original)
     if not recipients:
         recipients = _fallback_recipients(headers, original, exclude)
         text = " ".join(notice.split())
@@ -116,8 +117,10 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             r.reply_code = reply_code(text)
             r.command = formats.command(text)
     if signs.is_delay(headers, notice):
+        # A delay notice, except for the recipients a section of it says failed.
         for r in recipients:
-            r.action = "delayed"
+            if r.listed_as != "failed":
+                r.action = "delayed"
     return BounceReport(Kind.BOUNCE if recipients else Kind.UNKNOWN, recipients, original)
 
 
@@ -126,27 +129,48 @@ def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | Non
     if depth > 0:
         return None
     inner_headers: dict[str, str]
-    if parts.original is not None:
-        inner_headers = message_headers(parts.original)
-        raw = (
-            parts.original.as_bytes() if mail_signs().looks_like_bounce(inner_headers, "") else b""
-        )
-    else:
-        inner_headers = headers_of(returned) if returned else {}
-        looks = inner_headers and mail_signs().looks_like_bounce(inner_headers, "")
-        raw = returned.lstrip().encode("utf-8", "replace") if looks else b""
-    if not raw:
-        return None
     try:
+        if parts.original is not None:
+            inner_headers = message_headers(parts.original)
+            looks = mail_signs().looks_like_bounce(inner_headers, "")
+            raw = parts.original.as_bytes() if looks else b""
+        else:
+            inner_headers = headers_of(returned) if returned else {}
+            looks = bool(inner_headers) and mail_signs().looks_like_bounce(inner_headers, "")
+            raw = returned.lstrip().encode("utf-8", "replace") if looks else b""
+        if not raw:
+            return None
         report = parse_bounce(raw, depth=depth + 1)
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, TypeError, MessageError):
+        # The returned message cannot be written back or read (broken charsets or
+        # encodings): the outer notice is classified on its own.
         return None
     return report if report.kind is Kind.BOUNCE and report.recipients else None
 
 
-def _from_dsn(
-    address: str, action: str, status: str, dtype: str, diagnostic: str, remote_mta: str
-) -> FailedRecipient:
+def _bare(address: str) -> str:
+    return address.replace('"', "").lower()
+
+
+def sent_to(recipient: DsnRecipient, original: OriginalMessage) -> str:
+    """The address the mail was sent to, which is the one to report.
+
+    An alias or a forwarding makes the Final-Recipient another address than the one the
+    sender used; RFC 3464 keeps that one as the Original-Recipient. The returned message's
+    headers settle it when they name one of the two; else the Original-Recipient wins."""
+    final = recipient.address
+    first = recipient.original_address
+    if not first or "." not in first.rpartition("@")[2] or _bare(first) == _bare(final):
+        return final
+    named = _bare(" ".join(original.get(h) for h in ("to", "cc", "x-original-to")))
+    if _bare(final) in named and _bare(first) not in named:
+        return final
+    return first
+
+
+def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
+    address, action, status = sent_to(dsn, original), dsn.action, dsn.status
+    dtype, diagnostic = dsn.diagnostic
     diagnostic = flatten_reply(diagnostic)
     code = reply_code(diagnostic)
     found = enhanced_status(diagnostic)
@@ -158,7 +182,8 @@ def _from_dsn(
         diagnostic=diagnostic,
         diagnostic_type=dtype,
         command=mail_formats().command(diagnostic),
-        remote_mta=remote_mta,
+        remote_mta=dsn.remote_mta,
+        final_recipient=dsn.address if _bare(dsn.address) != _bare(address) else "",
     )
 
 

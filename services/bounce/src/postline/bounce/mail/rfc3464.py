@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass, field
 
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
-_ADDR = re.compile(r"<?((?:\"[^\"]*\"|[^\s<>;\"]+)@[^\s<>;\"]+?)>?[.,;]?$")
+_ADDR = re.compile(r"<?((?:\"[^\"]{0,256}\"|[^\s<>;\"]{1,256})@[^\s<>;\"]+?)>?[.,;]?$")
+# A field's value is read up to this many characters: report fields are short, and a huge
+# one (hostile or broken) must not make parsing slow.
+MAX_FIELD = 8 * 1024
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 _RECIPIENT_FIELDS = frozenset({"final-recipient", "original-recipient", "x-actual-recipient"})
@@ -85,11 +88,12 @@ def _blocks(text: str) -> list[list[tuple[str, str]]]:
             continue
         if line[:1] in " \t" and fields:
             name, value = fields[-1]
-            fields[-1] = (name, f"{value} {line.strip()}")
+            if len(value) < MAX_FIELD:
+                fields[-1] = (name, f"{value} {line.strip()}"[:MAX_FIELD])
             continue
         match = _FIELD.match(line)
         if match is not None:
-            fields.append((match.group(1).lower(), match.group(2).strip()))
+            fields.append((match.group(1).lower(), match.group(2).strip()[:MAX_FIELD]))
     if fields:
         blocks.append(fields)
     return blocks

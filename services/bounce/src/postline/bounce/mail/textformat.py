@@ -14,8 +14,9 @@ from postline.bounce.mail.model import FailedRecipient
 from postline.bounce.mail.replies import enhanced_status, reply_code
 
 # An address as bounces print it: a local part without spaces or brackets (or quoted), a
-# domain name or a bracketed address literal.
-_LOCAL = r"(?:\"[^\"\s]+\"|[^\s<>()\[\]\"',;:@]+)"
+# domain name or a bracketed address literal. The local part is bounded (RFC 5321 allows 64
+# octets; 256 is generous) so that a long run of text without an "@" costs linear time.
+_LOCAL = r"(?:\"[^\"\s]{1,256}\"|[^\s<>()\[\]\"',;:@]{1,256})"
 _DOMAIN = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?|\[[0-9.:a-fA-F]+\])"
 ADDR = rf"(?P<addr>{_LOCAL}@{_DOMAIN})"
 _ANY_ADDR = re.compile(ADDR)
@@ -45,6 +46,33 @@ class MailFormats:
     ignore: tuple[re.Pattern[str], ...]
     commands: tuple[tuple[str, re.Pattern[str]], ...]
     hints: tuple[Hint, ...]
+    sent_to: tuple[re.Pattern[str], ...] = ()
+    sender_intros: tuple[re.Pattern[str], ...] = ()
+    sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
+    section_words: tuple[str, ...] = ()
+
+    def section(self, line: str) -> str:
+        """The action a heading line starts a section of ('' when it is no heading)."""
+        lowered = line.lower()
+        if not any(word in lowered for word in self.section_words):
+            return ""
+        for action, pattern in self.sections:
+            if pattern.search(line):
+                return action
+        return ""
+
+    def ends_block(self, line: str) -> bool:
+        return _combined(self.ends).search(line) is not None
+
+    def ignored(self, line: str) -> bool:
+        return _combined(self.ignore).search(line) is not None
+
+    def sent_address(self, text: str) -> str:
+        for pattern in self.sent_to:
+            match = pattern.search(text)
+            if match:
+                return match.group("addr")
+        return ""
 
     def split_original(self, text: str) -> tuple[str, str]:
         """(notice, returned original) of a one-part bounce."""
@@ -103,6 +131,14 @@ def mail_formats() -> MailFormats:
             )
             for hint in raw.get("hints") or []
         ),
+        sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
+        sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
+        section_words=tuple(str(w) for w in raw.get("section_words") or ()),
+        sections=tuple(
+            (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
+            for action in ("failed", "delayed", "delivered")
+            if raw.get("sections", {}).get(action)
+        ),
     )
 
 
@@ -119,29 +155,66 @@ def _recipient_line(formats: MailFormats, line: str) -> tuple[str, str] | None:
 
 
 def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[FailedRecipient]:
-    """Recipients and their diagnostics as the notice's lines state them."""
+    """Recipients and their diagnostics as the notice's lines state them.
+
+    Each recipient is the address the mail was sent to (the one a forwarding or an alias
+    expanded from, when the notice names it), with the action of the notice's section that
+    lists it (failed, delayed, or delivered for the successful part of a mixed notice)."""
     formats = mail_formats()
     lines = notice.splitlines()
     blocks: dict[str, list[str]] = {}
+    actions: dict[str, str] = {}
+    finals: dict[str, str] = {}  # sent-to address -> the address it was expanded to
     current: list[str] | None = None
+    key = ""
+    since_address = 0
+    section = ""
+    previous = ""
     for line in lines:
         hit = _recipient_line(formats, line)
+        after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)
+        if line.strip():
+            previous = line
+        if after_intro:
+            current = None
+            continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
-            key = address.strip(".").lower()
+            key = (formats.sent_address(line) or address).strip(".").lower()
+            if key != address.strip(".").lower():
+                finals[key] = address.strip(".")
             current = blocks.setdefault(key, [])
+            if section:
+                actions.setdefault(key, section)
+            since_address = 0
             if rest:
                 current.append(rest)
             continue
+        heading = formats.section(line)
+        if heading:
+            section = heading
         if current is None:
             continue
-        if any(p.search(line) for p in formats.ends):
+        since_address += 1
+        if since_address <= 2 and not blocks[key]:
+            sent = formats.sent_address(line)
+            if sent and sent.lower() != key:
+                # Exim names the address it was sent to on the line after the final one.
+                del blocks[key]
+                actions.pop(key, None)
+                finals[sent.strip(".").lower()] = key
+                key = sent.strip(".").lower()
+                current = blocks.setdefault(key, [])
+                if section:
+                    actions.setdefault(key, section)
+                continue
+        if formats.ends_block(line):
             # A rule closes a block that has its diagnostic; before that it only separates
             # the address from it (m-FILTER, BIGLOBE: "----- server message").
             if any(x.strip() for x in current):
                 current = None
             continue
-        if any(p.search(line) for p in formats.ignore):
+        if formats.ignored(line):
             continue
         if len(current) < _MAX_BLOCK_LINES:
             current.append(line)
@@ -156,6 +229,10 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             if blocks:
                 break
     recipients = [recipient_from_block(address, block) for address, block in blocks.items()]
+    for r in recipients:
+        r.listed_as = actions.get(r.recipient, "")
+        r.final_recipient = finals.get(r.recipient, "")
+        r.action = r.listed_as or r.action
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.

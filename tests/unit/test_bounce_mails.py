@@ -1,0 +1,195 @@
+"""Bounce mails: which recipients a notice reports, and what it says of each.
+
+The mails are written here in the forms MTAs use (RFC 3464 reports, Postfix, Exim, Sendmail
+and webmail text notices, HTML-only notices); each test names the behaviour it holds.
+"""
+
+from __future__ import annotations
+
+from postline.bounce.mail import Kind, parse_bounce
+from postline.bounce.mail.mime import html_to_text
+from postline.bounce.verdicts import classify_mail
+
+
+def _dsn(fields: str, *, returned_to: str = "", notice: str = "The mail system\r\n") -> bytes:
+    returned = (
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: app@example.test\r\nTo: {returned_to}\r\nSubject: Hello\r\n"
+        "Message-ID: <m1@example.test>\r\n\r\n"
+        if returned_to
+        else ""
+    )
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        "To: bounces@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        f"--b\r\nContent-Type: text/plain\r\n\r\n{notice}\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+        f"{fields}\r\n{returned}--b--\r\n"
+    ).encode()
+
+
+def _text(subject: str, body: str, sender: str = "MAILER-DAEMON@mx.example.org") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: bounces@example.test\r\nSubject: {subject}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    ).encode()
+
+
+def test_the_recipient_is_the_original_recipient_not_the_forwarding_target() -> None:
+    mail = _dsn(
+        "Original-Recipient: rfc822;sales@example.org\r\n"
+        "Final-Recipient: rfc822;jane@forwarded.example.net\r\n"
+        "Action: failed\r\nStatus: 5.2.2\r\n"
+        "Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n"
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("sales@example.org", 5, "jane@forwarded.example.net")
+    ]
+    assert verdicts[0].as_json()["final_recipient"] == "jane@forwarded.example.net"
+
+
+def test_the_returned_message_says_which_address_was_sent_to() -> None:
+    # An MTA that wrote its own alias into Original-Recipient: the returned message's To
+    # names the Final-Recipient, which is then the address the sender used.
+    mail = _dsn(
+        "Original-Recipient: rfc822;internal-alias@mx.example.org\r\n"
+        "Final-Recipient: rfc822;bob@example.org\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n",
+        returned_to="Bob <bob@example.org>",
+    )
+    _, verdicts = classify_mail(mail)
+    assert [v.recipient for v in verdicts] == ["bob@example.org"]
+
+
+def test_an_original_recipient_that_only_differs_by_quoting_is_the_same_address() -> None:
+    mail = _dsn(
+        "Original-Recipient: rfc822;odd..name@example.org\r\n"
+        'Final-Recipient: rfc822;"odd..name"@example.org\r\n'
+        "Action: failed\r\nStatus: 5.1.1\r\n"
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [('"odd..name"@example.org', "")]
+
+
+def test_postfix_expanded_from_reports_the_alias_the_mail_was_sent_to() -> None:
+    body = (
+        "This is the mail system at host mx.example.org.\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n\r\n"
+        "<jane@example.org> (expanded from <team@example.org>): maildir delivery failed:\r\n"
+        "    Sorry, the user's maildir has overdrawn his diskspace quota\r\n"
+    )
+    _, verdicts = classify_mail(_text("Undelivered Mail Returned to Sender", body))
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("team@example.org", 5, "jane@example.org")
+    ]
+
+
+def test_exim_generated_from_reports_the_address_the_mail_was_sent_to() -> None:
+    body = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+        "  jane@elsewhere.example.net\r\n"
+        "    (generated from info@example.org)\r\n"
+        "    SMTP error from remote mail server after RCPT TO:<jane@elsewhere.example.net>:\r\n"
+        "    550 5.1.1 User unknown\r\n"
+    )
+    _, verdicts = classify_mail(_text("Mail delivery failed: returning message to sender", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("info@example.org", 2)]
+
+
+def test_a_notice_lists_only_the_recipients_that_failed() -> None:
+    body = (
+        "Your message\r\n\r\n  Subject: Hello\r\n\r\n"
+        "was delivered to the following recipients:\r\n\r\n"
+        "  ok-one@example.org\r\n  ok-two@example.org\r\n\r\n"
+        "was not delivered to:\r\n\r\n  gone@example.org\r\n\r\n"
+        "because:\r\n\r\n  User gone (gone@example.org) not listed in Domino Directory\r\n"
+    )
+    _, verdicts = classify_mail(_text("DELIVERY FAILURE: User gone not listed", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+
+
+def test_sendmail_permanent_and_transient_sections_set_each_recipients_delivery() -> None:
+    body = (
+        "The original message was received at Mon, 1 Dec 2025 10:00:00 +0100\r\n\r\n"
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<nobody@example.org>\r\n"
+        "    (reason: 550 5.1.1 <nobody@example.org>... User unknown)\r\n\r\n"
+        "   ----- The following addresses had transient non-fatal errors -----\r\n"
+        "<busy@example.net>\r\n"
+        "    (reason: 452 4.2.2 Mailbox full)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    found = {v.recipient: (v.status, v.delivery) for v in verdicts}
+    assert found == {"nobody@example.org": (2, "failed"), "busy@example.net": (5, "deferred")}
+
+
+def test_a_text_notice_listing_only_delivered_recipients_is_a_receipt() -> None:
+    body = (
+        "This is the mail system at host mx.example.org.\r\n\r\n"
+        "Your message was successfully delivered to the destination(s)\r\n"
+        "listed below.\r\n\r\n"
+        "<reader@example.org>: delivery via mx.example.org[192.0.2.1]:25: 250 2.0.0 Ok\r\n"
+    )
+    report = parse_bounce(_text("Successful Mail Delivery Report", body))
+    assert report.kind is Kind.DELIVERED
+
+
+def test_the_sender_named_in_a_notice_is_no_recipient() -> None:
+    body = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message sent by\r\n\r\n  <someone@example.test>\r\n\r\n"
+        "could not be delivered to one or more of its recipients. The following\r\n"
+        "address(es) failed:\r\n\r\n  lost@example.org\r\n    Unrouteable address\r\n"
+    )
+    _, verdicts = classify_mail(_text("Mail delivery failed", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.org", 1)]
+
+
+def test_a_scanners_footer_is_not_the_diagnostic() -> None:
+    body = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent has not yet been delivered to one or more of its\r\n"
+        "recipients after more than 48 hours on the queue on mx.example.org.\r\n\r\n"
+        "The address to which the message has not yet been delivered is:\r\n\r\n"
+        "  slow@example.org\r\n\r\n"
+        "No action is required on your part.\r\n"
+        "__________ Information from ESET NOD32 Antivirus __________\r\n"
+        "This message was checked by the antivirus system: no virus found\r\n"
+    )
+    _, verdicts = classify_mail(_text("Warning: message delayed 48 hours", body))
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("slow@example.org", 3, "deferred")
+    ]
+
+
+def test_an_html_only_notice_is_read_with_every_html_entity() -> None:
+    html = (
+        "<html><head><style>p {color: red}</style><title>Undeliverable</title></head><body>"
+        "<p>Delivery has failed to these recipients:</p>"
+        "<p><b>user&#64;example.org</b></p>"
+        "<p>Mailbox full &ndash; the recipient&rsquo;s storage quota was exceeded.</p>"
+        "<script>var x = '550 5.1.1 user unknown';</script></body></html>"
+    )
+    mail = (
+        "From: postmaster@example.org\r\nTo: bounces@example.test\r\n"
+        "Subject: Undeliverable: Hello\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status) for v in verdicts] == [("user@example.org", 5)]
+
+
+def test_html_to_text_decodes_entities_and_drops_style_and_script() -> None:
+    text = html_to_text(
+        "<style>.a{}</style><p>caf&eacute; &lt;a@b.test&gt; &#x2013; &nbsp;ok</p>"
+        "<script>alert(1)</script><br>end"
+    )
+    assert " ".join(text.split()) == "café <a@b.test> – ok end"
+    assert "alert" not in text and ".a{}" not in text

@@ -17,6 +17,7 @@ from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
+from postline.common.health import Readiness
 from postline.common.policy import load_policy
 from postline.common.runtime import run, serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry
@@ -35,8 +36,17 @@ async def main() -> None:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
-    await broker.connect()
     stop = stop_event()
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("clickhouse", store.health.problem)
+    health = await serve_health(settings.health_listen, readiness)
+    if not await broker.connect(until=stop):
+        await health.stop()
+        store.close()
+        return
+    # Idle, nothing would notice ClickHouse going away: it is pinged now and then.
+    pinging = asyncio.create_task(store.health.watch(store.ping))
 
     suppressions = SuppressionList(store, broker)
     deliveries = Deliveries(store)
@@ -59,7 +69,6 @@ async def main() -> None:
     smtp = await start_receiver(
         handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size
     )
-    health = await serve_health(settings.health_listen, lambda: broker.connected)
     logger.info(
         "bounce classifying %s, receiving bounces on %s, suppressions on %s",
         BOUNCE_RESULTS,
@@ -69,7 +78,8 @@ async def main() -> None:
     await stop.wait()
     logger.info("bounce stopping")
     smtp.close()
-    health.close()
+    pinging.cancel()
+    await health.stop()
     await grpc_server.stop()
     await broker.close()
     store.close()

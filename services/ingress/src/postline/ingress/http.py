@@ -6,6 +6,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.broker import Broker
+from postline.common.health import Readiness
 from postline.ingress.api import SendApi
 from postline.ingress.api.http_errors import BodyLimit, install_error_handlers
 from postline.ingress.api.routes import send_router
@@ -24,7 +25,16 @@ address must be in the API user's `allowed_ips`. Every error is
 _BODY_OVERHEAD = 16 * 1024 * 1024
 
 
-def create_app(broker: Broker, send_api: SendApi) -> FastAPI:
+def broker_readiness(broker: Broker) -> Readiness:
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    return readiness
+
+
+def create_app(broker: Broker, send_api: SendApi, readiness: Readiness | None = None) -> FastAPI:
+    """The send API with ``/healthz``, ``/readyz`` (the broker confirms publishes: without it
+    nothing can be accepted) and ``/metrics``."""
+    ready = readiness or broker_readiness(broker)
     app = FastAPI(title="Postline ingress", version="1", description=_DESCRIPTION)
     install_error_handlers(app)
     app.include_router(send_router(send_api))
@@ -36,8 +46,8 @@ def create_app(broker: Broker, send_api: SendApi) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        ok = broker.connected
-        return Response("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
+        status, body = ready.answer()
+        return Response(body, status_code=status, media_type="text/plain")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

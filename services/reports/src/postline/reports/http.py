@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from postline.common.health import Readiness
 from postline.common.throttle import AuthThrottle
 from postline.reports import api_models as m
 from postline.reports.access import Caller, Gate
@@ -407,6 +408,9 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
+        if isinstance(parts.ready, Readiness):  # the service's: says what is not ready
+            status, body = parts.ready.answer()
+            return Response(body, status_code=status, media_type="text/plain")
         is_ready = parts.ready is not None and parts.ready()
         return Response(
             "ready\n" if is_ready else "not ready\n", status_code=200 if is_ready else 503

@@ -19,11 +19,11 @@ async def main() -> None:
     setup_telemetry("scheduler", settings.otel_exporter, settings.log_level)
     service = SchedulerService(settings, load_policy(settings.policy), time.time)
     stop = stop_event()
-    await service.start()
-    health = await serve_health(settings.health_listen, lambda: service.ready)
-    await stop.wait()
-    logger.info("scheduler %s stopping", service.replica)
-    health.close()
+    health = await serve_health(settings.health_listen, service.readiness)
+    if await service.start(until=stop):
+        await stop.wait()
+        logger.info("scheduler %s stopping", service.replica)
+    await health.stop()
     await service.stop()
 
 

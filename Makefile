@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e fuzz faults clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -53,6 +53,16 @@ bench:                             ## the benchmarks (slow; not part of test), s
 
 bench-e2e:                         ## Postline end to end next to a Postfix relay (bench/README.md)
 	$(PY) bench/e2e/run.py
+
+fuzz: install                      ## 10,000 SMTP fuzz cases (figures in bench/README.md)
+	@mkdir -p var
+	POSTLINE_FUZZ_CASES=10000 POSTLINE_FUZZ_REPORT=var/fuzz.json \
+		$(PY) -m pytest -q tests/integration/test_smtp_fuzz.py
+
+faults: install                    ## the fault suite, longer (figures in bench/README.md)
+	@mkdir -p var
+	POSTLINE_FAULT_MESSAGES=3000 POSTLINE_FAULT_ROUNDS=2 POSTLINE_FAULT_TIMEOUT=3600 \
+		POSTLINE_FAULT_REPORT=var/faults.json $(PY) -m pytest -q -s tests/e2e/test_faults.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,8 @@ import yaml
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgent_queue
 from postline.common.policy import Policy, hash_secret, parse_policy
-from postline.ingress.smtp import RelayHandler, start_smtp
+from postline.common.throttle import AuthThrottle
+from postline.ingress.relay import RelayHandler, start_smtp
 from postline.v1 import delivery_pb2
 from tests.events_support import deliveries_in, events_in
 from tests.tls_support import make_ca
@@ -79,6 +80,7 @@ class Relay:
     tls_context: ssl.SSLContext | None = None
     publish_timeout: float = 5.0
     hostname: str = "relay.test"
+    throttle: AuthThrottle | None = None
     host: str = "127.0.0.1"
     port: int = 0
     handler: RelayHandler = field(init=False)
@@ -87,7 +89,7 @@ class Relay:
     async def start(self) -> None:
         broker = Broker(self.amqp_url, Topology(SHARDS), publish_timeout=self.publish_timeout)
         await broker.connect()
-        self.handler = RelayHandler(broker, self.policy, self.hostname)
+        self.handler = RelayHandler(broker, self.policy, self.hostname, throttle=self.throttle)
         self._server = await start_smtp(
             self.handler, self.host, self.port, tls_context=self.tls_context
         )

@@ -331,3 +331,12 @@ async def _recorded(
         assert time.monotonic() < deadline, f"delivery {delivery_id} never recorded"
         await asyncio.sleep(0.1)
     return known
+
+
+async def test_the_greeting_names_the_service_not_its_library(bench: Bench) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", bench.port)
+    try:
+        greeting = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert greeting == b"220 bounce.localhost Postline ESMTP\r\n"

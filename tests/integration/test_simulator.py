@@ -489,3 +489,48 @@ async def test_runs_as_a_process_and_stops_on_sigterm() -> None:
             await process.wait()
     assert process.returncode == 0, output.decode(errors="replace")
     assert b"simulator stopping" in output
+
+
+# broken servers (the first attempt to an address; "-always" every time)
+
+
+async def test_hang_never_answers_rcpt_the_first_time(
+    simulator: Simulator, client: SimulatorClient
+) -> None:
+    smtp = await connect(simulator, timeout=1.0)
+    await smtp.mail("sender@postline.test")
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        await smtp.rcpt("hang@a.test")
+    smtp.close()
+    smtp = await connect(simulator)
+    try:
+        await send(smtp, ["hang@a.test"])  # a working server the next time
+    finally:
+        await smtp.quit()
+    assert [m["rcpt_tos"] for m in await call(client.messages)] == [["hang@a.test"]]
+
+
+async def test_garbage_answers_rcpt_with_no_smtp_and_closes(simulator: Simulator) -> None:
+    smtp = await connect(simulator)
+    await smtp.mail("sender@postline.test")
+    with pytest.raises((aiosmtplib.SMTPResponseException, aiosmtplib.SMTPServerDisconnected)):
+        await smtp.rcpt("garbage-always@a.test")
+    smtp.close()
+
+
+async def test_drop_takes_the_message_then_drops_the_connection(
+    simulator: Simulator, client: SimulatorClient
+) -> None:
+    smtp = await connect(simulator)
+    await smtp.mail("sender@postline.test")
+    await smtp.rcpt("drop@a.test")
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await smtp.data(make_message("drop@a.test"))
+    smtp.close()
+    smtp = await connect(simulator)
+    try:
+        await send(smtp, ["drop@a.test"])
+    finally:
+        await smtp.quit()
+    # it got there twice: the first copy was kept though its sender heard no 250
+    assert len(await call(client.messages, rcpt="drop@a.test")) == 2

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from postline.ingress import smtp as smtp_module
+from postline.ingress import relay as smtp_module
 from tests.conftest import poll_until
 from tests.integration.smtp_support import (
     OTHER_SECRET,

@@ -1,8 +1,15 @@
-"""Building the events reports ingest, from the contracts every service already holds."""
+"""Building the events reports ingest, from the contracts every service already holds.
+
+An event's id is derived from what it records (``stable_id``), not drawn at random: a service
+that handles the same input twice — a result redelivered after a crash, a task sent twice —
+makes the same event again, and reports count each event once (migration 0007). A delivery
+has one ``queued``, one ``succeeded`` or ``failed``, one deferral per attempt, and one per
+hold (prohibited hours) until a given time.
+"""
 
 from __future__ import annotations
 
-from postline.common.ids import new_id
+from postline.common.ids import new_id, stable_id
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
@@ -22,7 +29,9 @@ def delivery_event(
     next_attempt_at: float | None = None,
 ) -> events_pb2.DeliveryEvent:
     event = events_pb2.DeliveryEvent(
-        event_id=new_id(),
+        event_id=delivery_event_id(
+            delivery.delivery_id, status, attempt, None if result is not None else next_attempt_at
+        ),
         delivery_id=delivery.delivery_id,
         message_id=delivery.message_id,
         status=status,
@@ -56,6 +65,21 @@ def delivery_event(
     return event
 
 
+def delivery_event_id(
+    delivery_id: str,
+    status: DeliveryStatus.ValueType,
+    attempt: int,
+    held_until: float | None = None,
+) -> str:
+    """The id of a delivery's event: one per final status, one deferral per attempt (a hold's
+    per the time it holds until)."""
+    if status != events_pb2.DELIVERY_STATUS_DEFERRED:
+        return stable_id(delivery_id, status)
+    if held_until is not None:
+        return stable_id(delivery_id, status, attempt, "held", round(held_until * 1000))
+    return stable_id(delivery_id, status, attempt)
+
+
 def error_event(
     delivery: delivery_pb2.AcceptedDelivery,
     status: ErrorStatus.ValueType,
@@ -67,9 +91,13 @@ def error_event(
     reply_code: int = 0,
     enhanced_status: str = "",
     return_path: str = "",
+    key: tuple[object, ...] | None = None,
 ) -> events_pb2.ErrorClassified:
+    """An error-log row. With ``key`` (what makes this failure one: e.g. the attempt whose
+    reply it classifies) its id is stable, so a failure handled twice is one row."""
+    event_id = stable_id(delivery.delivery_id, "error", *key) if key is not None else new_id()
     return events_pb2.ErrorClassified(
-        event_id=new_id(),
+        event_id=event_id,
         delivery_id=delivery.delivery_id,
         message_id=delivery.message_id,
         created=to_timestamp(created),

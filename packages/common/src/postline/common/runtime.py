@@ -1,8 +1,8 @@
-"""What every service process needs around its own work: a stop signal, health and metrics.
+"""What every service process needs around its own work: a stop signal, an HTTP server.
 
-Services without an HTTP server of their own serve ``/healthz`` (alive), ``/readyz`` (its
-dependencies answered; the body names the policy version in use) and ``/metrics``
-(Prometheus) on ``POSTLINE_HEALTH_LISTEN``.
+Services without an HTTP API of their own serve ``/healthz`` (alive), ``/readyz`` (ready to
+work, with the reasons when not) and ``/metrics`` (Prometheus) on ``POSTLINE_HEALTH_LISTEN``
+with uvicorn (see ``health``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import uvicorn
 import uvloop
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from postline.common.health import Readiness, probe_app
 
 logger = logging.getLogger(__name__)
 
@@ -57,49 +58,10 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def readiness(ok: bool, status: Callable[[], str] | None = None) -> tuple[int, str]:
-    """The ``/readyz`` answer: the HTTP status and a body of lines (``ready`` or ``not
-    ready``, then e.g. ``policy 3f2a9c1b7e00``)."""
-    lines = ["ready" if ok else "not ready"]
-    if status is not None:
-        lines.append(status())
-    return (200 if ok else 503), "\n".join(lines) + "\n"
-
-
-async def serve_health(
-    listen: str, ready: Callable[[], bool], status: Callable[[], str] | None = None
-) -> asyncio.Server:
-    """A minimal HTTP/1.0 responder for probes and scraping (no framework on the hot path).
-    ``status`` adds a line to ``/readyz`` (the policy version)."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            if path == "/healthz":
-                line, ctype, body = "200 OK", "text/plain", b"ok\n"
-            elif path == "/readyz":
-                code, text = readiness(ready(), status)
-                line = "200 OK" if code == 200 else "503 Service Unavailable"
-                ctype, body = "text/plain", text.encode()
-            elif path == "/metrics":
-                line, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest()
-            else:
-                line, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            head = (
-                f"HTTP/1.0 {line}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, IndexError):
-            pass
-        finally:
-            writer.close()
-
-    host, port = split_listen(listen)
-    server = await asyncio.start_server(answer, host, port)
+async def serve_health(listen: str, readiness: Readiness) -> HttpServer:
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics`` (see ``health``) on ``listen``."""
+    server = HttpServer(probe_app(readiness), listen)
+    await server.start()
     logger.info("%s serving /healthz /readyz /metrics", listen)
     return server
 

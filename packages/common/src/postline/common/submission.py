@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
@@ -20,6 +21,7 @@ from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.topology import accepted_key, shard_for, urgent_key
+from postline.common.events import delivery_event_id
 from postline.common.ids import new_id
 from postline.common.policy import Policy
 from postline.common.policy.filters import normalize_headers
@@ -29,6 +31,9 @@ from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)
+
+# How long the queued events of an accepted message are tried again while RabbitMQ is away.
+QUEUED_RETRY_SECONDS = 120.0
 
 # Headers that occur several times cannot drive filters (see the design), so they are not carried.
 _REPEATING = frozenset({"received", "dkim-signature", "authentication-results", "comments"})
@@ -198,7 +203,7 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
     trace_id = current_trace_id()
     events = [
         events_pb2.DeliveryEvent(
-            event_id=new_id(),
+            event_id=delivery_event_id(d.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED, 0),
             delivery_id=d.delivery_id,
             message_id=d.message_id,
             status=events_pb2.DELIVERY_STATUS_QUEUED,
@@ -216,7 +221,19 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
         )
         for d in accepted.deliveries
     ]
-    try:
-        await broker.publish_events(events)
-    except BrokerUnavailable:
-        logger.warning("%s queued events not confirmed", accepted.message_id)
+    # Each try waits for the broker within the publish timeout; a broker that restarts takes
+    # longer, so the events are tried again, in the background, for a while (the statistics
+    # count deliveries by these events).
+    deadline = time.monotonic() + QUEUED_RETRY_SECONDS
+    pause = 1.0
+    while True:
+        try:
+            await broker.publish_events(events)
+            return
+        except BrokerUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                logger.warning("%s queued events given up: %s", accepted.message_id, exc)
+                return
+            logger.info("%s queued events not confirmed yet; trying again", accepted.message_id)
+        await asyncio.sleep(pause)
+        pause = min(10.0, pause * 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from postline.bounce.bounces import BounceMails
@@ -17,6 +18,7 @@ from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
+from postline.common.health import Readiness
 from postline.common.policy import LivePolicy
 from postline.common.runtime import run, serve_health, split_listen, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
@@ -35,8 +37,18 @@ async def main() -> None:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
-    await broker.connect()
     stop = stop_event()
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("clickhouse", store.health.problem)
+    readiness.note(lambda: policy.status)
+    health = await serve_health(settings.health_listen, readiness)
+    if not await broker.connect(until=stop):
+        await health.stop()
+        store.close()
+        return
+    # Idle, nothing would notice ClickHouse going away: it is pinged now and then.
+    pinging = asyncio.create_task(store.health.watch(store.ping))
 
     suppressions = SuppressionList(store, broker)
     deliveries = Deliveries(store)
@@ -57,9 +69,6 @@ async def main() -> None:
         handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size
     )
     policy.start()
-    health = await serve_health(
-        settings.health_listen, lambda: broker.connected, lambda: policy.status
-    )
     logger.info(
         "bounce classifying %s, receiving bounces on %s, suppressions on %s",
         BOUNCE_RESULTS,
@@ -69,7 +78,8 @@ async def main() -> None:
     await stop.wait()
     logger.info("bounce stopping")
     smtp.close()
-    health.close()
+    pinging.cancel()
+    await health.stop()
     await policy.stop()
     await grpc_server.stop()
     await broker.close()

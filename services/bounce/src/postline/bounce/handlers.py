@@ -65,6 +65,7 @@ class Bounce:
                 reply_code=result.reply_code,
                 enhanced_status=result.enhanced_status,
                 return_path=result.task.return_path,
+                key=("reply", result.task.attempt),  # a result handled twice is one row
             )
             await self.broker.publish_event(error)
             logger.info(

@@ -172,7 +172,14 @@ async def start_receiver(
     handler: BounceHandler, host: str, port: int, *, hostname: str, max_size: int = DEFAULT_MAX_SIZE
 ) -> asyncio.Server:
     def factory() -> SMTP:
-        return SMTP(handler, hostname=hostname, data_size_limit=max_size, decode_data=False)
+        # The greeting names the service, not the library and its version (aiosmtpd's default).
+        return SMTP(
+            handler,
+            hostname=hostname,
+            ident="Postline ESMTP",
+            data_size_limit=max_size,
+            decode_data=False,
+        )
 
     loop = asyncio.get_running_loop()
     return await loop.create_server(factory, host=host, port=port)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
+from postline.common.clickhouse.health import ClickHouseHealth, probe
 
 T = TypeVar("T")
 
@@ -22,14 +23,22 @@ class Store:
     def __init__(self, dsn: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client = self._executor.submit(connect, dsn).result()
+        self.health = ClickHouseHealth()
 
     async def run(self, fn: Callable[[Client], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._client)
 
+    async def _write(self, fn: Callable[[Client], T]) -> T:
+        """``run`` for what writes (and the probe): its outcome is the store's health."""
+        return await self.health.recorded(self.run(fn))
+
+    async def ping(self) -> None:
+        await self._write(probe)
+
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        await self.run(lambda c: c.insert(table, rows, column_names=list(columns)))
+        await self._write(lambda c: c.insert(table, rows, column_names=list(columns)))
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         def go(client: Client) -> list[dict[str, Any]]:

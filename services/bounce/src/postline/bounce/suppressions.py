@@ -198,4 +198,6 @@ class SuppressionList:
         )
         if action == events_pb2.SUPPRESSION_ACTION_ADD and entry.expires_at is not None:
             change.expires_at.CopyFrom(to_timestamp(entry.expires_at))
-        await self.broker.publish(SUPPRESSION_KEY, change)
+        # Each scheduler replica reads the whole list at start: a change no replica hears now
+        # (none running) is not lost, so its publish need not reach a queue.
+        await self.broker.publish(SUPPRESSION_KEY, change, mandatory=False)

@@ -39,6 +39,7 @@ _CODES = {
     403: grpc.StatusCode.PERMISSION_DENIED,
     413: grpc.StatusCode.INVALID_ARGUMENT,
     422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 _REPLAYED = (("idempotent-replayed", "true"),)
@@ -153,6 +154,8 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     trailing = [("postline-error-code", error.code)]
     if error.field:
         trailing.append(("postline-error-field", error.field))
+    if error.retry_after is not None:
+        trailing.append(("retry-after", str(error.retry_after)))
     code = _CODES.get(error.status, grpc.StatusCode.INTERNAL)
     metrics.REJECTED.labels(metrics.API, str(error.status)).inc()
     await context.abort(code, details, trailing_metadata=tuple(trailing))

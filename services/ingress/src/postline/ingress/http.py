@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.broker import Broker
-from postline.common.runtime import readiness
+from postline.common.health import Readiness
 from postline.common.telemetry import instrument_http
 from postline.ingress.api import SendApi
 from postline.ingress.api.http_errors import BodyLimit, install_error_handlers
@@ -28,10 +26,16 @@ address must be in the API user's `allowed_ips`. Every error is
 _BODY_OVERHEAD = 16 * 1024 * 1024
 
 
-def create_app(
-    broker: Broker, send_api: SendApi, status: Callable[[], str] | None = None
-) -> FastAPI:
-    """The app; ``status`` adds a line to ``/readyz`` (the policy version)."""
+def broker_readiness(broker: Broker) -> Readiness:
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    return readiness
+
+
+def create_app(broker: Broker, send_api: SendApi, readiness: Readiness | None = None) -> FastAPI:
+    """The send API with ``/healthz``, ``/readyz`` (the broker confirms publishes: without it
+    nothing can be accepted) and ``/metrics``."""
+    ready = readiness or broker_readiness(broker)
     app = FastAPI(title="Postline ingress", version="1", description=_DESCRIPTION)
     install_error_handlers(app)
     instrument_http(app)
@@ -44,8 +48,8 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        code, body = readiness(broker.connected, status)
-        return Response(body, status_code=code, media_type="text/plain")
+        status, body = ready.answer()
+        return Response(body, status_code=status, media_type="text/plain")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

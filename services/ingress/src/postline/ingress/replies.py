@@ -30,6 +30,8 @@ AUTH_REQUIRED = "530 5.7.0 Authentication required"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 ENCRYPTION_REQUIRED = "538 5.7.11 Encryption required for requested authentication mechanism"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"
+# RFC 4954 §6: 454 4.7.0, temporary; the credentials are not even checked meanwhile.
+AUTH_THROTTLED = "454 4.7.0 Error: too many failed authentications, try again in {seconds} seconds"
 
 # -- policy ---------------------------------------------------------------------------------
 # Postfix answers its client message rate limit the same way: the session goes on and the
@@ -47,6 +49,10 @@ NESTED_MAIL = "503 5.5.1 Error: nested MAIL command"
 NEED_MAIL = "503 5.5.1 Error: need MAIL command"
 NEED_RCPT = "503 5.5.1 Error: need RCPT command"
 SYNTAX_DATA = "501 5.5.4 Syntax: DATA"
+SYNTAX_VRFY = "501 5.5.4 Syntax: VRFY <address>"
+# RFC 5321 §3.5.3: 252 when the server will not verify but would accept the address.
+CANNOT_VRFY = "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
+NOT_UTF8 = "501 5.5.2 Error: the argument is not UTF-8"
 START_DATA = "354 End data with <CR><LF>.<CR><LF>"
 LINE_TOO_LONG = "500 5.5.2 Error: line too long (RFC 5321 4.5.3.1.6)"
 
@@ -75,7 +81,9 @@ _BY_CODE = {
     "554": "5.7.0",
     "555": "5.5.4",
 }
-_STARTTLS_READY = "220 Ready to start TLS"  # aiosmtpd's, RFC 3207 §4
+_STARTTLS_READY = "220 Ready to start TLS"
+# RFC 5321 §4.2: reply text is printable US-ASCII and HT (lines joined by CRLF).
+_UNPRINTABLE = re.compile(r"[^\t\x20-\x7e]")  # aiosmtpd's, RFC 3207 §4
 _HAS_STATUS = re.compile(r"\d{3} [245]\.\d{1,3}\.\d{1,3}(?: |$)")
 
 
@@ -91,3 +99,11 @@ def with_enhanced_status(reply: str) -> str:
         return reply
     status = _BY_CODE.get(reply[:3])
     return f"{reply[:3]} {status} {reply[4:]}" if status else reply
+
+
+def printable(reply: str) -> str:
+    """``reply`` with whatever is not printable US-ASCII replaced by ``?``: aiosmtpd echoes
+    parts of a command (an unknown verb, an address) that may hold any byte the client sent,
+    and a reply must stay a reply (not a control character, not a byte that cannot be
+    encoded)."""
+    return "\r\n".join(_UNPRINTABLE.sub("?", line) for line in reply.split("\r\n"))

@@ -8,6 +8,7 @@ import logging
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS
 from postline.common.clickhouse import pending_migrations
+from postline.common.health import Readiness
 from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, run, stop_event
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
@@ -39,7 +40,6 @@ async def main() -> None:
         names = ", ".join(m.label for m in pending)
         raise SystemExit(f"ClickHouse schema is behind ({names}): run `postline migrate` first")
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
-    await broker.connect()
     stop = stop_event()
     policy.start()
     consumer = BatchConsumer(
@@ -51,25 +51,29 @@ async def main() -> None:
         max_wait=settings.batch_wait,
         hold=settings.batch_hold,
     )
-    await consumer.start()
     webhooks = Webhooks(broker, store, policy(), settings.webhook_settings())
     policy.on_change(webhooks.on_policy_change)
-    await webhooks.start()
     summaries = WeeklySummaries(broker, store, policy)
-    await summaries.start()
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("ingest", consumer.problem)
+    readiness.add("clickhouse", store.health.problem)
+    readiness.note(lambda: policy.status)
+    # Idle, nothing would notice ClickHouse going away: it is pinged now and then.
+    pinging = asyncio.create_task(store.health.watch(store.ping))
 
+    # The API answers from ClickHouse, with or without RabbitMQ (readiness says which).
     queries = ReportQueries(store, policy)
     throttle = AuthThrottle()  # failed authentications, shared by HTTP, gRPC and the console
     suppressions = SuppressionsClient(settings.bounce_grpc, policy)
     check_vendor(settings.console_assets)
     app = create_app(
         queries,
-        ready=lambda: broker.connected,
+        ready=readiness,
         suppressions=suppressions,
         throttle=throttle,
         session_ttl=settings.console_session_ttl,
         assets=settings.console_assets,
-        status=lambda: policy.status,
     )
     http = HttpServer(app, settings.http_listen)
     await http.start()
@@ -81,9 +85,14 @@ async def main() -> None:
         await receiver.start()
         logger.info("reports receiving spans (OTLP/HTTP) on %s", settings.otlp_listen)
     logger.info("reports HTTP on %s, gRPC on %s", settings.http_listen, settings.grpc_listen)
-    await stop.wait()
+    if await broker.connect(until=stop):
+        await consumer.start()
+        await webhooks.start()
+        await summaries.start()
+        await stop.wait()
     logger.info("reports stopping")
     await policy.stop()
+    pinging.cancel()
     await consumer.stop()  # writes what is buffered, or hands it back to the queue
     await webhooks.stop()
     await summaries.stop()

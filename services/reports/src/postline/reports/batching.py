@@ -28,11 +28,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from postline.common.broker import Broker
+from postline.common.broker.connection import Subscription
 from postline.common.broker.consumer import message_type
 from postline.common.semconv import (
     BATCH_SIZE,
@@ -73,6 +74,13 @@ class Backoff:
         return float(min(self.maximum, self.first * self.factor ** max(0, failures - 1)))
 
 
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika raises for a closed one
+        return False
+
+
 class BatchConsumer:
     def __init__(
         self,
@@ -105,18 +113,31 @@ class BatchConsumer:
         self._stop = asyncio.Event()
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
-        self._tag: str | None = None
+        self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
         return self.failures == 0
 
+    def problem(self) -> str | None:
+        """Why events are not being written now (readiness); None while writes succeed."""
+        if self._task is not None and self._task.done() and not self._stopping:
+            return f"the consumer of {self.queue_name} stopped (see the log)"
+        if self.failures:
+            return (
+                f"ClickHouse writes failing ({self.failures} in a row); "
+                f"events wait in {self.queue_name}"
+            )
+        return None
+
     async def start(self) -> None:
         self._channel = await self.broker.connection.channel()
         # Twice a batch in flight: the next batch fills while one is being written.
         await self._channel.set_qos(prefetch_count=self.prefetch)
-        self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
+        # A declaration registers the queue with the channel: after a reconnect the channel
+        # subscribes again by itself (see postline.common.broker.connection).
+        self._queue = await self._channel.get_queue(self.queue_name)
         await self._consume()
         self._task = asyncio.create_task(self._run(), name=f"batch-consumer:{self.queue_name}")
 
@@ -133,15 +154,15 @@ class BatchConsumer:
             await self._channel.close()
 
     async def _consume(self) -> None:
-        if self._queue is not None and self._tag is None:
-            self._tag = await self._queue.consume(self._on_message)
+        if self._queue is not None and self._subscription is None:
+            self._subscription = await self.broker.subscribe(self._queue, self._on_message)
 
     async def _cancel(self) -> None:
         """Ask the broker for no more deliveries (those held stay ours until settled)."""
-        if self._queue is not None and self._tag is not None:
-            tag, self._tag = self._tag, None
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
-                await self._queue.cancel(tag)
+                await subscription.cancel()
 
     def _prefetch_for(self, message_bytes: float) -> int:
         """Messages held unacked: two batches, by count or by bytes, whichever is less."""
@@ -156,7 +177,7 @@ class BatchConsumer:
             return
         logger.info("%s: prefetch %d -> %d", self.queue_name, self.prefetch, wanted)
         self.prefetch = wanted
-        if self._tag is None:  # not consuming (backing off): the next _consume uses it
+        if self._subscription is None:  # not consuming (backing off): the next _consume uses it
             await self._channel.set_qos(prefetch_count=wanted)
             return
         await self._cancel()
@@ -206,6 +227,11 @@ class BatchConsumer:
                 self._full.clear()
             if not self._pending:
                 self._arrived.clear()
+            # Messages of a channel that closed (the connection dropped) are the broker's
+            # again: it redelivers them, so writing them now would only write them twice.
+            batch = [m for m in batch if _channel_open(m)]
+            if not batch:
+                continue
             written = await self._flush(batch)
             if written and not self._stopping:
                 await self._adapt_prefetch(batch)

@@ -37,7 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from postline.common.runtime import readiness
+from postline.common.health import Readiness
 from postline.common.telemetry import instrument_http
 from postline.common.throttle import AuthThrottle
 from postline.reports import api_models as m
@@ -126,7 +126,6 @@ class Parts:
     session_ttl: float = 8 * 3600.0
     assets: str = ""
     ready: Callable[[], bool] | None = None
-    status: Callable[[], str] | None = None  # a line for /readyz (the policy version)
 
 
 # Documentation of the credentials (the handlers read the headers themselves).
@@ -418,8 +417,13 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        code, body = readiness(parts.ready is not None and parts.ready(), parts.status)
-        return Response(body, status_code=code, media_type="text/plain")
+        if isinstance(parts.ready, Readiness):  # the service's: says what is not ready
+            status, body = parts.ready.answer()
+            return Response(body, status_code=status, media_type="text/plain")
+        is_ready = parts.ready is not None and parts.ready()
+        return Response(
+            "ready\n" if is_ready else "not ready\n", status_code=200 if is_ready else 503
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

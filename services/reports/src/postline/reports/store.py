@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from postline.common.clickhouse import connect
 from postline.common.clickhouse.client import normalize_dsn
+from postline.common.clickhouse.health import ClickHouseHealth, probe
 
 T = TypeVar("T")
 
@@ -59,6 +60,8 @@ class Store:
         self._writer = _Pool(dsn, 1, "clickhouse-write")
         self._readers = _Pool(dsn, readers, "clickhouse-read")
         self._writer.executor.submit(self._writer.client).result()  # fail fast on a bad DSN
+        # The writer's outcomes (ingest, pings): whether events can be written now.
+        self.health = ClickHouseHealth()
 
     @property
     def local_path(self) -> Path | None:
@@ -71,7 +74,10 @@ class Store:
 
     async def write(self, fn: Callable[[Client], T]) -> T:
         """Run ``fn(client)`` on the writer thread (writes stay in order)."""
-        return await self._writer.run(fn)
+        return await self.health.recorded(self._writer.run(fn))
+
+    async def ping(self) -> None:
+        await self.write(probe)
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         def go(client: Client) -> list[dict[str, Any]]:

@@ -20,14 +20,13 @@ async def main() -> None:
     policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     service = SchedulerService(settings, policy, time.time)
     stop = stop_event()
-    await service.start()
-    policy.start()
-    health = await serve_health(
-        settings.health_listen, lambda: service.ready, lambda: policy.status
-    )
-    await stop.wait()
-    logger.info("scheduler %s stopping", service.replica)
-    health.close()
+    service.readiness.note(lambda: policy.status)
+    health = await serve_health(settings.health_listen, service.readiness)
+    if await service.start(until=stop):
+        policy.start()
+        await stop.wait()
+        logger.info("scheduler %s stopping", service.replica)
+    await health.stop()
     await policy.stop()
     await service.stop()
     shutdown_telemetry()

@@ -353,6 +353,7 @@ class Scheduler:
             source=events_pb2.ERROR_SOURCE_POLICY,
             reason=reason,
             return_path=result.task.return_path if result is not None else "",
+            key=("policy", status),
         )
         event = delivery_event(
             delivery,

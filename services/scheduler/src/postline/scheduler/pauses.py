@@ -65,7 +65,8 @@ class PausedDomains:
         channel = await broker.connection.channel()
         await channel.set_qos(prefetch_count=500)  # streams need a prefetch
         queue = await queues.declare_control(channel)
-        await subscribe(queue, scheduler_pb2.DomainPause, self._on_message, arguments=_FIRST)
+        tag = await subscribe(queue, scheduler_pb2.DomainPause, self._on_message, arguments=_FIRST)
+        broker.track(queue, tag)  # readiness: the stream is followed
         await broker.publish(queues.CONTROL_KEY, scheduler_pb2.DomainPause(marker=self._marker))
 
     async def _on_message(self, change: scheduler_pb2.DomainPause, meta: Delivery) -> None:

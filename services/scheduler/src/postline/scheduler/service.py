@@ -16,6 +16,7 @@ import grpc
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker, Topology
+from postline.common.health import Readiness
 from postline.common.ids import new_id
 from postline.common.policy import PolicySource
 from postline.scheduler.admin import SchedulerAdmin, serve_admin
@@ -67,6 +68,9 @@ class SchedulerService:
             mx=self.mx,
             clock=clock,
         )
+        self.readiness = Readiness()
+        self.readiness.add("rabbitmq", lambda: self.broker.problem)
+        self.readiness.add("shards", self._shards_problem)
         self.grpc: grpc.aio.Server | None = None
         self.grpc_port = 0
         self._stop = asyncio.Event()
@@ -97,18 +101,29 @@ class SchedulerService:
 
     @property
     def ready(self) -> bool:
-        return self.broker.connected and self.ownership.connected.is_set()
+        return self.readiness()
 
-    async def start(self) -> None:
-        await self.broker.connect()
+    def _shards_problem(self) -> str | None:
+        if self._owning is None:
+            return "not offering to own shards yet"
+        if not self.ownership.connected.is_set():
+            return "shard connection to RabbitMQ lost; reconnecting"
+        return None
+
+    async def start(self, *, until: asyncio.Event | None = None) -> bool:
+        """Connect (waiting for RabbitMQ until ``until`` is set, if given) and start taking
+        shards; False if stopped before RabbitMQ could be reached."""
+        if not await self.broker.connect(until=until):
+            return False
         await self.broker.consume_queue(
             self.broker.topology.declare_suppression_queue,
             events_pb2.SuppressionChange,
             self.suppressions.on_change,
         )
-        self._loader = asyncio.create_task(
-            load_forever(self.suppressions, self.settings.bounce_grpc)
-        )
+        self._load_suppressions()
+        # This replica's suppression queue went with the old connection: changes published
+        # meanwhile never reached it, so the list is read again.
+        self.broker.on_reconnect(self._reload_suppressions)
         await self.pauses.start(self.broker)
         await self.snapshots.start(self.broker)
         # Pauses are known before any shard is taken: nothing paused slips out at start.
@@ -116,6 +131,18 @@ class SchedulerService:
         self._owning = asyncio.create_task(self.ownership.run(self._stop))
         self.grpc, self.grpc_port = await serve_admin(self.settings.grpc_listen, self.admin)
         logger.info("scheduler %s offering to own %d shards", self.replica, self.settings.shards)
+        return True
+
+    def _load_suppressions(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+        self._loader = asyncio.create_task(
+            load_forever(self.suppressions, self.settings.bounce_grpc)
+        )
+
+    async def _reload_suppressions(self) -> None:
+        logger.info("reconnected to RabbitMQ: reading the suppression list again")
+        self._load_suppressions()
 
     async def stop(self) -> None:
         """Hand the owned shards back cleanly, then close."""

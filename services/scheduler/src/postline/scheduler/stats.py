@@ -30,7 +30,7 @@ class Snapshots:
         channel = await broker.connection.channel()
         await channel.set_qos(prefetch_count=100)
         queue = await queues.declare_stats(channel)
-        await subscribe(queue, scheduler_pb2.ShardSnapshot, self._on_snapshot)
+        broker.track(queue, await subscribe(queue, scheduler_pb2.ShardSnapshot, self._on_snapshot))
 
     async def _on_snapshot(self, snapshot: scheduler_pb2.ShardSnapshot, meta: Delivery) -> None:
         self._latest[snapshot.shard] = (self.clock(), snapshot)

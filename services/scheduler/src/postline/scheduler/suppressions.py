@@ -80,10 +80,14 @@ class SuppressionList:
         self._loading = []
 
     def finish_load(self, listed: list[suppression_pb2.Suppression]) -> None:
+        """Replace the list with ``listed``, then apply the changes heard while it was read
+        (a reload after a reconnection also drops removals this replica missed)."""
         changes, self._loading = self._loading or [], None
+        entries = {}
         for item in listed:
             expires = from_timestamp(item.expires_at) if item.HasField("expires_at") else None
-            self._entries[(item.server, item.address.lower())] = Entry(expires, item.reason)
+            entries[(item.server, item.address.lower())] = Entry(expires, item.reason)
+        self._entries = entries
         for change in changes:
             self.apply(change)
         self.loaded = True

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
+from postline.common.health import Readiness
 from postline.common.policy import LivePolicy
 from postline.common.runtime import run, serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
@@ -53,15 +54,18 @@ async def main() -> None:
     resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
     deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
     broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
-    await broker.connect()
     stop = stop_event()
+    readiness = Readiness()
+    readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.note(lambda: policy.status)
+    health = await serve_health(settings.health_listen, readiness)
+    if not await broker.connect(until=stop):
+        await health.stop()
+        return
     policy.start()
     sender = Sender(broker, deliverer)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
-    )
-    health = await serve_health(
-        settings.health_listen, lambda: broker.connected, lambda: policy.status
     )
     logger.info("sender consuming %s with concurrency %d", SENDER_TASKS, settings.concurrency)
     await stop.wait()
@@ -73,7 +77,7 @@ async def main() -> None:
     await sender.drain(settings.shutdown_grace)
     await pool.close()
     await policy.stop()
-    health.close()
+    await health.stop()
     await broker.close()
     logger.info("sender stopped")
     shutdown_telemetry()

@@ -1,4 +1,7 @@
-"""``python -m postline.devstack``: what ``make run`` starts (Ctrl-C stops it all)."""
+"""``python -m postline.devstack``: what ``make run`` starts and keeps running.
+
+A process that dies is started again (see ``supervise``); Ctrl-C (or SIGTERM) stops them all.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import time
 from pathlib import Path
 
 from postline.devstack.stack import Ports, Stack
+from postline.devstack.supervise import Supervisor
 
 
 def main() -> int:
@@ -41,14 +45,13 @@ def main() -> int:
         traces=args.traces,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    supervisor = Supervisor(stack, say=lambda line: print(f"devstack: {line}", flush=True))
     try:
         stack.start()
         print(stack.describe(), flush=True)
-        while all(p.poll() is None for p in stack.processes.values()):
+        while True:
+            supervisor.check()
             time.sleep(0.5)
-        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postline.common.redact import redact_url
+
 logger = logging.getLogger(__name__)
 
 SERVICES = ("reports", "bounce", "scheduler", "sender", "ingress")
@@ -106,6 +108,8 @@ class Stack:
     log_dir: Path | None = None  # None: children log to this process's stderr
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each process was started (to start it again): name -> (arguments, environment).
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     senders: int = 1  # sender processes (named sender, sender-2, ...)
     schedulers: int = 1  # scheduler processes: one owns each shard, the others stand by
     # ingress processes: they share the SMTP port (SO_REUSEPORT, the kernel spreads the
@@ -195,6 +199,7 @@ class Stack:
             )
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (args, env)
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +242,14 @@ class Stack:
         proc = self.processes.pop(name)
         proc.kill()
         return proc.wait()
+
+    def respawn(self, name: str) -> None:
+        """Start a process again as it was first started (after it died or was killed)."""
+        proc = self.processes.get(name)
+        if proc is not None and proc.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        args, env = self.commands[name]
+        self._spawn(name, args, env)
 
     def wait_ready(self, timeout: float) -> None:
         urls = {name: url for name in self.processes if (url := self.health_url(name))}
@@ -295,7 +308,7 @@ class Stack:
                 if self.traces
                 else "  spans             not recorded (--no-traces)",
                 f"  simulator         {p.simulator} (every *.test domain), control http://{p.simulator_control}",
-                f"  RabbitMQ          {self.amqp_url}",
+                f"  RabbitMQ          {redact_url(self.amqp_url)}",
                 f"  ClickHouse        {self.clickhouse_dsn}",
                 f"  policy            {self.policy}",
                 "Ctrl-C stops everything.",

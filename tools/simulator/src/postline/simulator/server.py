@@ -9,6 +9,10 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postline.simulator.behaviour import (
+    DROP,
+    GARBAGE,
+    GARBAGE_REPLY,
+    HANG,
     REPLY_INTERNAL_ERROR,
     REPLY_OK,
     REPLY_QUEUED,
@@ -41,6 +45,7 @@ class SimulatorSMTP(SMTP):
         self.wire_mail = ""
         self.wire_rcpt = ""
         self.wire_rcpts: list[str] = []
+        self.drop_after_data = False  # a recipient of this transaction breaks the server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # STARTTLS calls this again with the TLS transport: same connection, same session id.
@@ -62,6 +67,7 @@ class SimulatorSMTP(SMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         self.wire_mail = wire_path(arg, "FROM:")
         self.wire_rcpts = []
+        self.drop_after_data = False
         await super().smtp_MAIL(arg)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -86,6 +92,19 @@ class SimulatorSMTP(SMTP):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    async def break_off(self, garbage: bytes = b"") -> None:
+        """Write ``garbage`` (if any), drop the connection, and wait to be cancelled: nothing
+        more is answered."""
+        if self.transport is not None:
+            if garbage:
+                self.transport.write(garbage)  # type: ignore[attr-defined]
+            self.transport.abort()  # type: ignore[attr-defined]
+        await asyncio.Event().wait()
+
+    async def hang(self) -> None:
+        """Answer nothing, ever: the client times out (or leaves)."""
+        await asyncio.Event().wait()
 
 
 class SimulatorHandler:
@@ -119,6 +138,15 @@ class SimulatorHandler:
         session_id = _session_id(server)
         domain = domain_of(address)
         self.recorder.rcpt_seen(session_id, domain)
+        fault = self.behaviour.fault(address)
+        if fault == HANG:
+            logger.info("%s: session %s never answered", address, session_id)
+            await server.hang()
+        if fault == GARBAGE:
+            logger.info("%s: session %s answered with garbage and closed", address, session_id)
+            await server.break_off(GARBAGE_REPLY)
+        if fault == DROP:
+            server.drop_after_data = True
         reply = self.behaviour.rcpt_reply(address)
         if reply is not None:
             self.recorder.rcpt_rejected(domain)
@@ -153,6 +181,9 @@ class SimulatorHandler:
         logger.info(
             "message %s accepted in session %s for %s", record.id, session_id, record.rcpt_tos
         )
+        if server.drop_after_data:
+            logger.info("message %s: session %s dropped before the reply", record.id, session_id)
+            await server.break_off()
         return REPLY_QUEUED.format(message_id=record.id)
 
     async def handle_exception(self, error: Exception) -> str:

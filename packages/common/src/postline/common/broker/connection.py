@@ -1,20 +1,35 @@
-"""One connection per process, a confirmed publish channel, and consumers of typed messages."""
+"""One connection per process, a confirmed publish channel, and consumers of typed messages.
+
+The connection is aio-pika's robust one: when RabbitMQ restarts or the connection drops it
+reconnects (every ``RECONNECT_SECONDS``), reopens each channel, declares again what was
+declared on it and subscribes its consumers again. A consumer's queue is therefore always
+taken with a (passive) declaration, which registers it with its channel: a queue object made
+without one is not restored, and its consumer would silently stay gone after a reconnect.
+
+A watchdog checks once a second that the connection is up, the publish channel open and every
+consumer subscribed on a live channel: ``problem`` (and ``/readyz``, through it) says what is
+missing meanwhile. A publish made while the connection is down waits for it to come back,
+within the publish timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelInvalidStateError
 from google.protobuf.message import Message as ProtoMessage
 from pamqp.commands import Basic
 from prometheus_client import Counter
@@ -24,6 +39,7 @@ from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.groups import GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
+from postline.common.redact import redact_url
 from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.telemetry import WAIT_HEADER, inject_context
 
@@ -33,17 +49,28 @@ M = TypeVar("M", bound=ProtoMessage)
 
 PUBLISHED = Counter(METRIC_BROKER_PUBLISHED, "broker messages published (confirmed)", ["type"])
 
+# aio-pika's default is 5 s; a broker that restarts is back within seconds.
+RECONNECT_SECONDS = 2.0
+# First connection at start-up: RabbitMQ may still be starting (the waits double up to this).
+CONNECT_RETRY_MAX_SECONDS = 10.0
+WATCH_SECONDS = 1.0
+# Errors of a connection attempt that is worth repeating.
+CONNECT_ERRORS = (aio_pika.exceptions.AMQPError, OSError, TimeoutError)
 
-@dataclass(frozen=True)
+
 class Subscription:
     """A running consumer. ``cancel()`` asks the broker to deliver no more messages to it;
     messages already delivered stay with their handlers, which still ack them (a graceful
-    stop: cancel, let the handlers finish, then close)."""
+    stop: cancel, let the handlers finish, then close). While it runs, the broker's watchdog
+    checks it is subscribed."""
 
-    queue: AbstractQueue
-    consumer_tag: str
+    def __init__(self, broker: Broker, queue: AbstractQueue, consumer_tag: str) -> None:
+        self.broker = broker
+        self.queue = queue
+        self.consumer_tag = consumer_tag
 
     async def cancel(self) -> None:
+        self.broker.unwatch(self)
         await self.queue.cancel(self.consumer_tag)
 
 
@@ -59,28 +86,64 @@ class Broker:
         self.topology = topology
         self.publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
-        self._publish_channel: AbstractChannel | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
         self._events = EventPublisher(self.publish)
         self._groups = GroupPublisher(self.publish)
+        self._subscriptions: dict[int, Subscription] = {}
+        self._problem: str | None = "not connected yet"
+        self._watchdog: asyncio.Task[None] | None = None
 
-    async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url)
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+    async def connect(self, *, until: asyncio.Event | None = None) -> bool:
+        """Connect and declare the topology. Without ``until`` one attempt is made (its error
+        raised); with it, attempts go on (RabbitMQ may be starting too) until one succeeds or
+        ``until`` is set. Returns whether it connected."""
+        delay = 0.5
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self.url, reconnect_interval=RECONNECT_SECONDS
+                )
+                break
+            except CONNECT_ERRORS as exc:
+                if until is None:
+                    raise
+                logger.warning(
+                    "%s: cannot connect (%s); retrying in %.1fs", redact_url(self.url), exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), delay)
+                if until.is_set():
+                    return False
+                delay = min(CONNECT_RETRY_MAX_SECONDS, delay * 2)
+        self._connection = connection
+        self._publish_channel = await connection.channel(publisher_confirms=True)
         self._exchange = await self.topology.declare(self._publish_channel)
         self._groups.open()
         self._events.open()
-        logger.info("%s connected, topology declared (%s shards)", self.url, self.topology.shards)
+        self._problem = None
+        self._watchdog = asyncio.create_task(self._watch(), name="broker-watchdog")
+        logger.info(
+            "%s connected, topology declared (%s shards)",
+            redact_url(self.url),
+            self.topology.shards,
+        )
+        return True
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         # Events and grouped items still waiting are published first, while the connection
         # is open.
         await self._groups.close(self.publish_timeout)
         await self._events.close(self.publish_timeout)
         for channel in self._consumer_channels:
             if not channel.is_closed:
-                await channel.close()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
+                    await channel.close()
         if self._connection is not None:
             await self._connection.close()
         await self._groups.stop()
@@ -88,7 +151,71 @@ class Broker:
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """The connection to RabbitMQ is up (not reconnecting)."""
+        return self._connection is not None and self._connection.connected.is_set()
+
+    @property
+    def problem(self) -> str | None:
+        """Why this process cannot publish or consume right now (None: it can)."""
+        if self._connection is None:
+            return self._problem
+        if not self.connected:
+            return "connection to RabbitMQ lost; reconnecting"
+        return self._problem
+
+    @property
+    def ready(self) -> bool:
+        return self.problem is None
+
+    def watch(self, subscription: Subscription) -> None:
+        self._subscriptions[id(subscription)] = subscription
+
+    def unwatch(self, subscription: Subscription) -> None:
+        self._subscriptions.pop(id(subscription), None)
+
+    async def subscribe(
+        self, queue: AbstractQueue, callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]
+    ) -> Subscription:
+        """Consume ``queue`` (taken with a declaration, see above) with a raw callback; the
+        watchdog checks the subscription until it is cancelled."""
+        return self.track(queue, await queue.consume(callback))
+
+    def track(self, queue: AbstractQueue, consumer_tag: str) -> Subscription:
+        """Have the watchdog check a consumer started elsewhere (on this connection)."""
+        subscription = Subscription(self, queue, consumer_tag)
+        self.watch(subscription)
+        return subscription
+
+    async def _watch(self) -> None:
+        was: str | None = None
+        while True:
+            problem = await self._find_problem()
+            self._problem = problem
+            if problem != was:
+                if problem is not None:
+                    logger.warning("RabbitMQ: %s", problem)
+                else:
+                    logger.info("RabbitMQ: publishing and consuming again")
+                was = problem
+            await asyncio.sleep(WATCH_SECONDS)
+
+    async def _find_problem(self) -> str | None:
+        if not self.connected:
+            return "connection to RabbitMQ lost; reconnecting"
+        if self._publish_channel is None or self._publish_channel.is_closed:
+            return "publish channel closed; reopening"
+        for subscription in list(self._subscriptions.values()):
+            name = subscription.queue.name
+            try:
+                channel = await asyncio.wait_for(
+                    subscription.queue.channel.get_underlay_channel(), WATCH_SECONDS
+                )
+            except (TimeoutError, ChannelInvalidStateError, aio_pika.exceptions.AMQPError):
+                return f"{name}: consumer channel closed; reopening"
+            consumers = getattr(channel, "consumers", {})  # aiormq's, not in its abstract type
+            if channel.is_closed or subscription.consumer_tag not in consumers:
+                return f"{name}: not consuming"
+        return None
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -104,9 +231,14 @@ class Broker:
         priority: int | None = None,
         headers: Mapping[str, Any] | None = None,
         exchange: str = EXCHANGE,
+        mandatory: bool = True,
     ) -> None:
-        """Publish a persistent protobuf message and wait for the broker's confirm."""
-        if self._publish_channel is None:
+        """Publish a persistent protobuf message and wait for the broker's confirm.
+
+        A message no queue takes is refused (``BrokerUnavailable``), unless ``mandatory`` is
+        False: a broadcast (a suppression change) may have no listener at the moment."""
+        channel = self._publish_channel
+        if channel is None:
             raise BrokerUnavailable("not connected")
         all_headers: dict[str, Any] = {TYPE_HEADER: message.DESCRIPTOR.full_name}
         if headers:
@@ -120,13 +252,8 @@ class Broker:
             headers=all_headers,
         )
         try:
-            target = (
-                self._exchange
-                if exchange == EXCHANGE and self._exchange is not None
-                else await self._publish_channel.get_exchange(exchange, ensure=False)
-            )
             confirmation = await asyncio.wait_for(
-                target.publish(amqp_message, routing_key=routing_key, mandatory=True),
+                self._publish_when_open(channel, exchange, amqp_message, routing_key, mandatory),
                 timeout=self.publish_timeout,
             )
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
@@ -142,6 +269,39 @@ class Broker:
         ``broker/groups.py``). Returns once the broker confirmed the message carrying it;
         raises ``BrokerUnavailable`` like ``publish``."""
         await self._groups.publish(routing_key, message)
+
+    async def _publish_when_open(
+        self,
+        channel: AbstractRobustChannel,
+        exchange: str,
+        message: aio_pika.Message,
+        routing_key: str,
+        mandatory: bool,
+    ) -> Any:
+        """Publish once the channel is open; a channel that closed before the message went out
+        (the connection dropped) is waited for, since nothing was sent. An error after sending
+        is raised: the message may have reached the broker, so it is not sent twice here."""
+        while True:
+            await channel.ready()  # the connection is up and the channel reopened
+            target = (
+                self._exchange
+                if exchange == EXCHANGE and self._exchange is not None
+                else await channel.get_exchange(exchange, ensure=False)
+            )
+            try:
+                return await target.publish(message, routing_key=routing_key, mandatory=mandatory)
+            except ChannelInvalidStateError:
+                await asyncio.sleep(0.05)  # closed under us: wait for the reopened channel
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after each reconnection, once every channel was reopened and its
+        consumers subscribed again (e.g. to read again what a private queue, gone with the
+        old connection, may have missed meanwhile)."""
+
+        async def reconnected(*_: Any) -> None:
+            await callback()
+
+        self.connection.reconnect_callbacks.add(reconnected)
 
     async def publish_event(self, event: Event) -> None:
         """Publish a ``DeliveryEvent`` or ``ErrorClassified`` and wait for the confirm of the
@@ -192,8 +352,8 @@ class Broker:
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
-        queue = await channel.get_queue(queue_name, ensure=False)
-        return Subscription(queue, await consume(queue, message_type, handler))
+        queue = await channel.get_queue(queue_name)  # a passive declaration: see above
+        return await self.subscribe(queue, consume(queue, message_type, handler))
 
     async def consume_queue(
         self,
@@ -202,10 +362,10 @@ class Broker:
         handler: Handler[Any],
         *,
         prefetch: int = 10,
-    ) -> None:
+    ) -> Subscription:
         """Consume a queue this process declares itself (e.g. an exclusive one)."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
         queue = await declare(channel)
-        await consume(queue, message_type, handler)
+        return await self.subscribe(queue, consume(queue, message_type, handler))

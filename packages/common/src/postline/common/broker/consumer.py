@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import Counter
@@ -93,8 +94,10 @@ async def handle(handler: Handler[Any], message: ProtoMessage, delivery: Deliver
         await handle_items(items, lambda item: handler(item, delivery))
 
 
-async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]) -> str:
-    """Start consuming; returns the consumer tag (``queue.cancel(tag)`` stops deliveries)."""
+def consume(
+    queue: AbstractQueue, types: MessageTypes, handler: Handler[Any]
+) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    """The message callback of a consumer of ``queue`` (``Broker.subscribe`` starts it)."""
 
     async def on_message(incoming: AbstractIncomingMessage) -> None:
         headers = dict(incoming.headers or {})
@@ -103,24 +106,35 @@ async def consume(queue: AbstractQueue, types: MessageTypes, handler: Handler[An
             message = decode(incoming.body, headers, types)
         except (DecodeError, PoisonMessage) as exc:
             logger.error("%s: undecodable message dead-lettered: %s", queue.name, exc)
-            await incoming.reject(requeue=False)
+            await settle(incoming.reject(requeue=False), queue.name)
             return
         token = extract_context(headers)
         try:
             await handle(handler, message, delivery)
         except PoisonMessage as exc:
             logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
-            await incoming.reject(requeue=False)
+            await settle(incoming.reject(requeue=False), queue.name)
         except asyncio.CancelledError:
-            await incoming.nack(requeue=True)
+            await settle(incoming.nack(requeue=True), queue.name)
             raise
         except Exception:
             logger.exception("%s: handler failed, message requeued", queue.name)
             await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
-            await incoming.nack(requeue=True)
+            await settle(incoming.nack(requeue=True), queue.name)
         else:
-            await incoming.ack()
+            await settle(incoming.ack(), queue.name)
         finally:
             token.detach()
 
-    return await queue.consume(on_message)
+    return on_message
+
+
+async def settle(settling: Awaitable[None], queue_name: str) -> None:
+    """Ack, nack or reject; on a channel that closed meanwhile (the connection dropped) the
+    broker has requeued the message already and redelivers it, so there is nothing to do."""
+    try:
+        await settling
+    except (AMQPError, ChannelInvalidStateError, ConnectionError, RuntimeError) as exc:
+        logger.info(
+            "%s: message not settled, its channel closed (%r); redelivered", queue_name, exc
+        )

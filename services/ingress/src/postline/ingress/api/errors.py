@@ -36,6 +36,7 @@ TOO_MANY_RECIPIENTS = "too_many_recipients"
 MISSING_SUBSTITUTION = "missing_substitution"
 UNKNOWN_SERVER = "unknown_server"
 IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+TOO_MANY_FAILED_LOGINS = "too_many_failed_logins"  # 429: failed authentications throttled
 UNAVAILABLE = "unavailable"  # 503
 INTERNAL_ERROR = "internal_error"  # 500: a bug; logged, never a traceback to the client
 
@@ -45,12 +46,21 @@ RETRY_AFTER_SECONDS = 5
 class ApiError(Exception):
     """A refused request: HTTP ``status``, stable ``code``, ``message`` and the ``field``."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}" + (f" ({field})" if field else ""))
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds (429, 503)
 
     def body(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -72,6 +82,15 @@ def invalid(code: str, message: str, *loc: str | int) -> ApiError:
 
 def unauthorized(message: str) -> ApiError:
     return ApiError(401, UNAUTHORIZED, message)
+
+
+def throttled(seconds: int) -> ApiError:
+    return ApiError(
+        429,
+        TOO_MANY_FAILED_LOGINS,
+        f"too many failed authentications; try again in {seconds} s",
+        retry_after=seconds,
+    )
 
 
 def unavailable(message: str) -> ApiError:

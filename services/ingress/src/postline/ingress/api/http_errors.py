@@ -35,8 +35,8 @@ def error_response(error: ApiError) -> JSONResponse:
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = _CHALLENGE
-    elif error.status == 503:
-        headers["Retry-After"] = str(errors.RETRY_AFTER_SECONDS)
+    elif error.status in (429, 503):
+        headers["Retry-After"] = str(error.retry_after or errors.RETRY_AFTER_SECONDS)
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 

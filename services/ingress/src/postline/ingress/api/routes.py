@@ -47,6 +47,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "`duplicate_recipient`, `missing_substitution`, `unknown_server`, "
         "`conflicting_field`, `invalid_raw_message`, `idempotency_key_reused`).",
     },
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many failed authentications of this API user or from this "
+        "address: try again after `Retry-After` seconds (`too_many_failed_logins`).",
+    },
     503: {
         "model": ErrorResponse,
         "description": "The queue (RabbitMQ) is unavailable: nothing was accepted unless the "

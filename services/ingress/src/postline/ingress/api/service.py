@@ -25,6 +25,7 @@ from postline.common.credentials import Principal
 from postline.common.policy import Policy, PolicySource, Server
 from postline.common.semconv import API_USER, MESSAGE_ID, SERVER, SPAN_API_SEND
 from postline.common.telemetry import tracer
+from postline.common.throttle import AuthThrottle
 from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.auth import Authenticator
@@ -88,6 +89,7 @@ class SendApi:
         *,
         bulk_concurrency: int = BULK_CONCURRENCY,
         bulk_memory_budget: int = BULK_MEMORY_BUDGET,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         self.broker = broker
         self._policy = policy
@@ -95,7 +97,7 @@ class SendApi:
         self.idempotency = idempotency if idempotency is not None else MemoryIdempotencyStore()
         self.bulk_concurrency = bulk_concurrency
         self.bulk_memory_budget = bulk_memory_budget
-        self.authenticator = Authenticator(policy)
+        self.authenticator = Authenticator(policy, throttle)
 
     @property
     def policy(self) -> Policy:

@@ -80,7 +80,8 @@ class Webhooks:
         queue = await self.broker.topology.declare_webhook_fanout(
             self._channel, self.fanout.routing_keys()
         )
-        self._fanout = (queue, await consume(queue, SOURCE_TYPES, self.fanout.handle))
+        tag = await queue.consume(consume(queue, SOURCE_TYPES, self.fanout.handle))
+        self._fanout = (queue, tag)
 
     async def stop(self) -> None:
         if self._fanout is not None:

@@ -1,0 +1,425 @@
+"""The SMTP relay's protocol: aiosmtpd's, with the parts Postline decides itself.
+
+`RelaySMTP` is one connection: admission at connect (the relay's decision, see
+:mod:`postline.ingress.relay`), the design's address rules instead of aiosmtpd's RFC 5322
+parser, AUTH checked off the event loop, enhanced status codes on every reply, and DATA read
+in large pieces (:mod:`postline.ingress.smtp_data`).
+
+It leans on a few of aiosmtpd's internals (``_original_transport``, the stream reader's limit,
+``_auth_require_tls``...): ``tests/unit/test_aiosmtpd_internals.py`` fails loudly when an
+upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import ssl
+from typing import TYPE_CHECKING, Any, AnyStr, cast
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+
+from postline.common.addresses import Address, AddressError, parse_path, split_path
+from postline.common.credentials import Principal
+from postline.common.policy.fields import IPAddressValue
+from postline.ingress import metrics, replies
+from postline.ingress.limits import Slot
+from postline.ingress.smtp_data import DataReader
+
+if TYPE_CHECKING:
+    from postline.ingress.relay import RelayHandler
+
+logger = logging.getLogger(__name__)
+
+
+# RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
+SESSION_TIMEOUT = 300.0
+# A client refused with a 554 greeting may only QUIT (RFC 5321 §3.1); it gets little time.
+REFUSED_SESSION_TIMEOUT = 30.0
+REFUSED_SESSION_COMMANDS = 10
+# Refused clients hold no connection slot; beyond this many at once they are just closed.
+REFUSED_SESSIONS_MAX = 50
+# The design's addresses may fill an SMTP line (1000 octets with CRLF, RFC 5321 §4.5.3.1.6),
+# beyond the 512-octet command line of §4.5.3.1.4, so MAIL and RCPT get the whole line.
+PATH_COMMAND_LIMIT = 998
+# BODY values of RFC 6152 (8BITMIME); the content is passed on as bytes either way.
+BODY_TYPES = frozenset({"7BIT", "8BITMIME"})
+# asyncio's readline() when a line exceeds the limit before its end arrived (the rest of the
+# line is still to come): its ValueError says so.
+LINE_END_NOT_READ = "Separator is not found"
+# How much of the DATA stream is read at once while looking for its end.
+DATA_READ_LIMIT = 64 * 1024
+
+
+def _is_utf8(argument: str) -> bool:
+    # aiosmtpd decodes arguments as UTF-8 with surrogateescape: a byte that was not UTF-8
+    # is a lone surrogate now.
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def client_ip(peer: Any) -> str:
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
+
+
+class RelayEnvelope(Envelope):
+    """aiosmtpd's envelope plus what the relay decided: who sends, parsed addresses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.principal: Principal | None = None
+        self.sender: Address | None = None  # None: the null reverse-path <>
+        self.recipients: list[Address] = []
+        self.recipient_keys: set[str] = set()
+
+
+_LISTED: dict[tuple[type, tuple[str, ...]], list[str]] = {}
+
+
+def listed_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:
+    names = _LISTED.get((cls, prefixes))
+    if names is None:
+        found = {n for base in cls.__mro__ for n in vars(base) if n.startswith(prefixes)}
+        names = _LISTED[(cls, prefixes)] = sorted(found)
+    return names
+
+
+class RelaySMTP(SMTP):
+    """One SMTP connection of the relay."""
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
+        # inspect.getmembers() of the protocol and the handler, on every connection (a tenth
+        # of the accept path's time); listing only the names it looks for keeps that cheap.
+        return listed_names(type(self), ("smtp_", "auth_"))
+
+    def __init__(
+        self,
+        relay: RelayHandler,
+        *,
+        tls_context: ssl.SSLContext | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(
+            relay,
+            loop=loop,
+            hostname=relay.hostname,
+            ident="Postline ESMTP",
+            tls_context=tls_context,
+            require_starttls=False,
+            timeout=relay.session_timeout,
+            auth_required=False,
+            # Set per connection in `connection_made`: plain-text AUTH is allowed on loopback
+            # only, when the policy says so.
+            auth_require_tls=True,
+            data_size_limit=relay.max_message_size,
+            # Arguments are decoded as UTF-8 so that a non-ASCII address gets the address
+            # rules' 553 reason; SMTPUTF8 itself is not announced (RFC 6531 addresses are not
+            # supported) and the MAIL parameter is refused.
+            enable_SMTPUTF8=True,
+            decode_data=False,
+        )
+        self.relay = relay
+        self.client_ip = ""
+        self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once
+        self.slot: Slot | None = None
+        self._refusal: str | None = None
+        self.command_size_limits = collections.defaultdict(
+            lambda: self.command_size_limit,
+            {"MAIL": PATH_COMMAND_LIMIT, "RCPT": PATH_COMMAND_LIMIT},
+        )
+
+    # Methods, not properties: aiosmtpd's __init__ reads every attribute (inspect.getmembers).
+    def relay_envelope(self) -> RelayEnvelope:
+        return cast(RelayEnvelope, self.envelope)
+
+    def relay_session(self) -> Session:
+        assert self.session is not None
+        return self.session
+
+    def _create_envelope(self) -> RelayEnvelope:
+        return RelayEnvelope()
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called again after STARTTLS with the TLS transport; admission happens once.
+        if self._original_transport is None:
+            self.client_ip = client_ip(transport.get_extra_info("peername"))
+            self.client_address = ipaddress.ip_address(self.client_ip)
+            self._refusal = self.relay.open_connection(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.slot is not None:
+            self.relay.gate.close(self.slot)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is None:
+            await super()._handle_client()
+            return
+        await self.push(self._refusal)
+        if self._refusal.startswith("421") or self.relay.refused_sessions >= REFUSED_SESSIONS_MAX:
+            self._close()
+            return
+        # RFC 5321 §3.1: after a 554 greeting, wait for QUIT and answer 503 to anything else.
+        self._reset_timeout(REFUSED_SESSION_TIMEOUT)
+        self.relay.refused_sessions += 1
+        try:
+            for _ in range(REFUSED_SESSION_COMMANDS):
+                line = await self._reader.readline()
+                if not line:
+                    break
+                if line.strip().upper() == b"QUIT":
+                    await self.push(replies.BYE)
+                    break
+                await self.push(replies.REFUSED_SESSION)
+        except (ValueError, ConnectionError):
+            pass  # a line beyond the limit, or the client went away
+        finally:
+            self.relay.refused_sessions -= 1
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            if status[:1] in ("4", "5"):
+                metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
+            await super().push(replies.printable(replies.with_enhanced_status(status)))
+        else:
+            await super().push(status)
+
+    async def reply(self, status: str) -> None:
+        """Push ``status``; a 421 also closes the channel (RFC 5321 §3.8)."""
+        await self.push(status)
+        if status.startswith("421"):
+            self._close()
+
+    # -- HELO / EHLO: their replies keep the plain form (RFC 2034 §3) --------------------------
+
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not hostname:
+            await super().push(replies.SYNTAX_HELO)
+            return
+        self._set_rset_state()
+        session = self.relay_session()
+        session.extended_smtp = False
+        session.host_name = hostname
+        await super().push(f"250 {self.hostname}")
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not hostname:
+            await super().push(replies.SYNTAX_EHLO)
+            return
+        self._set_rset_state()
+        session = self.relay_session()
+        session.extended_smtp = True
+        session.host_name = hostname
+        # RFC 2034 (every reply carries an enhanced status) and RFC 2920 (commands are read
+        # in order from one stream and answered in turn, so clients may pipeline them).
+        # SMTPUTF8 is not offered: the address rules are ASCII only.
+        keywords = [self.hostname, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]
+        if self.data_size_limit:
+            keywords.append(f"SIZE {self.data_size_limit}")  # RFC 1870
+        if self.tls_context and not self._tls_protocol:
+            keywords.append("STARTTLS")
+        if not self._auth_require_tls or self._tls_protocol:
+            keywords.append("AUTH " + " ".join(sorted(self._auth_methods)))
+        keywords.append("HELP")
+        # One write for the whole reply, not one per line.
+        lines = [f"250-{k}" for k in keywords[:-1]] + [f"250 {keywords[-1]}"]
+        await super().push("\r\n".join(lines))
+
+    # -- AUTH ----------------------------------------------------------------------------
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        # aiosmtpd's PLAIN and LOGIN call this synchronously once they decoded the
+        # credentials. Checking them costs an argon2 hash (tens of ms), which must not block
+        # the loop: hand the credentials back, `auth_PLAIN`/`auth_LOGIN` check them off it.
+        return AuthResult(success=False, handled=False, auth_data=auth_data)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._check("PLAIN", await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._check("LOGIN", await super().auth_LOGIN(_, args))
+
+    async def _check(self, mechanism: str, decoded: AuthResult) -> AuthResult:
+        if not isinstance(decoded.auth_data, LoginPassword):
+            # Malformed or aborted: aiosmtpd has answered already (a 501), and would add a
+            # 535 unless told the failure was handled: two replies to one command.
+            return AuthResult(success=False, handled=True)
+        return await self.relay.authenticate(self, mechanism, decoded.auth_data)
+
+    async def challenge_auth(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().challenge_auth(*args, **kwargs)
+        except ValueError as exc:
+            # A response line beyond the reader's limit: asyncio drops what it read and
+            # raises. The rest of the line, when its end had not come yet, is read and
+            # dropped too, then the client hears why and the session goes on.
+            if LINE_END_NOT_READ in str(exc):
+                await self._skip_line()
+            await self.push(replies.LINE_TOO_LONG)
+            return MISSING
+
+    async def _skip_line(self) -> None:
+        while True:
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.readexactly(exc.consumed)
+            except asyncio.IncompleteReadError:
+                return
+
+    # -- VRFY: never verified (RFC 5321 §3.5.3), but the argument is checked -----------------
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        if not arg:
+            await self.reply(replies.SYNTAX_VRFY)
+            return
+        if not _is_utf8(arg):
+            await self.reply(replies.NOT_UTF8)
+            return
+        try:
+            path, _ = split_path(arg)
+            parse_path(path)
+        except AddressError as exc:
+            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            return
+        await self.reply(replies.CANNOT_VRFY)
+
+    # -- MAIL / RCPT with the design's address rules -----------------------------------------
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        envelope = self.relay_envelope()
+        argument = self._strip_command_keyword("FROM:", arg) if arg else None
+        if argument is None:
+            await self.reply(replies.SYNTAX_MAIL)
+            return
+        if envelope.mail_from:
+            await self.reply(replies.NESTED_MAIL)
+            return
+        try:
+            path, params = split_path(argument)
+            sender = parse_path(path, allow_null=True)
+        except AddressError as exc:
+            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            return
+        size, problem = self._mail_parameters(params)
+        if problem is not None:
+            await self.reply(problem)
+            return
+        await self.reply(await self.relay.mail(self, envelope, sender, size))
+
+    def _mail_parameters(self, params: str) -> tuple[int | None, str | None]:
+        """SIZE (RFC 1870) and BODY (RFC 6152); anything else is refused with 555."""
+        if params and not self.relay_session().extended_smtp:
+            return None, replies.PARAMETERS_WITHOUT_EHLO
+        size = None
+        for param in params.split():
+            name, _, value = param.partition("=")
+            name = name.upper()
+            if name == "SIZE":
+                if not value.isdigit():
+                    return None, replies.BAD_PARAMETER.format(name=name)
+                size = int(value)
+            elif name == "BODY":
+                if value.upper() not in BODY_TYPES:
+                    return None, replies.BAD_PARAMETER.format(name=name)
+            else:
+                return None, replies.UNKNOWN_PARAMETER.format(name=name[:20])
+        return size, None
+
+    @syntax("RCPT TO: <address>")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        envelope = self.relay_envelope()
+        if not envelope.mail_from:
+            await self.reply(replies.NEED_MAIL)
+            return
+        argument = self._strip_command_keyword("TO:", arg) if arg else None
+        if argument is None:
+            await self.reply(replies.SYNTAX_RCPT)
+            return
+        try:
+            path, params = split_path(argument)
+            recipient = parse_path(path)
+        except AddressError as exc:
+            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            return
+        if params:
+            # No RCPT parameter is announced (DSN's NOTIFY/ORCPT are not supported).
+            name = params.split()[0].partition("=")[0].upper()[:20]
+            await self.reply(replies.UNKNOWN_PARAMETER.format(name=name))
+            return
+        assert recipient is not None  # parse_path gives None only with allow_null
+        await self.reply(self.relay.rcpt(envelope, recipient))
+
+    # -- DATA, read in large pieces ---------------------------------------------------------
+
+    @syntax("DATA")
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        envelope = self.relay_envelope()
+        if not envelope.rcpt_tos:
+            await self.reply(replies.NEED_RCPT)
+            return
+        if arg:
+            await self.reply(replies.SYNTAX_DATA)
+            return
+        await self.push(replies.START_DATA)
+        data = await self._receive_data()
+        if data is None:  # the client left mid-DATA: nothing to publish
+            self._close()
+            return
+        status = data.refusal()
+        if status is None:
+            envelope.content = envelope.original_content = data.content
+            status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.reply(status)
+
+    async def _receive_data(self) -> DataReader | None:
+        """The data up to its closing ``CRLF . CRLF``, or None at the end of the stream.
+
+        aiosmtpd reads DATA line by line, some 80 reads for a 5 KB message; this reads up to
+        each ``.CRLF`` instead and lets `DataReader` find the end and check the lines.
+        """
+        stream = self._reader
+        data = DataReader(self.data_size_limit or 0)
+        # readuntil looks for the separator within the reader's limit: one command line for
+        # aiosmtpd's commands, a larger piece for the data (restored afterwards).
+        saved_limit = stream._limit  # type: ignore[attr-defined]
+        stream._limit = DATA_READ_LIMIT  # type: ignore[attr-defined]
+        try:
+            while True:
+                try:
+                    piece = await stream.readuntil(b".\r\n")
+                except asyncio.LimitOverrunError as exc:
+                    piece = await stream.readexactly(exc.consumed)
+                except asyncio.IncompleteReadError:
+                    return None
+                if data.feed(piece):
+                    return data
+        finally:
+            stream._limit = saved_limit  # type: ignore[attr-defined]

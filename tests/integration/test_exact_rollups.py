@@ -1,0 +1,158 @@
+"""Statistics count each event once, however often RabbitMQ delivers it (migration 0007).
+
+The delivery and error logs always merged a redelivered event away; the rollups behind the
+statistics counted it again when it came in another batch. Here an event comes twice in
+different batches, twice in one batch, and — the case of the issue — again after reports lost
+its connection between writing a batch and acking it (the connection is cut at exactly that
+point, on a private RabbitMQ node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest_asyncio
+
+from postline.common.broker import Broker, Topology
+from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
+from postline.reports.batching import BatchConsumer
+from postline.reports.ingest import Ingest, Raw
+from postline.reports.store import Store
+from postline.v1 import events_pb2
+from tests.conftest import apoll_until
+from tests.integration import test_reports_ingest
+from tests.integration.test_reports_ingest import deliveries, errors
+from tests.rabbitmq_node import RabbitNode
+
+Event = events_pb2.DeliveryEvent | events_pb2.ErrorClassified
+
+store = test_reports_ingest.store  # the fixture: a migrated chdb store
+
+
+def raw(events: Sequence[Event]) -> list[Raw]:
+    return [(type(e).DESCRIPTOR.full_name, e.SerializeToString()) for e in events]
+
+
+async def counts(store: Store) -> dict[str, int]:
+    def read(client: object) -> dict[str, int]:
+        query = client.query  # type: ignore[attr-defined]
+        row = query(
+            "SELECT sum(queued), sum(succeeded), sum(failed), sum(deferred) "
+            "FROM postline.stats_hourly"
+        ).result_rows[0]
+        return {
+            "queued": int(row[0]),
+            "succeeded": int(row[1]),
+            "domains_queued": int(
+                query("SELECT sum(queued) FROM postline.stats_domains_hourly").result_rows[0][0]
+            ),
+            "senders_queued": int(
+                query("SELECT sum(queued) FROM postline.stats_senders_hourly").result_rows[0][0]
+            ),
+            "replies": int(
+                query("SELECT sum(replies) FROM postline.stats_replies_hourly").result_rows[0][0]
+            ),
+            "errors": int(
+                query("SELECT sum(errors) FROM postline.stats_errors_hourly").result_rows[0][0]
+            ),
+            "events": int(query("SELECT count() FROM postline.delivery_events").result_rows[0][0]),
+            "error_rows": int(query("SELECT count() FROM postline.error_log").result_rows[0][0]),
+            "log": int(query("SELECT count() FROM postline.delivery_log FINAL").result_rows[0][0]),
+        }
+
+    return await store.run(read)
+
+
+def expected(deliveries_: int, errors_: int) -> dict[str, int]:
+    # deliveries() makes a queued and a succeeded event (reply 250) per delivery
+    return {
+        "queued": deliveries_,
+        "succeeded": deliveries_,
+        "domains_queued": deliveries_,
+        "senders_queued": deliveries_,
+        "replies": deliveries_,
+        "errors": errors_,
+        "events": 2 * deliveries_,
+        "error_rows": errors_,
+        "log": deliveries_,
+    }
+
+
+async def test_an_event_in_two_batches_counts_once(store: Store) -> None:
+    ingest = Ingest(store)
+    first, later = deliveries(30), deliveries(10, prefix="n")
+    await ingest.write(raw([*first, *errors(5)]))
+    # redelivered in a batch with new events (a different batch: another insert token)
+    await ingest.write(raw([*first[10:], *later, *errors(8)]))
+    assert await counts(store) == expected(40, 8)
+
+
+async def test_an_event_twice_in_one_batch_counts_once(store: Store) -> None:
+    events = deliveries(20)
+    await Ingest(store).write(raw([*events, *events[:7], *errors(3), *errors(3)]))
+    assert await counts(store) == expected(20, 3)
+
+
+async def test_the_same_event_made_twice_by_a_producer_counts_once(store: Store) -> None:
+    # A service that handled its input twice makes the same event again: same stable id,
+    # though built anew (another time stamp).
+    events = deliveries(5)
+    again = [events_pb2.DeliveryEvent() for _ in events]
+    for copy, event in zip(again, events, strict=True):
+        copy.CopyFrom(event)
+        copy.at.seconds += 3
+    await Ingest(store).write(raw(events))
+    await Ingest(store).write(raw(again))
+    assert await counts(store) == expected(5, 0)
+
+
+@pytest_asyncio.fixture
+async def broker(private_amqp_url: str) -> AsyncIterator[Broker]:
+    broker = Broker(private_amqp_url, Topology(1))
+    await broker.connect()
+    try:
+        yield broker
+    finally:
+        await broker.close()
+
+
+async def test_a_batch_redelivered_after_a_lost_connection_counts_once(
+    broker: Broker, store: Store, rabbit_node: RabbitNode
+) -> None:
+    ingest = Ingest(store)
+    cuts: list[int] = []
+
+    async def write_then_lose_the_connection(raws: Sequence[Raw]) -> int:
+        written = await ingest.write(raws)
+        if not cuts:  # the first batch is written, then its ack is lost with the connection
+            cuts.append(await asyncio.to_thread(rabbit_node.close_connections))
+        return written
+
+    consumer = BatchConsumer(
+        broker, REPORTS_EVENTS, write_then_lose_the_connection, max_events=1000, max_wait=0.3
+    )
+    await consumer.start()
+    try:
+        for event in [*deliveries(50), *errors(10)]:
+            key = (
+                DELIVERY_EVENT_KEY
+                if isinstance(event, events_pb2.DeliveryEvent)
+                else (ERROR_EVENT_KEY)
+            )
+            await broker.publish(key, event)
+        await apoll_until(lambda: cuts, "the first batch written and the connection cut")
+        later = deliveries(10, prefix="later")
+        for event in later:
+            await broker.publish(DELIVERY_EVENT_KEY, event)
+
+        async def all_stored() -> bool:
+            return (await counts(store))["log"] == 60
+
+        await apoll_until(all_stored, "every delivery stored", timeout=60)
+        # The first batch was written again (130 events in all, and that batch's once more),
+        # acked this time, and counted once.
+        await apoll_until(lambda: consumer.written > 130, "the redelivered batch written")
+        assert await counts(store) == expected(60, 10)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,117 @@
+"""The aiosmtpd and asyncio internals the SMTP relay relies on, checked one by one.
+
+``postline.ingress.smtp_protocol`` subclasses aiosmtpd's protocol and uses a few of its
+private parts (and one of asyncio's). An upgrade that renames or changes one of them would not
+fail loudly where it is used — admission could run twice after STARTTLS, AUTH could be offered
+without TLS, DATA could be read line by line again — so this test names each of them and says
+what breaks. When it fails after an upgrade: read the new aiosmtpd source for the part named,
+adapt the relay, then this test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import aiosmtpd
+import pytest
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+
+from postline.ingress import smtp_protocol
+from postline.ingress.smtp_protocol import RelaySMTP
+
+# The version the relay was written against (services/ingress/pyproject.toml pins it).
+AIOSMTPD_VERSION = "1.4.6"
+
+
+def source(name: str) -> str:
+    return inspect.getsource(getattr(SMTP, name))
+
+
+def test_the_pinned_aiosmtpd_is_installed() -> None:
+    assert aiosmtpd.__version__ == AIOSMTPD_VERSION, (
+        "aiosmtpd changed: check each internal below against its new source"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "used_for"),
+    [
+        ("_original_transport", "admission once per connection, not again after STARTTLS"),
+        ("_auth_require_tls", "AUTH without TLS only on loopback when the policy allows"),
+        ("_auth_methods", "the AUTH mechanisms announced in EHLO"),
+        ("_tls_protocol", "STARTTLS offered only before TLS; AUTH once TLS is up"),
+        ("command_size_limits", "MAIL and RCPT get a whole 1000-octet line"),
+        ("command_size_limit", "the limit of other commands"),
+        ("data_size_limit", "SIZE in EHLO and the DATA limit"),
+    ],
+)
+def test_attributes_the_relay_sets_or_reads(name: str, used_for: str) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = SMTP(object(), loop=loop)
+        assert hasattr(protocol, name), f"aiosmtpd no longer has {name}: {used_for}"
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "used_for"),
+    [
+        ("_handle_client", "the 554 greeting session of a refused client"),
+        ("_call_handler_hook", "DATA handed to RelayHandler.handle_DATA"),
+        ("_set_rset_state", "HELO/EHLO reset the transaction"),
+        ("_set_post_data_state", "a transaction ends after DATA"),
+        ("_strip_command_keyword", "MAIL FROM: / RCPT TO: arguments"),
+        ("_reset_timeout", "the short timeout of a refused session"),
+        ("_create_envelope", "the relay's envelope class"),
+        ("challenge_auth", "AUTH continuation lines (a line too long is caught around it)"),
+        ("check_helo_needed", "commands before HELO/EHLO"),
+        ("auth_PLAIN", "AUTH PLAIN decoded by aiosmtpd, checked by the relay"),
+        ("auth_LOGIN", "AUTH LOGIN decoded by aiosmtpd, checked by the relay"),
+        ("_authenticate", "credentials handed back instead of checked on the loop"),
+    ],
+)
+def test_methods_the_relay_overrides_or_calls(name: str, used_for: str) -> None:
+    assert callable(getattr(SMTP, name, None)), f"aiosmtpd no longer has {name}(): {used_for}"
+
+
+def test_connection_made_sets_the_original_transport_only_on_starttls() -> None:
+    # RelaySMTP.connection_made admits a client when _original_transport is None, i.e. on
+    # the first call; aiosmtpd calls it again after STARTTLS with the plain transport kept.
+    assert "_original_transport" in source("connection_made")
+    assert "self._original_transport = self.transport" in source("smtp_STARTTLS")
+
+
+def test_the_reader_of_a_connection_has_the_limit_the_data_reader_swaps() -> None:
+    # RelaySMTP._receive_data raises the StreamReader's limit while it reads DATA, so that
+    # readuntil(".\r\n") takes large pieces; asyncio keeps it in a private attribute.
+    reader = asyncio.StreamReader(limit=1234)
+    assert reader._limit == 1234  # type: ignore[attr-defined]
+    assert "_limit" in inspect.getsource(asyncio.StreamReader.readuntil)
+
+
+def test_readline_says_when_the_end_of_a_long_line_was_not_read() -> None:
+    # RelaySMTP.challenge_auth reads the rest of a too long AUTH line only when asyncio says
+    # its end had not come (otherwise the next command would be eaten).
+    assert smtp_protocol.LINE_END_NOT_READ in inspect.getsource(asyncio.StreamReader.readuntil)
+    assert "raise ValueError" in inspect.getsource(asyncio.StreamReader.readline)
+
+
+def test_the_auth_flag_and_results() -> None:
+    # auth_require_tls is copied to _auth_require_tls, which smtp_AUTH and EHLO read.
+    assert "self._auth_require_tls = auth_require_tls" in source("__init__")
+    assert "_auth_require_tls" in source("smtp_AUTH")
+    # A failed AUTH marked handled gets no second reply (RelaySMTP._check relies on it).
+    assert "auth_result.handled" in source("smtp_AUTH")
+    assert AuthResult(success=False, handled=True).handled
+    assert MISSING is not None
+
+
+def test_the_relay_lists_its_own_commands_for_aiosmtpd() -> None:
+    # RelaySMTP.__dir__ narrows what aiosmtpd's __init__ scans for smtp_* and auth_* names.
+    assert "dir(self)" in source("__init__") or "getmembers" in source("__init__")
+    names = RelaySMTP.__dir__(RelaySMTP.__new__(RelaySMTP))
+    assert {"smtp_EHLO", "smtp_MAIL", "smtp_RCPT", "smtp_DATA", "smtp_VRFY", "auth_PLAIN"} <= set(
+        names
+    )

@@ -39,8 +39,8 @@ from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.groups import GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
-from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.redact import redact_url
+from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.telemetry import inject_context
 
 logger = logging.getLogger(__name__)

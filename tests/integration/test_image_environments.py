@@ -25,8 +25,15 @@ def sync(service: str, environment: Path) -> Path:
     if uv is None:
         pytest.fail("no uv on PATH (scripts/bootstrap.sh installs it)")
     command = [uv, "sync", "--frozen", "--no-dev", "--no-editable", "--package"]
+    # uv caches a built workspace member by its pyproject.toml, not its sources: rebuild ours
+    # so the environment holds the code of this checkout, as an image build from it would.
+    rebuild = [
+        arg
+        for member in ("postline-contracts", "postline-common", f"postline-{service}")
+        for arg in ("--reinstall-package", member)
+    ]
     done = subprocess.run(
-        [*command, f"postline-{service}", "--quiet"],
+        [*command, f"postline-{service}", *rebuild, "--quiet"],
         cwd=ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment), "UV_NO_PROGRESS": "1"},
         capture_output=True,

@@ -47,6 +47,7 @@ bench:                             ## the benchmarks (slow; not part of test), s
 	$(PY) bench/sender/run.py
 	$(PY) bench/scheduler/run.py
 	$(PY) bench/reports/run.py
+	$(PY) bench/telemetry/run.py
 	$(PY) bench/webhooks/run.py
 	$(PY) bench/e2e/run.py
 

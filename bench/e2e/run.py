@@ -566,6 +566,7 @@ def run_postline(args: argparse.Namespace, workdir: Path, broker: Broker) -> Res
             senders=args.senders,
             ingresses=args.ingresses,
             extra_env=dict(args.env),
+            traces=args.traces,
         )
         try:
             stack.start(timeout=120)
@@ -798,6 +799,12 @@ def main() -> int:
     )
     parser.add_argument("--port-offset", type=int, default=13000, help="the stack's ports")
     parser.add_argument("--rabbitmq-node", action="store_true", help="a private RabbitMQ node")
+    parser.add_argument(
+        "--traces",
+        action="store_true",
+        help="record every span into reports' ClickHouse, as make run does (default: off, "
+        "as a production without a collector runs)",
+    )
     parser.add_argument(
         "--ports-base", type=int, default=PORTS_BASE, help="Postfix +25, sink +26, RabbitMQ +672"
     )

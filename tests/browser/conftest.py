@@ -208,6 +208,7 @@ def publish(amqp_url: str, events: list[Any]) -> None:
 class Console:
     base: str
     api: str  # the reports API (same server)
+    otlp: str  # the reports service's span receiver (OTLP/HTTP)
     amqp_url: str
     start: str  # yesterday in Tokyo: every seeded row is inside start..end
     end: str
@@ -280,6 +281,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         console = Console(
             base=f"http://{ports.reports}",
             api=f"http://{ports.reports}",
+            otlp=f"http://{ports.otlp}",
             amqp_url=amqp_url,
             start=(today - timedelta(days=1)).isoformat(),
             end=today.isoformat(),

@@ -6,14 +6,19 @@ token), the Japanese pages, and a screenshot of every page at 1280 px and 390 px
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlencode
 
 import pyotp
 import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from postline.common.semconv import DELIVERY_ID, SERVER
 from postline.v1 import events_pb2
 from tests.browser.conftest import (
     FAILED,
@@ -100,7 +105,8 @@ def test_error_log_search_cap_pager_detail_and_history(admin: Any, console_serve
     page.wait_for_url(re.compile(r"/deliveries/d-0001"))
     events = span_texts(page, "table tbody tr td:nth-child(2)")
     assert events[:2] == ["queued", "failed"]
-    assert page.get_by_text("No trace stored for this delivery.").is_visible()
+    # The page asks GET /api/v1/traces/{id}, which has no span of this trace.
+    page.get_by_text("No trace stored for this delivery.").wait_for()
 
 
 def test_empty_and_bad_searches_answer_in_words(admin: Any) -> None:
@@ -137,27 +143,33 @@ def test_delivery_log_and_every_attempt_in_the_history(admin: Any, console_serve
 
 
 def test_trace_timeline_is_drawn_from_stored_spans(browser: Any, console_server: Console) -> None:
-    # GET /api/v1/traces/{id} is not built yet (issue #14): its documented answer is served
-    # to the page here, so the timeline drawing is tested against that shape.
-    page = log_in(browser, console_server, "admin@example.test", "admin")
-    spans = [
-        {"service": "ingress", "name": "postline.smtp.accept", "span_id": "a1",
-         "parent_span_id": "", "start": "2026-11-01T09:00:00.000Z",
-         "end": "2026-11-01T09:00:00.120Z", "attributes": {}, "links": []},
-        {"service": "sender", "name": "postline.sender.attempt", "span_id": "b2",
-         "parent_span_id": "a1", "start": "2026-11-01T09:00:00.200Z",
-         "end": "2026-11-01T09:00:01.000Z", "attributes": {}, "links": [{"span_id": "a1"}]},
-    ]  # fmt: skip
-    page.route(
-        f"**/api/v1/traces/{HISTORY_TRACE}",
-        lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(spans)
-        ),
+    # The history delivery's spans, sent as every service sends them: OpenTelemetry's
+    # OTLP/HTTP exporter to the reports service, which stores them in ClickHouse.
+    provider = TracerProvider(resource=Resource.create({"service.name": "postline-sender"}))
+    exporter = OTLPSpanExporter(endpoint=f"{console_server.otlp}/v1/traces")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("browser-test")
+    delivery = trace.SpanContext(
+        int(HISTORY_TRACE, 16), 0x1111, is_remote=True, trace_flags=trace.TraceFlags(1)
     )
+    context = trace.set_span_in_context(trace.NonRecordingSpan(delivery))
+    attributes = {SERVER: "default", DELIVERY_ID: HISTORY_ID}
+    with tracer.start_as_current_span("postline.sender.attempt", context, attributes=attributes):
+        pass
+    with tracer.start_as_current_span("postline.scheduler.result", context, attributes=attributes):
+        pass
+    provider.shutdown()
+    poll_until(
+        lambda: console_server.api_get(f"/api/v1/traces/{HISTORY_TRACE}").status_code == 200,
+        "the spans stored",
+    )
+
+    page = log_in(browser, console_server, "admin@example.test", "admin")
     page.goto(f"/deliveries/{HISTORY_ID}")
     page.wait_for_selector("#trace[data-drawn='true']")
     assert page.locator("#trace svg rect").count() == 2
-    assert "postline.sender.attempt" in page.locator("#trace svg").inner_html()
+    drawn = page.locator("#trace svg").inner_html()
+    assert "postline.sender.attempt" in drawn and "postline.scheduler.result" in drawn
     shoot(page, "delivery-trace")
     page.context.close()
 

@@ -33,8 +33,9 @@ def test_policy(tmp_path: Path, ports: Ports) -> Path:
     return path
 
 
-@pytest.fixture
-def stack(amqp_url: str, tmp_path: Path) -> Iterator[Stack]:
+def running(tmp_path: Path, amqp_url: str, **env: str) -> Iterator[Stack]:
+    """The stack started, yielded, stopped; every process must exit cleanly. The logs are
+    printed when something failed (``env``: extra environment for every service)."""
     ports = Ports(offset=PORT_OFFSET)
     stack = Stack(
         policy=test_policy(tmp_path, ports),
@@ -43,17 +44,29 @@ def stack(amqp_url: str, tmp_path: Path) -> Iterator[Stack]:
         ports=ports,
         shards=2,
         log_dir=tmp_path / "logs",
+        extra_env=env,
     )
+
+    def show_logs() -> None:
+        for log in sorted((tmp_path / "logs").glob("*.log")):
+            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+
     try:
         stack.start(timeout=90)
         yield stack
     except BaseException:
-        for log in sorted((tmp_path / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        show_logs()
         raise
     finally:
         codes = stack.stop()
-        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
+        if not all(code == 0 for code in codes.values()):
+            show_logs()
+            pytest.fail(f"unclean exits: {codes}")
+
+
+@pytest.fixture
+def stack(amqp_url: str, tmp_path: Path) -> Iterator[Stack]:
+    yield from running(tmp_path, amqp_url)
 
 
 @pytest.fixture

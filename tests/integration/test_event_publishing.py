@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from postline.common.broker import Broker, BrokerUnavailable, EventPublisher, Topology
@@ -27,7 +28,7 @@ from postline.common.broker.topology import (
     inbound_queue,
 )
 from postline.common.ids import new_id
-from postline.common.telemetry import current_trace_id
+from postline.common.telemetry import current_trace_id, sampled_parents
 from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 from tests.conftest import poll_until
@@ -291,6 +292,40 @@ async def test_deliveries_published_together_share_messages_and_come_out_one_by_
     assert all(traces.values())
     assert handled == traces  # each handled once, in the trace it was published in
     assert await _types_waiting(broker) == []  # every message acked
+
+
+async def test_batched_events_carry_their_sampled_traces_in_a_header(broker: Broker) -> None:
+    """Events publish batches without traceparents in the body (reports hands the body to
+    ClickHouse as it is); the sampled traces of a batch's events travel in a header, so reports
+    can record its insert in each trace. Unsampled contexts add nothing."""
+    recording = TracerProvider().get_tracer(__name__)
+    events = [delivery_event(f"user{i}@a.test") for i in range(20)]
+    spans = {}
+
+    async def publish(event: events_pb2.DeliveryEvent, sampled: bool) -> None:
+        if not sampled:
+            await broker.publish_event(event)
+            return
+        with recording.start_as_current_span("event") as span:
+            spans[event.event_id] = span.get_span_context()
+            await broker.publish_event(event)
+
+    await asyncio.gather(*(publish(e, sampled=i % 2 == 0) for i, e in enumerate(events)))
+
+    channel = await broker.connection.channel()
+    carried: dict[str, list[trace.SpanContext]] = {}
+    try:
+        queue = await channel.get_queue(REPORTS_EVENTS, ensure=False)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            parents = sampled_parents(message.headers or {})
+            for event in events_in(message.body, message.headers):
+                carried[event.event_id] = parents
+    finally:
+        await channel.close()
+    batched = [ids for ids in carried.values() if len(ids) > 1]
+    assert batched, "some events travelled together"
+    every_sampled = {c.span_id for parents in carried.values() for c in parents}
+    assert every_sampled == {c.span_id for c in spans.values()}
 
 
 async def test_a_failing_item_requeues_its_whole_message(broker: Broker) -> None:

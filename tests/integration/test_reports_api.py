@@ -186,6 +186,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def migrated(path: Path) -> str:
+    """The DSN of an embedded ClickHouse at ``path`` with the whole schema."""
+    client = connect(f"chdb://{path}")
+    apply_migrations(client)
+    client.close()
+    return f"chdb://{path}"
+
+
 def as_messages(events: Sequence[Any]) -> list[tuple[str, bytes]]:
     """Events as the broker delivers them to the ingest: type name and bytes."""
     return [(e.DESCRIPTOR.full_name, e.SerializeToString()) for e in events]
@@ -219,10 +227,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    path: Path = tmp_path_factory.mktemp("reports-api") / "ch"
-    client = connect(f"chdb://{path}")
-    apply_migrations(client)
-    client.close()
+    dsn = migrated(tmp_path_factory.mktemp("reports-api") / "ch")
     policy = parse_policy(
         POLICY.format(
             dev=hash_secret("dev-secret"),
@@ -230,7 +235,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             other=hash_secret("other-secret"),
         )
     )
-    store = Store(f"chdb://{path}")
+    store = Store(dsn)
     asyncio.run(Ingest(store).write(as_messages(data_set())))
     served = Served(ReportQueries(store, policy))
     try:

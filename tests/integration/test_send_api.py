@@ -552,7 +552,9 @@ async def test_openapi_document_describes_the_api() -> None:
 
 async def test_request_bodies_over_the_limit_are_413_before_being_read() -> None:
     async with harness() as h:
-        limited = httpx.ASGITransport(app=BodyLimit(h.app, limit=100), client=("127.0.0.1", 1))
+        limited = httpx.ASGITransport(
+            app=BodyLimit(h.app, limit=lambda: 100), client=("127.0.0.1", 1)
+        )
         async with httpx.AsyncClient(transport=limited, base_url="http://ingress.test") as client:
             declared = await client.post(SEND, json=message(text="x" * 200), headers=bearer())
 

@@ -26,6 +26,10 @@ import yaml
 from postline.common import semconv
 from tests.deploy_support import HEALTH_PORT, K8S, OBSERVABILITY, ROOT, tool
 
+MIGRATIONS = (
+    ROOT / "packages" / "common" / "src" / "postline" / "common" / "clickhouse" / "migrations"
+)
+
 RULES_DIR = OBSERVABILITY / "prometheus" / "rules"
 RULES = RULES_DIR / "postline.rules.yaml"
 RULE_TESTS = RULES_DIR / "postline.rules.test.yaml"
@@ -47,7 +51,7 @@ RABBITMQ_METRICS = {
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROMQL_WORDS = {
-    "sum", "by", "without", "rate", "irate", "increase", "deriv", "histogram_quantile",
+    "sum", "count", "by", "without", "rate", "irate", "increase", "deriv", "histogram_quantile",
     "clamp_min", "min", "max", "avg", "and", "or", "unless", "offset", "vector", "on",
     "ignoring", "le", "bool",
 }  # fmt: skip
@@ -284,7 +288,16 @@ def test_collector_pipelines_use_what_they_define() -> None:
                 assert name in config[part], f"{name} is not defined under {part}"
     for name in service["extensions"]:
         assert name in config["extensions"]
-    assert service["pipelines"]["traces"]["exporters"] == ["otlp/jaeger"]
+    assert service["pipelines"]["traces"]["exporters"] == ["otlp/jaeger", "clickhouse"]
+
+
+def test_the_collector_writes_the_spans_table_postline_makes() -> None:
+    """Its ClickHouse exporter fills the table migration 0008 creates, and creates nothing."""
+    exporter = yaml.safe_load(COLLECTOR_CONFIG.read_text())["exporters"]["clickhouse"]
+    assert exporter["create_schema"] is False
+    table = f"{exporter['database']}.{exporter['traces_table_name']}"
+    migration = (MIGRATIONS / "0008_traces.sql").read_text()
+    assert f"CREATE TABLE IF NOT EXISTS {table}\n" in migration
 
 
 def test_grafana_has_the_data_sources_the_dashboards_ask_for() -> None:

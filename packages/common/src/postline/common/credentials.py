@@ -2,7 +2,8 @@
 
 argon2 is deliberately slow (tens of milliseconds); a client that authenticates on every
 connection would spend most of its time there, so successful checks are remembered by a digest
-of the secret for a few minutes (a changed policy clears them).
+of the secret for a few minutes (a reloaded policy clears them: a changed secret or a removed
+user takes effect at once).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 
 _CACHE_SECONDS = 300.0
 
@@ -39,12 +40,21 @@ def parse_authorization(header: str) -> tuple[str, str] | None:
 
 
 class Credentials:
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySource) -> None:
+        self._policy = policy
         self._verified: dict[tuple[str, bytes], float] = {}
+        self._verified_under: Policy | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     def check(self, username: str, secret: str, client_ip: str) -> Principal | None:
-        found = self.policy.find_api_user(username)
+        policy = self.policy
+        if policy is not self._verified_under:
+            self._verified = {}
+            self._verified_under = policy
+        found = policy.find_api_user(username)
         if found is None:
             return None
         server, user = found

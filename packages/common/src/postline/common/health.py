@@ -34,10 +34,16 @@ class Readiness:
 
     def __init__(self) -> None:
         self._checks: list[tuple[str, Check]] = []
+        self._notes: list[Callable[[], str]] = []
         self._last: tuple[str, ...] | None = None
 
     def add(self, name: str, check: Check) -> None:
         self._checks.append((name, check))
+
+    def note(self, line: Callable[[], str]) -> None:
+        """A line every ``/readyz`` answer carries, ready or not (the policy version in use:
+        ``policy 3f2a9c1b7e00``), so a rollout can be followed replica by replica."""
+        self._notes.append(line)
 
     def problems(self) -> list[str]:
         found = []
@@ -60,11 +66,13 @@ class Readiness:
         return not self.problems()
 
     def answer(self) -> tuple[int, str]:
-        """The ``/readyz`` answer: 200 ``ready``, or 503 and a line per problem."""
+        """The ``/readyz`` answer: 200 ``ready``, or 503 and a line per problem; then the
+        notes."""
         problems = self.problems()
+        notes = "".join(f"{note()}\n" for note in self._notes)
         if not problems:
-            return 200, "ready\n"
-        return 503, "".join(f"not ready: {problem}\n" for problem in problems)
+            return 200, "ready\n" + notes
+        return 503, "".join(f"not ready: {problem}\n" for problem in problems) + notes
 
 
 def probe_app(readiness: Readiness) -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -21,12 +21,23 @@ PRIORITY = "postline.priority"
 SOURCE_IP = "postline.source_ip"
 TLS = "postline.tls"
 CONNECTION_REUSED = "postline.connection_reused"
+MX_ADDRESS = "postline.mx_address"
+DNS_MS = "postline.dns_ms"
+TLS_VERSION = "postline.tls_version"
+TLS_CIPHER = "postline.tls_cipher"
+TLS_VERIFIED = "postline.tls_verified"
+STAGE = "postline.stage"  # the SMTP step that answered: connect, ehlo, starttls, mail, rcpt...
+REPLY_TEXT = "postline.reply_text"
+# On the link from a span that resumes a delivery to the span that made it wait.
+WAIT = "postline.wait"  # retry, prohibited_hours, paused, backlog
+WAIT_UNTIL = "postline.wait_until"  # epoch seconds the wait was to end
 
 # Span names.
 SPAN_SMTP_TRANSACTION = "postline.ingress.smtp_transaction"
 SPAN_API_SEND = "postline.ingress.api_send"
 SPAN_SCHEDULE = "postline.scheduler.schedule"
 SPAN_RESULT = "postline.scheduler.result"
+SPAN_GRANT = "postline.scheduler.grant"  # a delivery's turn after waiting in its backlog
 SPAN_ATTEMPT = "postline.sender.attempt"
 SPAN_CLASSIFY = "postline.bounce.classify"
 SPAN_BOUNCE_MAIL = "postline.bounce.mail"
@@ -34,6 +45,12 @@ SPAN_INBOUND_MAIL = "postline.bounce.inbound_mail"
 SPAN_WEBHOOK_POST = "postline.reports.webhook_post"
 SPAN_WEEKLY_SUMMARY = "postline.reports.weekly_summary"
 SPAN_INGEST = "postline.reports.ingest"
+SPAN_REPORT_INSERT = "postline.reports.insert"  # in each event's own trace
+
+# Span events (a sender attempt's steps, at the moments they ended).
+EVENT_MX_LOOKUP = "postline.mx_lookup"
+EVENT_CONNECTED = "postline.connected"
+EVENT_REPLY = "postline.reply"
 
 # Metric names (Prometheus).
 METRIC_ACCEPTED = "postline_ingress_accepted_deliveries_total"
@@ -54,6 +71,13 @@ METRIC_INGESTED = "postline_reports_ingested_events_total"
 METRIC_INGEST_BATCH_EVENTS = "postline_reports_ingest_batch_events"
 METRIC_INGEST_SECONDS = "postline_reports_ingest_write_seconds"
 METRIC_INGEST_FAILURES = "postline_reports_ingest_write_failures_total"
+METRIC_SPANS_RECEIVED = "postline_reports_spans_written_total"
+METRIC_SPANS_WRITE_FAILURES = "postline_reports_span_write_failures_total"
+METRIC_BOUNCE_MAILS = "postline_bounce_mails_received_total"
+# Every service: the policy file (postline.common.policy.reload).
+METRIC_POLICY_INFO = "postline_policy_info"
+METRIC_POLICY_RELOADS = "postline_policy_reloads_total"
+METRIC_POLICY_FILE_VALID = "postline_policy_file_valid"
 METRIC_WEBHOOK_ATTEMPTS = "postline_reports_webhook_attempts_total"
 METRIC_WEBHOOK_EVENTS = "postline_reports_webhook_events_total"
 METRIC_WEBHOOK_SECONDS = "postline_reports_webhook_post_seconds"

@@ -1,47 +1,120 @@
-"""Telemetry set-up, done once per process: tracing, trace context on AMQP, trace ids in logs.
+"""Telemetry set-up, done once per process: tracing, trace context across every boundary,
+trace ids in logs.
 
-Trace context travels in AMQP headers (W3C ``traceparent``); waits between attempts become span
-links rather than hours-long spans (the scheduler starts a new trace segment linked to the
-previous one).
+One trace per delivery: the SMTP or API transaction, the publish, each scheduler decision,
+every sender attempt, the bounce classification and the report insert. Context crosses
+RabbitMQ in the AMQP headers (W3C ``traceparent``; a batch carries one per item), gRPC in its
+metadata (OpenTelemetry's client and server interceptors, ``grpc_*_interceptors``) and the HTTP
+APIs in the request headers (OpenTelemetry's FastAPI instrumentation, ``instrument_http``: a
+client's ``traceparent`` is honoured). Waits (a retry, prohibited hours, a backlog) are span
+links, never spans hours long: the span that resumes a delivery links to the one that made it
+wait (``wait_links``). OpenTelemetry's aio-pika instrumentation is not used: it makes one span
+and one context per broker message, while a Postline message may carry many deliveries or
+events, each in its own trace.
+
+Spans are exported over OTLP (``POSTLINE_OTEL_EXPORTER=otlp``; the standard ``OTEL_*``
+variables: ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` ``grpc`` or
+``http/protobuf``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``...) to a collector, or to the reports
+service, which writes them into ClickHouse (``otel_traces``) for the console's timelines.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
+from postline.common.semconv import WAIT, WAIT_UNTIL
+
+if TYPE_CHECKING:
+    import grpc
+
+    from postline.common.settings import ServiceSettings
+
+# Why a parked message waited (``Broker.publish_delayed``), for the link of the span that
+# takes it up again.
+WAIT_HEADER = "x-postline-wait"
+
+# The sampled traces of the items of a batch that carries none in its body (events: each
+# names its trace id, not its span): a comma-separated list of W3C traceparents.
+TRACEPARENTS_HEADER = "x-postline-traceparents"
+
+# Requests that are not the product's work: probes, scraping, the span receiver itself.
+HTTP_UNTRACED = "healthz,readyz,metrics,v1/traces"
+
 _configured = False
+_exporters: list[SpanExporter] = []
 
 
-def setup_telemetry(service: str, exporter: str = "none", log_level: str = "INFO") -> None:
+def setup_telemetry(service: str, settings: ServiceSettings) -> None:
     """Configure tracing and logging for a service process (idempotent)."""
     global _configured
     if _configured:
         return
     _configured = True
     resource = Resource.create({"service.name": f"postline-{service}"})
-    if exporter == "none":
-        # Nothing reads the spans: don't record them (a recorded span costs ~18 µs, an
-        # unsampled one ~7). Trace ids are still made and passed on, so every report row and
-        # log line keeps its trace_id; a sampled parent from a client is still followed.
+    processor = _span_processor(settings.otel_exporter, settings.otlp_protocol)
+    if processor is None:
+        # Nothing reads the spans: don't record them (a recorded span costs more than twice an
+        # unrecorded one, bench/telemetry). Trace ids are still made and passed on, so every
+        # report row and log line keeps its trace_id; a sampled parent from a client is still
+        # followed.
         provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     else:
-        provider = TracerProvider(resource=resource)
-    if exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
+        # Shut down by ``shutdown_telemetry``, with a bounded wait, not at exit.
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    _setup_logging(settings.log_level)
+
+
+def _span_processor(kind: str, protocol: str) -> SpanProcessor | None:
+    exporter: SpanExporter
+    if kind == "console":
+        exporter = ConsoleSpanExporter()
+    elif kind != "otlp":
+        return None
+    elif protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        exporter = HttpExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        exporter = GrpcExporter()
+    _exporters.append(exporter)
+    return BatchSpanProcessor(exporter)
+
+
+def shutdown_telemetry(grace: float = 3.0) -> None:
+    """Send the spans still buffered, waiting at most ``grace`` seconds, then stop exporting.
+
+    Called last by each service: the receiver may be stopping too (a rolling update, ``make
+    run``'s Ctrl-C), and the exporter would otherwise retry each batch for its whole timeout
+    while the process should be gone."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return
+    provider.force_flush(int(grace * 1000))
+    for exporter in _exporters:
+        exporter.shutdown()  # ends a retry in progress; what is left is dropped
+    _exporters.clear()
+
+
+def _setup_logging(log_level: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(TraceIdFilter())
     handler.setFormatter(
@@ -81,7 +154,75 @@ class _Attached:
         otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
+def wait_links(headers: Mapping[str, Any]) -> list[trace.Link]:
+    """For the span that takes a delivery up after a wait: a link to the span that made it
+    wait (the context the parked message carries), naming the wait and its end. No span
+    covers the wait itself, however long it was."""
+    raw = headers.get(WAIT_HEADER)
+    if not raw:
+        return []
+    carrier = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
+    parked = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    if not parked.is_valid:
+        return []
+    attributes: dict[str, str | float] = {WAIT: carrier[WAIT_HEADER]}
+    until = carrier.get("x-postline-not-before")
+    if until:
+        attributes[WAIT_UNTIL] = float(until)
+    return [trace.Link(parked, attributes)]
+
+
+def sampled_traceparent(context: contextvars.Context) -> str:
+    """The W3C traceparent of the span current in ``context`` if it is sampled, else ''."""
+    found = context.run(trace.get_current_span).get_span_context()
+    if not (found.is_valid and found.trace_flags.sampled):
+        return ""
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-01"
+
+
+def sampled_parents(headers: Mapping[str, Any]) -> list[trace.SpanContext]:
+    """The sampled trace contexts a broker message carries: its ``traceparent`` (one item, or
+    the publisher's context), or those of a batch's items (``TRACEPARENTS_HEADER``).
+    Unsampled ones are left out: nothing records their spans, so nothing need be made."""
+    raw = headers.get(TRACEPARENTS_HEADER) or headers.get("traceparent")
+    if not raw:
+        return []
+    found = []
+    for value in (raw.decode() if isinstance(raw, bytes) else str(raw)).split(","):
+        span = trace.get_current_span(propagate.extract({"traceparent": value.strip()}))
+        context = span.get_span_context()
+        if context.is_valid and context.trace_flags.sampled:
+            found.append(context)
+    return found
+
+
 def extract_context(headers: Mapping[str, Any]) -> _Attached:
     """Make the trace of an incoming message current; call ``detach()`` when done."""
     carrier = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
     return _Attached(otel_context.attach(propagate.extract(carrier)))
+
+
+def grpc_server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:
+    """For ``grpc.aio.server(interceptors=...)``: a server span per call, in the caller's
+    trace (its ``traceparent`` metadata)."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return [aio_server_interceptor()]
+
+
+def grpc_client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
+    """For ``grpc.aio.insecure_channel(..., interceptors=...)``: a client span per call, its
+    context sent in the call's metadata."""
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return list(aio_client_interceptors())
+
+
+def instrument_http(app: Any) -> None:
+    """A server span per request of a FastAPI app (named after its route), in the client's
+    trace when it sent ``traceparent``; probes and scraping are left out."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=HTTP_UNTRACED, exclude_spans=["receive", "send"]
+    )

@@ -19,9 +19,9 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import BOUNCE_DELIVERIES, BOUNCE_RESULTS
 from postline.common.clickhouse import pending_migrations
 from postline.common.health import Readiness
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import run, serve_health, split_listen, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = BounceSettings()  # type: ignore[call-arg]
-    setup_telemetry("bounce", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    setup_telemetry("bounce", settings)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     store = Store(settings.clickhouse_dsn)
     pending = await store.run(pending_migrations)
     if pending:
@@ -41,6 +41,7 @@ async def main() -> None:
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
     readiness.add("clickhouse", store.health.problem)
+    readiness.note(lambda: policy.status)
     health = await serve_health(settings.health_listen, readiness)
     if not await broker.connect(until=stop):
         await health.stop()
@@ -51,25 +52,23 @@ async def main() -> None:
 
     suppressions = SuppressionList(store, broker)
     deliveries = Deliveries(store)
-    bounce = Bounce(broker, suppressions, lambda: policy)
+    bounce = Bounce(broker, suppressions, policy)
     await broker.consume(BOUNCE_RESULTS, delivery_pb2.DeliveryResult, bounce.on_failed_result)
     await broker.consume(
         BOUNCE_DELIVERIES, MESSAGE_TYPES, deliveries.on_event, prefetch=DELIVERIES_PREFETCH
     )
 
-    grpc_server = GrpcServer(
-        SuppressionsServicer(suppressions, lambda: policy), settings.grpc_listen
-    )
+    grpc_server = GrpcServer(SuppressionsServicer(suppressions, policy), settings.grpc_listen)
     await grpc_server.start()
     inbound = InboundMail(broker)
-    await inbound.declare(policy)
-    handler = BounceHandler(
-        BounceMails(deliveries, store), suppressions, broker, lambda: policy, inbound
-    )
+    await inbound.declare(policy())
+    policy.on_change(inbound.on_policy_change)
+    handler = BounceHandler(BounceMails(deliveries, store), suppressions, broker, policy, inbound)
     host, port = split_listen(settings.smtp_listen)
     smtp = await start_receiver(
         handler, host, port, hostname=settings.hostname, max_size=settings.max_bounce_size
     )
+    policy.start()
     logger.info(
         "bounce classifying %s, receiving bounces on %s, suppressions on %s",
         BOUNCE_RESULTS,
@@ -81,9 +80,11 @@ async def main() -> None:
     smtp.close()
     pinging.cancel()
     await health.stop()
+    await policy.stop()
     await grpc_server.stop()
     await broker.close()
     store.close()
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

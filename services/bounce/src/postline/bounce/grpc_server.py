@@ -21,6 +21,7 @@ from postline.common.addresses import AddressError, parse_address
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.policy import Policy
 from postline.common.runtime import split_listen
+from postline.common.telemetry import grpc_server_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.v1 import suppression_pb2, suppression_pb2_grpc
 
@@ -145,7 +146,7 @@ class GrpcServer:
 
     def __init__(self, servicer: SuppressionsServicer, listen: str) -> None:
         host, port = split_listen(listen)
-        self._server = grpc.aio.server()
+        self._server = grpc.aio.server(interceptors=grpc_server_interceptors())
         suppression_pb2_grpc.add_SuppressionsServicer_to_server(servicer, self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self._server.add_insecure_port(address)

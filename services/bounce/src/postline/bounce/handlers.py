@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from postline.bounce import metrics
 from postline.bounce.classify import classify_failure
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker
@@ -53,6 +54,7 @@ class Bounce:
                 command=STAGE_COMMANDS.get(result.stage, "RCPT" if result.reply_code else ""),
             )
             span.set_attribute(ERROR_STATUS, verdict.status)
+            metrics.CLASSIFIED.labels(str(verdict.status), metrics.SMTP_REPLY).inc()
             error = error_event(
                 delivery,
                 verdict.status,  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ every webhook (see ``postline.reports.webhooks``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -25,6 +26,14 @@ logger = logging.getLogger(__name__)
 class InboundMail:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self._declaring: set[asyncio.Task[None]] = set()
+
+    def on_policy_change(self, policy: Policy) -> None:
+        """A reloaded policy may name new inbound domains: their queues exist before the
+        receiving server (which reads the live policy) accepts mail for them."""
+        task = asyncio.create_task(self.declare(policy))
+        self._declaring.add(task)
+        task.add_done_callback(self._declaring.discard)
 
     async def declare(self, policy: Policy) -> None:
         """Declare every inbound endpoint's queue (the reports service declares them too)."""

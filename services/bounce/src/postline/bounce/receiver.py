@@ -16,9 +16,12 @@ import logging
 from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from opentelemetry import trace
 
+from postline.bounce import metrics
 from postline.bounce.bounces import BounceMails
 from postline.bounce.inbound import InboundMail
+from postline.bounce.mail.model import Kind
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
@@ -111,15 +114,25 @@ class BounceHandler:
         return OK_INBOUND.format(" ".join(mail_ids)) if mail_ids and not bounces else OK
 
     async def receive(self, content: bytes, rcpt_tos: list[str]) -> None:
+        """Classify one received mail. Its span is a trace of its own (another MTA's
+        transaction, maybe days after the delivery) linked to the trace of each delivery it
+        reports on, whose id the delivery's record gives: the delivery's timeline shows it."""
         policy = self.policy()
         with tracer(__name__).start_as_current_span(SPAN_BOUNCE_MAIL) as span:
             outcome = await self.mails.process(content, rcpt_tos, policy)
             await self.broker.publish_events(outcome.errors)
+            metrics.BOUNCE_MAILS.labels(_KINDS.get(outcome.report.kind, "other")).inc()
             for complaint in outcome.complaints:
                 await self.broker.publish(COMPLAINT_KEY, complaint)
             for error in outcome.errors:
                 span.set_attribute(DELIVERY_ID, error.delivery_id)
                 span.set_attribute(ERROR_STATUS, int(error.status))
+                metrics.CLASSIFIED.labels(str(int(error.status)), metrics.BOUNCE_MAIL).inc()
+                if error.trace_id:
+                    span.add_link(
+                        delivery_trace(error.trace_id),
+                        {DELIVERY_ID: error.delivery_id, ERROR_STATUS: int(error.status)},
+                    )
                 logger.info(
                     "%s bounce for %s classified as status %d",
                     error.delivery_id or "-",
@@ -136,6 +149,14 @@ class BounceHandler:
                     delivery_id=delivery_id,
                     expire_after=expiry.total_seconds() if expiry else None,
                 )
+
+
+_KINDS = {Kind.BOUNCE: "bounce", Kind.FEEDBACK: "complaint"}
+
+
+def delivery_trace(trace_id: str) -> trace.SpanContext:
+    """A link target for a delivery's trace when only its id is known (no span of it is)."""
+    return trace.SpanContext(int(trace_id, 16), 0, is_remote=True)
 
 
 def _reverse_path(mail_from: str | None) -> str:

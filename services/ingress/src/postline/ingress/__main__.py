@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from postline.common.broker import Broker, Topology
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import HttpServer, run, split_listen, stop_event
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.common.throttle import AuthThrottle
 from postline.ingress.api import SendApi
 from postline.ingress.grpc_server import GrpcServer
@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 async def main() -> None:
     settings = IngressSettings()  # type: ignore[call-arg]
-    setup_telemetry("ingress", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    setup_telemetry("ingress", settings)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     broker = Broker(
         settings.amqp_url,
         Topology(settings.shards, settings.queue_type),
@@ -32,6 +32,7 @@ async def main() -> None:
     # Listening starts once the broker is there: a mail accepted meanwhile could not be kept.
     if not await broker.connect(until=stop):
         return
+    policy.start()
 
     # One count of failed authentications for SMTP, HTTP and gRPC: a guesser gains nothing by
     # switching doors.
@@ -45,7 +46,9 @@ async def main() -> None:
         handler, smtp_host, smtp_port, tls_context=tls, reuse_port=settings.smtp_reuse_port
     )
     send_api = SendApi(broker, policy, settings.hostname, throttle=throttle)
-    http = HttpServer(create_app(broker, send_api, broker_readiness(broker)), settings.http_listen)
+    readiness = broker_readiness(broker)
+    readiness.note(lambda: policy.status)
+    http = HttpServer(create_app(broker, send_api, readiness), settings.http_listen)
     await http.start()
     grpc_server = GrpcServer(send_api, settings.grpc_listen)
     await grpc_server.start()
@@ -58,12 +61,14 @@ async def main() -> None:
 
     await stop.wait()
     logger.info("ingress stopping")
+    await policy.stop()
     smtp.close()
     await smtp.wait_closed()
     await handler.drain()
     await grpc_server.stop()
     await http.stop()
     await broker.close()
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

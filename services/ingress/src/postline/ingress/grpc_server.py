@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from postline.common.credentials import Principal
 from postline.common.runtime import split_listen
+from postline.common.telemetry import grpc_server_interceptors
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, from_validation_errors, invalid
 from postline.ingress.api.models import BulkRequest, SendRequest, SendResponse
@@ -105,12 +107,13 @@ class GrpcServer:
             raise ValueError(f"gRPC listen port out of range: {listen!r}")
         limit = api.max_message_size + _MESSAGE_OVERHEAD
         self._server = grpc.aio.server(
+            interceptors=grpc_server_interceptors(),
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 # A port in use is an error, not a port silently shared with another process.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         send_pb2_grpc.add_SendServiceServicer_to_server(SendServicer(api), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -154,6 +157,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -
     if error.retry_after is not None:
         trailing.append(("retry-after", str(error.retry_after)))
     code = _CODES.get(error.status, grpc.StatusCode.INTERNAL)
+    metrics.REJECTED.labels(metrics.API, str(error.status)).inc()
     await context.abort(code, details, trailing_metadata=tuple(trailing))
 
 

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postline.common.broker import Broker
 from postline.common.health import Readiness
+from postline.common.telemetry import instrument_http
 from postline.ingress.api import SendApi
 from postline.ingress.api.http_errors import BodyLimit, install_error_handlers
 from postline.ingress.api.routes import send_router
@@ -37,8 +38,9 @@ def create_app(broker: Broker, send_api: SendApi, readiness: Readiness | None = 
     ready = readiness or broker_readiness(broker)
     app = FastAPI(title="Postline ingress", version="1", description=_DESCRIPTION)
     install_error_handlers(app)
+    instrument_http(app)
     app.include_router(send_router(send_api))
-    app.add_middleware(BodyLimit, limit=send_api.max_message_size * 2 + _BODY_OVERHEAD)
+    app.add_middleware(BodyLimit, limit=lambda: send_api.max_message_size * 2 + _BODY_OVERHEAD)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

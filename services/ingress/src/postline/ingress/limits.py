@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from postline.common.policy import Policy, Rate
+from postline.common.policy import Policy, PolicySource, Rate
 from postline.common.policy.fields import IPAddressValue
 
 
@@ -39,10 +39,14 @@ class Slot:
 class ConnectionGate:
     """Counts open connections, per server once assigned, and refuses those beyond the limits."""
 
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySource) -> None:
+        self._policy = policy
         self._assigned: Counter[str] = Counter()
         self._unassigned = 0
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     @property
     def open_connections(self) -> int:

@@ -24,12 +24,12 @@ from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.credentials import Credentials, Principal
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.policy.fields import IPAddressValue
 from postline.common.semconv import MESSAGE_ID, SERVER, SPAN_SMTP_TRANSACTION
 from postline.common.telemetry import tracer
 from postline.common.throttle import AuthThrottle, account_key, ip_key
-from postline.ingress import replies
+from postline.ingress import metrics, replies
 from postline.ingress.limits import ConnectionGate, RateLimiter
 from postline.ingress.smtp_protocol import (
     SESSION_TIMEOUT,
@@ -70,14 +70,14 @@ class RelayHandler:
     def __init__(
         self,
         broker: Broker,
-        policy: Policy,
+        policy: PolicySource,
         hostname: str,
         *,
         session_timeout: float = SESSION_TIMEOUT,
         throttle: AuthThrottle | None = None,
     ) -> None:
         self.broker = broker
-        self.policy = policy
+        self._policy = policy
         self.hostname = hostname
         self.session_timeout = session_timeout
         self.credentials = Credentials(policy)
@@ -89,6 +89,11 @@ class RelayHandler:
         # argon2 needs a core and 64 MiB per check: bound how many run at once.
         self._checks = asyncio.Semaphore(os.cpu_count() or 1)
         self._in_flight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now (a reloaded file applies to the next command)."""
+        return self._policy()
 
     @property
     def max_message_size(self) -> int:
@@ -274,6 +279,7 @@ class RelayHandler:
             ip,
             len(accepted.deliveries),
         )
+        metrics.ACCEPTED.labels(metrics.SMTP).inc(len(accepted.deliveries))
         return replies.QUEUED.format(message_id=accepted.message_id)
 
     async def _publish(self, submission: Submission) -> Accepted:

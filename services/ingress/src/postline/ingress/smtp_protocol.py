@@ -24,7 +24,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
 from postline.common.policy.fields import IPAddressValue
-from postline.ingress import replies
+from postline.ingress import metrics, replies
 from postline.ingress.limits import Slot
 from postline.ingress.smtp_data import DataReader
 
@@ -192,6 +192,8 @@ class RelaySMTP(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
+            if status[:1] in ("4", "5"):
+                metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
             await super().push(replies.printable(replies.with_enhanced_status(status)))
         else:
             await super().push(status)

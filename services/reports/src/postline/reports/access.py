@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.throttle import AuthThrottle, account_key, ip_key
 from postline.reports.errors import Forbidden, Throttled, Unauthorized
 
@@ -59,10 +59,14 @@ def retry_seconds(wait: float) -> int:
 
 
 class Gate:
-    def __init__(self, policy: Policy, throttle: AuthThrottle | None = None) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySource, throttle: AuthThrottle | None = None) -> None:
+        self._policy = policy
         self.throttle = throttle or AuthThrottle()
         self.credentials = Credentials(policy)
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     def ip_allowed(self, ip: str) -> bool:
         try:

@@ -250,6 +250,41 @@ class History(BaseModel):
     errors: list[HistoryError]
 
 
+class SpanLink(BaseModel):
+    trace_id: str
+    span_id: str  # "" when only the trace is known (a bounce mail's link to a delivery)
+    attributes: dict[str, str]
+
+
+class SpanEvent(BaseModel):
+    name: str  # postline.mx_lookup, postline.connected, postline.reply...
+    time: str
+    attributes: dict[str, str]
+
+
+class Span(BaseModel):
+    trace_id: str
+    service: str
+    name: str
+    span_id: str
+    parent_span_id: str  # "" for the root
+    start: str  # ISO 8601 UTC, microseconds
+    end: str
+    duration_ms: float
+    kind: str  # SPAN_KIND_SERVER...
+    status: str  # STATUS_CODE_UNSET, STATUS_CODE_OK, STATUS_CODE_ERROR
+    status_message: str
+    attributes: dict[str, str]
+    links: list[SpanLink]
+    events: list[SpanEvent]
+    linked: bool  # a span of another trace that links to this one (a bounce mail)
+
+
+class TraceAnswer(BaseModel):
+    traceId: str
+    spans: list[Span]
+
+
 class StatsAnswer(BaseModel):
     stat: str
     start: str

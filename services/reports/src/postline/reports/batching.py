@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from postline.common.broker import Broker
@@ -41,8 +41,9 @@ from postline.common.semconv import (
     METRIC_INGEST_FAILURES,
     METRIC_INGEST_SECONDS,
     SPAN_INGEST,
+    SPAN_REPORT_INSERT,
 )
-from postline.common.telemetry import tracer
+from postline.common.telemetry import sampled_parents, tracer
 from postline.reports.ingest import PoisonEvents, Raw
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,6 @@ BATCH_EVENTS = Histogram(
 )
 WRITE_SECONDS = Histogram(METRIC_INGEST_SECONDS, "seconds to write one ingest batch")
 FAILURES = Counter(METRIC_INGEST_FAILURES, "failed ingest batch writes")
-
-# A span links to at most this many of its batch's traces (the SDK's default link limit).
-MAX_LINKS = 128
 
 # Writes a batch of messages, returns how many events they held; raises PoisonEvents for
 # messages that can never be written (they are dead-lettered and the rest written).
@@ -249,10 +247,13 @@ class BatchConsumer:
         """Write a batch and settle it; False if it went back to the queue."""
         raws = [(message_type(m.headers or {}), m.body) for m in batch]
         first_failure = None
-        span = tracer(__name__).start_as_current_span(SPAN_INGEST, links=self._links(batch))
+        # The batch is a trace of its own; each event's trace gets its own insert span
+        # (``_record_inserts``), which is how a delivery's timeline shows the insert.
+        span = tracer(__name__).start_as_current_span(SPAN_INGEST)
         with span as current:
             while batch:
                 started = time.monotonic()
+                started_ns = time.time_ns()
                 try:
                     events = await self.write(raws)
                 except PoisonEvents as poison:
@@ -283,6 +284,7 @@ class BatchConsumer:
                     await self._pause(delay)
                     continue
                 current.set_attribute(BATCH_SIZE, events)
+                _record_inserts(batch, started_ns, time.time_ns(), events)
                 WRITE_SECONDS.observe(time.monotonic() - started)
                 BATCH_EVENTS.observe(events)
                 self.written += events
@@ -321,17 +323,25 @@ class BatchConsumer:
         except (AMQPError, RuntimeError, ConnectionError) as exc:
             logger.warning("%s: could not settle messages: %r", self.queue_name, exc)
 
-    def _links(self, batch: list[AbstractIncomingMessage]) -> list[trace.Link]:
-        """Links from the ingest span to the traces of (the first) events of the batch."""
-        links = []
-        for message in batch[:MAX_LINKS]:
-            context = propagate.extract(dict(message.headers or {}))
-            span_context = trace.get_current_span(context).get_span_context()
-            if span_context.is_valid:
-                links.append(trace.Link(span_context))
-        return links
-
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless asked to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _record_inserts(
+    batch: Sequence[AbstractIncomingMessage], started_ns: int, ended_ns: int, events: int
+) -> None:
+    """The report insert in each event's own trace: a span per sampled message, child of
+    the context it was published in, timed as the batch's write. Nothing when no trace is
+    sampled (tracing off), so the ingest path stays as lean as it was."""
+    ingest_tracer = tracer(__name__)
+    for message in batch:
+        for parent in sampled_parents(message.headers or {}):
+            span = ingest_tracer.start_span(
+                SPAN_REPORT_INSERT,
+                context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
+                start_time=started_ns,
+                attributes={BATCH_SIZE: events},
+            )
+            span.end(end_time=ended_ns)

@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from postline.common.telemetry import grpc_server_interceptors
 from postline.reports.access import Caller, Gate
 from postline.reports.csv_export import ExportBroken
 from postline.reports.errors import Forbidden, NotFound, ReportsError, Throttled, Unauthorized
@@ -155,7 +156,7 @@ def history_response(answer: dict[str, Any]) -> reports_pb2.DeliveryHistory:
 class ReportsService(reports_pb2_grpc.ReportsServicer):
     def __init__(self, queries: ReportQueries, gate: Gate | None = None) -> None:
         self.queries = queries
-        self.gate = gate or Gate(queries.policy)
+        self.gate = gate or Gate(queries.policy_source)
 
     async def _principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         metadata = dict(context.invocation_metadata() or ())
@@ -305,7 +306,8 @@ class GrpcServer:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        server = grpc.aio.server()  # bound to the running loop
+        # bound to the running loop
+        server = grpc.aio.server(interceptors=grpc_server_interceptors())
         reports_pb2_grpc.add_ReportsServicer_to_server(
             ReportsService(self.queries, self.gate), server
         )

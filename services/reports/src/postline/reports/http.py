@@ -14,6 +14,7 @@ GET /api/v1/errors/{event_id}                     one error-log row
 GET /api/v1/deliveries/live                       the newest 100 deliveries of today
 GET /api/v1/deliveries/{delivery_id}              one delivery's full history
 GET /api/v1/stats/{name}                          see stats.py for the names
+GET /api/v1/traces/{trace_id}                     one trace's spans (the delivery timeline)
 GET/POST/DELETE /api/v1/suppressions              the suppression list (bounce's gRPC API)
 GET /api/v1/settings                              the running policy, no secrets
 GET /api/v1/accounts, /api/v1/operations          console administrators only
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postline.common.health import Readiness
+from postline.common.telemetry import instrument_http
 from postline.common.throttle import AuthThrottle
 from postline.reports import api_models as m
 from postline.reports.access import Caller, Gate
@@ -137,7 +139,7 @@ def create_app(
     queries: ReportQueries, ready: Callable[[], bool] | None = None, **options: Any
 ) -> FastAPI:
     parts = Parts(queries, ready=ready, **options)
-    policy = queries.policy
+    policy = queries.policy_source  # read at each use: a reloaded policy file applies at once
     gate = Gate(policy, parts.throttle)
     accounts = Accounts(queries.store, policy)
     oplog = OperationLog(queries.store)
@@ -154,6 +156,7 @@ def create_app(
         dependencies=_SECURITY,
     )
     app.add_middleware(AllowedIps, gate=gate)
+    instrument_http(app)
 
     # --- errors in the documented shape (API) or in words (console) -------------------------
 
@@ -309,6 +312,12 @@ def create_app(
     ) -> Response:
         """One delivery: every event (attempt, reply), every classified error, trace ids."""
         return await answer(request, lambda c: queries.history(c, delivery_id, q.as_text()))
+
+    @app.get("/api/v1/traces/{trace_id}", responses=documented(m.TraceAnswer, m.NOT_FOUND))
+    async def trace(request: Request, trace_id: str, q: Annotated[m.Scope, Query()]) -> Response:
+        """One trace's spans, oldest first (the console's delivery timeline), with the spans
+        of bounce mails linked to it."""
+        return await answer(request, lambda c: queries.trace(c, trace_id, q.as_text()))
 
     @app.get("/api/v1/stats/{name}", responses=documented(m.StatsAnswer, m.NOT_FOUND))
     async def stats(request: Request, name: str, q: Annotated[m.StatsParams, Query()]) -> Response:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.reports.access import Caller
 from postline.reports.csv_export import open_export
 from postline.reports.errors import Forbidden, NotFound
@@ -26,6 +26,14 @@ from postline.reports.search import SearchQuery, deliveries_sql, errors_sql, pag
 from postline.reports.search import report_row as search_row
 from postline.reports.stats import STATISTICS, parse_stats_query
 from postline.reports.store import Store
+from postline.reports.traces import (
+    LINKED_SQL,
+    MARGIN,
+    RANGE_SQL,
+    TRACE_SQL,
+    trace,
+    valid_trace_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +45,16 @@ __all__ = ["KINDS", "Forbidden", "NotFound", "ReportQueries"]
 
 class ReportQueries:
     def __init__(
-        self, store: Store, policy: Policy, *, clock: Callable[[], float] = time.time
+        self, store: Store, policy: PolicySource, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
-        self.policy = policy
+        self.policy_source = policy
         self.clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now (what keeps the policy for later takes ``policy_source``)."""
+        return self.policy_source()
 
     def scoped(self, caller: Caller, params: Mapping[str, str]) -> dict[str, str]:
         """The parameters limited to what the caller may see."""
@@ -122,6 +135,28 @@ class ReportQueries:
         )
         rows = await self.store.query(sql, sql_params)
         return {"results": [live_row(r, tz) for r in rows], "total": len(rows)}
+
+    async def trace(
+        self, caller: Caller, trace_id: str, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The spans of one trace (and of bounce mails linked to it); an API user sees a trace
+        of its own server only."""
+        trace_id = trace_id.strip().lower()
+        if not valid_trace_id(trace_id):
+            raise SearchError("trace_id", "a trace id is 32 hexadecimal digits")
+        scoped = self.scoped(caller, params)
+        found = await self.store.query(RANGE_SQL, {"trace_id": trace_id})
+        rows: list[dict[str, Any]] = []
+        if found:
+            # Naive UTC, as ClickHouse answered them.
+            first, last = found[0]["first"], found[0]["last"]
+            bounds = {"trace_id": trace_id, "start": first - MARGIN, "end": last + MARGIN}
+            rows = await self.store.query(TRACE_SQL, bounds)
+        linked = await self.store.query(LINKED_SQL, {"trace_id": trace_id})
+        answer = trace(trace_id, rows, linked, scoped.get("server"))
+        if answer is None:
+            raise NotFound(f"no stored trace {trace_id}")
+        return answer
 
     async def history(
         self, caller: Caller, delivery_id: str, params: Mapping[str, str]

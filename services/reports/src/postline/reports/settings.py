@@ -31,6 +31,11 @@ class ReportsSettings(ServiceSettings):
         ge=0,
         description="seconds a failing batch is retried in place before it goes back to the queue",
     )
+    otlp_listen: str = Field(
+        default="127.0.0.1:4318",
+        description="host:port of the OTLP/HTTP span receiver (spans into otel_traces); "
+        "empty: none",
+    )
     query_threads: int = Field(default=2, ge=1, le=64, description="concurrent ClickHouse reads")
     bounce_grpc: str = Field(
         default="127.0.0.1:50053",

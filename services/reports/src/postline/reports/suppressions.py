@@ -17,8 +17,9 @@ from typing import Any
 
 import grpc
 
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.policy.units import parse_duration
+from postline.common.telemetry import grpc_client_interceptors
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.reports.access import Caller
 from postline.reports.errors import Forbidden, Unavailable
@@ -50,14 +51,20 @@ def entry(item: suppression_pb2.Suppression, tz: Any) -> dict[str, Any]:
 
 
 class SuppressionsClient:
-    def __init__(self, address: str, policy: Policy) -> None:
+    def __init__(self, address: str, policy: PolicySource) -> None:
         self.address = address
-        self.policy = policy
+        self._policy = policy
         self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     def _stub(self) -> suppression_pb2_grpc.SuppressionsStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc.aio.insecure_channel(
+                self.address, interceptors=grpc_client_interceptors()
+            )
         return suppression_pb2_grpc.SuppressionsStub(self._channel)
 
     async def close(self) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import grpc
 
 from postline.common.broker import Broker
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.runtime import split_listen
+from postline.common.telemetry import grpc_server_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import decisions
 from postline.scheduler.explain import explain
@@ -35,7 +36,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
     def __init__(
         self,
         *,
-        policy: Policy,
+        policy: PolicySource,
         broker: Broker,
         ownership: Ownership,
         snapshots: Snapshots,
@@ -44,7 +45,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
         mx: MxCache,
         clock: Callable[[], float],
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         self.broker = broker
         self.ownership = ownership
         self.snapshots = snapshots
@@ -52,6 +53,10 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
         self.suppressions = suppressions
         self.mx = mx
         self.clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     async def QueueStats(
         self, request: scheduler_pb2.QueueStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -127,7 +132,7 @@ class SchedulerAdmin(scheduler_pb2_grpc.SchedulerAdminServicer):
 
 async def serve_admin(listen: str, servicer: SchedulerAdmin) -> tuple[grpc.aio.Server, int]:
     """Serve on ``listen`` (port 0: any free port); returns the server and its port."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=grpc_server_interceptors())
     scheduler_pb2_grpc.add_SchedulerAdminServicer_to_server(servicer, server)
     split_listen(listen)  # a clear error for a malformed address
     port = server.add_insecure_port(listen)

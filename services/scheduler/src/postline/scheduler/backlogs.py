@@ -19,6 +19,8 @@ from aio_pika.abc import AbstractConnection
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
+from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
+from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import Busy
 from postline.scheduler.consuming import Consumers, Requeue
@@ -27,6 +29,11 @@ from postline.scheduler.leases import StateBook
 from postline.scheduler.pauses import PausedDomains
 from postline.scheduler.settings import RuntimeSettings
 from postline.v1 import delivery_pb2, scheduler_pb2
+
+_tracer = tracer(__name__)
+# A backlogged delivery waits for its key's speed: the span of its turn links to the one that
+# queued it (no span covers the wait).
+BACKLOG_WAIT = {WAIT_HEADER: "backlog"}
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +83,9 @@ class Backlogs:
             backlog.ready += 1
             try:
                 with backlog.publishing:
-                    await self.broker.publish(backlog.name, task, priority=task.priority)
+                    await self.broker.publish(
+                        backlog.name, task, priority=task.priority, headers=BACKLOG_WAIT
+                    )
             except BaseException:
                 backlog.ready -= 1
                 raise
@@ -121,7 +130,11 @@ class Backlogs:
             return  # resumed: started again then
 
         async def handle(task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
-            await self._on_task(gate, task)
+            # Its turn is a decision of its own, linked to the one that queued it here.
+            with _tracer.start_as_current_span(SPAN_GRANT, links=wait_links(meta.headers)) as span:
+                span.set_attribute(DELIVERY_ID, task.delivery.delivery_id)
+                span.set_attribute(SPEED_KEY, gate.key)
+                await self._on_task(gate, task)
 
         backlog.prefetch = self.prefetch(gate)
         backlog.consumer_tag = await self.consumers.start(

@@ -23,7 +23,7 @@ from postline.common.broker import Broker
 from postline.common.broker.consumer import Delivery
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
-from postline.common.policy import Policy, Server, SpeedLimit
+from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
 from postline.common.semconv import (
     ATTEMPT,
     DELIVERY_ID,
@@ -34,7 +34,7 @@ from postline.common.semconv import (
     SPAN_RESULT,
     SPAN_SCHEDULE,
 )
-from postline.common.telemetry import tracer
+from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
 from postline.scheduler.consuming import Requeue
@@ -53,7 +53,7 @@ class Scheduler:
     def __init__(
         self,
         broker: Broker,
-        policy: Policy,
+        policy: PolicySource,
         clock: Callable[[], float],
         *,
         shards: int,
@@ -64,7 +64,7 @@ class Scheduler:
         pause_recheck: float = 30.0,
     ) -> None:
         self.broker = broker
-        self.policy = policy
+        self._policy = policy
         self.clock = clock
         self.shards = shards
         self.suppressions = suppressions
@@ -72,6 +72,11 @@ class Scheduler:
         self.mx = mx
         self.hold_spread = hold_spread
         self.pause_recheck = pause_recheck
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now: each delivery and result is decided under the current one."""
+        return self._policy()
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -114,18 +119,26 @@ class Scheduler:
         delivery was handed to the group's shard."""
         now = self.clock()
         not_before = meta.not_before
+        wait = str(meta.headers.get(WAIT_HEADER, "") or "")
         if not_before is not None and now < not_before:
-            await self.park(task, shard.number, not_before, now)
+            await self.park(task, shard.number, not_before, now, wait)  # a hop of a long wait
             return
         delivery = task.delivery
-        server = self.policy.servers.get(delivery.server)
-        if server is None:
-            await self._fail_unknown_server(delivery)
-            return
-        if self._suppressed(server, delivery):
-            await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
-            return
-        await self.dispatch(task, server, shard)
+        # A decision of its own: linked to the span that parked the delivery, not under it.
+        with tracer(__name__).start_as_current_span(
+            SPAN_SCHEDULE, links=wait_links(meta.headers)
+        ) as span:
+            span.set_attribute(DELIVERY_ID, delivery.delivery_id)
+            span.set_attribute(ATTEMPT, task.attempt)
+            span.set_attribute(SHARD, shard.number)
+            server = self.policy.servers.get(delivery.server)
+            if server is None:
+                await self._fail_unknown_server(delivery)
+                return
+            if self._suppressed(server, delivery):
+                await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
+                return
+            await self.dispatch(task, server, shard)
 
     async def dispatch(self, task: delivery_pb2.DeliveryTask, server: Server, shard: Shard) -> None:
         now = self.clock()
@@ -147,7 +160,7 @@ class Scheduler:
             return
         outcome = await shard.submit(task, delivery.server, limit)
         if outcome == Outcome.PAUSED:
-            await self.park(task, shard.number, now + self.pause_recheck, now)
+            await self.park(task, shard.number, now + self.pause_recheck, now, "paused")
             metrics.DECISIONS.labels(decision="paused").inc()
 
     async def ready_for_backlog(
@@ -167,7 +180,7 @@ class Scheduler:
         if self.pauses.is_paused(delivery.recipient_domain):
             if gate.domain is not None:
                 raise Requeue  # its key is paused: it waits in the backlog queue
-            await self.park(task, shard.number, now + self.pause_recheck, now)
+            await self.park(task, shard.number, now + self.pause_recheck, now, "paused")
             return None
         limit = await self.limit_for(server, task)
         if limit.key != gate.key:
@@ -176,9 +189,18 @@ class Scheduler:
         return limit
 
     async def park(
-        self, task: delivery_pb2.DeliveryTask, shard: int, not_before: float, now: float
+        self,
+        task: delivery_pb2.DeliveryTask,
+        shard: int,
+        not_before: float,
+        now: float,
+        wait: str = "retry",
     ) -> None:
-        await self.broker.publish_delayed(accepted_key(shard), task, not_before=not_before, now=now)
+        """Wait in the delay queues until ``not_before``; ``wait`` says why (the link of the
+        span that takes it up again names it)."""
+        await self.broker.publish_delayed(
+            accepted_key(shard), task, not_before=not_before, now=now, wait=wait
+        )
 
     async def _hold(
         self, task: delivery_pb2.DeliveryTask, hold: float, now: float, shard: Shard
@@ -188,7 +210,7 @@ class Scheduler:
         newly = not task.HasField("held_until") or from_timestamp(task.held_until) <= now
         task.held_until.CopyFrom(to_timestamp(until))
         shard.note_held(delivery.recipient_domain, delivery.delivery_id, until)
-        await self.park(task, shard.number, until, now)
+        await self.park(task, shard.number, until, now, "prohibited_hours")
         if newly:
             metrics.DECISIONS.labels(decision="held").inc()
             when = datetime.fromtimestamp(hold, tz=UTC).isoformat()

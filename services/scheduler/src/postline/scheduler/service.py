@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from postline.common.broker import Broker, Topology
 from postline.common.health import Readiness
 from postline.common.ids import new_id
-from postline.common.policy import Policy
+from postline.common.policy import PolicySource
 from postline.scheduler.admin import SchedulerAdmin, serve_admin
 from postline.scheduler.handlers import Scheduler
 from postline.scheduler.mx import MxCache
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 class SchedulerService:
     def __init__(
-        self, settings: SchedulerSettings, policy: Policy, clock: Callable[[], float]
+        self, settings: SchedulerSettings, policy: PolicySource, clock: Callable[[], float]
     ) -> None:
         self.settings = settings
         self.policy = policy

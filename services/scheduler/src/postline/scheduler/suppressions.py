@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import grpc
 
 from postline.common.broker.consumer import Delivery
+from postline.common.telemetry import grpc_client_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import metrics
 from postline.v1 import events_pb2, suppression_pb2, suppression_pb2_grpc
@@ -97,7 +98,9 @@ class SuppressionList:
 async def list_all(address: str, timeout: float = 10.0) -> list[suppression_pb2.Suppression]:
     """Every suppression of every server, page by page."""
     found: list[suppression_pb2.Suppression] = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(
+        address, interceptors=grpc_client_interceptors()
+    ) as channel:
         stub = suppression_pb2_grpc.SuppressionsStub(channel)
         page = 1
         while True:

@@ -16,10 +16,10 @@ from prometheus_client import Counter
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
 from postline.common.health import Readiness
-from postline.common.policy import load_policy
+from postline.common.policy import LivePolicy
 from postline.common.runtime import run, serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
-from postline.common.telemetry import setup_telemetry
+from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
 from postline.sender.mx import MxResolver, make_resolver
@@ -36,8 +36,8 @@ SESSIONS = Counter(METRIC_SMTP_SESSIONS, "SMTP sessions opened", ["tls"])
 
 async def main() -> None:
     settings = SenderSettings()  # type: ignore[call-arg]
-    setup_telemetry("sender", settings.otel_exporter, settings.log_level)
-    policy = load_policy(settings.policy)
+    setup_telemetry("sender", settings)
+    policy = LivePolicy(settings.policy, interval=settings.policy_reload_interval)
     open_session = functools.partial(
         SmtpSession.open,
         helo_name=settings.hostname,
@@ -57,10 +57,12 @@ async def main() -> None:
     stop = stop_event()
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.note(lambda: policy.status)
     health = await serve_health(settings.health_listen, readiness)
     if not await broker.connect(until=stop):
         await health.stop()
         return
+    policy.start()
     sender = Sender(broker, deliverer)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
@@ -74,9 +76,11 @@ async def main() -> None:
         logger.warning("cancelling the consumer failed: %s", exc)
     await sender.drain(settings.shutdown_grace)
     await pool.close()
+    await policy.stop()
     await health.stop()
     await broker.close()
     logger.info("sender stopped")
+    shutdown_telemetry()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from postline.common.addresses import AddressError, parse_address
-from postline.common.policy import Policy, Server, SpeedLimit
+from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
 from postline.common.timeutil import to_timestamp
 from postline.common.verp import VerpError, encode_verp
 from postline.sender import message, replies, signing, sources
@@ -67,16 +67,20 @@ class _Attempt:
 class Deliverer:
     def __init__(
         self,
-        policy: Policy,
+        policy: PolicySource,
         resolver: MxResolver,
         pool: SessionPool,
         *,
         smtp_port: int = 25,
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         self.resolver = resolver
         self.pool = pool
         self.smtp_port = smtp_port
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     async def attempt(self, task: delivery_pb2.DeliveryTask) -> delivery_pb2.DeliveryResult:
         started = time.time()

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 
 from postline.common.broker import Broker
@@ -23,18 +24,28 @@ from postline.common.semconv import (
     ATTEMPT,
     CONNECTION_REUSED,
     DELIVERY_ID,
+    DNS_MS,
     ENHANCED_STATUS,
+    EVENT_CONNECTED,
+    EVENT_MX_LOOKUP,
+    EVENT_REPLY,
     METRIC_ATTEMPT_SECONDS,
     METRIC_ATTEMPTS,
     METRIC_IN_FLIGHT,
+    MX_ADDRESS,
     MX_HOST,
     OUTCOME,
     RECIPIENT_DOMAIN,
     REPLY_CODE,
+    REPLY_TEXT,
     SERVER,
     SOURCE_IP,
     SPAN_ATTEMPT,
+    STAGE,
     TLS,
+    TLS_CIPHER,
+    TLS_VERIFIED,
+    TLS_VERSION,
 )
 from postline.common.telemetry import tracer
 from postline.sender.attempt import Deliverer
@@ -93,6 +104,8 @@ class Sender:
             span.set_attribute(SOURCE_IP, result.source_ip)
             span.set_attribute(TLS, result.tls)
             span.set_attribute(CONNECTION_REUSED, result.connection_reused)
+            if span.is_recording():  # nothing to build when no one records the span
+                _record_steps(span, result, outcome)
             logger.info(
                 "%s attempt %d %s via %s%s: %d %s",
                 delivery.delivery_id,
@@ -145,3 +158,28 @@ class Sender:
             logger.warning("%d deliveries still running after %gs: requeued", len(late), grace)
             await asyncio.wait(late, timeout=5)
         return len(late)
+
+
+def _record_steps(span: trace.Span, result: delivery_pb2.DeliveryResult, outcome: str) -> None:
+    """The attempt's steps as span events at the moments they ended (MX lookup, connection and
+    TLS, the reply), and a failed delivery's span marked as an error with its reply."""
+    started = result.started_at.ToNanoseconds()
+    looked_up = started + result.dns_ms * 1_000_000
+    connected = looked_up + result.connect_ms * 1_000_000
+    span.add_event(EVENT_MX_LOOKUP, {MX_HOST: result.mx_host, DNS_MS: result.dns_ms}, looked_up)
+    connection: dict[str, str | bool] = {
+        MX_ADDRESS: result.mx_address,
+        CONNECTION_REUSED: result.connection_reused,
+        TLS_VERSION: result.tls_version,
+        TLS_CIPHER: result.tls_cipher,
+        TLS_VERIFIED: result.tls_verified,
+    }
+    span.add_event(EVENT_CONNECTED, connection, connected)
+    reply: dict[str, str | int] = {
+        REPLY_CODE: result.reply_code,
+        STAGE: result.stage,
+        REPLY_TEXT: result.reply_text,
+    }
+    span.add_event(EVENT_REPLY, reply, result.finished_at.ToNanoseconds() or None)
+    if outcome == "failed":
+        span.set_status(trace.StatusCode.ERROR, f"{result.reply_code} {result.reply_text}".strip())

@@ -28,6 +28,12 @@ def main() -> int:
         default=0,
         help="shift every port listened on (the policy's routes stay as written)",
     )
+    parser.add_argument(
+        "--no-traces",
+        dest="traces",
+        action="store_false",
+        help="record no spans (by default every service sends them to reports' ClickHouse)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stack = Stack(
@@ -36,6 +42,7 @@ def main() -> int:
         amqp_url=args.amqp_url,
         shards=args.shards,
         ports=Ports(offset=args.port_offset),
+        traces=args.traces,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     supervisor = Supervisor(stack, say=lambda line: print(f"devstack: {line}", flush=True))

@@ -71,6 +71,11 @@ class Ports:
         return self.addr(50054)
 
     @property
+    def otlp(self) -> str:
+        """The reports service's span receiver (OTLP/HTTP)."""
+        return self.addr(4318)
+
+    @property
     def simulator(self) -> str:
         return self.addr(2600)
 
@@ -111,6 +116,9 @@ class Stack:
     # connections); their HTTP and gRPC ports are per process.
     ingresses: int = 1
     simulator_slow_seconds: float | None = None  # the simulator's --slow-seconds
+    # Every service sends its spans to the reports service, which writes them to ClickHouse
+    # (the console's timelines); False: no spans are recorded (trace ids still are).
+    traces: bool = True
 
     @property
     def clickhouse_dsn(self) -> str:
@@ -142,13 +150,22 @@ class Stack:
                 "POSTLINE_GRPC_LISTEN": p.reports_grpc,
                 "POSTLINE_CLICKHOUSE_DSN": self.clickhouse_dsn,
                 "POSTLINE_BOUNCE_GRPC": self.ports.bounce_grpc,
+                "POSTLINE_OTLP_LISTEN": p.otlp if self.traces else "",
             },
         }[service]
+        tracing = {
+            "POSTLINE_OTEL_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{self.ports.otlp}",
+            # Spans reach the console within a second or two.
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+        }
         env = {
             **os.environ,
             "POSTLINE_AMQP_URL": self.amqp_url,
             "POSTLINE_POLICY": str(self.policy),
             "POSTLINE_SHARDS": str(self.shards),
+            **(tracing if self.traces else {}),
             **listen,
             **self.extra_env,
         }
@@ -287,6 +304,9 @@ class Stack:
                 f"  bounce SMTP       {p.bounce_smtp}",
                 f"  bounce gRPC       {p.bounce_grpc}",
                 f"  reports gRPC      {p.reports_grpc}",
+                f"  spans (OTLP/HTTP) http://{p.otlp}   (into ClickHouse: the console's timelines)"
+                if self.traces
+                else "  spans             not recorded (--no-traces)",
                 f"  simulator         {p.simulator} (every *.test domain), control http://{p.simulator_control}",
                 f"  RabbitMQ          {redact_url(self.amqp_url)}",
                 f"  ClickHouse        {self.clickhouse_dsn}",

@@ -41,7 +41,7 @@ from postline.common.broker.groups import GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
 from postline.common.redact import redact_url
 from postline.common.semconv import METRIC_BROKER_PUBLISHED
-from postline.common.telemetry import inject_context
+from postline.common.telemetry import WAIT_HEADER, inject_context
 
 logger = logging.getLogger(__name__)
 
@@ -316,22 +316,28 @@ class Broker:
         await self._events.publish_many(events)
 
     async def publish_delayed(
-        self, routing_key: str, message: ProtoMessage, *, not_before: float, now: float
+        self,
+        routing_key: str,
+        message: ProtoMessage,
+        *,
+        not_before: float,
+        now: float,
+        wait: str = "",
     ) -> int:
         """Park a message until ``not_before`` (epoch seconds); returns the bucket used.
 
         The message comes back on ``routing_key`` after the bucket's TTL with header
         ``x-postline-not-before``; the consumer re-parks it if that moment is still ahead.
+        ``wait`` names why it waits (``retry``, ``prohibited_hours``...): the span that takes
+        it up again links to the one that parked it (``telemetry.wait_links``).
         """
         bucket = delay_bucket(not_before - now)
-        await self.publish(
-            routing_key,
-            message,
-            # A string: AMQP tables carry a Python float as a 32-bit float, which rounds epoch
-            # seconds to a multiple of 128.
-            headers={"x-postline-not-before": f"{not_before:.3f}"},
-            exchange=delay_exchange(bucket),
-        )
+        # A string: AMQP tables carry a Python float as a 32-bit float, which rounds epoch
+        # seconds to a multiple of 128.
+        headers = {"x-postline-not-before": f"{not_before:.3f}"}
+        if wait:
+            headers[WAIT_HEADER] = wait
+        await self.publish(routing_key, message, headers=headers, exchange=delay_exchange(bucket))
         return bucket
 
     async def consume(

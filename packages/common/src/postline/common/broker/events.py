@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.groups import Lane, Lanes, Publish, Waiting
 from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY
+from postline.common.telemetry import TRACEPARENTS_HEADER, sampled_traceparent
 from postline.v1 import events_pb2
 
 Event = events_pb2.DeliveryEvent | events_pb2.ErrorClassified
@@ -42,8 +44,16 @@ class _Kind:
     batch: Callable[..., ProtoMessage]  # DeliveryEvents or ErrorEvents
 
     def batcher(self, waiting: Sequence[Waiting]) -> ProtoMessage:
-        # Each event names its own trace (trace_id), so the batch needs no traceparents.
+        # The body stays a plain ProtobufList of events (reports hands it to ClickHouse as
+        # it is); each event names its trace id, and the header below its sampled context.
         return self.batch(events=[w.item for w in waiting])
+
+    @staticmethod
+    def trace_headers(waiting: Sequence[Waiting]) -> dict[str, Any] | None:
+        """The sampled traces of a batch's events, so reports records its insert in each
+        (nothing when tracing is off: no event's context is sampled)."""
+        sampled = [t for w in waiting if (t := sampled_traceparent(w.context))]
+        return {TRACEPARENTS_HEADER: ",".join(sampled)} if sampled else None
 
 
 _KINDS: dict[type[ProtoMessage], _Kind] = {
@@ -73,6 +83,7 @@ class EventPublisher(Lanes):
                 max_items=max_events,
                 max_bytes=max_bytes,
                 max_in_flight=max_in_flight,
+                headers=kind.trace_headers,
             )
             for message_type, kind in _KINDS.items()
         }

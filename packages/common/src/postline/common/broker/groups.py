@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 from opentelemetry import propagate
@@ -36,7 +37,8 @@ from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
 
-Publish = Callable[[str, ProtoMessage], Awaitable[None]]
+# Broker.publish: a routing key, a message, and (keyword) extra headers.
+Publish = Callable[..., Awaitable[None]]
 
 # Item class -> (batch class, its repeated field of items). Each batch also has
 # ``traceparents``, one per item.
@@ -69,6 +71,8 @@ class Waiting:
 
 
 Batcher = Callable[[Sequence[Waiting]], ProtoMessage]
+# Extra AMQP headers for a batch (e.g. its items' trace contexts); None or {}: none.
+BatchHeaders = Callable[[Sequence[Waiting]], dict[str, Any] | None]
 
 
 def batch_items(waiting: Sequence[Waiting]) -> ProtoMessage:
@@ -92,11 +96,13 @@ class Lane:
         max_items: int = MAX_ITEMS,
         max_bytes: int = MAX_BYTES,
         max_in_flight: int = MAX_IN_FLIGHT,
+        headers: BatchHeaders | None = None,
     ) -> None:
         if min(max_items, max_bytes, max_in_flight) < 1:
             raise ValueError("the caps and the publishes in flight must be at least 1")
         self.routing_key = routing_key
         self.batch = batch
+        self.headers = headers
         self.publish = publish
         self.max_items = max_items
         self.max_bytes = max_bytes
@@ -140,8 +146,12 @@ class Lane:
 
     async def _send(self, batch: list[Waiting]) -> None:
         message = batch[0].item if len(batch) == 1 else self.batch(batch)
+        headers = self.headers(batch) if self.headers is not None and len(batch) > 1 else None
         try:
-            await self.publish(self.routing_key, message)
+            if headers:
+                await self.publish(self.routing_key, message, headers=headers)
+            else:
+                await self.publish(self.routing_key, message)
         except BrokerUnavailable as exc:
             _fail(batch, str(exc), exc)
         except asyncio.CancelledError:

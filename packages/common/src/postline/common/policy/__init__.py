@@ -1,6 +1,8 @@
 """The policy file, postline.yaml: model, loader, filters, secrets.
 
 policy = load_policy(settings.policy)          # PolicyError lists every problem
+live = LivePolicy(settings.policy)             # the same, reloaded when the file changes:
+live()                                         # the policy as it is now
 found = policy.find_api_user("dev")           # (server name, ApiUser) | None
 server = policy.server("default")
 server.speed_for("docomo.ne.jp")              # SpeedLimit
@@ -34,6 +36,7 @@ from postline.common.policy.model import (
     TlsMode,
 )
 from postline.common.policy.prohibited_hours import ProhibitedHours
+from postline.common.policy.reload import LivePolicy, PolicySource
 from postline.common.policy.secrets import (
     Argon2Hash,
     EnvSecret,
@@ -65,8 +68,10 @@ __all__ = [
     "ForwardAction",
     "ForwardingRule",
     "Language",
+    "LivePolicy",
     "Policy",
     "PolicyError",
+    "PolicySource",
     "PriorityLevel",
     "PriorityRule",
     "ProhibitedHours",

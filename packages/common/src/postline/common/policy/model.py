@@ -478,6 +478,11 @@ class Policy(PolicyModel):
 
     _users: dict[str, tuple[str, ApiUser]] = PrivateAttr(default_factory=dict)
 
+    def __call__(self) -> Policy:
+        """A policy is a fixed source of itself: what takes the live policy (a
+        ``PolicySource``, see ``reload.py``) also takes a policy that never changes."""
+        return self
+
     @model_validator(mode="after")
     def _check(self) -> Policy:
         issues: list[tuple[Loc, str]] = []

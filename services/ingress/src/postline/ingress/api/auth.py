@@ -19,7 +19,7 @@ import logging
 import math
 
 from postline.common.credentials import Credentials, Principal, parse_authorization
-from postline.common.policy import ApiUser, Policy
+from postline.common.policy import ApiUser, Policy, PolicySource
 from postline.common.throttle import AuthThrottle, account_key, ip_key
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, throttled, unauthorized
@@ -30,10 +30,14 @@ SCHEMES = "Bearer <api user>:<secret> or Basic"
 
 
 class Authenticator:
-    def __init__(self, policy: Policy, throttle: AuthThrottle | None = None) -> None:
-        self.policy = policy
+    def __init__(self, policy: PolicySource, throttle: AuthThrottle | None = None) -> None:
+        self._policy = policy
         self.credentials = Credentials(policy)
         self.throttle = throttle if throttle is not None else AuthThrottle()
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     async def principal(self, authorization: str | None, client_ip: str) -> Principal:
         if not authorization:

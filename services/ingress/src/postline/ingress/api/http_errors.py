@@ -7,6 +7,7 @@ unexpected exception is logged and answered with a bare 500, never a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, from_validation_errors
 
@@ -29,6 +31,7 @@ _HTTP_CODES = {
 
 
 def error_response(error: ApiError) -> JSONResponse:
+    metrics.REJECTED.labels(metrics.API, str(error.status)).inc()
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = _CHALLENGE
@@ -61,11 +64,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes before anything reads them into memory."""
+    """Refuse request bodies over ``limit()`` bytes before anything reads them into memory
+    (a callable: the limit follows the policy's ``max_message_size`` when it is reloaded)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
         self.app = app
-        self.limit = limit
+        self._limit = limit
+
+    @property
+    def limit(self) -> int:
+        return self._limit()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

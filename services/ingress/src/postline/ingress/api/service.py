@@ -22,10 +22,11 @@ from pydantic import BaseModel
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.credentials import Principal
-from postline.common.policy import Policy, Server
+from postline.common.policy import Policy, PolicySource, Server
 from postline.common.semconv import API_USER, MESSAGE_ID, SERVER, SPAN_API_SEND
 from postline.common.telemetry import tracer
 from postline.common.throttle import AuthThrottle
+from postline.ingress import metrics
 from postline.ingress.api import errors
 from postline.ingress.api.auth import Authenticator
 from postline.ingress.api.checks import (
@@ -82,7 +83,7 @@ class SendApi:
     def __init__(
         self,
         broker: Broker,
-        policy: Policy,
+        policy: PolicySource,
         hostname: str,
         idempotency: IdempotencyStore | None = None,
         *,
@@ -91,12 +92,16 @@ class SendApi:
         throttle: AuthThrottle | None = None,
     ) -> None:
         self.broker = broker
-        self.policy = policy
+        self._policy = policy
         self.hostname = hostname
         self.idempotency = idempotency if idempotency is not None else MemoryIdempotencyStore()
         self.bulk_concurrency = bulk_concurrency
         self.bulk_memory_budget = bulk_memory_budget
         self.authenticator = Authenticator(policy, throttle)
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
 
     @property
     def max_message_size(self) -> int:
@@ -244,6 +249,7 @@ class SendApi:
             self.policy,
         )
         _annotate(principal, accepted)
+        metrics.ACCEPTED.labels(metrics.API).inc(len(accepted.deliveries))
         return accepted
 
     async def _once(

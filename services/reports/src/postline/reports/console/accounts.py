@@ -22,7 +22,7 @@ from typing import Any
 
 import pyotp
 
-from postline.common.policy import Policy, hash_secret
+from postline.common.policy import Policy, PolicySource, hash_secret
 from postline.common.policy.model import ConsoleAccount
 from postline.common.policy.secrets import Argon2Hash, SecretError, SecretRef
 from postline.reports.console.state import insert, version_now
@@ -142,12 +142,17 @@ def totp_uri(secret: str, email: str) -> str:
 
 class Accounts:
     def __init__(
-        self, store: Store, policy: Policy, *, clock: Callable[[], float] = time.time
+        self, store: Store, policy: PolicySource, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
-        self.policy = policy
+        self._policy = policy
         self.clock = clock
         self._used_steps: dict[str, int] = {}  # email -> the last TOTP step accepted
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now: an account edited in the reloaded file follows it."""
+        return self._policy()
 
     def _entry(self, email: str) -> ConsoleAccount | None:
         return self.policy.console.find_account(email)

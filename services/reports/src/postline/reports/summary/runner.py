@@ -36,7 +36,7 @@ from prometheus_client import Counter
 from postline.common.addresses import parse_address
 from postline.common.broker import Broker, BrokerUnavailable
 from postline.common.broker.topology import EXCHANGE
-from postline.common.policy import Policy
+from postline.common.policy import Policy, PolicySource
 from postline.common.policy.model import Server, WeeklySummary
 from postline.common.semconv import METRIC_WEEKLY_SUMMARIES, SERVER, SPAN_WEEKLY_SUMMARY
 from postline.common.submission import Submission, submit
@@ -72,7 +72,7 @@ class WeeklySummaries:
         self,
         broker: Broker,
         store: Store,
-        policy: Policy,
+        policy: PolicySource,
         *,
         clock: Callable[[], float] = time.time,
         check_seconds: float = CHECK_SECONDS,
@@ -80,7 +80,7 @@ class WeeklySummaries:
     ) -> None:
         self.broker = broker
         self.store = store
-        self.policy = policy
+        self._policy = policy
         self.clock = clock
         self.check_seconds = check_seconds
         self.token_seconds = token_seconds
@@ -89,6 +89,12 @@ class WeeklySummaries:
         self._stop = asyncio.Event()
         self._channel: AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as it is now: a reloaded file's summaries (recipients, day, time) apply
+        at the next check; a first summary in a process that had none needs a restart."""
+        return self._policy()
 
     @property
     def configured(self) -> bool:

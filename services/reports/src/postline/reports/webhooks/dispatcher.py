@@ -2,6 +2,8 @@
 
 Started by ``__main__`` beside the ingest, on channels of their own. Every endpoint's secret
 is read at start: a missing or malformed one stops the service with the policy key named.
+Endpoints too are read at start (each has its queue, consumer and key): a reloaded policy that
+adds, removes or changes one is logged, and applies when the service restarts.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ class Webhooks:
         self._client: httpx.AsyncClient | None = None
         self._channel: AbstractChannel | None = None
         self._fanout: tuple[AbstractQueue, str] | None = None
+
+    def on_policy_change(self, policy: Policy) -> None:
+        before = {e.id for e in (*self.events, *self.inbound)}
+        after = {e.id for e in (*event_endpoints(policy), *inbound_endpoints(policy))}
+        if before != after:
+            logger.warning(
+                "the reloaded policy changes the webhook endpoints (%d added, %d removed): "
+                "they apply when this reports process restarts",
+                len(after - before),
+                len(before - after),
+            )
 
     async def start(self) -> None:
         endpoints = [*self.events, *self.inbound]

@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wider_corpus import corpus_dir
+from wider_corpus import labels as wider_labels
+
 from postline.bounce.classify import classify_reply
 from postline.bounce.mail import Kind
 from postline.bounce.mail.replies import enhanced_status, reply_code
 from postline.bounce.verdicts import classify_mail
-from wider_corpus import corpus_dir
-from wider_corpus import labels as wider_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"

@@ -193,3 +193,24 @@ def test_html_to_text_decodes_entities_and_drops_style_and_script() -> None:
     )
     assert " ".join(text.split()) == "café <a@b.test> – ok end"
     assert "alert" not in text and ".a{}" not in text
+
+
+def test_a_report_without_diagnostic_reads_the_remote_reply_from_the_notice() -> None:
+    # CommuniGate Pro: the report fields carry no Diagnostic-Code; the notice quotes the
+    # remote server's reply on the lines after "Failed to deliver to '<address>'".
+    notice = (
+        "Failed to deliver to '<carol@example.org>'\r\n"
+        "SMTP module(domain mx.example.org) reports:\r\n"
+        " host mx.example.org says:\r\n"
+        "  550 carol@example.org unknown user account\r\n"
+    )
+    mail = _dsn(
+        "Original-Recipient: rfc822;<carol@example.org>\r\n"
+        "Final-Recipient: rfc822;<carol@example.org>\r\n"
+        "Action: failed\r\nStatus: 5.0.0\r\n",
+        notice=notice,
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.reply_code) for v in verdicts] == [
+        ("carol@example.org", 2, 550)
+    ]

@@ -237,12 +237,16 @@ def _original(parts: Parts) -> OriginalMessage:
     return OriginalMessage()
 
 
+_MAX_HOPS = 64  # RFC 5321 section 6.3: a loop is assumed after about 100 hops; mail has few
+MAX_HEADER = 2048
 _RECEIVED = re.compile(r"^Received:((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
 _FOR = re.compile(r"\bfor\s+<?([^\s<>;@]{1,256}@[^\s<>;]{1,255}?)>?\s*(?:;|$|\()", re.I)
 
 
 def _received_for(received: list[str]) -> tuple[str, ...]:
-    found = (_FOR.search(" ".join(value.split())) for value in received)
+    if len(received) > _MAX_HOPS:
+        return ()  # no real path is this long; a crafted one is not read
+    found = (_FOR.search(" ".join(value[:MAX_HEADER].split())) for value in received)
     return tuple(m.group(1).lower() for m in found if m)
 
 

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wider_corpus import corpus_dir
+from wider_corpus import labels as wider_labels
+
 from postline.bounce.classify import classify_reply
 from postline.bounce.mail import Kind
 from postline.bounce.mail.replies import enhanced_status, reply_code
@@ -29,7 +32,6 @@ from postline.bounce.verdicts import classify_mail
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"
-DEFAULT_WIDER = ROOT.parent / "shared" / "corpus" / "bounces-wider"
 STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99]
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 
@@ -72,6 +74,7 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
         results[name] = classify_mail(raw)
 
     status_ok = status_n = rcpt_ok = rcpt_n = deliv_ok = deliv_n = kind_ok = sent_ok = 0
+    extra = 0  # addresses reported as failed that no row of their mail names
     disagreements: list[dict[str, object]] = []
     confusion: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
     misses: list[str] = []
@@ -80,6 +83,11 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
         found = _found_recipients(report, verdicts)
         by_rcpt = {v.recipient.lower(): v for v in verdicts}
         labelled = [r for r in rows if r["mapped_status"] is not None]
+        named = {r["recipient"].lower() for r in labelled if r["recipient"]}
+        if named and report.kind is Kind.BOUNCE:
+            others = sorted(found - named - {v.final_recipient.lower() for v in verdicts})
+            extra += len(others)
+            misses.extend(f"EXTRA {name}: {address}" for address in others)
         if any(r["mapped_status"] is not None for r in rows) != (report.kind is Kind.BOUNCE):
             disagreements.append({"file": name, "check": "kind", "postline": str(report.kind)})
         for row in rows:
@@ -156,6 +164,7 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
         "status": [status_ok, status_n],
         "recipients": [rcpt_ok, rcpt_n],
         "recipients_sent_to": [sent_ok, rcpt_n],
+        "extra_recipients": extra,
         "delivery": [deliv_ok, deliv_n],
         "kind": [kind_ok, len(labels)],
         "label_conflicts": conflicting,
@@ -164,11 +173,12 @@ def evaluate_rows(base: Path, labels: list[dict[str, Any]], show_misses: bool) -
     }
 
 
-def evaluate_wider(wider: Path, show_misses: bool) -> dict[str, dict[str, Any]]:
-    """Each split (dev, unseen) of the wider corpus, scored like the shared one."""
-    if not (wider / "labels.jsonl").exists():
+def evaluate_wider(wider: Path | None, show_misses: bool) -> dict[str, dict[str, Any]]:
+    """Each split (dev, unseen) of the wider corpus (``wider_corpus.yaml``, the mails in
+    ``wider``), scored like the shared one."""
+    if wider is None or not wider.is_dir():
         return {}
-    labels = read_labels(wider / "labels.jsonl")
+    labels = wider_labels()
     found = {}
     for split in ("dev", "unseen"):
         rows = [r for r in labels if r["split"] == split]
@@ -266,8 +276,9 @@ def main() -> None:
     parser.add_argument(
         "--wider",
         type=Path,
-        default=DEFAULT_WIDER,
-        help="the wider corpus (labels.jsonl with a dev and an unseen split); skipped if absent",
+        default=corpus_dir(),
+        help="the folder of the wider corpus's mails (wider_corpus.py fetch; default "
+        "$POSTLINE_WIDER_CORPUS); skipped if absent",
     )
     parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
     parser.add_argument(
@@ -317,12 +328,13 @@ def main() -> None:
     for split, figures in wider.items():
         print(
             f"wider corpus, {split} set ({figures['mails']} mails): "
-            f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])}, "
+            f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])} "
+            f"(+{figures['extra_recipients']} not failed), "
             "failed/deferred "
             f"{_pct(figures['delivery'])}, bounce / not-a-bounce {_pct(figures['kind'])}"
         )
     if not wider:
-        print(f"wider corpus: not run ({args.wider} missing)")
+        print(f"wider corpus: not run ({args.wider or '$POSTLINE_WIDER_CORPUS unset'})")
     print("confusion matrix (rows: expected status, columns: classified; 0 = not found)")
     cols = [*STATUSES, 0]
     print("      " + "".join(f"{c:>5}" for c in cols))

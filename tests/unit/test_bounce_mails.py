@@ -193,3 +193,62 @@ def test_html_to_text_decodes_entities_and_drops_style_and_script() -> None:
     )
     assert " ".join(text.split()) == "café <a@b.test> – ok end"
     assert "alert" not in text and ".a{}" not in text
+
+
+def test_a_report_without_diagnostic_reads_the_remote_reply_from_the_notice() -> None:
+    # CommuniGate Pro: the report fields carry no Diagnostic-Code; the notice quotes the
+    # remote server's reply on the lines after "Failed to deliver to '<address>'".
+    notice = (
+        "Failed to deliver to '<carol@example.org>'\r\n"
+        "SMTP module(domain mx.example.org) reports:\r\n"
+        " host mx.example.org says:\r\n"
+        "  550 carol@example.org unknown user account\r\n"
+    )
+    mail = _dsn(
+        "Original-Recipient: rfc822;<carol@example.org>\r\n"
+        "Final-Recipient: rfc822;<carol@example.org>\r\n"
+        "Action: failed\r\nStatus: 5.0.0\r\n",
+        notice=notice,
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.reply_code) for v in verdicts] == [
+        ("carol@example.org", 2, 550)
+    ]
+
+
+def test_the_returned_messages_envelope_names_the_address_sent_to() -> None:
+    # No Original-Recipient: the first hop's Received header recorded the address the mail
+    # was sent to, a later hop the address it was forwarded to, which failed.
+    returned = (
+        "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Received: from mx.example.org by mail.example.net\r\n"
+        "\tfor <dana@example.net>; Mon, 1 Dec 2025 10:00:02 +0100\r\n"
+        "Received: from out.example.test by mx.example.org\r\n"
+        "\tfor <dana@example.org>; Mon, 1 Dec 2025 10:00:01 +0100\r\n"
+        "From: app@example.test\r\nTo: dana@example.org\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    mail = _dsn(
+        "Final-Recipient: rfc822;dana@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <dana@example.net>... User unknown\r\n"
+    ).replace(b"--b--\r\n", returned.encode() + b"--b--\r\n")
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.final_recipient, v.status) for v in verdicts] == [
+        ("dana@example.org", "dana@example.net", 2)
+    ]
+
+
+def test_a_message_resent_by_hand_keeps_its_failed_recipient() -> None:
+    # Three envelope recipients on the way: the message had an earlier life (resent or
+    # forwarded by hand), so the first hop says nothing about this delivery.
+    returned = (
+        "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Received: from a by b\r\n\tfor <erin@example.net>; Mon, 1 Dec 2025 10:00:03 +0100\r\n"
+        "Received: from c by d\r\n\tfor <frank@example.org>; Mon, 1 Dec 2025 09:00:02 +0100\r\n"
+        "Received: from e by f\r\n\tfor <gina@example.com>; Mon, 1 Dec 2025 09:00:01 +0100\r\n"
+        "From: app@example.test\r\nTo: erin@example.net\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    mail = _dsn(
+        "Final-Recipient: rfc822;erin@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+    ).replace(b"--b--\r\n", returned.encode() + b"--b--\r\n")
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("erin@example.net", "")]

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from postline.bounce.classify import classify_failure, classify_reply, lower_pattern, reply_rules
+from postline.bounce.mail.replies import enhanced_status, reply_code
 
 
 def _parts(sample: str) -> tuple[int, str, str]:
@@ -167,3 +168,40 @@ def test_a_recipient_domain_not_found_is_not_a_sender_rejection() -> None:
     assert classify_reply(550, "5.1.2", text).status == 1
     sender = "553 5.1.8 <a@example.test>: Sender address rejected: Domain not found"
     assert classify_failure(553, "5.1.8", sender, command="MAIL").status == 4
+
+
+def test_a_relays_undefined_status_yields_to_the_remote_status_it_quotes() -> None:
+    # RFC 3463 X.0.X says nothing; Exchange's 5.0.350 quotes the remote server's 5.1.1.
+    text = "550 5.0.350 Remote server returned error code 550 5.1.1 User unknown"
+    assert enhanced_status(text) == "5.1.1"
+    assert classify_reply(reply_code(text), enhanced_status(text), text).status == 2
+    # A status of the MTA's own on another line is no quotation.
+    own = "550 5.0.0 <u@example.org>... User unknown\n550 5.1.1 <u@example.org>... User unknown"
+    assert enhanced_status(own) == "5.0.0"
+
+
+def test_the_domain_of_an_address_that_does_not_exist_is_an_unknown_host() -> None:
+    text = "553 5.1.2 Domain of address u@example.invalid does not exist"
+    assert classify_reply(553, "5.1.2", text).status == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # Local delivery agents and providers, without an addressing code.
+        ('550 <u@example.org>: unknown user: "u"', 2),
+        ("550 Mailbox unknown. Either there is no mailbox associated with this name", 2),
+        ("550 5.7.1 No such user!", 2),
+        ("550 The mailbox is not active", 2),
+        # DNS failures and quota in the MTA's own words and in other languages.
+        ("550 No route found to domain example.org from server mail1", 1),
+        ("550 Домен не найден", 1),
+        ("552 Speicherplatz erschöpft", 5),
+        ("552 사서함이 가득 찼습니다", 5),
+        # A content or policy refusal with 5.7.1 is a receipt rejection.
+        ("550 5.7.1 Rejected by header based Anti-Spoofing policy", 4),
+        ("554 Messages without To: fields are not accepted here", 4),
+    ],
+)
+def test_vocabulary_of_issue_16_round_2(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status

@@ -39,6 +39,9 @@ class OriginalMessage:
     """Headers of the returned message, when the bounce carries them."""
 
     headers: dict[str, str] = field(default_factory=dict)  # lowercased names, first value
+    # The address each Received header names ("for <x>"), latest hop first: the envelope
+    # recipient as each MTA on the way saw it (the last one is the address sent to).
+    received_for: tuple[str, ...] = ()
 
     def get(self, name: str) -> str:
         return self.headers.get(name.lower(), "")

@@ -42,6 +42,7 @@ def parse_bounce(raw: bytes, *, depth: int = 0) -> BounceReport:
     report = _parse(headers, parts, depth)
     if report.kind is Kind.BOUNCE:
         _apply_hints(report, headers, parts.notice)
+        _envelope_recipient(report)
     return report
 
 
@@ -228,10 +229,48 @@ def _dedupe(recipients: list[FailedRecipient]) -> list[FailedRecipient]:
 
 def _original(parts: Parts) -> OriginalMessage:
     if parts.original is not None:
-        return OriginalMessage(message_headers(parts.original))
+        received = [str(v) for v in parts.original.get_all("received") or []]
+        return OriginalMessage(message_headers(parts.original), _received_for(received))
     if parts.original_text:
-        return OriginalMessage(headers_of(parts.original_text))
+        received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
+        return OriginalMessage(headers_of(parts.original_text), _received_for(received))
     return OriginalMessage()
+
+
+_MAX_HOPS = 64  # RFC 5321 section 6.3: a loop is assumed after about 100 hops; mail has few
+MAX_HEADER = 2048
+_RECEIVED = re.compile(r"^Received:((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
+_FOR = re.compile(r"\bfor\s+<?([^\s<>;@]{1,256}@[^\s<>;]{1,255}?)>?\s*(?:;|$|\()", re.I)
+
+
+def _received_for(received: list[str]) -> tuple[str, ...]:
+    if len(received) > _MAX_HOPS:
+        return ()  # no real path is this long; a crafted one is not read
+    found = (_FOR.search(" ".join(value[:MAX_HEADER].split())) for value in received)
+    return tuple(m.group(1).lower() for m in found if m)
+
+
+def _envelope_recipient(report: BounceReport) -> None:
+    """The address the mail was sent to, by the returned message's envelope, when a hop on
+    the way forwarded it to the address that failed.
+
+    The Received headers record each hop's envelope recipient: when the failed recipient is
+    one of them and the first hop's is another address, the mail was sent to that one (an
+    alias or a forwarding, reported without an Original-Recipient). Only one failed
+    recipient is read so: with several, which first-hop address led where is unknown; and
+    only a path of those two addresses (a message resent or forwarded by hand carries the
+    hops of its earlier life too)."""
+    if len(report.recipients) != 1:
+        return
+    failed = report.recipients[0]
+    hops = report.original.received_for
+    address = failed.recipient.lower()
+    if failed.final_recipient or len(set(hops)) != 2 or hops[0] != address:
+        return
+    first = hops[-1]
+    if first != address and address not in hops[hops.index(first) :]:
+        failed.final_recipient = failed.recipient
+        failed.recipient = first
 
 
 def _not_recipients(headers: dict[str, str]) -> frozenset[str]:

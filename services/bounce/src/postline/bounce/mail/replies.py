@@ -21,15 +21,30 @@ _CODE_WITH_ENHANCED = re.compile(
 
 
 def enhanced_status(text: str) -> str:
-    """The first enhanced status in a text ('' when none)."""
+    """The first enhanced status in a text ('' when none), or a later one that names a
+    subject where the first names none (RFC 3463 X.0.X, "other or undefined"): a relay's
+    own "5.0.350 Remote server returned error code 550 5.1.1" quotes the remote's."""
     match = _CODE_WITH_ENHANCED.search(text)
     if match:
-        return match.group(2)
+        return _specific(match.group(2), text, match.end())
     match = ENHANCED.search(text)
     if match:
-        return ".".join(match.groups())
+        return _specific(".".join(match.groups()), text, match.end())
     match = QMAIL_ENHANCED.search(text)
     return match.group(1) if match else ""
+
+
+# The words between a relay's own status and the remote server's that it quotes.
+_QUOTES = re.compile(r"(returned|said|responded|replied|error code)[^\n]*$", re.I)
+
+
+def _specific(found: str, text: str, end: int) -> str:
+    if found.split(".")[1] != "0":
+        return found
+    later = ENHANCED.search(text, end, end + 80)
+    if later is None or later.group(2) == "0" or later.group(1) != found[0]:
+        return found
+    return ".".join(later.groups()) if _QUOTES.search(text, end, later.start()) else found
 
 
 def reply_code(text: str) -> int:

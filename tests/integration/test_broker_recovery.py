@@ -22,7 +22,7 @@ from postline.common.broker.topology import SENDER_TASKS, TASK_KEY
 from postline.common.health import Readiness
 from postline.common.runtime import HttpServer, serve_health
 from postline.v1 import delivery_pb2, events_pb2
-from tests.conftest import apoll_until
+from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 
 SUPPRESSION_KEY = "suppression.change"

@@ -31,8 +31,8 @@ from postline.common.ids import new_id
 from postline.common.telemetry import current_trace_id, sampled_parents
 from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
-from tests.conftest import poll_until
 from tests.events_support import events_in
+from tests.polling import poll_until
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import yaml
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS, SENDER_TASKS, inbound_queue
 from postline.v1 import delivery_pb2
-from tests.conftest import poll_until
 from tests.deploy_support import OBSERVABILITY
+from tests.polling import poll_until
 from tests.unit.test_observability import RABBITMQ_METRICS
 
 RULES = OBSERVABILITY / "prometheus" / "rules" / "postline.rules.yaml"

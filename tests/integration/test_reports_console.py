@@ -32,7 +32,7 @@ from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 from postline.reports.suppressions import SuppressionsClient
-from tests.conftest import poll_until
+from tests.polling import poll_until
 
 TOTP_SECRET = pyotp.random_base32()
 TODAY = datetime.now(UTC).date().isoformat()

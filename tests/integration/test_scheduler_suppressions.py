@@ -18,15 +18,15 @@ from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.clickhouse import apply_migrations
 from postline.common.policy import load_policy
 from postline.v1 import events_pb2
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
 
 
 class Bounce:
@@ -83,11 +83,11 @@ async def test_the_initial_list_comes_from_bounce(
     ):
         # The change above was published before this replica had its queue: only the list
         # read at start can know it.
-        await eventually(lambda: svc.suppressions.loaded, "the list loaded")
+        await apoll_until(lambda: svc.suppressions.loaded, "the list loaded")
         assert svc.suppressions.is_suppressed("default", "gone@a.test")
         await owns_all(svc)
         blocked = await accept(broker, "gone@a.test")
-        failed = await eventually(
+        failed = await apoll_until(
             lambda: events.of(blocked.delivery_id, events_pb2.DELIVERY_STATUS_FAILED), "failed"
         )
         assert failed[0].error_status == events_pb2.ERROR_STATUS_BLOCKED_ADDRESS
@@ -105,9 +105,9 @@ async def test_a_missing_bounce_service_is_waited_for_without_stopping_delivery(
         await owns_all(svc)
         assert not svc.suppressions.loaded  # visible in QueueStats and the metrics
         await accept(broker, "someone@a.test")
-        await eventually(lambda: senders.for_rcpt("someone@a.test"), "delivery goes on")
+        await apoll_until(lambda: senders.for_rcpt("someone@a.test"), "delivery goes on")
 
         await bounce.start()
         await bounce.suppressions.add("default", "late@a.test", "550 5.1.1 user unknown")
-        await eventually(lambda: svc.suppressions.loaded, "the list loaded on a retry", 20)
+        await apoll_until(lambda: svc.suppressions.loaded, "the list loaded on a retry", 20)
         assert svc.suppressions.is_suppressed("default", "late@a.test")

@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,24 +18,11 @@ import pytest
 
 from postline.simulator import Simulator
 from postline.simulator.client import SimulatorClient
+from tests.polling import apoll_until
 
 T = TypeVar("T")
 
 SLOW_SECONDS = 0.5
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[T | None]], what: str, within: float = 10.0
-) -> T:
-    """Await ``check()`` until it returns something truthy, failing after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -274,7 +261,7 @@ async def test_peak_concurrent_connections_per_domain(
                 and domains["other.test"]["current_connections"] == 0
             )
 
-        await poll_until(released, "RSET to release the connection's domains")
+        await apoll_until(released, "RSET to release the connection's domains")
     finally:
         for smtp in connections:
             await smtp.quit()
@@ -283,7 +270,7 @@ async def test_peak_concurrent_connections_per_domain(
         stats = await call(client.stats)
         return stats if stats["connections"]["current"] == 0 else None
 
-    stats = await poll_until(all_closed, "every connection to close")
+    stats = await apoll_until(all_closed, "every connection to close")
     assert stats["domains"]["busy.test"]["current_connections"] == 0
     assert stats["domains"]["busy.test"]["peak_connections"] == 3
     assert stats["connections"]["peak"] == 3
@@ -469,7 +456,7 @@ async def test_runs_as_a_process_and_stops_on_sigterm() -> None:
                 pytest.fail(f"simulator exited with {process.returncode}")
             return await call(client.healthy)
 
-        await poll_until(healthy, "the simulator process to answer /healthz", within=30)
+        await apoll_until(healthy, "the simulator process to answer /healthz", timeout=30)
 
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, start_tls=False)
         await smtp.connect()

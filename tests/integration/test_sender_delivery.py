@@ -13,10 +13,11 @@ import dkim
 import pytest
 
 from postline.common.policy import DkimAlgorithm, Policy
+from postline.common.resolver import make_resolver
 from postline.common.verp import decode_verp
 from postline.sender import dkim_keys
 from postline.sender.attempt import Deliverer
-from postline.sender.mx import MxResolver, make_resolver
+from postline.sender.mx import MxResolver
 from postline.sender.pool import SessionPool
 from postline.sender.smtp import Endpoint, SmtpSession, SmtpTimeouts
 from postline.sender.tls import TlsContexts

@@ -300,7 +300,7 @@ class Scheduler:
 
     def _suppressed(self, server: Server, delivery: delivery_pb2.AcceptedDelivery) -> bool:
         return server.blocking.enabled and self.suppressions.is_suppressed(
-            delivery.server, _address(delivery.recipient)
+            delivery.server, delivery.recipient
         )
 
     async def _forward_copy(self, copy: delivery_pb2.AcceptedDelivery, now: float) -> None:
@@ -366,8 +366,3 @@ class Scheduler:
         )
         await self.broker.publish_event(error)
         await self.broker.publish_event(event)
-
-
-def _address(recipient: str) -> str:
-    """The suppression list's form of an address: lowercased, angle brackets dropped."""
-    return recipient.strip().strip("<>").lower()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import SENDER_TASKS, TASK_KEY
 from postline.common.health import Readiness
 from postline.common.runtime import HttpServer, serve_health
@@ -39,10 +39,10 @@ class Consumed:
     tasks: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
 
-    async def on_task(self, message: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+    async def on_task(self, message: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
         self.tasks.append(message.delivery.delivery_id)
 
-    async def on_change(self, message: events_pb2.SuppressionChange, meta: Delivery) -> None:
+    async def on_change(self, message: events_pb2.SuppressionChange, meta: MessageMeta) -> None:
         self.changes.append(message.address)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import grpc
 
 from postline.common.addresses import address_key
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.telemetry import grpc_client_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import metrics
@@ -69,7 +69,7 @@ class SuppressionList:
             self._loading.append(change)
         metrics.SUPPRESSIONS.set(len(self._entries))
 
-    async def on_change(self, change: events_pb2.SuppressionChange, meta: Delivery) -> None:
+    async def on_change(self, change: events_pb2.SuppressionChange, meta: MessageMeta) -> None:
         logger.info(
             "%s suppression %s for server %s",
             change.address,

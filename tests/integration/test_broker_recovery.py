@@ -8,7 +8,6 @@ The broker restarted here is a private node (``rabbit_node``), never the shared 
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from postline.common.health import Readiness
 from postline.common.runtime import HttpServer, serve_health
 from postline.v1 import delivery_pb2, events_pb2
 from tests.polling import apoll_until
+from tests.ports import free_port
 from tests.rabbitmq_node import RabbitNode
 
 SUPPRESSION_KEY = "suppression.change"
@@ -62,12 +62,6 @@ class Service:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest_asyncio.fixture

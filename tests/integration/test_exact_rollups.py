@@ -21,7 +21,7 @@ from postline.reports.ingest import Ingest, Raw
 from postline.reports.store import Store
 from postline.v1 import events_pb2
 from tests.integration import test_reports_ingest
-from tests.integration.test_reports_ingest import deliveries, errors
+from tests.integration.reports_support import deliveries, errors
 from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 

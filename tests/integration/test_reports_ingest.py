@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,50 +26,8 @@ from postline.reports.batching import Backoff, BatchConsumer
 from postline.reports.ingest import KINDS, Ingest, PoisonEvents
 from postline.reports.store import Store
 from postline.v1 import events_pb2
+from tests.integration.reports_support import NOW, deliveries, errors
 from tests.polling import apoll_until
-
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-def deliveries(n: int, prefix: str = "d") -> list[events_pb2.DeliveryEvent]:
-    events = []
-    for i in range(n):
-        for k, status in enumerate(
-            (events_pb2.DELIVERY_STATUS_QUEUED, events_pb2.DELIVERY_STATUS_SUCCEEDED)
-        ):
-            events.append(
-                events_pb2.DeliveryEvent(
-                    event_id=f"{prefix}{i}-{k}",
-                    delivery_id=f"{prefix}{i}",
-                    message_id=f"m{i}",
-                    status=status,
-                    at=to_timestamp(NOW.timestamp() + k),
-                    accepted_at=to_timestamp(NOW.timestamp()),
-                    server="default",
-                    api_user="dev",
-                    envelope_from="app@example.test",
-                    recipient=f"r{i}@x.test",
-                    recipient_domain="x.test",
-                    reply_code=250 if k else 0,
-                )
-            )
-    return events
-
-
-def errors(n: int, prefix: str = "x") -> list[events_pb2.ErrorClassified]:
-    return [
-        events_pb2.ErrorClassified(
-            event_id=f"{prefix}{i}",
-            delivery_id=f"d{i}",
-            created=to_timestamp(NOW.timestamp() + 5),
-            status=events_pb2.ERROR_STATUS_UNKNOWN_USER,
-            to=f"r{i}@x.test",
-            reason="550 5.1.1",
-            server="default",
-            api_user="dev",
-        )
-        for i in range(n)
-    ]
 
 
 @pytest_asyncio.fixture
@@ -138,19 +95,22 @@ async def stored(store: Store) -> tuple[int, int, int, int]:
     )
 
 
+async def all_written(broker: Broker, store: Store, counts: tuple[int, ...]) -> None:
+    """Wait until ClickHouse holds ``counts`` (see ``stored``) and the queue is empty."""
+    await apoll_until(
+        lambda: _equals(stored(store), counts), "every event in ClickHouse", timeout=60
+    )
+    await apoll_until(
+        lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue", timeout=60
+    )
+
+
 async def test_events_are_written_in_batches_and_acked(broker: Broker, store: Store) -> None:
     consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write, max_events=50)
     await consumer.start()
     try:
         await publish(broker, [*deliveries(100), *errors(30)])
-        await apoll_until(
-            lambda: _equals(stored(store), (200, 30, 200, 100)),
-            "every event in ClickHouse",
-            timeout=60,
-        )
-        await apoll_until(
-            lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue", timeout=60
-        )
+        await all_written(broker, store, (200, 30, 200, 100))
         rows = await scalar(store, "SELECT count() FROM postline.delivery_log FINAL")
         assert rows == 100
     finally:
@@ -409,14 +369,7 @@ async def test_batch_messages_are_ingested_and_the_prefetch_follows_their_size(
         )
         await broker.publish(ERROR_EVENT_KEY, events_pb2.ErrorEvents(events=errors(7)))
         await publish(broker, [*deliveries(20, prefix="s"), *errors(3, prefix="y")])
-        await apoll_until(
-            lambda: _equals(stored(store), (440, 10, 440, 220)),
-            "every event in ClickHouse",
-            timeout=60,
-        )
-        await apoll_until(
-            lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue", timeout=60
-        )
+        await all_written(broker, store, (440, 10, 440, 220))
         # Single events of ~150 bytes: far more of them fit in two batches' bytes.
         await apoll_until(lambda: _grown(consumer), "a larger prefetch", timeout=60)
     finally:

@@ -4,7 +4,6 @@ there yet."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.integration.scheduler_support import (
     write_policy,
 )
 from tests.polling import apoll_until
+from tests.ports import free_port
 
 
 class Bounce:
@@ -52,16 +52,10 @@ class Bounce:
         self.store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def bounce(amqp_url: str, tmp_path: Path) -> AsyncIterator[Bounce]:
     write_policy(tmp_path)
-    service = Bounce(amqp_url, tmp_path, _free_port())
+    service = Bounce(amqp_url, tmp_path, free_port())
     yield service
     if hasattr(service, "server"):
         await service.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +18,7 @@ import pytest
 from postline.simulator import Simulator
 from postline.simulator.client import SimulatorClient
 from tests.polling import apoll_until
+from tests.ports import free_port
 
 T = TypeVar("T")
 
@@ -426,15 +426,8 @@ async def test_messages_endpoint_serves_base64_raw_only_on_request(
 # as a process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_runs_as_a_process_and_stops_on_sigterm() -> None:
-    smtp_port, control_port = _free_port(), _free_port()
+    smtp_port, control_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -1,51 +1,24 @@
-"""Fixtures shared by every test layer: waiting, a private RabbitMQ vhost, a chdb directory."""
+"""Fixtures shared by every test layer: a private RabbitMQ vhost, a chdb directory.
+
+Waiting is ``tests.polling`` (re-exported here for the tests that import it from conftest).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import subprocess
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from tests import rabbitmq_node
+from tests.polling import apoll_until, poll_until
 from tests.rabbitmq_node import RabbitNode
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_POLICY = ROOT / "postline.dev.yaml"
-T = TypeVar("T")
-
-
-def poll_until(check: Callable[[], T], what: str, timeout: float = 30.0, every: float = 0.1) -> T:
-    """Call ``check`` until it returns something truthy; fail naming ``what`` we waited for."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-async def apoll_until(
-    check: Callable[[], Awaitable[T] | T], what: str, timeout: float = 30.0, every: float = 0.1
-) -> T:
-    """``poll_until`` for async tests: ``check`` may be a coroutine function."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        outcome = check()
-        last = await outcome if inspect.isawaitable(outcome) else outcome
-        if last:
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+__all__ = ["DEV_POLICY", "ROOT", "apoll_until", "poll_until"]
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -36,7 +36,8 @@ from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.timeutil import to_timestamp
 from postline.devstack import Ports, Stack
 from postline.v1 import events_pb2
-from tests.conftest import DEV_POLICY, ROOT, poll_until
+from tests.conftest import DEV_POLICY, ROOT
+from tests.polling import poll_until
 
 PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "11000"))
 CHROMIUM = "/usr/bin/chromium"

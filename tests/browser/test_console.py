@@ -30,7 +30,7 @@ from tests.browser.conftest import (
     log_in,
     shoot,
 )
-from tests.conftest import poll_until
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.browser
 

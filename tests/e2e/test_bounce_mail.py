@@ -11,8 +11,8 @@ import pytest
 from postline.common.verp import decode_verp
 from postline.devstack import Stack
 from postline.simulator.client import SimulatorClient
-from tests.conftest import poll_until
 from tests.e2e.conftest import ReportsClient
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

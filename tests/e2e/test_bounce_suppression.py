@@ -12,8 +12,8 @@ import pytest
 from postline.devstack import Stack
 from postline.simulator.client import SimulatorClient
 from postline.v1 import suppression_pb2, suppression_pb2_grpc
-from tests.conftest import poll_until
 from tests.e2e.conftest import ReportsClient
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

@@ -38,7 +38,6 @@ import pytest
 
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
-from tests.conftest import poll_until
 from tests.e2e.conftest import PORT_OFFSET
 from tests.e2e.conftest import test_policy as shifted_policy
 from tests.faults_support import (
@@ -54,6 +53,7 @@ from tests.faults_support import (
     kill,
     readiness,
 )
+from tests.polling import poll_until
 from tests.rabbitmq_node import RabbitNode
 
 pytestmark = pytest.mark.e2e

@@ -23,9 +23,9 @@ from postline.common.verp import encode_verp
 from postline.devstack import Stack
 from postline.devstack.stack import SERVICES
 from postline.simulator.client import SimulatorClient
-from tests.conftest import poll_until
 from tests.e2e.conftest import ReportsClient, running
 from tests.e2e.test_bounce_mail import _dsn
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ import pytest
 from postline.devstack import Stack
 from postline.simulator.client import SimulatorClient
 from postline.v1 import reports_pb2, reports_pb2_grpc
-from tests.conftest import poll_until
 from tests.e2e.conftest import ReportsClient
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

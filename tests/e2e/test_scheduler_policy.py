@@ -28,8 +28,9 @@ import yaml
 
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
-from tests.conftest import DEV_POLICY, poll_until
+from tests.conftest import DEV_POLICY
 from tests.e2e.conftest import ReportsClient
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ from postline.common.broker.topology import SENDER_TASKS
 from postline.common.verp import decode_verp
 from postline.simulator.client import SimulatorClient
 from postline.v1 import delivery_pb2
-from tests.conftest import poll_until
 from tests.e2e.conftest import PORT_OFFSET
+from tests.polling import poll_until
 from tests.sender_support import (
     Process,
     http_ok,

@@ -23,7 +23,8 @@ import yaml
 from postline.common.verp import decode_verp
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
-from tests.conftest import DEV_POLICY, poll_until
+from tests.conftest import DEV_POLICY
+from tests.polling import poll_until
 from tests.webhook_support import WebhookReceiver
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,6 @@ The broker restarted here is a private node (``rabbit_node``), never the shared 
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -17,12 +16,13 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import SENDER_TASKS, TASK_KEY
 from postline.common.health import Readiness
 from postline.common.runtime import HttpServer, serve_health
 from postline.v1 import delivery_pb2, events_pb2
-from tests.conftest import apoll_until
+from tests.polling import apoll_until
+from tests.ports import free_port
 from tests.rabbitmq_node import RabbitNode
 
 SUPPRESSION_KEY = "suppression.change"
@@ -39,10 +39,10 @@ class Consumed:
     tasks: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
 
-    async def on_task(self, message: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+    async def on_task(self, message: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
         self.tasks.append(message.delivery.delivery_id)
 
-    async def on_change(self, message: events_pb2.SuppressionChange, meta: Delivery) -> None:
+    async def on_change(self, message: events_pb2.SuppressionChange, meta: MessageMeta) -> None:
         self.changes.append(message.address)
 
 
@@ -62,12 +62,6 @@ class Service:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest_asyncio.fixture

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from postline.common.broker import Broker, BrokerUnavailable, EventPublisher, Topology
-from postline.common.broker.consumer import Delivery, message_type
+from postline.common.broker.consumer import MessageMeta, message_type
 from postline.common.broker.topology import (
     BOUNCE_DELIVERIES,
     DELIVERY_EVENT_KEY,
@@ -31,8 +31,8 @@ from postline.common.ids import new_id
 from postline.common.telemetry import current_trace_id, sampled_parents
 from postline.common.timeutil import to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
-from tests.conftest import poll_until
 from tests.events_support import events_in
+from tests.polling import poll_until
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ async def test_deliveries_published_together_share_messages_and_come_out_one_by_
 
     handled: dict[str, str] = {}
 
-    async def handle(item: delivery_pb2.AcceptedDelivery, meta: Delivery) -> None:
+    async def handle(item: delivery_pb2.AcceptedDelivery, meta: MessageMeta) -> None:
         handled[item.delivery_id] = current_trace_id()
 
     await broker.consume(inbound_queue(SHARD), delivery_pb2.AcceptedDelivery, handle)
@@ -334,7 +334,7 @@ async def test_a_failing_item_requeues_its_whole_message(broker: Broker) -> None
     seen: list[str] = []
     failed_once: set[str] = set()
 
-    async def handle(item: delivery_pb2.AcceptedDelivery, meta: Delivery) -> None:
+    async def handle(item: delivery_pb2.AcceptedDelivery, meta: MessageMeta) -> None:
         seen.append(item.delivery_id)
         if item.delivery_id == sent[-1].delivery_id and not failed_once:
             failed_once.add(item.delivery_id)

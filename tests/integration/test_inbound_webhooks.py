@@ -27,7 +27,7 @@ from postline.common.policy import parse_policy
 from postline.reports.store import Store
 from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
-from tests.conftest import poll_until
+from tests.polling import poll_until
 from tests.webhook_support import WebhookReceiver, receiver_pair
 
 FAST = PostSettings(batch_size=10, batch_wait=0.1, timeout=5.0, retry_first=0.3, retry_max=1.0)

@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -27,8 +26,9 @@ import yaml
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS, SENDER_TASKS, inbound_queue
 from postline.v1 import delivery_pb2
-from tests.conftest import poll_until
 from tests.deploy_support import OBSERVABILITY
+from tests.polling import poll_until
+from tests.ports import free_port
 from tests.unit.test_observability import RABBITMQ_METRICS
 
 RULES = OBSERVABILITY / "prometheus" / "rules" / "postline.rules.yaml"
@@ -39,13 +39,6 @@ SAMPLE = re.compile(r'^(\w+)\{vhost="([^"]*)",queue="([^"]*)"\} (\S+)$')
 class PrivateNode:
     amqp_url: str
     metrics_url: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 
-from postline.common.clickhouse import apply_migrations, connect
 from postline.common.policy import hash_secret, parse_policy
 from postline.common.runtime import HttpServer
 from postline.common.timeutil import to_timestamp
@@ -32,6 +29,8 @@ from postline.reports.ingest import Ingest
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 from postline.v1 import events_pb2, reports_pb2, reports_pb2_grpc
+from tests.integration.reports_support import migrated
+from tests.ports import free_port
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 BULK_DAY = DAY - timedelta(days=1)
@@ -178,20 +177,6 @@ def data_set() -> list[Any]:
             error_event(f"x-b{i:03d}", f"d-b{i:03d}", 5, b + 2 * s, rcpt, reason="552 full")
         )
     return events
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def migrated(path: Path) -> str:
-    """The DSN of an embedded ClickHouse at ``path`` with the whole schema."""
-    client = connect(f"chdb://{path}")
-    apply_migrations(client)
-    client.close()
-    return f"chdb://{path}"
 
 
 def as_messages(events: Sequence[Any]) -> list[tuple[str, bytes]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,7 +31,8 @@ from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
 from postline.reports.suppressions import SuppressionsClient
-from tests.conftest import poll_until
+from tests.polling import poll_until
+from tests.ports import free_port
 
 TOTP_SECRET = pyotp.random_base32()
 TODAY = datetime.now(UTC).date().isoformat()
@@ -61,12 +61,6 @@ DEV_HASH = hash_secret("dev-secret")
 
 def policy_text(allowed: str = '["127.0.0.0/8"]', **hashes: str) -> str:
     return POLICY.format(dev=DEV_HASH, allowed=allowed, **{**HASHES, **hashes})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Running:

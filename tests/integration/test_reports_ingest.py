@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,49 +26,8 @@ from postline.reports.batching import Backoff, BatchConsumer
 from postline.reports.ingest import KINDS, Ingest, PoisonEvents
 from postline.reports.store import Store
 from postline.v1 import events_pb2
-
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-def deliveries(n: int, prefix: str = "d") -> list[events_pb2.DeliveryEvent]:
-    events = []
-    for i in range(n):
-        for k, status in enumerate(
-            (events_pb2.DELIVERY_STATUS_QUEUED, events_pb2.DELIVERY_STATUS_SUCCEEDED)
-        ):
-            events.append(
-                events_pb2.DeliveryEvent(
-                    event_id=f"{prefix}{i}-{k}",
-                    delivery_id=f"{prefix}{i}",
-                    message_id=f"m{i}",
-                    status=status,
-                    at=to_timestamp(NOW.timestamp() + k),
-                    accepted_at=to_timestamp(NOW.timestamp()),
-                    server="default",
-                    api_user="dev",
-                    envelope_from="app@example.test",
-                    recipient=f"r{i}@x.test",
-                    recipient_domain="x.test",
-                    reply_code=250 if k else 0,
-                )
-            )
-    return events
-
-
-def errors(n: int, prefix: str = "x") -> list[events_pb2.ErrorClassified]:
-    return [
-        events_pb2.ErrorClassified(
-            event_id=f"{prefix}{i}",
-            delivery_id=f"d{i}",
-            created=to_timestamp(NOW.timestamp() + 5),
-            status=events_pb2.ERROR_STATUS_UNKNOWN_USER,
-            to=f"r{i}@x.test",
-            reason="550 5.1.1",
-            server="default",
-            api_user="dev",
-        )
-        for i in range(n)
-    ]
+from tests.integration.reports_support import NOW, deliveries, errors
+from tests.polling import apoll_until
 
 
 @pytest_asyncio.fixture
@@ -103,16 +60,6 @@ async def publish(broker: Broker, events: list[Any]) -> None:
 
 async def scalar(store: Store, sql: str) -> int:
     return int(await store.run(lambda c: c.query(sql).result_rows[0][0]))
-
-
-async def wait_for(check: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queue_counts(vhost: str, name: str) -> tuple[int, int]:
@@ -148,15 +95,22 @@ async def stored(store: Store) -> tuple[int, int, int, int]:
     )
 
 
+async def all_written(broker: Broker, store: Store, counts: tuple[int, ...]) -> None:
+    """Wait until ClickHouse holds ``counts`` (see ``stored``) and the queue is empty."""
+    await apoll_until(
+        lambda: _equals(stored(store), counts), "every event in ClickHouse", timeout=60
+    )
+    await apoll_until(
+        lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue", timeout=60
+    )
+
+
 async def test_events_are_written_in_batches_and_acked(broker: Broker, store: Store) -> None:
     consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write, max_events=50)
     await consumer.start()
     try:
         await publish(broker, [*deliveries(100), *errors(30)])
-        await wait_for(
-            lambda: _equals(stored(store), (200, 30, 200, 100)), "every event in ClickHouse"
-        )
-        await wait_for(lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue")
+        await all_written(broker, store, (200, 30, 200, 100))
         rows = await scalar(store, "SELECT count() FROM postline.delivery_log FINAL")
         assert rows == 100
     finally:
@@ -190,13 +144,13 @@ async def test_clickhouse_failure_loses_nothing_and_counts_once(
     )
     await consumer.start()
     try:
-        await wait_for(lambda: _failing(consumer), "failed writes")
+        await apoll_until(lambda: _failing(consumer), "failed writes", timeout=60)
         # Nothing was acked: RabbitMQ still holds every event.
         counts = await asyncio.to_thread(queue_counts, management_vhost, REPORTS_EVENTS)
         assert counts == (0, 140)
         assert await _count_events(store) == 120  # the batch's first insert went through
         await store.run(lambda c: c.command("ATTACH TABLE postline.error_log"))
-        await wait_for(lambda: _recovered(consumer), "a successful write")
+        await apoll_until(lambda: _recovered(consumer), "a successful write", timeout=60)
         # Exactly once: the retried delivery-events insert was dropped as a duplicate, in
         # the table (no second copy even before merges) and in the rollups.
         assert await stored(store) == (120, 20, 120, 60)
@@ -229,17 +183,19 @@ async def test_a_long_failure_hands_the_events_back_to_the_queue(
     await consumer.start()
     try:
         await publish(broker, deliveries(40))
-        await wait_for(lambda: _failing(consumer), "failed writes")
+        await apoll_until(lambda: _failing(consumer), "failed writes", timeout=60)
 
         # Between two tries the events wait in the queue itself, ready for any consumer.
         async def all_ready() -> bool:
             counts = await asyncio.to_thread(queue_counts, management_vhost, REPORTS_EVENTS)
             return counts == (80, 0)
 
-        await wait_for(all_ready, "the events back in the queue")
+        await apoll_until(all_ready, "the events back in the queue", timeout=60)
         await store.run(lambda c: c.command("ATTACH TABLE postline.delivery_events"))
-        await wait_for(lambda: _recovered(consumer), "a successful write")
-        await wait_for(lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue")
+        await apoll_until(lambda: _recovered(consumer), "a successful write", timeout=60)
+        await apoll_until(
+            lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue", timeout=60
+        )
         distinct = await scalar(store, "SELECT count() FROM postline.delivery_events FINAL")
         assert distinct == 80
         log = await scalar(store, "SELECT count() FROM postline.delivery_log FINAL")
@@ -275,8 +231,10 @@ async def test_poison_events_are_dead_lettered_alone(broker: Broker, store: Stor
             DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents(events=deliveries(3, prefix="b"))
         )
         await channel.close()
-        await wait_for(lambda: _equals(_count_events(store), 16), "the good events")
-        await wait_for(lambda: _equals(queue_depth(broker, DEAD_LETTER_QUEUE), 3), "3 dead")
+        await apoll_until(lambda: _equals(_count_events(store), 16), "the good events", timeout=60)
+        await apoll_until(
+            lambda: _equals(queue_depth(broker, DEAD_LETTER_QUEUE), 3), "3 dead", timeout=60
+        )
         assert await _count_events(store) == 16
     finally:
         await consumer.stop()
@@ -291,7 +249,7 @@ async def test_stop_writes_what_is_buffered(broker: Broker, store: Store) -> Non
     consumer = BatchConsumer(broker, REPORTS_EVENTS, Ingest(store).write, max_wait=60.0)
     await consumer.start()
     await publish(broker, deliveries(10))
-    await wait_for(lambda: _buffered(consumer, 20), "20 buffered events")
+    await apoll_until(lambda: _buffered(consumer, 20), "20 buffered events", timeout=60)
     await consumer.stop()
     assert await _count_events(store) == 20
     assert await queue_depth(broker, REPORTS_EVENTS) == 0
@@ -411,12 +369,9 @@ async def test_batch_messages_are_ingested_and_the_prefetch_follows_their_size(
         )
         await broker.publish(ERROR_EVENT_KEY, events_pb2.ErrorEvents(events=errors(7)))
         await publish(broker, [*deliveries(20, prefix="s"), *errors(3, prefix="y")])
-        await wait_for(
-            lambda: _equals(stored(store), (440, 10, 440, 220)), "every event in ClickHouse"
-        )
-        await wait_for(lambda: _zero(queue_depth(broker, REPORTS_EVENTS)), "an empty queue")
+        await all_written(broker, store, (440, 10, 440, 220))
         # Single events of ~150 bytes: far more of them fit in two batches' bytes.
-        await wait_for(lambda: _grown(consumer), "a larger prefetch")
+        await apoll_until(lambda: _grown(consumer), "a larger prefetch", timeout=60)
     finally:
         await consumer.stop()
 

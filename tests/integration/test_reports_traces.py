@@ -29,7 +29,8 @@ from postline.reports.queries import ReportQueries
 from postline.reports.spans import SpanWriter, create_otlp_app
 from postline.reports.store import Store
 from tests.conftest import DEV_POLICY
-from tests.integration.test_reports_api import free_port, migrated
+from tests.integration.reports_support import migrated
+from tests.ports import free_port
 
 AUTH = {"Authorization": "Bearer dev:dev-secret"}
 

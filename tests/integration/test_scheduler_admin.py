@@ -15,16 +15,16 @@ from postline.common.broker.topology import shard_for
 from postline.common.cli import main as postline
 from postline.common.timeutil import to_timestamp
 from postline.v1 import scheduler_pb2, scheduler_pb2_grpc
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     SHARDS,
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
 
 SPEED = """
       - match: [paused.test]
@@ -65,7 +65,7 @@ async def test_a_paused_domain_waits_and_goes_on_resume(amqp_url: str, tmp_path:
             await accept(broker, f"user{i}@b-mobile.test")
             await accept(broker, f"user{i}@a-mobile.test")
         # The other member of the group is not paused.
-        await eventually(lambda: len(senders.tasks) == 3, "a-mobile.test's tasks")
+        await apoll_until(lambda: len(senders.tasks) == 3, "a-mobile.test's tasks")
         await steady(
             lambda: {t.delivery.recipient_domain for t in senders.tasks} == {"a-mobile.test"},
             "nothing to a paused domain",
@@ -78,10 +78,10 @@ async def test_a_paused_domain_waits_and_goes_on_resume(amqp_url: str, tmp_path:
 
         await admin.ResumeDomain(scheduler_pb2.DomainRequest(domain="paused.test"))
         await admin.ResumeDomain(scheduler_pb2.DomainRequest(domain="b-mobile.test"))
-        await eventually(lambda: senders.for_rcpt("user0@paused.test"), "paused.test resumed")
-        await eventually(lambda: len(senders.for_rcpt("user0@b-mobile.test")), "the group")
+        await apoll_until(lambda: senders.for_rcpt("user0@paused.test"), "paused.test resumed")
+        await apoll_until(lambda: len(senders.for_rcpt("user0@b-mobile.test")), "the group")
         while len(senders.tasks) < 9:
-            await eventually(lambda: senders.pending, "a grant")
+            await apoll_until(lambda: senders.pending, "a grant")
             await senders.answer_all()
         assert len(senders.tasks) == 9
 
@@ -108,7 +108,7 @@ async def test_any_replica_answers_queue_statistics(amqp_url: str, tmp_path: Pat
         await owns_all(owner)
         for i in range(4):
             await accept(broker, f"user{i}@paused.test")
-        await eventually(lambda: len(senders.tasks) == 1, "one connection in use")
+        await apoll_until(lambda: len(senders.tasks) == 1, "one connection in use")
 
         admin = _stub(standby.grpc_port)
 
@@ -191,7 +191,7 @@ async def test_the_scheduler_commands(amqp_url: str, tmp_path: Path) -> None:
 
         assert "paused" in await asyncio.to_thread(run, "pause", "paused.test")
         await accept(broker, "someone@paused.test")
-        await eventually(
+        await apoll_until(
             lambda: svc.ownership.runtimes[shard_for("paused.test", SHARDS)].gates, "queued"
         )
         for _ in range(50):
@@ -204,4 +204,4 @@ async def test_the_scheduler_commands(amqp_url: str, tmp_path: Path) -> None:
         data = json.loads(output)
         assert data["domains"][0]["backlog"] == 1 and data["domains"][0]["paused"] is True
         assert "resumed" in await asyncio.to_thread(run, "resume", "paused.test")
-        await eventually(lambda: senders.for_rcpt("someone@paused.test"), "sent once resumed")
+        await apoll_until(lambda: senders.for_rcpt("someone@paused.test"), "sent once resumed")

@@ -10,16 +10,16 @@ import pytest
 
 from postline.common.broker.topology import shard_for
 from postline.scheduler import queues
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     SHARDS,
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
 
 LIMITS = """
       - match: [two.test]
@@ -40,9 +40,9 @@ async def test_the_standby_takes_over_and_counts_what_is_in_flight(
             await steady(lambda: not second.ownership.runtimes, "the standby owns nothing", 0.5)
             for i in range(6):
                 await accept(broker, f"user{i}@two.test")
-            await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+            await apoll_until(lambda: senders.in_flight("two.test") == 2, "two grants")
             shard = shard_for("two.test", SHARDS)
-            await eventually(
+            await apoll_until(
                 lambda: first.ownership.runtimes[shard].gates
                 and next(iter(first.ownership.runtimes[shard].gates.values())).backlog,
                 "the rest in the backlog",
@@ -51,7 +51,7 @@ async def test_the_standby_takes_over_and_counts_what_is_in_flight(
             # The owner's consumer connection dies (as when its process is killed).
             assert first.ownership.connection is not None
             await first.ownership.connection.close()
-            await eventually(lambda: len(second.ownership.runtimes) == SHARDS, "takeover")
+            await apoll_until(lambda: len(second.ownership.runtimes) == SHARDS, "takeover")
             taken = second.ownership.runtimes[shard]
             gate = next(g for g in taken.gates.values() if g.key == "domain:two.test")
             assert len(gate.state.in_flight) == 2  # from the first owner's leases
@@ -60,32 +60,32 @@ async def test_the_standby_takes_over_and_counts_what_is_in_flight(
             await steady(lambda: len(senders.tasks) == 2, "no grant beyond the limit")
             # ...until their results come back, to the new owner.
             for _ in range(6):
-                await eventually(lambda: senders.pending, "a grant to answer")
+                await apoll_until(lambda: senders.pending, "a grant to answer")
                 assert senders.in_flight("two.test") <= 2
                 await senders.answer(next(iter(senders.pending.values())))
-            await eventually(
+            await apoll_until(
                 lambda: len({t.delivery.delivery_id for t in senders.tasks}) == 6
                 and not senders.pending,
                 "every delivery sent once",
             )
             assert len(senders.tasks) == 6
-            await eventually(lambda: not gate.state.in_flight, "no slot left in use")
+            await apoll_until(lambda: not gate.state.in_flight, "no slot left in use")
 
 
 async def test_a_stopping_owner_hands_its_shards_over(amqp_url: str, tmp_path: Path) -> None:
     policy = write_policy(tmp_path, speed=LIMITS)
     async with harness(amqp_url) as (broker, senders, _), running(amqp_url, policy) as second:
         async with running(amqp_url, policy) as first:
-            await eventually(
+            await apoll_until(
                 lambda: len(first.ownership.runtimes) + len(second.ownership.runtimes) == SHARDS,
                 "every shard owned",
             )
             for i in range(4):
                 await accept(broker, f"user{i}@two.test")
-            await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+            await apoll_until(lambda: senders.in_flight("two.test") == 2, "two grants")
         await owns_all(second)
         while len({t.delivery.delivery_id for t in senders.tasks}) < 4 or senders.pending:
-            await eventually(lambda: senders.pending, "a grant to answer")
+            await apoll_until(lambda: senders.pending, "a grant to answer")
             assert senders.in_flight("two.test") <= 2
             await senders.answer(next(iter(senders.pending.values())))
         assert len(senders.tasks) == 4
@@ -105,16 +105,16 @@ async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(
         await owns_all(svc)
         for i in range(5):
             await accept(broker, f"user{i}@two.test")
-        await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+        await apoll_until(lambda: senders.in_flight("two.test") == 2, "two grants")
         runtime = svc.ownership.runtimes[shard_for("two.test", SHARDS)]
-        await eventually(
+        await apoll_until(
             lambda: len(runtime.book.leases) == 2 and runtime.book.indexes, "state held"
         )
         first = {g: held.incoming for g, held in runtime.book.leases.items()}
         first_index = next(iter(runtime.book.indexes.values())).incoming
         first_token = runtime.book.token.incoming
 
-        await eventually(
+        await apoll_until(
             lambda: all(runtime.book.leases[g].incoming is not m for g, m in first.items())
             and next(iter(runtime.book.indexes.values())).incoming is not first_index
             and runtime.book.token.incoming is not first_token,
@@ -125,10 +125,10 @@ async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(
         await steady(lambda: len(senders.tasks) == 2, "renewal grants nothing")
 
         while len({t.delivery.delivery_id for t in senders.tasks}) < 5 or senders.pending:
-            await eventually(lambda: senders.pending, "a grant to answer")
+            await apoll_until(lambda: senders.pending, "a grant to answer")
             await senders.answer(next(iter(senders.pending.values())))
         gate = next(g for g in runtime.gates.values() if g.key == "domain:two.test")
-        await eventually(lambda: gate.backlog is None and not runtime.book.indexes, "deleted", 20)
+        await apoll_until(lambda: gate.backlog is None and not runtime.book.indexes, "deleted", 20)
         assert not runtime.book.leases
         channel = await broker.connection.channel()
         state = await channel.declare_queue(queues.state_queue(runtime.number), passive=True)

@@ -11,16 +11,16 @@ from postline.common.broker.topology import SUPPRESSION_KEY
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler.forwarding import copy_id
 from postline.v1 import delivery_pb2, events_pb2
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     Clock,
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
 
 DEFERRED = events_pb2.DELIVERY_STATUS_DEFERRED
 SUCCEEDED = events_pb2.DELIVERY_STATUS_SUCCEEDED
@@ -61,15 +61,15 @@ async def test_prohibited_hours_hold_matching_deliveries_until_the_window_ends(
         receipt = await accept(broker, "buyer@a.test", headers={"X-Category": "receipt"})
 
         # The receipt goes at once; the campaign mail is held and says until when.
-        await eventually(lambda: senders.for_rcpt("buyer@a.test"), "the receipt's task")
-        held = (await eventually(lambda: events.of(campaign.delivery_id, DEFERRED), "held"))[0]
+        await apoll_until(lambda: senders.for_rcpt("buyer@a.test"), "the receipt's task")
+        held = (await apoll_until(lambda: events.of(campaign.delivery_id, DEFERRED), "held"))[0]
         assert "prohibited hours" in held.reason
         assert from_timestamp(held.next_attempt_at) == window_end
         assert held.attempt == 0
         assert not senders.for_rcpt("fan@a.test")
         assert events.of(receipt.delivery_id, DEFERRED) == []
 
-        task = (await eventually(lambda: senders.for_rcpt("fan@a.test"), "release", 20))[0]
+        task = (await apoll_until(lambda: senders.for_rcpt("fan@a.test"), "release", 20))[0]
         assert from_timestamp(task.granted_at) >= window_end
         assert task.attempt == 1
         assert len(events.of(campaign.delivery_id, DEFERRED)) == 1  # one event per hold
@@ -82,15 +82,15 @@ async def test_a_temporary_failure_is_retried_after_the_interval(
     async with harness(amqp_url) as (broker, senders, events), running(amqp_url, policy) as svc:
         await owns_all(svc)
         delivery = await accept(broker, "greylist@a.test")
-        first = (await eventually(lambda: senders.for_rcpt("greylist@a.test"), "attempt 1"))[0]
+        first = (await apoll_until(lambda: senders.for_rcpt("greylist@a.test"), "attempt 1"))[0]
         await senders.answer(
             first, delivery_pb2.OUTCOME_DEFERRED, 451, "4.7.1 Greylisted, try again later"
         )
-        deferred = (await eventually(lambda: events.of(delivery.delivery_id, DEFERRED), "x"))[0]
+        deferred = (await apoll_until(lambda: events.of(delivery.delivery_id, DEFERRED), "x"))[0]
         assert from_timestamp(deferred.next_attempt_at) - from_timestamp(deferred.at) == 1.0
         assert deferred.reply_code == 451
 
-        tasks = await eventually(
+        tasks = await apoll_until(
             lambda: len(senders.for_rcpt("greylist@a.test")) == 2
             and senders.for_rcpt("greylist@a.test"),
             "attempt 2",
@@ -98,7 +98,7 @@ async def test_a_temporary_failure_is_retried_after_the_interval(
         second = tasks[1]
         assert second.attempt == 2 and second.grant_id != first.grant_id
         await senders.answer(second)
-        succeeded = await eventually(lambda: events.of(delivery.delivery_id, SUCCEEDED), "ok")
+        succeeded = await apoll_until(lambda: events.of(delivery.delivery_id, SUCCEEDED), "ok")
         assert succeeded[0].attempt == 2
 
 
@@ -107,14 +107,16 @@ async def test_a_reply_asking_for_a_later_retry_is_respected(amqp_url: str, tmp_
     async with harness(amqp_url) as (broker, senders, events), running(amqp_url, policy) as svc:
         await owns_all(svc)
         delivery = await accept(broker, "busy@a.test")
-        first = (await eventually(lambda: senders.for_rcpt("busy@a.test"), "attempt 1"))[0]
+        first = (await apoll_until(lambda: senders.for_rcpt("busy@a.test"), "attempt 1"))[0]
         await senders.answer(
             first, delivery_pb2.OUTCOME_DEFERRED, 450, "4.7.1 Too busy, retry after 3 seconds"
         )
-        deferred = (await eventually(lambda: events.of(delivery.delivery_id, DEFERRED), "x"))[0]
+        deferred = (await apoll_until(lambda: events.of(delivery.delivery_id, DEFERRED), "x"))[0]
         wait = from_timestamp(deferred.next_attempt_at) - from_timestamp(deferred.at)
         assert wait == 3.0  # not the 1 s interval
-        second = (await eventually(lambda: senders.for_rcpt("busy@a.test")[1:], "attempt 2", 15))[0]
+        second = (await apoll_until(lambda: senders.for_rcpt("busy@a.test")[1:], "attempt 2", 15))[
+            0
+        ]
         assert from_timestamp(second.granted_at) >= from_timestamp(deferred.next_attempt_at)
 
 
@@ -136,7 +138,7 @@ async def test_retries_end_with_status_3_after_the_resend_period(
         for _ in range(200):
             if await always_defer():
                 break
-            await eventually(
+            await apoll_until(
                 lambda: senders.pending or events.of(delivery.delivery_id, FAILED), "progress"
             )
         failed = events.of(delivery.delivery_id, FAILED)[0]
@@ -164,11 +166,11 @@ async def test_a_suppressed_recipient_fails_with_status_10_and_is_never_sent(
             at=to_timestamp(svc.clock()),
         )
         await broker.publish(SUPPRESSION_KEY, change)
-        await eventually(
+        await apoll_until(
             lambda: svc.suppressions.is_suppressed("default", "gone@a.test"), "the change"
         )
         blocked = await accept(broker, "Gone@A.test")
-        failed = (await eventually(lambda: events.of(blocked.delivery_id, FAILED), "failed"))[0]
+        failed = (await apoll_until(lambda: events.of(blocked.delivery_id, FAILED), "failed"))[0]
         assert failed.error_status == events_pb2.ERROR_STATUS_BLOCKED_ADDRESS
         error = next(e for e in events.errors if e.delivery_id == blocked.delivery_id)
         assert error.status == events_pb2.ERROR_STATUS_BLOCKED_ADDRESS
@@ -177,11 +179,11 @@ async def test_a_suppressed_recipient_fails_with_status_10_and_is_never_sent(
 
         change.action = events_pb2.SUPPRESSION_ACTION_REMOVE
         await broker.publish(SUPPRESSION_KEY, change)
-        await eventually(
+        await apoll_until(
             lambda: not svc.suppressions.is_suppressed("default", "gone@a.test"), "the removal"
         )
         again = await accept(broker, "gone@a.test")
-        await eventually(lambda: senders.for_rcpt("gone@a.test"), "a task once unblocked")
+        await apoll_until(lambda: senders.for_rcpt("gone@a.test"), "a task once unblocked")
         assert events.of(again.delivery_id, FAILED) == []
 
 
@@ -192,15 +194,15 @@ async def test_forwarding_copies_and_rewrites_without_loops(amqp_url: str, tmp_p
         order = await accept(broker, "buyer@a.test", headers={"Subject": "Order confirmation #12"})
         moved = await accept(broker, "old@a.test")
 
-        await eventually(lambda: senders.for_rcpt("buyer@a.test"), "the original")
-        copy = (await eventually(lambda: senders.for_rcpt("archive@archive.test"), "copy"))[0]
+        await apoll_until(lambda: senders.for_rcpt("buyer@a.test"), "the original")
+        copy = (await apoll_until(lambda: senders.for_rcpt("archive@archive.test"), "copy"))[0]
         assert copy.delivery.delivery_id == copy_id(order.delivery_id, "archive@archive.test")
         assert copy.delivery.message_id == order.message_id
         assert copy.delivery.forwarded_from == order.delivery_id
         queued = events.of(copy.delivery.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED)
         assert queued and queued[0].recipient == "archive@archive.test"
 
-        rewritten = (await eventually(lambda: senders.for_rcpt("new@moved.test"), "rewrite"))[0]
+        rewritten = (await apoll_until(lambda: senders.for_rcpt("new@moved.test"), "rewrite"))[0]
         assert rewritten.delivery.delivery_id == moved.delivery_id
         assert rewritten.delivery.original_recipient == "old@a.test"
         assert rewritten.speed_key == "domain:moved.test"

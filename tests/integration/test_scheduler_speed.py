@@ -9,16 +9,16 @@ from pathlib import Path
 
 from postline.common.broker.topology import shard_for
 from postline.v1 import delivery_pb2
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     SHARDS,
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
 
 LIMITS = """
       - match: [two.test]
@@ -46,7 +46,7 @@ async def test_a_domain_never_gets_more_grants_than_its_connections(
         await owns_all(svc)
         for i in range(8):
             await accept(broker, f"user{i}@two.test")
-        await eventually(lambda: senders.in_flight("two.test") == 2, "two grants")
+        await apoll_until(lambda: senders.in_flight("two.test") == 2, "two grants")
         await steady(lambda: senders.in_flight("two.test") == 2, "no third grant")
 
         delivered = 0
@@ -54,7 +54,7 @@ async def test_a_domain_never_gets_more_grants_than_its_connections(
             task = next(iter(senders.pending.values()))
             await senders.answer(task)
             delivered += 1
-            await eventually(
+            await apoll_until(
                 lambda d=delivered: senders.in_flight("two.test") == min(2, 8 - d)
                 and len(senders.tasks) == min(8, d + 2),
                 f"the next grant after {delivered} results",
@@ -69,7 +69,7 @@ async def test_the_interval_spaces_grants(amqp_url: str, tmp_path: Path) -> None
         await owns_all(svc)
         for i in range(4):
             await accept(broker, f"user{i}@spaced.test")
-        await eventually(lambda: len(senders.tasks) == 4, "four grants")
+        await apoll_until(lambda: len(senders.tasks) == 4, "four grants")
         granted = sorted(t.granted_at.ToNanoseconds() / 1e9 for t in senders.tasks)
         gaps = [b - a for a, b in itertools.pairwise(granted)]
         assert min(gaps) >= 0.3 - 1e-3, gaps
@@ -84,15 +84,15 @@ async def test_a_group_shares_one_limit_across_shards(amqp_url: str, tmp_path: P
         for i in range(3):
             for domain in domains:
                 await accept(broker, f"user{i}@{domain}")
-        await eventually(lambda: len(senders.pending) == 2, "two grants for the group")
+        await apoll_until(lambda: len(senders.pending) == 2, "two grants for the group")
         await steady(lambda: len(senders.pending) == 2, "the group stays at two")
         assert {t.speed_key for t in senders.tasks} == {"group:mobile"}
         assert len({t.shard for t in senders.tasks}) == 1
         for _ in range(12):
-            await eventually(lambda: senders.pending, "a grant to answer")
+            await apoll_until(lambda: senders.pending, "a grant to answer")
             assert len(senders.pending) <= 2
             await senders.answer(next(iter(senders.pending.values())))
-        await eventually(lambda: len(senders.tasks) == 12 and not senders.pending, "all sent")
+        await apoll_until(lambda: len(senders.tasks) == 12 and not senders.pending, "all sent")
 
 
 async def test_high_priority_overtakes_a_backlog(amqp_url: str, tmp_path: Path) -> None:
@@ -101,16 +101,16 @@ async def test_high_priority_overtakes_a_backlog(amqp_url: str, tmp_path: Path) 
         await owns_all(svc)
         for i in range(40):
             await accept(broker, f"bulk{i}@one.test", headers={"X-Category": "campaign"})
-        await eventually(lambda: len(senders.tasks) == 1, "the first grant")
+        await apoll_until(lambda: len(senders.tasks) == 1, "the first grant")
         runtime = svc.ownership.runtimes[shard_for("one.test", SHARDS)]
-        await eventually(
+        await apoll_until(
             lambda: sum(g.backlog.ready for g in runtime.gates.values() if g.backlog) > 20,
             "the backlog queued",
         )
         urgent = await accept(broker, "urgent@one.test", headers={"X-Category": "receipt"})
         position = None
         for answered in range(41):
-            await eventually(lambda: senders.pending, "a grant")
+            await apoll_until(lambda: senders.pending, "a grant")
             task = next(iter(senders.pending.values()))
             if task.delivery.delivery_id == urgent.delivery_id:
                 position = answered
@@ -131,7 +131,7 @@ async def test_a_throttled_domain_does_not_hold_up_others(amqp_url: str, tmp_pat
         await owns_all(svc)
         # 300 deliveries to a one-connection domain, far more than the inbound prefetch...
         await asyncio.gather(*(accept(broker, f"bulk{i}@one.test") for i in range(300)))
-        await eventually(lambda: len(senders.tasks) == 1, "the throttled domain's first grant")
+        await apoll_until(lambda: len(senders.tasks) == 1, "the throttled domain's first grant")
         # ...and a delivery to another domain on the same shard still goes at once.
         other = next(
             f"x{i}.test"
@@ -139,5 +139,5 @@ async def test_a_throttled_domain_does_not_hold_up_others(amqp_url: str, tmp_pat
             if shard_for(f"x{i}.test", SHARDS) == shard_for("one.test", SHARDS)
         )
         await accept(broker, f"someone@{other}")
-        await eventually(lambda: senders.for_rcpt(f"someone@{other}"), "the other domain's task")
+        await apoll_until(lambda: senders.for_rcpt(f"someone@{other}"), "the other domain's task")
         assert senders.in_flight("one.test") == 1

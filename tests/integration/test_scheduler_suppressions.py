@@ -4,7 +4,6 @@ there yet."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,15 +17,16 @@ from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.clickhouse import apply_migrations
 from postline.common.policy import load_policy
 from postline.v1 import events_pb2
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     accept,
-    eventually,
     harness,
     owns_all,
     running,
     steady,
     write_policy,
 )
+from tests.polling import apoll_until
+from tests.ports import free_port
 
 
 class Bounce:
@@ -52,16 +52,10 @@ class Bounce:
         self.store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def bounce(amqp_url: str, tmp_path: Path) -> AsyncIterator[Bounce]:
     write_policy(tmp_path)
-    service = Bounce(amqp_url, tmp_path, _free_port())
+    service = Bounce(amqp_url, tmp_path, free_port())
     yield service
     if hasattr(service, "server"):
         await service.stop()
@@ -83,11 +77,11 @@ async def test_the_initial_list_comes_from_bounce(
     ):
         # The change above was published before this replica had its queue: only the list
         # read at start can know it.
-        await eventually(lambda: svc.suppressions.loaded, "the list loaded")
+        await apoll_until(lambda: svc.suppressions.loaded, "the list loaded")
         assert svc.suppressions.is_suppressed("default", "gone@a.test")
         await owns_all(svc)
         blocked = await accept(broker, "gone@a.test")
-        failed = await eventually(
+        failed = await apoll_until(
             lambda: events.of(blocked.delivery_id, events_pb2.DELIVERY_STATUS_FAILED), "failed"
         )
         assert failed[0].error_status == events_pb2.ERROR_STATUS_BLOCKED_ADDRESS
@@ -105,9 +99,9 @@ async def test_a_missing_bounce_service_is_waited_for_without_stopping_delivery(
         await owns_all(svc)
         assert not svc.suppressions.loaded  # visible in QueueStats and the metrics
         await accept(broker, "someone@a.test")
-        await eventually(lambda: senders.for_rcpt("someone@a.test"), "delivery goes on")
+        await apoll_until(lambda: senders.for_rcpt("someone@a.test"), "delivery goes on")
 
         await bounce.start()
         await bounce.suppressions.add("default", "late@a.test", "550 5.1.1 user unknown")
-        await eventually(lambda: svc.suppressions.loaded, "the list loaded on a retry", 20)
+        await apoll_until(lambda: svc.suppressions.loaded, "the list loaded on a retry", 20)
         assert svc.suppressions.is_suppressed("default", "late@a.test")

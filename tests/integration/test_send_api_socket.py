@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 
 from postline.common.runtime import HttpServer
 from tests.integration.send_api_support import bearer, harness, inbound_count
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 async def test_send_and_openapi_over_uvicorn(amqp_url: str) -> None:
     async with harness(amqp_url) as h:
-        port = _free_port()
+        port = free_port()
         server = HttpServer(h.app, f"127.0.0.1:{port}")
         await server.start()
         try:

@@ -13,16 +13,18 @@ import dkim
 import pytest
 
 from postline.common.policy import DkimAlgorithm, Policy
+from postline.common.resolver import make_resolver
 from postline.common.verp import decode_verp
 from postline.sender import dkim_keys
 from postline.sender.attempt import Deliverer
-from postline.sender.mx import MxResolver, make_resolver
+from postline.sender.mx import MxResolver
 from postline.sender.pool import SessionPool
 from postline.sender.smtp import Endpoint, SmtpSession, SmtpTimeouts
 from postline.sender.tls import TlsContexts
 from postline.simulator import Simulator
 from postline.simulator.records import MessageRecord
 from postline.v1 import delivery_pb2
+from tests.polling import apoll_until
 from tests.sender_support import DnsServer, Zone, sender_policy, task
 from tests.tls_support import CertFiles, make_ca
 
@@ -245,7 +247,7 @@ async def test_a_session_the_server_closed_while_idle_is_replaced(
     first = await deliverer.attempt(task("one@a.test", route=route(sim)))
     for connection in list(sim._connections):  # the destination drops idle connections
         connection.close()
-    await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "the drop")
+    await apoll_until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "the drop")
     second = await deliverer.attempt(task("two@a.test", route=route(sim)))
     assert first.outcome == second.outcome == SUCCEEDED
     assert not second.connection_reused
@@ -257,7 +259,7 @@ async def test_idle_sessions_are_closed(sim: Simulator, make: Make) -> None:
     result = await deliverer.attempt(task(route=route(sim)))
     assert result.outcome == SUCCEEDED
     assert sim.recorder.stats()["connections"]["current"] == 1  # kept for reuse
-    await _until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "idle close")
+    await apoll_until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "idle close")
     assert deliverer.pool.open_sessions("domain:a.test") == 0
 
 
@@ -526,15 +528,6 @@ async def test_an_unusable_dkim_key_defers_rather_than_send_unsigned(
     assert (result.outcome, result.enhanced_status, result.stage) == (DEFERRED, "4.3.5", "local")
     assert "DKIM key for example.test" in result.reply_text
     assert arrived(sim, "unsigned@a.test") == []
-
-
-async def _until(check: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_dns_server_that_does_not_answer_defers(certs: CertFiles) -> None:

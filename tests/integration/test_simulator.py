@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,24 +17,12 @@ import pytest
 
 from postline.simulator import Simulator
 from postline.simulator.client import SimulatorClient
+from tests.polling import apoll_until
+from tests.ports import free_port
 
 T = TypeVar("T")
 
 SLOW_SECONDS = 0.5
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[T | None]], what: str, within: float = 10.0
-) -> T:
-    """Await ``check()`` until it returns something truthy, failing after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -274,7 +261,7 @@ async def test_peak_concurrent_connections_per_domain(
                 and domains["other.test"]["current_connections"] == 0
             )
 
-        await poll_until(released, "RSET to release the connection's domains")
+        await apoll_until(released, "RSET to release the connection's domains")
     finally:
         for smtp in connections:
             await smtp.quit()
@@ -283,7 +270,7 @@ async def test_peak_concurrent_connections_per_domain(
         stats = await call(client.stats)
         return stats if stats["connections"]["current"] == 0 else None
 
-    stats = await poll_until(all_closed, "every connection to close")
+    stats = await apoll_until(all_closed, "every connection to close")
     assert stats["domains"]["busy.test"]["current_connections"] == 0
     assert stats["domains"]["busy.test"]["peak_connections"] == 3
     assert stats["connections"]["peak"] == 3
@@ -439,15 +426,8 @@ async def test_messages_endpoint_serves_base64_raw_only_on_request(
 # as a process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_runs_as_a_process_and_stops_on_sigterm() -> None:
-    smtp_port, control_port = _free_port(), _free_port()
+    smtp_port, control_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -469,7 +449,7 @@ async def test_runs_as_a_process_and_stops_on_sigterm() -> None:
                 pytest.fail(f"simulator exited with {process.returncode}")
             return await call(client.healthy)
 
-        await poll_until(healthy, "the simulator process to answer /healthz", within=30)
+        await apoll_until(healthy, "the simulator process to answer /healthz", timeout=30)
 
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, start_tls=False)
         await smtp.connect()

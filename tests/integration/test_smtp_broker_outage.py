@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import poll_until
 from tests.integration.smtp_support import (
     SECRET,
     USER,
@@ -26,6 +25,7 @@ from tests.integration.smtp_support import (
     running_relay,
     take_deliveries,
 )
+from tests.polling import poll_until
 
 PUBLISH_TIMEOUT = 1.0
 MESSAGE = b"From: app@example.test\r\nSubject: outage\r\n\r\nHello.\r\n"

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from postline.ingress import relay as smtp_module
-from tests.conftest import poll_until
 from tests.integration.smtp_support import (
     OTHER_SECRET,
     OTHER_USER,
@@ -31,6 +30,7 @@ from tests.integration.smtp_support import (
     running_relay,
     take_deliveries,
 )
+from tests.polling import poll_until
 
 StartRelay = Callable[..., Relay]
 

@@ -29,18 +29,18 @@ from postline.common.semconv import (
 from postline.common.telemetry import grpc_client_interceptors
 from postline.ingress.grpc_server import GrpcServer
 from postline.v1 import delivery_pb2, send_pb2_grpc
-from tests.integration.send_api_support import bearer, harness, take_events
-from tests.integration.test_scheduler_harness import (
+from tests.integration.scheduler_support import (
     accept,
-    eventually,
     owns_all,
     running,
     write_policy,
 )
-from tests.integration.test_scheduler_harness import harness as scheduler_harness
+from tests.integration.scheduler_support import harness as scheduler_harness
+from tests.integration.send_api_support import bearer, harness, take_events
 from tests.integration.test_scheduler_policy import POLICY
 from tests.integration.test_send_api import message
 from tests.integration.test_send_grpc import AUTH, request
+from tests.polling import apoll_until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -116,9 +116,9 @@ async def test_a_retried_delivery_is_linked_to_the_span_that_parked_it(
     ):
         await owns_all(svc)
         delivery = await accept(broker, "greylist@a.test")
-        first = (await eventually(lambda: senders.for_rcpt("greylist@a.test"), "attempt 1"))[0]
+        first = (await apoll_until(lambda: senders.for_rcpt("greylist@a.test"), "attempt 1"))[0]
         await senders.answer(first, delivery_pb2.OUTCOME_DEFERRED, 451, "4.7.1 Greylisted")
-        await eventually(
+        await apoll_until(
             lambda: len(senders.for_rcpt("greylist@a.test")) == 2, "attempt 2 after the wait"
         )
 
@@ -154,9 +154,9 @@ async def test_a_backlogged_delivery_is_linked_to_the_span_that_queued_it(
         # One in flight, one waiting in memory, the rest in the key's backlog queue.
         accepted = [await accept(broker, f"user{i}@one.test") for i in range(4)]
         for _ in range(4):
-            await eventually(lambda: senders.pending, "a grant")
+            await apoll_until(lambda: senders.pending, "a grant")
             await senders.answer(next(iter(senders.pending.values())))
-        await eventually(lambda: len(senders.tasks) == 4, "every one sent")
+        await apoll_until(lambda: len(senders.tasks) == 4, "every one sent")
 
     grants = named(spans, SPAN_GRANT)
     assert grants, "a delivery taken from the backlog is a decision span of its own"

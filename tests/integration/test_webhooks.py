@@ -38,8 +38,8 @@ from postline.reports.store import Store
 from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
 from postline.v1 import events_pb2, webhooks_pb2
-from tests.conftest import poll_until
 from tests.events_support import delivery_event
+from tests.polling import apoll_until
 from tests.webhook_support import WebhookReceiver, receiver_pair
 
 FAST = PostSettings(batch_size=50, batch_wait=0.2, timeout=2.0, retry_first=0.3, retry_max=1.0)
@@ -215,15 +215,11 @@ async def publish_every_kind(broker: Broker) -> dict[str, str]:
     }
 
 
-async def wait_for(check: Any, what: str, timeout: float = 30.0) -> Any:
-    return await asyncio.to_thread(poll_until, check, what, timeout)
-
-
 async def test_each_event_type_reaches_the_endpoints_that_want_it(bench: Bench) -> None:
     await bench.start()
     ids = await publish_every_kind(bench.broker)
 
-    events = await wait_for(
+    events = await apoll_until(
         lambda: found if len(found := bench.all_events.events()) >= 7 else None,
         "seven events at the endpoint that wants them all",
     )
@@ -262,7 +258,9 @@ async def test_each_event_type_reaches_the_endpoints_that_want_it(bench: Bench) 
     assert suppressed["delivery_id"] == "d-gone"
 
     # The second endpoint subscribed to failures only.
-    only = await wait_for(lambda: bench.failed_only.events(), "the failure at the second endpoint")
+    only = await apoll_until(
+        lambda: bench.failed_only.events(), "the failure at the second endpoint"
+    )
     assert [e["id"] for e in only] == [ids["failed"]]
 
     payload = bench.all_events.accepted[0].payload
@@ -277,17 +275,17 @@ async def test_a_dead_endpoint_gets_everything_once_it_answers(bench: Bench) -> 
     bench.all_events.answer = 503
     first = await bench.start()
     ids = await publish_every_kind(bench.broker)
-    await wait_for(lambda: bench.all_events.refused >= 2, "the endpoint refusing twice")
+    await apoll_until(lambda: bench.all_events.refused >= 2, "the endpoint refusing twice")
 
     # The reports process dies and comes back while the endpoint is still down: the retries
     # are in RabbitMQ (queues and delay queues), not in the process.
     await first.stop()
     bench.running.remove(first)
     await bench.start()
-    await wait_for(lambda: bench.all_events.refused >= 3, "a refusal after the restart")
+    await apoll_until(lambda: bench.all_events.refused >= 3, "a refusal after the restart")
 
     bench.all_events.answer = 200
-    await wait_for(
+    await apoll_until(
         lambda: {e["id"] for e in bench.all_events.events()} >= set(ids.values()),
         "every event once the endpoint answers",
     )
@@ -340,11 +338,13 @@ async def test_a_hanging_endpoint_holds_up_no_other(bench: Bench) -> None:
     bench.all_events.answer = "hang"
     await bench.start(PostSettings(batch_size=50, batch_wait=0.2, timeout=30.0))
     ids = await publish_every_kind(bench.broker)
-    only = await wait_for(lambda: bench.failed_only.events(), "the failure at the other endpoint")
+    only = await apoll_until(
+        lambda: bench.failed_only.events(), "the failure at the other endpoint"
+    )
     assert [e["id"] for e in only] == [ids["failed"]]
     assert bench.all_events.accepted == []  # still hanging on its first request
     bench.all_events.release()
-    await wait_for(lambda: len(bench.all_events.events()) >= 7, "the hanging endpoint's events")
+    await apoll_until(lambda: len(bench.all_events.events()) >= 7, "the hanging endpoint's events")
 
 
 async def test_a_batch_failing_for_the_whole_retry_period_is_dead_lettered(
@@ -410,7 +410,7 @@ async def test_with_quorum_queues_the_webhook_queues_are_quorum_too(
     try:
         await webhooks.start()  # the same arguments again: no PRECONDITION_FAILED
         await broker.publish(DELIVERY_EVENT_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED))
-        await wait_for(lambda: failed_only.events(), "the failure at its endpoint")
+        await apoll_until(lambda: failed_only.events(), "the failure at its endpoint")
         connection = await aio_pika.connect(amqp_url)
         channel = await connection.channel()
         # Declaring an existing queue with other arguments is refused (PRECONDITION_FAILED):

@@ -27,7 +27,7 @@ from postline.reports.store import Store
 from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.summary.schedule import latest_due, week_before
 from postline.v1 import delivery_pb2, events_pb2
-from tests.conftest import poll_until
+from tests.polling import poll_until
 
 SHARDS = 2
 Q, DEF, OK, FAIL = (

@@ -12,6 +12,7 @@ from postline.common.addresses import (
     MAX_ADDRESS_LENGTH,
     Address,
     AddressError,
+    address_key,
     is_valid_address,
     parse_address,
     parse_path,
@@ -487,3 +488,21 @@ def test_arbitrary_paths_parse_or_raise_address_error(text: str) -> None:
             parse_path(candidate, allow_null=True)
         except AddressError as error:
             assert_good_reason(error)
+
+
+# --- the key of an address given as text (suppressions) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Someone@Example.JP", "someone@example.jp"),
+        (" <Someone@Example.JP> ", "someone@example.jp"),
+        ("irregular..Pattern@example.jp", '"irregular..pattern"@example.jp'),
+        ('"irregular..pattern"@EXAMPLE.jp', '"irregular..pattern"@example.jp'),
+        ('"plain"@example.jp', "plain@example.jp"),  # quotes that were not needed
+        ("Not An Address", "not an address"),  # still a key, only lowercased
+    ],
+)
+def test_address_key(text: str, key: str) -> None:
+    assert address_key(text) == key

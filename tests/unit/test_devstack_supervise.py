@@ -7,7 +7,7 @@ from pathlib import Path
 
 from postline.devstack.stack import Stack
 from postline.devstack.supervise import Supervisor, describe_exit
-from tests.conftest import poll_until
+from tests.polling import poll_until
 
 SLEEPER = ["-c", "import time; time.sleep(60)"]
 

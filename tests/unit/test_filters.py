@@ -84,6 +84,8 @@ def test_first_match_returns_the_first_matching_filter_in_order() -> None:
         "arc-message-signature",
         "Authentication-Results",
         "Resent-To",
+        "Comments",
+        "Keywords",
     ],
 )
 def test_headers_that_repeat_are_refused(header: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from postline.common.policy.filters import REPEATABLE_HEADERS
 from postline.ingress.submission import prepare_content
 
 
@@ -32,6 +35,13 @@ def test_headers_for_filters_but_not_those_that_repeat() -> None:
     assert names["X-Category"] == "campaign"
     assert "Received" not in names and "X-Twice" not in names
     assert names["Subject"] == "café"  # RFC 2047: what a filter's pattern is written against
+
+
+@pytest.mark.parametrize("name", [*sorted(REPEATABLE_HEADERS), "ARC-Seal", "Resent-From"])
+def test_a_header_that_may_repeat_is_not_carried_even_once(name: str) -> None:
+    """The list filters refuse is the list ingress leaves out: one list, in common."""
+    _, headers = prepare_content(f"{name}: once\r\nSubject: s\r\n\r\nbody".encode(), "r.test")
+    assert [h.name for h in headers if h.name != "Message-ID"] == ["Subject"]
 
 
 def test_raw_utf8_header_values_are_text() -> None:

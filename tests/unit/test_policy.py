@@ -1024,3 +1024,30 @@ def test_inbound_domains_are_unique() -> None:
         """
     )
     assert "inbound[1].domain: duplicate 'in.example.test'" in line
+
+
+def test_every_check_across_the_file_reports_at_once() -> None:
+    """The cross-file checks (``policy.cross_checks``) each report at their own key, all in
+    one load, so a user fixes the file in one round."""
+    lines = errors(
+        f"""\
+        version: 1
+        source_ip_pools:
+          empty: []
+          twice: [10.0.0.1, 10.0.0.1]
+        servers:
+          a:
+            return_path_domain: b.example.test
+            source_ip_pool: missing
+            api_users: [{{name: u, secret: {PLACEHOLDER_HASH}}}]
+          b:
+            return_path_domain: b.example.test
+            api_users: [{{name: u, secret: {PLACEHOLDER_HASH}}}]
+        """
+    )
+    text = "\n".join(lines)
+    assert "source_ip_pools.empty: a pool needs at least one address" in text
+    assert "source_ip_pools.twice[1]: duplicate" in text
+    assert "servers.a.source_ip_pool: unknown source IP pool 'missing'" in text
+    assert "servers.b.api_users[0].name: api user 'u' is also defined at servers.a" in text
+    assert len(lines) == 4

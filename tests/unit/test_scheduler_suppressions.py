@@ -35,6 +35,18 @@ def test_changes_add_and_remove_case_insensitively() -> None:
     assert not suppressions.is_suppressed("default", "gone@example.test")
 
 
+def test_an_address_is_one_key_however_it_is_written() -> None:
+    """The scheduler and bounce key addresses alike (``common.addresses.address_key``): a
+    bounce mail's bare ``a..b@x`` and the delivery's quoted ``"a..b"@x`` are one address."""
+    suppressions = SuppressionList(Clock())
+    suppressions.apply(
+        _change("<Irregular..Pattern@Example.test>", events_pb2.SUPPRESSION_ACTION_ADD)
+    )
+    assert suppressions.is_suppressed("default", '"irregular..pattern"@example.test')
+    assert suppressions.is_suppressed("default", " irregular..pattern@EXAMPLE.test ")
+    assert not suppressions.is_suppressed("default", "irregular.pattern@example.test")
+
+
 def test_a_suppression_expires() -> None:
     clock = Clock()
     suppressions = SuppressionList(clock)

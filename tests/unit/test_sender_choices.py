@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from postline.common.tls_modes import NONE, OPPORTUNISTIC, REQUIRED, tls_mode
 from postline.sender import sources
 from postline.sender.replies import Reply
 from postline.sender.settings import SenderSettings
-from postline.sender.tls import NONE, OPPORTUNISTIC, REQUIRED, tls_mode
 from postline.v1 import delivery_pb2
 from tests.sender_support import sender_policy
 

@@ -91,6 +91,7 @@ def test_parse_rate_rejects(text: object) -> None:
 def test_rate_properties() -> None:
     rate = parse_rate("600/min")
     assert rate.per_second == 10
+    assert rate.spacing == pytest.approx(0.1)
     assert rate.interval == timedelta(milliseconds=100)
     assert str(rate) == "600/min"
     assert str(parse_rate("5/10s")) == "5/10s"

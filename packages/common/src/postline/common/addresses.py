@@ -177,6 +177,18 @@ def is_valid_address(text: str) -> bool:
     return True
 
 
+def address_key(text: str) -> str:
+    """The case-insensitive key of an address given as text (the suppression list's form):
+    surrounding spaces and angle brackets dropped, then `Address.key`, so ``"a..b"@x`` and
+    ``a..b@X`` are one address. Text that is no address under the rules is only lowercased:
+    a key is still needed for what a bounce mail or an operator names."""
+    text = text.strip().strip("<>").strip()
+    try:
+        return parse_address(text).key
+    except AddressError:
+        return text.lower()
+
+
 def recipient_domain(text: str) -> str:
     """The lowercased domain of the address `text`; raises `AddressError` if it is invalid."""
     return parse_address(text).domain_lower

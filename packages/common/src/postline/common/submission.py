@@ -24,7 +24,7 @@ from postline.common.broker.topology import accepted_key, shard_for, urgent_key
 from postline.common.events import delivery_event_id
 from postline.common.ids import new_id
 from postline.common.policy import Policy
-from postline.common.policy.filters import normalize_headers
+from postline.common.policy.filters import is_repeatable, normalize_headers
 from postline.common.policy.model import PriorityLevel
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 # How long the queued events of an accepted message are tried again while RabbitMQ is away.
 QUEUED_RETRY_SECONDS = 120.0
-
-# Headers that occur several times cannot drive filters (see the design), so they are not carried.
-_REPEATING = frozenset({"received", "dkim-signature", "authentication-results", "comments"})
 
 # RFC 5322 §2.1: the header section ends at the first empty line.
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
@@ -113,7 +110,8 @@ def prepare_content(content: bytes, hostname: str) -> tuple[bytes, list[delivery
     headers = [
         delivery_pb2.Header(name=name, value=value)
         for name, value in fields
-        if counts[name.lower()] == 1 and name.lower() not in _REPEATING
+        # What occurs, or may occur, several times cannot drive a filter: not carried.
+        if counts[name.lower()] == 1 and not is_repeatable(name)
     ]
     return content, headers
 

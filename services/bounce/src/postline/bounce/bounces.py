@@ -43,8 +43,8 @@ UNKNOWN_USER = 2
 
 
 @dataclass
-class Outcome:
-    """What one received mail produced."""
+class BounceMailOutcome:
+    """What one received bounce mail produced."""
 
     report: BounceReport
     errors: list[events_pb2.ErrorClassified] = field(default_factory=list)
@@ -68,10 +68,10 @@ class BounceMails:
 
     async def process(
         self, content: bytes, rcpt_tos: list[str], policy: Policy, *, now: float | None = None
-    ) -> Outcome:
+    ) -> BounceMailOutcome:
         at = time.time() if now is None else now
         report = parse_bounce(content)
-        outcome = Outcome(report)
+        outcome = BounceMailOutcome(report)
         verp_ids = [d for d in (decode_verp(r) for r in rcpt_tos) if d]
         return_path = rcpt_tos[0] if rcpt_tos else ""
         fallback_server = server_for_domain(policy, return_path.rpartition("@")[2])

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from postline.bounce.store import Store
-from postline.common.broker.consumer import Delivery as AmqpDelivery
-from postline.common.broker.consumer import MessageTypes
+from postline.common.broker.consumer import MessageMeta, MessageTypes
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.v1 import delivery_pb2, events_pb2
 
@@ -128,7 +127,7 @@ class Deliveries:
     async def on_event(
         self,
         message: events_pb2.DeliveryEvent | events_pb2.DeliveryEvents,
-        meta: AmqpDelivery,
+        meta: MessageMeta,
     ) -> None:
         events = message.events if isinstance(message, events_pb2.DeliveryEvents) else [message]
         await self.record([e for e in events if e.status == events_pb2.DELIVERY_STATUS_QUEUED])

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from postline.bounce.suppressions import SuppressionList, normalize
-from postline.common.addresses import AddressError, parse_address
+from postline.bounce.suppressions import SuppressionList
+from postline.common.addresses import AddressError, address_key, parse_address
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.policy import Policy
 from postline.common.runtime import split_listen
@@ -48,7 +48,7 @@ class SuppressionsServicer(suppression_pb2_grpc.SuppressionsServicer):
 
     @staticmethod
     def _address(address: str) -> str:
-        address = normalize(address)
+        address = address_key(address)
         try:
             parse_address(address)
         except AddressError as exc:

@@ -10,7 +10,7 @@ from postline.bounce import metrics
 from postline.bounce.classify import classify_failure
 from postline.bounce.suppressions import SuppressionList
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.events import error_event
 from postline.common.policy import Policy
 from postline.common.semconv import DELIVERY_ID, ERROR_STATUS, SPAN_CLASSIFY
@@ -41,7 +41,9 @@ class Bounce:
         self.suppressions = suppressions
         self.policy = policy
 
-    async def on_failed_result(self, result: delivery_pb2.DeliveryResult, meta: Delivery) -> None:
+    async def on_failed_result(
+        self, result: delivery_pb2.DeliveryResult, meta: MessageMeta
+    ) -> None:
         delivery = result.task.delivery
         with _tracer.start_as_current_span(SPAN_CLASSIFY) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from postline.bounce.store import Store
+from postline.common.addresses import address_key
 from postline.common.broker import Broker
 from postline.common.broker.topology import SUPPRESSION_KEY
 from postline.common.timeutil import to_timestamp
@@ -63,11 +64,6 @@ class Entry:
         return item
 
 
-def normalize(address: str) -> str:
-    """The list's form of an address: angle brackets and spaces dropped, lowercased."""
-    return address.strip().strip("<>").strip().lower()
-
-
 def _epoch(value: datetime | None) -> float | None:
     if value is None:
         return None
@@ -99,7 +95,7 @@ class SuppressionList:
     async def check(self, server: str, address: str) -> Entry | None:
         rows = await self.store.query(
             f"{_LIVE} AND server = {{server:String}} AND address = {{address:String}} LIMIT 1",
-            {"server": server, "address": normalize(address)},
+            {"server": server, "address": address_key(address)},
         )
         return _entry(rows[0]) if rows else None
 
@@ -138,7 +134,7 @@ class SuppressionList:
         """Add (or renew) a suppression, then publish the change (confirmed)."""
         at = time.time() if now is None else now
         expires = at + expire_after if expire_after else None
-        entry = Entry(server, normalize(address), reason, delivery_id, at, expires)
+        entry = Entry(server, address_key(address), reason, delivery_id, at, expires)
         await self.store.insert(
             TABLE,
             [

@@ -101,7 +101,7 @@ class RateLimiter:
     """A token bucket per (server, client IP): ``rate.count`` messages, refilled over ``rate.per``.
 
     A full bucket lets a client send a burst of ``count`` messages at once, then one every
-    ``per / count`` seconds: the "reception interval" of the product this replaces. Buckets
+    ``rate.spacing`` seconds: the "reception interval" of the product this replaces. Buckets
     that have refilled completely are forgotten, so memory follows the active clients only.
     """
 

@@ -18,7 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
 from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.scheduler import metrics, queues
@@ -129,7 +129,7 @@ class Backlogs:
         if gate.domain is not None and self.pauses.is_paused(gate.domain):
             return  # resumed: started again then
 
-        async def handle(task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+        async def handle(task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
             # Its turn is a decision of its own, linked to the one that queued it here.
             with _tracer.start_as_current_span(SPAN_GRANT, links=wait_links(meta.headers)) as span:
                 span.set_attribute(DELIVERY_ID, task.delivery.delivery_id)

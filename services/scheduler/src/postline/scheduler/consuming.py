@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
 from postline.common.broker.consumer import (
-    Delivery,
+    MessageMeta,
     MessageTypes,
     PoisonMessage,
     decode,
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 REQUEUE_PAUSE_SECONDS = 1.0
 
-Handler = Callable[[Any, Delivery], Awaitable[None]]
+Handler = Callable[[Any, MessageMeta], Awaitable[None]]
 
 
 class Requeue(Exception):
@@ -57,7 +57,7 @@ async def subscribe(
 
     async def on_message(incoming: AbstractIncomingMessage) -> None:
         headers = dict(incoming.headers or {})
-        meta = Delivery(incoming.routing_key or "", headers, bool(incoming.redelivered))
+        meta = MessageMeta(incoming.routing_key or "", headers, bool(incoming.redelivered))
         try:
             message = decode(incoming.body, headers, types)
         except (DecodeError, PoisonMessage) as exc:

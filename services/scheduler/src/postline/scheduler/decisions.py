@@ -14,6 +14,7 @@ from postline.common.broker.topology import shard_for
 from postline.common.policy import Server, SpeedLimit
 from postline.common.policy.filters import NormalizedHeaders, normalize_headers
 from postline.common.timeutil import from_timestamp, to_timestamp
+from postline.common.tls_modes import route_tls
 from postline.scheduler.retry_after import retry_after
 from postline.v1 import delivery_pb2
 from postline.v1.delivery_pb2 import Priority, TlsMode
@@ -22,11 +23,6 @@ PRIORITY_LEVELS: dict[str, Priority.ValueType] = {
     "high": delivery_pb2.PRIORITY_HIGH,
     "normal": delivery_pb2.PRIORITY_NORMAL,
     "low": delivery_pb2.PRIORITY_LOW,
-}
-TLS_MODES: dict[str, TlsMode.ValueType] = {
-    "none": delivery_pb2.TLS_MODE_NONE,
-    "opportunistic": delivery_pb2.TLS_MODE_OPPORTUNISTIC,
-    "required": delivery_pb2.TLS_MODE_REQUIRED,
 }
 
 
@@ -69,8 +65,8 @@ def priority_for(server: Server, delivery: delivery_pb2.AcceptedDelivery) -> Pri
 def route_for(server: Server, domain: str) -> Route:
     route = server.route_for(domain)
     if route is None:
-        return Route("", 25, delivery_pb2.TLS_MODE_OPPORTUNISTIC)
-    return Route(route.to.host, route.to.port, TLS_MODES[route.tls])
+        return Route("", 25, route_tls(None))
+    return Route(route.to.host, route.to.port, route_tls(route))
 
 
 def mx_hosts_for_rules(route: Route) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from postline.common.policy import Filter, Server, SpeedLimit
 from postline.common.policy.filters import first_match, normalize_headers
 from postline.common.policy.units import format_duration
 from postline.common.timeutil import to_timestamp
+from postline.common.tls_modes import tls_mode_name
 from postline.scheduler import decisions
 from postline.v1 import scheduler_pb2
 
@@ -171,7 +172,7 @@ def explain(
     if route.host:
         policy_route = server.route_for(domain)
         i = _index(server.routes, policy_route)
-        tls = next(k for k, v in decisions.TLS_MODES.items() if v == route.tls)
+        tls = tls_mode_name(route.tls)
         route_text = f"{route.host}:{route.port} (tls {tls})"
         reasons.append(f"route: routes[{i}] matches {domain}: sent to {route_text}, not its MX")
     else:

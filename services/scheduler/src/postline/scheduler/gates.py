@@ -91,7 +91,7 @@ def spacing(limit: SpeedLimit | None) -> float:
         return 0.0
     gap = limit.interval.total_seconds()
     if limit.rate is not None:
-        gap = max(gap, limit.rate.per / limit.rate.count)
+        gap = max(gap, limit.rate.spacing)
     return gap
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
@@ -39,7 +39,7 @@ from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
 from postline.scheduler.consuming import Requeue
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
-from postline.scheduler.interfaces import Outcome, Shard, SpeedKey
+from postline.scheduler.interfaces import GrantOutcome, Shard, SpeedKey
 from postline.scheduler.mx import MxCache
 from postline.scheduler.pauses import PausedDomains
 from postline.scheduler.suppressions import SuppressionList
@@ -81,7 +81,7 @@ class Scheduler:
     # --- inbound ---------------------------------------------------------------------------
 
     async def on_accepted(
-        self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery, shard: Shard
+        self, delivery: delivery_pb2.AcceptedDelivery, meta: MessageMeta, shard: Shard
     ) -> None:
         with _tracer.start_as_current_span(SPAN_SCHEDULE) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
@@ -113,7 +113,7 @@ class Scheduler:
             await self.dispatch(task, server, shard)
 
     async def on_parked(
-        self, task: delivery_pb2.DeliveryTask, meta: Delivery, shard: Shard
+        self, task: delivery_pb2.DeliveryTask, meta: MessageMeta, shard: Shard
     ) -> None:
         """A parked task came back (a retry, a hold, a hop of a long wait), or a group's
         delivery was handed to the group's shard."""
@@ -159,7 +159,7 @@ class Scheduler:
             await self.broker.publish(accepted_key(owner), task)
             return
         outcome = await shard.submit(task, delivery.server, limit)
-        if outcome == Outcome.PAUSED:
+        if outcome == GrantOutcome.PAUSED:
             await self.park(task, shard.number, now + self.pause_recheck, now, "paused")
             metrics.DECISIONS.labels(decision="paused").inc()
 
@@ -238,7 +238,7 @@ class Scheduler:
     # --- results ---------------------------------------------------------------------------
 
     async def on_result(
-        self, result: delivery_pb2.DeliveryResult, meta: Delivery, shard: Shard
+        self, result: delivery_pb2.DeliveryResult, meta: MessageMeta, shard: Shard
     ) -> None:
         delivery = result.task.delivery
         now = self.clock()
@@ -300,7 +300,7 @@ class Scheduler:
 
     def _suppressed(self, server: Server, delivery: delivery_pb2.AcceptedDelivery) -> bool:
         return server.blocking.enabled and self.suppressions.is_suppressed(
-            delivery.server, _address(delivery.recipient)
+            delivery.server, delivery.recipient
         )
 
     async def _forward_copy(self, copy: delivery_pb2.AcceptedDelivery, now: float) -> None:
@@ -366,8 +366,3 @@ class Scheduler:
         )
         await self.broker.publish_event(error)
         await self.broker.publish_event(event)
-
-
-def _address(recipient: str) -> str:
-    """The suppression list's form of an address: lowercased, angle brackets dropped."""
-    return recipient.strip().strip("<>").lower()

@@ -11,13 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol
 
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.policy import SpeedLimit
 from postline.v1 import delivery_pb2
 
 
-class Outcome(StrEnum):
-    """What the runtime did with a task the pipeline submitted."""
+class GrantOutcome(StrEnum):
+    """What the runtime did with a task the pipeline submitted for a speed grant."""
 
     GRANTED = "granted"
     BACKLOGGED = "backlogged"
@@ -45,7 +45,7 @@ class Shard(Protocol):
 
     async def submit(
         self, task: delivery_pb2.DeliveryTask, server: str, limit: SpeedLimit
-    ) -> Outcome:
+    ) -> GrantOutcome:
         """Grant at once if the key allows it, else queue in the key's backlog."""
         ...
 
@@ -62,15 +62,15 @@ class Pipeline(Protocol):
     """The policy side, as the runtime calls it."""
 
     async def on_accepted(
-        self, delivery: delivery_pb2.AcceptedDelivery, meta: Delivery, shard: Shard
+        self, delivery: delivery_pb2.AcceptedDelivery, meta: MessageMeta, shard: Shard
     ) -> None: ...
 
     async def on_parked(
-        self, task: delivery_pb2.DeliveryTask, meta: Delivery, shard: Shard
+        self, task: delivery_pb2.DeliveryTask, meta: MessageMeta, shard: Shard
     ) -> None: ...
 
     async def on_result(
-        self, result: delivery_pb2.DeliveryResult, meta: Delivery, shard: Shard
+        self, result: delivery_pb2.DeliveryResult, meta: MessageMeta, shard: Shard
     ) -> None: ...
 
     async def ready_for_backlog(

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.ids import new_id
 from postline.common.timeutil import to_timestamp
 from postline.scheduler import queues
@@ -69,7 +69,7 @@ class PausedDomains:
         broker.track(queue, tag)  # readiness: the stream is followed
         await broker.publish(queues.CONTROL_KEY, scheduler_pb2.DomainPause(marker=self._marker))
 
-    async def _on_message(self, change: scheduler_pb2.DomainPause, meta: Delivery) -> None:
+    async def _on_message(self, change: scheduler_pb2.DomainPause, meta: MessageMeta) -> None:
         if not change.domain:
             if change.marker == self._marker:
                 self.caught_up.set()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from postline.common.resolver import parse_nameservers
 from postline.common.settings import ServiceSettings
 
 
@@ -54,17 +55,8 @@ class SchedulerSettings(ServiceSettings):
     dns_timeout: float = Field(default=5.0, gt=0)
 
     def dns_nameservers(self) -> list[tuple[str, int]]:
-        servers = []
-        for item in filter(None, (part.strip() for part in self.dns_servers.split(","))):
-            if item.count(":") > 1 and not item.startswith("["):
-                servers.append((item, 53))  # a bare IPv6 address
-                continue
-            host, sep, port = item.rpartition(":")
-            if sep and host and port.isdigit():
-                servers.append((host.strip("[]"), int(port)))
-            else:
-                servers.append((item.strip("[]"), 53))
-        return servers
+        """``dns_servers`` as (ip, port) pairs; empty: the system's."""
+        return parse_nameservers(self.dns_servers)
 
     def runtime(self) -> RuntimeSettings:
         return RuntimeSettings(

@@ -29,7 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
@@ -39,7 +39,7 @@ from postline.scheduler.backlogs import Backlogs
 from postline.scheduler.busy import Busy
 from postline.scheduler.consuming import Consumers, Requeue
 from postline.scheduler.gates import Gate, Gates, spacing
-from postline.scheduler.interfaces import Outcome, Pipeline
+from postline.scheduler.interfaces import GrantOutcome, Pipeline
 from postline.scheduler.leases import StateBook
 from postline.scheduler.pauses import PausedDomains
 from postline.scheduler.sent import SentAttempts
@@ -181,7 +181,7 @@ class ShardRuntime:
         """The handler, counted as active work, at most ``slots`` at once: the prefetch counts
         broker messages, and a batch brings many deliveries in one."""
 
-        async def run(message: Any, meta: Delivery) -> None:
+        async def run(message: Any, meta: MessageMeta) -> None:
             if self.stopping:
                 raise Requeue
             async with slots:
@@ -192,7 +192,7 @@ class ShardRuntime:
 
         return run
 
-    async def _on_inbound(self, message: Any, meta: Delivery, shard: ShardRuntime) -> None:
+    async def _on_inbound(self, message: Any, meta: MessageMeta, shard: ShardRuntime) -> None:
         if isinstance(message, delivery_pb2.AcceptedDelivery):
             await self.pipeline.on_accepted(message, meta, shard)
         else:
@@ -207,27 +207,27 @@ class ShardRuntime:
 
     async def submit(
         self, task: delivery_pb2.DeliveryTask, server: str, limit: SpeedLimit
-    ) -> Outcome:
+    ) -> GrantOutcome:
         """Grant at once if the key allows it, else queue in the key's backlog."""
         gate = self.gates.gate(server, limit)
         domain = task.delivery.recipient_domain
         gate.domains[domain] = self.clock()
         paused = self.pauses.is_paused(domain)
         if paused and gate.domain is None:
-            return Outcome.PAUSED
+            return GrantOutcome.PAUSED
         if self.sent.seen(task):
-            return Outcome.DUPLICATE
+            return GrantOutcome.DUPLICATE
         if not paused and self.gates.can_grant_now(gate, limit):
             await self._send(gate, task, self.gates.grant(gate))
-            return Outcome.GRANTED
+            return GrantOutcome.GRANTED
         if (
             not paused
             and self._may_wait_here(gate, limit, task)
             and await self._wait_here(gate, task)
         ):
-            return Outcome.GRANTED
+            return GrantOutcome.GRANTED
         await self.backlogs.put(gate, task)
-        return Outcome.BACKLOGGED
+        return GrantOutcome.BACKLOGGED
 
     def _may_wait_here(
         self, gate: Gate, limit: SpeedLimit, task: delivery_pb2.DeliveryTask

@@ -38,7 +38,7 @@ class SpeedState:
         if interval > 0 and self.last_grant is not None:
             ready = max(ready, self.last_grant + interval)
         if limit.rate is not None and self.rate_tat is not None:
-            spacing = limit.rate.per / limit.rate.count
+            spacing = limit.rate.spacing
             ready = max(ready, self.rate_tat - RATE_TOLERANCE * spacing)
         wait = ready - now
         return 0.0 if wait <= EPSILON else wait
@@ -48,7 +48,7 @@ class SpeedState:
         self.in_flight[grant_id] = now
         self.last_grant = now
         if limit.rate is not None:
-            spacing = limit.rate.per / limit.rate.count
+            spacing = limit.rate.spacing
             previous = self.rate_tat if self.rate_tat is not None else now
             self.rate_tat = max(previous, now - RATE_TOLERANCE * spacing) + spacing
 
@@ -66,7 +66,7 @@ class SpeedState:
         across a failover."""
         self.last_grant = claimed_at
         if limit.rate is not None:
-            self.rate_tat = claimed_at + limit.rate.per / limit.rate.count
+            self.rate_tat = claimed_at + limit.rate.spacing
 
     def expired(self, before: float) -> list[str]:
         """Grants older than ``before`` (their result never came: a lost lease)."""

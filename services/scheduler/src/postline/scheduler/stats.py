@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.scheduler import queues
 from postline.scheduler.consuming import subscribe
 from postline.v1 import scheduler_pb2
@@ -32,7 +32,7 @@ class Snapshots:
         queue = await queues.declare_stats(channel)
         broker.track(queue, await subscribe(queue, scheduler_pb2.ShardSnapshot, self._on_snapshot))
 
-    async def _on_snapshot(self, snapshot: scheduler_pb2.ShardSnapshot, meta: Delivery) -> None:
+    async def _on_snapshot(self, snapshot: scheduler_pb2.ShardSnapshot, meta: MessageMeta) -> None:
         self._latest[snapshot.shard] = (self.clock(), snapshot)
 
     def fresh(self, shard: int) -> scheduler_pb2.ShardSnapshot | None:

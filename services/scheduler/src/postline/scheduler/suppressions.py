@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from postline.common.broker.consumer import Delivery
+from postline.common.addresses import address_key
+from postline.common.broker.consumer import MessageMeta
 from postline.common.telemetry import grpc_client_interceptors
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import metrics
@@ -48,16 +49,17 @@ class SuppressionList:
         return len(self._entries)
 
     def is_suppressed(self, server: str, address: str) -> bool:
-        entry = self._entries.get((server, address.lower()))
+        key = (server, address_key(address))
+        entry = self._entries.get(key)
         if entry is None:
             return False
         if entry.expires_at is not None and entry.expires_at <= self.clock():
-            del self._entries[(server, address.lower())]
+            del self._entries[key]
             return False
         return True
 
     def apply(self, change: events_pb2.SuppressionChange) -> None:
-        key = (change.server, change.address.lower())
+        key = (change.server, address_key(change.address))
         if change.action == events_pb2.SUPPRESSION_ACTION_ADD:
             expires = from_timestamp(change.expires_at) if change.HasField("expires_at") else None
             self._entries[key] = Entry(expires, change.reason)
@@ -67,7 +69,7 @@ class SuppressionList:
             self._loading.append(change)
         metrics.SUPPRESSIONS.set(len(self._entries))
 
-    async def on_change(self, change: events_pb2.SuppressionChange, meta: Delivery) -> None:
+    async def on_change(self, change: events_pb2.SuppressionChange, meta: MessageMeta) -> None:
         logger.info(
             "%s suppression %s for server %s",
             change.address,
@@ -86,7 +88,7 @@ class SuppressionList:
         entries = {}
         for item in listed:
             expires = from_timestamp(item.expires_at) if item.HasField("expires_at") else None
-            entries[(item.server, item.address.lower())] = Entry(expires, item.reason)
+            entries[(item.server, address_key(item.address))] = Entry(expires, item.reason)
         self._entries = entries
         for change in changes:
             self.apply(change)

@@ -17,12 +17,13 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import SENDER_TASKS
 from postline.common.health import Readiness
 from postline.common.policy import LivePolicy
+from postline.common.resolver import make_resolver
 from postline.common.runtime import run, serve_health, stop_event
 from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
-from postline.sender.mx import MxResolver, make_resolver
+from postline.sender.mx import MxResolver
 from postline.sender.pool import SessionPool
 from postline.sender.settings import SenderSettings
 from postline.sender.smtp import Endpoint, SmtpSession

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from postline.common.addresses import AddressError, parse_address
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
 from postline.common.timeutil import to_timestamp
+from postline.common.tls_modes import route_tls, tls_mode
 from postline.common.verp import VerpError, encode_verp
 from postline.sender import message, replies, signing, sources
 from postline.sender.mx import LookupFailed, MailHost, MxResolver
 from postline.sender.pool import SessionPool
 from postline.sender.replies import Reply
 from postline.sender.smtp import Endpoint, SessionFailed, SmtpSession
-from postline.sender.tls import TLS_MODES, tls_mode
 from postline.v1 import delivery_pb2
 from postline.v1.delivery_pb2 import TlsMode
 
@@ -168,7 +168,7 @@ class Deliverer:
         if not route_host and (route := a.server.route_for(task.delivery.recipient_domain)):
             # A task from a scheduler that left routing to us: the policy's route still wins.
             route_host, a.port = route.to.host, route.to.port
-            a.tls = TLS_MODES[route.tls]
+            a.tls = route_tls(route)
         if route_host:
             try:
                 addresses = await _route_addresses(route_host, a.port)

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import result_key
 from postline.common.semconv import (
     ATTEMPT,
@@ -74,7 +74,7 @@ class Sender:
         # waiting for the task (not just the handler) waits for the ack too.
         self._in_flight: set[asyncio.Task[object]] = set()
 
-    async def on_task(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+    async def on_task(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
         current = asyncio.current_task()
         if current is not None and current not in self._in_flight:
             self._in_flight.add(current)
@@ -85,7 +85,7 @@ class Sender:
         finally:
             IN_FLIGHT.dec()
 
-    async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: Delivery) -> None:
+    async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
         delivery = task.delivery
         with _tracer.start_as_current_span(SPAN_ATTEMPT) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import dns.asyncresolver
 import dns.exception
 import dns.name
-import dns.nameserver
 import dns.resolver
 
+from postline.common.resolver import AnswerCache, answer_ttl
 from postline.sender import replies
 from postline.sender.replies import Reply
 
@@ -51,19 +51,10 @@ class LookupFailed(Exception):
         self.reply = reply
 
 
-def make_resolver(nameservers: list[tuple[str, int]], timeout: float) -> dns.asyncresolver.Resolver:
-    """The system's resolver, or one asking only ``nameservers`` (ip, port)."""
-    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
-    if nameservers:
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
-    resolver.lifetime = timeout
-    resolver.timeout = min(timeout, 2.0)  # per query; retried within the lifetime
-    return resolver
-
-
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    expires: float
+class _Found:
+    """A lookup's answer as cached: the hosts, or the permanent failure that ends attempts."""
+
     hosts: tuple[MailHost, ...] | None
     failure: LookupFailed | None
 
@@ -78,54 +69,28 @@ class MxResolver:
     ) -> None:
         self.resolver = resolver
         self.negative_ttl = negative_ttl
-        self._clock = clock
-        self._cache: dict[str, _Entry] = {}
-        self._pending: dict[str, asyncio.Task[_Entry]] = {}
+        self._answers: AnswerCache[_Found] = AnswerCache(clock, MAX_CACHED_DOMAINS)
 
     async def mail_hosts(self, domain: str) -> list[MailHost]:
         """The domain's mail hosts in the order to try them; raises :class:`LookupFailed`."""
         domain = domain.lower().removesuffix(".")
-        entry = self._cache.get(domain)
-        if entry is None or entry.expires <= self._clock():
-            entry = await self._lookup_once(domain)
-        if entry.failure is not None:
-            raise entry.failure
-        assert entry.hosts is not None
-        return _shuffle_equal_preferences(entry.hosts)
+        found = await self._answers.get(domain, lambda: self._lookup(domain))
+        if found.failure is not None:
+            raise found.failure
+        assert found.hosts is not None
+        return _shuffle_equal_preferences(found.hosts)
 
     def cached(self, domain: str) -> bool:
-        entry = self._cache.get(domain.lower().removesuffix("."))
-        return entry is not None and entry.expires > self._clock()
+        return self._answers.fresh(domain.lower().removesuffix("."))
 
-    async def _lookup_once(self, domain: str) -> _Entry:
-        task = self._pending.get(domain)
-        if task is None:
-            task = asyncio.ensure_future(self._lookup(domain))
-            self._pending[domain] = task
-            task.add_done_callback(lambda _: self._pending.pop(domain, None))
-        return await asyncio.shield(task)
-
-    async def _lookup(self, domain: str) -> _Entry:
-        now = self._clock()
+    async def _lookup(self, domain: str) -> tuple[_Found, float]:
         try:
             hosts, ttl = await self._resolve(domain)
         except LookupFailed as failure:
             if not failure.reply.permanent:
                 raise  # temporary: not cached
-            entry = _Entry(now + self.negative_ttl, None, failure)
-        else:
-            entry = _Entry(now + ttl, hosts, None)
-        self._store(domain, entry)
-        return entry
-
-    def _store(self, domain: str, entry: _Entry) -> None:
-        if len(self._cache) >= MAX_CACHED_DOMAINS:
-            now = self._clock()
-            for key in [k for k, e in self._cache.items() if e.expires <= now]:
-                del self._cache[key]
-            while len(self._cache) >= MAX_CACHED_DOMAINS:
-                del self._cache[next(iter(self._cache))]
-        self._cache[domain] = entry
+            return _Found(None, failure), self.negative_ttl
+        return _Found(hosts, None), ttl
 
     async def _resolve(self, domain: str) -> tuple[tuple[MailHost, ...], float]:
         try:
@@ -138,7 +103,7 @@ class MxResolver:
             return await self._implicit_mx(domain)
         except dns.exception.DNSException as exc:
             raise self._temporary(domain, exc) from None
-        ttl = _ttl(answer)
+        ttl = answer_ttl(answer)
         records = sorted(answer, key=lambda r: r.preference)
         real = [
             (r.preference, r.exchange.to_text(omit_final_dot=True).lower())
@@ -194,7 +159,7 @@ class MxResolver:
             answer = await self.resolver.resolve(host, rdtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return [], float("inf")
-        return [r.address for r in answer], _ttl(answer)
+        return [r.address for r in answer], answer_ttl(answer)
 
     def _no_address(self, domain: str, hosts: list[str], failure: Exception | None) -> LookupFailed:
         if failure is not None:
@@ -209,11 +174,6 @@ class MxResolver:
         logger.info("%s DNS lookup failed: %s", domain, exc)
         error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return LookupFailed(Reply.make(replies.DNS_FAILED, replies.DNS, domain=domain, error=error))
-
-
-def _ttl(answer: dns.resolver.Answer) -> float:
-    # `expiration` accounts for every record of a CNAME chain (the smallest TTL wins).
-    return max(0.0, answer.expiration - time.time())
 
 
 def _shuffle_equal_preferences(hosts: tuple[MailHost, ...]) -> list[MailHost]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from postline.common.resolver import parse_nameservers
 from postline.common.settings import ServiceSettings
 from postline.sender.smtp import SmtpTimeouts
 
@@ -59,14 +60,4 @@ class SenderSettings(ServiceSettings):
 
     def dns_nameservers(self) -> list[tuple[str, int]]:
         """``dns_servers`` as (ip, port) pairs; empty: the system's."""
-        servers = []
-        for item in filter(None, (part.strip() for part in self.dns_servers.split(","))):
-            if item.count(":") > 1 and not item.startswith("["):
-                servers.append((item, 53))  # a bare IPv6 address; with a port write [v6]:port
-                continue
-            host, sep, port = item.rpartition(":")
-            if sep and port.isdigit() and host:
-                servers.append((host.strip("[]"), int(port)))
-            else:
-                servers.append((item.strip("[]"), 53))
-        return servers
+        return parse_nameservers(self.dns_servers)

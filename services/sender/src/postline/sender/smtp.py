@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
+from postline.common.tls_modes import NONE, OPPORTUNISTIC, REQUIRED
 from postline.sender import replies
 from postline.sender.replies import Reply
-from postline.sender.tls import NONE, OPPORTUNISTIC, REQUIRED, TlsContexts
+from postline.sender.tls import TlsContexts
 from postline.v1.delivery_pb2 import TlsMode
 
 logger = logging.getLogger(__name__)

@@ -1,14 +1,12 @@
-"""TLS for outgoing SMTP: which mode a delivery uses and the contexts for each.
+"""The TLS contexts of outgoing SMTP, one per way of checking the server.
 
-* ``opportunistic`` (the default): STARTTLS when the server offers it, without checking its
-  certificate (RFC 7435: encryption against passive eavesdropping, as MTAs do); when the
-  handshake fails the delivery goes on in plain text, since refusing to deliver would protect
-  nothing an attacker could not strip anyway.
-* ``required`` (a route's ``tls: required`` or the server's ``require_tls`` domains): STARTTLS
-  with a certificate that chains to the trust store (the system's, or ``POSTLINE_TLS_CA_FILE``
-  alone when set) and names the MX host (or the route's host). Without it the attempt is
-  deferred with 4.7.4 (not offered) or 4.7.5 (handshake or certificate failure).
-* ``none``: plain text (a route to a trusted relay that has no TLS).
+Which mode a delivery uses is ``postline.common.tls_modes`` (the scheduler reads the same
+rule). ``opportunistic`` encrypts without checking the certificate (RFC 7435: against passive
+eavesdropping, as MTAs do; a failed handshake goes on in plain text, since refusing would
+protect nothing an attacker could not strip anyway). ``required`` needs a certificate that
+chains to the trust store (the system's, or ``POSTLINE_TLS_CA_FILE`` alone when set) and names
+the MX host (or the route's host); without it the attempt is deferred with 4.7.4 (not offered)
+or 4.7.5 (handshake or certificate failure).
 """
 
 from __future__ import annotations
@@ -16,30 +14,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from postline.common.policy import Server
-from postline.v1 import delivery_pb2
+from postline.common.tls_modes import REQUIRED
 from postline.v1.delivery_pb2 import TlsMode
-
-NONE = delivery_pb2.TLS_MODE_NONE
-OPPORTUNISTIC = delivery_pb2.TLS_MODE_OPPORTUNISTIC
-REQUIRED = delivery_pb2.TLS_MODE_REQUIRED
-
-
-TLS_MODES: dict[str, TlsMode.ValueType] = {
-    "none": NONE,
-    "opportunistic": OPPORTUNISTIC,
-    "required": REQUIRED,
-}
-
-
-def tls_mode(mode: TlsMode.ValueType, domain: str, server: Server) -> TlsMode.ValueType:
-    """The task's mode (the scheduler copies it from the route), made ``required`` when the
-    server's ``require_tls`` names the recipient domain: the stricter setting wins."""
-    if server.requires_tls(domain):
-        return REQUIRED
-    if mode == delivery_pb2.TLS_MODE_UNSPECIFIED:
-        return OPPORTUNISTIC
-    return mode
 
 
 class TlsContexts:

@@ -39,8 +39,9 @@ class PoisonMessage(Exception):
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """What a handler may need besides the body: headers and routing."""
+class MessageMeta:
+    """What a handler may need of a RabbitMQ message besides its body: routing key, headers,
+    whether it was delivered before. (Not a mail delivery: that is ``AcceptedDelivery``.)"""
 
     routing_key: str
     headers: Mapping[str, Any]
@@ -52,7 +53,7 @@ class Delivery:
         return float(value) if value is not None else None
 
 
-Handler = Callable[[M, Delivery], Awaitable[None]]
+Handler = Callable[[M, MessageMeta], Awaitable[None]]
 # One message class, or several keyed by their full protobuf name (for mixed queues).
 MessageTypes = type[ProtoMessage] | Mapping[str, type[ProtoMessage]]
 
@@ -83,15 +84,15 @@ def decode(body: bytes, headers: Mapping[str, Any], types: MessageTypes) -> Prot
     return types[name].FromString(body)
 
 
-async def handle(handler: Handler[Any], message: ProtoMessage, delivery: Delivery) -> None:
+async def handle(handler: Handler[Any], message: ProtoMessage, meta: MessageMeta) -> None:
     """Run the handler on a message, or on each item of a batch (at once, each in its trace)."""
     items = unbatch(message)
     RECEIVED.labels(message.DESCRIPTOR.full_name).inc()
     if items is None:
-        await handler(message, delivery)
+        await handler(message, meta)
     else:
         RECEIVED_ITEMS.labels(message.DESCRIPTOR.full_name).inc(len(items))
-        await handle_items(items, lambda item: handler(item, delivery))
+        await handle_items(items, lambda item: handler(item, meta))
 
 
 def consume(
@@ -101,7 +102,7 @@ def consume(
 
     async def on_message(incoming: AbstractIncomingMessage) -> None:
         headers = dict(incoming.headers or {})
-        delivery = Delivery(incoming.routing_key or "", headers, bool(incoming.redelivered))
+        meta = MessageMeta(incoming.routing_key or "", headers, bool(incoming.redelivered))
         try:
             message = decode(incoming.body, headers, types)
         except (DecodeError, PoisonMessage) as exc:
@@ -110,7 +111,7 @@ def consume(
             return
         token = extract_context(headers)
         try:
-            await handle(handler, message, delivery)
+            await handle(handler, message, meta)
         except PoisonMessage as exc:
             logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
             await settle(incoming.reject(requeue=False), queue.name)

@@ -9,6 +9,7 @@ server.speed_for("docomo.ne.jp")              # SpeedLimit
 server.priority_for(headers, recipient)        # PriorityLevel
 """
 
+from postline.common.policy.console import Console, ConsoleAccount, ConsoleRole, Language
 from postline.common.policy.fields import Destination, DomainPattern, TimeWindow, Weekday
 from postline.common.policy.filters import Filter, first_match, normalize_headers
 from postline.common.policy.loader import ErrorLine, PolicyError, load_policy, parse_policy
@@ -16,14 +17,10 @@ from postline.common.policy.model import (
     ApiUser,
     ApiUserMatch,
     Blocking,
-    Console,
-    ConsoleAccount,
-    ConsoleRole,
     DkimAlgorithm,
     DkimKey,
     ForwardAction,
     ForwardingRule,
-    Language,
     Policy,
     PriorityLevel,
     PriorityRule,

@@ -22,13 +22,28 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from postline.common.policy.base import PolicyModel
 
-# Headers that legitimately occur several times in one message (trace and signature headers
-# each hop or signer adds, RFC 5322 §3.6.6 resent blocks), so "the" value is undefined. The
-# design forbids them in filters instead of picking one occurrence silently.
-_REPEATED_HEADERS = frozenset(
-    {"received", "x-received", "dkim-signature", "authentication-results"}
+# Headers that may occur several times in one message, so "the" value is undefined: trace and
+# signature fields each hop or signer adds, RFC 5322 §3.6.6 resent blocks, and the fields
+# RFC 5322 §3.6 allows any number of (comments, keywords). The design forbids them in filters
+# instead of picking one occurrence silently, and ingress does not carry them with a delivery.
+REPEATABLE_HEADERS = frozenset(
+    {
+        "received",
+        "x-received",
+        "dkim-signature",
+        "authentication-results",
+        "comments",
+        "keywords",
+    }
 )
-_REPEATED_PREFIXES = ("arc-", "resent-")
+REPEATABLE_PREFIXES = ("arc-", "resent-")
+
+
+def is_repeatable(name: str) -> bool:
+    """Whether a header of this name may occur several times in one message."""
+    lower = name.lower()
+    return lower in REPEATABLE_HEADERS or lower.startswith(REPEATABLE_PREFIXES)
+
 
 # RFC 5322 §3.6.8: printable US-ASCII except colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
@@ -41,8 +56,7 @@ Headers = Mapping[str, str] | Message
 def _check_header_name(value: object) -> str:
     if not isinstance(value, str) or not _FIELD_NAME.fullmatch(value):
         raise ValueError(f"invalid header name {value!r}")
-    lower = value.lower()
-    if lower in _REPEATED_HEADERS or lower.startswith(_REPEATED_PREFIXES):
+    if is_repeatable(value):
         raise ValueError(
             f"header {value} can occur several times in one message, "
             "so it cannot be used in a filter"

@@ -30,6 +30,8 @@ from postline.common.policy.base import (
     find_duplicates,
     raise_issues,
 )
+from postline.common.policy.console import Console
+from postline.common.policy.cross_checks import POLICY_CHECKS
 from postline.common.policy.fields import (
     ANY_NETWORK,
     Argon2Field,
@@ -41,7 +43,6 @@ from postline.common.policy.fields import (
     IPAddress,
     IPAddressValue,
     IPNetwork,
-    IPNetworkValue,
     Name,
     RateValue,
     SecretRefField,
@@ -83,16 +84,6 @@ class ForwardAction(StrEnum):
 class DkimAlgorithm(StrEnum):
     RSA_SHA256 = "rsa-sha256"
     ED25519_SHA256 = "ed25519-sha256"
-
-
-class ConsoleRole(StrEnum):
-    ADMIN = "admin"  # service administrator
-    VIEWER = "viewer"  # report viewer
-
-
-class Language(StrEnum):
-    EN = "en"
-    JA = "ja"
 
 
 class WebhookEvent(StrEnum):
@@ -417,45 +408,6 @@ class Server(PolicyModel):
         return next((u for u in self.api_users if u.name == name), None)
 
 
-# --- console ----------------------------------------------------------------------------------
-
-
-class ConsoleAccount(PolicyModel):
-    email: Email
-    role: ConsoleRole
-    password: Argon2Field
-    totp: SecretRefField | None = None  # a base32 TOTP secret; None = no second factor
-    language: Language = Language.EN
-    timezone: TimeZone = ZoneInfo("UTC")
-
-    def verify(self, password: str) -> bool:
-        """Slow by design (argon2): run it off the event loop."""
-        return self.password.verify(password)
-
-
-class Console(PolicyModel):
-    allowed_ips: tuple[IPNetwork, ...] = ANY_NETWORK
-    accounts: tuple[ConsoleAccount, ...] = ()
-
-    @model_validator(mode="after")
-    def _check(self) -> Console:
-        issues: list[tuple[Loc, str]] = []
-        find_duplicates(
-            issues,
-            ((("accounts", i, "email"), a.email.lower()) for i, a in enumerate(self.accounts)),
-        )
-        raise_issues(issues)
-        return self
-
-    def find_account(self, email: str) -> ConsoleAccount | None:
-        """Emails compare case-insensitively."""
-        email = email.lower()
-        return next((a for a in self.accounts if a.email.lower() == email), None)
-
-    def ip_allowed(self, ip: str | IPAddressValue) -> bool:
-        return in_networks(ip, self.allowed_ips)
-
-
 # --- the file ---------------------------------------------------------------------------------
 
 
@@ -486,74 +438,8 @@ class Policy(PolicyModel):
     @model_validator(mode="after")
     def _check(self) -> Policy:
         issues: list[tuple[Loc, str]] = []
-        if not self.servers:
-            issues.append((("servers",), "needs at least one server"))
-        for pool, addresses in self.source_ip_pools.items():
-            if not addresses:
-                issues.append((("source_ip_pools", pool), "a pool needs at least one address"))
-            find_duplicates(
-                issues, ((("source_ip_pools", pool, i), a) for i, a in enumerate(addresses))
-            )
-        users: dict[str, tuple[str, int]] = {}
-        unauth: list[tuple[str, IPNetworkValue]] = []
-        for name, server in self.servers.items():
-            here: Loc = ("servers", name)
-            pool_size = None
-            if server.source_ip_pool is not None:
-                if server.source_ip_pool not in self.source_ip_pools:
-                    known = ", ".join(self.source_ip_pools) or "none defined"
-                    issues.append(
-                        (
-                            (*here, "source_ip_pool"),
-                            f"unknown source IP pool {server.source_ip_pool!r} "
-                            f"(source_ip_pools: {known})",
-                        )
-                    )
-                else:
-                    pool_size = len(self.source_ip_pools[server.source_ip_pool])
-            # Inherited values come from an explicit "*" rule or the built-in 1, so checking
-            # the values written in the file is enough.
-            for i, rule in enumerate(server.speed):
-                if rule.source_ips is not None and rule.source_ips > (pool_size or 1):
-                    issues.append(
-                        (
-                            (*here, "speed", i, "source_ips"),
-                            f"source_ips is {rule.source_ips} but the server's source IP pool "
-                            f"has {pool_size or 'no'} address(es)",
-                        )
-                    )
-            for i, user in enumerate(server.api_users):
-                if user.name in users and users[user.name][0] != name:
-                    other, j = users[user.name]
-                    issues.append(
-                        (
-                            (*here, "api_users", i, "name"),
-                            f"api user {user.name!r} is also defined at servers.{other}"
-                            f".api_users[{j}]: a username identifies its server, so names "
-                            "are unique across servers",
-                        )
-                    )
-                users.setdefault(user.name, (name, i))
-            for net in server.relay.relay_without_auth_from:
-                for other, other_net in unauth:
-                    if (
-                        other != name
-                        and net.version == other_net.version
-                        and net.overlaps(other_net)
-                    ):
-                        issues.append(
-                            (
-                                (*here, "relay", "relay_without_auth_from"),
-                                f"{net} overlaps {other_net} of servers.{other}: an "
-                                "unauthenticated client must belong to one server",
-                            )
-                        )
-            unauth.extend((name, net) for net in server.relay.relay_without_auth_from)
-        find_duplicates(
-            issues,
-            ((("inbound", i, "domain"), entry.domain) for i, entry in enumerate(self.inbound)),
-            "one URL per inbound domain",
-        )
+        for check in POLICY_CHECKS:
+            check(self, issues)
         raise_issues(issues)
         self._users = {
             user.name: (name, user)

@@ -109,9 +109,14 @@ class Rate:
         return self.count / self.per
 
     @property
+    def spacing(self) -> float:
+        """Seconds between two events at this rate, evenly spaced (``600/min``: 0.1)."""
+        return self.per / self.count
+
+    @property
     def interval(self) -> timedelta:
-        """The average gap between two events at this rate."""
-        return timedelta(seconds=self.per / self.count)
+        """:attr:`spacing` as a duration."""
+        return timedelta(seconds=self.spacing)
 
     def __str__(self) -> str:
         for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):

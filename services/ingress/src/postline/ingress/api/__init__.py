@@ -7,6 +7,6 @@ routes.py    the HTTP door (FastAPI); ``postline.ingress.grpc_server`` is the gR
 """
 
 from postline.ingress.api.errors import ApiError
-from postline.ingress.api.service import Outcome, SendApi
+from postline.ingress.api.service import SendApi, SendOutcome
 
-__all__ = ["ApiError", "Outcome", "SendApi"]
+__all__ = ["ApiError", "SendApi", "SendOutcome"]

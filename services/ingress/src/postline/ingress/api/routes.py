@@ -19,7 +19,7 @@ from postline.ingress.api.models import (
     SendRequest,
     SendResponse,
 )
-from postline.ingress.api.service import IDEMPOTENCY_KEY_MAX, Outcome, SendApi
+from postline.ingress.api.service import IDEMPOTENCY_KEY_MAX, SendApi, SendOutcome
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -164,7 +164,7 @@ def send_router(api: SendApi) -> APIRouter:
     return router
 
 
-def _answered(outcome: Outcome[Any], response: Response) -> Any:
+def _answered(outcome: SendOutcome[Any], response: Response) -> Any:
     if outcome.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return outcome.answer

@@ -74,7 +74,9 @@ BULK_MEMORY_BUDGET = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[A]):
+class SendOutcome(Generic[A]):
+    """What a send request came to: its answer, and whether it is an earlier one replayed."""
+
     answer: A
     replayed: bool = False  # the stored answer of an earlier request with the same key
 
@@ -117,7 +119,7 @@ class SendApi:
         *,
         client_ip: str,
         idempotency_key: str | None = None,
-    ) -> Outcome[SendResponse]:
+    ) -> SendOutcome[SendResponse]:
         server = check_server(request.server, principal, self.policy)
         return await self._once(
             principal,
@@ -134,7 +136,7 @@ class SendApi:
         *,
         client_ip: str,
         idempotency_key: str | None = None,
-    ) -> Outcome[BulkResponse]:
+    ) -> SendOutcome[BulkResponse]:
         server = check_server(request.server, principal, self.policy)
         return await self._once(
             principal,
@@ -259,10 +261,10 @@ class SendApi:
         fingerprint: str,
         model: type[A],
         run: Callable[[], Awaitable[A]],
-    ) -> Outcome[A]:
+    ) -> SendOutcome[A]:
         """Run the request, or replay the answer of the first one with the same key."""
         if key is None:
-            return Outcome(await run())
+            return SendOutcome(await run())
         check_idempotency_key(key)
         try:
             claim = await self.idempotency.claim(
@@ -276,14 +278,14 @@ class SendApi:
             ) from None
         if isinstance(claim, Replay):
             logger.info("API user %s: replaying the answer for key %s", principal.api_user, key)
-            return Outcome(model.model_validate_json(claim.answer), replayed=True)
+            return SendOutcome(model.model_validate_json(claim.answer), replayed=True)
         try:
             answer = await run()
         except BaseException:
             await self.idempotency.release(claim)
             raise
         await self.idempotency.complete(claim, answer.model_dump_json().encode())
-        return Outcome(answer)
+        return SendOutcome(answer)
 
 
 def check_idempotency_key(key: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pyotp
 
 from postline.common.policy import Policy, PolicySource, hash_secret
-from postline.common.policy.model import ConsoleAccount
+from postline.common.policy.console import ConsoleAccount
 from postline.common.policy.secrets import Argon2Hash, SecretError, SecretRef
 from postline.reports.console.state import insert, version_now
 from postline.reports.store import Store

@@ -27,10 +27,10 @@ from postline.reports.params import (
 )
 from postline.reports.queries import ReportQueries
 from postline.reports.search import MAX_RESULTS, PAGE_SIZE
-from postline.reports.webhooks.attempts import TABLE, Outcome
+from postline.reports.webhooks.attempts import TABLE, PostOutcome
 
 MAX_FILTER = 500
-OUTCOMES = tuple(str(o) for o in Outcome)
+OUTCOMES = tuple(str(o) for o in PostOutcome)
 
 
 class AttemptSearch(m.Range):

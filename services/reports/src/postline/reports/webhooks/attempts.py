@@ -60,7 +60,9 @@ MAX_BUFFERED = 10_000
 FLUSH_SECONDS = 1.0
 
 
-class Outcome(StrEnum):
+class PostOutcome(StrEnum):
+    """What one POST to a webhook endpoint came to."""
+
     DELIVERED = "delivered"  # a 2xx answer
     REJECTED = "rejected"  # any other answer (kept for a retry)
     TIMEOUT = "timeout"  # no answer in time
@@ -75,7 +77,7 @@ class Attempt:
     webhook_id: str
     attempt: int
     event_types: tuple[str, ...]
-    outcome: Outcome
+    outcome: PostOutcome
     status_code: int = 0
     seconds: float = 0.0
     error: str = ""
@@ -116,12 +118,12 @@ class AttemptLog:
 
     def record(self, attempt: Attempt) -> None:
         label = attempt.endpoint.label
-        if attempt.outcome is not Outcome.EXPIRED:
+        if attempt.outcome is not PostOutcome.EXPIRED:
             ATTEMPTS.labels(label, str(attempt.outcome)).inc()
             POST_SECONDS.labels(label).observe(attempt.seconds)
-        if attempt.outcome is Outcome.DELIVERED:
+        if attempt.outcome is PostOutcome.DELIVERED:
             EVENTS.labels(label, "delivered").inc(len(attempt.event_types))
-        elif attempt.outcome is Outcome.EXPIRED:
+        elif attempt.outcome is PostOutcome.EXPIRED:
             EVENTS.labels(label, "expired").inc(len(attempt.event_types))
         if len(self._rows) >= MAX_BUFFERED:
             self._rows.popleft()

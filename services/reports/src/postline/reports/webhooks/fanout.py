@@ -22,7 +22,7 @@ from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import Counter
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import Delivery
+from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import (
     COMPLAINT_KEY,
     DELIVERY_EVENT_KEY,
@@ -70,7 +70,7 @@ class Fanout:
             for kind in endpoint.events
         )
 
-    async def handle(self, message: ProtoMessage, meta: Delivery) -> None:
+    async def handle(self, message: ProtoMessage, meta: MessageMeta) -> None:
         wanted: dict[str, tuple[Endpoint, list[webhooks_pb2.WebhookEvent]]] = {}
         for source in source_events(message):
             event = webhook_event(source)

@@ -45,7 +45,7 @@ from postline.common.semconv import ATTEMPT, SPAN_WEBHOOK_POST
 from postline.common.telemetry import tracer
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.common.webhooks import Endpoint, EndpointKind, SignatureKey
-from postline.reports.webhooks.attempts import Attempt, AttemptLog, Outcome
+from postline.reports.webhooks.attempts import Attempt, AttemptLog, PostOutcome
 from postline.reports.webhooks.events import events_body
 from postline.reports.webhooks.inbound import inbound_body
 from postline.v1 import webhooks_pb2
@@ -242,7 +242,7 @@ class EndpointPoster:
             span.set_attribute(ATTEMPT, attempt)
             outcome, status, error, seconds = await self._post(webhook_id, int(now), data)
         record = Attempt(self.endpoint, now, webhook_id, attempt, types, outcome, status, seconds)
-        if outcome is Outcome.DELIVERED:
+        if outcome is PostOutcome.DELIVERED:
             for held in taken:
                 await _settle(held.message.ack())
             self.log.record(record)
@@ -263,7 +263,7 @@ class EndpointPoster:
             for held in taken:
                 await _settle(held.message.reject(requeue=False))
             self.log.record(replace(record, error=error))
-            self.log.record(replace(record, outcome=Outcome.EXPIRED, error=error))
+            self.log.record(replace(record, outcome=PostOutcome.EXPIRED, error=error))
             return False
         retry = webhooks_pb2.WebhookBatch(
             webhook_id=webhook_id, attempts=attempt, created=to_timestamp(created), events=events
@@ -296,7 +296,7 @@ class EndpointPoster:
 
     async def _post(
         self, webhook_id: str, timestamp: int, data: bytes
-    ) -> tuple[Outcome, int, str, float]:
+    ) -> tuple[PostOutcome, int, str, float]:
         headers = {
             **self.key.headers(webhook_id, timestamp, data),
             "content-type": "application/json",
@@ -308,15 +308,15 @@ class EndpointPoster:
                 self.endpoint.url, content=data, headers=headers, timeout=self.settings.timeout
             )
         except httpx.TimeoutException:
-            return Outcome.TIMEOUT, 0, "no answer in time", time.monotonic() - started
+            return PostOutcome.TIMEOUT, 0, "no answer in time", time.monotonic() - started
         except (httpx.HTTPError, OSError) as exc:
-            return Outcome.UNREACHABLE, 0, repr(exc), time.monotonic() - started
+            return PostOutcome.UNREACHABLE, 0, repr(exc), time.monotonic() - started
         seconds = time.monotonic() - started
         if 200 <= response.status_code < 300:
-            return Outcome.DELIVERED, response.status_code, "", seconds
+            return PostOutcome.DELIVERED, response.status_code, "", seconds
         text = response.text[:200].strip()
         return (
-            Outcome.REJECTED,
+            PostOutcome.REJECTED,
             response.status_code,
             f"HTTP {response.status_code} {text}",
             seconds,

@@ -117,7 +117,7 @@ def test_a_5xx_produces_a_failure_notice_for_the_envelope_sender(run: Running) -
         ["RET=FULL", "ENVID=order+2B42"],
     )
     [notice] = poll_until(lambda: notices_for(run.simulator, sender), "the failure notice", 90)
-    assert notice["mail_from"] == ""  # the null reverse-path: no notice answers it
+    assert notice["mail_from"] == "<>"  # the null reverse-path: no notice answers it
     message = parsed(notice)
     assert message["From"] == "Mail Delivery System <mailer-daemon@bounce.example.test>"
     assert message["Auto-Submitted"] == "auto-replied"

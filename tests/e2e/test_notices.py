@@ -8,7 +8,6 @@ that gives ``tempfail@`` a 12 s resend period (so it is deferred, warned once, t
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import json
@@ -83,7 +82,7 @@ def at_least(simulator: SimulatorClient, sender: str, count: int) -> list[dict[s
 
 
 def parsed(notice: dict[str, Any]) -> Message:
-    return email.message_from_bytes(base64.b64decode(notice["raw"]), policy=email.policy.compat32)
+    return email.message_from_bytes(notice["raw"], policy=email.policy.compat32)
 
 
 def report(message: Message) -> tuple[Message, Message, Message]:
@@ -100,7 +99,7 @@ def report(message: Message) -> tuple[Message, Message, Message]:
 def classify(notice: dict[str, Any]) -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "postline.common.cli", "bounce", "classify", "-"],
-        input=base64.b64decode(notice["raw"]),
+        input=notice["raw"],
         capture_output=True,
         timeout=60,
     )

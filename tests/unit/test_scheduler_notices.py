@@ -123,11 +123,14 @@ def test_policy_switches(server: Server) -> None:
     assert notices.wanted(_server(failure=False), asked, Action.FAILED)
 
 
-def test_never_for_a_null_sender_a_notice_or_a_forwarding_copy(server: Server) -> None:
+def test_never_for_a_null_sender_a_notice_a_forwarding_copy_or_postlines_own_mail(
+    server: Server,
+) -> None:
     for delivery in (
         _task(sender="").delivery,
         _task(is_notice=True).delivery,
         _task(forwarded_from="d0").delivery,
+        _task(sender="MAILER-DAEMON@bounce.example.test").delivery,  # the weekly summary's
     ):
         for action in Action:
             assert not notices.wanted(server, delivery, action)

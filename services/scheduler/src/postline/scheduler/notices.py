@@ -9,8 +9,9 @@ confirmed by RabbitMQ: nothing is lost, and a crash in between sends a notice tw
 
 Who gets one, and when (``wanted``):
 
-* never for a null envelope sender, a notice itself (``is_notice``), or a forwarding copy
-  (an extra delivery Postline made, not one the submitter asked for);
+* never for a null envelope sender, a notice itself (``is_notice``), a forwarding copy (an
+  extra delivery Postline made, not one the submitter asked for), or mail sent from
+  ``notices.from`` (Postline's own, such as the weekly summary);
 * NOTIFY=NEVER: none; with a NOTIFY list, exactly the kinds it names (RFC 3461 §4.1);
 * without NOTIFY, the server's ``notices``: ``failure`` and ``success`` for those, and a delay
   warning whenever one is configured;
@@ -45,6 +46,8 @@ def wanted(server: Server, delivery: delivery_pb2.AcceptedDelivery, action: Acti
         return False
     if delivery.forwarded_from and not delivery.original_recipient:
         return False  # a forwarding copy: the submitter hears about the original only
+    if delivery.envelope_from.strip("<>").lower() == server.notices_from.lower():
+        return False  # Postline's own mail (the weekly summary): nobody to tell
     request = delivery.dsn if delivery.HasField("dsn") else None
     if request is not None and request.notify_given:
         if request.notify_never:

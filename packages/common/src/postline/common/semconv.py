@@ -38,6 +38,7 @@ SPAN_API_SEND = "postline.ingress.api_send"
 SPAN_SCHEDULE = "postline.scheduler.schedule"
 SPAN_RESULT = "postline.scheduler.result"
 SPAN_GRANT = "postline.scheduler.grant"  # a delivery's turn after waiting in its backlog
+SPAN_NOTICE = "postline.scheduler.notice"  # a notice's own trace, linked to the delivery's
 SPAN_ATTEMPT = "postline.sender.attempt"
 SPAN_CLASSIFY = "postline.bounce.classify"
 SPAN_BOUNCE_MAIL = "postline.bounce.mail"

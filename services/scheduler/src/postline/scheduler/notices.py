@@ -28,10 +28,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from postline.common.addresses import AddressError, parse_address
 from postline.common.broker import Broker
 from postline.common.policy import Server
+from postline.common.semconv import DELIVERY_ID, SERVER, SPAN_NOTICE
 from postline.common.submission import Submission, publish_deliveries, publish_queued
+from postline.common.telemetry import tracer
 from postline.common.timeutil import from_timestamp, to_datetime
 from postline.scheduler import decisions, metrics
 from postline.scheduler.notice_mail import Action, Notice, compose, returned_full
@@ -193,8 +198,17 @@ class Notices:
             accepted_at=now,
             is_notice=True,
         )
-        accepted = await publish_deliveries(self.broker, submission, notice.reporting_mta)
-        await publish_queued(self.broker, accepted)
+        # The notice is a message of its own: its own trace (as a submitted message has),
+        # linked to the delivery it is about, so that trace keeps only that delivery's spans.
+        about = trace.get_current_span().get_span_context()
+        links = [trace.Link(about, {DELIVERY_ID: delivery.delivery_id})] if about.is_valid else []
+        with tracer(__name__).start_as_current_span(
+            SPAN_NOTICE, context=Context(), links=links
+        ) as span:
+            span.set_attribute(DELIVERY_ID, delivery.delivery_id)
+            span.set_attribute(SERVER, delivery.server)
+            accepted = await publish_deliveries(self.broker, submission, notice.reporting_mta)
+            await publish_queued(self.broker, accepted)
         metrics.NOTICES.labels(action=str(action)).inc()
         logger.info(
             "%s %s notice sent to %s as %s",

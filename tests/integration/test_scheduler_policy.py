@@ -175,7 +175,15 @@ async def test_a_suppressed_recipient_fails_with_status_10_and_is_never_sent(
         error = next(e for e in events.errors if e.delivery_id == blocked.delivery_id)
         assert error.status == events_pb2.ERROR_STATUS_BLOCKED_ADDRESS
         assert error.source == events_pb2.ERROR_SOURCE_POLICY
-        await steady(lambda: not senders.tasks, "no task for a blocked address")
+        await steady(
+            lambda: all(t.delivery.is_notice for t in senders.tasks),
+            "no task for a blocked address",
+        )
+        # The submitter hears of it: a failure notice, with the null sender, to app@.
+        [notice] = await eventually(lambda: senders.for_rcpt("app@example.test"), "the notice")
+        assert notice.delivery.is_notice and notice.delivery.envelope_from == ""
+        assert b"Action: failed\r\nStatus: 5.7.1\r\n" in notice.delivery.content
+        assert b"Final-Recipient: rfc822; Gone@A.test\r\n" in notice.delivery.content
 
         change.action = events_pb2.SUPPRESSION_ACTION_REMOVE
         await broker.publish(SUPPRESSION_KEY, change)

@@ -11,7 +11,7 @@ import pytest
 
 from postline.common.broker.topology import inbound_queue, shard_for, urgent_queue
 from postline.ingress.api.http_errors import BodyLimit
-from postline.v1 import events_pb2
+from postline.v1 import delivery_pb2, events_pb2
 from tests.integration.send_api_support import (
     MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
@@ -213,6 +213,32 @@ async def test_relaxed_addresses_are_quoted_when_sent(amqp_url: str) -> None:
     assert b'\r\nTo: "irregular..pattern"@a.test\r\n' in delivery.content
 
 
+async def test_dsn_fields_are_carried_on_each_delivery(amqp_url: str) -> None:
+    body = message(
+        to=["alice@a.test", "bob@b.test"],
+        ret="FULL",
+        envid="order-4711",
+        notify=["FAILURE"],
+        recipient_options={
+            "Alice@a.test": {"notify": ["SUCCESS", "DELAY"], "orcpt": "alice@old.test"}
+        },
+    )
+    async with harness(amqp_url) as h:
+        response = await _send(h.client, body)
+        plain = await _send(h.client, message(to=["carol@a.test"]))
+    assert response.status_code == plain.status_code == 202, response.text
+    by_recipient = {d.recipient: d for d in await take_deliveries(amqp_url)}
+    alice, bob = by_recipient["alice@a.test"].dsn, by_recipient["bob@b.test"].dsn
+    assert (alice.notify_success, alice.notify_delay, alice.notify_failure) == (True, True, False)
+    assert alice.original_recipient == "rfc822;alice@old.test"
+    assert (bob.notify_given, bob.notify_failure, bob.notify_success) == (True, True, False)
+    assert not bob.original_recipient
+    for request in (alice, bob):
+        assert request.ret == delivery_pb2.DSN_RETURN_FULL
+        assert request.envelope_id == "order-4711"
+    assert not by_recipient["carol@a.test"].HasField("dsn")  # nothing asked
+
+
 async def test_queued_event_for_every_delivery(amqp_url: str) -> None:
     async with harness(amqp_url) as h:
         response = await _send(
@@ -356,6 +382,27 @@ RAW = b64("From: a@example.test\r\n\r\nHi\r\n")
             "html",
         ),
         ({"raw": RAW, "to": ["x@a.test"]}, "missing_field", "envelope_from"),
+        (message(ret="BODY"), "invalid_field", "ret"),
+        (message(envid="caf\u00e9"), "invalid_field", "envid"),
+        (message(envid="x" * 101), "invalid_field", "envid"),
+        (message(notify=["NEVER", "SUCCESS"]), "invalid_field", "notify"),
+        (message(notify=["SOMETIMES"]), "invalid_field", "notify[0]"),
+        (message(notify=[]), "invalid_field", "notify"),
+        (
+            message(recipient_options={"bob@b.test": {"notify": ["SUCCESS"]}}),
+            "invalid_field",
+            "recipient_options['bob@b.test']",
+        ),
+        (
+            message(recipient_options={"alice@a.test": {"notify": ["DELAY", "DELAY"]}}),
+            "invalid_field",
+            "recipient_options['alice@a.test'].notify",
+        ),
+        (
+            message(recipient_options={"alice@a.test": {"orcpt": "rfc 822;x@a.test"}}),
+            "invalid_field",
+            "recipient_options['alice@a.test'].orcpt",
+        ),
     ],
 )
 async def test_invalid_requests_are_422_naming_the_field(
@@ -548,6 +595,10 @@ async def test_openapi_document_describes_the_api() -> None:
     assert "HTTPValidationError" not in schemas  # FastAPI's own 422 shape is replaced
     assert schemas["SendRequest"]["properties"]["api_data"]["description"]
     assert schemas["SendRequest"]["examples"]
+    notify = schemas["SendRequest"]["properties"]["notify"]["anyOf"][0]["items"]
+    assert notify["enum"] == ["NEVER", "SUCCESS", "FAILURE", "DELAY"]
+    assert schemas["RecipientOptions"]["properties"]["orcpt"]["description"]
+    assert "notify" in schemas["BulkRecipient"]["properties"]
 
 
 async def test_request_bodies_over_the_limit_are_413_before_being_read() -> None:

@@ -136,6 +136,24 @@ async def test_bulk_broker_unavailable_is_503() -> None:
     assert response.json()["error"]["code"] == "unavailable"
 
 
+async def test_each_bulk_recipient_has_its_own_dsn_request(amqp_url: str) -> None:
+    recipients = [
+        person(0) | {"notify": ["SUCCESS"], "orcpt": "rfc822;old0@d0.test"},
+        person(1),
+    ]
+    body = bulk(recipients, notify=["FAILURE"], ret="HDRS", envid="campaign-7")
+    async with harness(amqp_url) as h:
+        response = await h.client.post(BULK, json=body, headers=bearer())
+    assert response.status_code == 202, response.text
+    by_recipient = {d.recipient: d.dsn for d in await take_deliveries(amqp_url)}
+    first, second = by_recipient["user0@d0.test"], by_recipient["user1@d1.test"]
+    assert (first.notify_success, first.notify_failure) == (True, False)
+    assert first.original_recipient == "rfc822;old0@d0.test"
+    assert (second.notify_success, second.notify_failure) == (False, True)  # the template's
+    assert {first.envelope_id, second.envelope_id} == {"campaign-7"}
+    assert first.ret == second.ret == 2  # HDRS
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
@@ -158,6 +176,13 @@ async def test_bulk_broker_unavailable_is_503() -> None:
             "recipients[0].substitutions.name",
         ),
         (bulk([person(0) | {"api_data": "a\nb"}]), 422, "invalid_field", "recipients[0].api_data"),
+        (
+            bulk([person(0), person(1) | {"notify": ["NEVER", "DELAY"]}]),
+            422,
+            "invalid_field",
+            "recipients[1].notify",
+        ),
+        (bulk([person(0) | {"orcpt": "rfc822;"}]), 422, "invalid_field", "recipients[0].orcpt"),
         (bulk([]), 422, "missing_field", "recipients"),
         (bulk([{"substitutions": {}}]), 422, "missing_field", "recipients[0].to"),
         (

@@ -145,6 +145,7 @@ def test_ehlo_announces_what_the_relay_does(start_relay: StartRelay) -> None:
         assert smtp.has_extn("enhancedstatuscodes")
         assert smtp.has_extn("pipelining")
         assert smtp.has_extn("8bitmime")
+        assert smtp.has_extn("dsn")
         assert smtp.esmtp_features["auth"].split() == ["LOGIN", "PLAIN"]  # loopback
         assert not smtp.has_extn("smtputf8")
         assert not smtp.has_extn("starttls")  # no certificate configured
@@ -371,9 +372,98 @@ def test_command_sequence_and_parameters(start_relay: StartRelay) -> None:
         assert reply(smtp.mail("a@b.test", ["BODY=BINARYMIME"])).startswith("501 5.5.4")
         assert smtp.mail("a@b.test", ["BODY=8BITMIME"])[0] == 250
         assert reply(smtp.mail("a@b.test")) == "503 5.5.1 Error: nested MAIL command"
-        assert reply(smtp.rcpt("x@a.test", ["NOTIFY=NEVER"])).startswith("555 5.5.4")
+        assert reply(smtp.rcpt("x@a.test", ["X-TRACK=1"])).startswith("555 5.5.4")
         assert reply(smtp.docmd("EXPN", "x")).startswith("502 5.5.1")
         assert reply(smtp.docmd("BOGUS")).startswith("500 5.5.2")
+
+
+# -- DSN parameters (RFC 3461) -----------------------------------------------------------------
+
+
+def test_dsn_parameters_are_carried_on_each_delivery(
+    start_relay: StartRelay, loop: LoopThread, amqp_url: str
+) -> None:
+    relay = start_relay()
+    with client(relay) as smtp:
+        smtp.login(USER, SECRET)
+        assert smtp.mail("app@example.test", ["RET=HDRS", "ENVID=QQ+2Bq+3D1"])[0] == 250
+        assert (
+            smtp.rcpt("a@a.test", ["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;Old+2Bx@a.test"])[0] == 250
+        )
+        assert smtp.rcpt("b@b.test", ["notify=never"])[0] == 250
+        assert smtp.rcpt("c@b.test")[0] == 250
+        assert smtp.data(MESSAGE)[0] == 250
+    by_recipient = {d.recipient: d for d in take_deliveries(loop, amqp_url)}
+    a, b, c = (by_recipient[r].dsn for r in ("a@a.test", "b@b.test", "c@b.test"))
+    assert (a.notify_given, a.notify_never, a.notify_success, a.notify_failure) == (
+        True,
+        False,
+        True,
+        False,
+    )
+    assert a.notify_delay
+    assert a.original_recipient == "rfc822;Old+x@a.test"  # xtext decoded
+    assert (b.notify_given, b.notify_never) == (True, True)
+    assert not c.notify_given and not c.original_recipient
+    for request in (a, b, c):
+        assert request.ret == 2  # HDRS
+        assert request.envelope_id == "QQ+q=1"
+
+
+def test_a_message_without_dsn_parameters_carries_no_request(
+    start_relay: StartRelay, loop: LoopThread, amqp_url: str
+) -> None:
+    relay = start_relay()
+    with client(relay) as smtp:
+        smtp.login(USER, SECRET)
+        smtp.sendmail("app@example.test", ["x@a.test"], MESSAGE)
+    (delivery,) = take_deliveries(loop, amqp_url)
+    assert not delivery.HasField("dsn")
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        (
+            "MAIL FROM:<a@b.test> RET=BODY",
+            "501 5.5.4 Error: bad RET parameter: expected FULL or HDRS",
+        ),
+        ("MAIL FROM:<a@b.test> RET=FULL RET=HDRS", "501 5.5.4 Error: RET parameter given twice"),
+        ("MAIL FROM:<a@b.test> ENVID=a+zz", "501 5.5.4 Error: bad ENVID parameter: "),
+        ("MAIL FROM:<a@b.test> ENVID=" + "x" * 101, "501 5.5.4 Error: bad ENVID parameter: longer"),
+    ],
+)
+def test_bad_mail_dsn_parameters_get_501(
+    start_relay: StartRelay, command: str, answer: str
+) -> None:
+    relay = start_relay()
+    with client(relay) as smtp:
+        smtp.login(USER, SECRET)
+        assert reply(smtp.docmd(command)).startswith(answer)
+        assert smtp.mail("a@b.test")[0] == 250  # the session goes on
+
+
+@pytest.mark.parametrize(
+    ("parameter", "answer"),
+    [
+        ("NOTIFY=NEVER,SUCCESS", "bad NOTIFY parameter: NEVER cannot be combined"),
+        ("NOTIFY=SOMETIMES", "bad NOTIFY parameter: unknown value 'SOMETIMES'"),
+        ("NOTIFY=", "bad NOTIFY parameter: expected NEVER or a list"),
+        ("NOTIFY=DELAY,DELAY", "bad NOTIFY parameter: a value is repeated"),
+        ("ORCPT=a@b.test", "bad ORCPT parameter: expected addr-type;address"),
+        ("ORCPT=rfc822;a+2", "bad ORCPT parameter: '+' at 2 must be followed"),
+        ("ORCPT=rfc822;", "bad ORCPT parameter: the address must be printable"),
+    ],
+)
+def test_bad_rcpt_dsn_parameters_get_501(
+    start_relay: StartRelay, parameter: str, answer: str
+) -> None:
+    relay = start_relay()
+    with client(relay) as smtp:
+        smtp.login(USER, SECRET)
+        assert smtp.mail("a@b.test")[0] == 250
+        assert reply(smtp.rcpt("x@a.test", [parameter])).startswith(f"501 5.5.4 Error: {answer}")
+        assert smtp.rcpt("x@a.test", ["NOTIFY=FAILURE"])[0] == 250
 
 
 # -- DATA --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -51,6 +51,10 @@ class Submission:
     content: bytes
     client_ip: str
     accepted_at: float
+    # What the submitter asked of notices (RFC 3461), one entry per recipient (None: nothing);
+    # empty: nothing asked for any.
+    dsn: Sequence[delivery_pb2.DsnRequest | None] = ()
+    is_notice: bool = False  # a notice Postline itself sends (RFC 3464)
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,14 @@ async def publish_deliveries(
             accepted_at=accepted_at,
             client_ip=submission.client_ip,
             header_message_id=_header(headers, "Message-ID"),
+            dsn=dsn,
+            is_notice=submission.is_notice,
         )
-        for rcpt in submission.recipients
+        for rcpt, dsn in zip(
+            submission.recipients,
+            submission.dsn or [None] * len(submission.recipients),
+            strict=True,
+        )
     ]
     shards = broker.topology.shards
     urgent = _urgent_rule(policy, submission.server, headers)

@@ -25,29 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apostline/v1/delivery.proto\x12\x0bpostline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x8e\x03\n\x10\x41\x63\x63\x65ptedDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x10\n\x08\x61pi_user\x18\x04 \x01(\t\x12\x15\n\renvelope_from\x18\x05 \x01(\t\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x18\n\x10recipient_domain\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\x12$\n\x07headers\x18\t \x03(\x0b\x32\x13.postline.v1.Header\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x10\n\x08\x61pi_data\x18\x0b \x01(\t\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\r \x01(\t\x12\x19\n\x11header_message_id\x18\x0e \x01(\t\x12\x16\n\x0e\x66orwarded_from\x18\x14 \x01(\t\x12\x1a\n\x12original_recipient\x18\x15 \x01(\t\"\xf9\x03\n\x0c\x44\x65liveryTask\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.postline.v1.AcceptedDelivery\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\'\n\x08priority\x18\x03 \x01(\x0e\x32\x15.postline.v1.Priority\x12\x12\n\nroute_host\x18\x04 \x01(\t\x12\x12\n\nroute_port\x18\x05 \x01(\r\x12!\n\x03tls\x18\x06 \x01(\x0e\x32\x14.postline.v1.TlsMode\x12\x11\n\tsource_ip\x18\x07 \x01(\t\x12\x11\n\tspeed_key\x18\x08 \x01(\t\x12\r\n\x05shard\x18\t \x01(\r\x12\x34\n\x10\x66irst_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breturn_path\x18\x0c \x01(\t\x12\x10\n\x08grant_id\x18\x14 \x01(\t\x12.\n\nheld_until\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ngranted_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\thandovers\x18\x17 \x01(\r\"\x9b\x04\n\x0e\x44\x65liveryResult\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.postline.v1.DeliveryTask\x12%\n\x07outcome\x18\x02 \x01(\x0e\x32\x14.postline.v1.Outcome\x12\x12\n\nreply_code\x18\x03 \x01(\r\x12\x17\n\x0f\x65nhanced_status\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\x0f\n\x07mx_host\x18\x06 \x01(\t\x12\x11\n\tsource_ip\x18\x07 \x01(\t\x12\x0b\n\x03tls\x18\x08 \x01(\x08\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stage\x18\x0b \x01(\t\x12\x12\n\nmx_address\x18( \x01(\t\x12\x19\n\x11\x63onnection_reused\x18) \x01(\x08\x12\x18\n\x10session_messages\x18* \x01(\r\x12\x13\n\x0btls_version\x18+ \x01(\t\x12\x12\n\ntls_cipher\x18, \x01(\t\x12\x14\n\x0ctls_verified\x18- \x01(\x08\x12\x0e\n\x06\x64ns_ms\x18. \x01(\r\x12\x12\n\nconnect_ms\x18/ \x01(\r\x12\x16\n\x0etransaction_ms\x18\x30 \x01(\r\x12\x13\n\x0b\x64kim_domain\x18\x31 \x01(\t\"]\n\x12\x41\x63\x63\x65ptedDeliveries\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.postline.v1.AcceptedDelivery\x12\x14\n\x0ctraceparents\x18\x02 \x03(\t\"U\n\x0f\x44\x65liveryResults\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.postline.v1.DeliveryResult\x12\x14\n\x0ctraceparents\x18\x02 \x03(\t*^\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03*i\n\x07TlsMode\x12\x18\n\x14TLS_MODE_UNSPECIFIED\x10\x00\x12\x11\n\rTLS_MODE_NONE\x10\x01\x12\x1a\n\x16TLS_MODE_OPPORTUNISTIC\x10\x02\x12\x15\n\x11TLS_MODE_REQUIRED\x10\x03*c\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SUCCEEDED\x10\x01\x12\x14\n\x10OUTCOME_DEFERRED\x10\x02\x12\x12\n\x0eOUTCOME_FAILED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apostline/v1/delivery.proto\x12\x0bpostline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x01\n\nDsnRequest\x12\x14\n\x0cnotify_given\x18\x01 \x01(\x08\x12\x14\n\x0cnotify_never\x18\x02 \x01(\x08\x12\x16\n\x0enotify_success\x18\x03 \x01(\x08\x12\x16\n\x0enotify_failure\x18\x04 \x01(\x08\x12\x14\n\x0cnotify_delay\x18\x05 \x01(\x08\x12\x1a\n\x12original_recipient\x18\x06 \x01(\t\x12#\n\x03ret\x18\x07 \x01(\x0e\x32\x16.postline.v1.DsnReturn\x12\x13\n\x0b\x65nvelope_id\x18\x08 \x01(\t\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xc7\x03\n\x10\x41\x63\x63\x65ptedDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x10\n\x08\x61pi_user\x18\x04 \x01(\t\x12\x15\n\renvelope_from\x18\x05 \x01(\t\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x18\n\x10recipient_domain\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\x12$\n\x07headers\x18\t \x03(\x0b\x32\x13.postline.v1.Header\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x10\n\x08\x61pi_data\x18\x0b \x01(\t\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tclient_ip\x18\r \x01(\t\x12\x19\n\x11header_message_id\x18\x0e \x01(\t\x12$\n\x03\x64sn\x18\x0f \x01(\x0b\x32\x17.postline.v1.DsnRequest\x12\x11\n\tis_notice\x18\x10 \x01(\x08\x12\x16\n\x0e\x66orwarded_from\x18\x14 \x01(\t\x12\x1a\n\x12original_recipient\x18\x15 \x01(\t\"\x8f\x04\n\x0c\x44\x65liveryTask\x12/\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1d.postline.v1.AcceptedDelivery\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\'\n\x08priority\x18\x03 \x01(\x0e\x32\x15.postline.v1.Priority\x12\x12\n\nroute_host\x18\x04 \x01(\t\x12\x12\n\nroute_port\x18\x05 \x01(\r\x12!\n\x03tls\x18\x06 \x01(\x0e\x32\x14.postline.v1.TlsMode\x12\x11\n\tsource_ip\x18\x07 \x01(\t\x12\x11\n\tspeed_key\x18\x08 \x01(\t\x12\r\n\x05shard\x18\t \x01(\r\x12\x34\n\x10\x66irst_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breturn_path\x18\x0c \x01(\t\x12\x10\n\x08grant_id\x18\x14 \x01(\t\x12.\n\nheld_until\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ngranted_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\thandovers\x18\x17 \x01(\r\x12\x14\n\x0c\x64\x65lay_warned\x18\x18 \x01(\x08\"\x9b\x04\n\x0e\x44\x65liveryResult\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.postline.v1.DeliveryTask\x12%\n\x07outcome\x18\x02 \x01(\x0e\x32\x14.postline.v1.Outcome\x12\x12\n\nreply_code\x18\x03 \x01(\r\x12\x17\n\x0f\x65nhanced_status\x18\x04 \x01(\t\x12\x12\n\nreply_text\x18\x05 \x01(\t\x12\x0f\n\x07mx_host\x18\x06 \x01(\t\x12\x11\n\tsource_ip\x18\x07 \x01(\t\x12\x0b\n\x03tls\x18\x08 \x01(\x08\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stage\x18\x0b \x01(\t\x12\x12\n\nmx_address\x18( \x01(\t\x12\x19\n\x11\x63onnection_reused\x18) \x01(\x08\x12\x18\n\x10session_messages\x18* \x01(\r\x12\x13\n\x0btls_version\x18+ \x01(\t\x12\x12\n\ntls_cipher\x18, \x01(\t\x12\x14\n\x0ctls_verified\x18- \x01(\x08\x12\x0e\n\x06\x64ns_ms\x18. \x01(\r\x12\x12\n\nconnect_ms\x18/ \x01(\r\x12\x16\n\x0etransaction_ms\x18\x30 \x01(\r\x12\x13\n\x0b\x64kim_domain\x18\x31 \x01(\t\"]\n\x12\x41\x63\x63\x65ptedDeliveries\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.postline.v1.AcceptedDelivery\x12\x14\n\x0ctraceparents\x18\x02 \x03(\t\"U\n\x0f\x44\x65liveryResults\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.postline.v1.DeliveryResult\x12\x14\n\x0ctraceparents\x18\x02 \x03(\t*^\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03*i\n\x07TlsMode\x12\x18\n\x14TLS_MODE_UNSPECIFIED\x10\x00\x12\x11\n\rTLS_MODE_NONE\x10\x01\x12\x1a\n\x16TLS_MODE_OPPORTUNISTIC\x10\x02\x12\x15\n\x11TLS_MODE_REQUIRED\x10\x03*T\n\tDsnReturn\x12\x1a\n\x16\x44SN_RETURN_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44SN_RETURN_FULL\x10\x01\x12\x16\n\x12\x44SN_RETURN_HEADERS\x10\x02*c\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SUCCEEDED\x10\x01\x12\x14\n\x10OUTCOME_DEFERRED\x10\x02\x12\x12\n\x0eOUTCOME_FAILED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'postline.v1.delivery_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRIORITY']._serialized_start=1748
-  _globals['_PRIORITY']._serialized_end=1842
-  _globals['_TLSMODE']._serialized_start=1844
-  _globals['_TLSMODE']._serialized_end=1949
-  _globals['_OUTCOME']._serialized_start=1951
-  _globals['_OUTCOME']._serialized_end=2050
-  _globals['_HEADER']._serialized_start=76
-  _globals['_HEADER']._serialized_end=113
-  _globals['_ACCEPTEDDELIVERY']._serialized_start=116
-  _globals['_ACCEPTEDDELIVERY']._serialized_end=514
-  _globals['_DELIVERYTASK']._serialized_start=517
-  _globals['_DELIVERYTASK']._serialized_end=1022
-  _globals['_DELIVERYRESULT']._serialized_start=1025
-  _globals['_DELIVERYRESULT']._serialized_end=1564
-  _globals['_ACCEPTEDDELIVERIES']._serialized_start=1566
-  _globals['_ACCEPTEDDELIVERIES']._serialized_end=1659
-  _globals['_DELIVERYRESULTS']._serialized_start=1661
-  _globals['_DELIVERYRESULTS']._serialized_end=1746
+  _globals['_PRIORITY']._serialized_start=2042
+  _globals['_PRIORITY']._serialized_end=2136
+  _globals['_TLSMODE']._serialized_start=2138
+  _globals['_TLSMODE']._serialized_end=2243
+  _globals['_DSNRETURN']._serialized_start=2245
+  _globals['_DSNRETURN']._serialized_end=2329
+  _globals['_OUTCOME']._serialized_start=2331
+  _globals['_OUTCOME']._serialized_end=2430
+  _globals['_DSNREQUEST']._serialized_start=77
+  _globals['_DSNREQUEST']._serialized_end=289
+  _globals['_HEADER']._serialized_start=291
+  _globals['_HEADER']._serialized_end=328
+  _globals['_ACCEPTEDDELIVERY']._serialized_start=331
+  _globals['_ACCEPTEDDELIVERY']._serialized_end=786
+  _globals['_DELIVERYTASK']._serialized_start=789
+  _globals['_DELIVERYTASK']._serialized_end=1316
+  _globals['_DELIVERYRESULT']._serialized_start=1319
+  _globals['_DELIVERYRESULT']._serialized_end=1858
+  _globals['_ACCEPTEDDELIVERIES']._serialized_start=1860
+  _globals['_ACCEPTEDDELIVERIES']._serialized_end=1953
+  _globals['_DELIVERYRESULTS']._serialized_start=1955
+  _globals['_DELIVERYRESULTS']._serialized_end=2040
 # @@protoc_insertion_point(module_scope)

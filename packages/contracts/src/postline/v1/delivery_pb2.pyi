@@ -60,6 +60,28 @@ TLS_MODE_OPPORTUNISTIC: TlsMode.ValueType  # 2
 TLS_MODE_REQUIRED: TlsMode.ValueType  # 3
 Global___TlsMode: typing_extensions.TypeAlias = TlsMode
 
+class _DsnReturn:
+    ValueType = typing.NewType("ValueType", builtins.int)
+    V: typing_extensions.TypeAlias = ValueType
+
+class _DsnReturnEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_DsnReturn.ValueType], builtins.type):
+    DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+    DSN_RETURN_UNSPECIFIED: _DsnReturn.ValueType  # 0
+    """not asked: the headers are returned"""
+    DSN_RETURN_FULL: _DsnReturn.ValueType  # 1
+    DSN_RETURN_HEADERS: _DsnReturn.ValueType  # 2
+
+class DsnReturn(_DsnReturn, metaclass=_DsnReturnEnumTypeWrapper):
+    """What the submitter asked of delivery status notifications (RFC 3461): MAIL's RET and
+    ENVID, RCPT's NOTIFY and ORCPT, or the send API's fields of the same names.
+    """
+
+DSN_RETURN_UNSPECIFIED: DsnReturn.ValueType  # 0
+"""not asked: the headers are returned"""
+DSN_RETURN_FULL: DsnReturn.ValueType  # 1
+DSN_RETURN_HEADERS: DsnReturn.ValueType  # 2
+Global___DsnReturn: typing_extensions.TypeAlias = DsnReturn
+
 class _Outcome:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
@@ -82,6 +104,45 @@ OUTCOME_DEFERRED: Outcome.ValueType  # 2
 OUTCOME_FAILED: Outcome.ValueType  # 3
 """5xx or a permanent local reason"""
 Global___Outcome: typing_extensions.TypeAlias = Outcome
+
+@typing.final
+class DsnRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NOTIFY_GIVEN_FIELD_NUMBER: builtins.int
+    NOTIFY_NEVER_FIELD_NUMBER: builtins.int
+    NOTIFY_SUCCESS_FIELD_NUMBER: builtins.int
+    NOTIFY_FAILURE_FIELD_NUMBER: builtins.int
+    NOTIFY_DELAY_FIELD_NUMBER: builtins.int
+    ORIGINAL_RECIPIENT_FIELD_NUMBER: builtins.int
+    RET_FIELD_NUMBER: builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: builtins.int
+    notify_given: builtins.bool
+    """NOTIFY was given; otherwise the policy's notices decide"""
+    notify_never: builtins.bool
+    notify_success: builtins.bool
+    notify_failure: builtins.bool
+    notify_delay: builtins.bool
+    original_recipient: builtins.str
+    """ORCPT as "addr-type;address", xtext decoded; "" if none"""
+    ret: Global___DsnReturn.ValueType
+    envelope_id: builtins.str
+    """ENVID, xtext decoded; "" if none"""
+    def __init__(
+        self,
+        *,
+        notify_given: builtins.bool = ...,
+        notify_never: builtins.bool = ...,
+        notify_success: builtins.bool = ...,
+        notify_failure: builtins.bool = ...,
+        notify_delay: builtins.bool = ...,
+        original_recipient: builtins.str = ...,
+        ret: Global___DsnReturn.ValueType = ...,
+        envelope_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["envelope_id", b"envelope_id", "notify_delay", b"notify_delay", "notify_failure", b"notify_failure", "notify_given", b"notify_given", "notify_never", b"notify_never", "notify_success", b"notify_success", "original_recipient", b"original_recipient", "ret", b"ret"]) -> None: ...
+
+Global___DsnRequest: typing_extensions.TypeAlias = DsnRequest
 
 @typing.final
 class Header(google.protobuf.message.Message):
@@ -123,6 +184,8 @@ class AcceptedDelivery(google.protobuf.message.Message):
     ACCEPTED_AT_FIELD_NUMBER: builtins.int
     CLIENT_IP_FIELD_NUMBER: builtins.int
     HEADER_MESSAGE_ID_FIELD_NUMBER: builtins.int
+    DSN_FIELD_NUMBER: builtins.int
+    IS_NOTICE_FIELD_NUMBER: builtins.int
     FORWARDED_FROM_FIELD_NUMBER: builtins.int
     ORIGINAL_RECIPIENT_FIELD_NUMBER: builtins.int
     delivery_id: builtins.str
@@ -144,6 +207,8 @@ class AcceptedDelivery(google.protobuf.message.Message):
     client_ip: builtins.str
     header_message_id: builtins.str
     """the Message-ID header value"""
+    is_notice: builtins.bool
+    """a notice Postline sent (RFC 3464): never noticed itself"""
     forwarded_from: builtins.str
     """Set by the scheduler (fields 20-39 belong to it).
     a forwarding rule made this delivery from that one: never forwarded again
@@ -156,6 +221,10 @@ class AcceptedDelivery(google.protobuf.message.Message):
 
     @property
     def accepted_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    @property
+    def dsn(self) -> Global___DsnRequest:
+        """unset: nothing asked (the policy's notices apply)"""
+
     def __init__(
         self,
         *,
@@ -173,11 +242,13 @@ class AcceptedDelivery(google.protobuf.message.Message):
         accepted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         client_ip: builtins.str = ...,
         header_message_id: builtins.str = ...,
+        dsn: Global___DsnRequest | None = ...,
+        is_notice: builtins.bool = ...,
         forwarded_from: builtins.str = ...,
         original_recipient: builtins.str = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["accepted_at", b"accepted_at"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["accepted_at", b"accepted_at", "api_data", b"api_data", "api_user", b"api_user", "client_ip", b"client_ip", "content", b"content", "delivery_id", b"delivery_id", "envelope_from", b"envelope_from", "forwarded_from", b"forwarded_from", "header_message_id", b"header_message_id", "headers", b"headers", "message_id", b"message_id", "original_recipient", b"original_recipient", "recipient", b"recipient", "recipient_domain", b"recipient_domain", "server", b"server", "subject", b"subject"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["accepted_at", b"accepted_at", "dsn", b"dsn"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["accepted_at", b"accepted_at", "api_data", b"api_data", "api_user", b"api_user", "client_ip", b"client_ip", "content", b"content", "delivery_id", b"delivery_id", "dsn", b"dsn", "envelope_from", b"envelope_from", "forwarded_from", b"forwarded_from", "header_message_id", b"header_message_id", "headers", b"headers", "is_notice", b"is_notice", "message_id", b"message_id", "original_recipient", b"original_recipient", "recipient", b"recipient", "recipient_domain", b"recipient_domain", "server", b"server", "subject", b"subject"]) -> None: ...
 
 Global___AcceptedDelivery: typing_extensions.TypeAlias = AcceptedDelivery
 
@@ -203,6 +274,7 @@ class DeliveryTask(google.protobuf.message.Message):
     HELD_UNTIL_FIELD_NUMBER: builtins.int
     GRANTED_AT_FIELD_NUMBER: builtins.int
     HANDOVERS_FIELD_NUMBER: builtins.int
+    DELAY_WARNED_FIELD_NUMBER: builtins.int
     attempt: builtins.int
     """1 for the first attempt"""
     priority: Global___Priority.ValueType
@@ -222,6 +294,8 @@ class DeliveryTask(google.protobuf.message.Message):
     """
     handovers: builtins.int
     """times handed to another shard (a group's): at most once"""
+    delay_warned: builtins.bool
+    """the delay warning notice was sent (once per delivery)"""
     @property
     def delivery(self) -> Global___AcceptedDelivery: ...
     @property
@@ -255,9 +329,10 @@ class DeliveryTask(google.protobuf.message.Message):
         held_until: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         granted_at: google.protobuf.timestamp_pb2.Timestamp | None = ...,
         handovers: builtins.int = ...,
+        delay_warned: builtins.bool = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "granted_at", b"granted_at", "held_until", b"held_until"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "grant_id", b"grant_id", "granted_at", b"granted_at", "handovers", b"handovers", "held_until", b"held_until", "priority", b"priority", "return_path", b"return_path", "route_host", b"route_host", "route_port", b"route_port", "shard", b"shard", "source_ip", b"source_ip", "speed_key", b"speed_key", "tls", b"tls"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "delay_warned", b"delay_warned", "delivery", b"delivery", "expires_at", b"expires_at", "first_attempt_at", b"first_attempt_at", "grant_id", b"grant_id", "granted_at", b"granted_at", "handovers", b"handovers", "held_until", b"held_until", "priority", b"priority", "return_path", b"return_path", "route_host", b"route_host", "route_port", b"route_port", "shard", b"shard", "source_ip", b"source_ip", "speed_key", b"speed_key", "tls", b"tls"]) -> None: ...
 
 Global___DeliveryTask: typing_extensions.TypeAlias = DeliveryTask
 

@@ -24,6 +24,7 @@ from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.credentials import Credentials, Principal
+from postline.common.dsn import dsn_request
 from postline.common.policy import Policy, PolicySource
 from postline.common.policy.fields import IPAddressValue
 from postline.common.semconv import MESSAGE_ID, SERVER, SPAN_SMTP_TRANSACTION
@@ -33,6 +34,8 @@ from postline.ingress import metrics, replies
 from postline.ingress.limits import ConnectionGate, RateLimiter
 from postline.ingress.smtp_protocol import (
     SESSION_TIMEOUT,
+    MailParameters,
+    RcptParameters,
     RelayEnvelope,
     RelaySMTP,
     client_ip,
@@ -202,7 +205,11 @@ class RelayHandler:
     # -- the transaction ------------------------------------------------------------------
 
     async def mail(
-        self, conn: RelaySMTP, envelope: RelayEnvelope, sender: Address | None, size: int | None
+        self,
+        conn: RelaySMTP,
+        envelope: RelayEnvelope,
+        sender: Address | None,
+        parameters: MailParameters,
     ) -> str:
         ip = conn.client_ip
         principal = self._principal(conn)
@@ -215,7 +222,7 @@ class RelayHandler:
         if not self.gate.assign(conn.slot, principal.server):
             return replies.TOO_MANY_CONNECTIONS.format(hostname=self.hostname)
         # RFC 1870 §6.1: a declared size beyond the limit is refused before any data.
-        if size is not None and size > relay.max_message_size:
+        if parameters.size is not None and parameters.size > relay.max_message_size:
             return replies.MESSAGE_TOO_BIG
         if not self.rates.allow(principal.server, ip, relay.rate_per_ip):
             logger.info("%s over rate_per_ip %s of %s", ip, relay.rate_per_ip, principal.server)
@@ -223,9 +230,16 @@ class RelayHandler:
         envelope.principal = principal
         envelope.sender = sender
         envelope.mail_from = sender.smtp_form() if sender is not None else "<>"
+        envelope.dsn_ret = parameters.ret
+        envelope.dsn_envid = parameters.envid
         return replies.MAIL_OK
 
-    def rcpt(self, envelope: RelayEnvelope, recipient: Address) -> str:
+    def rcpt(
+        self,
+        envelope: RelayEnvelope,
+        recipient: Address,
+        parameters: RcptParameters,
+    ) -> str:
         assert envelope.principal is not None  # MAIL succeeded
         if recipient.key in envelope.recipient_keys:
             return replies.RCPT_OK  # the same mailbox twice is one delivery
@@ -234,6 +248,7 @@ class RelayHandler:
             return replies.TOO_MANY_RECIPIENTS
         envelope.recipients.append(recipient)
         envelope.recipient_keys.add(recipient.key)
+        envelope.recipient_dsn.append((parameters.notify, parameters.orcpt))
         envelope.rcpt_tos.append(recipient.smtp_form())
         return replies.RCPT_OK
 
@@ -256,6 +271,15 @@ class RelayHandler:
             content=content,
             client_ip=ip,
             accepted_at=time.time(),
+            dsn=[
+                dsn_request(
+                    notify=notify,
+                    orcpt=orcpt,
+                    ret=relay_envelope.dsn_ret,
+                    envid=relay_envelope.dsn_envid,
+                )
+                for notify, orcpt in relay_envelope.recipient_dsn
+            ],
         )
         # The whole message is here: publish it even if the client leaves meanwhile, so that
         # either every delivery is confirmed or none was attempted (the client, seeing no

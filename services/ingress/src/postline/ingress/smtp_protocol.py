@@ -17,16 +17,19 @@ import collections
 import ipaddress
 import logging
 import ssl
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AnyStr, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
+from postline.common.dsn import DsnError, parse_envid, parse_notify, parse_orcpt, parse_ret
 from postline.common.policy.fields import IPAddressValue
 from postline.ingress import metrics, replies
 from postline.ingress.limits import Slot
 from postline.ingress.smtp_data import DataReader
+from postline.v1 import delivery_pb2
 
 if TYPE_CHECKING:
     from postline.ingress.relay import RelayHandler
@@ -76,6 +79,35 @@ class RelayEnvelope(Envelope):
         self.sender: Address | None = None  # None: the null reverse-path <>
         self.recipients: list[Address] = []
         self.recipient_keys: set[str] = set()
+        self.dsn_ret: delivery_pb2.DsnReturn.ValueType = delivery_pb2.DSN_RETURN_UNSPECIFIED
+        self.dsn_envid = ""
+        # Per recipient, in the order of `recipients`: (NOTIFY flags or None, ORCPT or "").
+        self.recipient_dsn: list[tuple[tuple[bool, bool, bool, bool] | None, str]] = []
+
+
+@dataclass(frozen=True)
+class MailParameters:
+    size: int | None = None
+    ret: delivery_pb2.DsnReturn.ValueType = delivery_pb2.DSN_RETURN_UNSPECIFIED
+    envid: str = ""
+
+
+@dataclass(frozen=True)
+class RcptParameters:
+    notify: tuple[bool, bool, bool, bool] | None = None
+    orcpt: str = ""
+
+
+def _parameters(params: str) -> tuple[dict[str, str], str | None]:
+    """``NAME=value`` words by upper-cased name, or the reply for a name given twice."""
+    found: dict[str, str] = {}
+    for param in params.split():
+        name, _, value = param.partition("=")
+        name = name.upper()
+        if name in found:
+            return found, replies.REPEATED_PARAMETER.format(name=name[:20])
+        found[name] = value
+    return found, None
 
 
 _LISTED: dict[tuple[type, tuple[str, ...]], list[str]] = {}
@@ -229,7 +261,8 @@ class RelaySMTP(SMTP):
         # RFC 2034 (every reply carries an enhanced status) and RFC 2920 (commands are read
         # in order from one stream and answered in turn, so clients may pipeline them).
         # SMTPUTF8 is not offered: the address rules are ASCII only.
-        keywords = [self.hostname, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]
+        # DSN: RFC 3461 (NOTIFY, ORCPT, RET, ENVID; Postline sends the notices itself).
+        keywords = [self.hostname, "PIPELINING", "8BITMIME", "DSN", "ENHANCEDSTATUSCODES"]
         if self.data_size_limit:
             keywords.append(f"SIZE {self.data_size_limit}")  # RFC 1870
         if self.tls_context and not self._tls_protocol:
@@ -322,30 +355,62 @@ class RelaySMTP(SMTP):
         except AddressError as exc:
             await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
             return
-        size, problem = self._mail_parameters(params)
-        if problem is not None:
-            await self.reply(problem)
+        parameters, problem = self._mail_parameters(params)
+        if parameters is None:
+            await self.reply(problem or replies.SYNTAX_MAIL)
             return
-        await self.reply(await self.relay.mail(self, envelope, sender, size))
+        await self.reply(await self.relay.mail(self, envelope, sender, parameters))
 
-    def _mail_parameters(self, params: str) -> tuple[int | None, str | None]:
-        """SIZE (RFC 1870) and BODY (RFC 6152); anything else is refused with 555."""
+    def _mail_parameters(self, params: str) -> tuple[MailParameters | None, str | None]:
+        """SIZE (RFC 1870), BODY (RFC 6152), RET and ENVID (RFC 3461); anything else is
+        refused with 555."""
         if params and not self.relay_session().extended_smtp:
             return None, replies.PARAMETERS_WITHOUT_EHLO
+        found, problem = _parameters(params)
+        if problem is not None:
+            return None, problem
         size = None
-        for param in params.split():
-            name, _, value = param.partition("=")
-            name = name.upper()
-            if name == "SIZE":
-                if not value.isdigit():
-                    return None, replies.BAD_PARAMETER.format(name=name)
-                size = int(value)
-            elif name == "BODY":
-                if value.upper() not in BODY_TYPES:
-                    return None, replies.BAD_PARAMETER.format(name=name)
-            else:
-                return None, replies.UNKNOWN_PARAMETER.format(name=name[:20])
-        return size, None
+        ret = delivery_pb2.DSN_RETURN_UNSPECIFIED
+        envid = ""
+        for name, value in found.items():
+            try:
+                if name == "SIZE":
+                    if not value.isdigit():
+                        return None, replies.BAD_PARAMETER.format(name=name)
+                    size = int(value)
+                elif name == "BODY":
+                    if value.upper() not in BODY_TYPES:
+                        return None, replies.BAD_PARAMETER.format(name=name)
+                elif name == "RET":
+                    ret = parse_ret(value)
+                elif name == "ENVID":
+                    envid = parse_envid(value)
+                else:
+                    return None, replies.UNKNOWN_PARAMETER.format(name=name[:20])
+            except DsnError as exc:
+                return None, replies.BAD_DSN_PARAMETER.format(name=exc.name, reason=exc.reason)
+        return MailParameters(size, ret, envid), None
+
+    def _rcpt_parameters(self, params: str) -> tuple[RcptParameters | None, str | None]:
+        """NOTIFY and ORCPT (RFC 3461 §4.1, §4.2); anything else is refused with 555."""
+        if params and not self.relay_session().extended_smtp:
+            return None, replies.PARAMETERS_WITHOUT_EHLO
+        found, problem = _parameters(params)
+        if problem is not None:
+            return None, problem
+        notify = None
+        orcpt = ""
+        for name, value in found.items():
+            try:
+                if name == "NOTIFY":
+                    notify = parse_notify(value.split(","))
+                elif name == "ORCPT":
+                    orcpt = parse_orcpt(value)
+                else:
+                    return None, replies.UNKNOWN_PARAMETER.format(name=name[:20])
+            except DsnError as exc:
+                return None, replies.BAD_DSN_PARAMETER.format(name=exc.name, reason=exc.reason)
+        return RcptParameters(notify, orcpt), None
 
     @syntax("RCPT TO: <address>")
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -365,13 +430,12 @@ class RelaySMTP(SMTP):
         except AddressError as exc:
             await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
             return
-        if params:
-            # No RCPT parameter is announced (DSN's NOTIFY/ORCPT are not supported).
-            name = params.split()[0].partition("=")[0].upper()[:20]
-            await self.reply(replies.UNKNOWN_PARAMETER.format(name=name))
+        parameters, problem = self._rcpt_parameters(params)
+        if parameters is None:
+            await self.reply(problem or replies.SYNTAX_RCPT)
             return
         assert recipient is not None  # parse_path gives None only with allow_null
-        await self.reply(self.relay.rcpt(envelope, recipient))
+        await self.reply(self.relay.rcpt(envelope, recipient, parameters))
 
     # -- DATA, read in large pieces ---------------------------------------------------------
 

@@ -8,6 +8,8 @@
                   or park a paused group member)
     result     -> free the speed slot -> succeeded / failed / retry (park until the next
                   attempt) / resend period over (fail 3)
+    notices    -> success / failure / one delay warning to the submitter, when wanted
+                  (``notices.py``), submitted before the result is acked
 
 Every handler returns only after what it produced was confirmed by the broker; the consumer
 acks after that, so a crash at any point re-delivers the input (at-least-once).
@@ -41,6 +43,8 @@ from postline.scheduler.consuming import Requeue
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
 from postline.scheduler.interfaces import GrantOutcome, Shard, SpeedKey
 from postline.scheduler.mx import MxCache
+from postline.scheduler.notice_mail import Action
+from postline.scheduler.notices import Notices, delay_warning_due
 from postline.scheduler.pauses import PausedDomains
 from postline.scheduler.suppressions import SuppressionList
 from postline.v1 import delivery_pb2, events_pb2
@@ -72,6 +76,7 @@ class Scheduler:
         self.mx = mx
         self.hold_spread = hold_spread
         self.pause_recheck = pause_recheck
+        self.notices = Notices(broker)
 
     @property
     def policy(self) -> Policy:
@@ -94,7 +99,7 @@ class Scheduler:
                 await self._fail_unknown_server(delivery)
                 return
             if self._suppressed(server, delivery):
-                await self._fail_blocked(delivery, now, attempt=0)
+                await self._fail_blocked(server, delivery, now, attempt=0)
                 return
             match forwarding_for(server, delivery):
                 case Copy(copy=copy):
@@ -136,7 +141,7 @@ class Scheduler:
                 await self._fail_unknown_server(delivery)
                 return
             if self._suppressed(server, delivery):
-                await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
+                await self._fail_blocked(server, delivery, now, attempt=task.attempt - 1)
                 return
             await self.dispatch(task, server, shard)
 
@@ -175,7 +180,7 @@ class Scheduler:
             await self._fail_unknown_server(delivery)
             return None
         if self._suppressed(server, delivery):
-            await self._fail_blocked(delivery, now, attempt=task.attempt - 1)
+            await self._fail_blocked(server, delivery, now, attempt=task.attempt - 1)
             return None
         if self.pauses.is_paused(delivery.recipient_domain):
             if gate.domain is not None:
@@ -259,6 +264,8 @@ class Scheduler:
             attempt = result.task.attempt
             match decision:
                 case decisions.Final(succeeded=succeeded):
+                    action = Action.DELIVERED if succeeded else Action.FAILED
+                    await self.notices.send(server, action, result.task, result, now)
                     status = (
                         events_pb2.DELIVERY_STATUS_SUCCEEDED
                         if succeeded
@@ -268,7 +275,11 @@ class Scheduler:
                     await self.broker.publish_event(event)
                     metrics.DECISIONS.labels(decision="succeeded" if succeeded else "failed").inc()
                 case decisions.Retry(not_before=not_before, asked=asked):
-                    await self.park(decisions.next_task(result), shard.number, not_before, now)
+                    retry = decisions.next_task(result)
+                    if delay_warning_due(server, result.task, now):
+                        await self.notices.send(server, Action.DELAYED, result.task, result, now)
+                        retry.delay_warned = True
+                    await self.park(retry, shard.number, not_before, now)
                     event = delivery_event(
                         delivery,
                         events_pb2.DELIVERY_STATUS_DEFERRED,
@@ -286,6 +297,9 @@ class Scheduler:
                             round(not_before - now),
                         )
                 case decisions.Expired(reason=reason):
+                    await self.notices.send(
+                        server, Action.FAILED, result.task, result, now, reason=reason
+                    )
                     await self._fail(
                         delivery,
                         events_pb2.ERROR_STATUS_RESEND_TIMEOUT,
@@ -317,10 +331,12 @@ class Scheduler:
         logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
 
     async def _fail_blocked(
-        self, delivery: delivery_pb2.AcceptedDelivery, now: float, *, attempt: int
+        self, server: Server, delivery: delivery_pb2.AcceptedDelivery, now: float, *, attempt: int
     ) -> None:
         reason = f"blocked: {delivery.recipient} is on the suppression list of {delivery.server}"
         logger.info("%s %s", delivery.delivery_id, reason)
+        task = delivery_pb2.DeliveryTask(delivery=delivery)
+        await self.notices.send(server, Action.FAILED, task, None, now, reason=reason)
         await self._fail(
             delivery,
             events_pb2.ERROR_STATUS_BLOCKED_ADDRESS,

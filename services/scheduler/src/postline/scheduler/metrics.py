@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge
 from postline.common.semconv import (
     METRIC_BACKLOG_QUEUES,
     METRIC_DECISIONS,
+    METRIC_NOTICES,
     METRIC_OWNED_SHARDS,
     METRIC_SCHEDULED,
     METRIC_SCHEDULER_IN_FLIGHT,
@@ -28,3 +29,6 @@ SUPPRESSION_LIST_LOADED = Gauge(
     METRIC_SUPPRESSION_LIST_LOADED, "1 once the initial suppression list was read from bounce"
 )
 SUPPRESSIONS = Gauge(METRIC_SUPPRESSIONS, "entries in this replica's suppression list copy")
+NOTICES = Counter(
+    METRIC_NOTICES, "delivery status notifications sent (delayed, failed, delivered)", ["action"]
+)

@@ -108,6 +108,7 @@ class ApiUser(PolicyModel):
     name: UserName
     secret: Argon2Field
     allowed_ips: tuple[IPNetwork, ...] = ANY_NETWORK
+    language: Language | None = None  # of the notices about this user's mail (None: English)
 
     def verify(self, secret: str) -> bool:
         """Whether ``secret`` is this user's. Slow by design (argon2): run it off the loop."""

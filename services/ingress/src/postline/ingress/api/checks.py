@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from postline.common.addresses import Address, AddressError, parse_address
 from postline.common.credentials import Principal
+from postline.common.dsn import DsnError, dsn_request, parse_envid, parse_notify, parse_orcpt
 from postline.common.policy import Policy, Server
 from postline.ingress.api import errors
 from postline.ingress.api.errors import ApiError, invalid
@@ -23,11 +24,13 @@ from postline.ingress.api.models import (
     BulkRecipient,
     BulkRequest,
     MessageFields,
+    RecipientOptions,
     SendRequest,
 )
 from postline.ingress.api.models import Attachment as AttachmentModel
 from postline.ingress.api.templates import placeholders, render
 from postline.ingress.compose_mime import Attachment, Draft, header_problem, is_reserved_header
+from postline.v1 import delivery_pb2
 
 # RFC 5322 §3.6.8 field name: printable US-ASCII except ':'.
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
@@ -49,6 +52,7 @@ class Outgoing:
     envelope_from: Address
     recipients: list[Address]
     content: bytes
+    dsn: Sequence[delivery_pb2.DsnRequest | None] = ()  # per recipient (RFC 3461)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class BulkItem:
     recipient: Address
     substitutions: dict[str, str]
     api_data: str
+    dsn: delivery_pb2.DsnRequest | None = None
 
 
 def check_server(requested: str | None, principal: Principal, policy: Policy) -> Server:
@@ -219,7 +224,7 @@ def check_bulk(request: BulkRequest, template: Template) -> list[BulkItem]:
             f"at most {BULK_MAX_RECIPIENTS} recipients per bulk request",
             "recipients",
         )
-    return [_bulk_item(i, r, template) for i, r in enumerate(request.recipients)]
+    return [_bulk_item(i, r, template, request) for i, r in enumerate(request.recipients)]
 
 
 def fill(template: Template, item: BulkItem) -> Draft:
@@ -315,7 +320,9 @@ def _decode_base64(text: str, *loc: str | int) -> bytes:
         raise invalid(errors.INVALID_BASE64, "not valid base64 (RFC 4648)", *loc) from None
 
 
-def _bulk_item(index: int, recipient: BulkRecipient, template: Template) -> BulkItem:
+def _bulk_item(
+    index: int, recipient: BulkRecipient, template: Template, request_fields: MessageFields
+) -> BulkItem:
     address = _address(recipient.to, "recipients", index, "to")
     values = recipient.substitutions
     for name in sorted(template.names):
@@ -331,4 +338,67 @@ def _bulk_item(index: int, recipient: BulkRecipient, template: Template) -> Bulk
     for name in template.subject_names:
         _one_line(values[name], "recipients", index, "substitutions", name)
     _one_line(recipient.api_data, "recipients", index, "api_data")
-    return BulkItem(address, values, recipient.api_data or template.api_data)
+    dsn = check_dsn(
+        request_fields,
+        recipient.notify,
+        recipient.orcpt,
+        ("recipients", index, "notify"),
+        ("recipients", index, "orcpt"),
+    )
+    return BulkItem(address, values, recipient.api_data or template.api_data, dsn)
+
+
+def check_dsn(
+    fields: MessageFields,
+    notify: Sequence[str] | None,
+    orcpt: str | None,
+    notify_loc: tuple[str | int, ...],
+    orcpt_loc: tuple[str | int, ...],
+) -> delivery_pb2.DsnRequest | None:
+    """One recipient's RFC 3461 request: its own ``notify`` or the message's, its ``orcpt``,
+    the message's ``ret`` and ``envid``."""
+    if notify is None:
+        notify, notify_loc = fields.notify, ("notify",)
+    try:
+        flags = parse_notify(notify, "notify") if notify is not None else None
+    except DsnError as exc:
+        raise invalid(errors.INVALID_FIELD, exc.reason, *notify_loc) from None
+    try:
+        original = parse_orcpt(orcpt, "orcpt", xtext=False) if orcpt is not None else ""
+    except DsnError as exc:
+        raise invalid(errors.INVALID_FIELD, exc.reason, *orcpt_loc) from None
+    try:
+        envid = parse_envid(fields.envid, "envid", xtext=False) if fields.envid else ""
+    except DsnError as exc:
+        raise invalid(errors.INVALID_FIELD, exc.reason, "envid") from None
+    ret = {
+        "FULL": delivery_pb2.DSN_RETURN_FULL,
+        "HDRS": delivery_pb2.DSN_RETURN_HEADERS,
+        None: delivery_pb2.DSN_RETURN_UNSPECIFIED,
+    }[fields.ret]
+    return dsn_request(notify=flags, orcpt=original, ret=ret, envid=envid)
+
+
+def check_send_dsn(
+    request: SendRequest, recipients: list[Address]
+) -> list[delivery_pb2.DsnRequest | None]:
+    """The RFC 3461 request of each recipient of ``to`` (``recipient_options`` by address)."""
+    options: dict[Address, tuple[str, RecipientOptions]] = {}
+    for key, given in request.recipient_options.items():
+        address = _address(key, "recipient_options", key)
+        if address not in recipients:
+            raise invalid(errors.INVALID_FIELD, "not a recipient of 'to'", "recipient_options", key)
+        options[address] = (key, given)
+    dsn = []
+    for address in recipients:
+        key, value = options.get(address, ("", RecipientOptions()))
+        dsn.append(
+            check_dsn(
+                request,
+                value.notify,
+                value.orcpt,
+                ("recipient_options", key, "notify"),
+                ("recipient_options", key, "orcpt"),
+            )
+        )
+    return dsn

@@ -8,6 +8,8 @@ and types here (pydantic), meaning (addresses, base64, headers, limits) in `chec
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 BULK_MAX_RECIPIENTS = 10_000
@@ -20,6 +22,28 @@ _ADDRESS = (
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+NotifyValue = Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"]
+
+_NOTIFY = (
+    "Which delivery status notifications the envelope sender gets for this recipient (RFC "
+    "3461 NOTIFY): `NEVER` alone, or any of `SUCCESS`, `FAILURE`, `DELAY`. Unset: the "
+    "server's `notices` policy decides."
+)
+_ORCPT = (
+    "The recipient's original address (RFC 3461 ORCPT), reported as `Original-Recipient` in "
+    "notices: `addr-type;address` or a bare address (meaning `rfc822`)."
+)
+
+
+class RecipientOptions(_Model):
+    notify: list[NotifyValue] | None = Field(
+        default=None, description=_NOTIFY, examples=[["SUCCESS", "FAILURE"]]
+    )
+    orcpt: str | None = Field(
+        default=None, max_length=500, description=_ORCPT, examples=["rfc822;alice@old.test"]
+    )
 
 
 class Attachment(_Model):
@@ -103,6 +127,22 @@ class MessageFields(_Model):
         f"with `raw`. {_ADDRESS}",
         examples=["bounces@example.test"],
     )
+    ret: Literal["FULL", "HDRS"] | None = Field(
+        default=None,
+        description="What a notice returns of the message (RFC 3461 RET): `FULL` the whole "
+        "message, `HDRS` its headers (the default).",
+        examples=["HDRS"],
+    )
+    envid: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Your id of this message (RFC 3461 ENVID), reported as "
+        "`Original-Envelope-Id` in notices. Printable US-ASCII.",
+        examples=["order-4711"],
+    )
+    notify: list[NotifyValue] | None = Field(
+        default=None, description=f"{_NOTIFY} Applies to every recipient.", examples=[["FAILURE"]]
+    )
 
 
 class SendRequest(MessageFields):
@@ -135,6 +175,12 @@ class SendRequest(MessageFields):
         "`Message-ID` if it has none). Use with `envelope_from` and `to` only.",
         examples=["RnJvbTogYUBleGFtcGxlLnRlc3QNClN1YmplY3Q6IGhpDQoNCkhlbGxvLg0K"],
     )
+    recipient_options: dict[str, RecipientOptions] = Field(
+        default_factory=dict,
+        description="Per recipient of `to` (the address as written there): its own `notify` "
+        "(instead of the message's) and `orcpt`.",
+        examples=[{"alice@example.test": {"notify": ["SUCCESS", "FAILURE"]}}],
+    )
 
 
 class BulkRecipient(_Model):
@@ -152,6 +198,10 @@ class BulkRecipient(_Model):
         description="This recipient's `X-Api-Data` (else the template's `api_data`).",
         examples=["order-4711"],
     )
+    notify: list[NotifyValue] | None = Field(
+        default=None, description=f"{_NOTIFY} Instead of the template's `notify`."
+    )
+    orcpt: str | None = Field(default=None, max_length=500, description=_ORCPT)
 
 
 class BulkRequest(MessageFields):

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from opentelemetry import trace
@@ -37,6 +37,7 @@ from postline.ingress.api.checks import (
     check_bulk,
     check_raw,
     check_recipients,
+    check_send_dsn,
     check_server,
     check_size,
     check_template,
@@ -160,6 +161,7 @@ class SendApi:
             content = compose(template.draft(recipients), self.hostname)
             check_size(content, server, size_field(template))
             outgoing = Outgoing(template.envelope_from, recipients, content)
+        outgoing = replace(outgoing, dsn=check_send_dsn(request, recipients))
         with tracer(__name__).start_as_current_span(SPAN_API_SEND):
             try:
                 accepted = await self._submit(principal, outgoing, client_ip)
@@ -190,7 +192,9 @@ class SendApi:
             for i in pending:
                 content = contents[i] or compose(fill(template, items[i]), self.hostname)
                 contents[i] = None
-                outgoing = Outgoing(template.envelope_from, [items[i].recipient], content)
+                outgoing = Outgoing(
+                    template.envelope_from, [items[i].recipient], content, [items[i].dsn]
+                )
                 # Each message is its own trace, as it would be had it come alone.
                 with tracer(__name__).start_as_current_span(SPAN_API_SEND, context=Context()):
                     answers[i] = _answer(await self._submit(principal, outgoing, client_ip))
@@ -246,6 +250,7 @@ class SendApi:
                 content=outgoing.content,
                 client_ip=client_ip,
                 accepted_at=time.time(),
+                dsn=outgoing.dsn if any(d is not None for d in outgoing.dsn) else (),
             ),
             self.hostname,
             self.policy,

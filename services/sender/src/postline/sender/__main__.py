@@ -3,7 +3,9 @@
 Senders are competing consumers of ``sender.tasks`` with a prefetch equal to their
 concurrency. On SIGTERM (a Kubernetes rolling update) a sender cancels its consumer, lets the
 deliveries in flight finish and publish their results (``POSTLINE_SHUTDOWN_GRACE``), QUITs
-its idle SMTP sessions and exits 0; nothing it had taken is lost.
+its idle SMTP sessions and exits 0; nothing it had taken is lost. Senders count each other
+(``membership.py``) so that, together, they hold no more SMTP sessions to a destination than
+its connection limit (``pool.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
+from postline.sender.membership import Membership
 from postline.sender.mx import MxResolver, make_resolver
 from postline.sender.pool import SessionPool
 from postline.sender.settings import SenderSettings
@@ -50,10 +53,13 @@ async def main() -> None:
         SESSIONS.labels("yes" if session.tls else "no").inc()
         return session
 
-    pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout)
+    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
+    membership = Membership(
+        broker, interval=settings.membership_interval, on_change=lambda: pool.reshare()
+    )
+    pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout, share=membership.share)
     resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
     deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
-    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     stop = stop_event()
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
@@ -63,6 +69,8 @@ async def main() -> None:
         await health.stop()
         return
     policy.start()
+    # Counted among the senders before taking a task: see membership.py.
+    await membership.join()
     sender = Sender(broker, deliverer)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
@@ -76,6 +84,7 @@ async def main() -> None:
         logger.warning("cancelling the consumer failed: %s", exc)
     await sender.drain(settings.shutdown_grace)
     await pool.close()
+    await membership.leave()
     await policy.stop()
     await health.stop()
     await broker.close()

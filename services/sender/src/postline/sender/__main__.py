@@ -61,8 +61,10 @@ async def main() -> None:
     resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
     deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
     stop = stop_event()
+    consuming = False
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("tasks", lambda: None if consuming else "joining the other senders")
     readiness.note(lambda: policy.status)
     health = await serve_health(settings.health_listen, readiness)
     if not await broker.connect(until=stop):
@@ -75,6 +77,7 @@ async def main() -> None:
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
     )
+    consuming = True
     logger.info("sender consuming %s with concurrency %d", SENDER_TASKS, settings.concurrency)
     await stop.wait()
     logger.info("sender stopping: no new tasks, %d in flight", sender.in_flight)

@@ -163,9 +163,8 @@ def server(hours: str) -> dict[str, Any]:
     return {
         "speed": [
             {"match": ["*"], "connections": 20, "interval": "0s", "rate": None},
-            # One message per connection: the senders keep a session open for reuse without an
-            # RSET, which the simulator (like a real destination) counts; three senders each
-            # keeping one would show a third connection however few attempts the scheduler grants.
+            # One message per connection: each attempt's own session (test_sender_connection_limits
+            # covers reuse with several senders).
             {"match": ["conn2.test"], "connections": 2, "messages_per_connection": 1},
             {"match": ["rate.test"], "rate": "240/min"},
             {"match": ["paused.test"], "connections": 5},

@@ -180,7 +180,7 @@ async def test_a_suppressed_recipient_fails_with_status_10_and_is_never_sent(
             "no task for a blocked address",
         )
         # The submitter hears of it: a failure notice, with the null sender, to app@.
-        [notice] = await eventually(lambda: senders.for_rcpt("app@example.test"), "the notice")
+        [notice] = await apoll_until(lambda: senders.for_rcpt("app@example.test"), "the notice")
         assert notice.delivery.is_notice and notice.delivery.envelope_from == ""
         assert b"Action: failed\r\nStatus: 5.7.1\r\n" in notice.delivery.content
         assert b"Final-Recipient: rfc822; Gone@A.test\r\n" in notice.delivery.content

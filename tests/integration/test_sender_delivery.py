@@ -18,7 +18,7 @@ from postline.common.verp import decode_verp
 from postline.sender import dkim_keys
 from postline.sender.attempt import Deliverer
 from postline.sender.mx import MxResolver
-from postline.sender.pool import SessionPool
+from postline.sender.pool import SessionPool, Share, alone
 from postline.sender.smtp import Endpoint, SmtpSession, SmtpTimeouts
 from postline.sender.tls import TlsContexts
 from postline.simulator import Simulator
@@ -98,6 +98,7 @@ async def make(dns_server: DnsServer, certs: CertFiles) -> AsyncIterator[Make]:
         timeouts: SmtpTimeouts = TIMEOUTS,
         idle_timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
+        share: Share = alone,
     ) -> Deliverer:
         contexts = TlsContexts(ca_file if ca_file is not None else certs.ca_file)
 
@@ -106,7 +107,7 @@ async def make(dns_server: DnsServer, certs: CertFiles) -> AsyncIterator[Make]:
                 endpoint, helo_name="sender.test", timeouts=timeouts, tls=contexts
             )
 
-        pool = SessionPool(opener, idle_timeout=idle_timeout)
+        pool = SessionPool(opener, idle_timeout=idle_timeout, share=share)
         pools.append(pool)
         resolver = make_resolver([("127.0.0.1", dns_server.port)], timeout=5)
         mx = MxResolver(resolver, clock=clock) if clock else MxResolver(resolver)
@@ -279,6 +280,69 @@ async def test_sessions_per_destination_stay_within_connections(sim: Simulator, 
         assert result.outcome == SUCCEEDED
         assert deliverer.pool.open_sessions("domain:a.test") == 1
     assert sim.recorder.stats()["domains"]["a.test"]["peak_connections"] == 1
+
+
+def limited_policy(connections: int) -> Policy:
+    return sender_policy(
+        f"""
+        speed:
+          - match: ["*"]
+            connections: {connections}
+            messages_per_connection: 100
+        """
+    )
+
+
+async def test_senders_share_a_destinations_connections(sim: Simulator, make: Make) -> None:
+    # Two senders, 4 connections: this one holds at most 2 sessions, and deliveries beyond
+    # them wait for one (each holds its grant) instead of opening more.
+    deliverer = make(limited_policy(4), share=lambda: 2)
+    tasks = [task(f"slow+{i}@a.test", route=route(sim)) for i in range(5)]
+    results = await asyncio.gather(*(deliverer.attempt(t) for t in tasks))
+    assert [r.outcome for r in results] == [SUCCEEDED] * 5
+    assert sim.recorder.stats()["connections"]["peak"] == 2
+    assert sim.recorder.stats()["connections"]["total"] == 2  # and reused
+    assert deliverer.pool.waited == 3
+
+
+async def test_fewer_connections_than_senders_keeps_no_session(sim: Simulator, make: Make) -> None:
+    # Three senders, 2 connections: no sender may keep one, so each delivery opens its own
+    # session and has closed it (QUIT answered) before its result is made.
+    deliverer = make(limited_policy(2), share=lambda: 3)
+    for rcpt in ("one@a.test", "two@a.test"):
+        result = await deliverer.attempt(task(rcpt, route=route(sim)))
+        assert result.outcome == SUCCEEDED
+        assert deliverer.pool.open_sessions("domain:a.test") == 0
+        # The server notices the close a moment after the QUIT's answer.
+        await apoll_until(lambda: sim.recorder.stats()["connections"]["current"] == 0, "close", 1.0)
+    assert sim.recorder.stats()["connections"]["total"] == 2
+
+
+async def test_a_sender_that_does_not_know_its_share_waits(sim: Simulator, make: Make) -> None:
+    senders: list[int | None] = [None]  # joining the other senders
+    deliverer = make(limited_policy(4), share=lambda: senders[0])
+    attempt = asyncio.ensure_future(deliverer.attempt(task("waits@a.test", route=route(sim))))
+    await asyncio.sleep(0.3)
+    assert not attempt.done()
+    assert sim.recorder.stats()["connections"]["total"] == 0
+    senders[0] = 2
+    deliverer.pool.reshare()
+    result = await asyncio.wait_for(attempt, 10)
+    assert result.outcome == SUCCEEDED
+
+
+async def test_a_smaller_share_closes_idle_sessions_over_it(sim: Simulator, make: Make) -> None:
+    senders = [1]
+    deliverer = make(limited_policy(4), share=lambda: senders[0])
+    tasks = [task(f"slow+{i}@a.test", route=route(sim)) for i in range(4)]
+    await asyncio.gather(*(deliverer.attempt(t) for t in tasks))
+    assert sim.recorder.stats()["connections"]["current"] == 4  # idle, kept for reuse
+    senders[0] = 2  # another sender joined
+    deliverer.pool.reshare()
+    await apoll_until(
+        lambda: sim.recorder.stats()["connections"]["current"] == 2, "2 sessions left"
+    )
+    assert deliverer.pool.open_sessions("domain:a.test") == 2
 
 
 # -- source IPs -------------------------------------------------------------------------------

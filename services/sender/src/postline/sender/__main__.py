@@ -3,7 +3,9 @@
 Senders are competing consumers of ``sender.tasks`` with a prefetch equal to their
 concurrency. On SIGTERM (a Kubernetes rolling update) a sender cancels its consumer, lets the
 deliveries in flight finish and publish their results (``POSTLINE_SHUTDOWN_GRACE``), QUITs
-its idle SMTP sessions and exits 0; nothing it had taken is lost.
+its idle SMTP sessions and exits 0; nothing it had taken is lost. Senders count each other
+(``membership.py``) so that, together, they hold no more SMTP sessions to a destination than
+its connection limit (``pool.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from postline.common.semconv import METRIC_SMTP_SESSIONS
 from postline.common.telemetry import setup_telemetry, shutdown_telemetry
 from postline.sender.attempt import Deliverer
 from postline.sender.handlers import Sender
+from postline.sender.membership import Membership
 from postline.sender.mx import MxResolver
 from postline.sender.pool import SessionPool
 from postline.sender.settings import SenderSettings
@@ -51,23 +54,31 @@ async def main() -> None:
         SESSIONS.labels("yes" if session.tls else "no").inc()
         return session
 
-    pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout)
+    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
+    membership = Membership(
+        broker, interval=settings.membership_interval, on_change=lambda: pool.reshare()
+    )
+    pool = SessionPool(opener, idle_timeout=settings.smtp_idle_timeout, share=membership.share)
     resolver = MxResolver(make_resolver(settings.dns_nameservers(), settings.dns_timeout))
     deliverer = Deliverer(policy, resolver, pool, smtp_port=settings.smtp_port)
-    broker = Broker(settings.amqp_url, Topology(settings.shards, settings.queue_type))
     stop = stop_event()
+    consuming = False
     readiness = Readiness()
     readiness.add("rabbitmq", lambda: broker.problem)
+    readiness.add("tasks", lambda: None if consuming else "joining the other senders")
     readiness.note(lambda: policy.status)
     health = await serve_health(settings.health_listen, readiness)
     if not await broker.connect(until=stop):
         await health.stop()
         return
     policy.start()
+    # Counted among the senders before taking a task: see membership.py.
+    await membership.join()
     sender = Sender(broker, deliverer)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
     )
+    consuming = True
     logger.info("sender consuming %s with concurrency %d", SENDER_TASKS, settings.concurrency)
     await stop.wait()
     logger.info("sender stopping: no new tasks, %d in flight", sender.in_flight)
@@ -77,6 +88,7 @@ async def main() -> None:
         logger.warning("cancelling the consumer failed: %s", exc)
     await sender.drain(settings.shutdown_grace)
     await pool.close()
+    await membership.leave()
     await policy.stop()
     await health.stop()
     await broker.close()

@@ -39,6 +39,9 @@ class SenderSettings(ServiceSettings):
     dns_timeout: float = Field(default=10.0, gt=0)
     # Trust anchors for required TLS (PEM); empty: the system's CA store.
     tls_ca_file: Path | None = None
+    # How often a sender counts the senders sharing each destination's connection limit
+    # (membership.py); a new sender waits a little over twice this before taking tasks.
+    membership_interval: float = Field(default=1.0, gt=0)
     # SIGTERM: how long in-flight deliveries may take to finish before they are handed back
     # to the queue (keep it below the pod's terminationGracePeriodSeconds).
     shutdown_grace: float = Field(default=25.0, ge=0)

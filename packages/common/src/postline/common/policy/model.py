@@ -30,7 +30,7 @@ from postline.common.policy.base import (
     find_duplicates,
     raise_issues,
 )
-from postline.common.policy.console import Console
+from postline.common.policy.console import Console, Language
 from postline.common.policy.cross_checks import POLICY_CHECKS
 from postline.common.policy.fields import (
     ANY_NETWORK,

@@ -338,16 +338,25 @@ class Outcome:
     log: list[dict[str, str]]
     stats: dict[str, int]
     received: Counter[str]  # delivery id -> copies the destination got
+    notices_received: int  # messages with the null sender: Postline's own notices
 
     @classmethod
     def read(cls, reports: str, simulator: SimulatorClient) -> Outcome:
         received: Counter[str] = Counter()
+        notices = 0
         for item in simulator.messages():
+            if item["mail_from"] in ("", "<>"):
+                notices += 1
+                continue
             try:
                 received[decode_verp(item["mail_from"])] += 1
             except VerpError:
                 continue
-        return cls(delivery_log(reports), statistics(reports), received)
+        return cls(delivery_log(reports), statistics(reports), received, notices)
+
+    def is_notice(self, row: dict[str, str]) -> bool:
+        """A delivery of Postline's own notices: sent with the null sender, so no VERP."""
+        return row.get("returnPath", "") in ("", "<>")
 
     def rows_by_api_data(self) -> dict[str, list[dict[str, str]]]:
         found: dict[str, list[dict[str, str]]] = {}

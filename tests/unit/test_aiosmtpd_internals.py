@@ -86,7 +86,10 @@ def test_connection_made_sets_the_original_transport_only_on_starttls() -> None:
 def test_the_reader_of_a_connection_has_the_limit_the_data_reader_swaps() -> None:
     # RelaySMTP._receive_data raises the StreamReader's limit while it reads DATA, so that
     # readuntil(".\r\n") takes large pieces; asyncio keeps it in a private attribute.
-    reader = asyncio.StreamReader(limit=1234)
+    async def make() -> asyncio.StreamReader:  # a StreamReader belongs to a running loop
+        return asyncio.StreamReader(limit=1234)
+
+    reader = asyncio.run(make())
     assert reader._limit == 1234  # type: ignore[attr-defined]
     assert "_limit" in inspect.getsource(asyncio.StreamReader.readuntil)
 

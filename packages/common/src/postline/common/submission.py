@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -180,18 +180,37 @@ async def publish_deliveries(
     urgent = _urgent_rule(policy, submission.server, headers)
     # Grouped: the deliveries of messages accepted at the same moment share broker messages
     # (one per shard), each still answered only once the one carrying it was confirmed.
-    await asyncio.gather(
-        *(
-            broker.publish_grouped(
-                (urgent_key if urgent(d.recipient) else accepted_key)(
-                    shard_for(d.recipient_domain, shards)
-                ),
-                d,
-            )
-            for d in deliveries
+    await _all_or_first_failure(
+        broker.publish_grouped(
+            (urgent_key if urgent(d.recipient) else accepted_key)(
+                shard_for(d.recipient_domain, shards)
+            ),
+            d,
         )
+        for d in deliveries
     )
     return Accepted(message_id, deliveries)
+
+
+async def _all_or_first_failure(publishes: Iterable[Awaitable[None]]) -> None:
+    """Await every publish; at the first failure cancel the others and raise it. The client
+    is then told to try again: a publish that went on would deliver a copy of what it resends."""
+    tasks = [asyncio.ensure_future(p) for p in publishes]
+    if not tasks:
+        return
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in done:
+        if (failure := task.exception()) is not None:
+            raise failure
 
 
 def _urgent_rule(

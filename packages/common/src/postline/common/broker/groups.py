@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections import deque
@@ -127,6 +128,9 @@ class Lane:
             task = asyncio.get_running_loop().create_task(self._send(batch), context=context)
             self.in_flight.add(task)
             task.add_done_callback(self._sent)
+            abandon = functools.partial(_abandon, task, batch)
+            for waiting in batch:
+                waiting.done.add_done_callback(abandon)
 
     def _take(self) -> list[Waiting]:
         batch: list[Waiting] = []
@@ -172,6 +176,13 @@ class Lane:
     def fail_waiting(self, reason: str) -> None:
         _fail(self.waiting, reason)
         self.waiting.clear()
+
+
+def _abandon(task: asyncio.Task[None], batch: Sequence[Waiting], _: object) -> None:
+    # Once no waiter of a batch waits any more (each publisher gave up: its client was told to
+    # try again), a publish still waiting for the connection is dropped rather than sent late.
+    if not task.done() and all(w.done.cancelled() for w in batch):
+        task.cancel()
 
 
 def _fail(batch: Iterable[Waiting], reason: str, cause: BaseException | None = None) -> None:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from postline.ingress.grpc_server import GrpcServer, peer_ip
-from postline.v1 import send_pb2, send_pb2_grpc
+from postline.v1 import delivery_pb2, send_pb2, send_pb2_grpc
 from tests.integration.send_api_support import (
     REMOTE_USER,
     SECRET,
@@ -117,6 +117,54 @@ async def test_bulk_fills_each_message(amqp_url: str) -> None:
     assert subjects == ["Hi N0", "Hi N1", "Hi N2"]
 
 
+async def test_delivery_status_notifications_as_over_http(amqp_url: str) -> None:
+    async with service(amqp_url) as stub:
+        await stub.Send(
+            request(
+                to=["a@a.test", "b@b.test"],
+                ret="FULL",
+                envid="order-4711",
+                notify=["FAILURE", "DELAY"],
+                recipient_options={
+                    "b@b.test": send_pb2.RecipientOptions(
+                        notify=["SUCCESS"], orcpt="rfc822;bob@old.test"
+                    )
+                },
+            ),
+            metadata=AUTH,
+        )
+        await stub.SendBulk(
+            send_pb2.SendBulkRequest(
+                template=request(notify=["NEVER"]),
+                recipients=[
+                    send_pb2.BulkRecipient(to="c@c.test"),
+                    send_pb2.BulkRecipient(to="d@d.test", notify=["FAILURE"], orcpt="d@old.test"),
+                ],
+            ),
+            metadata=AUTH,
+        )
+    dsn = {d.recipient: d.dsn for d in await take_deliveries(amqp_url)}
+    a, b, c, d = (dsn[r] for r in ("a@a.test", "b@b.test", "c@c.test", "d@d.test"))
+    assert (a.notify_given, a.notify_failure, a.notify_delay, a.notify_success) == (
+        True,
+        True,
+        True,
+        False,
+    )
+    assert a.ret == delivery_pb2.DSN_RETURN_FULL and a.envelope_id == "order-4711"
+    assert (b.notify_success, b.notify_failure, b.original_recipient) == (
+        True,
+        False,
+        "rfc822;bob@old.test",
+    )
+    assert c.notify_given and c.notify_never
+    assert (d.notify_failure, d.notify_never, d.original_recipient) == (
+        True,
+        False,
+        "rfc822;d@old.test",
+    )
+
+
 async def test_idempotency_key_in_metadata_or_field(amqp_url: str) -> None:
     async with service(amqp_url) as stub:
         keyed = (*AUTH, ("idempotency-key", "g1"))
@@ -159,6 +207,9 @@ async def test_credentials_and_address(
         ("bulk", "template.from", "missing_field"),
         ("bulk", "template.raw", "conflicting_field"),
         ("bulk", "recipients[0].substitutions.name", "missing_substitution"),
+        ("send", "notify[0]", "invalid_field"),
+        ("send", "recipient_options['x@x.test']", "invalid_field"),
+        ("bulk", "recipients[0].notify", "invalid_field"),
     ],
 )
 async def test_invalid_requests_name_the_field(call: str, field: str, code: str) -> None:
@@ -177,6 +228,14 @@ async def test_invalid_requests_name_the_field(call: str, field: str, code: str)
         "template.raw": send_pb2.SendBulkRequest(
             template=request(raw=b"From: a@b.test\r\n\r\n"),
             recipients=[send_pb2.BulkRecipient(to="a@a.test")],
+        ),
+        "notify[0]": request(notify=["SOMETIMES"]),
+        "recipient_options['x@x.test']": request(
+            recipient_options={"x@x.test": send_pb2.RecipientOptions(notify=["FAILURE"])}
+        ),
+        "recipients[0].notify": send_pb2.SendBulkRequest(
+            template=request(),
+            recipients=[send_pb2.BulkRecipient(to="a@a.test", notify=["NEVER", "FAILURE"])],
         ),
         "recipients[0].substitutions.name": send_pb2.SendBulkRequest(
             template=request(text="Hi {{name}}"), recipients=[send_pb2.BulkRecipient(to="a@a.test")]

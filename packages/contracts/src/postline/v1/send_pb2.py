@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16postline/v1/send.proto\x12\x0bpostline.v1\"E\n\nAttachment\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\"\xdc\x02\n\x0bSendRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x03(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0c\n\x04html\x18\x06 \x01(\t\x12\x36\n\x07headers\x18\x07 \x03(\x0b\x32%.postline.v1.SendRequest.HeadersEntry\x12\x10\n\x08\x61pi_data\x18\x08 \x01(\t\x12,\n\x0b\x61ttachments\x18\t \x03(\x0b\x32\x17.postline.v1.Attachment\x12\x0b\n\x03raw\x18\n \x01(\x0c\x12\x15\n\renvelope_from\x18\x0b \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0c \x01(\t\x12\x11\n\tfrom_name\x18\r \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x32\n\ndeliveries\x18\x02 \x03(\x0b\x32\x1e.postline.v1.RecipientDelivery\";\n\x11RecipientDelivery\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"\xa9\x01\n\rBulkRecipient\x12\n\n\x02to\x18\x01 \x01(\t\x12\x44\n\rsubstitutions\x18\x02 \x03(\x0b\x32-.postline.v1.BulkRecipient.SubstitutionsEntry\x12\x10\n\x08\x61pi_data\x18\x03 \x01(\t\x1a\x34\n\x12SubstitutionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"m\n\x0fSendBulkRequest\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.postline.v1.SendRequest\x12.\n\nrecipients\x18\x02 \x03(\x0b\x32\x1a.postline.v1.BulkRecipient\"?\n\x10SendBulkResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.postline.v1.SendResponse2\x93\x01\n\x0bSendService\x12;\n\x04Send\x12\x18.postline.v1.SendRequest\x1a\x19.postline.v1.SendResponse\x12G\n\x08SendBulk\x12\x1c.postline.v1.SendBulkRequest\x1a\x1d.postline.v1.SendBulkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16postline/v1/send.proto\x12\x0bpostline.v1\"E\n\nAttachment\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\"\xab\x04\n\x0bSendRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x03(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x0c\n\x04html\x18\x06 \x01(\t\x12\x36\n\x07headers\x18\x07 \x03(\x0b\x32%.postline.v1.SendRequest.HeadersEntry\x12\x10\n\x08\x61pi_data\x18\x08 \x01(\t\x12,\n\x0b\x61ttachments\x18\t \x03(\x0b\x32\x17.postline.v1.Attachment\x12\x0b\n\x03raw\x18\n \x01(\x0c\x12\x15\n\renvelope_from\x18\x0b \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0c \x01(\t\x12\x11\n\tfrom_name\x18\r \x01(\t\x12\x0b\n\x03ret\x18\x0e \x01(\t\x12\r\n\x05\x65nvid\x18\x0f \x01(\t\x12\x0e\n\x06notify\x18\x10 \x03(\t\x12I\n\x11recipient_options\x18\x11 \x03(\x0b\x32..postline.v1.SendRequest.RecipientOptionsEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aV\n\x15RecipientOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.postline.v1.RecipientOptions:\x02\x38\x01\"1\n\x10RecipientOptions\x12\x0e\n\x06notify\x18\x01 \x03(\t\x12\r\n\x05orcpt\x18\x02 \x01(\t\"V\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x32\n\ndeliveries\x18\x02 \x03(\x0b\x32\x1e.postline.v1.RecipientDelivery\";\n\x11RecipientDelivery\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"\xc8\x01\n\rBulkRecipient\x12\n\n\x02to\x18\x01 \x01(\t\x12\x44\n\rsubstitutions\x18\x02 \x03(\x0b\x32-.postline.v1.BulkRecipient.SubstitutionsEntry\x12\x10\n\x08\x61pi_data\x18\x03 \x01(\t\x12\x0e\n\x06notify\x18\x04 \x03(\t\x12\r\n\x05orcpt\x18\x05 \x01(\t\x1a\x34\n\x12SubstitutionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"m\n\x0fSendBulkRequest\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.postline.v1.SendRequest\x12.\n\nrecipients\x18\x02 \x03(\x0b\x32\x1a.postline.v1.BulkRecipient\"?\n\x10SendBulkResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.postline.v1.SendResponse2\x93\x01\n\x0bSendService\x12;\n\x04Send\x12\x18.postline.v1.SendRequest\x1a\x19.postline.v1.SendResponse\x12G\n\x08SendBulk\x12\x1c.postline.v1.SendBulkRequest\x1a\x1d.postline.v1.SendBulkResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +33,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SENDREQUEST_HEADERSENTRY']._loaded_options = None
   _globals['_SENDREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_SENDREQUEST_RECIPIENTOPTIONSENTRY']._loaded_options = None
+  _globals['_SENDREQUEST_RECIPIENTOPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._loaded_options = None
   _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._serialized_options = b'8\001'
   _globals['_ATTACHMENT']._serialized_start=39
   _globals['_ATTACHMENT']._serialized_end=108
   _globals['_SENDREQUEST']._serialized_start=111
-  _globals['_SENDREQUEST']._serialized_end=459
-  _globals['_SENDREQUEST_HEADERSENTRY']._serialized_start=413
-  _globals['_SENDREQUEST_HEADERSENTRY']._serialized_end=459
-  _globals['_SENDRESPONSE']._serialized_start=461
-  _globals['_SENDRESPONSE']._serialized_end=547
-  _globals['_RECIPIENTDELIVERY']._serialized_start=549
-  _globals['_RECIPIENTDELIVERY']._serialized_end=608
-  _globals['_BULKRECIPIENT']._serialized_start=611
-  _globals['_BULKRECIPIENT']._serialized_end=780
-  _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._serialized_start=728
-  _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._serialized_end=780
-  _globals['_SENDBULKREQUEST']._serialized_start=782
-  _globals['_SENDBULKREQUEST']._serialized_end=891
-  _globals['_SENDBULKRESPONSE']._serialized_start=893
-  _globals['_SENDBULKRESPONSE']._serialized_end=956
-  _globals['_SENDSERVICE']._serialized_start=959
-  _globals['_SENDSERVICE']._serialized_end=1106
+  _globals['_SENDREQUEST']._serialized_end=666
+  _globals['_SENDREQUEST_HEADERSENTRY']._serialized_start=532
+  _globals['_SENDREQUEST_HEADERSENTRY']._serialized_end=578
+  _globals['_SENDREQUEST_RECIPIENTOPTIONSENTRY']._serialized_start=580
+  _globals['_SENDREQUEST_RECIPIENTOPTIONSENTRY']._serialized_end=666
+  _globals['_RECIPIENTOPTIONS']._serialized_start=668
+  _globals['_RECIPIENTOPTIONS']._serialized_end=717
+  _globals['_SENDRESPONSE']._serialized_start=719
+  _globals['_SENDRESPONSE']._serialized_end=805
+  _globals['_RECIPIENTDELIVERY']._serialized_start=807
+  _globals['_RECIPIENTDELIVERY']._serialized_end=866
+  _globals['_BULKRECIPIENT']._serialized_start=869
+  _globals['_BULKRECIPIENT']._serialized_end=1069
+  _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._serialized_start=1017
+  _globals['_BULKRECIPIENT_SUBSTITUTIONSENTRY']._serialized_end=1069
+  _globals['_SENDBULKREQUEST']._serialized_start=1071
+  _globals['_SENDBULKREQUEST']._serialized_end=1180
+  _globals['_SENDBULKRESPONSE']._serialized_start=1182
+  _globals['_SENDBULKRESPONSE']._serialized_end=1245
+  _globals['_SENDSERVICE']._serialized_start=1248
+  _globals['_SENDSERVICE']._serialized_end=1395
 # @@protoc_insertion_point(module_scope)

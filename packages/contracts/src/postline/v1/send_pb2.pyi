@@ -59,6 +59,24 @@ class SendRequest(google.protobuf.message.Message):
         ) -> None: ...
         def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
+    @typing.final
+    class RecipientOptionsEntry(google.protobuf.message.Message):
+        DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: builtins.int
+        VALUE_FIELD_NUMBER: builtins.int
+        key: builtins.str
+        @property
+        def value(self) -> Global___RecipientOptions: ...
+        def __init__(
+            self,
+            *,
+            key: builtins.str = ...,
+            value: Global___RecipientOptions | None = ...,
+        ) -> None: ...
+        def HasField(self, field_name: typing.Literal["value", b"value"]) -> builtins.bool: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+
     SERVER_FIELD_NUMBER: builtins.int
     FROM_FIELD_NUMBER: builtins.int
     TO_FIELD_NUMBER: builtins.int
@@ -72,6 +90,10 @@ class SendRequest(google.protobuf.message.Message):
     ENVELOPE_FROM_FIELD_NUMBER: builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: builtins.int
     FROM_NAME_FIELD_NUMBER: builtins.int
+    RET_FIELD_NUMBER: builtins.int
+    ENVID_FIELD_NUMBER: builtins.int
+    NOTIFY_FIELD_NUMBER: builtins.int
+    RECIPIENT_OPTIONS_FIELD_NUMBER: builtins.int
     server: builtins.str
     subject: builtins.str
     text: builtins.str
@@ -84,12 +106,26 @@ class SendRequest(google.protobuf.message.Message):
     """or metadata "idempotency-key"; see the HTTP Idempotency-Key"""
     from_name: builtins.str
     """display name of the sender"""
+    ret: builtins.str
+    """Delivery status notifications (RFC 3461), as the HTTP API's fields of the same names.
+    "FULL" or "HDRS"; empty: the default (HDRS)
+    """
+    envid: builtins.str
+    """the sender's id of the message (ENVID)"""
     @property
     def to(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
     def headers(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
     def attachments(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @property
+    def notify(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """"NEVER" alone, or any of "SUCCESS", "FAILURE", "DELAY" """
+
+    @property
+    def recipient_options(self) -> google.protobuf.internal.containers.MessageMap[builtins.str, Global___RecipientOptions]:
+        """per address of `to`"""
+
     def __init__(
         self,
         *,
@@ -105,10 +141,36 @@ class SendRequest(google.protobuf.message.Message):
         envelope_from: builtins.str = ...,
         idempotency_key: builtins.str = ...,
         from_name: builtins.str = ...,
+        ret: builtins.str = ...,
+        envid: builtins.str = ...,
+        notify: collections.abc.Iterable[builtins.str] | None = ...,
+        recipient_options: collections.abc.Mapping[builtins.str, Global___RecipientOptions] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attachments", b"attachments", "envelope_from", b"envelope_from", "from", b"from", "from_name", b"from_name", "headers", b"headers", "html", b"html", "idempotency_key", b"idempotency_key", "raw", b"raw", "server", b"server", "subject", b"subject", "text", b"text", "to", b"to"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "attachments", b"attachments", "envelope_from", b"envelope_from", "envid", b"envid", "from", b"from", "from_name", b"from_name", "headers", b"headers", "html", b"html", "idempotency_key", b"idempotency_key", "notify", b"notify", "raw", b"raw", "recipient_options", b"recipient_options", "ret", b"ret", "server", b"server", "subject", b"subject", "text", b"text", "to", b"to"]) -> None: ...
 
 Global___SendRequest: typing_extensions.TypeAlias = SendRequest
+
+@typing.final
+class RecipientOptions(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NOTIFY_FIELD_NUMBER: builtins.int
+    ORCPT_FIELD_NUMBER: builtins.int
+    orcpt: builtins.str
+    """"addr-type;address" or a bare address"""
+    @property
+    def notify(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """instead of the message's `notify`"""
+
+    def __init__(
+        self,
+        *,
+        notify: collections.abc.Iterable[builtins.str] | None = ...,
+        orcpt: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["notify", b"notify", "orcpt", b"orcpt"]) -> None: ...
+
+Global___RecipientOptions: typing_extensions.TypeAlias = RecipientOptions
 
 @typing.final
 class SendResponse(google.protobuf.message.Message):
@@ -170,18 +232,27 @@ class BulkRecipient(google.protobuf.message.Message):
     TO_FIELD_NUMBER: builtins.int
     SUBSTITUTIONS_FIELD_NUMBER: builtins.int
     API_DATA_FIELD_NUMBER: builtins.int
+    NOTIFY_FIELD_NUMBER: builtins.int
+    ORCPT_FIELD_NUMBER: builtins.int
     to: builtins.str
     api_data: builtins.str
+    orcpt: builtins.str
     @property
     def substitutions(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    @property
+    def notify(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """instead of the template's `notify`"""
+
     def __init__(
         self,
         *,
         to: builtins.str = ...,
         substitutions: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         api_data: builtins.str = ...,
+        notify: collections.abc.Iterable[builtins.str] | None = ...,
+        orcpt: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "substitutions", b"substitutions", "to", b"to"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["api_data", b"api_data", "notify", b"notify", "orcpt", b"orcpt", "substitutions", b"substitutions", "to", b"to"]) -> None: ...
 
 Global___BulkRecipient: typing_extensions.TypeAlias = BulkRecipient
 

@@ -187,6 +187,9 @@ def _template_fields(t: send_pb2.SendRequest) -> dict[str, Any]:
         "server": t.server or None,
         "envelope_from": t.envelope_from or None,
         "attachments": [_attachment_fields(a) for a in t.attachments],
+        "ret": t.ret or None,
+        "envid": t.envid or None,
+        "notify": list(t.notify) or None,
     }
 
 
@@ -202,6 +205,10 @@ def _attachment_fields(attachment: send_pb2.Attachment) -> dict[str, Any]:
 def _send_fields(request: send_pb2.SendRequest) -> dict[str, Any]:
     fields = _template_fields(request)
     fields["to"] = list(request.to)
+    fields["recipient_options"] = {
+        address: {"notify": list(options.notify) or None, "orcpt": options.orcpt or None}
+        for address, options in request.recipient_options.items()
+    }
     if request.raw:
         fields["raw"] = base64.b64encode(request.raw).decode()
     return fields
@@ -212,7 +219,13 @@ def _bulk_fields(request: send_pb2.SendBulkRequest) -> dict[str, Any]:
         raise invalid(errors.CONFLICTING_FIELD, "a bulk template cannot be raw", "raw")
     fields = _template_fields(request.template)
     fields["recipients"] = [
-        {"to": r.to, "substitutions": dict(r.substitutions), "api_data": r.api_data or None}
+        {
+            "to": r.to,
+            "substitutions": dict(r.substitutions),
+            "api_data": r.api_data or None,
+            "notify": list(r.notify) or None,
+            "orcpt": r.orcpt or None,
+        }
         for r in request.recipients
     ]
     return fields

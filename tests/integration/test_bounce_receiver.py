@@ -15,7 +15,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from postline.bounce.bounces import BounceMails
+from postline.bounce.bounces import LINK_WAIT_SECONDS, BounceMails
 from postline.bounce.deliveries import MESSAGE_TYPES, Deliveries, KnownDelivery
 from postline.bounce.receiver import BounceHandler, start_receiver
 from postline.bounce.store import Store
@@ -30,6 +30,7 @@ from postline.common.broker.topology import (
     SUPPRESSION_KEY,
 )
 from postline.common.clickhouse import apply_migrations
+from postline.common.ids import new_id
 from postline.common.policy import Policy, load_policy
 from postline.common.verp import encode_verp
 from postline.v1 import events_pb2
@@ -189,6 +190,60 @@ async def test_a_verp_dsn_becomes_a_complete_error_row_and_a_suppression(bench: 
     assert change.action == events_pb2.SUPPRESSION_ACTION_ADD
     assert change.delivery_id == queued.delivery_id
     assert await bench.suppressions.check("default", "NOBODY@b.test") is not None
+
+
+async def test_a_bounce_that_overtakes_its_deliverys_record_waits_for_it(bench: Bench) -> None:
+    # A destination that bounces at once, while the delivery's `queued` event is still on its
+    # way to the bounce service (behind others under load): the row is complete all the same.
+    delivery_id = new_id()
+    return_path = encode_verp(delivery_id, RETURN_PATH_DOMAIN)
+    dsn = _dsn("full@f.test", "5.2.2", "552 5.2.2 Mailbox full", "Subject: (none)")
+    sending = asyncio.ensure_future(asyncio.to_thread(_send, bench.port, return_path, dsn))
+    await asyncio.sleep(1.0)
+    event = _queued_event("full@f.test", delivery_id=delivery_id)
+    recording = asyncio.ensure_future(bench.deliveries.on_event(event, None))  # type: ignore[arg-type]
+    code, _ = await sending
+    assert code == 250
+    await recording
+    [error] = (await _take(bench.captured, 1))["error"]
+    assert isinstance(error, events_pb2.ErrorClassified)
+    assert (error.delivery_id, error.api_data, error.subject) == (
+        delivery_id,
+        "order-42",
+        "Your order",
+    )
+
+
+async def test_a_record_waiting_for_its_insert_is_found(bench: Bench) -> None:
+    first, second = _queued_event("x@h.test"), _queued_event("y@h.test")
+    recording = [
+        asyncio.ensure_future(bench.deliveries.on_event(e, None))  # type: ignore[arg-type]
+        for e in (first, second)
+    ]
+    await asyncio.sleep(0)  # the first insert under way, the second row waiting for the next
+    for event in (first, second):
+        known = await bench.deliveries.by_id(event.delivery_id)
+        assert known is not None and (known.recipient, known.api_data) == (
+            event.recipient,
+            "order-42",
+        )
+    found = await bench.deliveries.by_message_id(second.header_message_id, "Y@h.test")
+    assert found is not None and found.delivery_id == second.delivery_id
+    await asyncio.gather(*recording)
+
+
+async def test_an_old_verp_delivery_with_no_record_keeps_its_id(bench: Bench) -> None:
+    # Made long ago (past retention, say): no waiting, and the VERP id still names it.
+    delivery_id = "000000000001" + new_id()[12:]
+    return_path = encode_verp(delivery_id, RETURN_PATH_DOMAIN)
+    dsn = _dsn("full@g.test", "5.2.2", "552 5.2.2 Mailbox full", "Subject: Old")
+    started = time.monotonic()
+    code, _ = await asyncio.to_thread(_send, bench.port, return_path, dsn)
+    assert code == 250
+    assert time.monotonic() - started < LINK_WAIT_SECONDS
+    [error] = (await _take(bench.captured, 1))["error"]
+    assert isinstance(error, events_pb2.ErrorClassified)
+    assert (error.delivery_id, error.to, error.subject) == (delivery_id, "full@g.test", "Old")
 
 
 async def test_without_verp_the_returned_message_id_finds_the_delivery(bench: Bench) -> None:

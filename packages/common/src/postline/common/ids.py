@@ -15,6 +15,13 @@ def new_id() -> str:
     return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
 
+def id_time(value: str) -> float | None:
+    """When an id of ``new_id`` was made (seconds since the epoch); None for another string."""
+    if len(value) != 32 or _ID_PREFIX.fullmatch(value[:12]) is None:
+        return None
+    return int(value[:12], 16) / 1000
+
+
 def stable_id(anchor: str, *parts: object) -> str:
     """The same 32 hex chars each time for the same ``anchor`` (an id of ours) and ``parts``.
 

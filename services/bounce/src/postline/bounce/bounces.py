@@ -7,7 +7,11 @@ Tying a bounce to its delivery, most certain first:
      deliveries (``deliveries.py``).
 The delivery's record fills the error-log row (from, to, subject, api data, server); without
 one, the row is built from the bounce itself (its recipient, the returned original's
-headers) and the server is the one whose ``return_path_domain`` received it.
+headers) and the server is the one whose ``return_path_domain`` received it, and a VERP
+address still names its delivery. A bounce can overtake its delivery's record (a destination
+that bounces at once, this service's queue of `queued` events behind under load), so a VERP id
+made in the last minutes is waited for a few seconds (``LINK_WAIT_SECONDS``) before going on
+without it.
 
 A bounce may arrive after its delivery had succeeded (the destination accepted the mail and
 failed later, e.g. a forwarding hop): it still becomes an error-log row, and the delivery
@@ -20,8 +24,10 @@ published as a ``ComplaintReceived`` (routing key ``complaint``, what event webh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,7 +36,7 @@ from postline.bounce.mail import BounceReport, FailedRecipient, Kind, parse_boun
 from postline.bounce.store import Store
 from postline.bounce.verdicts import Verdict, verdict_for
 from postline.common.events import error_event
-from postline.common.ids import new_id
+from postline.common.ids import id_time, new_id
 from postline.common.policy import Policy
 from postline.common.timeutil import to_timestamp
 from postline.common.verp import decode_verp
@@ -61,10 +67,20 @@ def server_for_domain(policy: Policy, domain: str) -> str:
     return ""
 
 
+# A bounce may overtake its delivery's record (the `queued` event on its way to this service,
+# behind others under load): a VERP id made this recently is waited for, this long at most.
+RECENT_SECONDS = 300.0
+LINK_WAIT_SECONDS = 5.0
+LINK_POLL_SECONDS = 0.2
+
+
 class BounceMails:
-    def __init__(self, deliveries: Deliveries, store: Store) -> None:
+    def __init__(
+        self, deliveries: Deliveries, store: Store, *, link_wait: float = LINK_WAIT_SECONDS
+    ) -> None:
         self.deliveries = deliveries
         self.store = store
+        self.link_wait = link_wait
 
     async def process(
         self, content: bytes, rcpt_tos: list[str], policy: Policy, *, now: float | None = None
@@ -83,9 +99,13 @@ class BounceMails:
             return outcome
         single = len(report.recipients) == 1
         for failed in report.recipients:
-            known = await self._delivery(failed, report, verp_ids, single)
+            known = await self._delivery(failed, report, verp_ids, single, at)
             verdict = verdict_for(failed)
             error = _error(failed, verdict, known, report, return_path, at)
+            if known is None and single and len(verp_ids) == 1:
+                # Its record never came (or is past retention): the VERP address still says
+                # which delivery it is, and reports can join the row to its delivery log.
+                error.delivery_id = verp_ids[0]
             error.server = error.server or fallback_server
             outcome.errors.append(error)
             blocking = (
@@ -97,30 +117,57 @@ class BounceMails:
         return outcome
 
     async def _delivery(
-        self, failed: FailedRecipient, report: BounceReport, verp_ids: list[str], single: bool
+        self,
+        failed: FailedRecipient,
+        report: BounceReport,
+        verp_ids: list[str],
+        single: bool,
+        at: float,
     ) -> KnownDelivery | None:
         ids = list(verp_ids)
         header_id = report.original.get(DELIVERY_ID_HEADER).strip()
         if header_id:
             ids.append(header_id)
-        for delivery_id in ids:
-            known = await self.deliveries.by_id(delivery_id)
-            if known is None:
-                continue
-            # A VERP bounce is about its own delivery; with several failed recipients, only
-            # the one that matches it (forwarding may have changed a lone recipient).
-            if single or known.recipient.lower() == failed.recipient.lower():
-                return known
         message_id = report.original.get("message-id").strip()
-        if message_id:
-            return await self.deliveries.by_message_id(message_id, failed.recipient)
-        return None
+
+        async def find() -> KnownDelivery | None:
+            for delivery_id in ids:
+                known = await self.deliveries.by_id(delivery_id)
+                if known is None:
+                    continue
+                # A VERP bounce is about its own delivery; with several failed recipients,
+                # only the one that matches it (forwarding may have changed a lone recipient).
+                if single or known.recipient.lower() == failed.recipient.lower():
+                    return known
+            if message_id:
+                return await self.deliveries.by_message_id(message_id, failed.recipient)
+            return None
+
+        return await self._waiting(find, verp_ids, at)
+
+    async def _waiting(
+        self,
+        find: Callable[[], Awaitable[KnownDelivery | None]],
+        verp_ids: list[str],
+        at: float,
+    ) -> KnownDelivery | None:
+        """``find()``'s delivery; while a VERP id is recent, asked again for ``link_wait``."""
+        deadline = time.monotonic() + self.link_wait
+        while (known := await find()) is None:
+            if not _recent(verp_ids, at) or time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(LINK_POLL_SECONDS)
+        return known
 
     async def _complaint(
         self, report: BounceReport, verp_ids: list[str], server: str, at: float
     ) -> list[events_pb2.ComplaintReceived]:
         delivery_id = verp_ids[0] if verp_ids else ""
-        known = await self.deliveries.by_id(delivery_id) if delivery_id else None
+        known = (
+            await self._waiting(lambda: self.deliveries.by_id(delivery_id), verp_ids, at)
+            if delivery_id
+            else None
+        )
         complaints = [
             _complaint_event(report, recipient.lower(), delivery_id, known, server, at)
             for recipient in (report.feedback_recipients or [""])
@@ -157,6 +204,12 @@ class BounceMails:
             ", ".join(report.feedback_recipients) or "an unnamed recipient",
         )
         return complaints
+
+
+def _recent(verp_ids: list[str], at: float) -> bool:
+    """A VERP id made moments ago: its delivery's record may still be on its way."""
+    made = [t for t in map(id_time, verp_ids) if t is not None]
+    return any(at - RECENT_SECONDS <= t <= at + RECENT_SECONDS for t in made)
 
 
 def _complaint_event(

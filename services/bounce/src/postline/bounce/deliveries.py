@@ -12,7 +12,9 @@ queued ones of a message are written in one insert. Other events add nothing a b
 Writes are grouped: an insert starts at most once a second (``WRITE_EVERY``); the rows of
 every message that arrives meanwhile wait and go in it, so under load one insert carries many
 messages (an insert costs chdb tens of milliseconds whatever its size, and makes a part to
-merge); each message is acked once the insert with its rows returned.
+merge); each message is acked once the insert with its rows returned. A bounce looked up
+meanwhile finds the rows still waiting for their insert too: a bounce can come within a second
+of its delivery (a destination that accepts, then bounces at once).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class Deliveries:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._rows: list[list[object]] = []
+        self._writing: list[list[object]] = []  # the rows of the insert in progress
         self._written: asyncio.Future[None] | None = None  # the next insert's outcome
         self._writer: asyncio.Task[None] | None = None
         self._last_write = 0.0
@@ -156,6 +159,7 @@ class Deliveries:
             rows, self._rows = self._rows, []
             written, self._written = self._written, None
             assert written is not None
+            self._writing = rows
             try:
                 await self.store.insert(TABLE, rows, COLUMNS)
             except asyncio.CancelledError:
@@ -165,8 +169,17 @@ class Deliveries:
                 written.set_exception(exc)
             else:
                 written.set_result(None)
+            finally:
+                self._writing = []
+
+    def _pending(self) -> list[dict[str, object]]:
+        """The rows not yet written (waiting, or in the insert in progress), newest first."""
+        return [dict(zip(COLUMNS, row, strict=True)) for row in [*self._writing, *self._rows]][::-1]
 
     async def by_id(self, delivery_id: str) -> KnownDelivery | None:
+        for row in self._pending():
+            if row["delivery_id"] == delivery_id:
+                return _known(row)
         rows = await self.store.query(
             f"SELECT * FROM {TABLE} FINAL WHERE delivery_id = {{id:String}} LIMIT 1",
             {"id": delivery_id},
@@ -175,6 +188,10 @@ class Deliveries:
 
     async def by_message_id(self, header_message_id: str, recipient: str) -> KnownDelivery | None:
         """The delivery of a returned message (its Message-ID header) to one recipient."""
+        pending = [r for r in self._pending() if r["header_message_id"] == header_message_id]
+        exact = [r for r in pending if str(r["recipient"]).lower() == recipient.lower()]
+        if exact:
+            return _known(exact[0])
         rows = await self.store.query(
             f"SELECT * FROM {TABLE} FINAL WHERE header_message_id = {{mid:String}} "
             "ORDER BY lower(recipient) = {rcpt:String} DESC, accepted_at DESC LIMIT 2",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -108,10 +109,17 @@ def shutdown_telemetry(grace: float = 3.0) -> None:
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         return
-    provider.force_flush(int(grace * 1000))
+    # The SDK's force_flush ignores its timeout (it exports every buffered batch, each retried
+    # for the exporter's whole timeout), so it runs aside and is cut short by the shutdown.
+    flushing = threading.Thread(
+        target=provider.force_flush, args=(int(grace * 1000),), name="span-flush", daemon=True
+    )
+    flushing.start()
+    flushing.join(grace)
     for exporter in _exporters:
         exporter.shutdown()  # ends a retry in progress; what is left is dropped
     _exporters.clear()
+    flushing.join(1.0)
 
 
 def _setup_logging(log_level: str) -> None:

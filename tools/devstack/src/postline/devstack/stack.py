@@ -268,25 +268,27 @@ class Stack:
                 time.sleep(0.2)
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM all (ingress first: nothing new comes in), wait, SIGKILL the late ones."""
-        first = ["ingress", "scheduler", "sender", "bounce", "reports", "simulator"]
-        order = [n for base in first for n in self.processes if n.partition("-")[0] == base]
-        for name in order:
-            proc = self.processes.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        """SIGTERM all, ingress first (nothing new comes in); reports and the simulator once the
+        others are gone, so that their last events and spans still reach reports; SIGKILL the
+        late ones."""
+        first = ["ingress", "scheduler", "sender", "bounce"]
+        last = ["reports", "simulator"]
         codes: dict[str, int | None] = {}
         deadline = time.monotonic() + timeout
-        for name in order:
-            proc = self.processes.get(name)
-            if proc is None:
-                continue
-            try:
-                codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop in time; killed", name)
-                proc.kill()
-                codes[name] = proc.wait()
+        for group in (first, last):
+            names = [n for base in group for n in self.processes if n.partition("-")[0] == base]
+            for name in names:
+                proc = self.processes[name]
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for name in names:
+                proc = self.processes[name]
+                try:
+                    codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    logger.warning("%s did not stop in time; killed", name)
+                    proc.kill()
+                    codes[name] = proc.wait()
         self.processes.clear()
         return codes
 

@@ -215,4 +215,5 @@ def test_qmails_giving_up_on_a_host_is_no_expiry() -> None:
     )
     assert classify_failure(554, "5.7.1", text, command="RCPT", action="failed").status == 4
     # An MTA that gave up on the message still reports it expired.
-    assert classify_failure(0, "", "Giving up after 5 days in the queue", action="failed").status == 3
+    gave_up = classify_failure(0, "", "Giving up after 5 days in the queue", action="failed")
+    assert gave_up.status == 3

@@ -252,3 +252,39 @@ def test_a_message_resent_by_hand_keeps_its_failed_recipient() -> None:
     ).replace(b"--b--\r\n", returned.encode() + b"--b--\r\n")
     _, verdicts = classify_mail(mail)
     assert [(v.recipient, v.final_recipient) for v in verdicts] == [("erin@example.net", "")]
+
+
+def test_a_notice_naming_the_recipient_in_its_first_sentence() -> None:
+    # Office 365 and Gmail write no address line: "Your message to <x> couldn't be
+    # delivered" / "has been blocked", then their reasons in their own words.
+    office = _text(
+        "Undeliverable: Hello",
+        "Your message to u@example.org couldn't be delivered.\r\n"
+        "u wasn't found at example.org.\r\n\r\nAction Required\r\nUnknown To address\r\n",
+        sender="Microsoft Outlook <MicrosoftExchange329e71@example.test>",
+    )
+    gmail = _text(
+        "Delivery Status Notification (Failure)",
+        "** Message blocked **\r\n\r\nYour message to u@example.org has been blocked. See "
+        "technical details below for more information.\r\n\r\nThe response was:\r\n\r\n"
+        "The message was blocked by the receiving organization's security or policy settings.\r\n",
+    )
+    for mail, status in ((office, 2), (gmail, 4)):
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", status)]
+
+
+def test_qmails_closing_line_does_not_make_a_refusal_an_expiry() -> None:
+    mail = _text(
+        "failure notice",
+        "Hi. This is the qmail-send program at mx.example.org.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        "<u@example.org>:\r\n192.0.2.1 does not like recipient.\r\n"
+        "Remote host said: 554 5.7.1 Message rejected because of unacceptable content\r\n"
+        "Giving up on 192.0.2.1.\r\n",
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("u@example.org", 4, "failed")
+    ]

@@ -205,3 +205,15 @@ def test_the_domain_of_an_address_that_does_not_exist_is_an_unknown_host() -> No
 )
 def test_vocabulary_of_issue_16_round_2(reply: str, status: int) -> None:
     assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_qmails_giving_up_on_a_host_is_no_expiry() -> None:
+    # qmail-remote closes every permanent failure so; the remote's reply decides.
+    text = (
+        "192.0.2.1 does not like recipient. Remote host said: 554 5.7.1 Message rejected "
+        "because of unacceptable content Giving up on 192.0.2.1."
+    )
+    assert classify_failure(554, "5.7.1", text, command="RCPT", action="failed").status == 4
+    # An MTA that gave up on the message still reports it expired.
+    gave_up = classify_failure(0, "", "Giving up after 5 days in the queue", action="failed")
+    assert gave_up.status == 3

@@ -18,12 +18,12 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageMeta
+from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
 from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import Busy
-from postline.scheduler.consuming import Consumers, Requeue
+from postline.scheduler.consuming import Consumers
 from postline.scheduler.gates import Backlog, Gate, spacing
 from postline.scheduler.leases import StateBook
 from postline.scheduler.pauses import PausedDomains

@@ -29,7 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageMeta
+from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
@@ -37,7 +37,7 @@ from postline.common.timeutil import to_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.backlogs import Backlogs
 from postline.scheduler.busy import Busy
-from postline.scheduler.consuming import Consumers, Requeue
+from postline.scheduler.consuming import Consumers
 from postline.scheduler.gates import Gate, Gates, spacing
 from postline.scheduler.interfaces import GrantOutcome, Pipeline
 from postline.scheduler.leases import StateBook

@@ -21,14 +21,13 @@ from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.topology import accepted_key, shard_for, urgent_key
-from postline.common.events import delivery_event_id
+from postline.common.events import queued_event
 from postline.common.ids import new_id
 from postline.common.policy import Policy
 from postline.common.policy.filters import is_repeatable, normalize_headers
 from postline.common.policy.model import PriorityLevel
-from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
-from postline.v1 import delivery_pb2, events_pb2
+from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -227,27 +226,7 @@ def _urgent_rule(
 async def publish_queued(broker: Broker, accepted: Accepted) -> None:
     """The ``queued`` event of each delivery, for the delivery log. Never raises for the broker:
     the deliveries are safe already, and their later events fill the log in."""
-    trace_id = current_trace_id()
-    events = [
-        events_pb2.DeliveryEvent(
-            event_id=delivery_event_id(d.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED, 0),
-            delivery_id=d.delivery_id,
-            message_id=d.message_id,
-            status=events_pb2.DELIVERY_STATUS_QUEUED,
-            at=d.accepted_at,
-            accepted_at=d.accepted_at,
-            server=d.server,
-            api_user=d.api_user,
-            envelope_from=d.envelope_from,
-            recipient=d.recipient,
-            recipient_domain=d.recipient_domain,
-            subject=d.subject,
-            api_data=d.api_data,
-            header_message_id=d.header_message_id,
-            trace_id=trace_id,
-        )
-        for d in accepted.deliveries
-    ]
+    events = [queued_event(d) for d in accepted.deliveries]
     # Each try waits for the broker within the publish timeout; a broker that restarts takes
     # longer, so the events are tried again, in the background, for a while (the statistics
     # count deliveries by these events).

@@ -27,8 +27,9 @@ def test_the_first_of_a_repeated_name_wins_in_any_case() -> None:
 
 
 def test_a_broken_encoded_word_in_a_filter_value_is_matched_as_written() -> None:
-    # Base64 that does not decode: the standard library raises HeaderParseError.
-    assert normalize_headers([("Subject", "=?utf-8?b?###?=")]) == {"subject": "=?utf-8?b?###?="}
+    # Base64 of a wrong length: the standard library raises HeaderParseError (a filter raised
+    # it too, and the scheduler requeued the delivery for ever).
+    assert normalize_headers([("Subject", "=?utf-8?b?a?=")]) == {"subject": "=?utf-8?b?a?="}
     assert normalize_headers([("Subject", "=?utf-8?q?caf=C3=A9?=\r\n tail")]) == {
         "subject": "café tail"
     }

@@ -3,7 +3,7 @@
 A delivery that cannot be granted at once goes to its key's own queue
 (``scheduler.backlog.<shard>.<server>/<key>``, a priority queue, made when needed and deleted
 once empty and idle), so the inbound queue never waits for a slow or throttled destination.
-The queue's consumer holds a few deliveries in memory (its prefetch: what the key can grant
+The queue's consumer keeps a few deliveries in memory (its prefetch: what the key can grant
 soon, at most its connections), highest priority first, each waiting in its gate for a grant.
 """
 

@@ -7,7 +7,7 @@ How a delivery gets a speed slot (see the README's scheduler section for the who
   goes to the shard's state queue (``leases.py``), then the task to the senders.
 * Otherwise it goes to the key's own backlog queue (``backlogs.py``), and the inbound queue
   moves on: a throttled or slow destination never holds the shared queue's prefetch window.
-* The backlog's consumer holds a few deliveries in memory, highest priority first, and grants
+* The backlog's consumer keeps a few deliveries in memory, highest priority first, and grants
   them as slots free up: a result frees a connection, a timer the interval or the rate.
 * Leases stay unacked in the state queue while their attempt is in flight. If this replica
   dies, the broker gives them back to the queue, and the next owner counts them before it
@@ -172,8 +172,8 @@ class ShardRuntime:
         for task in self._tasks:
             task.cancel()
 
-    def hold_token(self, incoming: AbstractIncomingMessage) -> None:
-        self.book.hold_token(incoming)
+    def keep_token(self, incoming: AbstractIncomingMessage) -> None:
+        self.book.keep_token(incoming)
 
     def _tracked(
         self, handler: Callable[..., Awaitable[None]], slots: asyncio.Semaphore

@@ -24,7 +24,7 @@ from tests.conftest import DEV_POLICY
 PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "11000"))
 
 
-def test_policy(tmp_path: Path, ports: Ports) -> Path:
+def shifted_policy(tmp_path: Path, ports: Ports) -> Path:
     """The dev policy with its simulator route pointed at the shifted simulator port."""
     text = DEV_POLICY.read_text()
     assert "to: 127.0.0.1:2600" in text
@@ -38,7 +38,7 @@ def running(tmp_path: Path, amqp_url: str, **env: str) -> Iterator[Stack]:
     printed when something failed (``env``: extra environment for every service)."""
     ports = Ports(offset=PORT_OFFSET)
     stack = Stack(
-        policy=test_policy(tmp_path, ports),
+        policy=shifted_policy(tmp_path, ports),
         data_dir=tmp_path / "var",
         amqp_url=amqp_url,
         ports=ports,

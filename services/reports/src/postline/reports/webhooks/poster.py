@@ -18,8 +18,8 @@ human, and recorded as ``expired``.
 After a failed POST the endpoint is left alone for the retry delay of its consecutive
 failures (a dead endpoint gets one request per ``retry_max`` at most, then everything as
 soon as one succeeds); messages kept unacked meanwhile are handed back and redelivered, so
-none is kept longer than RabbitMQ's consumer timeout. Each endpoint has its own channel, consumer and
-pace: a slow or dead one holds up nothing else.
+none is kept longer than RabbitMQ's consumer timeout. Each endpoint has its own channel,
+consumer and pace: a slow or dead one holds up nothing else.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ planned (no error); a body that cannot be decoded is a poison message and is dea
 ``postline.dead``. A handler cancelled because its channel or process is closing gives its
 message back too; if the channel is gone already the broker has done so.
 
-Every consumer of a typed queue runs this loop: the services' own (``Broker.consume``) and a
-scheduler shard owner's, whose consumers share one channel (``scheduler/consuming.py``).
+Every consumer of a typed queue runs this loop (``consume``): those ``Broker.consume`` starts
+and those a service starts on a channel it manages itself (a scheduler shard owner's).
 """
 
 from __future__ import annotations

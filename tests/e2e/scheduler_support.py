@@ -19,7 +19,7 @@ import yaml
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
 from tests.conftest import DEV_POLICY
-from tests.e2e.conftest import PORT_OFFSET, ReportsClient
+from tests.e2e.conftest import PORT_OFFSET, ReportsClient, stack_in, started
 
 
 @contextlib.contextmanager
@@ -63,33 +63,14 @@ def scheduler_stack(tmp: Path, server: dict[str, Any], **options: Any) -> Iterat
     ports = Ports(offset=PORT_OFFSET)
     extra_env = {"POSTLINE_HOLD_RELEASE_SPREAD": "2", **options.pop("extra_env", {})}
     with private_vhost() as amqp_url:
-        stack = Stack(
-            policy=write_policy(tmp / "postline.yaml", ports, server),
-            data_dir=tmp / "var",
-            amqp_url=amqp_url,
-            ports=ports,
-            shards=2,
-            log_dir=tmp / "logs",
-            extra_env=extra_env,
-            **options,
-        )
-        failed = False
-        try:
-            stack.start(timeout=120)
+        policy = write_policy(tmp / "postline.yaml", ports, server)
+        stack = stack_in(tmp, policy, amqp_url, ports, extra_env=extra_env, **options)
+        with started(stack) as up:
             yield Running(
-                stack,
+                up,
                 SimulatorClient(f"http://{ports.simulator_control}"),
                 ReportsClient(f"http://{ports.reports}"),
             )
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            codes = stack.stop()
-            if failed or any(code != 0 for code in codes.values()):
-                for log in sorted((tmp / "logs").glob("*.log")):
-                    print(f"==== {log.name}\n{log.read_text(errors='replace')[-6000:]}")
-            assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
 
 
 def send(

@@ -57,7 +57,7 @@ HISTORY_ID = "d-history"
 HISTORY_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def test_policy(path: Path, ports: Ports) -> Path:
+def shifted_policy(path: Path, ports: Ports) -> Path:
     """The dev policy (simulator route shifted), a second server without CSV download, and an
     administrator with a TOTP secret (``{env}``: given to the reports process)."""
     policy = yaml.safe_load(DEV_POLICY.read_text())
@@ -248,7 +248,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
     tmp = tmp_path_factory.mktemp("console")
     ports = Ports(offset=PORT_OFFSET)
     stack = Stack(
-        policy=test_policy(tmp / "postline.yaml", ports),
+        policy=shifted_policy(tmp / "postline.yaml", ports),
         data_dir=tmp / "var",
         amqp_url=amqp_url,
         ports=ports,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.parse
@@ -24,7 +25,7 @@ from tests.conftest import DEV_POLICY
 PORT_OFFSET = int(os.environ.get("POSTLINE_TEST_PORT_OFFSET", "11000"))
 
 
-def test_policy(tmp_path: Path, ports: Ports) -> Path:
+def shifted_policy(tmp_path: Path, ports: Ports) -> Path:
     """The dev policy with its simulator route pointed at the shifted simulator port."""
     text = DEV_POLICY.read_text()
     assert "to: 127.0.0.1:2600" in text
@@ -37,31 +38,41 @@ def running(tmp_path: Path, amqp_url: str, **env: str) -> Iterator[Stack]:
     """The stack started, yielded, stopped; every process must exit cleanly. The logs are
     printed when something failed (``env``: extra environment for every service)."""
     ports = Ports(offset=PORT_OFFSET)
-    stack = Stack(
-        policy=test_policy(tmp_path, ports),
-        data_dir=tmp_path / "var",
+    stack = stack_in(tmp_path, shifted_policy(tmp_path, ports), amqp_url, ports, extra_env=env)
+    with started(stack, timeout=90) as up:
+        yield up
+
+
+def stack_in(tmp: Path, policy: Path, amqp_url: str, ports: Ports, **options: Any) -> Stack:
+    """A two-shard stack keeping its data and its services' logs under ``tmp``."""
+    return Stack(
+        policy=policy,
+        data_dir=tmp / "var",
         amqp_url=amqp_url,
         ports=ports,
         shards=2,
-        log_dir=tmp_path / "logs",
-        extra_env=env,
+        log_dir=tmp / "logs",
+        **options,
     )
 
-    def show_logs() -> None:
-        for log in sorted((tmp_path / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
 
+@contextlib.contextmanager
+def started(stack: Stack, *, timeout: float = 120) -> Iterator[Stack]:
+    """The stack started, yielded, stopped: every process must exit cleanly, and the tail of
+    each service's log is printed when something failed."""
+    failed = False
     try:
-        stack.start(timeout=90)
+        stack.start(timeout=timeout)
         yield stack
     except BaseException:
-        show_logs()
+        failed = True
         raise
     finally:
         codes = stack.stop()
-        if not all(code == 0 for code in codes.values()):
-            show_logs()
-            pytest.fail(f"unclean exits: {codes}")
+        if failed or any(code != 0 for code in codes.values()):
+            for log in sorted(stack.log_dir.glob("*.log")) if stack.log_dir else []:
+                print(f"==== {log.name}\n{log.read_text(errors='replace')[-6000:]}")
+        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
 
 
 @pytest.fixture

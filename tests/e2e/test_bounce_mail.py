@@ -11,31 +11,11 @@ import pytest
 from postline.common.verp import decode_verp
 from postline.devstack import Stack
 from postline.simulator.client import SimulatorClient
+from tests.e2e.bounce_support import RCPT, dsn
 from tests.e2e.conftest import ReportsClient
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
-
-RCPT = "reader@later.test"
-
-
-def _dsn(return_path: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.later.test>\r\n"
-        f"To: {return_path}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain\r\n\r\n"
-        "This is the mail system at host mx.later.test.\r\n\r\n"
-        f"<{RCPT}>: mailbox is full\r\n\r\n"
-        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.later.test\r\n\r\n"
-        f"Final-Recipient: rfc822; {RCPT}\r\nAction: failed\r\nStatus: 5.2.2\r\n"
-        "Diagnostic-Code: x-local; 552 5.2.2 mailbox is full, quota exceeded\r\n\r\n"
-        "--b--\r\n"
-    ).encode()
 
 
 def test_a_bounce_after_success_lands_in_the_error_log(
@@ -61,7 +41,7 @@ def test_a_bounce_after_success_lands_in_the_error_log(
 
     host, port = stack.ports.bounce_smtp.rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
-        smtp.sendmail("", [return_path], _dsn(return_path))
+        smtp.sendmail("", [return_path], dsn(return_path))
 
     [error] = poll_until(
         lambda: [r for r in reports.get("/api/v1/errors", address=RCPT)["results"]],

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from postline.devstack import Ports
-from tests.e2e.conftest import PORT_OFFSET
-from tests.e2e.conftest import test_policy as shifted_policy
+from tests.e2e.conftest import PORT_OFFSET, shifted_policy
 from tests.polling import poll_until
 from tests.sender_support import http_ok
 

@@ -38,8 +38,7 @@ import pytest
 
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
-from tests.e2e.conftest import PORT_OFFSET
-from tests.e2e.conftest import test_policy as shifted_policy
+from tests.e2e.conftest import PORT_OFFSET, shifted_policy
 from tests.faults_support import (
     Ballast,
     Load,

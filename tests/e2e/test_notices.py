@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from postline.simulator.client import SimulatorClient
-from tests.conftest import poll_until
-from tests.e2e.test_scheduler_policy import Running, scheduler_stack
+from tests.e2e.scheduler_support import Running, scheduler_stack
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,8 @@ from postline.common.verp import encode_verp
 from postline.devstack import Stack
 from postline.devstack.stack import SERVICES
 from postline.simulator.client import SimulatorClient
+from tests.e2e.bounce_support import dsn
 from tests.e2e.conftest import ReportsClient, running
-from tests.e2e.test_bounce_mail import _dsn
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
@@ -117,7 +117,7 @@ def test_a_failed_delivery_is_one_trace_through_all_five_services(
     return_path = encode_verp(failed["deliveryId"], RETURN_PATH_DOMAIN)
     host, port = stack.ports.bounce_smtp.rsplit(":", 1)
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
-        smtp.sendmail("", [return_path], _dsn(return_path))
+        smtp.sendmail("", [return_path], dsn(return_path))
     [linked] = poll_until(
         lambda: [s for s in stored() if s["linked"] and s["name"] == semconv.SPAN_BOUNCE_MAIL],
         "the bounce mail's span on the delivery's timeline",

@@ -25,7 +25,7 @@ from postline.common.ids import new_id
 from postline.common.timeutil import to_timestamp
 from postline.devstack import Stack
 from postline.v1 import delivery_pb2, scheduler_pb2, scheduler_pb2_grpc
-from tests.e2e.test_scheduler_policy import Running, arrivals, row, scheduler_stack, send
+from tests.e2e.scheduler_support import Running, arrivals, row, scheduler_stack, send
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import poll_until
-from tests.e2e.test_scheduler_policy import Running, scheduler_stack, send
+from tests.e2e.scheduler_support import Running, scheduler_stack, send
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
 

@@ -24,6 +24,7 @@ from postline.common.verp import decode_verp
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
 from tests.conftest import DEV_POLICY
+from tests.e2e.conftest import stack_in, started
 from tests.polling import poll_until
 from tests.webhook_support import WebhookReceiver
 
@@ -63,13 +64,11 @@ def write_policy(path: Path, ports: Ports, receiver: WebhookReceiver, due: datet
 def stack(amqp_url: str, tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Stack]:
     ports = Ports(offset=PORT_OFFSET)
     due = datetime.now(UTC) - timedelta(minutes=1)
-    stack = Stack(
-        policy=write_policy(tmp_path / "postline.yaml", ports, receiver, due),
-        data_dir=tmp_path / "var",
-        amqp_url=amqp_url,
-        ports=ports,
-        shards=2,
-        log_dir=tmp_path / "logs",
+    stack = stack_in(
+        tmp_path,
+        write_policy(tmp_path / "postline.yaml", ports, receiver, due),
+        amqp_url,
+        ports,
         extra_env={
             "POSTLINE_TEST_WEBHOOK_SECRET": receiver.secret,
             "POSTLINE_WEBHOOK_BATCH_WAIT": "0.2",
@@ -77,19 +76,8 @@ def stack(amqp_url: str, tmp_path: Path, receiver: WebhookReceiver) -> Iterator[
             "POSTLINE_WEBHOOK_RETRY_MAX": "2",
         },
     )
-    failed = False
-    try:
-        stack.start(timeout=120)
-        yield stack
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        codes = stack.stop()
-        if failed or any(code != 0 for code in codes.values()):
-            for log in sorted((tmp_path / "logs").glob("*.log")):
-                print(f"==== {log.name}\n{log.read_text(errors='replace')[-6000:]}")
-        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
+    with started(stack) as up:
+        yield up
 
 
 def _relay(stack: Stack, rcpt: str, subject: str) -> None:

@@ -259,3 +259,23 @@ async def state_messages(broker: Broker, shard: int) -> int:
     finally:
         await channel.close()
     return ready
+
+
+# Prohibited hours, retry profiles and forwarding rules of the scheduler's policy tests.
+POLICY = """
+    prohibited_hours:
+      - header: X-Category
+        pattern: "^campaign$"
+        timezone: Asia/Tokyo
+        days: [mon, tue, wed, thu, fri, sat, sun]
+        windows: ["21:00-08:00"]
+    retry:
+      interval: 1s
+      resend_period: 30s
+      profiles:
+        - {header: X-Category, pattern: "^bulk$", interval: 1s, resend_period: 3s}
+    forwarding:
+      - {header: Subject, pattern: "^Order confirmation", action: copy, to: archive@archive.test}
+      - {header: To, pattern: "^archive@", action: copy, to: loop@a.test}
+      - {header: To, pattern: "^old@", action: rewrite, to: new@moved.test}
+"""

@@ -24,7 +24,7 @@ from postline.common.broker.topology import REPORTS_EVENTS, inbound_queue, urgen
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
-from postline.v1 import delivery_pb2, events_pb2
+from postline.v1 import delivery_pb2, events_pb2, send_pb2
 from tests.events_support import deliveries_in, events_in
 
 SHARDS = 2
@@ -173,3 +173,31 @@ async def take_events(amqp_url: str) -> list[events_pb2.DeliveryEvent]:
             assert isinstance(event, events_pb2.DeliveryEvent)
             found.append(event)
     return found
+
+
+# --- a message to send, over HTTP and over gRPC ----------------------------------------------
+
+
+def message(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "from": "shop@example.test",
+        "to": ["alice@a.test"],
+        "subject": "Your order",
+        "text": "Hello Alice.",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+AUTH = (("authorization", f"Bearer {USER}:{SECRET}"),)
+
+
+def request(**fields: object) -> send_pb2.SendRequest:
+    values: dict[str, object] = {
+        "from": "shop@example.test",
+        "to": ["alice@a.test"],
+        "subject": "Hi",
+        "text": "Hello.",
+    }
+    values.update(fields)
+    return send_pb2.SendRequest(**values)  # type: ignore[arg-type]

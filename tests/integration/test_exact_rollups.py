@@ -20,14 +20,11 @@ from postline.reports.batching import BatchConsumer
 from postline.reports.ingest import Ingest, Raw
 from postline.reports.store import Store
 from postline.v1 import events_pb2
-from tests.integration import test_reports_ingest
 from tests.integration.reports_support import deliveries, errors
 from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 
 Event = events_pb2.DeliveryEvent | events_pb2.ErrorClassified
-
-store = test_reports_ingest.store  # the fixture: a migrated chdb store
 
 
 def raw(events: Sequence[Event]) -> list[Raw]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import smtplib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,7 +28,7 @@ from postline.reports.store import Store
 from postline.reports.webhooks.dispatcher import Webhooks
 from postline.reports.webhooks.poster import PostSettings
 from tests.polling import poll_until
-from tests.webhook_support import WebhookReceiver, receiver_pair
+from tests.webhook_support import WebhookReceiver
 
 FAST = PostSettings(batch_size=10, batch_wait=0.1, timeout=5.0, retry_first=0.3, retry_max=1.0)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -39,12 +39,6 @@ class Bench:
     port: int
     parsed: WebhookReceiver
     raw: WebhookReceiver
-
-
-@pytest.fixture
-def receivers() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
-    with receiver_pair() as pair:
-        yield pair
 
 
 @pytest.fixture

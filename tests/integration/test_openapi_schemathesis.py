@@ -16,37 +16,12 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-from starlette.types import Receive, Scope, Send
 
 from postline.common.broker import Broker, Topology
 from postline.ingress.api import SendApi
 from postline.ingress.http import create_app
+from tests.integration.schemathesis_support import CHECKS, FromLoopback
 from tests.integration.send_api_support import SHARDS, bearer, policy
-
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-
-
-class FromLoopback:
-    """The app as seen from 127.0.0.1 (schemathesis' client says "testclient")."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "client": ("127.0.0.1", 40000)}
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import REPORTS_EVENTS, SENDER_TASKS, inbound_queue
 from postline.v1 import delivery_pb2
 from tests.deploy_support import OBSERVABILITY
+from tests.observability_support import RABBITMQ_METRICS
 from tests.polling import poll_until
 from tests.ports import free_port
-from tests.unit.test_observability import RABBITMQ_METRICS
 
 RULES = OBSERVABILITY / "prometheus" / "rules" / "postline.rules.yaml"
 SAMPLE = re.compile(r'^(\w+)\{vhost="([^"]*)",queue="([^"]*)"\} (\S+)$')

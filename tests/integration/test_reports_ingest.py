@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -20,7 +19,6 @@ from postline.common.broker.topology import (
     ERROR_EVENT_KEY,
     REPORTS_EVENTS,
 )
-from postline.common.clickhouse import apply_migrations, connect
 from postline.common.timeutil import to_timestamp
 from postline.reports.batching import Backoff, BatchConsumer
 from postline.reports.ingest import KINDS, Ingest, PoisonEvents
@@ -28,18 +26,6 @@ from postline.reports.store import Store
 from postline.v1 import events_pb2
 from tests.integration.reports_support import NOW, deliveries, errors
 from tests.polling import apoll_until
-
-
-@pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    client = connect(f"chdb://{tmp_path / 'ch'}")
-    apply_migrations(client)
-    client.close()
-    store = Store(f"chdb://{tmp_path / 'ch'}")
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest_asyncio.fixture

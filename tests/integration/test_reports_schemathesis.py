@@ -23,7 +23,7 @@ from postline.common.throttle import AuthThrottle
 from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
-from tests.integration.test_openapi_schemathesis import CHECKS, FromLoopback
+from tests.integration.schemathesis_support import CHECKS, FromLoopback
 
 POLICY = """
 version: 1

@@ -12,6 +12,7 @@ from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler.forwarding import copy_id
 from postline.v1 import delivery_pb2, events_pb2
 from tests.integration.scheduler_support import (
+    POLICY,
     Clock,
     accept,
     harness,
@@ -26,23 +27,6 @@ DEFERRED = events_pb2.DELIVERY_STATUS_DEFERRED
 SUCCEEDED = events_pb2.DELIVERY_STATUS_SUCCEEDED
 FAILED = events_pb2.DELIVERY_STATUS_FAILED
 
-POLICY = """
-    prohibited_hours:
-      - header: X-Category
-        pattern: "^campaign$"
-        timezone: Asia/Tokyo
-        days: [mon, tue, wed, thu, fri, sat, sun]
-        windows: ["21:00-08:00"]
-    retry:
-      interval: 1s
-      resend_period: 30s
-      profiles:
-        - {header: X-Category, pattern: "^bulk$", interval: 1s, resend_period: 3s}
-    forwarding:
-      - {header: Subject, pattern: "^Order confirmation", action: copy, to: archive@archive.test}
-      - {header: To, pattern: "^archive@", action: copy, to: loop@a.test}
-      - {header: To, pattern: "^old@", action: rewrite, to: new@moved.test}
-"""
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 

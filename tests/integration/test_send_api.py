@@ -24,6 +24,7 @@ from tests.integration.send_api_support import (
     bearer,
     harness,
     inbound_count,
+    message,
     parsed,
     take_deliveries,
     take_deliveries_from,
@@ -32,17 +33,6 @@ from tests.integration.send_api_support import (
 )
 
 SEND = "/api/v1/send"
-
-
-def message(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "from": "shop@example.test",
-        "to": ["alice@a.test"],
-        "subject": "Your order",
-        "text": "Hello Alice.",
-    }
-    body.update(changes)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 async def _send(client: httpx.AsyncClient, body: dict[str, Any], **headers: str) -> httpx.Response:

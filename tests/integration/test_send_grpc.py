@@ -11,6 +11,7 @@ import pytest
 from postline.ingress.grpc_server import GrpcServer, peer_ip
 from postline.v1 import delivery_pb2, send_pb2, send_pb2_grpc
 from tests.integration.send_api_support import (
+    AUTH,
     REMOTE_USER,
     SECRET,
     USER,
@@ -18,11 +19,10 @@ from tests.integration.send_api_support import (
     harness,
     inbound_count,
     parsed,
+    request,
     take_deliveries,
     text_of,
 )
-
-AUTH = (("authorization", f"Bearer {USER}:{SECRET}"),)
 
 
 @contextlib.asynccontextmanager
@@ -35,17 +35,6 @@ async def service(amqp_url: str | None = None) -> AsyncIterator[send_pb2_grpc.Se
                 yield send_pb2_grpc.SendServiceStub(channel)
         finally:
             await server.stop(grace=1)
-
-
-def request(**fields: object) -> send_pb2.SendRequest:
-    values: dict[str, object] = {
-        "from": "shop@example.test",
-        "to": ["alice@a.test"],
-        "subject": "Hi",
-        "text": "Hello.",
-    }
-    values.update(fields)
-    return send_pb2.SendRequest(**values)  # type: ignore[arg-type]
 
 
 async def _refusal(call: object) -> grpc.aio.AioRpcError:

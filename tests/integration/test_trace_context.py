@@ -30,16 +30,14 @@ from postline.common.telemetry import grpc_client_interceptors
 from postline.ingress.grpc_server import GrpcServer
 from postline.v1 import delivery_pb2, send_pb2_grpc
 from tests.integration.scheduler_support import (
+    POLICY,
     accept,
     owns_all,
     running,
     write_policy,
 )
 from tests.integration.scheduler_support import harness as scheduler_harness
-from tests.integration.send_api_support import bearer, harness, take_events
-from tests.integration.test_scheduler_policy import POLICY
-from tests.integration.test_send_api import message
-from tests.integration.test_send_grpc import AUTH, request
+from tests.integration.send_api_support import AUTH, bearer, harness, message, request, take_events
 from tests.polling import apoll_until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from postline.reports.webhooks.poster import PostSettings
 from postline.v1 import events_pb2, webhooks_pb2
 from tests.events_support import delivery_event
 from tests.polling import apoll_until
-from tests.webhook_support import WebhookReceiver, receiver_pair
+from tests.webhook_support import WebhookReceiver
 
 FAST = PostSettings(batch_size=50, batch_wait=0.2, timeout=2.0, retry_first=0.3, retry_max=1.0)
 DEV_HASH = hash_secret("dev-secret")
@@ -88,12 +88,6 @@ class Bench:
             "FROM postline.webhook_attempts ORDER BY at",
             {},
         )
-
-
-@pytest.fixture
-def receivers() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
-    with receiver_pair() as pair:
-        yield pair
 
 
 @pytest.fixture

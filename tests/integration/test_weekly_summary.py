@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import inbound_queue, shard_for
-from postline.common.clickhouse import apply_migrations
 from postline.common.ids import new_id
 from postline.common.policy import Policy, parse_policy
 from postline.common.timeutil import to_timestamp
@@ -56,14 +54,6 @@ servers:
 
 def summary_policy(other_day: str = "fri") -> Policy:
     return parse_policy(POLICY.format(other_day=other_day))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"chdb://{tmp_path / 'clickhouse'}")
-    await store.write(apply_migrations)
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import yaml
 
 from postline.common import semconv
 from tests.deploy_support import HEALTH_PORT, K8S, OBSERVABILITY, ROOT, tool
+from tests.observability_support import RABBITMQ_METRICS
 
 MIGRATIONS = (
     ROOT / "packages" / "common" / "src" / "postline" / "common" / "clickhouse" / "migrations"
@@ -42,13 +43,6 @@ PROMETHEUS_TYPE = "prometheus"
 CLICKHOUSE_TYPE = "grafana-clickhouse-datasource"
 # The panels' data sources are the dashboards' own variables, so any Grafana can pick its own.
 DATASOURCE_UIDS = {PROMETHEUS_TYPE: "${prometheus}", CLICKHOUSE_TYPE: "${clickhouse}"}
-# RabbitMQ's Prometheus plugin, per-object metrics (labels vhost, queue), as a real broker
-# serves them on /metrics/per-object.
-RABBITMQ_METRICS = {
-    "rabbitmq_queue_messages",
-    "rabbitmq_queue_messages_ready",
-    "rabbitmq_queue_messages_unacked",
-}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROMQL_WORDS = {
     "sum", "count", "by", "without", "rate", "irate", "increase", "deriv", "histogram_quantile",

@@ -9,6 +9,8 @@ hold (prohibited hours) until a given time.
 
 from __future__ import annotations
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from postline.common.ids import new_id, stable_id
 from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
@@ -19,7 +21,7 @@ from postline.v1.events_pb2 import DeliveryStatus, ErrorSource, ErrorStatus
 def delivery_event(
     delivery: delivery_pb2.AcceptedDelivery,
     status: DeliveryStatus.ValueType,
-    at: float,
+    at: float | Timestamp,
     *,
     result: delivery_pb2.DeliveryResult | None = None,
     attempt: int = 0,
@@ -35,7 +37,7 @@ def delivery_event(
         delivery_id=delivery.delivery_id,
         message_id=delivery.message_id,
         status=status,
-        at=to_timestamp(at),
+        at=at if isinstance(at, Timestamp) else to_timestamp(at),
         accepted_at=delivery.accepted_at,
         server=delivery.server,
         api_user=delivery.api_user,
@@ -63,6 +65,12 @@ def delivery_event(
     if next_attempt_at is not None:
         event.next_attempt_at.CopyFrom(to_timestamp(next_attempt_at))
     return event
+
+
+def queued_event(delivery: delivery_pb2.AcceptedDelivery) -> events_pb2.DeliveryEvent:
+    """A delivery's ``queued`` event, at the moment it was accepted (the bounce service keeps
+    its record of the delivery from it)."""
+    return delivery_event(delivery, events_pb2.DELIVERY_STATUS_QUEUED, delivery.accepted_at)
 
 
 def delivery_event_id(

@@ -9,37 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.utils import make_msgid
 
 from postline.common.addresses import Address
 from postline.common.broker import Broker
 from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.topology import accepted_key, shard_for, urgent_key
-from postline.common.events import delivery_event_id
+from postline.common.events import queued_event
+from postline.common.headers import first_values, header_fields
 from postline.common.ids import new_id
 from postline.common.policy import Policy
 from postline.common.policy.filters import is_repeatable, normalize_headers
 from postline.common.policy.model import PriorityLevel
-from postline.common.telemetry import current_trace_id
 from postline.common.timeutil import to_timestamp
-from postline.v1 import delivery_pb2, events_pb2
+from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
 
 # How long the queued events of an accepted message are tried again while RabbitMQ is away.
 QUEUED_RETRY_SECONDS = 120.0
-
-# RFC 5322 §2.1: the header section ends at the first empty line.
-_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
-# RFC 5322 §3.6.8 field name: printable US-ASCII except ':'; obsolete syntax (§4.5) allows
-# blanks before the colon.
-_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+)[ \t]*:[ \t]*(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -63,44 +54,6 @@ class Accepted:
     deliveries: list[delivery_pb2.AcceptedDelivery]
 
 
-def header_fields(content: bytes) -> list[tuple[str, str]]:
-    """The header fields of a message as (name, value): unfolded, decoded, in order.
-
-    Values are UTF-8 (RFC 6532; an invalid byte becomes U+FFFD) with RFC 2047 encoded-words
-    decoded, which is the text a filter's pattern is written against. Parsing stops at the
-    first line that is not a field, as a mail reader would.
-    """
-    if content.startswith((b"\r\n", b"\n")):
-        return []
-    end = _END_OF_HEADERS.search(content)
-    block = (content[: end.start()] if end else content).decode("utf-8", "replace")
-    fields: list[tuple[str, str]] = []
-    name, parts = "", []
-    for line in block.split("\n"):
-        line = line.removesuffix("\r")
-        if line[:1] in (" ", "\t") and name:
-            parts.append(line)  # folded (RFC 5322 §2.2.3): unfolding drops the line break
-            continue
-        if name:
-            fields.append((name, _decoded("".join(parts).strip())))
-        match = _FIELD.fullmatch(line)
-        if match is None:
-            return fields
-        name, parts = match.group(1), [match.group(2)]
-    if name:
-        fields.append((name, _decoded("".join(parts).strip())))
-    return fields
-
-
-def _decoded(value: str) -> str:
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return value  # a malformed encoded-word stays as written
-
-
 def prepare_content(content: bytes, hostname: str) -> tuple[bytes, list[delivery_pb2.Header]]:
     """Add a Message-ID if missing; return the content and the headers filters may use."""
     fields = header_fields(content)
@@ -118,11 +71,6 @@ def prepare_content(content: bytes, hostname: str) -> tuple[bytes, list[delivery
         if counts[name.lower()] == 1 and not is_repeatable(name)
     ]
     return content, headers
-
-
-def _header(headers: list[delivery_pb2.Header], name: str) -> str:
-    lname = name.lower()
-    return next((h.value for h in headers if h.name.lower() == lname), "")
 
 
 async def submit(
@@ -151,6 +99,7 @@ async def publish_deliveries(
     message_id = new_id()
     envelope_from = submission.envelope_from.smtp_form() if submission.envelope_from else ""
     accepted_at = to_timestamp(submission.accepted_at)
+    values = first_values((h.name, h.value) for h in headers)
     deliveries = [
         delivery_pb2.AcceptedDelivery(
             delivery_id=new_id(),
@@ -162,11 +111,11 @@ async def publish_deliveries(
             recipient_domain=rcpt.domain_lower,
             content=content,
             headers=headers,
-            subject=_header(headers, "Subject"),
-            api_data=_header(headers, "X-Api-Data"),
+            subject=values.get("subject", ""),
+            api_data=values.get("x-api-data", ""),
             accepted_at=accepted_at,
             client_ip=submission.client_ip,
-            header_message_id=_header(headers, "Message-ID"),
+            header_message_id=values.get("message-id", ""),
             dsn=dsn,
             is_notice=submission.is_notice,
         )
@@ -227,27 +176,7 @@ def _urgent_rule(
 async def publish_queued(broker: Broker, accepted: Accepted) -> None:
     """The ``queued`` event of each delivery, for the delivery log. Never raises for the broker:
     the deliveries are safe already, and their later events fill the log in."""
-    trace_id = current_trace_id()
-    events = [
-        events_pb2.DeliveryEvent(
-            event_id=delivery_event_id(d.delivery_id, events_pb2.DELIVERY_STATUS_QUEUED, 0),
-            delivery_id=d.delivery_id,
-            message_id=d.message_id,
-            status=events_pb2.DELIVERY_STATUS_QUEUED,
-            at=d.accepted_at,
-            accepted_at=d.accepted_at,
-            server=d.server,
-            api_user=d.api_user,
-            envelope_from=d.envelope_from,
-            recipient=d.recipient,
-            recipient_domain=d.recipient_domain,
-            subject=d.subject,
-            api_data=d.api_data,
-            header_message_id=d.header_message_id,
-            trace_id=trace_id,
-        )
-        for d in accepted.deliveries
-    ]
+    events = [queued_event(d) for d in accepted.deliveries]
     # Each try waits for the broker within the publish timeout; a broker that restarts takes
     # longer, so the events are tried again, in the background, for a while (the statistics
     # count deliveries by these events).

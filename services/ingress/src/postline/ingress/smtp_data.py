@@ -30,7 +30,7 @@ class DataReader:
         self._tail = b"\r\n"
 
     def feed(self, piece: bytes) -> bool:
-        """Take the next piece of the stream; True once it held the end of the data."""
+        """Take the next piece of the stream; True once it contained the end of the data."""
         if self.ended:
             raise ValueError("the data has ended")
         ended = piece.endswith(END) and (self._tail + piece[-5:])[-5:-3] == b"\r\n"

@@ -4,7 +4,6 @@ service sends its weekly summaries through it too); the relay and the send API u
 from postline.common.submission import (
     Accepted,
     Submission,
-    header_fields,
     prepare_content,
     publish_deliveries,
     publish_queued,
@@ -14,7 +13,6 @@ from postline.common.submission import (
 __all__ = [
     "Accepted",
     "Submission",
-    "header_fields",
     "prepare_content",
     "publish_deliveries",
     "publish_queued",

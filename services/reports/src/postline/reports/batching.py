@@ -1,7 +1,7 @@
 """Consuming ``reports.events`` in batches: many events, one insert per kind, one ack.
 
 The common consumer acks each message after its handler; ClickHouse wants few large inserts.
-So this consumer holds messages unacked until a batch is full (``max_events`` messages or
+So this consumer keeps messages unacked until a batch is full (``max_events`` messages or
 ``max_bytes`` of bodies) or its first message has waited ``max_wait`` seconds, writes the
 batch, and only then acks it (one ack with ``multiple``: batches are taken in delivery order,
 so every earlier delivery is settled).
@@ -9,7 +9,7 @@ so every earlier delivery is settled).
 A message may carry one event or a batch of them (a busy producer's events travel together),
 so the prefetch follows the size of what arrives: it starts small enough for batch messages
 and grows to twice ``max_events`` when messages turn out to be single events, keeping what is
-held in memory near twice ``max_bytes``.
+kept in memory near twice ``max_bytes``.
 
 When the write fails (ClickHouse down, a table missing...), the batch is retried in place with
 a growing pause: the same events, so the same deduplication token, and nothing is counted
@@ -56,7 +56,7 @@ BATCH_EVENTS = Histogram(
 WRITE_SECONDS = Histogram(METRIC_INGEST_SECONDS, "seconds to write one ingest batch")
 FAILURES = Counter(METRIC_INGEST_FAILURES, "failed ingest batch writes")
 
-# Writes a batch of messages, returns how many events they held; raises PoisonEvents for
+# Writes a batch of messages, returns how many events they carried; raises PoisonEvents for
 # messages that can never be written (they are dead-lettered and the rest written).
 Write = Callable[[Sequence[Raw]], Awaitable[int]]
 
@@ -158,14 +158,14 @@ class BatchConsumer:
             self._subscription = await self.broker.subscribe(self._queue, self._on_message)
 
     async def _cancel(self) -> None:
-        """Ask the broker for no more deliveries (those held stay ours until settled)."""
+        """Ask the broker for no more deliveries (those delivered stay ours until settled)."""
         if self._subscription is not None:
             subscription, self._subscription = self._subscription, None
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
                 await subscription.cancel()
 
     def _prefetch_for(self, message_bytes: float) -> int:
-        """Messages held unacked: two batches, by count or by bytes, whichever is less."""
+        """Messages kept unacked: two batches, by count or by bytes, whichever is less."""
         by_bytes = int(2 * self.max_bytes / max(message_bytes, 1.0))
         return max(16, min(2 * self.max_events, by_bytes))
 
@@ -309,11 +309,11 @@ class BatchConsumer:
         """Return the batch and everything buffered behind it to the queue, and take no more
         until the next try."""
         await self._cancel()
-        held = [*batch, *self._pending]
+        returned = [*batch, *self._pending]
         self._pending.clear()
         self._pending_bytes = 0
         self._full.clear()
-        await self._settle(held[-1].nack(multiple=True, requeue=True))
+        await self._settle(returned[-1].nack(multiple=True, requeue=True))
 
     async def _settle(self, settling: Awaitable[None]) -> None:
         # After a connection loss the broker has already requeued these (it redelivers them to

@@ -3,7 +3,7 @@
 A delivery that cannot be granted at once goes to its key's own queue
 (``scheduler.backlog.<shard>.<server>/<key>``, a priority queue, made when needed and deleted
 once empty and idle), so the inbound queue never waits for a slow or throttled destination.
-The queue's consumer holds a few deliveries in memory (its prefetch: what the key can grant
+The queue's consumer keeps a few deliveries in memory (its prefetch: what the key can grant
 soon, at most its connections), highest priority first, each waiting in its gate for a grant.
 """
 
@@ -18,12 +18,12 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageMeta
+from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
 from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import Busy
-from postline.scheduler.consuming import Consumers, Requeue
+from postline.scheduler.consuming import Consumers
 from postline.scheduler.gates import Backlog, Gate, spacing
 from postline.scheduler.leases import StateBook
 from postline.scheduler.pauses import PausedDomains

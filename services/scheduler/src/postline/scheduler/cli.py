@@ -109,7 +109,7 @@ def stats(address: str, domain: str, as_json: bool) -> None:
 @click.argument("domain")
 @click.option("--grpc", "address", default=DEFAULT_GRPC, show_default=True)
 def pause(domain: str, address: str) -> None:
-    """Hold every delivery to DOMAIN (those in flight finish) until it is resumed."""
+    """Stop granting deliveries to DOMAIN (those in flight finish) until it is resumed."""
     response = _call(_stub(address).PauseDomain, scheduler_pb2.DomainRequest(domain=domain))
     click.echo(f"{response.domain}: {'paused' if response.paused else 'not paused'}")
 

@@ -1,93 +1,25 @@
-"""Consumers on a shard owner's channel: like postline.common.broker.consumer, plus a quiet
-``Requeue`` and no noise when the channel is gone.
+"""The consumers on a shard owner's channel, each with its own prefetch.
 
-When a shard is lost (the owner's connection dropped) its channel closes; the broker gives
-every unacked message back to the queue for the next owner, so a handler cancelled then has
-nothing left to settle.
+A shard's queues (state, results, inbound, urgent, backlogs) are all read on the channel that
+holds the shard's token: when the shard is lost the channel closes and the broker gives every
+unacked message back for the next owner. Typed messages go through the one consumer loop of
+``postline.common.broker.consumer`` (a handler lets a delivery go with its ``Requeue``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from google.protobuf.message import DecodeError
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
-from postline.common.broker.consumer import (
-    MessageMeta,
-    MessageTypes,
-    PoisonMessage,
-    decode,
-    handle,
-)
-from postline.common.telemetry import extract_context
-
-logger = logging.getLogger(__name__)
-
-REQUEUE_PAUSE_SECONDS = 1.0
-
-Handler = Callable[[Any, MessageMeta], Awaitable[None]]
-
-
-class Requeue(Exception):
-    """Give the message back to its queue (e.g. a waiting delivery the owner lets go)."""
-
-
-async def _settle(action: Awaitable[None], what: str) -> None:
-    try:
-        await action
-    except (aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError) as exc:
-        # The channel closed under us: the broker requeues the message by itself.
-        logger.debug("%s not settled (channel closed: %s)", what, exc)
-
-
-async def subscribe(
-    queue: AbstractQueue,
-    types: MessageTypes,
-    handler: Handler,
-    *,
-    arguments: Mapping[str, Any] | None = None,
-) -> str:
-    """Start consuming ``queue``; returns the consumer tag."""
-
-    async def on_message(incoming: AbstractIncomingMessage) -> None:
-        headers = dict(incoming.headers or {})
-        meta = MessageMeta(incoming.routing_key or "", headers, bool(incoming.redelivered))
-        try:
-            message = decode(incoming.body, headers, types)
-        except (DecodeError, PoisonMessage) as exc:
-            logger.error("%s: undecodable message dead-lettered: %s", queue.name, exc)
-            await _settle(incoming.reject(requeue=False), "reject")
-            return
-        token = extract_context(headers)
-        try:
-            await handle(handler, message, meta)
-        except Requeue:
-            await _settle(incoming.nack(requeue=True), "requeue")
-        except PoisonMessage as exc:
-            logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
-            await _settle(incoming.reject(requeue=False), "reject")
-        except asyncio.CancelledError:
-            raise  # the channel is closing; the broker requeues
-        except Exception:
-            logger.exception("%s: handler failed, message requeued", queue.name)
-            await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
-            await _settle(incoming.nack(requeue=True), "requeue")
-        else:
-            await _settle(incoming.ack(), "ack")
-        finally:
-            token.detach()
-
-    return await queue.consume(on_message, arguments=dict(arguments) if arguments else None)
+from postline.common.broker.consumer import MessageTypes, consume
 
 
 class Consumers:
-    """The consumers on one shard owner's channel, each with its own prefetch."""
+    """The consumers on one shard owner's channel."""
 
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
@@ -107,10 +39,8 @@ class Consumers:
         # every consumer gets its own prefetch.
         async with self._qos_lock:
             await self.channel.set_qos(prefetch_count=prefetch)
-            if types is None:
-                tag = await queue.consume(handler)
-            else:
-                tag = await subscribe(queue, types, handler)
+            callback = handler if types is None else consume(queue, types, handler)
+            tag = await queue.consume(callback)
         self._running.append((queue, tag))
         return tag
 

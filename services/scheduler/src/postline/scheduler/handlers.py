@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageMeta
+from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
@@ -39,7 +39,6 @@ from postline.common.semconv import (
 from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
-from postline.scheduler.consuming import Requeue
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
 from postline.scheduler.interfaces import GrantOutcome, Shard, SpeedKey
 from postline.scheduler.mx import MxCache

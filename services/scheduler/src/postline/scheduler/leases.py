@@ -1,4 +1,4 @@
-"""The shard's state queue: what its owner holds unacked so that a new owner can take over.
+"""The shard's state queue: what its owner keeps unacked so that a new owner can take over.
 
 * A ``SpeedLease`` per grant in flight, published before its task and acked when its result
   frees the slot. A new owner reads them all first and counts them: limits hold across a
@@ -7,8 +7,9 @@
   once the queue is deleted: a new owner finds every queue that may hold deliveries.
 * The shard token itself (``scheduler.owner.<k>``).
 
-RabbitMQ closes a channel that holds a delivery unacked past its consumer timeout (30 min by
-default), so long-held state is re-published from time to time; the copy replaces it.
+RabbitMQ closes a channel that keeps a delivery unacked past its consumer timeout (30 min by
+default), so state kept unacked that long is re-published from time to time; the copy
+replaces it. ("Held" is the prohibited hours' word: a delivery held until a window ends.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ STATE_TYPES = {
 
 
 @dataclass
-class Held:
+class Unacked:
     """A state message this owner keeps unacked (a lease, a backlog index, the token)."""
 
     message: ProtoMessage
@@ -62,9 +63,9 @@ class StateBook:
         self.gates = gates
         self.clock = clock
         self.spawn = spawn
-        self.leases: dict[str, Held] = {}
-        self.indexes: dict[str, Held] = {}  # gate name -> its BacklogQueue message
-        self.token = Held(scheduler_pb2.ShardToken(shard=number), token, clock())
+        self.leases: dict[str, Unacked] = {}
+        self.indexes: dict[str, Unacked] = {}  # gate name -> its BacklogQueue message
+        self.token = Unacked(scheduler_pb2.ShardToken(shard=number), token, clock())
         self.released: dict[str, float] = {}  # grants freed before their lease came back
         self.renewing: set[str] = set()  # leases re-published, the copy not back yet
         self.opening: set[str] = set()  # backlog records published, not back yet
@@ -87,7 +88,7 @@ class StateBook:
         await self.broker.publish(queues.state_key(self.number), lease)
 
     async def publish_index(self, gate: Gate, queue_name: str) -> None:
-        """The record of a backlog queue about to be made (unless one is held already)."""
+        """The record of a backlog queue about to be made (unless one is kept already)."""
         if gate.name in self.indexes:
             return
         self.opening.add(gate.name)  # its record is on its way back to us
@@ -100,10 +101,10 @@ class StateBook:
 
     def release(self, grant_id: str) -> None:
         """A grant's result came: ack its lease (now, or when it arrives)."""
-        held = self.leases.pop(grant_id, None)
-        if held is not None:
-            self.spawn(settle(held.incoming.ack()))
-        if held is None or grant_id in self.renewing:
+        kept = self.leases.pop(grant_id, None)
+        if kept is not None:
+            self.spawn(settle(kept.incoming.ack()))
+        if kept is None or grant_id in self.renewing:
             # Its lease (or a renewed copy) is still on its way: ack it when it arrives.
             self.renewing.discard(grant_id)
             self.released[grant_id] = self.clock()
@@ -136,12 +137,12 @@ class StateBook:
                 gate = self.gates.known(message.server, message.speed_key)
                 gate.state.recover(message.grant_id, from_timestamp(message.granted_at))
                 metrics.IN_FLIGHT.inc()
-                self._hold(self.leases, message.grant_id, message, incoming)
+                self._keep(self.leases, message.grant_id, message, incoming)
             elif isinstance(message, scheduler_pb2.BacklogQueue):
                 name = gate_name(message.server, message.speed_key)
                 if name not in self.indexes:
                     indexes.append(message)
-                self._hold(self.indexes, name, message, incoming)
+                self._keep(self.indexes, name, message, incoming)
 
     async def on_state_message(self, incoming: AbstractIncomingMessage) -> None:
         message = self._decode(incoming)
@@ -150,7 +151,7 @@ class StateBook:
                 await settle(incoming.ack())  # its result came first
                 return
             self.renewing.discard(message.grant_id)
-            self._hold(self.leases, message.grant_id, message, incoming)
+            self._keep(self.leases, message.grant_id, message, incoming)
         elif isinstance(message, scheduler_pb2.BacklogQueue):
             name = gate_name(message.server, message.speed_key)
             gate = self.gates.by_name.get(name)
@@ -158,7 +159,7 @@ class StateBook:
                 await settle(incoming.ack())  # a renewed copy of a queue deleted since
                 return
             self.opening.discard(name)
-            self._hold(self.indexes, name, message, incoming)
+            self._keep(self.indexes, name, message, incoming)
 
     def _decode(self, incoming: AbstractIncomingMessage) -> ProtoMessage | None:
         try:
@@ -170,36 +171,36 @@ class StateBook:
             self.spawn(settle(incoming.reject(requeue=False)))
             return None
 
-    def _hold(
+    def _keep(
         self,
-        held: dict[str, Held],
+        kept: dict[str, Unacked],
         key: str,
         message: ProtoMessage,
         incoming: AbstractIncomingMessage,
     ) -> None:
         """Keep the newest copy unacked; a renewed copy replaces (acks) the older one."""
-        older = held.get(key)
-        held[key] = Held(message, incoming, self.clock())
+        older = kept.get(key)
+        kept[key] = Unacked(message, incoming, self.clock())
         if older is not None:
             self.spawn(settle(older.incoming.ack()))
 
-    def hold_token(self, incoming: AbstractIncomingMessage) -> None:
-        self.token = Held(self.token.message, incoming, self.clock())
+    def keep_token(self, incoming: AbstractIncomingMessage) -> None:
+        self.token = Unacked(self.token.message, incoming, self.clock())
 
     # --- renewal ---------------------------------------------------------------------------
 
     async def renew(self, renew_after: float) -> None:
-        """Re-publish what was held longer than ``renew_after``: the copy replaces it."""
+        """Re-publish what was kept longer than ``renew_after``: the copy replaces it."""
         due = self.clock() - renew_after
-        for grant_id, held in list(self.leases.items()):
-            if held.since < due:
-                held.since = self.clock()
+        for grant_id, kept in list(self.leases.items()):
+            if kept.since < due:
+                kept.since = self.clock()
                 self.renewing.add(grant_id)
-                await self.broker.publish(queues.state_key(self.number), held.message)
-        for held in list(self.indexes.values()):
-            if held.since < due:
-                held.since = self.clock()
-                await self.broker.publish(queues.state_key(self.number), held.message)
+                await self.broker.publish(queues.state_key(self.number), kept.message)
+        for kept in list(self.indexes.values()):
+            if kept.since < due:
+                kept.since = self.clock()
+                await self.broker.publish(queues.state_key(self.number), kept.message)
         if self.token.since < due:
             self.token.since = self.clock()
             await self.broker.publish(

@@ -118,7 +118,7 @@ class Ownership:
             if not token.done():
                 token.set_result(incoming)
             elif runtime is not None:
-                runtime.hold_token(incoming)  # a renewed token
+                runtime.keep_token(incoming)  # a renewed token
 
         try:
             lock = await queues.declare_lock(channel, shard)

@@ -17,7 +17,6 @@ from postline.common.broker.consumer import MessageMeta
 from postline.common.ids import new_id
 from postline.common.timeutil import to_timestamp
 from postline.scheduler import queues
-from postline.scheduler.consuming import subscribe
 from postline.v1 import scheduler_pb2
 
 logger = logging.getLogger(__name__)
@@ -62,11 +61,14 @@ class PausedDomains:
 
     async def start(self, broker: Broker) -> None:
         """Read the stream from its start and keep following it."""
-        channel = await broker.connection.channel()
-        await channel.set_qos(prefetch_count=500)  # streams need a prefetch
-        queue = await queues.declare_control(channel)
-        tag = await subscribe(queue, scheduler_pb2.DomainPause, self._on_message, arguments=_FIRST)
-        broker.track(queue, tag)  # readiness: the stream is followed
+        # Streams need a prefetch; the broker's watchdog makes readiness follow the stream.
+        await broker.consume_queue(
+            queues.declare_control,
+            scheduler_pb2.DomainPause,
+            self._on_message,
+            prefetch=500,
+            arguments=_FIRST,
+        )
         await broker.publish(queues.CONTROL_KEY, scheduler_pb2.DomainPause(marker=self._marker))
 
     async def _on_message(self, change: scheduler_pb2.DomainPause, meta: MessageMeta) -> None:

@@ -6,7 +6,7 @@ queue                               what it holds
 ``scheduler.owner.<k>``             a ``ShardToken`` (single-active-consumer, at most one
                                     ready): the replica holding it owns shard k; when that
                                     replica dies the broker hands it to the next one
-``scheduler.state.<k>``             the owner's bookkeeping, unacked while it holds: a
+``scheduler.state.<k>``             the owner's bookkeeping, kept unacked while it owns: a
                                     ``SpeedLease`` per speed slot in use and a ``BacklogQueue``
                                     per backlog queue; a new owner reads them all first
 ``scheduler.backlog.<k>.<key>``     one speed key's deliveries waiting for a slot (priority

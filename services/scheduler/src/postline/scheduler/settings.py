@@ -17,7 +17,7 @@ class RuntimeSettings:
     inbound_prefetch: int = 200
     results_prefetch: int = 100
     backlog_prefetch_max: int = 20
-    max_wait: float = 300.0  # a delivery held in memory longer goes back to its backlog
+    max_wait: float = 300.0  # a delivery waiting in memory longer goes back to its backlog
     lease_timeout: float = 3600.0
     renew_after: float = 600.0  # below RabbitMQ's consumer_timeout (30 min by default)
     backlog_idle: float = 60.0
@@ -46,8 +46,9 @@ class SchedulerSettings(ServiceSettings):
     pause_recheck: float = Field(default=30.0, gt=0)
     # An empty backlog queue is deleted after this long unused.
     backlog_idle: float = Field(default=60.0, gt=0)
-    # State held unacked (leases, backlog records, the shard token) is re-published after
-    # this long: RabbitMQ closes a channel holding a delivery past its consumer_timeout.
+    # State kept unacked (leases, backlog records, the shard token) is re-published after
+    # this long: RabbitMQ closes a channel that keeps a delivery unacked past its
+    # consumer_timeout. ("Held" is said only of deliveries held by prohibited hours.)
     renew_after: float = Field(default=600.0, gt=0, le=1500)
     # MX lookups for speed rules written with mx: (the sender's variables, so one environment
     # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).

@@ -7,7 +7,7 @@ How a delivery gets a speed slot (see the README's scheduler section for the who
   goes to the shard's state queue (``leases.py``), then the task to the senders.
 * Otherwise it goes to the key's own backlog queue (``backlogs.py``), and the inbound queue
   moves on: a throttled or slow destination never holds the shared queue's prefetch window.
-* The backlog's consumer holds a few deliveries in memory, highest priority first, and grants
+* The backlog's consumer keeps a few deliveries in memory, highest priority first, and grants
   them as slots free up: a result frees a connection, a timer the interval or the rate.
 * Leases stay unacked in the state queue while their attempt is in flight. If this replica
   dies, the broker gives them back to the queue, and the next owner counts them before it
@@ -29,7 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker
-from postline.common.broker.consumer import MessageMeta
+from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
@@ -37,7 +37,7 @@ from postline.common.timeutil import to_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.backlogs import Backlogs
 from postline.scheduler.busy import Busy
-from postline.scheduler.consuming import Consumers, Requeue
+from postline.scheduler.consuming import Consumers
 from postline.scheduler.gates import Gate, Gates, spacing
 from postline.scheduler.interfaces import GrantOutcome, Pipeline
 from postline.scheduler.leases import StateBook
@@ -172,8 +172,8 @@ class ShardRuntime:
         for task in self._tasks:
             task.cancel()
 
-    def hold_token(self, incoming: AbstractIncomingMessage) -> None:
-        self.book.hold_token(incoming)
+    def keep_token(self, incoming: AbstractIncomingMessage) -> None:
+        self.book.keep_token(incoming)
 
     def _tracked(
         self, handler: Callable[..., Awaitable[None]], slots: asyncio.Semaphore

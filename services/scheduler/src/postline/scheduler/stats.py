@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta
 from postline.scheduler import queues
-from postline.scheduler.consuming import subscribe
 from postline.v1 import scheduler_pb2
 
 logger = logging.getLogger(__name__)
@@ -27,10 +26,9 @@ class Snapshots:
         self._latest: dict[int, tuple[float, scheduler_pb2.ShardSnapshot]] = {}
 
     async def start(self, broker: Broker) -> None:
-        channel = await broker.connection.channel()
-        await channel.set_qos(prefetch_count=100)
-        queue = await queues.declare_stats(channel)
-        broker.track(queue, await subscribe(queue, scheduler_pb2.ShardSnapshot, self._on_snapshot))
+        await broker.consume_queue(
+            queues.declare_stats, scheduler_pb2.ShardSnapshot, self._on_snapshot, prefetch=100
+        )
 
     async def _on_snapshot(self, snapshot: scheduler_pb2.ShardSnapshot, meta: MessageMeta) -> None:
         self._latest[snapshot.shard] = (self.clock(), snapshot)

@@ -174,11 +174,17 @@ class Broker:
         self._subscriptions.pop(id(subscription), None)
 
     async def subscribe(
-        self, queue: AbstractQueue, callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]
+        self,
+        queue: AbstractQueue,
+        callback: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        *,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Subscription:
         """Consume ``queue`` (taken with a declaration, see above) with a raw callback; the
-        watchdog checks the subscription until it is cancelled."""
-        return self.track(queue, await queue.consume(callback))
+        watchdog checks the subscription until it is cancelled. ``arguments`` go with the
+        basic.consume (a stream's ``x-stream-offset``)."""
+        tag = await queue.consume(callback, arguments=dict(arguments) if arguments else None)
+        return self.track(queue, tag)
 
     def track(self, queue: AbstractQueue, consumer_tag: str) -> Subscription:
         """Have the watchdog check a consumer started elsewhere (on this connection)."""
@@ -362,10 +368,14 @@ class Broker:
         handler: Handler[Any],
         *,
         prefetch: int = 10,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Subscription:
-        """Consume a queue this process declares itself (e.g. an exclusive one)."""
+        """Consume a queue this process declares itself (e.g. an exclusive one, or a stream
+        read from the offset ``arguments`` give)."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         self._consumer_channels.append(channel)
         queue = await declare(channel)
-        return await self.subscribe(queue, consume(queue, message_type, handler))
+        return await self.subscribe(
+            queue, consume(queue, message_type, handler), arguments=arguments
+        )

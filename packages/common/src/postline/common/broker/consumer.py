@@ -2,8 +2,13 @@
 
 A handler acks by returning: everything it produced downstream was confirmed by then. A
 handler that raises has its message requeued after a pause (the failure is usually a
-dependency: the broker, ClickHouse); a body that cannot be decoded is a poison message and is
-dead-lettered to ``postline.dead``.
+dependency: the broker, ClickHouse); one that raises ``Requeue`` gives it back at once, as
+planned (no error); a body that cannot be decoded is a poison message and is dead-lettered to
+``postline.dead``. A handler cancelled because its channel or process is closing gives its
+message back too; if the channel is gone already the broker has done so.
+
+Every consumer of a typed queue runs this loop (``consume``): those ``Broker.consume`` starts
+and those a service starts on a channel it manages itself (a scheduler shard owner's).
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ RECEIVED_ITEMS = Counter(METRIC_BROKER_RECEIVED_ITEMS, "items of received batche
 
 class PoisonMessage(Exception):
     """The message can never be handled; dead-letter it instead of retrying forever."""
+
+
+class Requeue(Exception):
+    """Give the message back to its queue now: not a failure, so no pause and no log line
+    (e.g. a waiting delivery the scheduler lets go, to be taken up again later)."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +122,15 @@ def consume(
         token = extract_context(headers)
         try:
             await handle(handler, message, meta)
+        except Requeue:
+            await settle(incoming.nack(requeue=True), queue.name)
         except PoisonMessage as exc:
             logger.error("%s: poison message dead-lettered: %s", queue.name, exc)
             await settle(incoming.reject(requeue=False), queue.name)
         except asyncio.CancelledError:
-            await settle(incoming.nack(requeue=True), queue.name)
+            # Its channel or the process is closing: on a channel already gone (a shard owner
+            # losing its shard has many messages in flight) there is nothing to say.
+            await settle(incoming.nack(requeue=True), queue.name, closing=True)
             raise
         except Exception:
             logger.exception("%s: handler failed, message requeued", queue.name)
@@ -130,12 +144,16 @@ def consume(
     return on_message
 
 
-async def settle(settling: Awaitable[None], queue_name: str) -> None:
+async def settle(settling: Awaitable[None], queue_name: str, *, closing: bool = False) -> None:
     """Ack, nack or reject; on a channel that closed meanwhile (the connection dropped) the
-    broker has requeued the message already and redelivers it, so there is nothing to do."""
+    broker has requeued the message already and redelivers it, so there is nothing to do.
+    ``closing``: the channel was expected to go (logged at debug level only)."""
     try:
         await settling
     except (AMQPError, ChannelInvalidStateError, ConnectionError, RuntimeError) as exc:
-        logger.info(
-            "%s: message not settled, its channel closed (%r); redelivered", queue_name, exc
+        logger.log(
+            logging.DEBUG if closing else logging.INFO,
+            "%s: message not settled, its channel closed (%r); redelivered",
+            queue_name,
+            exc,
         )

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from email.header import decode_header, make_header
 from email.message import Message
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from postline.common.headers import decode_words, first_values, is_field_name, unfold
 from postline.common.policy.base import PolicyModel
 
 # Headers that may occur several times in one message, so "the" value is undefined: trace and
@@ -45,16 +45,13 @@ def is_repeatable(name: str) -> bool:
     return lower in REPEATABLE_HEADERS or lower.startswith(REPEATABLE_PREFIXES)
 
 
-# RFC 5322 §3.6.8: printable US-ASCII except colon.
-_FIELD_NAME = re.compile(r"[!-9;-~]+")
-
 ENVELOPE_RECIPIENT = "to"
 
 Headers = Mapping[str, str] | Message
 
 
 def _check_header_name(value: object) -> str:
-    if not isinstance(value, str) or not _FIELD_NAME.fullmatch(value):
+    if not isinstance(value, str) or not is_field_name(value):
         raise ValueError(f"invalid header name {value!r}")
     if is_repeatable(value):
         raise ValueError(
@@ -114,24 +111,9 @@ def normalize_headers(headers: Headers | Iterable[tuple[str, str]]) -> Normalize
         items = headers.items()
     else:
         items = headers
-    result = NormalizedHeaders()
-    for name, value in items:
-        key = name.lower()
-        if key not in result:
-            result[key] = _decode(str(value))
-    return result
-
-
-def _decode(value: str) -> str:
-    if "\n" in value:
-        # RFC 5322 §2.2.3 unfolding: a line break followed by white space is just the space.
-        value = re.sub(r"\r?\n(?=[ \t])", "", value)
-    if "=?" in value:
-        try:
-            value = str(make_header(decode_header(value)))
-        except (ValueError, LookupError, UnicodeError):
-            pass  # an undecodable encoded-word is matched as written
-    return value
+    return NormalizedHeaders(
+        (name, decode_words(unfold(value))) for name, value in first_values(items).items()
+    )
 
 
 F = TypeVar("F", bound=Filter)

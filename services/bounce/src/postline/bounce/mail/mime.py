@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import codecs
 import email
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
 from functools import cached_property
 from html.parser import HTMLParser
+from itertools import dropwhile, takewhile
+
+from postline.common.headers import decode_words, first_values, is_field, scan
 
 MAX_HEADER = 16 * 1024
 
@@ -107,14 +108,8 @@ def header_text(value: object) -> str:
     # What a bounce's headers say is in their first kilobytes; the standard library's
     # decode_header takes time quadratic in the number of encoded words, so a huge header
     # (a hostile or broken one) is cut first.
-    text = str(value)[:MAX_HEADER]
-    if "=?" not in text:
-        return " ".join(text.split())
-    try:
-        return " ".join(str(make_header(decode_header(text))).split())
-    except (ValueError, LookupError, UnicodeError, HeaderParseError):
-        # A broken encoded word ("=?utf-8?B?###?="): the header as it came.
-        return " ".join(text.split())
+    # A broken encoded word ("=?utf-8?B?###?=") leaves the header as it came.
+    return " ".join(decode_words(str(value)[:MAX_HEADER]).split())
 
 
 def block_text(block: Message) -> str:
@@ -192,28 +187,13 @@ class Parts:
 
 
 def headers_of(text: str) -> dict[str, str]:
-    """Parse the leading header block of some text (the returned original's headers)."""
-    found: dict[str, str] = {}
-    name = ""
-    for line in text.lstrip("\r\n").splitlines():
-        if not line.strip():
-            break
-        if line[:1] in " \t" and name:
-            found[name] += " " + line.strip()
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or not key or " " in key.strip():
-            if found:
-                break
-            continue
-        name = key.strip().lower()
-        if name in found:
-            name = "\0"  # keep the first value of a repeated header
-            found.setdefault(name, "")
-            continue
-        found[name] = value.strip()
-    found.pop("\0", None)
-    return {k: header_text(v) for k, v in found.items()}
+    """Parse the leading header block of some text (the returned original's headers).
+
+    A notice quotes the original as it likes: lines before the first field are passed over,
+    and a line of blanks ends the block as an empty one does."""
+    lines = takewhile(str.strip, text.lstrip("\r\n").splitlines())
+    fields = scan(dropwhile(lambda line: not is_field(line), lines))
+    return {name: header_text(value) for name, value in first_values(fields).items()}
 
 
 class Headers(dict[str, str]):
@@ -238,7 +218,4 @@ class Headers(dict[str, str]):
 
 
 def message_headers(message: Message) -> Headers:
-    found = Headers()
-    for name, value in message.items():
-        found.setdefault(name.lower(), value if isinstance(value, str) else str(value))
-    return found
+    return Headers(first_values(message.items()))

@@ -16,7 +16,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
 
-from postline.common.submission import header_fields
+from postline.common.headers import first_value, header_fields
 from postline.reports.webhooks.events import iso
 from postline.v1 import webhooks_pb2
 
@@ -49,13 +49,13 @@ def _parts(mail: webhooks_pb2.InboundMail) -> dict[str, Any]:
     fields = header_fields(mail.content)
     parts: dict[str, Any] = {
         "headers": [{"name": name, "value": value} for name, value in fields],
-        "from": _field(fields, "From"),
-        "to": _field(fields, "To"),
-        "cc": _field(fields, "Cc"),
-        "reply_to": _field(fields, "Reply-To"),
-        "subject": _field(fields, "Subject"),
-        "date": _field(fields, "Date"),
-        "message_id_header": _field(fields, "Message-ID"),
+        "from": first_value(fields, "From"),
+        "to": first_value(fields, "To"),
+        "cc": first_value(fields, "Cc"),
+        "reply_to": first_value(fields, "Reply-To"),
+        "subject": first_value(fields, "Subject"),
+        "date": first_value(fields, "Date"),
+        "message_id_header": first_value(fields, "Message-ID"),
         "text": None,
         "html": None,
         "attachments": [],
@@ -70,11 +70,6 @@ def _parts(mail: webhooks_pb2.InboundMail) -> dict[str, Any]:
         logger.warning("%s: MIME structure unreadable; raw message attached", mail.mail_id)
         parts["raw"] = base64.b64encode(mail.content).decode()
     return parts
-
-
-def _field(fields: list[tuple[str, str]], name: str) -> str | None:
-    lname = name.lower()
-    return next((value for n, value in fields if n.lower() == lname), None)
 
 
 def _body(message: EmailMessage, subtype: str) -> str | None:

@@ -17,9 +17,9 @@ human, and recorded as ``expired``.
 
 After a failed POST the endpoint is left alone for the retry delay of its consecutive
 failures (a dead endpoint gets one request per ``retry_max`` at most, then everything as
-soon as one succeeds); messages held meanwhile are handed back and redelivered, so none is
-held longer than RabbitMQ's consumer timeout. Each endpoint has its own channel, consumer and
-pace: a slow or dead one holds up nothing else.
+soon as one succeeds); messages kept unacked meanwhile are handed back and redelivered, so
+none is kept longer than RabbitMQ's consumer timeout. Each endpoint has its own channel,
+consumer and pace: a slow or dead one holds up nothing else.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class PostSettings:
 
 
 @dataclass
-class _Held:
+class _Unacked:
     message: AbstractIncomingMessage
     batch: webhooks_pb2.WebhookBatch
     arrived: float  # monotonic
@@ -113,10 +113,10 @@ class EndpointPoster:
         self.clock = clock
         self.failures = 0  # consecutive failed POSTs
         self.delivered = 0  # batches delivered since start
-        # An inbound mail may be megabytes: hold two; events: two POSTs' worth.
+        # An inbound mail may be megabytes: keep two; events: two POSTs' worth.
         inbound = endpoint.kind is EndpointKind.INBOUND
         self.prefetch = 2 if inbound else 2 * settings.batch_size
-        self._held: deque[_Held] = deque()
+        self._unacked: deque[_Unacked] = deque()
         self._arrived = asyncio.Event()
         self._stop = asyncio.Event()
         self._channel: AbstractChannel | None = None
@@ -157,20 +157,20 @@ class EndpointPoster:
             logger.error("%s: undecodable message dead-lettered: %s", self.endpoint.queue, exc)
             await _settle(message.reject(requeue=False))
             return
-        self._held.append(_Held(message, batch, time.monotonic()))
+        self._unacked.append(_Unacked(message, batch, time.monotonic()))
         self._arrived.set()
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._held:
-                # Nothing held: wait for a delivery (no await between the test and the clear,
+            if not self._unacked:
+                # Nothing unacked: wait for a delivery (no await between the test and the clear,
                 # so none can slip in unnoticed).
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            first = self._held[0]
+            first = self._unacked[0]
             if not first.fresh:
-                self._held.popleft()
+                self._unacked.popleft()
                 not_before = first.not_before
                 if not_before is not None and not_before - self.clock() > EARLY_SECONDS:
                     await self._repark(first, not_before)
@@ -185,15 +185,15 @@ class EndpointPoster:
                 # Not the endpoint's doing (a bug, the broker): the batch goes back to the
                 # queue and is tried again after the backoff, like a failed POST.
                 logger.exception("%s: webhook batch not handled; requeued", self.endpoint.label)
-                for held in taken:
-                    await _settle(held.message.nack(requeue=True))
+                for unacked in taken:
+                    await _settle(unacked.message.nack(requeue=True))
                 self.failures += 1
                 delivered = False
             if not delivered:
                 await self._back_off()
 
-    async def _fill(self, first: _Held) -> None:
-        """Wait until a POST's worth of fresh events is held or the first waited enough."""
+    async def _fill(self, first: _Unacked) -> None:
+        """Wait until a POST's worth of fresh events is here or the first waited enough."""
         deadline = first.arrived + self.settings.batch_wait
         while self._fresh_events() < self.settings.batch_size and not self._stop.is_set():
             left = deadline - time.monotonic()
@@ -205,24 +205,24 @@ class EndpointPoster:
 
     def _fresh_events(self) -> int:
         count = 0
-        for held in self._held:
-            if not held.fresh:
+        for unacked in self._unacked:
+            if not unacked.fresh:
                 break
-            count += len(held.batch.events)
+            count += len(unacked.batch.events)
         return count
 
-    def _take_fresh(self) -> list[_Held]:
-        taken: list[_Held] = []
+    def _take_fresh(self) -> list[_Unacked]:
+        taken: list[_Unacked] = []
         events = 0
-        while self._held and self._held[0].fresh:
-            size = len(self._held[0].batch.events)
+        while self._unacked and self._unacked[0].fresh:
+            size = len(self._unacked[0].batch.events)
             if taken and events + size > self.settings.batch_size:
                 break
-            taken.append(self._held.popleft())
+            taken.append(self._unacked.popleft())
             events += size
         return taken
 
-    async def _deliver(self, taken: list[_Held]) -> bool:
+    async def _deliver(self, taken: list[_Unacked]) -> bool:
         """POST what was taken and settle it; False if the endpoint failed."""
         first = taken[0].batch
         webhook_id = first.webhook_id or f"msg_{new_id()}"
@@ -243,8 +243,8 @@ class EndpointPoster:
             outcome, status, error, seconds = await self._post(webhook_id, int(now), data)
         record = Attempt(self.endpoint, now, webhook_id, attempt, types, outcome, status, seconds)
         if outcome is PostOutcome.DELIVERED:
-            for held in taken:
-                await _settle(held.message.ack())
+            for unacked in taken:
+                await _settle(unacked.message.ack())
             self.log.record(record)
             if self.failures:
                 logger.info("%s: answering again", self.endpoint.label)
@@ -260,8 +260,8 @@ class EndpointPoster:
                 attempt,
                 error,
             )
-            for held in taken:
-                await _settle(held.message.reject(requeue=False))
+            for unacked in taken:
+                await _settle(unacked.message.reject(requeue=False))
             self.log.record(replace(record, error=error))
             self.log.record(replace(record, outcome=PostOutcome.EXPIRED, error=error))
             return False
@@ -277,12 +277,12 @@ class EndpointPoster:
             )
         except BrokerUnavailable as exc:
             logger.warning("%s: retry of %s not parked (%s)", self.endpoint.label, webhook_id, exc)
-            for held in taken:
-                await _settle(held.message.nack(requeue=True))
+            for unacked in taken:
+                await _settle(unacked.message.nack(requeue=True))
             self.log.record(replace(record, error=error))
             return False
-        for held in taken:
-            await _settle(held.message.ack())
+        for unacked in taken:
+            await _settle(unacked.message.ack())
         logger.warning(
             "%s: webhook %s attempt %d failed (%s); next try in %.0fs",
             self.endpoint.label,
@@ -322,25 +322,26 @@ class EndpointPoster:
             seconds,
         )
 
-    async def _repark(self, held: _Held, not_before: float) -> None:
+    async def _repark(self, unacked: _Unacked, not_before: float) -> None:
         """A retry back before its time (long waits hop through the largest delay bucket)."""
         try:
             await self.broker.publish_delayed(
-                self.endpoint.routing_key, held.batch, not_before=not_before, now=self.clock()
+                self.endpoint.routing_key, unacked.batch, not_before=not_before, now=self.clock()
             )
         except BrokerUnavailable:
-            await _settle(held.message.nack(requeue=True))
+            await _settle(unacked.message.nack(requeue=True))
             await self._back_off()
             return
-        await _settle(held.message.ack())
+        await _settle(unacked.message.ack())
 
     async def _back_off(self) -> None:
-        """Leave the endpoint alone for a while. What is held goes back to the queue first and
-        is delivered again (a fresh delivery: none is held past RabbitMQ's consumer timeout)."""
-        held = list(self._held)
-        self._held.clear()
+        """Leave the endpoint alone for a while. What is kept unacked goes back to the queue
+        first and is delivered again (a fresh delivery: none is kept past RabbitMQ's consumer
+        timeout)."""
+        returned = list(self._unacked)
+        self._unacked.clear()
         self._arrived.clear()
-        for item in held:
+        for item in returned:
             await _settle(item.message.nack(requeue=True))
         delay = self.settings.retry_delay(self.failures)
         with contextlib.suppress(TimeoutError):

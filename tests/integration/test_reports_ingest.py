@@ -125,7 +125,7 @@ async def test_clickhouse_failure_loses_nothing_and_counts_once(
         max_events=1000,
         max_bytes=64 * 1024 * 1024,  # a prefetch of 512 messages: all 140 in one batch
         max_wait=0.2,
-        hold=120.0,  # retried in place: the same batch, the same deduplication token
+        retry_for=120.0,  # retried in place: the same batch, the same deduplication token
         backoff=Backoff(first=0.2, maximum=0.5),
     )
     await consumer.start()
@@ -163,7 +163,7 @@ async def test_a_long_failure_hands_the_events_back_to_the_queue(
         Ingest(store).write,
         max_events=1000,
         max_wait=0.2,
-        hold=0.3,
+        retry_for=0.3,
         backoff=Backoff(first=1.0, maximum=1.0),
     )
     await consumer.start()

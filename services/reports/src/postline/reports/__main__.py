@@ -49,7 +49,7 @@ async def main() -> None:
         max_events=settings.batch_size,
         max_bytes=settings.batch_bytes,
         max_wait=settings.batch_wait,
-        hold=settings.batch_hold,
+        retry_for=settings.batch_retry,
     )
     webhooks = Webhooks(broker, store, policy(), settings.webhook_settings())
     policy.on_change(webhooks.on_policy_change)

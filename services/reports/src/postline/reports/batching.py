@@ -13,7 +13,7 @@ kept in memory near twice ``max_bytes``.
 
 When the write fails (ClickHouse down, a table missing...), the batch is retried in place with
 a growing pause: the same events, so the same deduplication token, and nothing is counted
-twice. Past ``hold`` seconds of failures the batch and everything buffered behind it are
+twice. Past ``retry_for`` seconds of failures the batch and everything buffered behind it are
 nacked back to the queue, where they wait (visible as queue depth) while the consumer keeps
 backing off. A message no row can be made of is dead-lettered, alone, and the rest written.
 """
@@ -91,7 +91,7 @@ class BatchConsumer:
         max_events: int = 20_000,
         max_bytes: int = 16 * 1024 * 1024,
         max_wait: float = 1.0,
-        hold: float = 30.0,
+        retry_for: float = 30.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.broker = broker
@@ -100,7 +100,7 @@ class BatchConsumer:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_wait = max_wait
-        self.hold = hold
+        self.retry_for = retry_for
         self.backoff = backoff or Backoff()
         self.failures = 0  # consecutive failed writes (0: healthy)
         self.written = 0  # events written since start
@@ -264,7 +264,7 @@ class BatchConsumer:
                     self.failures += 1
                     now = time.monotonic()
                     first_failure = first_failure or now
-                    if self._stopping or now - first_failure >= self.hold:
+                    if self._stopping or now - first_failure >= self.retry_for:
                         logger.exception(
                             "%s: write of %d messages failed; they go back to the queue",
                             self.queue_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from postline.common.settings import ServiceSettings
 from postline.reports.webhooks.poster import PostSettings
@@ -26,9 +26,11 @@ class ReportsSettings(ServiceSettings):
     batch_wait: float = Field(
         default=1.0, gt=0, le=60, description="seconds a batch waits to fill before it is written"
     )
-    batch_hold: float = Field(
+    batch_retry: float = Field(
         default=30.0,
         ge=0,
+        # POSTLINE_BATCH_HOLD is its name before 2026-12 ("held" is kept for prohibited hours).
+        validation_alias=AliasChoices("POSTLINE_BATCH_RETRY", "POSTLINE_BATCH_HOLD", "batch_retry"),
         description="seconds a failing batch is retried in place before it goes back to the queue",
     )
     otlp_listen: str = Field(

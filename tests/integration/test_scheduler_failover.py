@@ -3,19 +3,24 @@ over when the owner's connection goes, without exceeding a limit or losing a del
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import aio_pika
 import pytest
 
 from postline.common.broker.topology import shard_for
-from postline.scheduler import queues
+from postline.common.policy import load_policy
+from postline.scheduler import ownership, queues
+from postline.scheduler.service import SchedulerService
 from tests.integration.scheduler_support import (
     SHARDS,
     accept,
     harness,
     owns_all,
     running,
+    settings,
     steady,
     write_policy,
 )
@@ -89,6 +94,35 @@ async def test_a_stopping_owner_hands_its_shards_over(amqp_url: str, tmp_path: P
             assert senders.in_flight("two.test") <= 2
             await senders.answer(next(iter(senders.pending.values())))
         assert len(senders.tasks) == 4
+
+
+async def test_a_hand_back_that_hangs_does_not_keep_the_scheduler_from_stopping(
+    amqp_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shard's clean hand-back waits on the broker (consumer cancels, the channel's close);
+    # a broker that stops answering must not keep the process from ending.
+    monkeypatch.setattr(ownership, "HANDBACK_SECONDS", 1.0)
+    policy = write_policy(tmp_path, speed=LIMITS)
+    first = SchedulerService(settings(amqp_url, policy), load_policy(policy), time.time)
+    await first.start()
+    stopped = False
+    try:
+        async with harness(amqp_url), running(amqp_url, policy) as second:
+            await owns_all(first)
+            await steady(lambda: not second.ownership.runtimes, "the standby owns nothing", 0.5)
+
+            async def hangs() -> None:
+                await asyncio.sleep(3600)
+
+            monkeypatch.setattr(first.ownership.runtimes[0], "stop", hangs)
+            started = time.monotonic()
+            await first.stop()
+            stopped = True
+            assert time.monotonic() - started < 15
+            await owns_all(second)  # its connection closed: the standby took every shard
+    finally:
+        if not stopped:
+            await first.stop()
 
 
 async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(

@@ -36,6 +36,11 @@ RuntimeFactory = Callable[
     [int, AbstractConnection, AbstractChannel, AbstractIncomingMessage], ShardRuntime
 ]
 RECONNECT_SECONDS = 2.0
+# A stop hands the shards back cleanly (ShardRuntime.stop: its handlers get up to 10 s), but
+# never waits on the broker for ever: past this, the connection is closed and RabbitMQ gives
+# back whatever the shards held (the next owner counts their leases).
+HANDBACK_SECONDS = 20.0
+CLOSE_SECONDS = 5.0
 
 
 class Ownership:
@@ -69,8 +74,8 @@ class Ownership:
                     runtime.lost()
                 self.runtimes.clear()
                 metrics.OWNED_SHARDS.set(0)
-                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
-                    await connection.close()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
+                    await asyncio.wait_for(connection.close(), CLOSE_SECONDS)
 
     async def _serve(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
         closed = asyncio.Event()
@@ -85,7 +90,17 @@ class Ownership:
             if not closed.is_set():
                 self.stopping = True
                 logger.info("handing back %d shards", len(self.runtimes))
-                await asyncio.gather(*(r.stop() for r in list(self.runtimes.values())))
+                try:
+                    await asyncio.wait_for(
+                        asyncio.gather(*(r.stop() for r in list(self.runtimes.values()))),
+                        HANDBACK_SECONDS,
+                    )
+                except TimeoutError:
+                    logger.warning(
+                        "shards not handed back within %.0f s; closing the connection (the "
+                        "broker gives back what they held)",
+                        HANDBACK_SECONDS,
+                    )
             else:
                 logger.warning("shard connection lost; every owned shard is handed over")
         finally:

@@ -54,6 +54,8 @@ RECONNECT_SECONDS = 2.0
 # First connection at start-up: RabbitMQ may still be starting (the waits double up to this).
 CONNECT_RETRY_MAX_SECONDS = 10.0
 WATCH_SECONDS = 1.0
+# Closing a channel or the connection waits this long for the broker at most.
+CLOSE_SECONDS = 5.0
 # Errors of a connection attempt that is worth repeating.
 CONNECT_ERRORS = (aio_pika.exceptions.AMQPError, OSError, TimeoutError)
 
@@ -140,12 +142,15 @@ class Broker:
         # is open.
         await self._groups.close(self.publish_timeout)
         await self._events.close(self.publish_timeout)
+        # A broker that does not answer does not keep the process from ending: what was not
+        # acked goes back to its queue when the connection drops.
         for channel in self._consumer_channels:
             if not channel.is_closed:
-                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
-                    await channel.close()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
+                    await asyncio.wait_for(channel.close(), CLOSE_SECONDS)
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connection.close(), CLOSE_SECONDS)
         await self._groups.stop()
         await self._events.stop()
 

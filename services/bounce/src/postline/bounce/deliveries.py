@@ -172,14 +172,19 @@ class Deliveries:
             finally:
                 self._writing = []
 
-    def _pending(self) -> list[dict[str, object]]:
-        """The rows not yet written (waiting, or in the insert in progress), newest first."""
-        return [dict(zip(COLUMNS, row, strict=True)) for row in [*self._writing, *self._rows]][::-1]
+    def _pending(self, column: str, value: str) -> list[dict[str, object]]:
+        """The rows not yet written (waiting, or in the insert in progress) whose ``column``
+        is ``value``, newest first; only those are made into mappings."""
+        index = COLUMNS.index(column)
+        return [
+            dict(zip(COLUMNS, row, strict=True))
+            for row in reversed([*self._writing, *self._rows])
+            if row[index] == value
+        ]
 
     async def by_id(self, delivery_id: str) -> KnownDelivery | None:
-        for row in self._pending():
-            if row["delivery_id"] == delivery_id:
-                return _known(row)
+        if pending := self._pending("delivery_id", delivery_id):
+            return _known(pending[0])
         rows = await self.store.query(
             f"SELECT * FROM {TABLE} FINAL WHERE delivery_id = {{id:String}} LIMIT 1",
             {"id": delivery_id},
@@ -188,7 +193,7 @@ class Deliveries:
 
     async def by_message_id(self, header_message_id: str, recipient: str) -> KnownDelivery | None:
         """The delivery of a returned message (its Message-ID header) to one recipient."""
-        pending = [r for r in self._pending() if r["header_message_id"] == header_message_id]
+        pending = self._pending("header_message_id", header_message_id)
         exact = [r for r in pending if str(r["recipient"]).lower() == recipient.lower()]
         if exact:
             return _known(exact[0])

@@ -26,6 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker
+from postline.common.broker.connection import CLOSE_SECONDS
 from postline.scheduler import metrics, queues
 from postline.scheduler.shard import ShardRuntime
 from postline.v1 import scheduler_pb2
@@ -40,7 +41,6 @@ RECONNECT_SECONDS = 2.0
 # never waits on the broker for ever: past this, the connection is closed and RabbitMQ gives
 # back whatever the shards held (the next owner counts their leases).
 HANDBACK_SECONDS = 20.0
-CLOSE_SECONDS = 5.0
 
 
 class Ownership:

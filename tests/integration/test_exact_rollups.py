@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
 from postline.reports.batching import BatchConsumer
 from postline.reports.ingest import Ingest, Raw
+from postline.reports.journal import Journal
 from postline.reports.store import Store
 from postline.v1 import events_pb2
 from tests.integration.reports_support import deliveries, errors
@@ -153,3 +156,40 @@ async def test_a_batch_redelivered_after_a_lost_connection_counts_once(
         assert await counts(store) == expected(60, 10)
     finally:
         await consumer.stop()
+
+
+def fail_rollups(store_client: object, failing: bool) -> None:
+    """Make every insert's statistics fail after its events are stored (or stop that): a
+    view on delivery_events that throws while ``postline.test_fault`` holds a row, as a full
+    disk or a killed process can leave an insert half done (ClickHouse has no transaction
+    over a table and the views it feeds)."""
+    command = store_client.command  # type: ignore[attr-defined]
+    command(
+        "CREATE TABLE IF NOT EXISTS postline.test_fault (x UInt8) ENGINE = MergeTree ORDER BY x"
+    )
+    command("TRUNCATE TABLE postline.test_fault")
+    if failing:
+        command("INSERT INTO postline.test_fault VALUES (1)")
+    command(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS postline.zz_test_fault_mv "
+        "TO postline.stats_hourly AS SELECT server, api_user, toStartOfHour(at) AS hour, "
+        "0 AS queued, 0 AS deferred, 0 AS succeeded, 0 AS failed FROM postline.delivery_events "
+        "WHERE throwIf((SELECT count() FROM postline.test_fault) > 0, 'a fault for the test') = 0"
+    )
+
+
+async def test_a_batch_half_written_when_reports_died_counts_once(
+    store: Store, tmp_path: Path
+) -> None:
+    events = deliveries(30)
+    await store.run(lambda client: fail_rollups(client, failing=True))
+    with pytest.raises(Exception, match="a fault for the test"):
+        await Ingest(store, Journal(tmp_path / "journal")).write(raw(events[:40]))
+    half = await counts(store)
+    assert half["events"] == 40 and half["queued"] < 20, half  # stored, not all counted
+    # The process dies there; its successor gets the same events again in other batches.
+    await store.run(lambda client: fail_rollups(client, failing=False))
+    successor = Ingest(store, Journal(tmp_path / "journal"))
+    await successor.write(raw(events[20:]))
+    assert await counts(store) == expected(30, 0)
+    assert not len(successor.journal or []), "the unfinished insert stayed in the journal"

@@ -371,8 +371,8 @@ async def test_the_schema_can_travel_with_the_insert(store: Store) -> None:
     reads it from a file instead: it would cache a sent one in the working directory it
     started in, `__cache__`, ignored by git)."""
     ingest = Ingest(store)
-    ingest.settings = {kind.name: kind.settings(None) for kind in KINDS}
-    assert ingest.settings["delivery"]["format_schema_source"] == "string"
+    ingest.settings = {kind.table: kind.settings(None) for kind in KINDS}
+    assert ingest.settings["postline.delivery_events_input"]["format_schema_source"] == "string"
     batch = [
         raw(events_pb2.DeliveryEvents(events=deliveries(2))),
         raw(events_pb2.ErrorEvents(events=errors(1))),

@@ -19,6 +19,7 @@ from postline.reports.console.assets import check_vendor
 from postline.reports.grpc_api import GrpcServer
 from postline.reports.http import create_app
 from postline.reports.ingest import Ingest
+from postline.reports.journal import Journal
 from postline.reports.queries import ReportQueries
 from postline.reports.settings import ReportsSettings
 from postline.reports.spans import SpanWriter, create_otlp_app
@@ -45,7 +46,7 @@ async def main() -> None:
     consumer = BatchConsumer(
         broker,
         REPORTS_EVENTS,
-        Ingest(store).write,
+        Ingest(store, Journal(settings.journal_path())).write,
         max_events=settings.batch_size,
         max_bytes=settings.batch_bytes,
         max_wait=settings.batch_wait,

@@ -23,7 +23,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
@@ -33,6 +33,7 @@ from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import Counter
 
 from postline.common.semconv import METRIC_INGESTED
+from postline.reports.journal import Insert, Journal, key_of
 from postline.reports.store import Store
 from postline.v1 import events_pb2
 
@@ -268,41 +269,65 @@ def prepare(raws: Sequence[Raw]) -> Prepared:
 
 
 class Ingest:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, journal: Journal | None = None) -> None:
         self.store = store
+        self.journal = journal
         local = store.local_path
         schema_dir = local / "format_schemas" if local is not None else None
-        self.settings = {kind.name: kind.settings(schema_dir) for kind in KINDS}
+        self.settings = {kind.table: kind.settings(schema_dir) for kind in KINDS}
 
     async def write(self, raws: Sequence[Raw]) -> int:
         """Write one batch of broker messages; returns the number of events written.
 
         Returns once ClickHouse accepted every row; raises :class:`PoisonEvents` naming the
         messages no row can be made of (nothing of theirs was written), or what ClickHouse
-        raised (the whole batch is to be retried)."""
+        raised (the whole batch is to be retried). Inserts an earlier failure or process left
+        unfinished in the journal are completed first."""
         prepared = prepare(raws)
+        inserts = [(kind.table, data) for kind, data, _ in prepared.inserts]
+        key = None
+        if self.journal is not None:
+            key = key_of(inserts)
+            await self._finish_unfinished(besides=key)
+            self.journal.begin(inserts)
         try:
-            await self.store.write(lambda client: self._insert(client, prepared))
+            await self.store.write(lambda client: self._insert(client, inserts))
         except Exception as exc:
             # Parsing and the checks are ClickHouse's; find out here whether the data is at
             # fault (a deterministic refusal) or ClickHouse (retry the same batch).
             refused = find_poison(raws)
             if refused:
+                if key is not None and self.journal is not None:
+                    self.journal.end(key)  # refused before anything was written
                 raise PoisonEvents(refused) from exc
             raise
+        if key is not None and self.journal is not None:
+            self.journal.end(key)
         for kind, _, count in prepared.inserts:
             INGESTED.labels(kind.name).inc(count)
         return prepared.events
 
-    def _insert(self, client: Client, prepared: Prepared) -> None:
-        for kind, data, _ in prepared.inserts:
+    async def _finish_unfinished(self, besides: str) -> None:
+        """Send again, with their own tokens, the inserts that began and did not end."""
+        assert self.journal is not None
+        for entry in self.journal.unfinished(besides=besides):
+            await self.store.write(partial(self._insert, inserts=entry.inserts))
+            self.journal.end(entry.key)
+            logger.info(
+                "%s: an insert that did not end is complete now (%d bytes sent again)",
+                entry.path.name,
+                sum(len(data) for _, data in entry.inserts),
+            )
+
+    def _insert(self, client: Client, inserts: Sequence[Insert]) -> None:
+        for table, data in inserts:
             client.raw_insert(
-                kind.table,
+                table,
                 insert_block=data,
                 fmt="ProtobufList",
                 settings={
-                    **self.settings[kind.name],
-                    "insert_deduplication_token": insert_token(kind.table, data),
+                    **self.settings[table],
+                    "insert_deduplication_token": insert_token(table, data),
                     # the rollups and the delivery log are fed side by side
                     "parallel_view_processing": 1,
                     # a synchronous insert (the embedded engine defaults to async ones): the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 
 from postline.common.settings import ServiceSettings
@@ -32,6 +34,12 @@ class ReportsSettings(ServiceSettings):
         # POSTLINE_BATCH_HOLD is its name before 2026-12 ("held" is kept for prohibited hours).
         validation_alias=AliasChoices("POSTLINE_BATCH_RETRY", "POSTLINE_BATCH_HOLD", "batch_retry"),
         description="seconds a failing batch is retried in place before it goes back to the queue",
+    )
+    ingest_journal: str = Field(
+        default="",
+        description="directory of inserts begun and not yet ended, sent again after a crash "
+        "(postline.reports.journal); empty: beside the embedded ClickHouse's data "
+        "(<path>.journal), or ./var/reports-journal with a ClickHouse server",
     )
     otlp_listen: str = Field(
         default="127.0.0.1:4318",
@@ -71,6 +79,14 @@ class ReportsSettings(ServiceSettings):
     webhook_retry_for: float = Field(
         default=86_400.0, gt=0, description="seconds a batch is retried before it is given up"
     )
+
+    def journal_path(self) -> Path:
+        if self.ingest_journal:
+            return Path(self.ingest_journal)
+        if self.clickhouse_dsn.startswith("chdb://"):
+            data = Path(self.clickhouse_dsn.removeprefix("chdb://"))
+            return data.with_name(data.name + ".journal")
+        return Path("var/reports-journal")
 
     def webhook_settings(self) -> PostSettings:
         return PostSettings(

@@ -228,6 +228,24 @@ def insert_token(table: str, data: bytes) -> str:
     return hashlib.blake2b(table.encode() + b"\0" + data, digest_size=16).hexdigest()
 
 
+def refused_in(inserts: Sequence[Insert]) -> str | None:
+    """Why ClickHouse refuses one of these inserts' events, if it does (None: it does not)."""
+    kinds = {kind.table: kind for kind in KINDS}
+    for table, data in inserts:
+        kind = kinds.get(table)
+        if kind is None:
+            return f"no input table {table!r}"
+        try:
+            length, position = read_varint(data, 0)
+            if position + length != len(data):
+                raise DecodeError("truncated envelope")
+            for event in kind.batch.FromString(data[position:]).events:  # type: ignore[attr-defined]
+                check(event)
+        except DecodeError as exc:
+            return str(exc) or "undecodable"
+    return None
+
+
 @dataclass
 class Prepared:
     """A batch sorted by kind: the bytes of each insert and its number of events."""
@@ -311,7 +329,19 @@ class Ingest:
         """Send again, with their own tokens, the inserts that began and did not end."""
         assert self.journal is not None
         for entry in self.journal.unfinished(besides=besides):
-            await self.store.write(partial(self._insert, inserts=entry.inserts))
+            try:
+                await self.store.write(partial(self._insert, inserts=entry.inserts))
+            except Exception:
+                refused = refused_in(entry.inserts)
+                if not refused:
+                    raise  # ClickHouse's failure: the entry waits for the next try
+                # Left by a process that died before it could tell: nothing of it was
+                # written, and its events come again from RabbitMQ, where they are sorted out.
+                logger.error(
+                    "%s: an unfinished insert refused (%s) is dropped", entry.path.name, refused
+                )
+                self.journal.end(entry.key)
+                continue
             self.journal.end(entry.key)
             logger.info(
                 "%s: an insert that did not end is complete now (%d bytes sent again)",

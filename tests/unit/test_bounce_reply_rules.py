@@ -259,6 +259,8 @@ def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
         ("554 5.7.1 Message contains insecure content", 4),
         ("554 5.7.1 Service unavailable; message content was rejected", 4),
         ("550 5.7.1 Recipient does not accept mail from you", 4),
+        ("554 Message refused", 4),
+        ("554 5.7.1 Delivery not authorized, message refused", 7),  # RFC 3463's X.7.1 text
         ("530 5.7.0 Insecure connection: encryption required", 7),
         # Mailbox full with words between, and German without umlauts.
         ("552 Die Mailbox ist voll", 5),

@@ -384,3 +384,16 @@ def test_a_report_lists_only_its_failed_and_delayed_recipients() -> None:
         ("a1@example.org", 2, "failed"),
         ("a4@example.org", 5, "deferred"),
     ]
+
+
+def test_address_lines_without_brackets_or_reply_code() -> None:
+    # Sendmail's own "x@y... User unknown", a reply naming the address without brackets,
+    # and an "Addressee:" label: each line names the failed recipient and its reason.
+    for line, status in (
+        ("u@example.org... User unknown", 2),
+        ("550 5.1.1 u@example.org: user does not exist", 2),
+        ("Addressee: u@example.org\r\nReason: 552 5.2.2 mailbox full", 5),
+    ):
+        mail = _text("Returned mail", f"Your message could not be delivered.\r\n\r\n{line}\r\n")
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", status)], line

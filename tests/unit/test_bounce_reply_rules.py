@@ -241,6 +241,11 @@ def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
         ("550 Mailbox for u@example.org does not exist", 2),
         ("550 Empfaenger unbekannt", 2),
         ("550 <u@example.org>: User is unknown", 2),
+        ("550 No such email address", 2),
+        ("550 The user you are trying to reach no longer exists", 2),
+        ("550 The account you tried to reach has been closed", 2),
+        ("550 This address is no longer in use", 2),
+        ("550 The recipient has left the company", 2),
         # Refusing a sender is a receipt rejection; a domain that takes no mail at all is
         # the destination's own error.
         ("550 5.7.1 We do not accept mail from this sender", 4),

@@ -272,6 +272,14 @@ def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
         ("550 Mailbox pieno", 5),
         ("552 Postfach ueberfuellt", 5),
         ("552 Der Speicherplatz des Postfachs ist erschoepft", 5),
+        # Other languages: full mailbox, unknown recipient (a missing domain stays 1).
+        ("552 A postafiók megtelt", 5),
+        ("552 Căsuța poștală este plină", 5),
+        ("552 Casuta postala este plina", 5),
+        ("550 Pengguna tidak dikenal", 2),
+        ("550 Άγνωστος παραλήπτης", 2),
+        ("550 宛先のメールアドレスは存在しません", 2),
+        ("550 ドメインが存在しません", 1),
     ],
 )
 def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:

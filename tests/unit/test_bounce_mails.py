@@ -288,3 +288,112 @@ def test_qmails_closing_line_does_not_make_a_refusal_an_expiry() -> None:
     assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
         ("u@example.org", 4, "failed")
     ]
+
+
+def test_exims_own_unknown_user_is_an_unknown_user() -> None:
+    # Exim's notice when its router accepts no local part: the address, then "Unknown user"
+    # with no SMTP error, and Status 5.0.0 in the report.
+    notice = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+        "  u@example.org\r\n    Unknown user\r\n"
+    )
+    mail = _dsn(
+        "Action: failed\r\nFinal-Recipient: rfc822;u@example.org\r\nStatus: 5.0.0\r\n",
+        notice=notice,
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("u@example.org", 2, "failed")
+    ]
+
+
+def test_a_text_notice_gives_each_recipient_its_own_reason() -> None:
+    # Partial failures of older MTAs: each listed address with its own words, in English
+    # (CompuServe's "Receiver not found", GroupWise's parenthesised reasons) and German
+    # written without umlauts.
+    compuserve = _text(
+        "Undeliverable Message",
+        "Receiver not found: eve@example.com\r\n\r\n"
+        "Your message could not be delivered as addressed.\r\n",
+    )
+    groupwise = _text(
+        "Undeliverable mail",
+        "The message that you sent was undeliverable to the following:\r\n"
+        "\tgus@example.org (user not found)\r\n\thal@example.org (mailbox full)\r\n",
+    )
+    german = _text(
+        "Unzustellbar",
+        "Ihre Nachricht konnte nicht zugestellt werden an:\r\n\r\n"
+        "pat@example.de\r\n    Empfaenger unbekannt\r\n\r\n"
+        "quinn@example.de\r\n    Postfach ist voll\r\n",
+    )
+    expected = {
+        compuserve: [("eve@example.com", 2)],
+        groupwise: [("gus@example.org", 2), ("hal@example.org", 5)],
+        german: [("pat@example.de", 2), ("quinn@example.de", 5)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_notices_that_name_failed_recipients_in_other_forms() -> None:
+    # A "Not delivered to:" heading after a "Delivered to:" one (only the failed address is
+    # reported), a sentence naming the address (Mercury/32), and "Recipient:" in Chinese.
+    mixed = _text(
+        "Undeliverable",
+        "This message was not delivered to all recipients.\r\n\r\n"
+        "Delivered to:\r\n  b1@example.org\r\n\r\n"
+        "Not delivered to:\r\n  b2@example.org\r\n    550 5.1.1 No such user\r\n",
+    )
+    mercury = _text(
+        "Delivery failure",
+        "The following message could not be delivered to its intended recipient\r\n"
+        "because the address c1@example.org was not recognised.\r\n",
+        sender='"Mercury 32" <postmaster@m.example.org>',
+    )
+    chinese = _text(
+        "退信",
+        "很抱歉您的邮件没有发送成功。\r\n\r\n收件人: d1@example.cn\r\n原因: 550 用户不存在\r\n",
+        sender="postmaster@mail.example.cn",
+    )
+    expected = {
+        mixed: [("b2@example.org", 2)],
+        mercury: [("c1@example.org", 2)],
+        chinese: [("d1@example.cn", 2)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_a_report_lists_only_its_failed_and_delayed_recipients() -> None:
+    mail = _dsn(
+        "Original-Recipient: rfc822;<a1@example.org>\r\n"
+        "Final-Recipient: rfc822;<a1.real@inner.example.org>\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n"
+        "Final-Recipient: rfc822;a2@example.org\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n"
+        "Final-Recipient: rfc822;a3@example.org\r\nAction: relayed\r\nStatus: 2.0.0\r\n\r\n"
+        "Final-Recipient: rfc822;a4@example.org\r\nAction: delayed\r\nStatus: 4.2.2\r\n"
+        "Diagnostic-Code: smtp; 452 4.2.2 mailbox full\r\n"
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("a1@example.org", 2, "failed"),
+        ("a4@example.org", 5, "deferred"),
+    ]
+
+
+def test_address_lines_without_brackets_or_reply_code() -> None:
+    # Sendmail's own "x@y... User unknown", a reply naming the address without brackets,
+    # and an "Addressee:" label: each line names the failed recipient and its reason.
+    for line, status in (
+        ("u@example.org... User unknown", 2),
+        ("550 5.1.1 u@example.org: user does not exist", 2),
+        ("Addressee: u@example.org\r\nReason: 552 5.2.2 mailbox full", 5),
+    ):
+        mail = _text("Returned mail", f"Your message could not be delivered.\r\n\r\n{line}\r\n")
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", status)], line

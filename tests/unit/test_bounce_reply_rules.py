@@ -11,6 +11,9 @@ from postline.bounce.mail.replies import enhanced_status, reply_code
 
 
 def _parts(sample: str) -> tuple[int, str, str]:
+    # A sample without a reply code is a reporting MTA's own words (no SMTP reply).
+    if not sample[:3].isdigit():
+        return 0, "", sample
     code, _, rest = sample.partition(" ")
     enhanced = rest.split(" ", 1)[0] if rest[:1] in "245" and rest[1:2] == "." else ""
     return int(code), enhanced, rest
@@ -217,3 +220,86 @@ def test_qmails_giving_up_on_a_host_is_no_expiry() -> None:
     # An MTA that gave up on the message still reports it expired.
     gave_up = classify_failure(0, "", "Giving up after 5 days in the queue", action="failed")
     assert gave_up.status == 3
+
+
+def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
+    # Exim states "Unknown user" with no SMTP reply when no router accepts a local part
+    # (the wider corpus's Exim notices, development set); a remote server's "550 Unknown
+    # user" at a stage the bounce does not name stays a filter's verdict.
+    assert classify_failure(0, "5.0.0", "Unknown user", action="failed").status == 2
+    assert classify_failure(550, "5.0.0", "550 Unknown user", action="failed").status == 4
+    assert classify_failure(0, "5.0.0", "Unknown user here today", action="failed").status == 4
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # Unknown users in other words: "receiver", no account at the destination, German
+        # written without umlauts.
+        ("550 Receiver not found: u@example.org", 2),
+        ("550 The user does not have an account here", 2),
+        ("550 Mailbox for u@example.org does not exist", 2),
+        ("550 Empfaenger unbekannt", 2),
+        ("550 <u@example.org>: User is unknown", 2),
+        ("550 No such email address", 2),
+        ("550 The user you are trying to reach no longer exists", 2),
+        ("550 The account you tried to reach has been closed", 2),
+        ("550 This address is no longer in use", 2),
+        ("550 The recipient has left the company", 2),
+        # Refusing a sender is a receipt rejection; a domain that takes no mail at all is
+        # the destination's own error.
+        ("550 5.7.1 We do not accept mail from this sender", 4),
+        ("550 This domain does not accept mail", 7),
+        ("554 DT:SPM 163 smtp14,EsCowAD3 1575872338", 4),
+        ("550 MI:IMF 163 smtp7", 4),
+        # A guess that the recipient moved is no move: the address was not found.
+        (
+            "550 5.1.0 The e-mail address could not be found. Perhaps the recipient moved to "
+            "a different e-mail organization, or there was a mistake in the address",
+            2,
+        ),
+        # 5.7.1 refusals by a security policy or of content are receipt rejections; an
+        # insecure connection is the destination's requirement.
+        ("554 5.7.1 Message refused by security policy", 4),
+        ("554 5.7.1 Message contains insecure content", 4),
+        ("554 5.7.1 Service unavailable; message content was rejected", 4),
+        ("550 5.7.1 Recipient does not accept mail from you", 4),
+        ("554 Message refused", 4),
+        ("554 5.7.1 Delivery not authorized, message refused", 7),  # RFC 3463's X.7.1 text
+        ("530 5.7.0 Insecure connection: encryption required", 7),
+        # Mailbox full with words between, and German without umlauts.
+        ("552 Die Mailbox ist voll", 5),
+        ("550 Mailbox pieno", 5),
+        ("552 Postfach ueberfuellt", 5),
+        ("552 Der Speicherplatz des Postfachs ist erschoepft", 5),
+        # Other languages: full mailbox, unknown recipient (a missing domain stays 1).
+        ("552 A postafiók megtelt", 5),
+        ("552 Căsuța poștală este plină", 5),
+        ("552 Casuta postala este plina", 5),
+        ("550 Pengguna tidak dikenal", 2),
+        ("550 Άγνωστος παραλήπτης", 2),
+        ("550 宛先のメールアドレスは存在しません", 2),
+        ("550 ドメインが存在しません", 1),
+    ],
+)
+def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("mail.local: unknown user: joe", 2),  # mail.local(8), Status 5.0.0
+        ("maildrop: Invalid user specified.", 2),
+        ("vdeliver: Invalid or unknown virtual user 'joe'", 2),
+        ("Mailbox unknown. Either there is no mailbox associated with this name", 2),
+        ("maildrop: maildir over quota.", 5),
+        # The program failed for its own reasons: a receiving-server error, even where its
+        # words say "No such user" of the file's owner.
+        ('procmail: Couldn\'t create "/var/spool/mail/joe" id: mx.example.org: No such user', 7),
+        ("Command died with status 1", 7),
+    ],
+)
+def test_a_local_delivery_agents_own_verdict_on_the_mailbox(text: str, status: int) -> None:
+    verdict = classify_failure(0, "5.0.0", text, diagnostic_type="x-unix", action="failed")
+    assert verdict.status == status

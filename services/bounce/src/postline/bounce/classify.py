@@ -15,7 +15,8 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
 2. When the code names no reason, or an uncertain one (``uncertain``: "network error" can be
    a timeout that expired the message): ``second_pass`` texts in order, then the code's
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
-   the diagnostic type (``x-unix``: a local mailer failed), a delay notice (expired), a
+   the diagnostic type (``x-unix``: a local mailer failed, unless its words are one of
+   ``local_agent_reasons``: "mail.local: unknown user"), a delay notice (expired), a
    failed greeting (blocked); else "on hold" when there is a diagnostic to go on.
 
 A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
@@ -124,6 +125,7 @@ class ReplyRules:
     class_names: dict[str, str]
     diagnostic_types: dict[str, str]
     statuses: dict[str, int]
+    local_agent_reasons: tuple[str, ...] = ()
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -180,7 +182,13 @@ class ReplyRules:
         return ""
 
     def _second(self, f: Failure, code_name: str) -> str:
-        if code_name and code_name not in self.uncertain and f.dtype not in self.diagnostic_types:
+        if f.dtype in self.diagnostic_types:
+            # A local delivery program's own words on the mailbox are the destination's
+            # verdict (no remote filter answered): they come before its generic failure.
+            for name in self.local_agent_reasons:
+                if self._says(f, name):
+                    return name
+        elif code_name and code_name not in self.uncertain:
             return code_name
         for name in self.second_pass:
             if self._says(f, name):
@@ -383,9 +391,11 @@ def reply_rules() -> ReplyRules:
         class_names={str(k): str(v) for k, v in raw["class_names"].items()},
         diagnostic_types={str(k): str(v) for k, v in raw["diagnostic_types"].items()},
         statuses={name: rule.status for name, rule in reasons.items()},
+        local_agent_reasons=_names(raw.get("local_agent_reasons")),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
+    named |= set(rules.local_agent_reasons)
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()

@@ -4,6 +4,7 @@ classified by Postline's own bounce classifier."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from postline.bounce.verdicts import classify_mail
+from postline.common.broker import Topology
 from postline.common.dsn import dsn_request
 from postline.common.policy import Server, load_policy, parse_policy
 from postline.common.timeutil import to_timestamp
@@ -293,3 +295,40 @@ def test_japanese_where_the_api_user_says_so(server: Server) -> None:
     assert "配信できませんでした" in human.get_content()
     [verdict] = classify_mail(raw)[1]
     assert verdict.status == 2
+
+
+class RecordingBroker:
+    """What a notice publishes: its deliveries (grouped, confirmed) and their events."""
+
+    def __init__(self) -> None:
+        self.topology = Topology(4)
+        self.deliveries: list[delivery_pb2.AcceptedDelivery] = []
+        self.events: list[Any] = []
+
+    async def publish_grouped(self, routing_key: str, item: Any) -> None:
+        self.deliveries.append(item)
+
+    async def publish_events(self, events: list[Any]) -> None:
+        self.events.extend(events)
+
+
+def test_a_notice_made_again_after_a_crash_is_the_same_delivery(server: Server) -> None:
+    # The scheduler died after the notice was published, before its result was acked: the
+    # result comes again and the notice is made again — as the same delivery, so the log has
+    # one row and the statistics one queued event (the events' ids follow the delivery's).
+    broker = RecordingBroker()
+    task = _task()
+    result = _result(task, 550, "5.1.1", "User unknown")
+
+    async def send_twice() -> None:
+        for now in (ACCEPTED + 601, ACCEPTED + 605):
+            sender = notices.Notices(broker)  # type: ignore[arg-type]
+            assert await sender.send(server, Action.FAILED, task, result, now)
+        assert await sender.send(server, Action.DELAYED, task, result, ACCEPTED + 606)
+
+    asyncio.run(send_twice())
+    first, again, delayed = broker.deliveries
+    assert first.delivery_id == again.delivery_id and first.message_id == again.message_id
+    assert first.delivery_id != task.delivery.delivery_id
+    assert delayed.delivery_id not in {first.delivery_id, task.delivery.delivery_id}
+    assert len({event.event_id for event in broker.events}) == 2

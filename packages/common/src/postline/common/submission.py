@@ -20,7 +20,7 @@ from postline.common.broker.connection import BrokerUnavailable
 from postline.common.broker.topology import accepted_key, shard_for, urgent_key
 from postline.common.events import queued_event
 from postline.common.headers import first_values, header_fields
-from postline.common.ids import new_id
+from postline.common.ids import new_id, stable_id
 from postline.common.policy import Policy
 from postline.common.policy.filters import is_repeatable, normalize_headers
 from postline.common.policy.model import PriorityLevel
@@ -46,6 +46,10 @@ class Submission:
     # empty: nothing asked for any.
     dsn: Sequence[delivery_pb2.DsnRequest | None] = ()
     is_notice: bool = False  # a notice Postline itself sends (RFC 3464)
+    # What a message Postline makes itself comes from (a notice: the delivery and action it
+    # is about). Made again for the same cause — its input redelivered after a crash — it
+    # keeps its message and delivery ids: one delivery in the log, one queued event counted.
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,14 @@ async def publish_deliveries(
     be sent twice, the at-least-once norm of SMTP).
     """
     content, headers = prepare_content(submission.content, hostname)
-    message_id = new_id()
+    anchor = submission.anchor
+    message_id = stable_id(anchor, "message") if anchor else new_id()
     envelope_from = submission.envelope_from.smtp_form() if submission.envelope_from else ""
     accepted_at = to_timestamp(submission.accepted_at)
     values = first_values((h.name, h.value) for h in headers)
     deliveries = [
         delivery_pb2.AcceptedDelivery(
-            delivery_id=new_id(),
+            delivery_id=stable_id(anchor, "delivery", index) if anchor else new_id(),
             message_id=message_id,
             server=submission.server,
             api_user=submission.api_user,
@@ -119,10 +124,12 @@ async def publish_deliveries(
             dsn=dsn,
             is_notice=submission.is_notice,
         )
-        for rcpt, dsn in zip(
-            submission.recipients,
-            submission.dsn or [None] * len(submission.recipients),
-            strict=True,
+        for index, (rcpt, dsn) in enumerate(
+            zip(
+                submission.recipients,
+                submission.dsn or [None] * len(submission.recipients),
+                strict=True,
+            )
         )
     ]
     shards = broker.topology.shards

@@ -5,7 +5,8 @@ final reply), and it holds what a notice needs: the message itself (to return it
 retry timing (Will-Retry-Until, the delay warning's moment) and the policy. A notice is
 submitted as a new message (``postline.common.submission``, as the relay does) *before* the
 handler returns, so the result that caused it is acked only once the notice's deliveries were
-confirmed by RabbitMQ: nothing is lost, and a crash in between sends a notice twice at worst.
+confirmed by RabbitMQ: nothing is lost, and a crash in between makes the same notice again
+(the same delivery id: one row in the delivery log, though it may reach the submitter twice).
 
 Who gets one, and when (``wanted``):
 
@@ -33,6 +34,7 @@ from opentelemetry.context import Context
 
 from postline.common.addresses import AddressError, parse_address
 from postline.common.broker import Broker
+from postline.common.ids import stable_id
 from postline.common.policy import Server
 from postline.common.semconv import DELIVERY_ID, SERVER, SPAN_NOTICE
 from postline.common.submission import Submission, publish_deliveries, publish_queued
@@ -197,6 +199,9 @@ class Notices:
             client_ip="",
             accepted_at=now,
             is_notice=True,
+            # A delivery has one notice of each kind: made again after a crash (its result
+            # redelivered) it is the same delivery, and its queued event is counted once.
+            anchor=stable_id(delivery.delivery_id, "notice", action),
         )
         # The notice is a message of its own: its own trace (as a submitted message has),
         # linked to the delivery it is about, so that trace keeps only that delivery's spans.

@@ -331,6 +331,15 @@ def statistics(reports: str) -> dict[str, int]:
     return dict(totals)
 
 
+def queued_by_sender(reports: str) -> dict[str, int]:
+    """The statistics' queued deliveries per envelope sender (notices: the null sender)."""
+    query = urllib.parse.urlencode({**_days(), "limit": 1000})
+    status, body = http(f"http://{reports}/api/v1/stats/senders?{query}")
+    if status != 200:
+        raise RuntimeError(f"stats answered {status}: {body[:200]}")
+    return {row["sender"]: int(row.get("queued", 0)) for row in json.loads(body)["rows"]}
+
+
 @dataclass
 class Outcome:
     """What became of the load, read from the reports API and the simulator."""

@@ -27,6 +27,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from postline.common.broker import Broker
 from postline.common.broker.connection import CLOSE_SECONDS
+from postline.common.redact import redact_url
 from postline.scheduler import metrics, queues
 from postline.scheduler.shard import ShardRuntime
 from postline.v1 import scheduler_pb2
@@ -60,7 +61,9 @@ class Ownership:
             try:
                 connection = await aio_pika.connect(self.url)
             except (aio_pika.exceptions.AMQPError, OSError) as exc:
-                logger.warning("%s: cannot connect for shards (%s); retrying", self.url, exc)
+                logger.warning(
+                    "%s: cannot connect for shards (%s); retrying", redact_url(self.url), exc
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RECONNECT_SECONDS)
                 continue

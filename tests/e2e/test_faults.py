@@ -300,6 +300,10 @@ def test_nothing_accepted_is_lost_through_every_fault(
             n for d, n in extra.items() if not recipient_of.get(d, "").startswith("drop+")
         ),
     }
+    logged = Counter(row["from"] for row in outcome.log)
+    counted = queued_by_sender(stack.ports.reports)
+    # (log rows, queued counted) per envelope sender where they differ: "" are the notices
+    by_sender = {s: (n, counted.get(s, 0)) for s, n in logged.items() if n != counted.get(s, 0)}
     figures = {
         "messages": MESSAGES,
         "accepted": len(accepted),
@@ -308,6 +312,7 @@ def test_nothing_accepted_is_lost_through_every_fault(
         "delivery_log": dict(counts),
         "statistics": outcome.stats,
         "queued_events_lost": len(outcome.log) - outcome.stats["queued"],
+        "queued_events_lost_by_sender": by_sender,
         "duplicates": duplicates,
         "failure_notices": len(notices),
         "faults": observed,
@@ -328,9 +333,6 @@ def test_nothing_accepted_is_lost_through_every_fault(
     # in between is lost (the delivery is not: its row comes from its later events). At most
     # the messages of the 4 clients in flight per kill of ingress.
     lost_queued = len(outcome.log) - outcome.stats["queued"]
-    logged = Counter(row["from"] for row in outcome.log)
-    counted = queued_by_sender(stack.ports.reports)
-    by_sender = {s: (n, counted.get(s, 0)) for s, n in logged.items() if n != counted.get(s, 0)}
     assert 0 <= lost_queued <= 4 * ROUNDS, (outcome.stats, dict(counts), by_sender)
     assert outcome.stats["succeeded"] == counts["succeeded"], (outcome.stats, dict(counts))
     assert outcome.stats["failed"] == counts["failed"], (outcome.stats, dict(counts))

@@ -86,6 +86,7 @@ class Sent:
     expected: str
     attempts: int = 0
     queued_as: str = ""  # the message id of the 250 reply
+    accepted_at: float = 0.0  # time.monotonic() of the 250
     refusals: Counter[str] = field(default_factory=Counter)
 
 
@@ -109,6 +110,10 @@ class Load:
     @property
     def accepted(self) -> int:
         return sum(1 for s in self.sent.values() if s.queued_as)
+
+    def accepted_between(self, start: float, end: float) -> int:
+        """Messages whose 250 came between two ``time.monotonic()`` moments."""
+        return sum(1 for s in self.sent.values() if s.queued_as and start <= s.accepted_at <= end)
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -163,6 +168,7 @@ class Load:
             if code != 250:
                 return str(code)
             item.queued_as = text.decode().rsplit(" ", 1)[-1]
+            item.accepted_at = time.monotonic()
             return None
 
 

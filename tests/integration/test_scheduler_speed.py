@@ -7,7 +7,10 @@ import asyncio
 import itertools
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from postline.common.broker.topology import shard_for
+from postline.common.semconv import METRIC_BROKER_RECEIVED
 from postline.v1 import delivery_pb2
 from tests.integration.scheduler_support import (
     SHARDS,
@@ -23,6 +26,8 @@ from tests.polling import apoll_until
 LIMITS = """
       - match: [two.test]
         connections: 2
+      - match: [four.test]
+        connections: 4
       - match: [one.test]
         connections: 1
       - match: [spaced.test]
@@ -61,6 +66,31 @@ async def test_a_domain_never_gets_more_grants_than_its_connections(
             )
             assert senders.in_flight("two.test") <= 2
         assert len({t.delivery.delivery_id for t in senders.tasks}) == 8
+
+
+async def test_backlogged_deliveries_travel_together_and_each_is_sent_once(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    def batches_received() -> float:
+        labels = {"type": delivery_pb2.DeliveryTasks.DESCRIPTOR.full_name}
+        return REGISTRY.get_sample_value(METRIC_BROKER_RECEIVED, labels) or 0.0
+
+    before = batches_received()
+    policy = write_policy(tmp_path, speed=LIMITS)
+    async with harness(amqp_url) as (broker, senders, _), running(amqp_url, policy) as svc:
+        await owns_all(svc)
+        # Four in flight, four waiting in memory, the rest to the backlog queue at once: those
+        # that arrive while its publish is in flight go together, two a message (half the
+        # key's prefetch of four).
+        accepted = await asyncio.gather(*(accept(broker, f"bulk{i}@four.test") for i in range(60)))
+        await apoll_until(lambda: senders.in_flight("four.test") == 4, "four grants")
+        while len(senders.tasks) < 60 or senders.pending:
+            await apoll_until(lambda: senders.pending, "a grant to answer")
+            assert senders.in_flight("four.test") <= 4
+            await senders.answer_all("four.test")
+    sent = [t.delivery.delivery_id for t in senders.tasks]
+    assert sorted(sent) == sorted(d.delivery_id for d in accepted), "each one sent, once"
+    assert batches_received() > before, "backlogged deliveries travelled together"
 
 
 async def test_the_interval_spaces_grants(amqp_url: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ test process (nothing else in the tests sets one).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 
 from postline.common.semconv import (
     DELIVERY_ID,
+    METRIC_BROKER_RECEIVED,
     SPAN_GRANT,
     SPAN_RESULT,
     SPAN_SCHEDULE,
@@ -166,3 +169,35 @@ async def test_a_backlogged_delivery_is_linked_to_the_span_that_queued_it(
         assert (link.attributes or {})[WAIT] == "backlog"
         queued_by = schedules[link.context.span_id]
         assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]
+
+
+async def test_deliveries_backlogged_together_are_each_linked_to_the_span_that_queued_them(
+    amqp_url: str, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    labels = {"type": delivery_pb2.DeliveryTasks.DESCRIPTOR.full_name}
+    before = REGISTRY.get_sample_value(METRIC_BROKER_RECEIVED, labels) or 0.0
+    policy = write_policy(tmp_path, speed="      - match: [four.test]\n        connections: 4\n")
+    async with (
+        scheduler_harness(amqp_url) as (broker, senders, _events),
+        running(amqp_url, policy) as svc,
+    ):
+        await owns_all(svc)
+        # Arriving together, those beyond the four in flight and four in memory go to the
+        # backlog queue several to a message (a batch carries each one's trace context).
+        accepted = await asyncio.gather(*(accept(broker, f"user{i}@four.test") for i in range(24)))
+        while len(senders.tasks) < 24 or senders.pending:
+            await apoll_until(lambda: senders.pending, "a grant")
+            await senders.answer_all()
+    assert (REGISTRY.get_sample_value(METRIC_BROKER_RECEIVED, labels) or 0.0) > before
+
+    grants = named(spans, SPAN_GRANT)
+    assert grants
+    schedules = {s.context.span_id: s for s in named(spans, SPAN_SCHEDULE)}
+    ids = {d.delivery_id for d in accepted}
+    for grant in grants:
+        assert (grant.attributes or {})[DELIVERY_ID] in ids
+        (link,) = grant.links
+        assert (link.attributes or {})[WAIT] == "backlog"
+        queued_by = schedules[link.context.span_id]
+        assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]
+        assert grant.context.trace_id == queued_by.context.trace_id, "the delivery's own trace"

@@ -433,8 +433,8 @@ Global___DeliveryResult: typing_extensions.TypeAlias = DeliveryResult
 
 @typing.final
 class AcceptedDeliveries(google.protobuf.message.Message):
-    """Several deliveries, or results, in one broker message: what a busy producer publishes
-    (group commit, postline.common.broker.groups): one message when it is idle, those that
+    """Several deliveries, results or backlogged tasks in one broker message: what a busy producer
+    publishes (group commit, postline.common.broker.groups): one message when it is idle, those that
     became ready together while a publish was in flight. A consumer handles each item as if it
     had come alone, and acks the message once every item was handled. traceparents[i] is the
     W3C trace context of item i (a lone message carries its own in its AMQP headers).
@@ -477,3 +477,25 @@ class DeliveryResults(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["results", b"results", "traceparents", b"traceparents"]) -> None: ...
 
 Global___DeliveryResults: typing_extensions.TypeAlias = DeliveryResults
+
+@typing.final
+class DeliveryTasks(google.protobuf.message.Message):
+    """Tasks of one speed key and one priority waiting in its backlog queue (the scheduler's own)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: builtins.int
+    TRACEPARENTS_FIELD_NUMBER: builtins.int
+    @property
+    def tasks(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___DeliveryTask]: ...
+    @property
+    def traceparents(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        tasks: collections.abc.Iterable[Global___DeliveryTask] | None = ...,
+        traceparents: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["tasks", b"tasks", "traceparents", b"traceparents"]) -> None: ...
+
+Global___DeliveryTasks: typing_extensions.TypeAlias = DeliveryTasks

@@ -5,20 +5,32 @@ A delivery that cannot be granted at once goes to its key's own queue
 once empty and idle), so the inbound queue never waits for a slow or throttled destination.
 The queue's consumer keeps a few deliveries in memory (its prefetch: what the key can grant
 soon, at most its connections), highest priority first, each waiting in its gate for a grant.
+
+Deliveries travel to a backlog queue by group commit (``broker/groups.py``), one lane per
+queue and priority: those of one priority that arrive while the lane's publish is in flight
+go together, as one ``DeliveryTasks`` of at most half the key's prefetch, and the consumer
+takes as many messages as keep at most its prefetch of deliveries in memory. Under load,
+when every delivery of a key goes through its backlog, this is one broker message for
+several instead of one each; a batch is acked once each of its deliveries was sent (one let
+go sends the whole message back, and the copies of those sent meanwhile are dropped as
+duplicates, ``sent.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+from opentelemetry import propagate
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta, Requeue
+from postline.common.broker.groups import Lane, batch_items
 from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
 from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
 from postline.scheduler import metrics, queues
@@ -69,6 +81,7 @@ class Backlogs:
         self.spawn = spawn
         self.wait_and_send = wait_and_send
         self.stopping = False
+        self._lanes: dict[tuple[str, int], Lane] = {}
 
     async def put(self, gate: Gate, task: delivery_pb2.DeliveryTask) -> None:
         """Queue a delivery in its key's backlog (made first if there is none)."""
@@ -83,15 +96,27 @@ class Backlogs:
             backlog.ready += 1
             try:
                 with backlog.publishing:
-                    await self.broker.publish(
-                        backlog.name, task, priority=task.priority, headers=BACKLOG_WAIT
-                    )
+                    lane = self._lane(gate, backlog, task.priority)
+                    done = lane.add(task)
+                    lane.dispatch()
+                    await done  # the message carrying it was confirmed
             except BaseException:
                 backlog.ready -= 1
                 raise
             backlog.last_used = self.clock()
             metrics.DECISIONS.labels(decision="backlogged").inc()
             return
+
+    def _lane(self, gate: Gate, backlog: Backlog, priority: int) -> Lane:
+        """The group commit lane of a backlog queue for one priority (a broker message has one)."""
+        lane = self._lanes.get((backlog.name, priority))
+        if lane is None:
+            publish = functools.partial(
+                self.broker.publish, priority=priority, headers=BACKLOG_WAIT
+            )
+            lane = self._lanes[backlog.name, priority] = Lane(backlog.name, batch_items, publish)
+        lane.max_items = self.batch_size(gate)
+        return lane
 
     async def _open(self, gate: Gate) -> None:
         """Make the key's backlog queue; its record goes first, so a new owner finds every
@@ -122,6 +147,15 @@ class Backlogs:
         soon = int(self.settings.max_wait / gap) if gap > 0 else limit.connections
         return max(1, min(limit.connections, soon, self.settings.backlog_prefetch_max))
 
+    def batch_size(self, gate: Gate) -> int:
+        """Deliveries per backlog message at most: half the prefetch, so that two messages
+        are in memory at once and the next one comes while the other is granted."""
+        return max(1, self.prefetch(gate) // 2)
+
+    def prefetch_messages(self, gate: Gate) -> int:
+        """The consumer's prefetch in broker messages: at most ``prefetch`` deliveries."""
+        return max(1, self.prefetch(gate) // self.batch_size(gate))
+
     async def start_consumer(self, gate: Gate) -> None:
         backlog = gate.backlog
         if backlog is None or backlog.consumer_tag is not None or self.stopping:
@@ -131,12 +165,12 @@ class Backlogs:
 
         async def handle(task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
             # Its turn is a decision of its own, linked to the one that queued it here.
-            with _tracer.start_as_current_span(SPAN_GRANT, links=wait_links(meta.headers)) as span:
+            with _tracer.start_as_current_span(SPAN_GRANT, links=_turn_links(meta)) as span:
                 span.set_attribute(DELIVERY_ID, task.delivery.delivery_id)
                 span.set_attribute(SPEED_KEY, gate.key)
                 await self._on_task(gate, task)
 
-        backlog.prefetch = self.prefetch(gate)
+        backlog.prefetch = self.prefetch_messages(gate)
         backlog.consumer_tag = await self.consumers.start(
             backlog.queue, backlog.prefetch, handle, delivery_pb2.DeliveryTask
         )
@@ -145,7 +179,7 @@ class Backlogs:
         """A recovered backlog learns its key's limit from its first delivery: consume again
         with the prefetch that limit calls for."""
         backlog = gate.backlog
-        if backlog is not None and backlog.prefetch != self.prefetch(gate):
+        if backlog is not None and backlog.prefetch != self.prefetch_messages(gate):
             self.spawn(self._restart_consumer(gate))
 
     async def _restart_consumer(self, gate: Gate) -> None:
@@ -153,7 +187,7 @@ class Backlogs:
             backlog = gate.backlog
             if backlog is None or backlog.closing:
                 return
-            if backlog.consumer_tag is None or backlog.prefetch == self.prefetch(gate):
+            if backlog.consumer_tag is None or backlog.prefetch == self.prefetch_messages(gate):
                 return
             await self.stop_consumer(gate)
             await self.start_consumer(gate)
@@ -215,6 +249,19 @@ class Backlogs:
                 await self.start_consumer(gate)
                 return
             gate.backlog = None
+            for lane in [k for k in self._lanes if k[0] == backlog.name]:
+                del self._lanes[lane]
             metrics.BACKLOG_QUEUES.dec()
             await self.book.backlog_deleted(gate)
             logger.debug("shard %d: idle backlog queue %s deleted", self.number, backlog.name)
+
+
+def _turn_links(meta: MessageMeta) -> list[Any]:
+    """The link of a backlogged delivery's turn to the span that queued it: a lone message
+    carries that span's context in its headers; an item of a batch has it current (each
+    item's, ``handle_items``)."""
+    if WAIT_HEADER not in meta.headers or "traceparent" in meta.headers:
+        return wait_links(meta.headers)
+    carrier = dict(meta.headers)
+    propagate.inject(carrier)
+    return wait_links(carrier)

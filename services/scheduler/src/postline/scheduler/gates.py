@@ -40,7 +40,7 @@ class Backlog:
     ready: int  # an estimate of what waits in the queue (for stats and idle deletion)
     last_used: float
     consumer_tag: str | None = None
-    prefetch: int = 0
+    prefetch: int = 0  # the consumer's, in broker messages (a message may carry several)
     publishing: Busy = field(default_factory=Busy)
     closing: bool = False
 

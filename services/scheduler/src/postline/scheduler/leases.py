@@ -1,8 +1,10 @@
 """The shard's state queue: what its owner keeps unacked so that a new owner can take over.
 
-* A ``SpeedLease`` per grant in flight, published before its task and acked when its result
-  frees the slot. A new owner reads them all first and counts them: limits hold across a
-  failover.
+* A lease per grant in flight, acked when its result frees the slot. A new owner reads them
+  all first and counts them: limits hold across a failover. The lease is the task itself: it
+  is published once, to the senders with a copy to the state queue (RabbitMQ's ``CC``
+  header), so a task never goes out without its lease and one publish does for both; what
+  is kept (and re-published on renewal) is a ``SpeedLease`` made from it.
 * A ``BacklogQueue`` record per backlog queue, published before the queue is made and acked
   once the queue is deleted: a new owner finds every queue that may hold deliveries.
 * The shard token itself (``scheduler.owner.<k>``).
@@ -25,7 +27,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import RECEIVED, PoisonMessage, decode
-from postline.common.timeutil import from_timestamp, to_timestamp
+from postline.common.timeutil import from_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import settle
 from postline.scheduler.gates import Gate, Gates, gate_name
@@ -34,8 +36,11 @@ from postline.v1 import delivery_pb2, scheduler_pb2
 logger = logging.getLogger(__name__)
 
 STATE_TYPES = {
-    m.DESCRIPTOR.full_name: m for m in (scheduler_pb2.SpeedLease, scheduler_pb2.BacklogQueue)
+    m.DESCRIPTOR.full_name: m
+    for m in (scheduler_pb2.SpeedLease, scheduler_pb2.BacklogQueue, delivery_pb2.DeliveryTask)
 }
+# Sender-selected distribution: the broker routes the message to these routing keys too.
+CC_HEADER = "CC"
 
 
 @dataclass
@@ -72,20 +77,10 @@ class StateBook:
 
     # --- publishing ------------------------------------------------------------------------
 
-    async def publish_lease(
-        self, gate: Gate, task: delivery_pb2.DeliveryTask, grant_id: str, now: float
-    ) -> None:
-        lease = scheduler_pb2.SpeedLease(
-            grant_id=grant_id,
-            speed_key=gate.key,
-            delivery_id=task.delivery.delivery_id,
-            attempt=task.attempt,
-            granted_at=to_timestamp(now),
-            shard=self.number,
-            domain=task.delivery.recipient_domain,
-            server=gate.server,
-        )
-        await self.broker.publish(queues.state_key(self.number), lease)
+    def lease_headers(self) -> dict[str, list[str]]:
+        """The headers of a granted task's publish: a copy goes to the state queue as its
+        lease."""
+        return {CC_HEADER: [queues.state_key(self.number)]}
 
     async def publish_index(self, gate: Gate, queue_name: str) -> None:
         """The record of a backlog queue about to be made (unless one is kept already)."""
@@ -132,7 +127,7 @@ class StateBook:
             incoming = await state.get(no_ack=False, fail=False)
             if incoming is None:
                 return indexes
-            message = self._decode(incoming)
+            message = lease_of(self._decode(incoming))
             if isinstance(message, scheduler_pb2.SpeedLease):
                 gate = self.gates.known(message.server, message.speed_key)
                 gate.state.recover(message.grant_id, from_timestamp(message.granted_at))
@@ -145,7 +140,7 @@ class StateBook:
                 self._keep(self.indexes, name, message, incoming)
 
     async def on_state_message(self, incoming: AbstractIncomingMessage) -> None:
-        message = self._decode(incoming)
+        message = lease_of(self._decode(incoming))
         if isinstance(message, scheduler_pb2.SpeedLease):
             if self.released.pop(message.grant_id, None) is not None:
                 await settle(incoming.ack())  # its result came first
@@ -207,3 +202,19 @@ class StateBook:
                 queues.owner_lock(self.number), scheduler_pb2.ShardToken(shard=self.number)
             )
             await settle(self.token.incoming.ack())  # the broker hands us the new one
+
+
+def lease_of(message: ProtoMessage | None) -> ProtoMessage | None:
+    """A state message as kept: a granted task's copy becomes its ``SpeedLease``."""
+    if not isinstance(message, delivery_pb2.DeliveryTask):
+        return message
+    return scheduler_pb2.SpeedLease(
+        grant_id=message.grant_id,
+        speed_key=message.speed_key,
+        delivery_id=message.delivery.delivery_id,
+        attempt=message.attempt,
+        granted_at=message.granted_at,
+        shard=message.shard,
+        domain=message.delivery.recipient_domain,
+        server=message.delivery.server,
+    )

@@ -7,7 +7,8 @@ queue                               what it holds
                                     ready): the replica holding it owns shard k; when that
                                     replica dies the broker hands it to the next one
 ``scheduler.state.<k>``             the owner's bookkeeping, kept unacked while it owns: a
-                                    ``SpeedLease`` per speed slot in use and a ``BacklogQueue``
+                                    lease per speed slot in use (the granted ``DeliveryTask``'s
+                                    copy, or a renewed ``SpeedLease``) and a ``BacklogQueue``
                                     per backlog queue; a new owner reads them all first
 ``scheduler.backlog.<k>.<key>``     one speed key's deliveries waiting for a slot (priority
                                     queue 0..3), created when the key is at its limit and

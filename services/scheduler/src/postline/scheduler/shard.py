@@ -3,8 +3,8 @@
 How a delivery gets a speed slot (see the README's scheduler section for the whole story):
 
 * A delivery that is ready (not held, not paused) asks its speed key's *gate* (``gates.py``).
-  If the key has no backlog and a slot is free now, it is granted at once: a ``SpeedLease``
-  goes to the shard's state queue (``leases.py``), then the task to the senders.
+  If the key has no backlog and a slot is free now, it is granted at once: the task goes to
+  the senders with a copy to the shard's state queue, its lease (``leases.py``).
 * Otherwise it goes to the key's own backlog queue (``backlogs.py``), and the inbound queue
   moves on: a throttled or slow destination never holds the shared queue's prefetch window.
 * The backlog's consumer keeps a few deliveries in memory, highest priority first, and grants
@@ -293,16 +293,17 @@ class ShardRuntime:
         await self._send(gate, task, grant_id)
 
     async def _send(self, gate: Gate, task: delivery_pb2.DeliveryTask, grant_id: str) -> None:
-        """Publish the lease, then the task: a crash in between leaves a lease without a task
-        (a slot counted too many until the delivery is granted again), never the reverse."""
+        """Publish the task with its lease: one message, routed to the senders and (its copy)
+        to the state queue, so neither goes out without the other."""
         now = self.clock()
         task.grant_id = grant_id
         task.speed_key = gate.key
         task.shard = self.number
         task.granted_at.CopyFrom(to_timestamp(now))
         try:
-            await self.book.publish_lease(gate, task, grant_id, now)
-            await self.broker.publish(TASK_KEY, task, priority=task.priority)
+            await self.broker.publish(
+                TASK_KEY, task, priority=task.priority, headers=self.book.lease_headers()
+            )
         except BaseException:
             self.gates.free(gate, grant_id)
             self.book.forget_grant(grant_id, now)

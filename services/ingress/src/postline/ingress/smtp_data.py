@@ -49,7 +49,10 @@ class DataReader:
     @property
     def raw(self) -> bytes:
         """The data as sent, still dot-stuffed, without the final ``.CRLF``."""
-        return b"".join(self._chunks)
+        # Joined once: `refusal` and `content` both read it.
+        if len(self._chunks) > 1:
+            self._chunks[:] = [b"".join(self._chunks)]
+        return self._chunks[0] if self._chunks else b""
 
     def refusal(self) -> str | None:
         """The reply for data that cannot be taken (too large, a line too long), or None."""
@@ -70,4 +73,6 @@ def longest_line(data: bytes) -> int:
 
 def unstuffed(data: bytes) -> bytes:
     # RFC 5321 §4.5.2: a line starting with "." had one more added by the client.
+    if not data.startswith(b".") and b"\r\n." not in data:
+        return data  # the usual message: no dot to remove, no copy to make
     return (b"\r\n" + data).replace(b"\r\n.", b"\r\n")[2:]

@@ -3,6 +3,8 @@ the From domain DKIM signs for."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from postline.sender.message import crlf, from_domain, strip_received
@@ -59,6 +61,18 @@ def test_wire_data_dot_stuffs_and_terminates() -> None:
         b"a\r\n..hidden\r\n...two\r\nlast\r\n.\r\n"
     )
     assert wire_data(b".\r\n") == b"..\r\n.\r\n"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"plain\r\n", b".a", b"a.\r\nb", b"a\r\n.", b"a\r\n\r\n..\r\n", b"x" * 5000 + b"\r\n.y"],
+)
+def test_wire_data_without_dots_is_the_content_as_it_is(content: bytes) -> None:
+    # The shortcut for content with no line starting with a dot gives what the expression does.
+    stuffed = re.sub(rb"(?m)^\.", b"..", content)
+    assert (
+        wire_data(content) == stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+    )
 
 
 @pytest.mark.parametrize(

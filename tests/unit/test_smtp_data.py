@@ -66,6 +66,14 @@ def test_dot_stuffing_is_undone() -> None:
     assert unstuffed(b"..a\r\n..\r\n") == b".a\r\n.\r\n"
 
 
+def test_the_data_read_in_pieces_is_joined_once() -> None:
+    reader = DataReader()
+    for piece in (b"a\r\n.", b"b\r\n", b".\r\n"):
+        reader.feed(piece)
+    assert reader.raw is reader.raw
+    assert reader.content == b"a\r\nb\r\n"
+
+
 def test_past_the_size_limit_the_rest_is_read_and_dropped() -> None:
     reader, _ = read(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n", size_limit=60)
     assert reader.too_big and reader.raw == b""

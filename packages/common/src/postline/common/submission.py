@@ -151,7 +151,13 @@ async def publish_deliveries(
 async def _all_or_first_failure(publishes: Iterable[Awaitable[None]]) -> None:
     """Await every publish; at the first failure cancel the others and raise it. The client
     is then told to try again: a publish that went on would deliver a copy of what it resends."""
-    tasks = [asyncio.ensure_future(p) for p in publishes]
+    awaitables = list(publishes)
+    if len(awaitables) == 1:
+        # One recipient, the usual message: nothing to cancel beside it, so no task is made
+        # (a caller cancelled meanwhile cancels the publish it awaits all the same).
+        await awaitables[0]
+        return
+    tasks = [asyncio.ensure_future(p) for p in awaitables]
     if not tasks:
         return
     try:

@@ -49,7 +49,10 @@ class DataReader:
     @property
     def raw(self) -> bytes:
         """The data as sent, still dot-stuffed, without the final ``.CRLF``."""
-        return b"".join(self._chunks)
+        # Joined once: `refusal` and `content` both read it.
+        if len(self._chunks) > 1:
+            self._chunks[:] = [b"".join(self._chunks)]
+        return self._chunks[0] if self._chunks else b""
 
     def refusal(self) -> str | None:
         """The reply for data that cannot be taken (too large, a line too long), or None."""

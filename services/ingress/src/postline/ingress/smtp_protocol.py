@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ipaddress
 import logging
 import ssl
@@ -64,6 +65,13 @@ def _is_utf8(argument: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _on_the_wire(status: str) -> str:
+    # Most replies are the same few constants (250, 354, 221...), each checked and rewritten
+    # once instead of on every push; the unique ones (a 250 naming its message) pass through.
+    return replies.printable(replies.with_enhanced_status(status))
 
 
 def client_ip(peer: Any) -> str:
@@ -226,7 +234,7 @@ class RelaySMTP(SMTP):
         if isinstance(status, str):
             if status[:1] in ("4", "5"):
                 metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
-            await super().push(replies.printable(replies.with_enhanced_status(status)))
+            await super().push(_on_the_wire(status))
         else:
             await super().push(status)
 

@@ -64,6 +64,8 @@ PUBLISH_TRIES = 3
 ATTEMPTS = Counter(METRIC_ATTEMPTS, "delivery attempts", ["outcome"])
 ATTEMPT_SECONDS = Histogram(METRIC_ATTEMPT_SECONDS, "duration of a delivery attempt")
 IN_FLIGHT = Gauge(METRIC_IN_FLIGHT, "deliveries in progress")
+# Each outcome's counter looked up once, not per attempt.
+_ATTEMPTS_BY_OUTCOME = {outcome: ATTEMPTS.labels(key) for outcome, key in OUTCOME_KEYS.items()}
 
 
 class Sender:
@@ -96,7 +98,7 @@ class Sender:
             result = await self.deliverer.attempt(task)
             ATTEMPT_SECONDS.observe(time.monotonic() - started)
             outcome = OUTCOME_KEYS[result.outcome]
-            ATTEMPTS.labels(outcome).inc()
+            _ATTEMPTS_BY_OUTCOME[result.outcome].inc()
             span.set_attribute(OUTCOME, outcome)
             span.set_attribute(REPLY_CODE, result.reply_code)
             span.set_attribute(ENHANCED_STATUS, result.enhanced_status)

@@ -100,7 +100,10 @@ class _TlsFallback(Exception):
 def wire_data(content: bytes) -> bytes:
     """The DATA payload: dot-stuffed, CRLF-terminated, ending with the final ``.``. The content
     already has CRLF line ends (see :mod:`postline.sender.message`)."""
-    data = _DOT_AT_LINE_START.sub(b"..", content)
+    # Most messages have no line starting with a dot: two substring searches instead of a
+    # regular expression tried at every position.
+    stuffed = content.startswith(b".") or b"\n." in content
+    data = _DOT_AT_LINE_START.sub(b"..", content) if stuffed else content
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
@@ -229,8 +232,14 @@ class SmtpSession:
         try:
             for start in range(0, len(data), _BLOCK):
                 protocol.write(data[start : start + _BLOCK])
-                # RFC 5321 §4.5.3.2.5: each block must be taken within the data block timeout.
-                await asyncio.wait_for(protocol._drain_helper(), t.data_block)
+                if protocol._paused:
+                    # RFC 5321 §4.5.3.2.5: each block must be taken within the data block
+                    # timeout (the transport pauses writing while its buffer is full).
+                    await asyncio.wait_for(protocol._drain_helper(), t.data_block)
+                else:
+                    # The block went to the socket's buffer: nothing to wait for, and no
+                    # timer and task to make for it (this raises if the connection was lost).
+                    await protocol._drain_helper()
         except TimeoutError:
             return self._broken(
                 replies.TIMED_OUT, replies.DATA, step="a data block", seconds=t.data_block

@@ -58,10 +58,12 @@ LABEL org.opencontainers.image.title="postline-${SERVICE}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.vendor="Postline" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
-# A fixed numeric uid, so Kubernetes can check runAsNonRoot without resolving a name.
+# A fixed numeric uid, so Kubernetes can check runAsNonRoot without resolving a name; reports'
+# ingest journal's directory is the user's (a volume mounted there starts owned by it).
 RUN groupadd --system --gid 10001 postline \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin postline
+       --shell /usr/sbin/nologin postline \
+    && mkdir -p /var/lib/postline/journal && chown 10001:10001 /var/lib/postline/journal
 COPY --from=builder /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \

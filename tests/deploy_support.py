@@ -59,6 +59,7 @@ SERVICE_ENV = {
         "POSTLINE_CLICKHOUSE_DSN",
         "POSTLINE_BOUNCE_GRPC",
         "POSTLINE_CONSOLE_ASSETS",
+        "POSTLINE_INGEST_JOURNAL",
     },
     # `postline migrate` reads the DSN and the policy (for retention_days).
     "migrate": COMMON_ENV | {"POSTLINE_CLICKHOUSE_DSN"},

@@ -59,6 +59,23 @@ def spans() -> Iterator[InMemorySpanExporter]:
     _EXPORTER.clear()
 
 
+def backlog_links(
+    spans: InMemorySpanExporter, grants: list[ReadableSpan], ids: set[str]
+) -> list[tuple[ReadableSpan, ReadableSpan]]:
+    """Each grant of a backlogged delivery links to the schedule span that queued it (the
+    same delivery); the pairs (grant, schedule span)."""
+    schedules = {s.context.span_id: s for s in named(spans, SPAN_SCHEDULE)}
+    pairs = []
+    for grant in grants:
+        assert (grant.attributes or {})[DELIVERY_ID] in ids
+        (link,) = grant.links
+        assert (link.attributes or {})[WAIT] == "backlog"
+        queued_by = schedules[link.context.span_id]
+        assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]
+        pairs.append((grant, queued_by))
+    return pairs
+
+
 def named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in spans.get_finished_spans() if s.name == name]
 
@@ -161,14 +178,7 @@ async def test_a_backlogged_delivery_is_linked_to_the_span_that_queued_it(
 
     grants = named(spans, SPAN_GRANT)
     assert grants, "a delivery taken from the backlog is a decision span of its own"
-    schedules = {s.context.span_id: s for s in named(spans, SPAN_SCHEDULE)}
-    ids = {d.delivery_id for d in accepted}
-    for grant in grants:
-        assert (grant.attributes or {})[DELIVERY_ID] in ids
-        (link,) = grant.links
-        assert (link.attributes or {})[WAIT] == "backlog"
-        queued_by = schedules[link.context.span_id]
-        assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]
+    backlog_links(spans, grants, {d.delivery_id for d in accepted})
 
 
 async def test_deliveries_backlogged_together_are_each_linked_to_the_span_that_queued_them(
@@ -192,12 +202,5 @@ async def test_deliveries_backlogged_together_are_each_linked_to_the_span_that_q
 
     grants = named(spans, SPAN_GRANT)
     assert grants
-    schedules = {s.context.span_id: s for s in named(spans, SPAN_SCHEDULE)}
-    ids = {d.delivery_id for d in accepted}
-    for grant in grants:
-        assert (grant.attributes or {})[DELIVERY_ID] in ids
-        (link,) = grant.links
-        assert (link.attributes or {})[WAIT] == "backlog"
-        queued_by = schedules[link.context.span_id]
-        assert (queued_by.attributes or {})[DELIVERY_ID] == (grant.attributes or {})[DELIVERY_ID]
+    for grant, queued_by in backlog_links(spans, grants, {d.delivery_id for d in accepted}):
         assert grant.context.trace_id == queued_by.context.trace_id, "the delivery's own trace"

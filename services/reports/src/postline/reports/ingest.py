@@ -307,7 +307,7 @@ class Ingest:
         if self.journal is not None:
             key = key_of(inserts)
             await self._finish_unfinished(besides=key)
-            self.journal.begin(inserts)
+            self.journal.begin(inserts, key)
         try:
             await self.store.write(lambda client: self._insert(client, inserts))
         except Exception as exc:

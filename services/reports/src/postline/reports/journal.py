@@ -105,9 +105,10 @@ class Journal:
             elif path.name.endswith(SUFFIX):
                 self._open[Entry(path, []).key] = path
 
-    def begin(self, inserts: Sequence[Insert]) -> str:
-        """Keep an insert's bytes until :meth:`end`; the same bytes again keep one entry."""
-        key = key_of(inserts)
+    def begin(self, inserts: Sequence[Insert], key: str | None = None) -> str:
+        """Keep an insert's bytes until :meth:`end`; the same bytes again keep one entry.
+        ``key``: their :func:`key_of`, when the caller has it already (hashing a batch once)."""
+        key = key or key_of(inserts)
         if key in self._open:
             return key
         path = self.directory / f"{time.time_ns()}-{key}{SUFFIX}"

@@ -62,7 +62,7 @@ fuzz: install                      ## 10,000 SMTP fuzz cases (figures in bench/R
 faults: install                    ## the fault suite, longer (figures in bench/README.md)
 	@mkdir -p var
 	POSTLINE_FAULT_MESSAGES=3000 POSTLINE_FAULT_ROUNDS=2 POSTLINE_FAULT_TIMEOUT=3600 \
-		POSTLINE_FAULT_REPORT=var/faults.json $(PY) -m pytest -q -s tests/e2e/test_faults.py
+		POSTLINE_FAULT_REPORT=var/faults.json POSTLINE_FAULT_KEEP=var/faults-run $(PY) -m pytest -q -s tests/e2e/test_faults.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

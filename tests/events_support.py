@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from postline.common.broker import Event
+from postline.common.broker import Event, Topology
 from postline.common.broker.consumer import decode
 from postline.common.broker.groups import unbatch
 from postline.common.ids import new_id
@@ -76,3 +76,19 @@ def delivery_event(
         header_message_id=f"<{new_id()}@example.test>",
     )
     return events_pb2.DeliveryEvent(**{**defaults, **fields})
+
+
+class RecordingBroker:
+    """What a notice (``postline.scheduler.notices``) publishes: its deliveries (grouped,
+    confirmed) and their events."""
+
+    def __init__(self) -> None:
+        self.topology = Topology(4)
+        self.deliveries: list[delivery_pb2.AcceptedDelivery] = []
+        self.events: list[Any] = []
+
+    async def publish_grouped(self, routing_key: str, item: Any) -> None:
+        self.deliveries.append(item)
+
+    async def publish_events(self, events: list[Any]) -> None:
+        self.events.extend(events)

@@ -380,7 +380,8 @@ class Outcome:
         return found
 
     def unsettled(self, load: Load) -> list[str]:
-        """Accepted messages without a final status yet (or not in the log at all)."""
+        """Accepted messages without a final status yet (or not in the log at all), and
+        notices without one."""
         rows = self.rows_by_api_data()
         missing = []
         for item in load.sent.values():
@@ -389,6 +390,9 @@ class Outcome:
             found = rows.get(api_data(load.run, item.n), [])
             if not found or not any(r["status"] in FINAL for r in found):
                 missing.append(api_data(load.run, item.n))
+        # and the failure notices those made (the null sender), once each has its row
+        notices = (r for r in self.log if not r["from"])
+        missing.extend(r["deliveryId"] for r in notices if r["status"] not in FINAL)
         return missing
 
     def log_counts(self) -> Counter[str]:

@@ -18,15 +18,22 @@ import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, REPORTS_EVENTS
+from postline.common.events import delivery_event
+from postline.common.policy import load_policy
+from postline.common.timeutil import to_timestamp
 from postline.reports.batching import BatchConsumer
 from postline.reports.ingest import DELIVERY, Ingest, Raw, envelope
 from postline.reports.journal import Journal
 from postline.reports.store import Store
-from postline.v1 import events_pb2
+from postline.scheduler.notice_mail import Action
+from postline.scheduler.notices import Notices
+from postline.v1 import delivery_pb2, events_pb2
+from tests.events_support import RecordingBroker
 from tests.integration.reports_support import deliveries, errors
 from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 
+DEV_POLICY = Path(__file__).resolve().parents[2] / "postline.dev.yaml"
 Event = events_pb2.DeliveryEvent | events_pb2.ErrorClassified
 
 
@@ -213,3 +220,41 @@ async def test_an_unfinished_insert_clickhouse_refuses_does_not_block_ingest(
     assert await ingest.write(raw(deliveries(3))) == 6
     assert await counts(store) == expected(3, 0)
     assert not len(ingest.journal or [])
+
+
+async def test_a_notice_made_again_after_a_crash_is_one_row(store: Store) -> None:
+    # The scheduler published a failure notice and died before acking the result that caused
+    # it; its successor made the notice again, seconds later, and delivered that one. The log
+    # keys a row by (accepted, delivery id): a notice accepted when it was made again was a
+    # second row, left queued, beside the one that succeeded (a long fault run had 8).
+    broker = RecordingBroker()
+    delivery = delivery_pb2.AcceptedDelivery(
+        delivery_id="f" * 32,
+        message_id="m" * 32,
+        server="default",
+        envelope_from="app@example.test",
+        recipient="gone@x.test",
+        recipient_domain="x.test",
+        content=b"Subject: hello\r\n\r\nbody\r\n",
+    )
+    delivery.accepted_at.CopyFrom(to_timestamp(1_800_000_000.0))
+    task = delivery_pb2.DeliveryTask(delivery=delivery, attempt=1)
+    result = delivery_pb2.DeliveryResult(
+        task=task, outcome=delivery_pb2.OUTCOME_FAILED, reply_code=550, enhanced_status="5.1.1"
+    )
+    result.finished_at.CopyFrom(to_timestamp(1_800_000_060.0))
+    server = load_policy(DEV_POLICY).server("default")
+    for made in (1_800_000_061.0, 1_800_000_075.0):
+        assert await Notices(broker).send(server, Action.FAILED, task, result, made)  # type: ignore[arg-type]
+    notice = broker.deliveries[-1]
+    sent = delivery_event(notice, events_pb2.DELIVERY_STATUS_SUCCEEDED, 1_800_000_080.0)
+    await Ingest(store).write(raw([*broker.events, sent]))
+
+    def notice_rows(client: object) -> list[tuple[str, int]]:
+        query = client.query  # type: ignore[attr-defined]
+        return query(
+            "SELECT status, (SELECT sum(queued) FROM postline.stats_hourly) "
+            "FROM postline.delivery_log FINAL WHERE envelope_from = ''"
+        ).result_rows
+
+    assert await store.run(notice_rows) == [("succeeded", 1)]

@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 from postline.bounce.verdicts import classify_mail
-from postline.common.broker import Topology
 from postline.common.dsn import dsn_request
 from postline.common.policy import Server, load_policy, parse_policy
 from postline.common.timeutil import to_timestamp
 from postline.scheduler import notices
 from postline.scheduler.notice_mail import Action, compose
 from postline.v1 import delivery_pb2
+from tests.events_support import RecordingBroker
 
 DEV_POLICY = Path(__file__).resolve().parents[2] / "postline.dev.yaml"
 ACCEPTED = 1_800_000_000.0
@@ -297,25 +297,11 @@ def test_japanese_where_the_api_user_says_so(server: Server) -> None:
     assert verdict.status == 2
 
 
-class RecordingBroker:
-    """What a notice publishes: its deliveries (grouped, confirmed) and their events."""
-
-    def __init__(self) -> None:
-        self.topology = Topology(4)
-        self.deliveries: list[delivery_pb2.AcceptedDelivery] = []
-        self.events: list[Any] = []
-
-    async def publish_grouped(self, routing_key: str, item: Any) -> None:
-        self.deliveries.append(item)
-
-    async def publish_events(self, events: list[Any]) -> None:
-        self.events.extend(events)
-
-
 def test_a_notice_made_again_after_a_crash_is_the_same_delivery(server: Server) -> None:
     # The scheduler died after the notice was published, before its result was acked: the
-    # result comes again and the notice is made again — as the same delivery, so the log has
-    # one row and the statistics one queued event (the events' ids follow the delivery's).
+    # result comes again and the notice is made again — as the same delivery accepted at the
+    # same moment, so the log has one row (it is keyed by both) and the statistics one queued
+    # event (the events' ids follow the delivery's).
     broker = RecordingBroker()
     task = _task()
     result = _result(task, 550, "5.1.1", "User unknown")
@@ -329,6 +315,8 @@ def test_a_notice_made_again_after_a_crash_is_the_same_delivery(server: Server) 
     asyncio.run(send_twice())
     first, again, delayed = broker.deliveries
     assert first.delivery_id == again.delivery_id and first.message_id == again.message_id
+    assert first.accepted_at == again.accepted_at == result.finished_at
+    assert [e.accepted_at for e in broker.events[:2]] == [first.accepted_at] * 2
     assert first.delivery_id != task.delivery.delivery_id
     assert delayed.delivery_id not in {first.delivery_id, task.delivery.delivery_id}
     assert len({event.event_id for event in broker.events}) == 2

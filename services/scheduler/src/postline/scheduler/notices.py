@@ -156,6 +156,23 @@ def _diagnostic(result: delivery_pb2.DeliveryResult | None, reason: str) -> str:
     return f"x-postline; {result.reply_text}" if result.reply_text else ""
 
 
+def made_at(
+    task: delivery_pb2.DeliveryTask, result: delivery_pb2.DeliveryResult | None, now: float
+) -> float:
+    """The moment a notice counts as accepted: its cause's, so that a notice made again after a
+    crash is accepted at the same moment too. The delivery log keys a row by (accepted, id): a
+    notice accepted at the moment it was made again was a second row, left ``queued``.
+
+    The cause is the attempt that ended (``finished_at`` of its result: a failure, a deferral
+    past the delay warning, a success), else the delivery's acceptance (blocked by the
+    suppression list, which no attempt decided)."""
+    if result is not None and result.HasField("finished_at"):
+        return from_timestamp(result.finished_at)
+    if task.delivery.HasField("accepted_at"):
+        return from_timestamp(task.delivery.accepted_at)
+    return now
+
+
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
@@ -197,7 +214,7 @@ class Notices:
             recipients=[to],
             content=content,
             client_ip="",
-            accepted_at=now,
+            accepted_at=made_at(task, result, now),
             is_notice=True,
             # A delivery has one notice of each kind: made again after a crash (its result
             # redelivered) it is the same delivery, and its queued event is counted once.

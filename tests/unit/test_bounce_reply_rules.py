@@ -346,3 +346,11 @@ def test_sendmails_null_mx_code_for_the_destination_stays_the_destinations() -> 
     # host takes no mail: its words decide, as the shared corpus labels it.
     verdict = classify_failure(550, "5.7.27", "550 Host does not accept mail", action="failed")
     assert verdict.status == 7
+
+
+def test_an_address_that_needs_smtputf8_where_it_is_not_offered_is_a_format_error() -> None:
+    # RFC 6531: a non-ASCII address can go only to a server that offers SMTPUTF8; Postfix
+    # and Gmail say so when it is missing, with or without a status code.
+    assert classify_reply(550, "", "550 SMTPUTF8 is required, but was not offered").status == 9
+    text = "local-part of envelope contains utf8 but remote server did not offer SMTPUTF8"
+    assert classify_failure(0, "", text, action="failed").status == 9

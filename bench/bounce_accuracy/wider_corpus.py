@@ -72,10 +72,11 @@ def fetch(target: Path, clones: dict[str, Path]) -> int:
                 repo = Path(scratch) / source
                 url = f"https://github.com/{info['repository']}.git"
                 _git("clone", "--quiet", "--filter=blob:none", "--no-checkout", url, str(repo))
-            (target / source).mkdir(parents=True, exist_ok=True)
             for name in sorted(set(names)):
                 blob = f"{info['commit']}:{info['path']}/{name}"
-                (target / source / name).write_bytes(_git("-C", str(repo), "show", blob))
+                dest = target / source / name  # a name may hold a folder (bsd/x.eml)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(_git("-C", str(repo), "show", blob))
                 copied += 1
     return copied
 

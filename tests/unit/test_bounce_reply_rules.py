@@ -303,3 +303,54 @@ def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:
 def test_a_local_delivery_agents_own_verdict_on_the_mailbox(text: str, status: int) -> None:
     verdict = classify_failure(0, "5.0.0", text, diagnostic_type="x-unix", action="failed")
     assert verdict.status == status
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # RFC 7293: the mailbox or the domain passed to another owner since the address was
+        # given; it no longer reaches the person it names (no move to follow, so not 6).
+        ("550 5.7.17 Mailbox owner has changed", 2),
+        ("550 5.7.18 Domain owner has changed", 2),
+        # X.1.6 without a new address: a domain given up, nothing forwarded.
+        ("550 5.1.6 Recipient addresses in this domain are no longer in use", 2),
+        ("550 5.1.6 Recipient address has moved to another server", 6),
+        # The recipient's organisation refuses to forward it on: a forwarding error.
+        ("550 5.7.520 Access denied, Your organization does not allow external forwarding", 6),
+        # About the sender, though the words are a recipient's or a domain's: RFC 7505's
+        # null MX of the sender, Exim's sender verification, GMX's sender DNS check.
+        ("550 5.7.27 Sender address has null MX", 4),
+        ("556 5.1.10 Recipient address has null MX", 7),
+        ("550 Verification failed for <u@example.org> Unrouteable address", 4),
+        ("550 Unrouteable address", 1),
+        (
+            "550 Requested action not taken: mailbox unavailable invalid DNS MX or A/AAAA "
+            "resource record",
+            4,
+        ),
+        ("550 Requested action not taken: mailbox unavailable", 2),
+        # RFC 6531 X.6.7: a non-ASCII address the destination does not take.
+        ("553 5.6.7 Non-ASCII addresses not permitted for that recipient", 9),
+        # Mailbox full in Italian, Polish and Chinese without the word "mailbox".
+        ("552 Spazio esaurito nella casella del destinatario", 5),
+        ("552 Przekroczony limit skrzynki odbiorcy", 5),
+        ("552 空间不足", 5),
+    ],
+)
+def test_vocabulary_of_issue_16_round_5(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_sendmails_null_mx_code_for_the_destination_stays_the_destinations() -> None:
+    # Sendmail answers 5.7.27 (RFC 7505's code for a sender's null MX) when the recipient's
+    # host takes no mail: its words decide, as the shared corpus labels it.
+    verdict = classify_failure(550, "5.7.27", "550 Host does not accept mail", action="failed")
+    assert verdict.status == 7
+
+
+def test_an_address_that_needs_smtputf8_where_it_is_not_offered_is_a_format_error() -> None:
+    # RFC 6531: a non-ASCII address can go only to a server that offers SMTPUTF8; Postfix
+    # and Gmail say so when it is missing, with or without a status code.
+    assert classify_reply(550, "", "550 SMTPUTF8 is required, but was not offered").status == 9
+    text = "local-part of envelope contains utf8 but remote server did not offer SMTPUTF8"
+    assert classify_failure(0, "", text, action="failed").status == 9

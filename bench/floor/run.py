@@ -26,9 +26,11 @@ script measures each part the design and its guarantees require *alone*, with th
 
 Every figure is CPU seconds (user + system, every thread) per 1,000 messages of the processes
 involved, RabbitMQ's ``beam.smp`` included, taken from ``/proc`` over the timed part only;
-parts alternate for ``--rounds`` rounds and the medians are summed. Ports: ``--ports-base``
-(21000) + offsets. Every process it starts is stopped before it exits. Not part of the test
-suite; figures in ``bench/README.md`` (End to end, "Round 4: the floor").
+parts alternate for ``--rounds`` rounds and the medians are summed. Ports from
+``--ports-base`` (21000): the SMTP servers +1 and +2, ``smtp-sink`` +3, Postfix +25, its sink
++26, the RabbitMQ node +672 and +673. Every process it starts is stopped before it exits.
+Not part of the test suite; figures in ``bench/README.md`` (End to end, "Round 4: the
+floor").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The floor: the least CPU per message the parts Postline's design requires can cost here.
 
-    .venv/bin/python bench/floor/run.py [--messages 3000] [--rounds 3] [--json FILE]
+    .venv/bin/python bench/floor/run.py [--messages 3000] [--rounds 3] [--together] [--json FILE]
 
 Issue #13 asks Postline end to end to be at least as fast as a Postfix relay on this 2-core
 machine. Postline's processes are many and each does more than the bare minimum, so this
@@ -22,7 +22,13 @@ script measures each part the design and its guarantees require *alone*, with th
 * **events**: the reports service's own ``Ingest.write`` into embedded ClickHouse (chdb), a
   delivery's two events (``queued``, ``succeeded``), at several batch sizes;
 * **codec**: the protobuf decodes and encodes the scheduler and the sender cannot avoid;
-* **Postfix**: ``bench/e2e``'s Postfix relay run, fewer messages, in the same session.
+* **Postfix**: ``bench/e2e``'s Postfix relay run, fewer messages, in the same session;
+* **together** (``--together``): the same parts as one bare pipeline of four processes
+  (aiosmtpd ingress publishing by group commit, a scheduler turning each delivery into a task
+  and each result into an event, a sender delivering over reused connections to
+  ``bench/e2e``'s sink, reports writing the events into chdb once a second), each ack after
+  what it produced was confirmed or written, loaded as ``bench/e2e`` loads a side: what the
+  parts cost when they share the two cores, and how fast they go next to Postfix.
 
 Every figure is CPU seconds (user + system, every thread) per 1,000 messages of the processes
 involved, RabbitMQ's ``beam.smp`` included, taken from ``/proc`` over the timed part only;
@@ -522,6 +528,320 @@ def role_codec(params: dict[str, Any]) -> None:
     say(json.dumps({"deliveries": rounds * 8, "cpu_seconds": cpu}))
 
 
+# --- together: the same parts as one bare pipeline -----------------------------------------
+
+TOGETHER = "floor.together"  # its exchange; queues: ``<prefix>.<kind>``, bound by ``<kind>``
+
+
+def pack(items: list[bytes]) -> bytes:
+    """Items in one broker message, each after its length."""
+    return b"".join(len(item).to_bytes(4, "big") + item for item in items)
+
+
+def unpack(body: bytes) -> list[bytes]:
+    items, at = [], 0
+    while at < len(body):
+        size = int.from_bytes(body[at : at + 4], "big")
+        items.append(body[at + 4 : at + 4 + size])
+        at += 4 + size
+    return items
+
+
+class GroupCommit:
+    """Items to one routing key: alone when idle, else together with those that arrived while
+    the previous publish was in flight (one in flight); each caller returns once the message
+    carrying its item was confirmed (as Postline's ``broker/groups.py``, bare)."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        key: str,
+        max_items: int = 100,
+        packer: Callable[[list[bytes]], bytes] = pack,
+    ) -> None:
+        self.exchange, self.key, self.max_items, self.pack = exchange, key, max_items, packer
+        self.waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.busy = False
+        self.drainer: asyncio.Future[None] | None = None
+
+    async def publish(self, item: bytes) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, done))
+        if not self.busy:
+            self.busy = True
+            self.drainer = asyncio.ensure_future(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        import aio_pika
+
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.max_items]
+                del self.waiting[: self.max_items]
+                message = aio_pika.Message(
+                    self.pack([item for item, _ in batch]),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers={TYPE_HEADER: "postline.v1.Floor", "traceparent": TRACEPARENT},
+                )
+                try:
+                    await self.exchange.publish(message, routing_key=self.key, mandatory=True)
+                except Exception as exc:
+                    for _, done in batch:
+                        done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        done.set_result(None)
+        finally:
+            self.busy = False
+
+
+def pack_events(items: list[bytes]) -> bytes:
+    """Serialized ``DeliveryEvent``s as one ``DeliveryEvents`` (field 1, repeated): what
+    reports' ingest takes as it is."""
+    from postline.reports.ingest import varint
+
+    return b"".join(b"\x0a" + varint(len(item)) + item for item in items)
+
+
+class Events:
+    """A process's delivery events (``queued`` or ``succeeded``), each its own ids, published
+    by group commit as ``DeliveryEvents``."""
+
+    def __init__(self, exchange: Any, status: str) -> None:
+        from postline.common.events import delivery_event
+        from postline.v1 import delivery_pb2, events_pb2
+
+        self.group = GroupCommit(exchange, "event", packer=pack_events)
+        self.make, self.pb = delivery_event, delivery_pb2
+        self.status = getattr(events_pb2, f"DELIVERY_STATUS_{status.upper()}")
+        self.prefix = f"{status}-{os.getpid()}-"
+        self.count = 0
+
+    async def publish(self) -> None:
+        self.count += 1
+        delivery = self.pb.AcceptedDelivery(
+            delivery_id=f"{self.prefix}{self.count}",
+            message_id=f"{self.prefix}{self.count}",
+            server="bench",
+            envelope_from=FROM,
+            recipient=TO,
+            recipient_domain="bench.test",
+            subject="floor",
+        )
+        event = self.make(delivery, self.status, time.time(), attempt=1)
+        await self.group.publish(event.SerializeToString())
+
+
+async def together_broker(params: dict[str, Any], prefetch: int) -> tuple[Any, Any, Any]:
+    """A connection, a publishing channel with confirms and its exchange, and a consuming
+    channel with ``prefetch``."""
+    import aio_pika
+
+    connection = await aio_pika.connect(params["url"])
+    publishing = await connection.channel(publisher_confirms=True)
+    exchange = await publishing.get_exchange(TOGETHER)
+    consuming = await connection.channel()
+    await consuming.set_qos(prefetch_count=prefetch)
+    return connection, exchange, consuming
+
+
+def handle_in_tasks(work: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A consumer callback running ``work(message)`` in a task of its own (messages of one
+    queue are handled concurrently, up to the prefetch)."""
+    running: set[asyncio.Task[Any]] = set()
+
+    async def on_message(message: Any) -> None:
+        task = asyncio.ensure_future(work(message))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return on_message
+
+
+async def role_t_ingress(params: dict[str, Any]) -> None:
+    """aiosmtpd; a message's ``250`` after the confirm of the (grouped) persistent publish of
+    its content; its ``queued`` event published (grouped) in the background."""
+    from aiosmtpd.smtp import SMTP
+
+    connection, exchange, _ = await together_broker(params, 1)
+    deliveries = GroupCommit(exchange, "accepted")
+    events = Events(exchange, "queued")
+    background: set[asyncio.Future[None]] = set()
+
+    class Relay:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            await deliveries.publish(envelope.original_content or b"")
+            queued = asyncio.ensure_future(events.publish())
+            background.add(queued)
+            queued.add_done_callback(background.discard)
+            return "250 2.0.0 Ok: queued"
+
+    loop = asyncio.get_running_loop()
+    relay = Relay()
+    server = await loop.create_server(
+        lambda: SMTP(relay, hostname="floor.localhost", loop=loop), "127.0.0.1", params["port"]
+    )
+    say("ready")
+    await wait_line("quit")
+    server.close()
+    await connection.close()
+
+
+async def role_t_scheduler(params: dict[str, Any]) -> None:
+    """Takes the accepted deliveries (grouped) and publishes a task per delivery (one per
+    broker message, priority queue), acking once every task was confirmed; takes the results
+    (grouped) and publishes a ``succeeded`` event per result (grouped), acking after."""
+    import aio_pika
+
+    connection, exchange, consuming = await together_broker(params, 200)
+    events = Events(exchange, "succeeded")
+
+    async def task(content: bytes) -> None:
+        message = aio_pika.Message(
+            content,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=1,
+            headers={TYPE_HEADER: "postline.v1.Floor", "traceparent": TRACEPARENT},
+        )
+        await exchange.publish(message, routing_key="task", mandatory=True)
+
+    async def accepted(message: Any) -> None:
+        await asyncio.gather(*(task(item) for item in unpack(message.body)))
+        await message.ack()
+
+    async def results(message: Any) -> None:
+        await asyncio.gather(*(events.publish() for _ in unpack(message.body)))
+        await message.ack()
+
+    prefix = params["prefix"]
+    await (await consuming.get_queue(f"{prefix}.accepted")).consume(handle_in_tasks(accepted))
+    await (await consuming.get_queue(f"{prefix}.result")).consume(handle_in_tasks(results))
+    say("ready")
+    await wait_line("quit")
+    await connection.close()
+
+
+async def role_t_sender(params: dict[str, Any]) -> None:
+    """Takes a task, sends its content over one of 20 reused connections (100 messages each)
+    as the sender part does, publishes its result (grouped) and acks once it was confirmed."""
+    import aiosmtplib
+
+    connection, exchange, consuming = await together_broker(params, SESSIONS)
+    results = GroupCommit(exchange, "result")
+    result = b"r" * 300
+    idle: asyncio.Queue[tuple[Any, int]] = asyncio.Queue()
+
+    async def session() -> tuple[Any, int]:
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1",
+            port=params["sink_port"],
+            local_hostname="floor.localhost",
+            start_tls=False,
+        )
+        await client.connect()
+        await client.ehlo()
+        return client, 0
+
+    for _ in range(SESSIONS):
+        idle.put_nowait(await session())
+
+    async def send(message: Any) -> None:
+        client, sent = await idle.get()
+        if sent >= 100:
+            await client.quit()
+            client, sent = await session()
+        for command in (
+            (b"MAIL", b"FROM:<" + FROM.encode() + b">"),
+            (b"RCPT", b"TO:<" + TO.encode() + b">"),
+        ):
+            await client.execute_command(*command)
+        await client.execute_command(b"DATA")
+        content = message.body
+        if not content.endswith(b"\r\n"):
+            content += b"\r\n"
+        client.protocol.write(content.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        await client.protocol._drain_helper()
+        reply = await client.protocol.read_response(timeout=60)
+        idle.put_nowait((client, sent + 1))
+        if reply.code != 250:
+            raise RuntimeError(reply)
+        await results.publish(result)
+        await message.ack()
+
+    queue = await consuming.get_queue(f"{params['prefix']}.task")
+    await queue.consume(handle_in_tasks(send))
+    say("ready")
+    await wait_line("quit")
+    await connection.close()
+
+
+async def role_t_reports(params: dict[str, Any]) -> None:
+    """Takes the events and writes what arrived each second (``POSTLINE_BATCH_WAIT``) with
+    reports' own ``Ingest.write`` into embedded ClickHouse, then acks those messages."""
+    from postline.common.clickhouse import apply_migrations, connect
+    from postline.reports.ingest import Ingest
+    from postline.reports.store import Store
+    from postline.v1 import events_pb2
+
+    dsn = f"chdb://{params['clickhouse']}"
+    client = connect(dsn)
+    apply_migrations(client)
+    client.close()
+    store = Store(dsn)
+    ingest = Ingest(store)
+    name = events_pb2.DeliveryEvents.DESCRIPTOR.full_name
+    connection, _, consuming = await together_broker(params, 2000)
+    pending: list[Any] = []
+    written = 0
+
+    async def on_message(message: Any) -> None:
+        pending.append(message)
+
+    async def writer() -> None:
+        nonlocal written
+        while True:
+            await asyncio.sleep(1.0)
+            batch = pending[:]
+            del pending[:]
+            if batch:
+                written += await ingest.write([(name, m.body) for m in batch])
+                for message in batch:
+                    await message.ack()
+
+    await (await consuming.get_queue(f"{params['prefix']}.event")).consume(on_message)
+    writing = asyncio.ensure_future(writer())
+    say("ready")
+    await wait_line("count")
+    say(json.dumps({"events": written}))
+    await wait_line("quit")
+    writing.cancel()
+    await connection.close()
+    store.close()
+
+
+async def declare_together(url: str, prefix: str, delete: bool = False) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            TOGETHER, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for kind in ("accepted", "task", "result", "event"):
+            arguments: dict[str, Any] = {"x-max-priority": 3} if kind == "task" else {}
+            queue = await channel.declare_queue(
+                f"{prefix}.{kind}", durable=True, arguments=arguments
+            )
+            if delete:
+                await queue.delete(if_unused=False, if_empty=False)
+            else:
+                await queue.bind(exchange, routing_key=kind)
+    finally:
+        await connection.close()
+
+
 ROLES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "accept": role_accept,
     "publisher": role_publisher,
@@ -529,6 +849,10 @@ ROLES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "sender": role_sender,
     "ingest": role_ingest,
     "codec": role_codec,
+    "t-ingress": role_t_ingress,
+    "t-scheduler": role_t_scheduler,
+    "t-sender": role_t_sender,
+    "t-reports": role_t_reports,
 }
 
 
@@ -743,6 +1067,52 @@ def part_codec(ctx: Context) -> dict[str, float]:
     return {"scheduler+sender": round(1000 * found["cpu_seconds"] / found["deliveries"], 3)}
 
 
+def part_together(ctx: Context, round_: int) -> dict[str, float]:
+    """The bare pipeline, loaded as bench/e2e loads a side: CPU per message of each process
+    and messages/s, until the sink (bench/e2e's) has every message."""
+    e2e = ctx.e2e
+    prefix = f"floor.together.{round_}"
+    asyncio.run(declare_together(ctx.amqp_url, prefix))
+    port, sink_port = ctx.args.ports_base + 4, ctx.args.ports_base + 26
+    params = {"url": ctx.amqp_url, "prefix": prefix, "port": port, "sink_port": sink_port}
+    params["clickhouse"] = str(ctx.workdir / "together-ch")
+    log = ctx.workdir / "together.log"
+    workdir = ctx.workdir / "together"
+    workdir.mkdir()
+    roles = ("t-reports", "t-sender", "t-scheduler", "t-ingress")
+    try:
+        with e2e.sink(workdir, sink_port) as the_sink, contextlib.ExitStack() as scope:
+            workers = {r: scope.enter_context(worker(r, params, log)) for r in roles}
+            for running in workers.values():
+                running.expect("ready")
+            warm = ctx.args.warmup
+            smtp_source(port, warm)
+            e2e.wait_for(lambda: the_sink.messages() >= warm, "the warm-up at the sink", 300)
+            pids = {r.removeprefix("t-"): w.pid for r, w in workers.items()}
+            meter = Meter({**pids, "rabbitmq": ctx.beam, "sink": the_sink.pid})
+            meter.start()
+            started = time.monotonic()
+            source = smtp_source(port, ctx.args.messages)
+            expected = warm + ctx.args.messages
+            e2e.wait_for(lambda: the_sink.messages() >= expected, "every message", 600)
+            seconds = time.monotonic() - started
+            time.sleep(1.5)  # reports' last batch of events (it writes once a second)
+            cpu = meter.stop()
+            workers["t-reports"].send("count")
+            events = json.loads(workers["t-reports"].expect("{"))["events"]
+    finally:
+        asyncio.run(declare_together(ctx.amqp_url, prefix, delete=True))
+        shutil.rmtree(ctx.workdir / "together-ch", ignore_errors=True)
+    figures = per_1000({**cpu, "smtp-source": source}, ctx.args.messages)
+    figures["all (pipeline)"] = round(
+        sum(v for k, v in figures.items() if k in pids or k == "rabbitmq"), 3
+    )
+    figures["msgs_per_s"] = round(ctx.args.messages / seconds, 1)
+    # Two events per message (queued, succeeded), the warm-up's included: all in ClickHouse.
+    figures["events written per message"] = round(events / expected, 3)
+    return figures
+
+
 def part_postfix(ctx: Context, round_: int) -> dict[str, Any]:
     e2e = ctx.e2e
     args = argparse.Namespace(
@@ -786,6 +1156,9 @@ def main() -> int:
         "--ingest-batch", type=int, default=1200, help="the batch the sum counts (see README)"
     )
     parser.add_argument("--skip-postfix", action="store_true")
+    parser.add_argument(
+        "--together", action="store_true", help="also the parts as one bare pipeline"
+    )
     parser.add_argument("--ports-base", type=int, default=21000, help="ports from here on")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
@@ -834,6 +1207,8 @@ def main() -> int:
                 record("codec", part_codec(ctx))
                 for batch in batches:
                     record(f"ingest {batch}", part_ingest(ctx, batch, round_))
+                if args.together:
+                    record("together", part_together(ctx, round_))
                 if not args.skip_postfix:
                     record("postfix", part_postfix(ctx, round_))
     medians = {name: median_of(r) for name, r in runs.items()}
@@ -872,6 +1247,10 @@ def main() -> int:
             budget_ms(postfix["msgs_per_s"]) - beside, 3
         )
         results["budget_ms_at_606_per_s_minus_load_and_sink"] = round(budget_ms(606) - beside, 3)
+        if "together" in medians:
+            results["together_to_postfix"] = round(
+                medians["together"]["msgs_per_s"] / postfix["msgs_per_s"], 2
+            )
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

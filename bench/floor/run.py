@@ -690,14 +690,19 @@ async def role_t_ingress(params: dict[str, Any]) -> None:
 
 async def role_t_scheduler(params: dict[str, Any]) -> None:
     """Takes the accepted deliveries (grouped) and publishes a task per delivery (one per
-    broker message, priority queue), acking once every task was confirmed; takes the results
+    broker message, priority queue; with ``group_tasks`` by group commit, at most 20 to a
+    message), acking once every task was confirmed; takes the results
     (grouped) and publishes a ``succeeded`` event per result (grouped), acking after."""
     import aio_pika
 
     connection, exchange, consuming = await together_broker(params, 200)
     events = Events(exchange, "succeeded")
+    grouped = GroupCommit(exchange, "task", max_items=SESSIONS)  # with ``group_tasks``
 
     async def task(content: bytes) -> None:
+        if params["group_tasks"]:
+            await grouped.publish(content)
+            return
         message = aio_pika.Message(
             content,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -746,7 +751,7 @@ async def role_t_sender(params: dict[str, Any]) -> None:
     for _ in range(SESSIONS):
         idle.put_nowait(await session())
 
-    async def send(message: Any) -> None:
+    async def send_one(content: bytes) -> None:
         client, sent = await idle.get()
         if sent >= 100:
             await client.quit()
@@ -757,7 +762,6 @@ async def role_t_sender(params: dict[str, Any]) -> None:
         ):
             await client.execute_command(*command)
         await client.execute_command(b"DATA")
-        content = message.body
         if not content.endswith(b"\r\n"):
             content += b"\r\n"
         client.protocol.write(content.replace(b"\r\n.", b"\r\n..") + b".\r\n")
@@ -767,6 +771,10 @@ async def role_t_sender(params: dict[str, Any]) -> None:
         if reply.code != 250:
             raise RuntimeError(reply)
         await results.publish(result)
+
+    async def send(message: Any) -> None:
+        contents = unpack(message.body) if params["group_tasks"] else [message.body]
+        await asyncio.gather(*(send_one(content) for content in contents))
         await message.ack()
 
     queue = await consuming.get_queue(f"{params['prefix']}.task")
@@ -1067,17 +1075,18 @@ def part_codec(ctx: Context) -> dict[str, float]:
     return {"scheduler+sender": round(1000 * found["cpu_seconds"] / found["deliveries"], 3)}
 
 
-def part_together(ctx: Context, round_: int) -> dict[str, float]:
+def part_together(ctx: Context, round_: int, group_tasks: bool = False) -> dict[str, float]:
     """The bare pipeline, loaded as bench/e2e loads a side: CPU per message of each process
     and messages/s, until the sink (bench/e2e's) has every message."""
     e2e = ctx.e2e
-    prefix = f"floor.together.{round_}"
+    prefix = f"floor.together.{round_}.{int(group_tasks)}"
     asyncio.run(declare_together(ctx.amqp_url, prefix))
     port, sink_port = ctx.args.ports_base + 4, ctx.args.ports_base + 26
     params = {"url": ctx.amqp_url, "prefix": prefix, "port": port, "sink_port": sink_port}
     params["clickhouse"] = str(ctx.workdir / "together-ch")
+    params["group_tasks"] = group_tasks
     log = ctx.workdir / "together.log"
-    workdir = ctx.workdir / "together"
+    workdir = ctx.workdir / f"together-{int(group_tasks)}"
     workdir.mkdir()
     roles = ("t-reports", "t-sender", "t-scheduler", "t-ingress")
     try:
@@ -1209,6 +1218,7 @@ def main() -> int:
                     record(f"ingest {batch}", part_ingest(ctx, batch, round_))
                 if args.together:
                     record("together", part_together(ctx, round_))
+                    record("together, tasks grouped", part_together(ctx, round_, True))
                 if not args.skip_postfix:
                     record("postfix", part_postfix(ctx, round_))
     medians = {name: median_of(r) for name, r in runs.items()}
@@ -1250,6 +1260,9 @@ def main() -> int:
         if "together" in medians:
             results["together_to_postfix"] = round(
                 medians["together"]["msgs_per_s"] / postfix["msgs_per_s"], 2
+            )
+            results["together_tasks_grouped_to_postfix"] = round(
+                medians["together, tasks grouped"]["msgs_per_s"] / postfix["msgs_per_s"], 2
             )
     text = json.dumps(results, indent=2)
     print(text)

@@ -1109,6 +1109,7 @@ def part_together(ctx: Context, round_: int, group_tasks: bool = False) -> dict[
             cpu = meter.stop()
             workers["t-reports"].send("count")
             events = json.loads(workers["t-reports"].expect("{"))["events"]
+        final = the_sink.final  # read by the sink's stop, on leaving its block
     finally:
         asyncio.run(declare_together(ctx.amqp_url, prefix, delete=True))
         shutil.rmtree(ctx.workdir / "together-ch", ignore_errors=True)
@@ -1119,6 +1120,7 @@ def part_together(ctx: Context, round_: int, group_tasks: bool = False) -> dict[
     figures["msgs_per_s"] = round(ctx.args.messages / seconds, 1)
     # Two events per message (queued, succeeded), the warm-up's included: all in ClickHouse.
     figures["events written per message"] = round(events / expected, 3)
+    figures["duplicates at the sink"] = final.get("duplicates", 0)
     return figures
 
 

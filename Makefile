@@ -50,6 +50,7 @@ bench:                             ## the benchmarks (slow; not part of test), s
 	$(PY) bench/telemetry/run.py
 	$(PY) bench/webhooks/run.py
 	$(PY) bench/e2e/run.py
+	$(PY) bench/floor/run.py
 
 bench-e2e:                         ## Postline end to end next to a Postfix relay (bench/README.md)
 	$(PY) bench/e2e/run.py

@@ -17,6 +17,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+# The Postline relay measured beside it: relaying from loopback without AUTH (smtp-source has
+# none), limits that never bind.
+POSTLINE_RELAY_POLICY = """\
+version: 1
+servers:
+  bench:
+    relay:
+      max_connections: 1000
+      max_message_size: 10MiB
+      rate_per_ip: 100000000/s
+      relay_without_auth_from: [127.0.0.0/8]
+    return_path_domain: bounce.example.test
+"""
+
 MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue

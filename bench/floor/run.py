@@ -63,6 +63,9 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from postfix_relay import POSTLINE_RELAY_POLICY, wait_for_smtp  # noqa: E402
+
 PYTHON = sys.executable
 TOOLS = ("smtp-source", "smtp-sink", "postfix", "rabbitmqctl", "rabbitmq-server")
 FROM, TO = "app@example.test", "rcpt@bench.test"
@@ -71,18 +74,6 @@ SESSIONS = 20
 EXCHANGE = "floor"
 TYPE_HEADER = "x-postline-type"  # what Postline's messages carry besides a traceparent
 TRACEPARENT = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
-
-POLICY = """\
-version: 1
-servers:
-  bench:
-    relay:
-      max_connections: 1000
-      max_message_size: 10MiB
-      rate_per_ip: 100000000/s
-      relay_without_auth_from: [127.0.0.0/8]
-    return_path_domain: bounce.example.test
-"""
 
 
 def load_e2e() -> ModuleType:
@@ -957,7 +948,7 @@ class Context:
 def part_accept(ctx: Context, kind: str) -> dict[str, float]:
     port = ctx.args.ports_base + (1 if kind == "bare" else 2)
     policy = ctx.workdir / "policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(POSTLINE_RELAY_POLICY)
     params = {"kind": kind, "port": port, "policy": str(policy)}
     params["log"] = str(ctx.workdir / f"accept-{kind}.maillog")
     with worker("accept", params, ctx.workdir / f"accept-{kind}.log") as server:
@@ -1034,9 +1025,6 @@ def smtp_sink(port: int) -> Iterator[int]:
         ["smtp-sink", "-u", "postfix", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
     )
     try:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from postfix_relay import wait_for_smtp
-
         wait_for_smtp(port)
         yield sink.pid
     finally:

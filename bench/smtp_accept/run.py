@@ -47,25 +47,13 @@ from postline.common.broker.topology import inbound_queue, urgent_queue
 from postline.v1.delivery_pb2 import AcceptedDelivery
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from postfix_relay import relay, wait_for_smtp
+from postfix_relay import POSTLINE_RELAY_POLICY, relay, wait_for_smtp
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 FROM, TO = "from@example.test", "to@x.test"
 TOOLS = ("smtp-source", "smtp-sink", "postfix", "rabbitmqctl")
 SHARDS = 4
-
-POLICY = """\
-version: 1
-servers:
-  bench:
-    relay:
-      max_connections: 1000
-      max_message_size: 10MiB
-      rate_per_ip: 100000000/s
-      relay_without_auth_from: [127.0.0.0/8]
-    return_path_domain: bounce.example.test
-"""
 
 # --postfix-hold: accepted mail goes to the hold queue and stays there, as the deliveries of the
 # ingress run stay in RabbitMQ (no scheduler): acceptance only, no delivery work meanwhile.
@@ -134,7 +122,7 @@ def queued_deliveries(vhost: str, shards: int) -> int:
 @contextlib.contextmanager
 def ingress(workdir: Path, vhost: str, port: int) -> Iterator[int]:
     policy = workdir / "postline.bench.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(POSTLINE_RELAY_POLICY)
     env = {
         **os.environ,
         "POSTLINE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",

@@ -739,6 +739,14 @@ def stop_profiles(profiles: list[subprocess.Popen[bytes]]) -> None:
 # --- main --------------------------------------------------------------------------------
 
 
+def emit(results: dict[str, Any], path: Path | None) -> None:
+    """The results as JSON on stdout, and in ``path`` too (``--json``)."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
 def median_result(results: list[Result]) -> dict[str, Any]:
     def med(values: list[float]) -> float:
         return round(statistics.median(values), 3) if values else 0.0
@@ -874,10 +882,7 @@ def main() -> int:
         results["ratio"] = round(
             results["postline"]["msgs_per_s"] / results["postfix"]["msgs_per_s"], 2
         )
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(results, args.json)
     return 0
 
 

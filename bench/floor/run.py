@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -220,6 +220,19 @@ async def wait_line(expected: str) -> None:
         raise SystemExit(f"expected {expected!r} from the parent, got {line!r}")
 
 
+async def warm_then_measured(
+    load: Callable[[int], Awaitable[None]], warm: int, messages: int
+) -> None:
+    """A load-making worker's side of the talk with the parent: the warm-up, then "warm"; on
+    "go" the measured load, then "done"; then it waits for "quit"."""
+    await load(warm)
+    say("warm")
+    await wait_line("go")
+    await load(messages)
+    say("done")
+    await wait_line("quit")
+
+
 async def role_accept(params: dict[str, Any]) -> None:
     """An SMTP server on aiosmtpd: ``bare`` keeps the message and answers 250; ``postline``
     is ingress's relay with a broker that only encodes (no RabbitMQ)."""
@@ -302,12 +315,7 @@ async def role_publisher(params: dict[str, Any]) -> None:
         each, extra = divmod(messages, in_flight)
         await asyncio.gather(*(one_lane(each + (i < extra)) for i in range(in_flight)))
 
-    await publish(int(params["warm_messages"]))
-    say("warm")
-    await wait_line("go")
-    await publish(int(params["messages"]))
-    say("done")
-    await wait_line("quit")
+    await warm_then_measured(publish, int(params["warm_messages"]), int(params["messages"]))
     await connection.close()
 
 
@@ -405,12 +413,7 @@ async def role_sender(params: dict[str, Any]) -> None:
 
         await asyncio.gather(*(gated(c) for c in counts))
 
-    await send(int(params["warm"]))
-    say("warm")
-    await wait_line("go")
-    await send(int(params["messages"]))
-    say("done")
-    await wait_line("quit")
+    await warm_then_measured(send, int(params["warm"]), int(params["messages"]))
 
 
 def role_ingest(params: dict[str, Any]) -> None:
@@ -1254,10 +1257,7 @@ def main() -> int:
             results["together_tasks_grouped_to_postfix"] = round(
                 medians["together, tasks grouped"]["msgs_per_s"] / postfix["msgs_per_s"], 2
             )
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    e2e.emit(results, args.json)
     return 0
 
 

@@ -370,8 +370,8 @@ class Outcome:
         return cls(delivery_log(reports), statistics(reports), received, notices)
 
     def is_notice(self, row: dict[str, str]) -> bool:
-        """A delivery of Postline's own notices: sent with the null sender, so no VERP."""
-        return row.get("returnPath", "") in ("", "<>")
+        """A delivery of Postline's own notices: sent with the null sender (so no VERP)."""
+        return not row["from"]
 
     def rows_by_api_data(self) -> dict[str, list[dict[str, str]]]:
         found: dict[str, list[dict[str, str]]] = {}
@@ -391,7 +391,7 @@ class Outcome:
             if not found or not any(r["status"] in FINAL for r in found):
                 missing.append(api_data(load.run, item.n))
         # and the failure notices those made (the null sender), once each has its row
-        notices = (r for r in self.log if not r["from"])
+        notices = (r for r in self.log if self.is_notice(r))
         missing.extend(r["deliveryId"] for r in notices if r["status"] not in FINAL)
         return missing
 

@@ -344,8 +344,8 @@ def test_nothing_accepted_is_lost_through_every_fault(
     assert outcome.notices_received >= len(notices), "a succeeded notice never arrived"
     # One failure notice per failed delivery, one row each, all delivered, each counted once:
     # a notice made again after a scheduler's crash is the same delivery at the same moment.
-    notice_rows = [r for r in outcome.log if not r["from"]]
-    failed_mail = [r for r in outcome.log if r["status"] == "failed" and r["from"]]
+    notice_rows = [r for r in outcome.log if outcome.is_notice(r)]
+    failed_mail = [r for r in outcome.log if r["status"] == "failed" and not outcome.is_notice(r)]
     assert len(notice_rows) == len(failed_mail), (len(notice_rows), len(failed_mail))
     assert {r["status"] for r in notice_rows} == {"succeeded"}, Counter(
         r["status"] for r in notice_rows

@@ -416,24 +416,30 @@ async def role_sender(params: dict[str, Any]) -> None:
     await warm_then_measured(send, int(params["warm"]), int(params["messages"]))
 
 
+def migrated_ingest(path: str) -> Any:
+    """The reports service's ``Ingest`` on a fresh embedded ClickHouse with the whole schema."""
+    from postline.common.clickhouse import apply_migrations, connect
+    from postline.reports.ingest import Ingest
+    from postline.reports.store import Store
+
+    dsn = f"chdb://{path}"
+    client = connect(dsn)
+    apply_migrations(client)
+    client.close()
+    return Ingest(Store(dsn))
+
+
 def role_ingest(params: dict[str, Any]) -> None:
     """The reports service's ``Ingest.write`` into a fresh embedded ClickHouse: ``events``
     events (a ``queued`` and a ``succeeded`` per delivery), 5 to a broker message, in batches
     of ``batch`` events. Prints the CPU seconds of this process (ClickHouse's threads
     included) over the writes and a 2-second settle (background merges)."""
-    from postline.common.clickhouse import apply_migrations, connect
     from postline.common.events import delivery_event, queued_event
     from postline.common.timeutil import to_timestamp
-    from postline.reports.ingest import Ingest, Raw
-    from postline.reports.store import Store
+    from postline.reports.ingest import Raw
     from postline.v1 import delivery_pb2, events_pb2
 
-    dsn = f"chdb://{params['path']}"
-    client = connect(dsn)
-    apply_migrations(client)
-    client.close()
-    store = Store(dsn)
-    ingest = Ingest(store)
+    ingest = migrated_ingest(params["path"])
     now = time.time()
     events: list[Any] = []
     for n in range(int(params["events"]) // 2):
@@ -476,7 +482,7 @@ def role_ingest(params: dict[str, Any]) -> None:
     written = asyncio.run(write())
     time.sleep(2.0)
     cpu = time.process_time() - started
-    store.close()
+    ingest.store.close()
     say(json.dumps({"events": written, "batches": len(batches), "cpu_seconds": cpu}))
 
 
@@ -781,17 +787,9 @@ async def role_t_sender(params: dict[str, Any]) -> None:
 async def role_t_reports(params: dict[str, Any]) -> None:
     """Takes the events and writes what arrived each second (``POSTLINE_BATCH_WAIT``) with
     reports' own ``Ingest.write`` into embedded ClickHouse, then acks those messages."""
-    from postline.common.clickhouse import apply_migrations, connect
-    from postline.reports.ingest import Ingest
-    from postline.reports.store import Store
     from postline.v1 import events_pb2
 
-    dsn = f"chdb://{params['clickhouse']}"
-    client = connect(dsn)
-    apply_migrations(client)
-    client.close()
-    store = Store(dsn)
-    ingest = Ingest(store)
+    ingest = migrated_ingest(params["clickhouse"])
     name = events_pb2.DeliveryEvents.DESCRIPTOR.full_name
     connection, _, consuming = await together_broker(params, 2000)
     pending: list[Any] = []
@@ -819,7 +817,7 @@ async def role_t_reports(params: dict[str, Any]) -> None:
     await wait_line("quit")
     writing.cancel()
     await connection.close()
-    store.close()
+    ingest.store.close()
 
 
 async def declare_together(url: str, prefix: str, delete: bool = False) -> None:

@@ -397,3 +397,91 @@ def test_address_lines_without_brackets_or_reply_code() -> None:
         mail = _text("Returned mail", f"Your message could not be delivered.\r\n\r\n{line}\r\n")
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", status)], line
+
+
+def test_a_sendmail_transcript_after_a_transient_section_is_not_its_recipients_reason() -> None:
+    # The transcript quotes the permanent recipient's reply; the transient one has its own.
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<full@example.org>\r\n    (reason: 552 5.2.2 Over quota)\r\n\r\n"
+        "   ----- The following addresses had transient non-fatal errors -----\r\n"
+        "<slow@example.net>\r\n    (reason: 451 4.3.0 Temporary local problem)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "... while talking to mx.example.org.:\r\n>>> DATA\r\n<<< 552 5.2.2 Over quota\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    found = {v.recipient: (v.status, v.delivery) for v in verdicts}
+    assert found == {"full@example.org": (5, "failed"), "slow@example.net": (7, "deferred")}
+
+
+def test_a_sendmail_summary_without_a_reply_is_completed_by_the_transcript() -> None:
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<u@example.org>\r\n    (reason: Insufficient permission)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "maildrop: maildir over quota.\r\n"
+        "550 5.0.0 <u@example.org>... Insufficient permission\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", 5)]
+
+
+def test_courier_reports_only_its_undeliverable_section() -> None:
+    # courier/module.dsn: a relayed recipient ("MESSAGE DELIVERED TO A MAIL GATEWAY") beside
+    # a failed one ("UNDELIVERABLE MAIL").
+    body = (
+        "This is a delivery status notification from mx.example.org,\r\n"
+        "running the Courier mail server, version 1.1.\r\n\r\n"
+        + "-"
+        * 75
+        + "\r\n\r\n                   MESSAGE DELIVERED TO A MAIL GATEWAY\r\n\r\n"
+        "Unless your message is eventually returned undeliverable, you may not\r\n"
+        "receive any further delivery notices for the following addresses:\r\n\r\n"
+        "<relayed@example.net>:\r\n    [192.0.2.7]:\r\n<<< 250 ok 931200942 qp 25258\r\n\r\n"
+        + "-"
+        * 75
+        + "\r\n\r\n                           UNDELIVERABLE MAIL\r\n\r\n"
+        "Your message to the following recipients cannot be delivered:\r\n\r\n"
+        "<gone@example.org>:\r\n    mx.example.org [192.0.2.1]:\r\n"
+        ">>> RCPT TO:<gone@example.org>\r\n"
+        "<<< 550 Sorry, no mailbox here by that name. (#5.1.1)\r\n\r\n" + "-" * 75 + "\r\n"
+    )
+    _, verdicts = classify_mail(
+        _text("NOTICE: mail delivery status.", body, sender="Courier mail server <@>")
+    )
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+
+
+def test_notices_of_older_mtas_and_webmail_providers() -> None:
+    netscape = _text(
+        "Delivery failed",
+        "This Message was undeliverable due to the following reason:\r\n\r\n"
+        "The following destination addresses were unknown (please check\r\n"
+        "the addresses and re-mail the message):\r\n\r\nSMTP <n1@example.org>\r\n",
+    )
+    qq = _text(
+        "退信",
+        "很抱歉您发送的邮件被退回，以下是该邮件的相关信息：\r\n"
+        "无法发送到 q1@example.cn\r\n退信原因 收件人邮箱已满\r\n",
+        sender="PostMaster <postmaster@qq.example.cn>",
+    )
+    mailru = _text(
+        "Mail failure.",
+        "Message was not accepted -- invalid mailbox.  Local mailbox m1@example.ru is\r\n"
+        "unavailable: user is terminated\r\n",
+    )
+    tonline = _text(
+        "Mail delivery failed: returning message to sender",
+        "|------------------------- Failed addresses follow: ---------------------|\r\n"
+        " <t1@example.de> ... unknown user / Teilnehmer existiert nicht\r\n"
+        "|------------------------- Message text follows: ------------------------|\r\n",
+    )
+    expected = {
+        netscape: [("n1@example.org", 2)],
+        qq: [("q1@example.cn", 5)],
+        mailru: [("m1@example.ru", 2)],
+        tonline: [("t1@example.de", 2)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want

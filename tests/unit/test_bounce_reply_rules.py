@@ -354,3 +354,69 @@ def test_an_address_that_needs_smtputf8_where_it_is_not_offered_is_a_format_erro
     assert classify_reply(550, "", "550 SMTPUTF8 is required, but was not offered").status == 9
     text = "local-part of envelope contains utf8 but remote server did not offer SMTPUTF8"
     assert classify_failure(0, "", text, action="failed").status == 9
+
+
+# Round 6: error texts as the MTAs' and delivery agents' own sources write them (notqmail's
+# qmail-local.c, qmail-remote.c, qmail-smtpd.c; Postfix's smtp and local; Exim's deliver.c
+# and routers; Sendmail; OpenSMTPD's smtp_session.c and lka; maddy's checks; Courier's
+# module.dsn; Dovecot and Cyrus LMTP; Stalwart, Apache James, hMailServer, MailEnable,
+# SmarterMail, Kerio, IceWarp, Zimbra), each as a report's diagnostic with Status 5.0.0 (how
+# Exim, Courier and qmail's gateways report them) and the MTA's reply code when it has one.
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # unknown users, no 5.1.x status of their own
+        ("Sorry, no mailbox here by that name. (#5.1.1)", 2),  # qmail-local
+        ("550 User does not exist", 2),  # maddy
+        ("550 Invalid recipient", 2),  # OpenSMTPD
+        ("Mailbox doesn't exist: joe", 2),  # Dovecot LDA
+        ("550 5.1.2 Mailbox does not exist.", 2),  # Stalwart: the words beat X.1.2
+        ("550 Requested action not taken: mailbox unavailable or not local", 2),  # MailEnable
+        ("No such user", 2),  # a local delivery agent's whole diagnostic
+        ("No such user here.", 2),
+        ("Invalid mailbox", 2),
+        ("550 User joe not found", 2),  # LDAP and SQL recipient maps
+        ("550 Unknown user / Teilnehmer existiert nicht", 2),  # T-Online
+        ("550 Nie ma takiego konta", 2),  # Polish
+        ("550 Такого пользователя нет", 2),  # Russian, the other word order
+        ("550 Cuenta deshabilitada", 2),  # Spanish: account disabled
+        ("550 5.2.1 <joe@example.org>: user is terminated", 2),  # Mail.ru
+        # over quota
+        ("Quota exceeded (mailbox for user is full)", 5),  # Dovecot
+        ("Not enough disk space", 5),  # Dovecot
+        ("452 4.2.2 Over quota", 5),  # Cyrus
+        ("Recipient's mailbox is full, message returned to sender. (#5.2.2)", 5),  # qmail
+        ("Disk quota exceeded", 5),  # EDQUOT from a local delivery
+        ("452 4.2.2 Mailbox size exceeded - Please try again later.", 5),  # hMailServer
+        ("552 Bandeja de entrada llena", 5),  # Spanish: inbox full
+        ("552 Quota superata", 5),  # Italian
+        ("552 用户邮箱空间已满", 5),  # Chinese: the mailbox's space is full
+        ("552 メールボックスが満杯です", 5),  # Japanese
+        # the recipient's domain, in the MTA's own words
+        ("Sorry, I couldn't find any host named example.org. (#5.1.2)", 1),  # qmail-remote
+        ("all relevant MX records point to non-existent hosts", 1),  # Exim
+        ("Host unknown (Name server: example.org: host not found)", 1),  # Sendmail
+        ("550 The domain example.org does not exist", 1),
+        ("550 Could not resolve domain example.org", 1),
+        ("554 5.4.4 [internal] Domain Lookup Failed", 1),  # Exchange
+        # a sender's domain stays a refusal of the sender
+        ("553 Sender address rejected: Domain example.org does not exist", 4),
+        # spam and content refusals with 5.7.1
+        ("554 5.7.1 Message rejected due to local policy", 4),  # maddy
+        ("550 5.7.1 Domain listed as spam source", 4),  # maddy
+        ("550 5.7.1 Mail appears to be unsolicited", 4),  # Rspamd
+        ("554 5.7.1 Message contains a virus", 4),  # ClamAV milters
+        ("550 5.7.1 Spam score too high", 4),
+        ("554 5.7.1 Forbidden attachment", 4),
+        ("550 Recipient not in route list.", 4),  # hMailServer: no relaying
+    ],
+)
+def test_vocabulary_of_issue_16_round_6(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text),
+        enhanced_status(text) or "5.0.0",
+        text,
+        diagnostic_type="smtp",
+        action="failed",
+    )
+    assert verdict.status == status

@@ -50,6 +50,7 @@ class MailFormats:
     sender_intros: tuple[re.Pattern[str], ...] = ()
     sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
     section_words: tuple[str, ...] = ()
+    ends_after_reply: tuple[re.Pattern[str], ...] = ()
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
@@ -63,6 +64,13 @@ class MailFormats:
 
     def ends_block(self, line: str) -> bool:
         return _combined(self.ends).search(line) is not None
+
+    def ends_answered_block(self, line: str, block: list[str]) -> bool:
+        """Whether the line closes a block that holds an SMTP reply."""
+        if not self.ends_after_reply or _combined(self.ends_after_reply).search(line) is None:
+            return False
+        text = "\n".join(block)
+        return bool(reply_code(text) or enhanced_status(text))
 
     def ignored(self, line: str) -> bool:
         return _combined(self.ignore).search(line) is not None
@@ -134,6 +142,7 @@ def mail_formats() -> MailFormats:
         sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
         sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
         section_words=tuple(str(w) for w in raw.get("section_words") or ()),
+        ends_after_reply=tuple(_compile(p) for p in raw.get("ends_after_reply") or []),
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -213,6 +222,9 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             # the address from it (m-FILTER, BIGLOBE: "----- server message").
             if any(x.strip() for x in current):
                 current = None
+            continue
+        if formats.ends_answered_block(line, current):
+            current = None
             continue
         if formats.ignored(line):
             continue

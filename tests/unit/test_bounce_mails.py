@@ -485,3 +485,23 @@ def test_notices_of_older_mtas_and_webmail_providers() -> None:
     for mail, want in expected.items():
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_an_mtas_own_sentence_about_the_recipient() -> None:
+    # The reporting MTA's own words, no SMTP reply: "User unknown" after the sentence that
+    # names the address is its verdict, and Microsoft SMTP Service's "unable to connect"
+    # notice comes once its retries ran out.
+    sentence = _text(
+        "Undeliverable mail", "Your mail to u1@example.org was undeliverable: User unknown.\r\n"
+    )
+    smtpsvc = _text(
+        "Delivery Status Notification (Failure)",
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        "Unable to deliver message to the following recipients, due to being unable to "
+        "connect successfully to the destination mail server.\r\n\r\n       u2@example.org\r\n",
+        sender="postmaster@mx.example.org",
+    )
+    expected = {sentence: [("u1@example.org", 2)], smtpsvc: [("u2@example.org", 3)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want

@@ -505,3 +505,32 @@ def test_an_mtas_own_sentence_about_the_recipient() -> None:
     for mail, want in expected.items():
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_report_fields_written_in_a_notices_own_layout() -> None:
+    # ZMailer: each field name on its line, the value indented below; the final recipient
+    # (where a forwarding led) is no recipient of its own.
+    zmailer = _text(
+        "Delivery reports about your email [FAILED(1)]",
+        "This is a collection of reports about email delivery\r\n"
+        "process concerning a message you originated.\r\n\r\n"
+        "FAILED:\r\n  Original Recipient:\r\n    rfc822;z1@example.org\r\n"
+        "  Final Recipient:\r\n    RFC822;moved@example.net\r\n"
+        "  Action: failed\r\n  Status: 5.0.0 (permanent failure)\r\n"
+        "  Diagnostic Code:\r\n    smtp; 550 5.1.1 <moved@example.net>... User unknown\r\n",
+        sender="The Post Office <postmaster@mx.example.org>",
+    )
+    # The fields on the address's line: only the failed one is reported.
+    inline = _text(
+        "Delivery Status Notification",
+        "- These recipients of your message have been processed by the mail server:\r\n\r\n"
+        "f1@example.org; Action: Failed; Status: 5.2.2 (mailbox full)\r\n"
+        "    Remote MTA mx.example.org: SMTP diagnostic: 552 Mailbox quota exceeded\r\n\r\n"
+        "d1@example.org; Action: Delivered; Status: 2.0.0\r\n",
+    )
+    _, verdicts = classify_mail(zmailer)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("z1@example.org", 2, "moved@example.net")
+    ]
+    _, verdicts = classify_mail(inline)
+    assert [(v.recipient, v.status) for v in verdicts] == [("f1@example.org", 5)]

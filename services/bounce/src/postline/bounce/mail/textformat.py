@@ -21,6 +21,9 @@ _DOMAIN = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?|\[[0-9.:a-fA-F]+\])"
 ADDR = rf"(?P<addr>{_LOCAL}@{_DOMAIN})"
 _ANY_ADDR = re.compile(ADDR)
 _MAX_BLOCK_LINES = 40
+# A recipient's own line may state its action as report fields do ("x@y; Action: Delivered;
+# Status: 2.0.0"): the first one in its block counts where no section heading lists it.
+_STATED_ACTION = re.compile(r"\baction:\s*(failed|delayed|delivered|relayed|expanded)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class MailFormats:
     sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
     section_words: tuple[str, ...] = ()
     ends_after_reply: tuple[re.Pattern[str], ...] = ()
+    final_intros: tuple[re.Pattern[str], ...] = ()
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
@@ -143,6 +147,7 @@ def mail_formats() -> MailFormats:
         sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
         section_words=tuple(str(w) for w in raw.get("section_words") or ()),
         ends_after_reply=tuple(_compile(p) for p in raw.get("ends_after_reply") or []),
+        final_intros=tuple(_compile(p) for p in raw.get("final_intros") or []),
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -182,10 +187,21 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     for line in lines:
         hit = _recipient_line(formats, line)
         after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)
+        after_final = (
+            hit is not None
+            and current is not None
+            and any(p.search(previous) for p in formats.final_intros)
+        )
         if line.strip():
             previous = line
         if after_intro:
             current = None
+            continue
+        if after_final and hit is not None:
+            # The address the current recipient was finally delivered to (ZMailer's
+            # "Final Recipient:" after its "Original Recipient:"): no recipient of its own.
+            if hit[0].strip(".").lower() != key:
+                finals[key] = hit[0].strip(".")
             continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
@@ -242,7 +258,8 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 break
     recipients = [recipient_from_block(address, block) for address, block in blocks.items()]
     for r in recipients:
-        r.listed_as = actions.get(r.recipient, "")
+        stated = _STATED_ACTION.search(r.diagnostic)
+        r.listed_as = actions.get(r.recipient, "") or (stated.group(1).lower() if stated else "")
         r.final_recipient = finals.get(r.recipient, "")
         r.action = r.listed_as or r.action
     if recipients and not all(r.reply_code or r.status for r in recipients):

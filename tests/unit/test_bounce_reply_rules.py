@@ -294,6 +294,7 @@ def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:
         ("vdeliver: Invalid or unknown virtual user 'joe'", 2),
         ("Mailbox unknown. Either there is no mailbox associated with this name", 2),
         ("maildrop: maildir over quota.", 5),
+        ("joe... User unknown", 2),  # Sendmail's local mailer, its own line for the address
         # The program failed for its own reasons: a receiving-server error, even where its
         # words say "No such user" of the file's owner.
         ('procmail: Couldn\'t create "/var/spool/mail/joe" id: mx.example.org: No such user', 7),
@@ -376,6 +377,10 @@ def test_an_address_that_needs_smtputf8_where_it_is_not_offered_is_a_format_erro
         ("No such user here.", 2),
         ("Invalid mailbox", 2),
         ("550 User joe not found", 2),  # LDAP and SQL recipient maps
+        ("bad address", 2),  # qmail's and Yahoo's whole diagnostic
+        ("no mailbox", 2),
+        ("Nonexistent user", 2),
+        ("smtp; 550 UNKNOWN_RCPT", 2),  # a filter's token
         ("550 Unknown user / Teilnehmer existiert nicht", 2),  # T-Online
         ("550 Nie ma takiego konta", 2),  # Polish
         ("550 Такого пользователя нет", 2),  # Russian, the other word order

@@ -21,6 +21,7 @@ from postline.common.broker.consumer import MessageMeta, message_type
 from postline.common.broker.topology import (
     BOUNCE_DELIVERIES,
     DELIVERY_EVENT_KEY,
+    DELIVERY_OUTCOME_KEY,
     ERROR_EVENT_KEY,
     EXCHANGE,
     REPORTS_EVENTS,
@@ -54,13 +55,16 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
         await broker.close()
 
 
-def delivery_event(recipient: str = "someone@a.test") -> events_pb2.DeliveryEvent:
+def delivery_event(
+    recipient: str = "someone@a.test",
+    status: events_pb2.DeliveryStatus.ValueType = events_pb2.DELIVERY_STATUS_QUEUED,
+) -> events_pb2.DeliveryEvent:
     now = to_timestamp(time.time())
     return events_pb2.DeliveryEvent(
         event_id=new_id(),
         delivery_id=new_id(),
         message_id=new_id(),
-        status=events_pb2.DELIVERY_STATUS_QUEUED,
+        status=status,
         at=now,
         accepted_at=now,
         server="default",
@@ -117,6 +121,33 @@ async def test_concurrent_events_travel_together_and_each_arrives_once(broker: B
             assert m.type_name == expected
         # The first event found the lane idle: it went at once, alone.
         assert messages[0].events == [events[0]]
+
+
+async def test_a_deliverys_later_events_reach_reports_and_not_bounce(broker: Broker) -> None:
+    queued = [delivery_event(f"user{i}@a.test") for i in range(3)]
+    later = [
+        delivery_event(f"user{i}@a.test", status)
+        for i, status in enumerate(
+            (
+                events_pb2.DELIVERY_STATUS_DEFERRED,
+                events_pb2.DELIVERY_STATUS_SUCCEEDED,
+                events_pb2.DELIVERY_STATUS_FAILED,
+            )
+        )
+    ]
+
+    await broker.publish_events([*queued, *later])
+
+    everything = await take(broker, REPORTS_EVENTS)
+    assert event_ids(everything) == Counter(e.event_id for e in [*queued, *later])
+    keys = {m.routing_key: [e.status for e in m.events] for m in everything}
+    assert keys == {
+        DELIVERY_EVENT_KEY: [events_pb2.DELIVERY_STATUS_QUEUED] * 3,
+        DELIVERY_OUTCOME_KEY: [e.status for e in later],
+    }
+    # Bounce keeps its record of a delivery from the queued event alone.
+    for_bounce = await take(broker, BOUNCE_DELIVERIES)
+    assert event_ids(for_bounce) == Counter(e.event_id for e in queued)
 
 
 async def test_a_lone_event_is_the_plain_message(broker: Broker) -> None:

@@ -24,6 +24,7 @@ from postline.common.broker.topology import (
     COMPLAINT_KEY,
     DEAD_LETTER_QUEUE,
     DELIVERY_EVENT_KEY,
+    DELIVERY_OUTCOME_KEY,
     ERROR_EVENT_KEY,
     SUPPRESSION_KEY,
 )
@@ -356,7 +357,7 @@ async def test_a_batch_failing_for_the_whole_retry_period_is_dead_lettered(
         )
     )
     await bench.broker.publish(
-        DELIVERY_EVENT_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED, subject="Doomed")
+        DELIVERY_OUTCOME_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED, subject="Doomed")
     )
     connection = await aio_pika.connect(amqp_url)
     try:
@@ -403,7 +404,7 @@ async def test_with_quorum_queues_the_webhook_queues_are_quorum_too(
     )
     try:
         await webhooks.start()  # the same arguments again: no PRECONDITION_FAILED
-        await broker.publish(DELIVERY_EVENT_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED))
+        await broker.publish(DELIVERY_OUTCOME_KEY, delivery(events_pb2.DELIVERY_STATUS_FAILED))
         await apoll_until(lambda: failed_only.events(), "the failure at its endpoint")
         connection = await aio_pika.connect(amqp_url)
         channel = await connection.channel()

@@ -7,7 +7,9 @@ event ingress publishes (queue ``bounce.deliveries``, bound to ``event.delivery`
 per delivery, kept as long as reports keep theirs (``retention_days``). Events come alone
 (``DeliveryEvent``) or, under load, several to a broker message (``DeliveryEvents``); the
 queued ones of a message are written in one insert. Other events add nothing a bounce needs
-(the return path comes with the bounce itself), so they are acked without a write.
+(the return path comes with the bounce itself): they travel on ``event.delivery.outcome``, which
+this queue is not bound to, and those a producer of an older release still sends here are acked
+without a write.
 
 Writes are grouped: an insert starts at most once a second (``WRITE_EVERY``); the rows of
 every message that arrives meanwhile wait and go in it, so under load one insert carries many

@@ -7,6 +7,10 @@ error) has a lane that publishes at once when it is idle, and while its publishe
 flight collects what arrives, to publish it together as soon as one is confirmed. Under load
 batches grow by themselves to the rate the broker confirms at; alone, an event travels alone.
 
+Delivery events have two lanes, by routing key: ``queued`` events (``event.delivery``, which
+bounce reads too) and the later ones (``event.delivery.outcome``, which it does not need); see
+``postline.common.broker.topology``.
+
 A batch of one is the plain message (``DeliveryEvent``, ``ErrorClassified``), so nothing
 changes at low load; several travel as ``DeliveryEvents`` / ``ErrorEvents``, whose consumers
 accept both. Every waiter returns only once the message carrying its event was confirmed, or
@@ -24,7 +28,11 @@ from google.protobuf.message import Message as ProtoMessage
 
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.groups import Lane, Lanes, Publish, Waiting
-from postline.common.broker.topology import DELIVERY_EVENT_KEY, ERROR_EVENT_KEY
+from postline.common.broker.topology import (
+    DELIVERY_EVENT_KEY,
+    DELIVERY_OUTCOME_KEY,
+    ERROR_EVENT_KEY,
+)
 from postline.common.telemetry import TRACEPARENTS_HEADER, sampled_traceparent
 from postline.v1 import events_pb2
 
@@ -56,10 +64,18 @@ class _Kind:
         return {TRACEPARENTS_HEADER: ",".join(sampled)} if sampled else None
 
 
-_KINDS: dict[type[ProtoMessage], _Kind] = {
-    events_pb2.DeliveryEvent: _Kind(DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents),
-    events_pb2.ErrorClassified: _Kind(ERROR_EVENT_KEY, events_pb2.ErrorEvents),
-}
+_QUEUED = _Kind(DELIVERY_EVENT_KEY, events_pb2.DeliveryEvents)
+_OUTCOME = _Kind(DELIVERY_OUTCOME_KEY, events_pb2.DeliveryEvents)
+_ERROR = _Kind(ERROR_EVENT_KEY, events_pb2.ErrorEvents)
+_KINDS = (_QUEUED, _OUTCOME, _ERROR)
+
+
+def _kind(event: Event) -> _Kind:
+    if isinstance(event, events_pb2.DeliveryEvent):
+        return _QUEUED if event.status == events_pb2.DELIVERY_STATUS_QUEUED else _OUTCOME
+    if isinstance(event, events_pb2.ErrorClassified):
+        return _ERROR
+    raise TypeError(f"not an event: {type(event).__name__}")
 
 
 class EventPublisher(Lanes):
@@ -76,7 +92,7 @@ class EventPublisher(Lanes):
     ) -> None:
         super().__init__()
         self.lanes = {
-            message_type: Lane(
+            kind.routing_key: Lane(
                 kind.routing_key,
                 kind.batcher,
                 publish,
@@ -85,7 +101,7 @@ class EventPublisher(Lanes):
                 max_in_flight=max_in_flight,
                 headers=kind.trace_headers,
             )
-            for message_type, kind in _KINDS.items()
+            for kind in _KINDS
         }
 
     async def publish(self, event: Event) -> None:
@@ -111,7 +127,4 @@ class EventPublisher(Lanes):
     def _lane(self, event: Event) -> Lane:
         if self.closed:
             raise BrokerUnavailable("the broker connection is closing")
-        lane = self.lanes.get(type(event))
-        if lane is None:
-            raise TypeError(f"not an event: {type(event).__name__}")
-        return lane
+        return self.lanes[_kind(event).routing_key]

@@ -12,11 +12,18 @@ routing key                 queue                                  consumer
 ``task``                    ``sender.tasks`` (priority 0..3)       senders (competing)
 ``event.#``                 ``reports.events``                     reports
 ``event.delivery``          ``bounce.deliveries``                  bounce (who a bounce is for)
+``event.delivery.outcome``  (reports.events; the webhook fan-out)  —
 ``suppression.change``      one exclusive queue per scheduler      schedulers
 ``complaint``, and event    ``webhooks.fanout`` (reports binds     reports: webhook fan-out
 keys webhooks want          what endpoints subscribed to)
 ``webhook.<endpoint id>``   ``webhooks.<endpoint id>`` (SAC)       reports: one POSTer each
 ==========================  =====================================  ==========================
+
+A delivery's ``queued`` event goes to ``event.delivery``, its later ones (deferred, succeeded,
+failed) to ``event.delivery.outcome``: bounce keeps a record of each delivery from its queued
+event only, so it is sent no other (RabbitMQ routes, stores and delivers half as many event
+messages to it). A producer of an older release sends every delivery event to
+``event.delivery``; bounce ignores the ones it does not need, as it always did.
 
 Webhook endpoints come from the policy, so their queues are declared by the services that
 use them (``declare_webhook_queue``: reports for every endpoint, bounce for the inbound ones
@@ -74,14 +81,21 @@ BOUNCE_DELIVERIES = "bounce.deliveries"
 REPORTS_EVENTS = "reports.events"
 
 TASK_KEY = "task"
-DELIVERY_EVENT_KEY = "event.delivery"
+DELIVERY_EVENT_KEY = "event.delivery"  # a delivery's queued event
+DELIVERY_OUTCOME_KEY = "event.delivery.outcome"  # its deferred, succeeded, failed events
 ERROR_EVENT_KEY = "event.error"
 SUPPRESSION_KEY = "suppression.change"
 COMPLAINT_KEY = "complaint"
 WEBHOOK_FANOUT = "webhooks.fanout"
 
 # What event webhooks are made of (the fan-out binds the ones its endpoints need).
-WEBHOOK_SOURCE_KEYS = (DELIVERY_EVENT_KEY, ERROR_EVENT_KEY, SUPPRESSION_KEY, COMPLAINT_KEY)
+WEBHOOK_SOURCE_KEYS = (
+    DELIVERY_EVENT_KEY,
+    DELIVERY_OUTCOME_KEY,
+    ERROR_EVENT_KEY,
+    SUPPRESSION_KEY,
+    COMPLAINT_KEY,
+)
 
 # Priority levels map to AMQP priorities 1..3 (0 = unspecified); a classic queue, since
 # quorum queues cannot have x-max-priority on 3.10.

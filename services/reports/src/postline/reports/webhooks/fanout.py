@@ -26,6 +26,7 @@ from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import (
     COMPLAINT_KEY,
     DELIVERY_EVENT_KEY,
+    DELIVERY_OUTCOME_KEY,
     ERROR_EVENT_KEY,
     SUPPRESSION_KEY,
 )
@@ -44,9 +45,9 @@ FANNED_OUT = Counter(
 # Where each webhook event type comes from.
 SOURCE_KEYS = {
     "queued": DELIVERY_EVENT_KEY,
-    "deferred": DELIVERY_EVENT_KEY,
-    "succeeded": DELIVERY_EVENT_KEY,
-    "failed": DELIVERY_EVENT_KEY,
+    "deferred": DELIVERY_OUTCOME_KEY,
+    "succeeded": DELIVERY_OUTCOME_KEY,
+    "failed": DELIVERY_OUTCOME_KEY,
     "bounced": ERROR_EVENT_KEY,
     "complained": COMPLAINT_KEY,
     "suppressed": SUPPRESSION_KEY,

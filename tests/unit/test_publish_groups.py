@@ -1,5 +1,6 @@
 """Group commit (common/broker/groups.py) and a message's publishes (common/submission.py):
-a publish whose every waiter gave up is not sent late; one failure ends a message's others."""
+a publish whose every waiter gave up is not sent late; one failure ends a message's others;
+lingering events go together, in time, at once with an event someone waits for or a close."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 
 from postline.common.broker.errors import BrokerUnavailable
+from postline.common.broker.events import EventPublisher
 from postline.common.broker.groups import GroupPublisher
 from postline.common.submission import _all_or_first_failure
-from postline.v1 import delivery_pb2
+from postline.v1 import delivery_pb2, events_pb2
 
 
 class SlowBroker:
@@ -125,3 +127,74 @@ def test_cancelling_the_message_cancels_each_publish(count: int) -> None:
         return cancelled
 
     assert asyncio.run(scenario()) == count
+
+
+# --- lingering events (ingress's queued events, nobody waiting for them) --------------------
+
+
+class Recorder:
+    """Confirms at once; records when each message went and how many events it carried."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, float]] = []
+
+    async def publish(self, routing_key: str, message: Any, **_: Any) -> None:
+        events = len(getattr(message, "events", [])) or 1
+        self.sent.append((routing_key, events, asyncio.get_running_loop().time()))
+
+
+def queued(n: int) -> events_pb2.DeliveryEvent:
+    return events_pb2.DeliveryEvent(
+        event_id=f"e{n}", delivery_id=f"d{n}", status=events_pb2.DELIVERY_STATUS_QUEUED
+    )
+
+
+def test_lingering_events_wait_for_others_and_go_together_in_time() -> None:
+    async def scenario() -> tuple[list[int], float]:
+        broker = Recorder()
+        events = EventPublisher(broker.publish)
+        started = asyncio.get_running_loop().time()
+        waits = []
+        for n in range(10):  # ten messages accepted 10 ms apart
+            waits.append(asyncio.ensure_future(events.publish_many([queued(n)], linger=0.1)))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*waits)
+        return [count for _, count, _ in broker.sent], broker.sent[0][2] - started
+
+    counts, first_went = asyncio.run(scenario())
+    assert counts == [10]  # one broker message, not one per event
+    assert 0.09 <= first_went < 0.5  # the first waited for the others, within its linger
+
+
+def test_an_event_someone_waits_for_takes_the_lingering_ones_along_at_once() -> None:
+    async def scenario() -> tuple[list[int], float]:
+        broker = Recorder()
+        events = EventPublisher(broker.publish)
+        loop = asyncio.get_running_loop()
+        lingering = asyncio.ensure_future(events.publish_many([queued(1)], linger=10.0))
+        await asyncio.sleep(0.01)
+        started = loop.time()
+        await events.publish(queued(2))  # e.g. the send API's, answered after its confirm
+        await lingering
+        return [count for _, count, _ in broker.sent], loop.time() - started
+
+    counts, waited = asyncio.run(scenario())
+    assert counts == [2]
+    assert waited < 1.0
+
+
+def test_closing_sends_what_lingers_at_once() -> None:
+    async def scenario() -> tuple[list[int], float]:
+        broker = Recorder()
+        events = EventPublisher(broker.publish)
+        loop = asyncio.get_running_loop()
+        lingering = asyncio.ensure_future(events.publish_many([queued(1)], linger=10.0))
+        await asyncio.sleep(0.01)
+        started = loop.time()
+        await events.close(timeout=5.0)
+        await lingering
+        return [count for _, count, _ in broker.sent], loop.time() - started
+
+    counts, took = asyncio.run(scenario())
+    assert counts == [1]
+    assert took < 1.0

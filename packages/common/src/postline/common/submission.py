@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 # How long the queued events of an accepted message are tried again while RabbitMQ is away.
 QUEUED_RETRY_SECONDS = 120.0
+# How long the queued events the relay publishes after its 250 may wait for others to travel
+# with: under load some 30 share a broker message instead of ~7, read by reports and bounce
+# (reports writes what arrived once a second anyway; bench/README.md, "Round 5").
+QUEUED_LINGER = 0.1
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,10 @@ def _urgent_rule(
     return lambda recipient: server.priority_for(normalized, recipient) == PriorityLevel.HIGH
 
 
-async def publish_queued(broker: Broker, accepted: Accepted) -> None:
+async def publish_queued(broker: Broker, accepted: Accepted, *, linger: float = 0.0) -> None:
     """The ``queued`` event of each delivery, for the delivery log. Never raises for the broker:
-    the deliveries are safe already, and their later events fill the log in."""
+    the deliveries are safe already, and their later events fill the log in. ``linger``: when
+    nobody waits for this (see ``Broker.publish_events``)."""
     events = [queued_event(d) for d in accepted.deliveries]
     # Each try waits for the broker within the publish timeout; a broker that restarts takes
     # longer, so the events are tried again, in the background, for a while (the statistics
@@ -197,7 +202,7 @@ async def publish_queued(broker: Broker, accepted: Accepted) -> None:
     pause = 1.0
     while True:
         try:
-            await broker.publish_events(events)
+            await broker.publish_events(events, linger=linger)
             return
         except BrokerUnavailable as exc:
             if time.monotonic() + pause > deadline:

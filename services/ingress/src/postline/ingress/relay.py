@@ -42,6 +42,7 @@ from postline.ingress.smtp_protocol import (
     listed_names,
 )
 from postline.ingress.submission import (
+    QUEUED_LINGER,
     Accepted,
     Submission,
     publish_deliveries,
@@ -312,8 +313,10 @@ class RelayHandler:
             accepted = await publish_deliveries(self.broker, submission, self.hostname, self.policy)
             span.set_attribute(MESSAGE_ID, accepted.message_id)
             # The reply waits for the deliveries only (the design's condition for 250): the
-            # queued events are best effort (see `publish_queued`) and follow in the background.
-            self._track(asyncio.ensure_future(publish_queued(self.broker, accepted)))
+            # queued events are best effort (see `publish_queued`) and follow in the background,
+            # lingering a little for other messages' events to travel with.
+            queued = publish_queued(self.broker, accepted, linger=QUEUED_LINGER)
+            self._track(asyncio.ensure_future(queued))
             return accepted
 
     async def handle_exception(self, error: Exception) -> str:

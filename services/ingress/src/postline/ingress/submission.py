@@ -2,6 +2,7 @@
 service sends its weekly summaries through it too); the relay and the send API use it here."""
 
 from postline.common.submission import (
+    QUEUED_LINGER,
     Accepted,
     Submission,
     prepare_content,
@@ -11,6 +12,7 @@ from postline.common.submission import (
 )
 
 __all__ = [
+    "QUEUED_LINGER",
     "Accepted",
     "Submission",
     "prepare_content",

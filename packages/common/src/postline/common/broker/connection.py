@@ -321,10 +321,11 @@ class Broker:
         Raises ``BrokerUnavailable`` like ``publish``."""
         await self._events.publish(event)
 
-    async def publish_events(self, events: Iterable[Event]) -> None:
+    async def publish_events(self, events: Iterable[Event], *, linger: float = 0.0) -> None:
         """``publish_event`` for several events at once (those of one kind travel together);
-        returns once all were confirmed, raises ``BrokerUnavailable`` if any was not."""
-        await self._events.publish_many(events)
+        returns once all were confirmed, raises ``BrokerUnavailable`` if any was not. With
+        ``linger`` (seconds) they may wait that long for other events to travel with."""
+        await self._events.publish_many(events, linger=linger)
 
     async def publish_delayed(
         self,

@@ -111,12 +111,13 @@ class EventPublisher(Lanes):
         lane.dispatch()
         await done
 
-    async def publish_many(self, events: Iterable[Event]) -> None:
+    async def publish_many(self, events: Iterable[Event], *, linger: float = 0.0) -> None:
         """Publish events together: those of one kind go in one message (within the caps) if
-        their lane is idle, else with the next group. Returns once every one was confirmed;
+        their lane is idle, else with the next group; with ``linger`` they may wait that long
+        for others to go with (see ``groups.py``). Returns once every one was confirmed;
         raises ``BrokerUnavailable`` if any was not (others may have been published)."""
         lanes = [(self._lane(event), event) for event in events]
-        waits = [lane.add(event) for lane, event in lanes]
+        waits = [lane.add(event, linger) for lane, event in lanes]
         for lane in {id(lane): lane for lane, _ in lanes}.values():
             lane.dispatch()
         outcomes = await asyncio.gather(*waits, return_exceptions=True)

@@ -10,6 +10,12 @@ themselves to what arrives during one confirm; alone, a message travels alone, a
 Every waiter returns only once the broker confirmed the message carrying its item, or raises
 ``BrokerUnavailable``: the same promise as ``Broker.publish``.
 
+An item nobody waits for at once (ingress's ``queued`` events, published after the ``250``)
+may *linger*: it lets its lane wait up to that long for others before it goes, so that more
+travel in one broker message (each costs RabbitMQ, and every consumer, the same whatever it
+carries). An item without linger sends whatever waits, lingering or not, as soon as the lane
+may publish; closing the lanes sends what lingers at once.
+
 Which items may travel together, and as what, is ``BATCHES``: an ``AcceptedDelivery`` in an
 ``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``, a backlogged
 ``DeliveryTask`` in a ``DeliveryTasks``. A consumer of such a queue
@@ -114,14 +120,27 @@ class Lane:
         self.max_in_flight = max_in_flight
         self.waiting: deque[Waiting] = deque()
         self.in_flight: set[asyncio.Task[None]] = set()
+        # When what waits is to go (loop time): the earliest an item waiting asked for.
+        self.due: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, item: ProtoMessage) -> asyncio.Future[None]:
-        done = asyncio.get_running_loop().create_future()
+    def add(self, item: ProtoMessage, linger: float = 0.0) -> asyncio.Future[None]:
+        """Queue ``item``; it goes within ``linger`` seconds (with ``dispatch``)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
         self.waiting.append(Waiting(item, done, contextvars.copy_context()))
+        due = loop.time() + linger if linger > 0 else 0.0
+        self.due = due if self.due is None else min(self.due, due)
         return done
 
     def dispatch(self) -> None:
-        """Start publishing what waits, as far as the limit on publishes in flight allows."""
+        """Start publishing what waits and is due, as far as the limit on publishes in flight
+        allows; what lingers goes when its time comes (or earlier, with an item that is due)."""
+        if not self.waiting:
+            self.due = None
+        elif self.due and self.due > (now := asyncio.get_running_loop().time()):
+            self._wake_at(self.due, now)
+            return
         while self.waiting and len(self.in_flight) < self.max_in_flight:
             batch = self._take()
             if not batch:
@@ -135,6 +154,25 @@ class Lane:
             abandon = functools.partial(_abandon, task, batch)
             for waiting in batch:
                 waiting.done.add_done_callback(abandon)
+        if not self.waiting:
+            self.due = None  # (what is left waiting is due: it goes after a confirm)
+
+    def send_now(self) -> None:
+        """Publish what lingers without waiting for its time (closing)."""
+        if self.waiting:
+            self.due = 0.0
+        self.dispatch()
+
+    def _wake_at(self, due: float, now: float) -> None:
+        if self._timer is not None and self._timer.when() <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self.dispatch()
 
     def _take(self) -> list[Waiting]:
         batch: list[Waiting] = []
@@ -180,6 +218,10 @@ class Lane:
     def fail_waiting(self, reason: str) -> None:
         _fail(self.waiting, reason)
         self.waiting.clear()
+        self.due = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _abandon(task: asyncio.Task[None], batch: Sequence[Waiting], _: object) -> None:
@@ -213,6 +255,8 @@ class Lanes:
         """Take no more items; publish those waiting for up to ``timeout`` seconds, then fail
         the rest. Publishes still in flight end when the connection closes (see ``stop``)."""
         self.closed = True
+        for lane in self.lanes.values():
+            lane.send_now()
         deadline = time.monotonic() + timeout
         while (in_flight := self._in_flight()) and (left := deadline - time.monotonic()) > 0:
             await asyncio.wait(in_flight, timeout=left)

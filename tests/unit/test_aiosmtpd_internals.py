@@ -118,3 +118,46 @@ def test_the_relay_lists_its_own_commands_for_aiosmtpd() -> None:
     assert {"smtp_EHLO", "smtp_MAIL", "smtp_RCPT", "smtp_DATA", "smtp_VRFY", "auth_PLAIN"} <= set(
         names
     )
+
+
+class _Handler:
+    """What RelaySMTP reads of its handler, and a handler AUTH method of its own."""
+
+    hostname = "relay.test"
+    session_timeout = 300.0
+    max_message_size = 1000
+
+    def __dir__(self) -> list[str]:
+        return ["auth_PLAIN", "handle_DATA"]
+
+    async def handle_DATA(self, *_: object) -> str:
+        return "250 OK"
+
+    async def auth_PLAIN(self, *_: object) -> None:
+        return None
+
+
+def test_the_relay_fills_in_the_tables_aiosmtpd_would_have_built() -> None:
+    # RelaySMTP hides its own names from aiosmtpd's per-connection scan and fills in
+    # _smtp_methods and _auth_methods from a per-class table: the same tables, per aiosmtpd's
+    # rules (smtp_X is command X; auth_X mechanism X or its __auth_mechanism_name__; the
+    # handler's AUTH method wins over the protocol's).
+    assert 'm.replace("smtp_", "")' in source("__init__")
+    assert "__auth_mechanism_name__" in source("__init__")
+    assert "for obj in (self, handler)" in source("__init__")
+    loop = asyncio.new_event_loop()
+    try:
+        handler = _Handler()
+        conn = RelaySMTP(handler, tls_context=None, loop=loop)  # type: ignore[arg-type]
+    finally:
+        loop.close()
+    own = [n for n in dir(RelaySMTP) if n.startswith("smtp_")]
+    assert {c: m.__func__ for c, m in conn._smtp_methods.items()} == {
+        n.replace("smtp_", ""): getattr(RelaySMTP, n) for n in own
+    }
+    assert conn._handle_hooks["DATA"] == handler.handle_DATA
+    assert set(conn._auth_methods) == {"LOGIN", "PLAIN"}
+    assert conn._auth_methods["LOGIN"].method.__func__ is RelaySMTP.auth_LOGIN
+    assert conn._auth_methods["LOGIN"].is_builtin
+    assert conn._auth_methods["PLAIN"].method == handler.auth_PLAIN
+    assert not conn._auth_methods["PLAIN"].is_builtin

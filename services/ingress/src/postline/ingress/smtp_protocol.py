@@ -21,7 +21,16 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AnyStr, cast
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    _AuthMechAttr,
+    syntax,
+)
 
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
@@ -129,13 +138,39 @@ def listed_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:
     return names
 
 
+_Pairs = tuple[tuple[str, str], ...]
+_TABLES: dict[type, tuple[_Pairs, _Pairs]] = {}
+
+
+def _own_tables(cls: type) -> tuple[_Pairs, _Pairs]:
+    """A protocol class's commands and AUTH mechanisms as aiosmtpd's __init__ finds them:
+    ``(command, attribute)`` and ``(mechanism, attribute)`` pairs."""
+    tables = _TABLES.get(cls)
+    if tables is None:
+        commands = tuple((n.replace("smtp_", ""), n) for n in listed_names(cls, ("smtp_",)))
+        mechanisms = tuple(
+            (
+                getattr(getattr(cls, n), "__auth_mechanism_name__", n[5:].replace("__", "-")),
+                n,
+            )
+            for n in listed_names(cls, ("auth_",))
+        )
+        tables = _TABLES[cls] = (commands, mechanisms)
+    return tables
+
+
 class RelaySMTP(SMTP):
     """One SMTP connection of the relay."""
 
+    # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
+    # inspect.getmembers() of the protocol and the handler, on every connection (a tenth of
+    # the accept path's time). The protocol's own names are the same for every connection:
+    # found once per class (`_own_tables`), and hidden from that scan while it runs.
+    _scanning_self = True
+
     def __dir__(self) -> list[str]:
-        # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
-        # inspect.getmembers() of the protocol and the handler, on every connection (a tenth
-        # of the accept path's time); listing only the names it looks for keeps that cheap.
+        if not self._scanning_self:
+            return []
         return listed_names(type(self), ("smtp_", "auth_"))
 
     def __init__(
@@ -145,6 +180,7 @@ class RelaySMTP(SMTP):
         tls_context: ssl.SSLContext | None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        self._scanning_self = False
         super().__init__(
             relay,
             loop=loop,
@@ -164,6 +200,13 @@ class RelaySMTP(SMTP):
             enable_SMTPUTF8=True,
             decode_data=False,
         )
+        del self._scanning_self
+        commands, mechanisms = _own_tables(type(self))
+        self._smtp_methods = {command: getattr(self, name) for command, name in commands}
+        # The handler's AUTH methods (found by aiosmtpd) win over the protocol's, as in
+        # aiosmtpd, which adds the protocol's first.
+        own = {m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms}
+        self._auth_methods = {**own, **self._auth_methods}
         self.relay = relay
         self.client_ip = ""
         self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once

@@ -26,6 +26,7 @@ from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
+from postline.common.policy.filters import NormalizedHeaders
 from postline.common.semconv import (
     ATTEMPT,
     DELIVERY_ID,
@@ -100,7 +101,8 @@ class Scheduler:
             if self._suppressed(server, delivery):
                 await self._fail_blocked(server, delivery, now, attempt=0)
                 return
-            match forwarding_for(server, delivery):
+            headers = decisions.headers_of(delivery)  # for every rule below
+            match forwarding_for(server, delivery, headers):
                 case Copy(copy=copy):
                     await self._forward_copy(copy, now)
                 case Rewrite(delivery=rewritten):
@@ -112,9 +114,9 @@ class Scheduler:
                         "%s rewritten to %s", delivery.delivery_id, rewritten.recipient_domain
                     )
                     return
-            task = decisions.first_task(server, delivery, shard.number, now)
+            task = decisions.first_task(server, delivery, shard.number, now, headers)
             span.set_attribute(PRIORITY, task.priority)
-            await self.dispatch(task, server, shard)
+            await self.dispatch(task, server, shard, headers)
 
     async def on_parked(
         self, task: delivery_pb2.DeliveryTask, meta: MessageMeta, shard: Shard
@@ -144,10 +146,17 @@ class Scheduler:
                 return
             await self.dispatch(task, server, shard)
 
-    async def dispatch(self, task: delivery_pb2.DeliveryTask, server: Server, shard: Shard) -> None:
+    async def dispatch(
+        self,
+        task: delivery_pb2.DeliveryTask,
+        server: Server,
+        shard: Shard,
+        headers: NormalizedHeaders | None = None,
+    ) -> None:
+        """``headers``: the delivery's, when the caller normalized them already."""
         now = self.clock()
         delivery = task.delivery
-        hold = decisions.hold_until(server, task, now)
+        hold = decisions.hold_until(server, task, now, headers)
         if hold is not None:
             await self._hold(task, hold, now, shard)
             return

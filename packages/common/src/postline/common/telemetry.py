@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -247,10 +248,26 @@ def sampled_parents(headers: Mapping[str, Any]) -> list[trace.SpanContext]:
     return found
 
 
+class _AmqpHeaders(Getter[Mapping[str, Any]]):
+    """AMQP headers as a propagator's carrier: only the headers it asks for (``traceparent``,
+    ``tracestate``, ``baggage``) are read, as text, not a text copy of them all."""
+
+    def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
+        value = carrier.get(key)
+        if value is None:
+            return None
+        return [value.decode() if isinstance(value, bytes) else str(value)]
+
+    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+        return list(carrier.keys())
+
+
+_amqp_headers = _AmqpHeaders()
+
+
 def extract_context(headers: Mapping[str, Any]) -> _Attached:
     """Make the trace of an incoming message current; call ``detach()`` when done."""
-    carrier = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
-    return _Attached(otel_context.attach(propagate.extract(carrier)))
+    return _Attached(otel_context.attach(propagate.extract(headers, getter=_amqp_headers)))
 
 
 def grpc_server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:

@@ -181,12 +181,19 @@ class _Tracer(trace.Tracer):
     def start_as_current_span(  # type: ignore[override]
         self, name: str, context: otel_context.Context | None = None, **kwargs: Any
     ) -> AbstractContextManager[trace.Span]:
-        if context is None and _unsampled_stays_unsampled:
-            parent = trace.get_current_span()
-            found = parent.get_span_context()
-            if found.is_valid and not found.trace_flags.sampled:
-                return nullcontext(parent)
+        if context is None and not may_record():
+            return nullcontext(trace.get_current_span())
         return self._sdk.start_as_current_span(name, context, **kwargs)
+
+
+def may_record() -> bool:
+    """Whether a span started now, in the current trace, could be recorded: False in a trace
+    nobody samples (``_Tracer``), where what only a recorded span keeps (its links, say) need
+    not be worked out."""
+    if not _unsampled_stays_unsampled:
+        return True
+    found = trace.get_current_span().get_span_context()
+    return not found.is_valid or found.trace_flags.sampled
 
 
 def current_trace_id() -> str:

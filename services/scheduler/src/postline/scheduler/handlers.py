@@ -37,7 +37,7 @@ from postline.common.semconv import (
     SPAN_RESULT,
     SPAN_SCHEDULE,
 )
-from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
+from postline.common.telemetry import WAIT_HEADER, may_record, tracer, wait_links
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
@@ -131,9 +131,8 @@ class Scheduler:
             return
         delivery = task.delivery
         # A decision of its own: linked to the span that parked the delivery, not under it.
-        with tracer(__name__).start_as_current_span(
-            SPAN_SCHEDULE, links=wait_links(meta.headers)
-        ) as span:
+        links = wait_links(meta.headers) if may_record() else []
+        with _tracer.start_as_current_span(SPAN_SCHEDULE, links=links) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, task.attempt)
             span.set_attribute(SHARD, shard.number)

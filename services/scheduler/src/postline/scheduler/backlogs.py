@@ -104,7 +104,7 @@ class Backlogs:
                 backlog.ready -= 1
                 raise
             backlog.last_used = self.clock()
-            metrics.DECISIONS.labels(decision="backlogged").inc()
+            metrics.decided("backlogged").inc()
             return
 
     def _lane(self, gate: Gate, backlog: Backlog, priority: int) -> Lane:

@@ -109,7 +109,7 @@ class Scheduler:
                     # Its own shard checks the new recipient from the start (suppression...).
                     target = shard_for(rewritten.recipient_domain, self.shards)
                     await self.broker.publish(accepted_key(target), rewritten)
-                    metrics.DECISIONS.labels(decision="forwarded").inc()
+                    metrics.decided("forwarded").inc()
                     logger.info(
                         "%s rewritten to %s", delivery.delivery_id, rewritten.recipient_domain
                     )
@@ -173,7 +173,7 @@ class Scheduler:
         outcome = await shard.submit(task, delivery.server, limit)
         if outcome == GrantOutcome.PAUSED:
             await self.park(task, shard.number, now + self.pause_recheck, now, "paused")
-            metrics.DECISIONS.labels(decision="paused").inc()
+            metrics.decided("paused").inc()
 
     async def ready_for_backlog(
         self, task: delivery_pb2.DeliveryTask, gate: SpeedKey, shard: Shard
@@ -224,7 +224,7 @@ class Scheduler:
         shard.note_held(delivery.recipient_domain, delivery.delivery_id, until)
         await self.park(task, shard.number, until, now, "prohibited_hours")
         if newly:
-            metrics.DECISIONS.labels(decision="held").inc()
+            metrics.decided("held").inc()
             when = datetime.fromtimestamp(hold, tz=UTC).isoformat()
             event = delivery_event(
                 delivery,
@@ -280,7 +280,7 @@ class Scheduler:
                     )
                     event = delivery_event(delivery, status, now, result=result, attempt=attempt)
                     await self.broker.publish_event(event)
-                    metrics.DECISIONS.labels(decision="succeeded" if succeeded else "failed").inc()
+                    metrics.decided("succeeded" if succeeded else "failed").inc()
                 case decisions.Retry(not_before=not_before, asked=asked):
                     retry = decisions.next_task(result)
                     if delay_warning_due(server, result.task, now):
@@ -296,7 +296,7 @@ class Scheduler:
                         next_attempt_at=not_before,
                     )
                     await self.broker.publish_event(event)
-                    metrics.DECISIONS.labels(decision="retry").inc()
+                    metrics.decided("retry").inc()
                     if asked is not None:
                         logger.info(
                             "%s retried in %ss as its reply asked",
@@ -315,7 +315,7 @@ class Scheduler:
                         result,
                         attempt=attempt,
                     )
-                    metrics.DECISIONS.labels(decision="expired").inc()
+                    metrics.decided("expired").inc()
 
     # --- outcomes --------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class Scheduler:
             reason=f"forwarded copy of delivery {copy.forwarded_from}",
         )
         await self.broker.publish_event(queued)
-        metrics.DECISIONS.labels(decision="forwarded").inc()
+        metrics.decided("forwarded").inc()
         logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
 
     async def _fail_blocked(
@@ -352,7 +352,7 @@ class Scheduler:
             None,
             attempt=max(0, attempt),
         )
-        metrics.DECISIONS.labels(decision="suppressed").inc()
+        metrics.decided("suppressed").inc()
 
     async def _fail_unknown_server(self, delivery: delivery_pb2.AcceptedDelivery) -> None:
         reason = f"server {delivery.server!r} is not in the policy"

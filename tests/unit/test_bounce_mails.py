@@ -534,3 +534,105 @@ def test_report_fields_written_in_a_notices_own_layout() -> None:
     ]
     _, verdicts = classify_mail(inline)
     assert [(v.recipient, v.status) for v in verdicts] == [("f1@example.org", 5)]
+
+
+def _with_header(mail: bytes, header: str) -> bytes:
+    return f"{header}\r\n".encode() + mail
+
+
+def test_a_filtering_gateways_notice_makes_unknown_user_words_its_verdict() -> None:
+    # issue 16, round 7: McAfee's gateway, SurfControl and MXLogic report "No such user" at
+    # no named stage: the filter's verdict (4), where another MTA's notice says a missing
+    # mailbox (2); a 5.1.1 still says a missing mailbox.
+    fields = "Final-Recipient: rfc822; u@example.org\r\nAction: failed\r\n"
+    words = f"{fields}Diagnostic-Code: smtp; 550 u@example.org... No such user\r\n"
+    plain = _dsn(words)
+    assert [v.status for v in classify_mail(plain)[1]] == [2]
+    for header in (
+        "X-NAI-Header: Modified by McAfee Email Gateway (4500)",
+        "X-Mailer: SurfControl E-mail Filter",
+    ):
+        assert [v.status for v in classify_mail(_with_header(plain, header))[1]] == [4]
+    coded = _dsn(f"{fields}Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n")
+    mcafee = "X-NAI-Header: Modified by McAfee Email Gateway (4500)"
+    assert [v.status for v in classify_mail(_with_header(coded, mcafee))[1]] == [2]
+    mxlogic = _text(
+        "Mail delivery failed",
+        "A message that you have sent could not be delivered to one or more\r\n"
+        "recipients.  This is a permanent error.  The following address failed:\r\n\r\n"
+        "  <u@example.org>: 550 unknown user\r\n",
+        sender="MAILER-DAEMON@0001.mxlogic.net",
+    )
+    assert [(v.recipient, v.status) for v in classify_mail(mxlogic)[1]] == [("u@example.org", 4)]
+    mailfoundry = _text(
+        "Message delivery has failed",
+        "Unable to deliver message to: <u@example.org>\r\n"
+        "Delivery failed for the following reason:\r\n"
+        "Server mx.example.org[192.0.2.1] failed with: 550 <u@example.org> No such user here\r\n",
+    )
+    assert [v.status for v in classify_mail(mailfoundry)[1]] == [4]
+
+
+def test_a_japanese_carriers_unknown_user_is_its_users_filter() -> None:
+    # docomo, au and SoftBank answer "User unknown" also when their user's receive filter
+    # refuses the sender: only their own recipients are read so.
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<u@docomo.ne.jp>\r\n    (reason: 550 User unknown)\r\n"
+        "<v@example.org>\r\n    (reason: 550 User unknown)\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    assert {v.recipient: v.status for v in verdicts} == {
+        "u@docomo.ne.jp": 4,
+        "v@example.org": 2,
+    }
+
+
+def test_powermtas_bounce_category_is_its_own_verdict() -> None:
+    # X-PowerMTA-BounceCategory states PowerMTA's verdict: "bad-mailbox" is a missing
+    # mailbox even where the code (5.2.1) and words alone would read as a filter's.
+    fields = (
+        "Final-Recipient: rfc822; u@example.org\r\nAction: failed\r\nStatus: 5.2.1\r\n"
+        "Diagnostic-Code: smtp;550 5.2.1 <u@example.org>... User Unknown\r\n"
+    )
+    assert [v.status for v in classify_mail(_dsn(fields))[1]] == [4]
+    bad = fields + "X-PowerMTA-BounceCategory: bad-mailbox\r\n"
+    assert [v.status for v in classify_mail(_dsn(bad))[1]] == [2]
+    full = (
+        fields.replace("User Unknown", "Over quota") + "X-PowerMTA-BounceCategory: quota-issues\r\n"
+    )
+    assert [v.status for v in classify_mail(_dsn(full))[1]] == [5]
+    other = fields + "X-PowerMTA-BounceCategory: other\r\n"
+    assert [v.status for v in classify_mail(_dsn(other))[1]] == [4]
+
+
+def test_a_sendmail_transcript_names_the_stage_of_its_recipients_reply() -> None:
+    # ">>> DATA" then the reply and the recipient's line: the refusal came after DATA, so
+    # the generic words are a filter's verdict; after ">>> RCPT To:" a missing mailbox.
+    def notice(command: str) -> bytes:
+        body = (
+            "   ----- The following addresses had permanent fatal errors -----\r\n"
+            "<u@example.org>\r\n"
+            "    (reason: 550 5.0.0 <u@example.org>... User unknown)\r\n\r\n"
+            "   ----- Transcript of session follows -----\r\n"
+            f"... while talking to mx.example.org.:\r\n>>> {command}\r\n"
+            "<<< 550 5.0.0 <u@example.org>... User unknown\r\n"
+            "550 5.1.1 <u@example.org>... User unknown\r\n"
+            "<<< 503 5.0.0 Need RCPT (recipient)\r\n"
+        )
+        return _text("Returned mail: see transcript for details", body)
+
+    assert [v.status for v in classify_mail(notice("DATA"))[1]] == [4]
+    assert [v.status for v in classify_mail(notice("RCPT To:<u@example.org>"))[1]] == [2]
+
+
+def test_the_formats_hints_and_verdict_fields_name_known_reasons_and_stages() -> None:
+    from postline.bounce.classify import _COMMANDS, reply_rules
+    from postline.bounce.mail.textformat import mail_formats
+
+    formats, reasons = mail_formats(), reply_rules().reasons
+    for hint in formats.hints:
+        assert not hint.reason or hint.reason in reasons
+        assert not hint.command or hint.command in _COMMANDS
+    for values in formats.verdict_fields.values():
+        assert set(values.values()) <= reasons.keys()

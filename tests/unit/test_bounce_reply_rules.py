@@ -51,12 +51,59 @@ def test_provider_text_overrides_the_enhanced_code() -> None:
 
 @pytest.mark.parametrize(
     ("command", "status"),
-    [("RCPT", 2), ("DATA", 4), ("", 4)],
+    [("RCPT", 2), ("DATA", 4), ("", 2), ("FILTER", 4)],
 )
 def test_generic_user_unknown_words_depend_on_the_stage(command: str, status: int) -> None:
-    # Answered to RCPT they mean a missing mailbox; after DATA (or at an unnamed stage) they
-    # are a content filter's verdict, and status 2 would wrongly suppress the address.
+    # Answered to RCPT, or at a stage the bounce does not name (older MTAs' notices), they
+    # mean a missing mailbox; after DATA, or in a filter's own notice (FILTER: a filtering
+    # gateway, a carrier whose receive filters answer so), they are the filter's verdict,
+    # and status 2 would wrongly suppress the address.
     assert classify_failure(550, "", "550 User unknown", command=command).status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # issue 16, round 7: generic unknown-user words at a stage the bounce does not name
+        ("550 user unknown", 2),  # RFC 3464's example report
+        ("550 <u@example.org>... No such user", 2),  # Sendmail
+        ("550 Unknown user u@example.org", 2),
+        ("550 Benutzer unbekannt", 2),
+        ("550 Usuario desconocido", 2),
+        ("[User unknown]", 2),  # a Japanese MTA's text notice
+        # ...except with a security or policy code: a filter answered in those words
+        ("550 5.7.1 550 User Unknown: u@example.org", 4),  # Sun Messaging Server
+        ("550 5.7.1 No such user", 4),
+        # ...and words of their own, or a 5.1.1, stay a missing mailbox with it
+        (
+            "550 5.7.1 <u@example.org>: Recipient address rejected: User unknown in local "
+            "recipient table",
+            2,
+        ),
+        ("550 5.1.1 User unknown", 2),
+    ],
+)
+def test_generic_unknown_user_words_at_an_unnamed_stage(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text), enhanced_status(text) or "5.0.0", text, action="failed"
+    )
+    assert verdict.status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("550 User unknown", 4),
+        ("550 <u@example.org>... User not exist", 4),  # McAfee's gateway relaying it
+        ("550 5.1.1 User unknown", 2),  # the addressing code still says a missing mailbox
+        ("552 5.2.2 Mailbox full", 5),  # other reasons are what they are
+    ],
+)
+def test_a_filters_own_notice_makes_unknown_user_words_its_verdict(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text), enhanced_status(text), text, command="FILTER", action="failed"
+    )
+    assert verdict.status == status
 
 
 def test_an_addressing_code_makes_an_unknown_user_at_any_stage() -> None:
@@ -224,11 +271,13 @@ def test_qmails_giving_up_on_a_host_is_no_expiry() -> None:
 
 def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
     # Exim states "Unknown user" with no SMTP reply when no router accepts a local part
-    # (the wider corpus's Exim notices, development set); a remote server's "550 Unknown
-    # user" at a stage the bounce does not name stays a filter's verdict.
+    # (the wider corpus's Exim notices, development set); since round 7 a remote server's
+    # "550 Unknown user" at a stage the bounce does not name is one too, and after DATA
+    # it is a filter's verdict.
     assert classify_failure(0, "5.0.0", "Unknown user", action="failed").status == 2
-    assert classify_failure(550, "5.0.0", "550 Unknown user", action="failed").status == 4
-    assert classify_failure(0, "5.0.0", "Unknown user here today", action="failed").status == 4
+    assert classify_failure(550, "5.0.0", "550 Unknown user", action="failed").status == 2
+    after_data = classify_failure(550, "5.0.0", "550 Unknown user", command="DATA")
+    assert after_data.status == 4
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -31,6 +31,7 @@ class Hint:
     conditions: tuple[tuple[str, re.Pattern[str]], ...]  # (header name | body, pattern)
     reason: str
     command: str
+    recipient: re.Pattern[str] | None = None  # the failed recipients it is about
 
     def applies(self, headers: dict[str, str], notice: str) -> bool:
         for where, pattern in self.conditions:
@@ -38,6 +39,9 @@ class Hint:
             if not pattern.search(value):
                 return False
         return True
+
+    def about(self, address: str) -> bool:
+        return self.recipient is None or self.recipient.search(address) is not None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,18 @@ class MailFormats:
     section_words: tuple[str, ...] = ()
     ends_after_reply: tuple[re.Pattern[str], ...] = ()
     final_intros: tuple[re.Pattern[str], ...] = ()
+    transcript_sent: re.Pattern[str] | None = None  # ">>> DATA": a command sent
+    transcript_reply: re.Pattern[str] | None = None  # "<<< 550 ...": its reply
+    # report field -> its value -> the reason it names (an MTA's own verdict)
+    verdict_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def verdict(self, fields: dict[str, str]) -> str:
+        """The reason a recipient's report fields state outright, if any."""
+        for name, values in self.verdict_fields.items():
+            value = fields.get(name, "").strip().lower()
+            if value in values:
+                return values[value]
+        return ""
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
@@ -136,10 +152,11 @@ def mail_formats() -> MailFormats:
                 conditions=tuple(
                     (key.lower(), _compile(value))
                     for key, value in hint.items()
-                    if key not in ("reason", "command")
+                    if key not in ("reason", "command", "recipient")
                 ),
                 reason=str(hint.get("reason", "")),
                 command=str(hint.get("command", "")).upper(),
+                recipient=_compile(hint["recipient"]) if hint.get("recipient") else None,
             )
             for hint in raw.get("hints") or []
         ),
@@ -148,6 +165,14 @@ def mail_formats() -> MailFormats:
         section_words=tuple(str(w) for w in raw.get("section_words") or ()),
         ends_after_reply=tuple(_compile(p) for p in raw.get("ends_after_reply") or []),
         final_intros=tuple(_compile(p) for p in raw.get("final_intros") or []),
+        transcript_sent=_compile(raw["transcript_sent"]) if raw.get("transcript_sent") else None,
+        transcript_reply=(
+            _compile(raw["transcript_reply"]) if raw.get("transcript_reply") else None
+        ),
+        verdict_fields={
+            str(name).lower(): {str(v).lower(): str(r) for v, r in values.items()}
+            for name, values in (raw.get("verdict_fields") or {}).items()
+        },
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -184,8 +209,11 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     since_address = 0
     section = ""
     previous = ""
+    sent = ""  # a transcript's command line whose reply has not yet named its recipient
     for line in lines:
         hit = _recipient_line(formats, line)
+        if hit is None:
+            sent = _transcript_command(formats, line, sent)
         after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)
         after_final = (
             hit is not None
@@ -214,6 +242,9 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             since_address = 0
             if rest:
                 current.append(rest)
+            if sent and sent not in current:
+                current.append(sent)
+            sent = ""
             continue
         heading = formats.section(line)
         if heading:
@@ -279,6 +310,17 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # it was tried...): read only when those lines name no reason.
                 r.context = shared.diagnostic
     return recipients
+
+
+def _transcript_command(formats: MailFormats, line: str, sent: str) -> str:
+    """The transcript's command still waiting for its recipient, after this line."""
+    if formats.transcript_sent is None or formats.transcript_reply is None:
+        return ""
+    if formats.transcript_sent.match(line):
+        return line.strip()
+    if not line.strip() or formats.transcript_reply.match(line):
+        return sent
+    return ""
 
 
 # "550-5.7.1 " (and "550 5.7.1 ") starting the continuation lines of a multi-line reply.

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # How long the queued events of an accepted message are tried again while RabbitMQ is away.
 QUEUED_RETRY_SECONDS = 120.0
 # How long the queued events the relay publishes after its 250 may wait for others to travel
-# with: under load some 30 share a broker message instead of ~7, read by reports and bounce
+# with: under load 40-60 share a broker message instead of ~6, read by reports and bounce
 # (reports writes what arrived once a second anyway; bench/README.md, "Round 5").
 QUEUED_LINGER = 0.1
 

@@ -90,5 +90,5 @@ class RecordingBroker:
     async def publish_grouped(self, routing_key: str, item: Any) -> None:
         self.deliveries.append(item)
 
-    async def publish_events(self, events: list[Any]) -> None:
+    async def publish_events(self, events: list[Any], *, linger: float = 0.0) -> None:
         self.events.extend(events)

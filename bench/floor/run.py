@@ -271,7 +271,7 @@ async def role_accept(params: dict[str, Any]) -> None:
                 message.SerializeToString()
                 self.published += 1
 
-            async def publish_events(self, events: Any) -> None:
+            async def publish_events(self, events: Any, *, linger: float = 0.0) -> None:
                 for event in events:
                     event.SerializeToString()
 

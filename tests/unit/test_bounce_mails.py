@@ -636,3 +636,128 @@ def test_the_formats_hints_and_verdict_fields_name_known_reasons_and_stages() ->
         assert not hint.command or hint.command in _COMMANDS
     for values in formats.verdict_fields.values():
         assert set(values.values()) <= reasons.keys()
+
+
+def test_challenge_response_and_list_mail_are_no_bounces() -> None:
+    # A challenge-response system holds the mail until the sender confirms: the address is
+    # live, whatever words of delivery software the request uses (TMDA).
+    tmda = _text(
+        "Please confirm your message",
+        "This message was created automatically by mail delivery software (TMDA).\r\n\r\n"
+        "Your message attached below is being held because the address\r\n"
+        "<bounces@example.test> has not been verified.\r\n\r\n"
+        "To release your message for delivery, please send an empty message\r\n"
+        'to the following address, or use your mailer\'s "Reply" feature.\r\n\r\n'
+        "   joe-confirm-1.abcd@example.org\r\n",
+        sender="joe-confirm-1.abcd@example.org",
+    )
+    spam_arrest = _text(
+        "Re: Hello [SpamArrest]",
+        "I apologize for this automatic reply to your email.\r\n\r\nTo control spam, I now "
+        "allow incoming messages only from senders I have approved beforehand.\r\n",
+        sender='"Joe (Spam Arrest)" <joe@example.org>',
+    )
+    boxbe = _text(
+        "Request to join my Guest List (Hello)",
+        'Your message about "Hello" was waitlisted.\r\n\r\nPlease add yourself to my Guest '
+        "List so your messages will be delivered to my Inbox.\r\n",
+        sender='"Joe via Boxbe" <notifications@boxbe.example>',
+    )
+    # A list's digest quotes bounce words; a list manager's moderation notice is no failure.
+    digest = _text(
+        "List Digest, Vol 12, Issue 3",
+        "Today's Topics:\r\n\r\n   1. returned mail (Bob)\r\n\r\nMessage: 1\r\n"
+        "From: ann@example.net\r\n\r\nThe mail system said: user unknown\r\n",
+        sender="list-request@lists.example.org",
+    )
+    majordomo = _text(
+        "BOUNCE list@lists.example.org:    Non-member submission from [bounces@example.test]",
+        "From: app@example.test\r\nTo: list@lists.example.org\r\n\r\nHello\r\n",
+        sender="owner-list@lists.example.org",
+    )
+    for mail in (tmda, spam_arrest, boxbe, digest, majordomo):
+        report, verdicts = classify_mail(mail)
+        assert report.kind is not Kind.BOUNCE and verdicts == []
+
+
+def test_list_managers_notices_name_the_address_sent_to() -> None:
+    # A list refusing the post: the list's address failed (a policy's refusal, 4).
+    sympa = _text(
+        "Message distribution: Forbidden",
+        "Your message for list list@lists.example.org has been rejected.\r\n"
+        "You are not allowed to send messages to this list.\r\n",
+        sender="sympa@lists.example.org",
+    )
+    # LISTSERV's "Error delivering to x:" with the remote reply.
+    listserv = _text(
+        'Message "Hello"',
+        "Error delivering to l1@example.org:\r\n550 5.1.1 <l1@example.org>... User unknown\r\n",
+        sender="L-Soft list server at LISTSERV.EXAMPLE.EDU <LISTSERV@LISTSERV.EXAMPLE.EDU>",
+    )
+    expected = {sympa: [("list@lists.example.org", 4)], listserv: [("l1@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_notices_of_gateways_webmail_and_older_servers_of_round_8() -> None:
+    # Trend Micro InterScan MSS: its transcript's arrows the other way round.
+    interscan = _text(
+        "Mail could not be delivered",
+        "Sent <<< RCPT TO:<i1@example.org>\r\n"
+        "Received >>> 550 5.1.1 <i1@example.org>... user unknown\r\n",
+        sender='"InterScan MSS" <postmaster@imss.example.org>',
+    )
+    # Barracuda: "has NOT BEEN DELIVERED" is a failure, not a delay.
+    barracuda = _text(
+        "Message you sent blocked by our bulk email filter",
+        "Your message to: b1@example.org\r\nwas blocked by our Spam Firewall. The email you "
+        "sent with the following subject has NOT BEEN DELIVERED:\r\n\r\nSubject: Hello\r\n",
+    )
+    proofpoint = _text(
+        "Undeliverable: Hello",
+        "Your message to p1@example.org was rejected for policy reasons.\r\n\r\n"
+        "554 5.7.1 Message blocked due to spam content in the message.\r\n",
+    )
+    sohu = _text("退信", "您发给 s1@example.cn 的信件未能送达。\r\n原因：用户不存在\r\n")
+    exchange2000 = _text(
+        "Undeliverable: Hello",
+        "The following message to <e1@example.org> was undeliverable.\r\n"
+        "The reason for the problem:\r\n"
+        "5.1.0 - Unknown address error 550-'e1@example.org... No such user'\r\n",
+        sender="postmaster@example.org",
+    )
+    local = _text(
+        "Delivery failure",
+        "Delivery failed for the following reason:\r\n"
+        "Local delivery to d1@example.org failed: mailbox is full\r\n",
+    )
+    expected = {
+        interscan: [("i1@example.org", 2, "failed")],
+        barracuda: [("b1@example.org", 4, "failed")],
+        proofpoint: [("p1@example.org", 4, "failed")],
+        sohu: [("s1@example.cn", 2, "failed")],
+        exchange2000: [("e1@example.org", 2, "failed")],
+        local: [("d1@example.org", 5, "failed")],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status, v.delivery) for v in verdicts] == want
+
+
+def test_messaging_servers_original_address_is_the_recipient() -> None:
+    # Sun Java System / Oracle Messaging Server and PMDF: "Recipient address:" is where the
+    # alias led, "Original address:" on the next line the address the mail was sent to.
+    notice = _text(
+        "Delivery Notification: Delivery has failed",
+        "Your message cannot be delivered to the following recipients:\r\n\r\n"
+        "  Recipient address: final@mail.example.org\r\n"
+        "  Original address: sent@example.org\r\n"
+        "  Reason: Remote SMTP server has rejected address\r\n"
+        "  Diagnostic code: smtp;550 5.1.1 unknown or illegal alias: final@mail.example.org\r\n",
+        sender="Internet Mail Delivery <postmaster@ims.example.org>",
+    )
+    _, verdicts = classify_mail(notice)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("sent@example.org", 2, "final@mail.example.org")
+    ]

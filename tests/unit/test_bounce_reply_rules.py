@@ -474,3 +474,30 @@ def test_vocabulary_of_issue_16_round_6(text: str, status: int) -> None:
         action="failed",
     )
     assert verdict.status == status
+
+
+# Round 8: the reasons in the words of webmail providers of other countries and of X.400
+# gateways, as their notices write them (no SMTP reply of their own, Status 5.0.0).
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("받는 사람의 메일 주소가 존재하지 않습니다.", 2),  # Korean (Naver, Daum)
+        ("退信原因: 收件人邮箱地址不存在", 2),  # Chinese (NetEase 163/126)
+        ("Raison : ce destinataire n'existe pas", 2),  # French (Free)
+        ("550 Le domaine du destinataire n'existe pas", 1),  # ... a domain stays a domain
+        ("Reason: Unable to transfer; Diagnostic: Unrecognised O/R name", 2),  # X.400 (X.411)
+        ("Reason: Unable-To-Transfer; Diagnostic: Unrecognized-OR-Name", 2),
+        ("Důvod: Schránka adresáta je plná", 5),  # Czech (Seznam)
+        ("550 5.1.1 unknown or illegal alias: joe@example.org", 2),  # PMDF, Messaging Server
+        ("Illegal host/domain name found", 1),  # PMDF
+    ],
+)
+def test_vocabulary_of_issue_16_round_8(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text),
+        enhanced_status(text) or "5.0.0",
+        text,
+        diagnostic_type="smtp",
+        action="failed",
+    )
+    assert verdict.status == status

@@ -98,11 +98,11 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     if inner is not None:
         return inner
 
-    if signs.is_autoreply(headers):
+    if signs.is_autoreply(headers) or signs.is_challenge(notice):
         return BounceReport(
             Kind.AUTOREPLY, [FailedRecipient(recipient=a) for a in _from_addresses(headers)]
         )
-    if not signs.looks_like_bounce(headers, notice):
+    if signs.is_list_mail(headers) or not signs.looks_like_bounce(headers, notice):
         return BounceReport(Kind.UNKNOWN, original=original)
 
     listed = text_recipients(notice, exclude)

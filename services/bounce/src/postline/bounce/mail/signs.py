@@ -27,6 +27,8 @@ class MailSigns:
     delay_subjects: re.Pattern[str]
     delay_phrases: re.Pattern[str]
     dsn_fields: re.Pattern[str]
+    challenge_phrases: re.Pattern[str] | None = None
+    list_subjects: re.Pattern[str] | None = None
 
     def is_autoreply(self, headers: dict[str, str]) -> bool:
         if self.looks_like_bounce(headers, ""):
@@ -42,6 +44,15 @@ class MailSigns:
             or self.bounce_subjects.search(headers.get("subject", ""))
             or (notice and self.bounce_phrases.search(notice))
         )
+
+    def is_challenge(self, notice: str) -> bool:
+        """A challenge-response system's request to confirm the sender (no failure)."""
+        return self.challenge_phrases is not None and bool(self.challenge_phrases.search(notice))
+
+    def is_list_mail(self, headers: dict[str, str]) -> bool:
+        """A mailing list's digest or moderation notice (no failure, whatever it quotes)."""
+        subject = headers.get("subject", "")
+        return self.list_subjects is not None and bool(self.list_subjects.search(subject))
 
     def is_complaint(self, headers: dict[str, str]) -> bool:
         return bool(self.complaint_subjects.search(headers.get("subject", "")))
@@ -73,4 +84,6 @@ def mail_signs() -> MailSigns:
         delay_subjects=_re(raw["delay_subjects"]),
         delay_phrases=_re(raw["delay_phrases"]),
         dsn_fields=_re(raw["dsn_fields"]),
+        challenge_phrases=_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None,
+        list_subjects=_re(raw["list_subjects"]) if raw.get("list_subjects") else None,
     )

@@ -231,6 +231,18 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             if hit[0].strip(".").lower() != key:
                 finals[key] = hit[0].strip(".")
             continue
+        if hit is not None and current is not None and since_address == 0:
+            forwarded = _forwarded_from(formats, line, hit[0])
+            if forwarded and forwarded != key:
+                # The line after a recipient's names the address it was sent to, alone
+                # (Messaging Server's "Original address: sent@y" after "Recipient address:").
+                blocks[forwarded] = blocks.pop(key)
+                if key in actions:
+                    actions[forwarded] = actions.pop(key)
+                finals[forwarded] = finals.pop(key, key)
+                key = forwarded
+                current = blocks[key]
+                continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
             key = (formats.sent_address(line) or address).strip(".").lower()
@@ -310,6 +322,14 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # it was tried...): read only when those lines name no reason.
                 r.context = shared.diagnostic
     return recipients
+
+
+def _forwarded_from(formats: MailFormats, line: str, address: str) -> str:
+    """The sent-to address a line names by itself (its only address is that one), if any."""
+    sent = formats.sent_address(line)
+    if not sent or sent.strip(".").lower() != address.strip(".").lower():
+        return ""
+    return sent.strip(".").lower()
 
 
 def _transcript_command(formats: MailFormats, line: str, sent: str) -> str:

@@ -761,3 +761,72 @@ def test_messaging_servers_original_address_is_the_recipient() -> None:
     assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
         ("sent@example.org", 2, "final@mail.example.org")
     ]
+
+
+def test_delay_notices_of_exchange_and_domino_are_deferrals() -> None:
+    # "has not been delivered to" heads Exchange's and Domino's delay notices (their failures
+    # say "did not reach" / "was not delivered to"); Exchange 2007 writes its own heading.
+    exchange2003 = _text(
+        "Delayed: Hello",
+        "Your message\r\n\r\n  To:      x1@example.org\r\n  Subject: Hello\r\n\r\n"
+        "has not been delivered to the following recipients:\r\n\r\n"
+        "x1@example.org on Mon, 1 Jan 2007\r\n"
+        "    Could not deliver the message in the time limit specified. Please retry or "
+        "contact your administrator.\r\n    <mx.example.org #4.4.7>\r\n",
+        sender="postmaster@example.org",
+    )
+    exchange2007 = _text(
+        "Delay: Hello",
+        "Delivery is delayed to these recipients or groups:\r\n\r\nx2@example.org\r\n\r\n"
+        "This message hasn't been delivered yet. Delivery will continue to be attempted.\r\n",
+        sender="Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@example.org>",
+    )
+    domino = _text(
+        "DELIVERY DELAYED: Hello",
+        "Your message\r\n\r\n  Subject: Hello\r\n\r\nhas not been delivered to:\r\n\r\n"
+        "  x3@example.org\r\n\r\nbecause:\r\n\r\n"
+        "  Unable to connect to mx.example.org; retrying\r\n",
+        sender="Postmaster@example.org",
+    )
+    for mail, address in ((exchange2003, "x1"), (exchange2007, "x2"), (domino, "x3")):
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.delivery) for v in verdicts] == [
+            (f"{address}@example.org", "deferred")
+        ]
+
+
+def test_a_sentence_naming_the_recipient_gives_its_reason() -> None:
+    # The reason is in the sentence that names the address, before it and after it.
+    sentence = _text(
+        "Undeliverable mail",
+        "The following message could not be delivered because the address "
+        "y1@example.org does not exist.\r\n",
+    )
+    # Microsoft SMTP Service's notice of a mailbox it could not find.
+    smtpsvc = _text(
+        "Delivery Status Notification (Failure)",
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        "Unable to deliver message to the following recipients, due to being unable to find "
+        "the destination mailbox.\r\n\r\n       y2@example.org\r\n",
+        sender="postmaster@example.org",
+    )
+    expected = {sentence: [("y1@example.org", 2)], smtpsvc: [("y2@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_an_expanded_address_named_again_by_the_transcript_is_no_recipient_of_its_own() -> None:
+    # Sendmail: the list alias the mail was sent to, the member it expanded to, and the
+    # transcript's reply naming that member: one recipient, the address sent to.
+    notice = _text(
+        "Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "m1@example.org\r\n    (expanded from: list@example.org)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "550 m1@example.org... User unknown\r\n",
+    )
+    _, verdicts = classify_mail(notice)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("list@example.org", 2, "m1@example.org")
+    ]

@@ -248,6 +248,11 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             key = (formats.sent_address(line) or address).strip(".").lower()
             if key != address.strip(".").lower():
                 finals[key] = address.strip(".")
+            elif key not in blocks:
+                # An address the notice named as where another was forwarded or expanded
+                # to (a transcript after "(expanded from: x)" naming it again) is that
+                # recipient's, not one of its own.
+                key = next((k for k, f in finals.items() if f.lower() == key), key)
             current = blocks.setdefault(key, [])
             if section:
                 actions.setdefault(key, section)
@@ -295,7 +300,10 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             for match in pattern.finditer(notice):
                 address = match.group("addr").strip(".").lower()
                 if address not in exclude and address not in blocks:
-                    after = notice[match.end() :].splitlines()[:_MAX_BLOCK_LINES]
+                    # The sentence that names the address may hold the reason ("...
+                    # because the address x does not exist"): read from its line's start.
+                    start = notice.rfind("\n", 0, match.start()) + 1
+                    after = notice[start:].splitlines()[:_MAX_BLOCK_LINES]
                     blocks[address] = after
             if blocks:
                 break

@@ -830,3 +830,23 @@ def test_an_expanded_address_named_again_by_the_transcript_is_no_recipient_of_it
     assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
         ("list@example.org", 2, "m1@example.org")
     ]
+
+
+def test_a_heading_naming_the_sender_gives_the_reason_of_its_recipients() -> None:
+    # AOL: the reason is in the heading, which names the sender (refused by the recipient's
+    # own setting: a refusal, not a dead address); Exchange's "[SMTP:x]" address type.
+    aol = _text(
+        "Returned mail",
+        "Your mail to the following recipients could not be delivered because they are not "
+        "accepting mail from bounces@example.test:\r\n\tz1@example.org\r\n",
+    )
+    exchange = _text(
+        "Undeliverable: Hello",
+        "Your message was not delivered.\r\n\r\nRecipient: [SMTP:z2@example.org]\r\n"
+        "Reason: The recipient name is not recognized\r\n",
+        sender="postmaster@example.org",
+    )
+    expected = {aol: [("z1@example.org", 4)], exchange: [("z2@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want

@@ -316,7 +316,7 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.
-        shared = recipient_from_block("", [ln for ln in lines if "@" not in ln])
+        shared = recipient_from_block("", [ln for ln in lines if _about_all(formats, ln)])
         single = len(recipients) == 1  # then the whole notice is about that recipient
         for r in recipients:
             if r.reply_code or r.status or not shared.diagnostic:
@@ -330,6 +330,14 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # it was tried...): read only when those lines name no reason.
                 r.context = shared.diagnostic
     return recipients
+
+
+def _about_all(formats: MailFormats, line: str) -> bool:
+    """Whether a line may state the reason once for all recipients: no address, or only
+    the sender's in a heading ("...not accepting mail from sender@x:")."""
+    if "@" not in line:
+        return True
+    return _recipient_line(formats, line) is None and formats.section(line) != ""
 
 
 def _forwarded_from(formats: MailFormats, line: str, address: str) -> str:

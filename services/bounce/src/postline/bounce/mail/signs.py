@@ -9,9 +9,17 @@ from importlib import resources
 
 import yaml
 
+from postline.bounce.classify import lower_pattern
+
 
 def _re(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+
+
+def _lowered_re(pattern: str) -> re.Pattern[str]:
+    """A pattern searched in lowercased text: a notice's phrases are looked for in the whole
+    notice, and matching lowercased text without re.IGNORECASE is several times faster."""
+    return re.compile(lower_pattern(pattern), re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -42,12 +50,13 @@ class MailSigns:
         return bool(
             self.bounce_senders.search(headers.get("from", ""))
             or self.bounce_subjects.search(headers.get("subject", ""))
-            or (notice and self.bounce_phrases.search(notice))
+            or (notice and self.bounce_phrases.search(notice.lower()))
         )
 
     def is_challenge(self, notice: str) -> bool:
         """A challenge-response system's request to confirm the sender (no failure)."""
-        return self.challenge_phrases is not None and bool(self.challenge_phrases.search(notice))
+        phrases = self.challenge_phrases
+        return phrases is not None and bool(phrases.search(notice.lower()))
 
     def is_list_mail(self, headers: dict[str, str]) -> bool:
         """A mailing list's digest or moderation notice (no failure, whatever it quotes)."""
@@ -60,7 +69,7 @@ class MailSigns:
     def is_delay(self, headers: dict[str, str], notice: str) -> bool:
         return bool(
             self.delay_subjects.search(headers.get("subject", ""))
-            or self.delay_phrases.search(notice)
+            or self.delay_phrases.search(notice.lower())
         )
 
     def has_dsn_fields(self, text: str) -> bool:
@@ -75,15 +84,17 @@ def mail_signs() -> MailSigns:
     return MailSigns(
         bounce_senders=_re(raw["bounce_senders"]),
         bounce_subjects=_re(raw["bounce_subjects"]),
-        bounce_phrases=_re(raw["bounce_phrases"]),
+        bounce_phrases=_lowered_re(raw["bounce_phrases"]),
         autoreply_headers=tuple((k.lower(), _re(v)) for k, v in raw["autoreply_headers"].items()),
         autoreply_subjects=_re(raw["autoreply_subjects"]),
         complaint_subjects=_re(raw["complaint_subjects"]),
         complaint_recipient_headers=tuple(raw["complaint_recipient_headers"]),
         recipient_headers=tuple(raw["recipient_headers"]),
         delay_subjects=_re(raw["delay_subjects"]),
-        delay_phrases=_re(raw["delay_phrases"]),
+        delay_phrases=_lowered_re(raw["delay_phrases"]),
         dsn_fields=_re(raw["dsn_fields"]),
-        challenge_phrases=_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None,
+        challenge_phrases=(
+            _lowered_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None
+        ),
         list_subjects=_re(raw["list_subjects"]) if raw.get("list_subjects") else None,
     )

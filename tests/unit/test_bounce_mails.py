@@ -850,3 +850,43 @@ def test_a_heading_naming_the_sender_gives_the_reason_of_its_recipients() -> Non
     for mail, want in expected.items():
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_recipients_named_with_a_display_name_a_bullet_or_only_in_the_subject() -> None:
+    display = _text(
+        "Undeliverable mail",
+        "Delivery to the following recipients failed:\r\n\r\n    Joe Bloggs <w1@example.org>\r\n"
+        "\r\nReason: 550 5.1.1 User unknown\r\n",
+    )
+    parenthesised = _text(
+        "Undeliverable: Hello",
+        "Delivery has failed to these recipients or groups:\r\n\r\nJoe (w2@example.org)\r\n"
+        "The email address you entered couldn't be found.\r\n",
+        sender="postmaster@example.org",
+    )
+    bullets = _text(
+        "Undeliverable mail",
+        "The following recipients could not be reached:\r\n\r\n"
+        "  * w3@example.org: 550 5.1.1 User unknown\r\n"
+        "  * w4@example.org: 552 5.2.2 Mailbox full\r\n",
+    )
+    subject = _text(
+        "Returned mail: w5@example.org... Mailbox full",
+        "The message could not be delivered.\r\n\r\nReason: mailbox full\r\n",
+    )
+    # A reply naming the address is no display name: m-FILTER's "550 unknown user <x>".
+    reply = _text(
+        "Undeliverable mail",
+        "The following address failed:\r\nw6@example.org\r\n\r\n-------server message\r\n"
+        "550 unknown user <w6@example.org>\r\n\r\n-------SMTP command\r\nDATA\r\n",
+    )
+    expected = {
+        display: [("w1@example.org", 2)],
+        parenthesised: [("w2@example.org", 2)],
+        bullets: [("w3@example.org", 2), ("w4@example.org", 5)],
+        subject: [("w5@example.org", 5)],
+        reply: [("w6@example.org", 4)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want

@@ -290,8 +290,10 @@ def _from_addresses(headers: dict[str, str]) -> list[str]:
 def _fallback_recipients(
     headers: dict[str, str], original: OriginalMessage, exclude: frozenset[str]
 ) -> list[FailedRecipient]:
-    """When the text names nobody: the headers some MTAs add, else the original's To."""
-    for name in mail_signs().recipient_headers:
+    """When the text names nobody: the headers some MTAs add, else the address the subject
+    names ("Returned mail: x... Mailbox full", Domino's "DELIVERY FAILURE: User x (x@y) not
+    listed"), else the original's To."""
+    for name in (*mail_signs().recipient_headers, "subject"):
         found = [a for a in addresses_in(headers.get(name, "")) if a.lower() not in exclude]
         if found:
             return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]

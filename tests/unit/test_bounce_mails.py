@@ -890,3 +890,42 @@ def test_recipients_named_with_a_display_name_a_bullet_or_only_in_the_subject() 
     for mail, want in expected.items():
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_a_notice_naming_nobody_reads_a_lists_verp_address_or_a_bare_local_part() -> None:
+    def vague(to: str, body: str) -> bytes:
+        return (
+            "From: MAILER-DAEMON@mx.example.org\r\n"
+            f"To: {to}\r\nSubject: Undeliverable mail\r\n"
+            f"Content-Type: text/plain\r\n\r\n{body}"
+        ).encode()
+
+    # Mailman's and ezmlm's VERP return paths encode the member the list sent to.
+    mailman = vague(
+        "list-bounces+v1=example.org@lists.example.org",
+        "Your message could not be delivered.\r\nThe mailbox is full.\r\n",
+    )
+    ezmlm = vague(
+        "list-return-1234-v2=example.org@lists.example.org",
+        "Sorry, your message could not be delivered.\r\nUser unknown.\r\n",
+    )
+    # Postline's own VERP address encodes a delivery, not a recipient.
+    own = vague("bounce-0123abcd@bounces.example.test", "Your message could not be delivered.\r\n")
+    # An older Sendmail names the local part only; the returned message's To has two.
+    sendmail = _text(
+        "Returned mail: User unknown",
+        "   ----- Transcript of session follows -----\r\n550 v3... User unknown\r\n\r\n"
+        "   ----- Unsent message follows -----\r\nFrom: app@example.test\r\n"
+        "To: v3@example.org, v4@example.org\r\nSubject: Hello\r\n\r\nHello\r\n",
+    )
+    expected = {
+        mailman: [("v1@example.org", 5)],
+        ezmlm: [("v2@example.org", 2)],
+        own: [],
+        sendmail: [("v3@example.org", 2)],
+    }
+    for mail, want in expected.items():
+        # The same with CRLF line ends (as the mails are written here) and with LF.
+        for raw in (mail, mail.replace(b"\r\n", b"\n")):
+            _, verdicts = classify_mail(raw)
+            assert [(v.recipient, v.status) for v in verdicts] == want

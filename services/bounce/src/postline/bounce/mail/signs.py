@@ -37,6 +37,8 @@ class MailSigns:
     dsn_fields: re.Pattern[str]
     challenge_phrases: re.Pattern[str] | None = None
     list_subjects: re.Pattern[str] | None = None
+    verp_headers: tuple[str, ...] = ()
+    verp_recipient: re.Pattern[str] | None = None
 
     def is_autoreply(self, headers: dict[str, str]) -> bool:
         if self.looks_like_bounce(headers, ""):
@@ -62,6 +64,16 @@ class MailSigns:
         """A mailing list's digest or moderation notice (no failure, whatever it quotes)."""
         subject = headers.get("subject", "")
         return self.list_subjects is not None and bool(self.list_subjects.search(subject))
+
+    def verp_recipients(self, headers: dict[str, str]) -> list[str]:
+        """The recipients a VERP return path the bounce came to encodes (local=domain)."""
+        if self.verp_recipient is None:
+            return []
+        found: list[str] = []
+        for name in self.verp_headers:
+            for match in self.verp_recipient.finditer(headers.get(name, "")):
+                found.append(f"{match.group('local')}@{match.group('domain')}")
+        return list(dict.fromkeys(found))
 
     def is_complaint(self, headers: dict[str, str]) -> bool:
         return bool(self.complaint_subjects.search(headers.get("subject", "")))
@@ -97,4 +109,6 @@ def mail_signs() -> MailSigns:
             _lowered_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None
         ),
         list_subjects=_re(raw["list_subjects"]) if raw.get("list_subjects") else None,
+        verp_headers=tuple(str(h).lower() for h in raw.get("verp_headers") or ()),
+        verp_recipient=_re(raw["verp_recipient"]) if raw.get("verp_recipient") else None,
     )

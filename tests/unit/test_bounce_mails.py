@@ -929,3 +929,23 @@ def test_a_notice_naming_nobody_reads_a_lists_verp_address_or_a_bare_local_part(
         for raw in (mail, mail.replace(b"\r\n", b"\n")):
             _, verdicts = classify_mail(raw)
             assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_short_sentences_and_address_types_that_name_the_recipient() -> None:
+    notices = {
+        "Nondeliverable mail to u1@example.org: user unknown\r\n": ("u1@example.org", 2),
+        "Delivery failed to u2@example.org\r\nReason: 550 5.1.1 User unknown\r\n": (
+            "u2@example.org",
+            2,
+        ),
+        "The message to u3@example.org is bounced because : Quota exceed the hard limit\r\n": (
+            "u3@example.org",
+            5,
+        ),
+        # Exchange 5.5 and X.400 gateways write the address type before the address.
+        "did not reach the following recipient(s):\r\n\r\n    SMTP:u4@example.org\r\n"
+        "    The recipient name is not recognized\r\n": ("u4@example.org", 2),
+    }
+    for body, want in notices.items():
+        _, verdicts = classify_mail(_text("Undeliverable mail", body))
+        assert [(v.recipient, v.status) for v in verdicts] == [want]

@@ -636,3 +636,316 @@ def test_the_formats_hints_and_verdict_fields_name_known_reasons_and_stages() ->
         assert not hint.command or hint.command in _COMMANDS
     for values in formats.verdict_fields.values():
         assert set(values.values()) <= reasons.keys()
+
+
+def test_challenge_response_and_list_mail_are_no_bounces() -> None:
+    # A challenge-response system holds the mail until the sender confirms: the address is
+    # live, whatever words of delivery software the request uses (TMDA).
+    tmda = _text(
+        "Please confirm your message",
+        "This message was created automatically by mail delivery software (TMDA).\r\n\r\n"
+        "Your message attached below is being held because the address\r\n"
+        "<bounces@example.test> has not been verified.\r\n\r\n"
+        "To release your message for delivery, please send an empty message\r\n"
+        'to the following address, or use your mailer\'s "Reply" feature.\r\n\r\n'
+        "   joe-confirm-1.abcd@example.org\r\n",
+        sender="joe-confirm-1.abcd@example.org",
+    )
+    spam_arrest = _text(
+        "Re: Hello [SpamArrest]",
+        "I apologize for this automatic reply to your email.\r\n\r\nTo control spam, I now "
+        "allow incoming messages only from senders I have approved beforehand.\r\n",
+        sender='"Joe (Spam Arrest)" <joe@example.org>',
+    )
+    boxbe = _text(
+        "Request to join my Guest List (Hello)",
+        'Your message about "Hello" was waitlisted.\r\n\r\nPlease add yourself to my Guest '
+        "List so your messages will be delivered to my Inbox.\r\n",
+        sender='"Joe via Boxbe" <notifications@boxbe.example>',
+    )
+    # A list's digest quotes bounce words; a list manager's moderation notice is no failure.
+    digest = _text(
+        "List Digest, Vol 12, Issue 3",
+        "Today's Topics:\r\n\r\n   1. returned mail (Bob)\r\n\r\nMessage: 1\r\n"
+        "From: ann@example.net\r\n\r\nThe mail system said: user unknown\r\n",
+        sender="list-request@lists.example.org",
+    )
+    majordomo = _text(
+        "BOUNCE list@lists.example.org:    Non-member submission from [bounces@example.test]",
+        "From: app@example.test\r\nTo: list@lists.example.org\r\n\r\nHello\r\n",
+        sender="owner-list@lists.example.org",
+    )
+    for mail in (tmda, spam_arrest, boxbe, digest, majordomo):
+        report, verdicts = classify_mail(mail)
+        assert report.kind is not Kind.BOUNCE and verdicts == []
+
+
+def test_list_managers_notices_name_the_address_sent_to() -> None:
+    # A list refusing the post: the list's address failed (a policy's refusal, 4).
+    sympa = _text(
+        "Message distribution: Forbidden",
+        "Your message for list list@lists.example.org has been rejected.\r\n"
+        "You are not allowed to send messages to this list.\r\n",
+        sender="sympa@lists.example.org",
+    )
+    # LISTSERV's "Error delivering to x:" with the remote reply.
+    listserv = _text(
+        'Message "Hello"',
+        "Error delivering to l1@example.org:\r\n550 5.1.1 <l1@example.org>... User unknown\r\n",
+        sender="L-Soft list server at LISTSERV.EXAMPLE.EDU <LISTSERV@LISTSERV.EXAMPLE.EDU>",
+    )
+    expected = {sympa: [("list@lists.example.org", 4)], listserv: [("l1@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_notices_of_gateways_webmail_and_older_servers_of_round_8() -> None:
+    # Trend Micro InterScan MSS: its transcript's arrows the other way round.
+    interscan = _text(
+        "Mail could not be delivered",
+        "Sent <<< RCPT TO:<i1@example.org>\r\n"
+        "Received >>> 550 5.1.1 <i1@example.org>... user unknown\r\n",
+        sender='"InterScan MSS" <postmaster@imss.example.org>',
+    )
+    # Barracuda: "has NOT BEEN DELIVERED" is a failure, not a delay.
+    barracuda = _text(
+        "Message you sent blocked by our bulk email filter",
+        "Your message to: b1@example.org\r\nwas blocked by our Spam Firewall. The email you "
+        "sent with the following subject has NOT BEEN DELIVERED:\r\n\r\nSubject: Hello\r\n",
+    )
+    proofpoint = _text(
+        "Undeliverable: Hello",
+        "Your message to p1@example.org was rejected for policy reasons.\r\n\r\n"
+        "554 5.7.1 Message blocked due to spam content in the message.\r\n",
+    )
+    sohu = _text("退信", "您发给 s1@example.cn 的信件未能送达。\r\n原因：用户不存在\r\n")
+    exchange2000 = _text(
+        "Undeliverable: Hello",
+        "The following message to <e1@example.org> was undeliverable.\r\n"
+        "The reason for the problem:\r\n"
+        "5.1.0 - Unknown address error 550-'e1@example.org... No such user'\r\n",
+        sender="postmaster@example.org",
+    )
+    local = _text(
+        "Delivery failure",
+        "Delivery failed for the following reason:\r\n"
+        "Local delivery to d1@example.org failed: mailbox is full\r\n",
+    )
+    expected = {
+        interscan: [("i1@example.org", 2, "failed")],
+        barracuda: [("b1@example.org", 4, "failed")],
+        proofpoint: [("p1@example.org", 4, "failed")],
+        sohu: [("s1@example.cn", 2, "failed")],
+        exchange2000: [("e1@example.org", 2, "failed")],
+        local: [("d1@example.org", 5, "failed")],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status, v.delivery) for v in verdicts] == want
+
+
+def test_messaging_servers_original_address_is_the_recipient() -> None:
+    # Sun Java System / Oracle Messaging Server and PMDF: "Recipient address:" is where the
+    # alias led, "Original address:" on the next line the address the mail was sent to.
+    notice = _text(
+        "Delivery Notification: Delivery has failed",
+        "Your message cannot be delivered to the following recipients:\r\n\r\n"
+        "  Recipient address: final@mail.example.org\r\n"
+        "  Original address: sent@example.org\r\n"
+        "  Reason: Remote SMTP server has rejected address\r\n"
+        "  Diagnostic code: smtp;550 5.1.1 unknown or illegal alias: final@mail.example.org\r\n",
+        sender="Internet Mail Delivery <postmaster@ims.example.org>",
+    )
+    _, verdicts = classify_mail(notice)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("sent@example.org", 2, "final@mail.example.org")
+    ]
+
+
+def test_delay_notices_of_exchange_and_domino_are_deferrals() -> None:
+    # "has not been delivered to" heads Exchange's and Domino's delay notices (their failures
+    # say "did not reach" / "was not delivered to"); Exchange 2007 writes its own heading.
+    exchange2003 = _text(
+        "Delayed: Hello",
+        "Your message\r\n\r\n  To:      x1@example.org\r\n  Subject: Hello\r\n\r\n"
+        "has not been delivered to the following recipients:\r\n\r\n"
+        "x1@example.org on Mon, 1 Jan 2007\r\n"
+        "    Could not deliver the message in the time limit specified. Please retry or "
+        "contact your administrator.\r\n    <mx.example.org #4.4.7>\r\n",
+        sender="postmaster@example.org",
+    )
+    exchange2007 = _text(
+        "Delay: Hello",
+        "Delivery is delayed to these recipients or groups:\r\n\r\nx2@example.org\r\n\r\n"
+        "This message hasn't been delivered yet. Delivery will continue to be attempted.\r\n",
+        sender="Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@example.org>",
+    )
+    domino = _text(
+        "DELIVERY DELAYED: Hello",
+        "Your message\r\n\r\n  Subject: Hello\r\n\r\nhas not been delivered to:\r\n\r\n"
+        "  x3@example.org\r\n\r\nbecause:\r\n\r\n"
+        "  Unable to connect to mx.example.org; retrying\r\n",
+        sender="Postmaster@example.org",
+    )
+    for mail, address in ((exchange2003, "x1"), (exchange2007, "x2"), (domino, "x3")):
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.delivery) for v in verdicts] == [
+            (f"{address}@example.org", "deferred")
+        ]
+
+
+def test_a_sentence_naming_the_recipient_gives_its_reason() -> None:
+    # The reason is in the sentence that names the address, before it and after it.
+    sentence = _text(
+        "Undeliverable mail",
+        "The following message could not be delivered because the address "
+        "y1@example.org does not exist.\r\n",
+    )
+    # Microsoft SMTP Service's notice of a mailbox it could not find.
+    smtpsvc = _text(
+        "Delivery Status Notification (Failure)",
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        "Unable to deliver message to the following recipients, due to being unable to find "
+        "the destination mailbox.\r\n\r\n       y2@example.org\r\n",
+        sender="postmaster@example.org",
+    )
+    expected = {sentence: [("y1@example.org", 2)], smtpsvc: [("y2@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_an_expanded_address_named_again_by_the_transcript_is_no_recipient_of_its_own() -> None:
+    # Sendmail: the list alias the mail was sent to, the member it expanded to, and the
+    # transcript's reply naming that member: one recipient, the address sent to.
+    notice = _text(
+        "Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "m1@example.org\r\n    (expanded from: list@example.org)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "550 m1@example.org... User unknown\r\n",
+    )
+    _, verdicts = classify_mail(notice)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("list@example.org", 2, "m1@example.org")
+    ]
+
+
+def test_a_heading_naming_the_sender_gives_the_reason_of_its_recipients() -> None:
+    # AOL: the reason is in the heading, which names the sender (refused by the recipient's
+    # own setting: a refusal, not a dead address); Exchange's "[SMTP:x]" address type.
+    aol = _text(
+        "Returned mail",
+        "Your mail to the following recipients could not be delivered because they are not "
+        "accepting mail from bounces@example.test:\r\n\tz1@example.org\r\n",
+    )
+    exchange = _text(
+        "Undeliverable: Hello",
+        "Your message was not delivered.\r\n\r\nRecipient: [SMTP:z2@example.org]\r\n"
+        "Reason: The recipient name is not recognized\r\n",
+        sender="postmaster@example.org",
+    )
+    expected = {aol: [("z1@example.org", 4)], exchange: [("z2@example.org", 2)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_recipients_named_with_a_display_name_a_bullet_or_only_in_the_subject() -> None:
+    display = _text(
+        "Undeliverable mail",
+        "Delivery to the following recipients failed:\r\n\r\n    Joe Bloggs <w1@example.org>\r\n"
+        "\r\nReason: 550 5.1.1 User unknown\r\n",
+    )
+    parenthesised = _text(
+        "Undeliverable: Hello",
+        "Delivery has failed to these recipients or groups:\r\n\r\nJoe (w2@example.org)\r\n"
+        "The email address you entered couldn't be found.\r\n",
+        sender="postmaster@example.org",
+    )
+    bullets = _text(
+        "Undeliverable mail",
+        "The following recipients could not be reached:\r\n\r\n"
+        "  * w3@example.org: 550 5.1.1 User unknown\r\n"
+        "  * w4@example.org: 552 5.2.2 Mailbox full\r\n",
+    )
+    subject = _text(
+        "Returned mail: w5@example.org... Mailbox full",
+        "The message could not be delivered.\r\n\r\nReason: mailbox full\r\n",
+    )
+    # A reply naming the address is no display name: m-FILTER's "550 unknown user <x>".
+    reply = _text(
+        "Undeliverable mail",
+        "The following address failed:\r\nw6@example.org\r\n\r\n-------server message\r\n"
+        "550 unknown user <w6@example.org>\r\n\r\n-------SMTP command\r\nDATA\r\n",
+    )
+    expected = {
+        display: [("w1@example.org", 2)],
+        parenthesised: [("w2@example.org", 2)],
+        bullets: [("w3@example.org", 2), ("w4@example.org", 5)],
+        subject: [("w5@example.org", 5)],
+        reply: [("w6@example.org", 4)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_a_notice_naming_nobody_reads_a_lists_verp_address_or_a_bare_local_part() -> None:
+    def vague(to: str, body: str) -> bytes:
+        return (
+            "From: MAILER-DAEMON@mx.example.org\r\n"
+            f"To: {to}\r\nSubject: Undeliverable mail\r\n"
+            f"Content-Type: text/plain\r\n\r\n{body}"
+        ).encode()
+
+    # Mailman's and ezmlm's VERP return paths encode the member the list sent to.
+    mailman = vague(
+        "list-bounces+v1=example.org@lists.example.org",
+        "Your message could not be delivered.\r\nThe mailbox is full.\r\n",
+    )
+    ezmlm = vague(
+        "list-return-1234-v2=example.org@lists.example.org",
+        "Sorry, your message could not be delivered.\r\nUser unknown.\r\n",
+    )
+    # Postline's own VERP address encodes a delivery, not a recipient.
+    own = vague("bounce-0123abcd@bounces.example.test", "Your message could not be delivered.\r\n")
+    # An older Sendmail names the local part only; the returned message's To has two.
+    sendmail = _text(
+        "Returned mail: User unknown",
+        "   ----- Transcript of session follows -----\r\n550 v3... User unknown\r\n\r\n"
+        "   ----- Unsent message follows -----\r\nFrom: app@example.test\r\n"
+        "To: v3@example.org, v4@example.org\r\nSubject: Hello\r\n\r\nHello\r\n",
+    )
+    expected = {
+        mailman: [("v1@example.org", 5)],
+        ezmlm: [("v2@example.org", 2)],
+        own: [],
+        sendmail: [("v3@example.org", 2)],
+    }
+    for mail, want in expected.items():
+        # The same with CRLF line ends (as the mails are written here) and with LF.
+        for raw in (mail, mail.replace(b"\r\n", b"\n")):
+            _, verdicts = classify_mail(raw)
+            assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_short_sentences_and_address_types_that_name_the_recipient() -> None:
+    notices = {
+        "Nondeliverable mail to u1@example.org: user unknown\r\n": ("u1@example.org", 2),
+        "Delivery failed to u2@example.org\r\nReason: 550 5.1.1 User unknown\r\n": (
+            "u2@example.org",
+            2,
+        ),
+        "The message to u3@example.org is bounced because : Quota exceed the hard limit\r\n": (
+            "u3@example.org",
+            5,
+        ),
+        # Exchange 5.5 and X.400 gateways write the address type before the address.
+        "did not reach the following recipient(s):\r\n\r\n    SMTP:u4@example.org\r\n"
+        "    The recipient name is not recognized\r\n": ("u4@example.org", 2),
+    }
+    for body, want in notices.items():
+        _, verdicts = classify_mail(_text("Undeliverable mail", body))
+        assert [(v.recipient, v.status) for v in verdicts] == [want]

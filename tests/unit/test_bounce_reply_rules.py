@@ -474,3 +474,61 @@ def test_vocabulary_of_issue_16_round_6(text: str, status: int) -> None:
         action="failed",
     )
     assert verdict.status == status
+
+
+# Round 8: the reasons in the words of webmail providers of other countries and of X.400
+# gateways, as their notices write them (no SMTP reply of their own, Status 5.0.0).
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("받는 사람의 메일 주소가 존재하지 않습니다.", 2),  # Korean (Naver, Daum)
+        ("退信原因: 收件人邮箱地址不存在", 2),  # Chinese (NetEase 163/126)
+        ("Raison : ce destinataire n'existe pas", 2),  # French (Free)
+        ("550 Le domaine du destinataire n'existe pas", 1),  # ... a domain stays a domain
+        ("Reason: Unable to transfer; Diagnostic: Unrecognised O/R name", 2),  # X.400 (X.411)
+        ("Reason: Unable-To-Transfer; Diagnostic: Unrecognized-OR-Name", 2),
+        ("Důvod: Schránka adresáta je plná", 5),  # Czech (Seznam)
+        ("550 5.1.1 unknown or illegal alias: joe@example.org", 2),  # PMDF, Messaging Server
+        ("Illegal host/domain name found", 1),  # PMDF
+        # older webmail and MTAs, in the wordings PHPMailer-BMH's rule samples record
+        ("The message to joe@example.org is bounced because : Quota exceed the hard limit", 5),
+        ("551 bounce as<the destination mailbox <joe@example.org> is full> queue as 1", 5),
+        ("422 User has exhausted allowed storage space", 5),
+        ('"(0), ErrMsg=Mailbox space not enough (space limit is 10240KB)', 5),
+        ("error writing message: File too large", 5),
+        ("550 Mailbox ( joe@example.org ) not found or inactivated", 2),
+        ("450 user path no exist", 2),
+        ("550 Command RCPT User <joe@example.org> not OK", 2),
+        ("550 User not a member of domain: <joe@example.org>", 2),
+        ('550 "The recipient cannot be verified.  Please check all recipients', 2),
+        ("550 <joe@example.org>... User account not activated", 2),
+        ("550 <joe@example.org>: User status is locked.", 2),
+        ("550 <joe> is now disabled with MTA service.", 2),
+        ("mail receiving disabled", 2),  # CommuniGate Pro
+        ("553 mailbox joe@example.org is restricted", 2),
+        ("550 Content reject. FAAAANsG60M9BmDT.1", 4),
+        ("552 MessageWall: MIME/REJECT: Invalid structure", 4),
+        ("553 Mail data refused by AISP, rule [169648].", 4),
+        ("The user does not accept email in non-Western (non-Latin) character sets.", 4),
+        ("554 sender is rejected: 0,mx20,wKjR5bDrnoM2yNtEZVAkBg==.32467S2", 4),  # NetEase
+        ("550 Requested action not taken: mail IsCNAPF76kMDARUY.56621S2 is rejected,mx3,BM", 4),
+        ("550 Error: MAIL FROM is mismatched with message header from address!", 4),
+        ("553 User refused to receive this mail.", 4),
+        ("550 5.0.0 <joe@example.org>... No permit", 4),
+        ("500 Unauthorized relay msg rejected", 4),
+        ("451 System(u) busy, try again later.", 7),
+        ("Unable to switch to /var/vpopmail/domains/x: input/output error. (#4.3.0)", 7),
+        ("connection with mx1.mail.example.org is broken", 7),  # CommuniGate Pro
+        ("554 5.0.0 MX list for example.org. points back to mail01.example.org", 7),
+        ("551 not our customer", 99),  # not an unknown user by its words (5.1.6: has moved)
+    ],
+)
+def test_vocabulary_of_issue_16_round_8(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text),
+        enhanced_status(text) or "5.0.0",
+        text,
+        diagnostic_type="smtp",
+        action="failed",
+    )
+    assert verdict.status == status

@@ -180,10 +180,12 @@ class Parts:
 
     @cached_property
     def notice(self) -> str:
-        """The human-readable notice: its plain text parts, else its HTML as text."""
+        """The human-readable notice: its plain text parts, else its HTML as text, with
+        "\n" line ends (a mail stored with CRLF keeps them in its parts; the formats' patterns
+        anchor lines with "$", which does not match before "\r")."""
         if any(t.strip() for t in self.plain):
-            return "\n".join(self.plain)
-        return "\n".join(html_to_text(h) for h in self.html)
+            return "\n".join(self.plain).replace("\r\n", "\n")
+        return "\n".join(html_to_text(h) for h in self.html).replace("\r\n", "\n")
 
 
 def headers_of(text: str) -> dict[str, str]:

@@ -98,11 +98,11 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     if inner is not None:
         return inner
 
-    if signs.is_autoreply(headers):
+    if signs.is_autoreply(headers) or signs.is_challenge(notice):
         return BounceReport(
             Kind.AUTOREPLY, [FailedRecipient(recipient=a) for a in _from_addresses(headers)]
         )
-    if not signs.looks_like_bounce(headers, notice):
+    if signs.is_list_mail(headers) or not signs.looks_like_bounce(headers, notice):
         return BounceReport(Kind.UNKNOWN, original=original)
 
     listed = text_recipients(notice, exclude)
@@ -111,7 +111,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         # Every address the notice lists is under a "delivered" heading: a receipt.
         return BounceReport(Kind.DELIVERED, listed, original)
     if not recipients:
-        recipients = _fallback_recipients(headers, original, exclude)
+        recipients = _fallback_recipients(headers, original, exclude, notice)
         text = " ".join(notice.split())
         for r in recipients:
             r.diagnostic = text
@@ -288,17 +288,39 @@ def _from_addresses(headers: dict[str, str]) -> list[str]:
 
 
 def _fallback_recipients(
-    headers: dict[str, str], original: OriginalMessage, exclude: frozenset[str]
+    headers: dict[str, str], original: OriginalMessage, exclude: frozenset[str], notice: str
 ) -> list[FailedRecipient]:
-    """When the text names nobody: the headers some MTAs add, else the original's To."""
-    for name in mail_signs().recipient_headers:
+    """When the text names nobody: the headers some MTAs add, the recipient a VERP return
+    path encodes (a mailing list's), the address the subject names ("Returned mail: x...
+    Mailbox full", Domino's "DELIVERY FAILURE: User x (x@y) not listed"), else the
+    original's To, or the one of its To and Cc whose local part the notice names."""
+    signs = mail_signs()
+    for name in signs.recipient_headers:
         found = [a for a in addresses_in(headers.get(name, "")) if a.lower() not in exclude]
         if found:
             return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
+    verp = signs.verp_recipients(headers)
+    if len(verp) == 1:
+        return [FailedRecipient(recipient=verp[0])]
+    found = [a for a in addresses_in(headers.get("subject", "")) if a.lower() not in exclude]
+    if found:
+        return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
     found = addresses_in(original.get("to"))
     if len(found) == 1:
         return [FailedRecipient(recipient=found[0])]
-    return []
+    named = _named_by_local_part(notice, found + addresses_in(original.get("cc")))
+    return [FailedRecipient(recipient=named)] if named else []
+
+
+def _named_by_local_part(notice: str, addresses: list[str]) -> str:
+    """The one returned recipient whose local part alone the notice names (older Sendmail
+    and local mailers report "joe... User unknown" without the domain)."""
+    named = {
+        a
+        for a in addresses
+        if re.search(rf"(?<![\w.+@-]){re.escape(a.partition('@')[0])}(?![\w+@-]|\.\w)", notice)
+    }
+    return named.pop() if len(named) == 1 else ""
 
 
 def _feedback(

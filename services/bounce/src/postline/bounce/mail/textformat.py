@@ -231,11 +231,28 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             if hit[0].strip(".").lower() != key:
                 finals[key] = hit[0].strip(".")
             continue
+        if hit is not None and current is not None and since_address == 0:
+            forwarded = _forwarded_from(formats, line, hit[0])
+            if forwarded and forwarded != key:
+                # The line after a recipient's names the address it was sent to, alone
+                # (Messaging Server's "Original address: sent@y" after "Recipient address:").
+                blocks[forwarded] = blocks.pop(key)
+                if key in actions:
+                    actions[forwarded] = actions.pop(key)
+                finals[forwarded] = finals.pop(key, key)
+                key = forwarded
+                current = blocks[key]
+                continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
             key = (formats.sent_address(line) or address).strip(".").lower()
             if key != address.strip(".").lower():
                 finals[key] = address.strip(".")
+            elif key not in blocks:
+                # An address the notice named as where another was forwarded or expanded
+                # to (a transcript after "(expanded from: x)" naming it again) is that
+                # recipient's, not one of its own.
+                key = next((k for k, f in finals.items() if f.lower() == key), key)
             current = blocks.setdefault(key, [])
             if section:
                 actions.setdefault(key, section)
@@ -283,7 +300,10 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             for match in pattern.finditer(notice):
                 address = match.group("addr").strip(".").lower()
                 if address not in exclude and address not in blocks:
-                    after = notice[match.end() :].splitlines()[:_MAX_BLOCK_LINES]
+                    # The sentence that names the address may hold the reason ("...
+                    # because the address x does not exist"): read from its line's start.
+                    start = notice.rfind("\n", 0, match.start()) + 1
+                    after = notice[start:].splitlines()[:_MAX_BLOCK_LINES]
                     blocks[address] = after
             if blocks:
                 break
@@ -296,7 +316,7 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.
-        shared = recipient_from_block("", [ln for ln in lines if "@" not in ln])
+        shared = recipient_from_block("", [ln for ln in lines if _about_all(formats, ln)])
         single = len(recipients) == 1  # then the whole notice is about that recipient
         for r in recipients:
             if r.reply_code or r.status or not shared.diagnostic:
@@ -310,6 +330,22 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # it was tried...): read only when those lines name no reason.
                 r.context = shared.diagnostic
     return recipients
+
+
+def _about_all(formats: MailFormats, line: str) -> bool:
+    """Whether a line may state the reason once for all recipients: no address, or only
+    the sender's in a heading ("...not accepting mail from sender@x:")."""
+    if "@" not in line:
+        return True
+    return _recipient_line(formats, line) is None and formats.section(line) != ""
+
+
+def _forwarded_from(formats: MailFormats, line: str, address: str) -> str:
+    """The sent-to address a line names by itself (its only address is that one), if any."""
+    sent = formats.sent_address(line)
+    if not sent or sent.strip(".").lower() != address.strip(".").lower():
+        return ""
+    return sent.strip(".").lower()
 
 
 def _transcript_command(formats: MailFormats, line: str, sent: str) -> str:

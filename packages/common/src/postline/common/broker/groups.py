@@ -11,8 +11,8 @@ Every waiter returns only once the broker confirmed the message carrying its ite
 ``BrokerUnavailable``: the same promise as ``Broker.publish``.
 
 Which items may travel together, and as what, is ``BATCHES``: an ``AcceptedDelivery`` in an
-``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``, a backlogged
-``DeliveryTask`` in a ``DeliveryTasks``. A consumer of such a queue
+``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``, a backlogged or
+granted ``DeliveryTask`` in a ``DeliveryTasks``. A consumer of such a queue
 gets each item as if it had come alone (``unbatch`` and ``handle_items``, used by the typed
 consumers) and acks the broker message once every item was handled. Events have their own
 lanes, by kind (``events.py``).
@@ -47,8 +47,8 @@ Publish = Callable[..., Awaitable[None]]
 BATCHES: dict[type[ProtoMessage], tuple[type[ProtoMessage], str]] = {
     delivery_pb2.AcceptedDelivery: (delivery_pb2.AcceptedDeliveries, "deliveries"),
     delivery_pb2.DeliveryResult: (delivery_pb2.DeliveryResults, "results"),
-    # The scheduler's backlog queues only (scheduler/backlogs.py): a task to a sender always
-    # travels alone (competing senders, one priority per message).
+    # The scheduler's backlog queues (scheduler/backlogs.py) and its granted tasks to the
+    # senders (scheduler/task_lanes.py: one lane per priority, a few tasks to a message).
     delivery_pb2.DeliveryTask: (delivery_pb2.DeliveryTasks, "tasks"),
 }
 _ITEMS_OF = {batch: field for batch, field in BATCHES.values()}

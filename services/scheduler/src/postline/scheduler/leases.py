@@ -50,7 +50,7 @@ STATE_TYPES = {
 # Sender-selected distribution: the broker routes the message to these routing keys too.
 CC_HEADER = "CC"
 # A lease of several grants is re-published without those done once one was done this long.
-SHRINK_AFTER = 5.0
+SHRINK_AFTER = 1.0
 
 
 @dataclass

@@ -125,7 +125,7 @@ class Senders:
         self.broker = broker
         self.tasks: list[delivery_pb2.DeliveryTask] = []
         self.pending: dict[str, delivery_pb2.DeliveryTask] = {}  # delivery id -> task
-        self.messages: list[int] = []  # tasks per broker message received
+        self.messages: list[list[str]] = []  # the grants of each broker message received
 
     async def start(self) -> None:
         channel = await self.broker.connection.channel()
@@ -136,8 +136,9 @@ class Senders:
             # Tasks granted together come as one message (a DeliveryTasks).
             message = decode(incoming.body, dict(incoming.headers or {}), delivery_pb2.DeliveryTask)
             items = unbatch(message)
-            self.messages.append(len(items) if items is not None else 1)
-            for item, _ in items if items is not None else [(message, "")]:
+            tasks = [item for item, _ in items] if items is not None else [message]
+            self.messages.append([t.grant_id for t in tasks])  # type: ignore[attr-defined]
+            for item in tasks:
                 assert isinstance(item, delivery_pb2.DeliveryTask)
                 self.tasks.append(item)
                 self.pending[item.delivery.delivery_id] = item

@@ -139,3 +139,36 @@ async def test_deliveries_at_once_stay_within_concurrency() -> None:
     deliverer.gate.set()
     await asyncio.wait_for(asyncio.gather(*handled), 1)
     assert deliverer.most == 2 and len(deliverer.attempted) == 6
+
+
+async def test_a_task_waiting_for_a_slot_goes_highest_priority_first() -> None:
+    sender, deliverer, broker = sender_of(concurrency=1)
+    deliverer.gate = asyncio.Event()
+    for n in range(1, 5):
+        broker.confirm(f"d{n}")
+    low = delivery_pb2.DeliveryTasks(tasks=[task(1), task(2), task(3)])
+    for t in low.tasks:
+        t.priority = delivery_pb2.PRIORITY_LOW
+    urgent = task(4)
+    urgent.priority = delivery_pb2.PRIORITY_HIGH
+    handled = [asyncio.ensure_future(handle(sender.on_task, low, meta()))]
+    await settle_loop()
+    handled.append(asyncio.ensure_future(handle(sender.on_task, urgent, meta())))
+    await settle_loop()
+    assert deliverer.attempted == ["d1"]
+    deliverer.gate.set()
+    await asyncio.wait_for(asyncio.gather(*handled), 1)
+    assert deliverer.attempted == ["d1", "d4", "d2", "d3"], "the urgent one next"
+
+
+async def test_a_stopping_sender_waits_for_the_message_of_a_batch_not_only_its_tasks() -> None:
+    # What drain waits for is the task that acks the broker message (the consumer's), once
+    # per message, not each item's.
+    sender, _, broker = sender_of()
+    handling = asyncio.ensure_future(handle(sender.on_task, batch(1, 2), meta()))
+    await settle_loop()
+    assert sender.in_flight == 1 and handling in sender._in_flight
+    broker.confirm("d1")
+    broker.confirm("d2")
+    assert await sender.drain(1) == 0
+    assert handling.done()

@@ -18,6 +18,8 @@ which is SMTP's norm (RFC 5321 §6.1 prefers a duplicate to a loss). A sender to
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -102,6 +104,38 @@ class Delivered:
         return self._key(task) in self._done
 
 
+class Slots:
+    """At most ``size`` deliveries at once; a task waiting for a slot (a batch brought more
+    than are free) gets one highest priority first, as ``sender.tasks`` would have given it,
+    and first come first served within a priority."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-priority, next(self._seq), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class Sender:
     def __init__(self, broker: Broker, deliverer: Deliverer, concurrency: int = 1000) -> None:
         self.broker = broker
@@ -110,7 +144,7 @@ class Sender:
         # waiting for the task (not just the handler) waits for the ack too.
         self._in_flight: set[asyncio.Task[object]] = set()
         # Deliveries at once: the prefetch counts broker messages, a batch brings several.
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self.delivered = Delivered()
 
     def on_task(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> Awaitable[None]:
@@ -131,12 +165,13 @@ class Sender:
                 task.attempt,
             )
             return
-        async with self._slots:
-            IN_FLIGHT.inc()
-            try:
-                await self._deliver(task, meta)
-            finally:
-                IN_FLIGHT.dec()
+        await self._slots.acquire(task.priority)
+        IN_FLIGHT.inc()
+        try:
+            await self._deliver(task, meta)
+        finally:
+            IN_FLIGHT.dec()
+            self._slots.release()
         self.delivered.add(task)
 
     async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:

@@ -286,14 +286,17 @@ async def handle_items(
     then requeues the whole message: items already handled are handled again, the
     at-least-once norm; the scheduler drops a second copy of an attempt it sent)."""
 
-    async def one(item: ProtoMessage, traceparent: str) -> None:
+    async def one(handling: Awaitable[None], traceparent: str) -> None:
         token = extract_context({"traceparent": traceparent} if traceparent else {})
         try:
-            await handle(item)
+            await handling
         finally:
             token.detach()
 
-    outcomes = await asyncio.gather(*(one(i, t) for i, t in items), return_exceptions=True)
+    # Each item's handler is called here, in the task that acks the broker message, and what
+    # it returns is awaited in a task of the item's own: a handler may note that task (the
+    # sender waits for its acks when it stops).
+    outcomes = await asyncio.gather(*(one(handle(i), t) for i, t in items), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

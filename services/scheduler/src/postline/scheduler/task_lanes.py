@@ -35,6 +35,13 @@ class TaskLanes:
     async def publish(self, task: delivery_pb2.DeliveryTask) -> None:
         """Publish a granted task with its lease; return once the message carrying it was
         confirmed."""
+        if self.batch == 1:
+            # Each alone, as before batches: published at once, any number in flight (a lane
+            # has one publish in flight, which one task a message would make a queue).
+            await self.broker.publish(
+                TASK_KEY, task, priority=task.priority, headers=self.lease_headers
+            )
+            return
         lane = self._lanes.get(task.priority)
         if lane is None:
             publish = functools.partial(

@@ -21,7 +21,7 @@ class RuntimeSettings:
     lease_timeout: float = 3600.0
     renew_after: float = 600.0  # below RabbitMQ's consumer_timeout (30 min by default)
     backlog_idle: float = 60.0
-    task_batch: int = 4  # granted tasks to the senders per broker message at most
+    task_batch: int = 8  # granted tasks to the senders per broker message at most
 
 
 class SchedulerSettings(ServiceSettings):
@@ -55,7 +55,7 @@ class SchedulerSettings(ServiceSettings):
     # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
     # Granted tasks travel to the senders by group commit, at most this many to a broker
     # message (one message goes whole to one sender: a few, so that senders share the work).
-    task_batch: int = Field(default=4, ge=1, le=100)
+    task_batch: int = Field(default=8, ge=1, le=100)
     dns_servers: str = ""
     dns_timeout: float = Field(default=5.0, gt=0)
 

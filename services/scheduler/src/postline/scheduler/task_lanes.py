@@ -11,8 +11,9 @@ Each message is routed to the senders and, by its ``CC`` header, to the shard's 
 a batch's copy is one lease covering all its grants (``leases.py``).
 
 The bound keeps competing senders sharing work: a sender's prefetch counts broker messages,
-so a batch goes whole to one sender; a few tasks each (4 by default, a fifth of a sender's
-default concurrency) is most of the saving on the broker (bench/README.md, "Round 5").
+so a batch goes whole to one sender. 8 by default (two fifths of a sender's default
+concurrency): two senders still took equal shares, and with one publish in flight per lane
+fewer per message made the tasks wait for each other (bench/README.md, "Round 5").
 """
 
 from __future__ import annotations

@@ -397,3 +397,242 @@ def test_address_lines_without_brackets_or_reply_code() -> None:
         mail = _text("Returned mail", f"Your message could not be delivered.\r\n\r\n{line}\r\n")
         _, verdicts = classify_mail(mail)
         assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", status)], line
+
+
+def test_a_sendmail_transcript_after_a_transient_section_is_not_its_recipients_reason() -> None:
+    # The transcript quotes the permanent recipient's reply; the transient one has its own.
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<full@example.org>\r\n    (reason: 552 5.2.2 Over quota)\r\n\r\n"
+        "   ----- The following addresses had transient non-fatal errors -----\r\n"
+        "<slow@example.net>\r\n    (reason: 451 4.3.0 Temporary local problem)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "... while talking to mx.example.org.:\r\n>>> DATA\r\n<<< 552 5.2.2 Over quota\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    found = {v.recipient: (v.status, v.delivery) for v in verdicts}
+    assert found == {"full@example.org": (5, "failed"), "slow@example.net": (7, "deferred")}
+
+
+def test_a_sendmail_summary_without_a_reply_is_completed_by_the_transcript() -> None:
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<u@example.org>\r\n    (reason: Insufficient permission)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        "maildrop: maildir over quota.\r\n"
+        "550 5.0.0 <u@example.org>... Insufficient permission\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("u@example.org", 5)]
+
+
+def test_courier_reports_only_its_undeliverable_section() -> None:
+    # courier/module.dsn: a relayed recipient ("MESSAGE DELIVERED TO A MAIL GATEWAY") beside
+    # a failed one ("UNDELIVERABLE MAIL").
+    body = (
+        "This is a delivery status notification from mx.example.org,\r\n"
+        "running the Courier mail server, version 1.1.\r\n\r\n"
+        + "-"
+        * 75
+        + "\r\n\r\n                   MESSAGE DELIVERED TO A MAIL GATEWAY\r\n\r\n"
+        "Unless your message is eventually returned undeliverable, you may not\r\n"
+        "receive any further delivery notices for the following addresses:\r\n\r\n"
+        "<relayed@example.net>:\r\n    [192.0.2.7]:\r\n<<< 250 ok 931200942 qp 25258\r\n\r\n"
+        + "-"
+        * 75
+        + "\r\n\r\n                           UNDELIVERABLE MAIL\r\n\r\n"
+        "Your message to the following recipients cannot be delivered:\r\n\r\n"
+        "<gone@example.org>:\r\n    mx.example.org [192.0.2.1]:\r\n"
+        ">>> RCPT TO:<gone@example.org>\r\n"
+        "<<< 550 Sorry, no mailbox here by that name. (#5.1.1)\r\n\r\n" + "-" * 75 + "\r\n"
+    )
+    _, verdicts = classify_mail(
+        _text("NOTICE: mail delivery status.", body, sender="Courier mail server <@>")
+    )
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+
+
+def test_notices_of_older_mtas_and_webmail_providers() -> None:
+    netscape = _text(
+        "Delivery failed",
+        "This Message was undeliverable due to the following reason:\r\n\r\n"
+        "The following destination addresses were unknown (please check\r\n"
+        "the addresses and re-mail the message):\r\n\r\nSMTP <n1@example.org>\r\n",
+    )
+    qq = _text(
+        "退信",
+        "很抱歉您发送的邮件被退回，以下是该邮件的相关信息：\r\n"
+        "无法发送到 q1@example.cn\r\n退信原因 收件人邮箱已满\r\n",
+        sender="PostMaster <postmaster@qq.example.cn>",
+    )
+    mailru = _text(
+        "Mail failure.",
+        "Message was not accepted -- invalid mailbox.  Local mailbox m1@example.ru is\r\n"
+        "unavailable: user is terminated\r\n",
+    )
+    tonline = _text(
+        "Mail delivery failed: returning message to sender",
+        "|------------------------- Failed addresses follow: ---------------------|\r\n"
+        " <t1@example.de> ... unknown user / Teilnehmer existiert nicht\r\n"
+        "|------------------------- Message text follows: ------------------------|\r\n",
+    )
+    expected = {
+        netscape: [("n1@example.org", 2)],
+        qq: [("q1@example.cn", 5)],
+        mailru: [("m1@example.ru", 2)],
+        tonline: [("t1@example.de", 2)],
+    }
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_an_mtas_own_sentence_about_the_recipient() -> None:
+    # The reporting MTA's own words, no SMTP reply: "User unknown" after the sentence that
+    # names the address is its verdict, and Microsoft SMTP Service's "unable to connect"
+    # notice comes once its retries ran out.
+    sentence = _text(
+        "Undeliverable mail", "Your mail to u1@example.org was undeliverable: User unknown.\r\n"
+    )
+    smtpsvc = _text(
+        "Delivery Status Notification (Failure)",
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        "Unable to deliver message to the following recipients, due to being unable to "
+        "connect successfully to the destination mail server.\r\n\r\n       u2@example.org\r\n",
+        sender="postmaster@mx.example.org",
+    )
+    expected = {sentence: [("u1@example.org", 2)], smtpsvc: [("u2@example.org", 3)]}
+    for mail, want in expected.items():
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == want
+
+
+def test_report_fields_written_in_a_notices_own_layout() -> None:
+    # ZMailer: each field name on its line, the value indented below; the final recipient
+    # (where a forwarding led) is no recipient of its own.
+    zmailer = _text(
+        "Delivery reports about your email [FAILED(1)]",
+        "This is a collection of reports about email delivery\r\n"
+        "process concerning a message you originated.\r\n\r\n"
+        "FAILED:\r\n  Original Recipient:\r\n    rfc822;z1@example.org\r\n"
+        "  Final Recipient:\r\n    RFC822;moved@example.net\r\n"
+        "  Action: failed\r\n  Status: 5.0.0 (permanent failure)\r\n"
+        "  Diagnostic Code:\r\n    smtp; 550 5.1.1 <moved@example.net>... User unknown\r\n",
+        sender="The Post Office <postmaster@mx.example.org>",
+    )
+    # The fields on the address's line: only the failed one is reported.
+    inline = _text(
+        "Delivery Status Notification",
+        "- These recipients of your message have been processed by the mail server:\r\n\r\n"
+        "f1@example.org; Action: Failed; Status: 5.2.2 (mailbox full)\r\n"
+        "    Remote MTA mx.example.org: SMTP diagnostic: 552 Mailbox quota exceeded\r\n\r\n"
+        "d1@example.org; Action: Delivered; Status: 2.0.0\r\n",
+    )
+    _, verdicts = classify_mail(zmailer)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("z1@example.org", 2, "moved@example.net")
+    ]
+    _, verdicts = classify_mail(inline)
+    assert [(v.recipient, v.status) for v in verdicts] == [("f1@example.org", 5)]
+
+
+def _with_header(mail: bytes, header: str) -> bytes:
+    return f"{header}\r\n".encode() + mail
+
+
+def test_a_filtering_gateways_notice_makes_unknown_user_words_its_verdict() -> None:
+    # issue 16, round 7: McAfee's gateway, SurfControl and MXLogic report "No such user" at
+    # no named stage: the filter's verdict (4), where another MTA's notice says a missing
+    # mailbox (2); a 5.1.1 still says a missing mailbox.
+    fields = "Final-Recipient: rfc822; u@example.org\r\nAction: failed\r\n"
+    words = f"{fields}Diagnostic-Code: smtp; 550 u@example.org... No such user\r\n"
+    plain = _dsn(words)
+    assert [v.status for v in classify_mail(plain)[1]] == [2]
+    for header in (
+        "X-NAI-Header: Modified by McAfee Email Gateway (4500)",
+        "X-Mailer: SurfControl E-mail Filter",
+    ):
+        assert [v.status for v in classify_mail(_with_header(plain, header))[1]] == [4]
+    coded = _dsn(f"{fields}Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n")
+    mcafee = "X-NAI-Header: Modified by McAfee Email Gateway (4500)"
+    assert [v.status for v in classify_mail(_with_header(coded, mcafee))[1]] == [2]
+    mxlogic = _text(
+        "Mail delivery failed",
+        "A message that you have sent could not be delivered to one or more\r\n"
+        "recipients.  This is a permanent error.  The following address failed:\r\n\r\n"
+        "  <u@example.org>: 550 unknown user\r\n",
+        sender="MAILER-DAEMON@0001.mxlogic.net",
+    )
+    assert [(v.recipient, v.status) for v in classify_mail(mxlogic)[1]] == [("u@example.org", 4)]
+    mailfoundry = _text(
+        "Message delivery has failed",
+        "Unable to deliver message to: <u@example.org>\r\n"
+        "Delivery failed for the following reason:\r\n"
+        "Server mx.example.org[192.0.2.1] failed with: 550 <u@example.org> No such user here\r\n",
+    )
+    assert [v.status for v in classify_mail(mailfoundry)[1]] == [4]
+
+
+def test_a_japanese_carriers_unknown_user_is_its_users_filter() -> None:
+    # docomo, au and SoftBank answer "User unknown" also when their user's receive filter
+    # refuses the sender: only their own recipients are read so.
+    body = (
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<u@docomo.ne.jp>\r\n    (reason: 550 User unknown)\r\n"
+        "<v@example.org>\r\n    (reason: 550 User unknown)\r\n"
+    )
+    _, verdicts = classify_mail(_text("Returned mail: see transcript for details", body))
+    assert {v.recipient: v.status for v in verdicts} == {
+        "u@docomo.ne.jp": 4,
+        "v@example.org": 2,
+    }
+
+
+def test_powermtas_bounce_category_is_its_own_verdict() -> None:
+    # X-PowerMTA-BounceCategory states PowerMTA's verdict: "bad-mailbox" is a missing
+    # mailbox even where the code (5.2.1) and words alone would read as a filter's.
+    fields = (
+        "Final-Recipient: rfc822; u@example.org\r\nAction: failed\r\nStatus: 5.2.1\r\n"
+        "Diagnostic-Code: smtp;550 5.2.1 <u@example.org>... User Unknown\r\n"
+    )
+    assert [v.status for v in classify_mail(_dsn(fields))[1]] == [4]
+    bad = fields + "X-PowerMTA-BounceCategory: bad-mailbox\r\n"
+    assert [v.status for v in classify_mail(_dsn(bad))[1]] == [2]
+    full = (
+        fields.replace("User Unknown", "Over quota") + "X-PowerMTA-BounceCategory: quota-issues\r\n"
+    )
+    assert [v.status for v in classify_mail(_dsn(full))[1]] == [5]
+    other = fields + "X-PowerMTA-BounceCategory: other\r\n"
+    assert [v.status for v in classify_mail(_dsn(other))[1]] == [4]
+
+
+def test_a_sendmail_transcript_names_the_stage_of_its_recipients_reply() -> None:
+    # ">>> DATA" then the reply and the recipient's line: the refusal came after DATA, so
+    # the generic words are a filter's verdict; after ">>> RCPT To:" a missing mailbox.
+    def notice(command: str) -> bytes:
+        body = (
+            "   ----- The following addresses had permanent fatal errors -----\r\n"
+            "<u@example.org>\r\n"
+            "    (reason: 550 5.0.0 <u@example.org>... User unknown)\r\n\r\n"
+            "   ----- Transcript of session follows -----\r\n"
+            f"... while talking to mx.example.org.:\r\n>>> {command}\r\n"
+            "<<< 550 5.0.0 <u@example.org>... User unknown\r\n"
+            "550 5.1.1 <u@example.org>... User unknown\r\n"
+            "<<< 503 5.0.0 Need RCPT (recipient)\r\n"
+        )
+        return _text("Returned mail: see transcript for details", body)
+
+    assert [v.status for v in classify_mail(notice("DATA"))[1]] == [4]
+    assert [v.status for v in classify_mail(notice("RCPT To:<u@example.org>"))[1]] == [2]
+
+
+def test_the_formats_hints_and_verdict_fields_name_known_reasons_and_stages() -> None:
+    from postline.bounce.classify import _COMMANDS, reply_rules
+    from postline.bounce.mail.textformat import mail_formats
+
+    formats, reasons = mail_formats(), reply_rules().reasons
+    for hint in formats.hints:
+        assert not hint.reason or hint.reason in reasons
+        assert not hint.command or hint.command in _COMMANDS
+    for values in formats.verdict_fields.values():
+        assert set(values.values()) <= reasons.keys()

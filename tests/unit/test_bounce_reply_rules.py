@@ -51,12 +51,59 @@ def test_provider_text_overrides_the_enhanced_code() -> None:
 
 @pytest.mark.parametrize(
     ("command", "status"),
-    [("RCPT", 2), ("DATA", 4), ("", 4)],
+    [("RCPT", 2), ("DATA", 4), ("", 2), ("FILTER", 4)],
 )
 def test_generic_user_unknown_words_depend_on_the_stage(command: str, status: int) -> None:
-    # Answered to RCPT they mean a missing mailbox; after DATA (or at an unnamed stage) they
-    # are a content filter's verdict, and status 2 would wrongly suppress the address.
+    # Answered to RCPT, or at a stage the bounce does not name (older MTAs' notices), they
+    # mean a missing mailbox; after DATA, or in a filter's own notice (FILTER: a filtering
+    # gateway, a carrier whose receive filters answer so), they are the filter's verdict,
+    # and status 2 would wrongly suppress the address.
     assert classify_failure(550, "", "550 User unknown", command=command).status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # issue 16, round 7: generic unknown-user words at a stage the bounce does not name
+        ("550 user unknown", 2),  # RFC 3464's example report
+        ("550 <u@example.org>... No such user", 2),  # Sendmail
+        ("550 Unknown user u@example.org", 2),
+        ("550 Benutzer unbekannt", 2),
+        ("550 Usuario desconocido", 2),
+        ("[User unknown]", 2),  # a Japanese MTA's text notice
+        # ...except with a security or policy code: a filter answered in those words
+        ("550 5.7.1 550 User Unknown: u@example.org", 4),  # Sun Messaging Server
+        ("550 5.7.1 No such user", 4),
+        # ...and words of their own, or a 5.1.1, stay a missing mailbox with it
+        (
+            "550 5.7.1 <u@example.org>: Recipient address rejected: User unknown in local "
+            "recipient table",
+            2,
+        ),
+        ("550 5.1.1 User unknown", 2),
+    ],
+)
+def test_generic_unknown_user_words_at_an_unnamed_stage(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text), enhanced_status(text) or "5.0.0", text, action="failed"
+    )
+    assert verdict.status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("550 User unknown", 4),
+        ("550 <u@example.org>... User not exist", 4),  # McAfee's gateway relaying it
+        ("550 5.1.1 User unknown", 2),  # the addressing code still says a missing mailbox
+        ("552 5.2.2 Mailbox full", 5),  # other reasons are what they are
+    ],
+)
+def test_a_filters_own_notice_makes_unknown_user_words_its_verdict(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text), enhanced_status(text), text, command="FILTER", action="failed"
+    )
+    assert verdict.status == status
 
 
 def test_an_addressing_code_makes_an_unknown_user_at_any_stage() -> None:
@@ -224,11 +271,13 @@ def test_qmails_giving_up_on_a_host_is_no_expiry() -> None:
 
 def test_an_mtas_own_unknown_user_verdict_is_an_unknown_user() -> None:
     # Exim states "Unknown user" with no SMTP reply when no router accepts a local part
-    # (the wider corpus's Exim notices, development set); a remote server's "550 Unknown
-    # user" at a stage the bounce does not name stays a filter's verdict.
+    # (the wider corpus's Exim notices, development set); since round 7 a remote server's
+    # "550 Unknown user" at a stage the bounce does not name is one too, and after DATA
+    # it is a filter's verdict.
     assert classify_failure(0, "5.0.0", "Unknown user", action="failed").status == 2
-    assert classify_failure(550, "5.0.0", "550 Unknown user", action="failed").status == 4
-    assert classify_failure(0, "5.0.0", "Unknown user here today", action="failed").status == 4
+    assert classify_failure(550, "5.0.0", "550 Unknown user", action="failed").status == 2
+    after_data = classify_failure(550, "5.0.0", "550 Unknown user", command="DATA")
+    assert after_data.status == 4
 
 
 @pytest.mark.parametrize(
@@ -294,6 +343,7 @@ def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:
         ("vdeliver: Invalid or unknown virtual user 'joe'", 2),
         ("Mailbox unknown. Either there is no mailbox associated with this name", 2),
         ("maildrop: maildir over quota.", 5),
+        ("joe... User unknown", 2),  # Sendmail's local mailer, its own line for the address
         # The program failed for its own reasons: a receiving-server error, even where its
         # words say "No such user" of the file's owner.
         ('procmail: Couldn\'t create "/var/spool/mail/joe" id: mx.example.org: No such user', 7),
@@ -354,3 +404,73 @@ def test_an_address_that_needs_smtputf8_where_it_is_not_offered_is_a_format_erro
     assert classify_reply(550, "", "550 SMTPUTF8 is required, but was not offered").status == 9
     text = "local-part of envelope contains utf8 but remote server did not offer SMTPUTF8"
     assert classify_failure(0, "", text, action="failed").status == 9
+
+
+# Round 6: error texts as the MTAs' and delivery agents' own sources write them (notqmail's
+# qmail-local.c, qmail-remote.c, qmail-smtpd.c; Postfix's smtp and local; Exim's deliver.c
+# and routers; Sendmail; OpenSMTPD's smtp_session.c and lka; maddy's checks; Courier's
+# module.dsn; Dovecot and Cyrus LMTP; Stalwart, Apache James, hMailServer, MailEnable,
+# SmarterMail, Kerio, IceWarp, Zimbra), each as a report's diagnostic with Status 5.0.0 (how
+# Exim, Courier and qmail's gateways report them) and the MTA's reply code when it has one.
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # unknown users, no 5.1.x status of their own
+        ("Sorry, no mailbox here by that name. (#5.1.1)", 2),  # qmail-local
+        ("550 User does not exist", 2),  # maddy
+        ("550 Invalid recipient", 2),  # OpenSMTPD
+        ("Mailbox doesn't exist: joe", 2),  # Dovecot LDA
+        ("550 5.1.2 Mailbox does not exist.", 2),  # Stalwart: the words beat X.1.2
+        ("550 Requested action not taken: mailbox unavailable or not local", 2),  # MailEnable
+        ("No such user", 2),  # a local delivery agent's whole diagnostic
+        ("No such user here.", 2),
+        ("Invalid mailbox", 2),
+        ("550 User joe not found", 2),  # LDAP and SQL recipient maps
+        ("bad address", 2),  # qmail's and Yahoo's whole diagnostic
+        ("no mailbox", 2),
+        ("Nonexistent user", 2),
+        ("smtp; 550 UNKNOWN_RCPT", 2),  # a filter's token
+        ("550 Unknown user / Teilnehmer existiert nicht", 2),  # T-Online
+        ("550 Nie ma takiego konta", 2),  # Polish
+        ("550 Такого пользователя нет", 2),  # Russian, the other word order
+        ("550 Cuenta deshabilitada", 2),  # Spanish: account disabled
+        ("550 5.2.1 <joe@example.org>: user is terminated", 2),  # Mail.ru
+        # over quota
+        ("Quota exceeded (mailbox for user is full)", 5),  # Dovecot
+        ("Not enough disk space", 5),  # Dovecot
+        ("452 4.2.2 Over quota", 5),  # Cyrus
+        ("Recipient's mailbox is full, message returned to sender. (#5.2.2)", 5),  # qmail
+        ("Disk quota exceeded", 5),  # EDQUOT from a local delivery
+        ("452 4.2.2 Mailbox size exceeded - Please try again later.", 5),  # hMailServer
+        ("552 Bandeja de entrada llena", 5),  # Spanish: inbox full
+        ("552 Quota superata", 5),  # Italian
+        ("552 用户邮箱空间已满", 5),  # Chinese: the mailbox's space is full
+        ("552 メールボックスが満杯です", 5),  # Japanese
+        # the recipient's domain, in the MTA's own words
+        ("Sorry, I couldn't find any host named example.org. (#5.1.2)", 1),  # qmail-remote
+        ("all relevant MX records point to non-existent hosts", 1),  # Exim
+        ("Host unknown (Name server: example.org: host not found)", 1),  # Sendmail
+        ("550 The domain example.org does not exist", 1),
+        ("550 Could not resolve domain example.org", 1),
+        ("554 5.4.4 [internal] Domain Lookup Failed", 1),  # Exchange
+        # a sender's domain stays a refusal of the sender
+        ("553 Sender address rejected: Domain example.org does not exist", 4),
+        # spam and content refusals with 5.7.1
+        ("554 5.7.1 Message rejected due to local policy", 4),  # maddy
+        ("550 5.7.1 Domain listed as spam source", 4),  # maddy
+        ("550 5.7.1 Mail appears to be unsolicited", 4),  # Rspamd
+        ("554 5.7.1 Message contains a virus", 4),  # ClamAV milters
+        ("550 5.7.1 Spam score too high", 4),
+        ("554 5.7.1 Forbidden attachment", 4),
+        ("550 Recipient not in route list.", 4),  # hMailServer: no relaying
+    ],
+)
+def test_vocabulary_of_issue_16_round_6(text: str, status: int) -> None:
+    verdict = classify_failure(
+        reply_code(text),
+        enhanced_status(text) or "5.0.0",
+        text,
+        diagnostic_type="smtp",
+        action="failed",
+    )
+    assert verdict.status == status

@@ -10,8 +10,10 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
    a 5.1.1 that says "relay access denied" is no unknown user — unless the reason's own
    words are there too), ``text_commands`` (the text
    counts only after those SMTP commands: "user unknown" is a missing mailbox when answered
-   to RCPT, a content filter's verdict after DATA), ``code_needs_text`` (the code counts
-   only with one of those reasons' texts).
+   to RCPT, a content filter's verdict after DATA or in a filter's own notice: the
+   pseudo-command FILTER), ``not_with_classes`` (code classes with which the text does not
+   count at an unnamed stage: "550 5.7.1 User unknown" is a policy's answer),
+   ``code_needs_text`` (the code counts only with one of those reasons' texts).
 2. When the code names no reason, or an uncertain one (``uncertain``: "network error" can be
    a timeout that expired the message): ``second_pass`` texts in order, then the code's
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
@@ -36,7 +38,10 @@ from importlib import resources
 
 import yaml
 
-_COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE"})
+# FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
+# domain's whose receive filters answer in a missing mailbox's words), so a failure it does
+# not place at a stage was that filter's verdict (rules/mail_formats.yaml, hints).
+_COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE", "FILTER"})
 _NO_REASON = frozenset({"on-hold", "undefined"})
 MAX_TEXT = 8 * 1024
 
@@ -76,6 +81,9 @@ class TextRule:
     also_texts: tuple[str, ...] = ()  # other reasons' texts that also say this one
     commands: frozenset[str] = frozenset()  # a failure answered to these is this reason
     not_commands: frozenset[str] = frozenset()  # never this reason after these commands
+    # Code classes ("x.7") with which the text does not count at a stage the failure does
+    # not name: a security or policy code says a filter answered, whatever its words.
+    not_with_classes: frozenset[str] = frozenset()
 
     def says(self, text: str) -> bool:
         """Whether the (lowercased) text says this reason (and nothing that cancels it)."""
@@ -113,6 +121,12 @@ def code_keys(enhanced_status: str) -> tuple[str, ...]:
     if len(parts) != 3:
         return ()
     return (enhanced_status, "x." + ".".join(parts[1:]))
+
+
+def code_class(enhanced_status: str) -> str:
+    """ "5.7.1" -> "x.7": the subject of a code, in either class."""
+    parts = enhanced_status.split(".")
+    return f"x.{parts[1]}" if len(parts) == 3 else ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,12 @@ class ReplyRules:
                 continue
             if (
                 not f.command
+                and rule.not_with_classes
+                and code_class(f.enhanced) in rule.not_with_classes
+            ):
+                continue
+            if (
+                not f.command
                 and rule.text_commands
                 and code_name
                 and code_name not in self.uncertain
@@ -197,9 +217,8 @@ class ReplyRules:
             return code_name
         if self._says(f, "syntax-error"):
             return "syntax-error"
-        parts = f.enhanced.split(".")
-        if len(parts) == 3 and f"x.{parts[1]}" in self.class_names:
-            return self.class_names[f"x.{parts[1]}"]
+        if code_class(f.enhanced) in self.class_names:
+            return self.class_names[code_class(f.enhanced)]
         if f.dtype in self.diagnostic_types:
             return self.diagnostic_types[f.dtype]
         if f.action == "delayed":
@@ -367,6 +386,7 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
         also_texts=_names(raw.get("also_texts")),
         commands=on,
         not_commands=off,
+        not_with_classes=frozenset(_names(raw.get("not_with_classes"))),
     )
 
 

@@ -32,7 +32,7 @@ from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.groups import Lane, batch_items
 from postline.common.semconv import DELIVERY_ID, SPAN_GRANT, SPEED_KEY
-from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
+from postline.common.telemetry import WAIT_HEADER, may_record, tracer, wait_links
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import Busy
 from postline.scheduler.consuming import Consumers
@@ -104,7 +104,7 @@ class Backlogs:
                 backlog.ready -= 1
                 raise
             backlog.last_used = self.clock()
-            metrics.DECISIONS.labels(decision="backlogged").inc()
+            metrics.decided("backlogged").inc()
             return
 
     def _lane(self, gate: Gate, backlog: Backlog, priority: int) -> Lane:
@@ -165,7 +165,8 @@ class Backlogs:
 
         async def handle(task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
             # Its turn is a decision of its own, linked to the one that queued it here.
-            with _tracer.start_as_current_span(SPAN_GRANT, links=_turn_links(meta)) as span:
+            links = _turn_links(meta) if may_record() else []
+            with _tracer.start_as_current_span(SPAN_GRANT, links=links) as span:
                 span.set_attribute(DELIVERY_ID, task.delivery.delivery_id)
                 span.set_attribute(SPEED_KEY, gate.key)
                 await self._on_task(gate, task)

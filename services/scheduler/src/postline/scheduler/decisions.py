@@ -55,11 +55,19 @@ ResultDecision = Retry | Expired | Final
 
 
 def headers_of(delivery: delivery_pb2.AcceptedDelivery) -> NormalizedHeaders:
+    """The headers the policy's filters see. A handler that takes several decisions about one
+    delivery normalizes them once and passes them on (``headers=``)."""
     return normalize_headers((h.name, h.value) for h in delivery.headers)
 
 
-def priority_for(server: Server, delivery: delivery_pb2.AcceptedDelivery) -> Priority.ValueType:
-    return PRIORITY_LEVELS[server.priority_for(headers_of(delivery), delivery.recipient)]
+def priority_for(
+    server: Server,
+    delivery: delivery_pb2.AcceptedDelivery,
+    headers: NormalizedHeaders | None = None,
+) -> Priority.ValueType:
+    if headers is None:
+        headers = headers_of(delivery)
+    return PRIORITY_LEVELS[server.priority_for(headers, delivery.recipient)]
 
 
 def route_for(server: Server, domain: str) -> Route:
@@ -75,25 +83,35 @@ def mx_hosts_for_rules(route: Route) -> tuple[str, ...]:
 
 
 def retry_settings(
-    server: Server, delivery: delivery_pb2.AcceptedDelivery
+    server: Server,
+    delivery: delivery_pb2.AcceptedDelivery,
+    headers: NormalizedHeaders | None = None,
 ) -> tuple[timedelta, timedelta]:
     """(interval, resend period): the first matching profile, else the server's defaults."""
-    schedule = server.retry_for(headers_of(delivery), delivery.recipient)
+    if headers is None:
+        headers = headers_of(delivery)
+    schedule = server.retry_for(headers, delivery.recipient)
     return schedule.interval, schedule.resend_period
 
 
 def first_task(
-    server: Server, delivery: delivery_pb2.AcceptedDelivery, shard: int, now: float
+    server: Server,
+    delivery: delivery_pb2.AcceptedDelivery,
+    shard: int,
+    now: float,
+    headers: NormalizedHeaders | None = None,
 ) -> delivery_pb2.DeliveryTask:
     """The first attempt. The resend period runs from acceptance (the design's definition),
     so time spent held or throttled counts against it only once retries start."""
+    if headers is None:
+        headers = headers_of(delivery)
     route = route_for(server, delivery.recipient_domain)
-    _, resend_period = retry_settings(server, delivery)
+    _, resend_period = retry_settings(server, delivery, headers)
     accepted = from_timestamp(delivery.accepted_at) if delivery.HasField("accepted_at") else now
     task = delivery_pb2.DeliveryTask(
         delivery=delivery,
         attempt=1,
-        priority=priority_for(server, delivery),
+        priority=priority_for(server, delivery, headers),
         route_host=route.host,
         route_port=route.port,
         tls=route.tls,
@@ -134,12 +152,17 @@ def next_task(result: delivery_pb2.DeliveryResult) -> delivery_pb2.DeliveryTask:
     return task
 
 
-def hold_until(server: Server, task: delivery_pb2.DeliveryTask, now: float) -> float | None:
+def hold_until(
+    server: Server,
+    task: delivery_pb2.DeliveryTask,
+    now: float,
+    headers: NormalizedHeaders | None = None,
+) -> float | None:
     """When the delivery's prohibited hours end, if ``now`` is inside them."""
     delivery = task.delivery
-    end = server.hold_until(
-        headers_of(delivery), delivery.recipient, datetime.fromtimestamp(now, tz=UTC)
-    )
+    if headers is None:
+        headers = headers_of(delivery)
+    end = server.hold_until(headers, delivery.recipient, datetime.fromtimestamp(now, tz=UTC))
     return end.timestamp() if end is not None else None
 
 

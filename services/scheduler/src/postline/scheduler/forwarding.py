@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 from postline.common.policy import ForwardAction, ForwardingRule, Server
+from postline.common.policy.filters import NormalizedHeaders
 from postline.scheduler.decisions import headers_of
 from postline.v1 import delivery_pb2
 
@@ -35,10 +36,16 @@ class Rewrite:
 Forwarding = Copy | Rewrite
 
 
-def forwarding_for(server: Server, delivery: delivery_pb2.AcceptedDelivery) -> Forwarding | None:
+def forwarding_for(
+    server: Server,
+    delivery: delivery_pb2.AcceptedDelivery,
+    headers: NormalizedHeaders | None = None,
+) -> Forwarding | None:
     if delivery.forwarded_from:
         return None
-    rule = server.forwarding_for(headers_of(delivery), delivery.recipient)
+    if headers is None:
+        headers = headers_of(delivery)
+    rule = server.forwarding_for(headers, delivery.recipient)
     if rule is None:
         return None
     if rule.action == ForwardAction.COPY:

@@ -26,6 +26,7 @@ from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
+from postline.common.policy.filters import NormalizedHeaders
 from postline.common.semconv import (
     ATTEMPT,
     DELIVERY_ID,
@@ -36,7 +37,7 @@ from postline.common.semconv import (
     SPAN_RESULT,
     SPAN_SCHEDULE,
 )
-from postline.common.telemetry import WAIT_HEADER, tracer, wait_links
+from postline.common.telemetry import WAIT_HEADER, may_record, tracer, wait_links
 from postline.common.timeutil import from_timestamp, to_timestamp
 from postline.scheduler import decisions, metrics
 from postline.scheduler.forwarding import Copy, Rewrite, forwarding_for
@@ -100,21 +101,22 @@ class Scheduler:
             if self._suppressed(server, delivery):
                 await self._fail_blocked(server, delivery, now, attempt=0)
                 return
-            match forwarding_for(server, delivery):
+            headers = decisions.headers_of(delivery)  # for every rule below
+            match forwarding_for(server, delivery, headers):
                 case Copy(copy=copy):
                     await self._forward_copy(copy, now)
                 case Rewrite(delivery=rewritten):
                     # Its own shard checks the new recipient from the start (suppression...).
                     target = shard_for(rewritten.recipient_domain, self.shards)
                     await self.broker.publish(accepted_key(target), rewritten)
-                    metrics.DECISIONS.labels(decision="forwarded").inc()
+                    metrics.decided("forwarded").inc()
                     logger.info(
                         "%s rewritten to %s", delivery.delivery_id, rewritten.recipient_domain
                     )
                     return
-            task = decisions.first_task(server, delivery, shard.number, now)
+            task = decisions.first_task(server, delivery, shard.number, now, headers)
             span.set_attribute(PRIORITY, task.priority)
-            await self.dispatch(task, server, shard)
+            await self.dispatch(task, server, shard, headers)
 
     async def on_parked(
         self, task: delivery_pb2.DeliveryTask, meta: MessageMeta, shard: Shard
@@ -129,9 +131,8 @@ class Scheduler:
             return
         delivery = task.delivery
         # A decision of its own: linked to the span that parked the delivery, not under it.
-        with tracer(__name__).start_as_current_span(
-            SPAN_SCHEDULE, links=wait_links(meta.headers)
-        ) as span:
+        links = wait_links(meta.headers) if may_record() else []
+        with _tracer.start_as_current_span(SPAN_SCHEDULE, links=links) as span:
             span.set_attribute(DELIVERY_ID, delivery.delivery_id)
             span.set_attribute(ATTEMPT, task.attempt)
             span.set_attribute(SHARD, shard.number)
@@ -144,10 +145,17 @@ class Scheduler:
                 return
             await self.dispatch(task, server, shard)
 
-    async def dispatch(self, task: delivery_pb2.DeliveryTask, server: Server, shard: Shard) -> None:
+    async def dispatch(
+        self,
+        task: delivery_pb2.DeliveryTask,
+        server: Server,
+        shard: Shard,
+        headers: NormalizedHeaders | None = None,
+    ) -> None:
+        """``headers``: the delivery's, when the caller normalized them already."""
         now = self.clock()
         delivery = task.delivery
-        hold = decisions.hold_until(server, task, now)
+        hold = decisions.hold_until(server, task, now, headers)
         if hold is not None:
             await self._hold(task, hold, now, shard)
             return
@@ -165,7 +173,7 @@ class Scheduler:
         outcome = await shard.submit(task, delivery.server, limit)
         if outcome == GrantOutcome.PAUSED:
             await self.park(task, shard.number, now + self.pause_recheck, now, "paused")
-            metrics.DECISIONS.labels(decision="paused").inc()
+            metrics.decided("paused").inc()
 
     async def ready_for_backlog(
         self, task: delivery_pb2.DeliveryTask, gate: SpeedKey, shard: Shard
@@ -216,7 +224,7 @@ class Scheduler:
         shard.note_held(delivery.recipient_domain, delivery.delivery_id, until)
         await self.park(task, shard.number, until, now, "prohibited_hours")
         if newly:
-            metrics.DECISIONS.labels(decision="held").inc()
+            metrics.decided("held").inc()
             when = datetime.fromtimestamp(hold, tz=UTC).isoformat()
             event = delivery_event(
                 delivery,
@@ -272,7 +280,7 @@ class Scheduler:
                     )
                     event = delivery_event(delivery, status, now, result=result, attempt=attempt)
                     await self.broker.publish_event(event)
-                    metrics.DECISIONS.labels(decision="succeeded" if succeeded else "failed").inc()
+                    metrics.decided("succeeded" if succeeded else "failed").inc()
                 case decisions.Retry(not_before=not_before, asked=asked):
                     retry = decisions.next_task(result)
                     if delay_warning_due(server, result.task, now):
@@ -288,7 +296,7 @@ class Scheduler:
                         next_attempt_at=not_before,
                     )
                     await self.broker.publish_event(event)
-                    metrics.DECISIONS.labels(decision="retry").inc()
+                    metrics.decided("retry").inc()
                     if asked is not None:
                         logger.info(
                             "%s retried in %ss as its reply asked",
@@ -307,7 +315,7 @@ class Scheduler:
                         result,
                         attempt=attempt,
                     )
-                    metrics.DECISIONS.labels(decision="expired").inc()
+                    metrics.decided("expired").inc()
 
     # --- outcomes --------------------------------------------------------------------------
 
@@ -326,7 +334,7 @@ class Scheduler:
             reason=f"forwarded copy of delivery {copy.forwarded_from}",
         )
         await self.broker.publish_event(queued)
-        metrics.DECISIONS.labels(decision="forwarded").inc()
+        metrics.decided("forwarded").inc()
         logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
 
     async def _fail_blocked(
@@ -344,7 +352,7 @@ class Scheduler:
             None,
             attempt=max(0, attempt),
         )
-        metrics.DECISIONS.labels(decision="suppressed").inc()
+        metrics.decided("suppressed").inc()
 
     async def _fail_unknown_server(self, delivery: delivery_pb2.AcceptedDelivery) -> None:
         reason = f"server {delivery.server!r} is not in the policy"

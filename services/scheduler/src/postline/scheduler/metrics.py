@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge
 
 from postline.common.semconv import (
@@ -32,3 +34,10 @@ SUPPRESSIONS = Gauge(METRIC_SUPPRESSIONS, "entries in this replica's suppression
 NOTICES = Counter(
     METRIC_NOTICES, "delivery status notifications sent (delayed, failed, delivered)", ["action"]
 )
+
+
+@functools.cache
+def decided(decision: str) -> Counter:
+    """The ``DECISIONS`` counter of one decision, looked up once (deliveries count one or
+    two decisions each)."""
+    return DECISIONS.labels(decision=decision)

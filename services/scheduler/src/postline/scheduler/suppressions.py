@@ -49,6 +49,8 @@ class SuppressionList:
         return len(self._entries)
 
     def is_suppressed(self, server: str, address: str) -> bool:
+        if not self._entries:
+            return False  # no address to parse into a key
         key = (server, address_key(address))
         entry = self._entries.get(key)
         if entry is None:

@@ -24,6 +24,7 @@ Where each decision is made:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 from postline.common.addresses import AddressError, parse_address
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
+from postline.common.policy.fields import IPAddressValue
 from postline.common.timeutil import to_timestamp
 from postline.common.tls_modes import route_tls, tls_mode
 from postline.common.verp import VerpError, encode_verp
@@ -259,7 +261,7 @@ class Deliverer:
         assert a.limit is not None
         if a.task.source_ip:
             return a.task.source_ip
-        pool = [str(ip) for ip in self.policy.source_addresses(a.task.delivery.server)]
+        pool = _texts(self.policy.source_addresses(a.task.delivery.server))
         candidates = sources.window(pool, a.limit.source_ips, a.limit.key)
         first = next((addr for h in a.hosts for addr in h.addresses), "")
         key = a.limit.key
@@ -296,13 +298,28 @@ def _stale(reply: Reply, session: SmtpSession) -> bool:
 
 async def _route_addresses(host: str, port: int) -> tuple[str, ...]:
     """A route's host: an IP address as is, a name as the OS resolves it (/etc/hosts too)."""
-    try:
-        return (str(ipaddress.ip_address(host)),)
-    except ValueError:
-        pass
+    literal = _ip_literal(host)
+    if literal is not None:
+        return (literal,)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = dict.fromkeys(str(info[4][0]) for info in infos)
     return tuple(sorted(addresses, key=lambda a: ":" in a))  # IPv4 first
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip_literal(host: str) -> str | None:
+    """A route's host in its normal form if it is an IP address (routes are few: each parsed
+    once)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _texts(pool: tuple[IPAddressValue, ...]) -> tuple[str, ...]:
+    """A source IP pool's addresses as text (the pools are the policy's: each converted once)."""
+    return tuple(str(ip) for ip in pool)
 
 
 def _ms_since(started: float) -> int:

@@ -9,6 +9,7 @@ with the fewest sessions open to that destination.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import zlib
 from collections.abc import Callable, Sequence
@@ -42,7 +43,14 @@ def same_family(source_ip: str, address: str) -> bool:
     """Whether a socket bound to ``source_ip`` can reach ``address`` (IPv4 vs IPv6)."""
     if not source_ip:
         return True
+    source, target = _version(source_ip), _version(address)
+    return source is None or target is None or source == target
+
+
+@functools.lru_cache(maxsize=4096)
+def _version(ip: str) -> int | None:
+    """4 or 6 (None: not an IP address); a sender sees the same few addresses again and again."""
     try:
-        return ipaddress.ip_address(source_ip).version == ipaddress.ip_address(address).version
+        return ipaddress.ip_address(ip).version
     except ValueError:
-        return True
+        return None

@@ -20,6 +20,9 @@ from postline.common.policy.base import Loc, PolicyModel, raise_issues
 from postline.common.policy.fields import DomainPatternField, Duration, Name, RateValue
 from postline.common.policy.units import Rate
 
+# Destinations whose limits a table remembers (then it starts over).
+MEMO_SIZE = 4096
+
 _LIMITS = ("connections", "interval", "rate", "messages_per_connection", "source_ips")
 
 # What an omitted limit means when the "*" rule does not set it either.
@@ -112,6 +115,11 @@ class SpeedTable:
     default: SpeedLimit
     rules: tuple[tuple[SpeedRule, SpeedLimit], ...]
     uses_mx: bool
+    # (domain, MX hosts) -> limit: the scheduler and the sender ask for every delivery, most
+    # of them for the same few destinations; the table (and this) is rebuilt at each load.
+    answers: dict[tuple[str, tuple[str, ...]], SpeedLimit] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, rules: tuple[SpeedRule, ...]) -> SpeedTable:
@@ -133,8 +141,17 @@ class SpeedTable:
         )
 
     def limit_for(self, domain: str, mx_hosts: Iterable[str] = ()) -> SpeedLimit:
-        domain = domain.lower().removesuffix(".")
         mx_hosts = tuple(mx_hosts)
+        found = self.answers.get((domain, mx_hosts))
+        if found is None:
+            found = self._limit_for(domain, mx_hosts)
+            if len(self.answers) >= MEMO_SIZE:
+                self.answers.clear()
+            self.answers[(domain, mx_hosts)] = found
+        return found
+
+    def _limit_for(self, domain: str, mx_hosts: tuple[str, ...]) -> SpeedLimit:
+        domain = domain.lower().removesuffix(".")
         limit = next(
             (lim for rule, lim in self.rules if rule.applies_to(domain, mx_hosts)), self.default
         )

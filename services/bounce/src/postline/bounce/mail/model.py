@@ -27,6 +27,7 @@ class FailedRecipient:
     diagnostic: str = ""  # the remote server's words, or the reporting MTA's
     diagnostic_type: str = ""  # RFC 3464 diagnostic-type: smtp, x-unix, x-postfix...
     command: str = ""  # the SMTP command that failed: CONN, HELO, MAIL, RCPT, DATA
+    # (or FILTER: the notice is a filter's own, rules/mail_formats.yaml hints)
     remote_mta: str = ""
     hint: str = ""  # a reason a vendor's notice states outright (rules' reason name)
     context: str = ""  # the notice's other words, read when the diagnostic names no reason

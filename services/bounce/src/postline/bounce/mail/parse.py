@@ -50,8 +50,9 @@ def _apply_hints(report: BounceReport, headers: dict[str, str], notice: str) -> 
     for hint in mail_formats().hints:
         if hint.applies(headers, notice):
             for r in report.recipients:
-                r.hint = r.hint or hint.reason
-                r.command = r.command or hint.command
+                if hint.about(r.recipient):
+                    r.hint = r.hint or hint.reason
+                    r.command = r.command or hint.command
 
 
 def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
@@ -184,6 +185,7 @@ def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
         diagnostic_type=dtype,
         command=mail_formats().command(diagnostic),
         remote_mta=dsn.remote_mta,
+        hint=mail_formats().verdict(dsn.fields),
         final_recipient=dsn.address if _bare(dsn.address) != _bare(address) else "",
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -21,6 +21,9 @@ _DOMAIN = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?|\[[0-9.:a-fA-F]+\])"
 ADDR = rf"(?P<addr>{_LOCAL}@{_DOMAIN})"
 _ANY_ADDR = re.compile(ADDR)
 _MAX_BLOCK_LINES = 40
+# A recipient's own line may state its action as report fields do ("x@y; Action: Delivered;
+# Status: 2.0.0"): the first one in its block counts where no section heading lists it.
+_STATED_ACTION = re.compile(r"\baction:\s*(failed|delayed|delivered|relayed|expanded)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Hint:
     conditions: tuple[tuple[str, re.Pattern[str]], ...]  # (header name | body, pattern)
     reason: str
     command: str
+    recipient: re.Pattern[str] | None = None  # the failed recipients it is about
 
     def applies(self, headers: dict[str, str], notice: str) -> bool:
         for where, pattern in self.conditions:
@@ -35,6 +39,9 @@ class Hint:
             if not pattern.search(value):
                 return False
         return True
+
+    def about(self, address: str) -> bool:
+        return self.recipient is None or self.recipient.search(address) is not None
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,20 @@ class MailFormats:
     sender_intros: tuple[re.Pattern[str], ...] = ()
     sections: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (action, heading), in order
     section_words: tuple[str, ...] = ()
+    ends_after_reply: tuple[re.Pattern[str], ...] = ()
+    final_intros: tuple[re.Pattern[str], ...] = ()
+    transcript_sent: re.Pattern[str] | None = None  # ">>> DATA": a command sent
+    transcript_reply: re.Pattern[str] | None = None  # "<<< 550 ...": its reply
+    # report field -> its value -> the reason it names (an MTA's own verdict)
+    verdict_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def verdict(self, fields: dict[str, str]) -> str:
+        """The reason a recipient's report fields state outright, if any."""
+        for name, values in self.verdict_fields.items():
+            value = fields.get(name, "").strip().lower()
+            if value in values:
+                return values[value]
+        return ""
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
@@ -63,6 +84,13 @@ class MailFormats:
 
     def ends_block(self, line: str) -> bool:
         return _combined(self.ends).search(line) is not None
+
+    def ends_answered_block(self, line: str, block: list[str]) -> bool:
+        """Whether the line closes a block that holds an SMTP reply."""
+        if not self.ends_after_reply or _combined(self.ends_after_reply).search(line) is None:
+            return False
+        text = "\n".join(block)
+        return bool(reply_code(text) or enhanced_status(text))
 
     def ignored(self, line: str) -> bool:
         return _combined(self.ignore).search(line) is not None
@@ -124,16 +152,27 @@ def mail_formats() -> MailFormats:
                 conditions=tuple(
                     (key.lower(), _compile(value))
                     for key, value in hint.items()
-                    if key not in ("reason", "command")
+                    if key not in ("reason", "command", "recipient")
                 ),
                 reason=str(hint.get("reason", "")),
                 command=str(hint.get("command", "")).upper(),
+                recipient=_compile(hint["recipient"]) if hint.get("recipient") else None,
             )
             for hint in raw.get("hints") or []
         ),
         sent_to=tuple(_compile(p) for p in raw.get("sent_to") or []),
         sender_intros=tuple(_compile(p) for p in raw.get("sender_intros") or []),
         section_words=tuple(str(w) for w in raw.get("section_words") or ()),
+        ends_after_reply=tuple(_compile(p) for p in raw.get("ends_after_reply") or []),
+        final_intros=tuple(_compile(p) for p in raw.get("final_intros") or []),
+        transcript_sent=_compile(raw["transcript_sent"]) if raw.get("transcript_sent") else None,
+        transcript_reply=(
+            _compile(raw["transcript_reply"]) if raw.get("transcript_reply") else None
+        ),
+        verdict_fields={
+            str(name).lower(): {str(v).lower(): str(r) for v, r in values.items()}
+            for name, values in (raw.get("verdict_fields") or {}).items()
+        },
         sections=tuple(
             (action, _compile("|".join(f"(?:{p})" for p in raw["sections"][action])))
             for action in ("failed", "delayed", "delivered")
@@ -170,13 +209,27 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     since_address = 0
     section = ""
     previous = ""
+    sent = ""  # a transcript's command line whose reply has not yet named its recipient
     for line in lines:
         hit = _recipient_line(formats, line)
+        if hit is None:
+            sent = _transcript_command(formats, line, sent)
         after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)
+        after_final = (
+            hit is not None
+            and current is not None
+            and any(p.search(previous) for p in formats.final_intros)
+        )
         if line.strip():
             previous = line
         if after_intro:
             current = None
+            continue
+        if after_final and hit is not None:
+            # The address the current recipient was finally delivered to (ZMailer's
+            # "Final Recipient:" after its "Original Recipient:"): no recipient of its own.
+            if hit[0].strip(".").lower() != key:
+                finals[key] = hit[0].strip(".")
             continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
@@ -189,6 +242,9 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             since_address = 0
             if rest:
                 current.append(rest)
+            if sent and sent not in current:
+                current.append(sent)
+            sent = ""
             continue
         heading = formats.section(line)
         if heading:
@@ -214,6 +270,9 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
             if any(x.strip() for x in current):
                 current = None
             continue
+        if formats.ends_answered_block(line, current):
+            current = None
+            continue
         if formats.ignored(line):
             continue
         if len(current) < _MAX_BLOCK_LINES:
@@ -230,7 +289,8 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 break
     recipients = [recipient_from_block(address, block) for address, block in blocks.items()]
     for r in recipients:
-        r.listed_as = actions.get(r.recipient, "")
+        stated = _STATED_ACTION.search(r.diagnostic)
+        r.listed_as = actions.get(r.recipient, "") or (stated.group(1).lower() if stated else "")
         r.final_recipient = finals.get(r.recipient, "")
         r.action = r.listed_as or r.action
     if recipients and not all(r.reply_code or r.status for r in recipients):
@@ -250,6 +310,17 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # it was tried...): read only when those lines name no reason.
                 r.context = shared.diagnostic
     return recipients
+
+
+def _transcript_command(formats: MailFormats, line: str, sent: str) -> str:
+    """The transcript's command still waiting for its recipient, after this line."""
+    if formats.transcript_sent is None or formats.transcript_reply is None:
+        return ""
+    if formats.transcript_sent.match(line):
+        return line.strip()
+    if not line.strip() or formats.transcript_reply.match(line):
+        return sent
+    return ""
 
 
 # "550-5.7.1 " (and "550 5.7.1 ") starting the continuation lines of a multi-line reply.

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import aio_pika
 
 from postline.common.broker import Broker, Topology
+from postline.common.broker.consumer import decode
+from postline.common.broker.groups import unbatch
 from postline.common.broker.topology import (
     EXCHANGE,
     SENDER_TASKS,
@@ -123,6 +125,7 @@ class Senders:
         self.broker = broker
         self.tasks: list[delivery_pb2.DeliveryTask] = []
         self.pending: dict[str, delivery_pb2.DeliveryTask] = {}  # delivery id -> task
+        self.messages: list[list[str]] = []  # the grants of each broker message received
 
     async def start(self) -> None:
         channel = await self.broker.connection.channel()
@@ -130,9 +133,15 @@ class Senders:
         queue = await channel.get_queue(SENDER_TASKS, ensure=False)
 
         async def on_task(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
-            task = delivery_pb2.DeliveryTask.FromString(incoming.body)
-            self.tasks.append(task)
-            self.pending[task.delivery.delivery_id] = task
+            # Tasks granted together come as one message (a DeliveryTasks).
+            message = decode(incoming.body, dict(incoming.headers or {}), delivery_pb2.DeliveryTask)
+            items = unbatch(message)
+            tasks = [item for item, _ in items] if items is not None else [message]
+            self.messages.append([t.grant_id for t in tasks])  # type: ignore[attr-defined]
+            for item in tasks:
+                assert isinstance(item, delivery_pb2.DeliveryTask)
+                self.tasks.append(item)
+                self.pending[item.delivery.delivery_id] = item
             await incoming.ack()
 
         await queue.consume(on_task)

@@ -480,7 +480,9 @@ Global___DeliveryResults: typing_extensions.TypeAlias = DeliveryResults
 
 @typing.final
 class DeliveryTasks(google.protobuf.message.Message):
-    """Tasks of one speed key and one priority waiting in its backlog queue (the scheduler's own)."""
+    """Tasks of one priority: waiting in a speed key's backlog queue (the scheduler's own), or
+    granted together, to the senders (its copy in the shard's state queue is one lease for all).
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 

@@ -21,6 +21,7 @@ class RuntimeSettings:
     lease_timeout: float = 3600.0
     renew_after: float = 600.0  # below RabbitMQ's consumer_timeout (30 min by default)
     backlog_idle: float = 60.0
+    task_batch: int = 8  # granted tasks to the senders per broker message at most
 
 
 class SchedulerSettings(ServiceSettings):
@@ -52,6 +53,9 @@ class SchedulerSettings(ServiceSettings):
     renew_after: float = Field(default=600.0, gt=0, le=1500)
     # MX lookups for speed rules written with mx: (the sender's variables, so one environment
     # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
+    # Granted tasks travel to the senders by group commit, at most this many to a broker
+    # message (one message goes whole to one sender: a few, so that senders share the work).
+    task_batch: int = Field(default=8, ge=1, le=100)
     dns_servers: str = ""
     dns_timeout: float = Field(default=5.0, gt=0)
 
@@ -68,4 +72,5 @@ class SchedulerSettings(ServiceSettings):
             lease_timeout=self.lease_timeout,
             backlog_idle=self.backlog_idle,
             renew_after=self.renew_after,
+            task_batch=self.task_batch,
         )

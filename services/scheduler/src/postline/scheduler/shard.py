@@ -4,7 +4,8 @@ How a delivery gets a speed slot (see the README's scheduler section for the who
 
 * A delivery that is ready (not held, not paused) asks its speed key's *gate* (``gates.py``).
   If the key has no backlog and a slot is free now, it is granted at once: the task goes to
-  the senders with a copy to the shard's state queue, its lease (``leases.py``).
+  the senders with a copy to the shard's state queue, its lease (``leases.py``); tasks
+  granted together travel together, one priority to a message (``task_lanes.py``).
 * Otherwise it goes to the key's own backlog queue (``backlogs.py``), and the inbound queue
   moves on: a throttled or slow destination never holds the shared queue's prefetch window.
 * The backlog's consumer keeps a few deliveries in memory, highest priority first, and grants
@@ -30,7 +31,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta, Requeue
-from postline.common.broker.topology import TASK_KEY, inbound_queue, results_queue, urgent_queue
+from postline.common.broker.topology import inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
 from postline.common.timeutil import to_timestamp
@@ -40,11 +41,12 @@ from postline.scheduler.busy import Busy
 from postline.scheduler.consuming import Consumers
 from postline.scheduler.gates import Gate, Gates, spacing
 from postline.scheduler.interfaces import GrantOutcome, Pipeline
-from postline.scheduler.leases import StateBook
+from postline.scheduler.leases import SHRINK_AFTER, StateBook
 from postline.scheduler.pauses import PausedDomains
 from postline.scheduler.sent import SentAttempts
 from postline.scheduler.settings import RuntimeSettings
 from postline.scheduler.snapshot import HeldDeliveries, snapshot
+from postline.scheduler.task_lanes import TaskLanes
 from postline.v1 import delivery_pb2, scheduler_pb2
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class ShardRuntime:
             spawn=self._spawn,
             wait_and_send=self._wait_and_send,
         )
+        self.tasks = TaskLanes(broker, self.book.lease_headers(), settings.task_batch)
         self.sent = SentAttempts()
         self.held = HeldDeliveries()
 
@@ -293,17 +296,16 @@ class ShardRuntime:
         await self._send(gate, task, grant_id)
 
     async def _send(self, gate: Gate, task: delivery_pb2.DeliveryTask, grant_id: str) -> None:
-        """Publish the task with its lease: one message, routed to the senders and (its copy)
-        to the state queue, so neither goes out without the other."""
+        """Publish the task with its lease: one message (alone, or in a batch of tasks granted
+        together, ``task_lanes.py``), routed to the senders and (its copy) to the state queue,
+        so neither goes out without the other."""
         now = self.clock()
         task.grant_id = grant_id
         task.speed_key = gate.key
         task.shard = self.number
         task.granted_at.CopyFrom(to_timestamp(now))
         try:
-            await self.broker.publish(
-                TASK_KEY, task, priority=task.priority, headers=self.book.lease_headers()
-            )
+            await self.tasks.publish(task)
         except BaseException:
             self.gates.free(gate, grant_id)
             self.book.forget_grant(grant_id, now)
@@ -364,6 +366,7 @@ class ShardRuntime:
             try:
                 await self.broker.publish(queues.stats_key(self.number), self.snapshot())
                 self._expire_leases()
+                await self.book.shrink(self.clock() - SHRINK_AFTER)
                 if rounds % every == 0:
                     await self._upkeep()
             except asyncio.CancelledError:

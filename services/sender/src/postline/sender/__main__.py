@@ -1,11 +1,12 @@
 """``python -m postline.sender``: a sender's composition root (stateless; scale by replicas).
 
 Senders are competing consumers of ``sender.tasks`` with a prefetch equal to their
-concurrency. On SIGTERM (a Kubernetes rolling update) a sender cancels its consumer, lets the
-deliveries in flight finish and publish their results (``POSTLINE_SHUTDOWN_GRACE``), QUITs
-its idle SMTP sessions and exits 0; nothing it had taken is lost. Senders count each other
-(``membership.py``) so that, together, they hold no more SMTP sessions to a destination than
-its connection limit (``pool.py``).
+concurrency (in broker messages: a batch of tasks granted together counts as one; the sender
+runs at most ``concurrency`` deliveries at once). On SIGTERM (a Kubernetes rolling update) a
+sender cancels its consumer, lets the deliveries in flight finish and publish their results
+(``POSTLINE_SHUTDOWN_GRACE``), QUITs its idle SMTP sessions and exits 0; nothing it had taken
+is lost. Senders count each other (``membership.py``) so that, together, they hold no more
+SMTP sessions to a destination than its connection limit (``pool.py``).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ async def main() -> None:
     policy.start()
     # Counted among the senders before taking a task: see membership.py.
     await membership.join()
-    sender = Sender(broker, deliverer)
+    sender = Sender(broker, deliverer, settings.concurrency)
     subscription = await broker.consume(
         SENDER_TASKS, delivery_pb2.DeliveryTask, sender.on_task, prefetch=settings.concurrency
     )

@@ -1,6 +1,14 @@
 """The sender's handler: a task in, an attempt, its result out; the task is acked (by the
 consumer, when the handler returns) only after the result's publish was confirmed.
 
+Tasks granted together come as one broker message (a ``DeliveryTasks``, the scheduler's
+``task_lanes.py``); a lone task comes as itself. The consumer runs each task of a batch at
+once (at most ``concurrency`` deliveries in this sender: a batch counts as one message in the
+prefetch) and acks the message once every result was confirmed. If one of them could not be
+(the broker is gone), the whole message comes back: a task of it whose result this sender
+had confirmed already is not delivered again (``Delivered``); one delivered by a sender that
+died is, as a lone task was.
+
 A sender that dies mid-delivery (``kill -9``, a lost node) never acked its tasks, so RabbitMQ
 hands them to another sender: nothing is lost, and the destination may get the message twice,
 which is SMTP's norm (RFC 5321 §6.1 prefers a duplicate to a loss). A sender told to stop
@@ -10,8 +18,12 @@ which is SMTP's norm (RFC 5321 §6.1 prefers a duplicate to a loss). A sender to
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Awaitable
 
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
@@ -60,6 +72,8 @@ OUTCOME_KEYS = {
     delivery_pb2.OUTCOME_FAILED: "failed",
 }
 PUBLISH_TRIES = 3
+# Attempts whose result this sender confirmed, remembered for a redelivered batch.
+DELIVERED_MEMORY = 10_000
 
 ATTEMPTS = Counter(METRIC_ATTEMPTS, "delivery attempts", ["outcome"])
 ATTEMPT_SECONDS = Histogram(METRIC_ATTEMPT_SECONDS, "duration of a delivery attempt")
@@ -68,24 +82,97 @@ IN_FLIGHT = Gauge(METRIC_IN_FLIGHT, "deliveries in progress")
 _ATTEMPTS_BY_OUTCOME = {outcome: ATTEMPTS.labels(key) for outcome, key in OUTCOME_KEYS.items()}
 
 
+class Delivered:
+    """The attempts (delivery, attempt, grant) whose result this sender confirmed: a batch
+    that comes back (one of its results could not be confirmed, or the channel closed before
+    the ack) is not delivered twice by the same sender."""
+
+    def __init__(self, memory: int = DELIVERED_MEMORY) -> None:
+        self.memory = memory
+        self._done: OrderedDict[tuple[str, int, str], None] = OrderedDict()
+
+    @staticmethod
+    def _key(task: delivery_pb2.DeliveryTask) -> tuple[str, int, str]:
+        return task.delivery.delivery_id, task.attempt, task.grant_id
+
+    def add(self, task: delivery_pb2.DeliveryTask) -> None:
+        self._done[self._key(task)] = None
+        if len(self._done) > self.memory:
+            self._done.popitem(last=False)
+
+    def __contains__(self, task: delivery_pb2.DeliveryTask) -> bool:
+        return self._key(task) in self._done
+
+
+class Slots:
+    """At most ``size`` deliveries at once; a task waiting for a slot (a batch brought more
+    than are free) gets one highest priority first, as ``sender.tasks`` would have given it,
+    and first come first served within a priority."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-priority, next(self._seq), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class Sender:
-    def __init__(self, broker: Broker, deliverer: Deliverer) -> None:
+    def __init__(self, broker: Broker, deliverer: Deliverer, concurrency: int = 1000) -> None:
         self.broker = broker
         self.deliverer = deliverer
         # The consumer tasks running a delivery: each acks its message after we return, so
         # waiting for the task (not just the handler) waits for the ack too.
         self._in_flight: set[asyncio.Task[object]] = set()
+        # Deliveries at once: the prefetch counts broker messages, a batch brings several.
+        self._slots = Slots(concurrency)
+        self.delivered = Delivered()
 
-    async def on_task(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
+    def on_task(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> Awaitable[None]:
+        # Not a coroutine function: this part runs in the consumer's task, the one that acks
+        # the broker message (a batch's tasks each run in a task of their own, made after).
         current = asyncio.current_task()
         if current is not None and current not in self._in_flight:
             self._in_flight.add(current)
             current.add_done_callback(self._in_flight.discard)
+        return self._run(task, meta)
+
+    async def _run(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
+        if meta.redelivered and task in self.delivered:
+            logger.info(
+                "%s attempt %d: delivered by this sender already, its result confirmed; "
+                "not delivered again",
+                task.delivery.delivery_id,
+                task.attempt,
+            )
+            return
+        await self._slots.acquire(task.priority)
         IN_FLIGHT.inc()
         try:
             await self._deliver(task, meta)
         finally:
             IN_FLIGHT.dec()
+            self._slots.release()
+        self.delivered.add(task)
 
     async def _deliver(self, task: delivery_pb2.DeliveryTask, meta: MessageMeta) -> None:
         delivery = task.delivery

@@ -17,8 +17,8 @@ carries). An item without linger sends whatever waits, lingering or not, as soon
 may publish; closing the lanes sends what lingers at once.
 
 Which items may travel together, and as what, is ``BATCHES``: an ``AcceptedDelivery`` in an
-``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``, a backlogged
-``DeliveryTask`` in a ``DeliveryTasks``. A consumer of such a queue
+``AcceptedDeliveries``, a ``DeliveryResult`` in a ``DeliveryResults``, a backlogged or
+granted ``DeliveryTask`` in a ``DeliveryTasks``. A consumer of such a queue
 gets each item as if it had come alone (``unbatch`` and ``handle_items``, used by the typed
 consumers) and acks the broker message once every item was handled. Events have their own
 lanes, by kind (``events.py``).
@@ -53,8 +53,8 @@ Publish = Callable[..., Awaitable[None]]
 BATCHES: dict[type[ProtoMessage], tuple[type[ProtoMessage], str]] = {
     delivery_pb2.AcceptedDelivery: (delivery_pb2.AcceptedDeliveries, "deliveries"),
     delivery_pb2.DeliveryResult: (delivery_pb2.DeliveryResults, "results"),
-    # The scheduler's backlog queues only (scheduler/backlogs.py): a task to a sender always
-    # travels alone (competing senders, one priority per message).
+    # The scheduler's backlog queues (scheduler/backlogs.py) and its granted tasks to the
+    # senders (scheduler/task_lanes.py: one lane per priority, a few tasks to a message).
     delivery_pb2.DeliveryTask: (delivery_pb2.DeliveryTasks, "tasks"),
 }
 _ITEMS_OF = {batch: field for batch, field in BATCHES.values()}
@@ -330,14 +330,17 @@ async def handle_items(
     then requeues the whole message: items already handled are handled again, the
     at-least-once norm; the scheduler drops a second copy of an attempt it sent)."""
 
-    async def one(item: ProtoMessage, traceparent: str) -> None:
+    async def one(handling: Awaitable[None], traceparent: str) -> None:
         token = extract_context({"traceparent": traceparent} if traceparent else {})
         try:
-            await handle(item)
+            await handling
         finally:
             token.detach()
 
-    outcomes = await asyncio.gather(*(one(i, t) for i, t in items), return_exceptions=True)
+    # Each item's handler is called here, in the task that acks the broker message, and what
+    # it returns is awaited in a task of the item's own: a handler may note that task (the
+    # sender waits for its acks when it stops).
+    outcomes = await asyncio.gather(*(one(handle(i), t) for i, t in items), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

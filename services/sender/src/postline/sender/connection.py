@@ -139,7 +139,7 @@ class SmtpConnection(asyncio.Protocol):
             line = bytes(buffer[offset : end + 1])
             if len(line) > _MAX_LINE:
                 raise MalformedReply("Response too long")
-            if not line[:3].isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n"):
+            if not line[:3].isdigit():
                 text = line.decode("utf-8", errors="ignore")
                 raise MalformedReply(f"Malformed SMTP response line: {text}")
             offset = end + 1

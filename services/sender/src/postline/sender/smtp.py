@@ -1,7 +1,9 @@
 """One SMTP session to a destination: opened once, then one mail transaction at a time.
 
-aiosmtplib drives the protocol (greeting, EHLO, STARTTLS, reply parsing); the session adds
-what a delivering MTA needs on top:
+aiosmtplib opens the session (greeting, EHLO or HELO, STARTTLS); then the session's own
+protocol (:mod:`postline.sender.connection`) takes the connection over, so that replies to
+commands written together are read however they arrive. The session adds what a delivering
+MTA needs:
 
 * its own TCP connect, bound to the delivery's source IP, so connecting and waiting for the
   greeting have separate timeouts;
@@ -10,6 +12,9 @@ what a delivering MTA needs on top:
   where the address rules say (``"irregular..pattern"@x``), not re-parsed by a mail library;
 * the message written with CRLF line ends and dot-stuffing (RFC 5321 §4.5.2), waiting for
   each block to drain (data block timeout) and then for the reply to the final dot;
+* RFC 2920 PIPELINING when the last EHLO offered it: ``MAIL``, ``RCPT`` and ``DATA`` in one
+  write, their replies read in order (each within its own timeout), the first unexpected one
+  the transaction's answer; without it, one command at a time;
 * every failure turned into a :class:`Reply` (nothing raises out of a transaction), and
   ``usable`` cleared whenever the session's state is no longer known (timeout, disconnect,
   421), so it is never reused.

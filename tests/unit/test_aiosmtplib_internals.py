@@ -1,8 +1,9 @@
-"""The aiosmtplib internals the sender's DATA relies on (``postline.sender.smtp``).
+"""The aiosmtplib internals ``bench/floor/run.py`` relies on.
 
-The sender writes the message itself and waits for each block to drain only while the
-transport has paused writing: if an upgrade renamed ``_paused`` or ``_drain_helper``, the data
-block timeout would stop applying (or DATA would fail) without a loud error where it is used.
+The floor benchmark's bare client writes a message the way the sender once did, waiting for
+the transport to drain through aiosmtplib's ``_drain_helper``: if an upgrade renamed it or
+``_paused``, the benchmark would fail or stop waiting. (The sender itself no longer uses them:
+after opening, its own protocol, ``postline.sender.connection``, does the writing and reading.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """One SMTP session to a destination: opened once, then one mail transaction at a time.
 
-aiosmtplib drives the protocol (greeting, EHLO, STARTTLS, reply parsing); the session adds
-what a delivering MTA needs on top:
+aiosmtplib opens the session (greeting, EHLO or HELO, STARTTLS); then the session's own
+protocol (:mod:`postline.sender.connection`) takes the connection over, so that replies to
+commands written together are read however they arrive. The session adds what a delivering
+MTA needs:
 
 * its own TCP connect, bound to the delivery's source IP, so connecting and waiting for the
   greeting have separate timeouts;
@@ -10,6 +12,9 @@ what a delivering MTA needs on top:
   where the address rules say (``"irregular..pattern"@x``), not re-parsed by a mail library;
 * the message written with CRLF line ends and dot-stuffing (RFC 5321 §4.5.2), waiting for
   each block to drain (data block timeout) and then for the reply to the final dot;
+* RFC 2920 PIPELINING when the last EHLO offered it: ``MAIL``, ``RCPT`` and ``DATA`` in one
+  write, their replies read in order (each within its own timeout), the first unexpected one
+  the transaction's answer; without it, one command at a time;
 * every failure turned into a :class:`Reply` (nothing raises out of a transaction), and
   ``usable`` cleared whenever the session's state is no longer known (timeout, disconnect,
   421), so it is never reused.
@@ -26,10 +31,10 @@ import time
 from dataclasses import dataclass
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse
 
 from postline.common.tls_modes import NONE, OPPORTUNISTIC, REQUIRED
 from postline.sender import replies
+from postline.sender.connection import Disconnected, MalformedReply, SmtpConnection
 from postline.sender.replies import Reply
 from postline.sender.tls import TlsContexts
 from postline.v1.delivery_pb2 import TlsMode
@@ -117,19 +122,25 @@ class SmtpSession:
         timeouts: SmtpTimeouts,
         tls: TlsInfo | None,
     ) -> None:
+        """Take over ``client``'s open connection (after EHLO, and STARTTLS if any)."""
         self.endpoint = endpoint
         self.timeouts = timeouts
         self.tls = tls
         self.messages = 0  # transactions started on this session
         self.opened_at = time.monotonic()
         self.last_used = self.opened_at
-        self._client = client
-        self._usable = True
         self.dropped = False  # the server closed the connection under us
         self._in_transaction = False  # MAIL was sent and the transaction has not ended
+        # What the server's last EHLO offered (after STARTTLS: the one over TLS).
+        self.pipelining = client.supports_extension("pipelining")
+        self._size = client.supports_extension("size")
+        self._8bitmime = client.supports_extension("8bitmime")
+        assert client.transport is not None, "the session was opened"
+        self._client = client
+        self._connection = SmtpConnection.take_over(client.transport)
+        self._usable = True
         # The address the connection really left from (the OS picks one without a source IP).
-        sockname = client.get_transport_info("sockname") if client.is_connected else None
-        self.local_address = str(sockname[0]) if sockname else endpoint.source_ip
+        self.local_address = self._connection.local_address() or endpoint.source_ip
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -167,6 +178,10 @@ class SmtpSession:
             await _greeting(client, sock, endpoint, timeouts.greeting)
             await _ehlo(client, endpoint, timeouts.ehlo)
             tls = await _starttls(client, endpoint, mode, contexts, timeouts)
+            if client.transport is None:  # the server closed it right after EHLO
+                raise SessionFailed(
+                    Reply.make(replies.DISCONNECTED, replies.EHLO, host=str(endpoint), step="EHLO")
+                )
         except BaseException:
             client.close()
             raise
@@ -177,7 +192,7 @@ class SmtpSession:
     @property
     def usable(self) -> bool:
         """Whether another transaction may run on this session."""
-        return self._usable and self._client.is_connected
+        return self._usable and self._connection.connected
 
     async def send(self, mail_from: str, recipient: str, content: bytes) -> Reply:
         """One mail transaction; the reply that ended it (a 250 to the final dot on success)."""
@@ -192,86 +207,117 @@ class SmtpSession:
         t = self.timeouts
         reverse_path, forward_path = _path(mail_from), _path(recipient)
         data = wire_data(content)
-        options = []
-        if self._client.supports_extension("size"):
-            options.append(b"SIZE=%d" % len(data))
-        if not content.isascii() and self._client.supports_extension("8bitmime"):
-            options.append(b"BODY=8BITMIME")
+        mail = b"MAIL FROM:<" + reverse_path + b">"
+        if self._size:
+            mail += b" SIZE=%d" % len(data)
+        if self._8bitmime and not content.isascii():
+            mail += b" BODY=8BITMIME"
+        rcpt = b"RCPT TO:<" + forward_path + b">"
         self._in_transaction = True
-        reply = await self._command(
-            replies.MAIL, t.mail, b"MAIL", b"FROM:<" + reverse_path + b">", *options
-        )
+        if self.pipelining:
+            return await self._pipelined(mail, rcpt, data)
+        reply = await self._command(replies.MAIL, t.mail, "MAIL", mail)
         if reply.code != 250:
             return reply
-        reply = await self._command(replies.RCPT, t.rcpt, b"RCPT", b"TO:<" + forward_path + b">")
+        reply = await self._command(replies.RCPT, t.rcpt, "RCPT", rcpt)
         if reply.code not in (250, 251):
             return reply
-        reply = await self._command(replies.DATA, t.data_init, b"DATA")
+        reply = await self._command(replies.DATA, t.data_init, "DATA", b"DATA")
         if reply.code != 354:
             return reply
         return await self._data(data)
 
-    async def _command(self, stage: str, timeout: float, *args: bytes) -> Reply:
-        step = args[0].decode()
+    async def _pipelined(self, mail: bytes, rcpt: bytes, data: bytes) -> Reply:
+        """RFC 2920: MAIL, RCPT and DATA in one write, then their replies in order, each
+        within its own timeout. The first reply that is not the expected one answers the
+        transaction; the replies after it are still read (the server answers every command
+        it got: 503 or 554 to a DATA with no recipient), so the session stays in step and is
+        reused after RSET, unless a reply does not come or says the server is closing."""
+        t = self.timeouts
         try:
-            response = await self._client.execute_command(*args, timeout=timeout)
-        except aiosmtplib.SMTPTimeoutError:
-            return self._broken(replies.TIMED_OUT, stage, step=step, seconds=timeout)
-        except aiosmtplib.SMTPServerDisconnected:
+            self._connection.write(mail + b"\r\n" + rcpt + b"\r\nDATA\r\n")
+        except Disconnected:
+            self.dropped = True
+            return self._broken(replies.DISCONNECTED, replies.MAIL, step="MAIL")
+        refusal: Reply | None = None
+        for stage, timeout, step, expected in (
+            (replies.MAIL, t.mail, "MAIL", (250,)),
+            (replies.RCPT, t.rcpt, "RCPT", (250, 251)),
+            (replies.DATA, t.data_init, "DATA", (354,)),
+        ):
+            reply = await self._read(stage, timeout, step)
+            if not self._usable:  # no reply (timed out, dropped) or a 421
+                return refusal or reply
+            if reply.code not in expected and refusal is None:
+                refusal = reply
+        if refusal is None:
+            return await self._data(data)
+        if reply.code == 354:
+            # A server that lets DATA through after refusing MAIL or every RCPT: end the
+            # empty message it now expects (its reply, whatever it is, is not the answer).
+            try:
+                self._connection.write(b".\r\n")
+            except Disconnected:
+                return self._broken(replies.DISCONNECTED, replies.DATA, step="the final dot")
+            await self._read(replies.DATA, t.data_end, "the final dot")
+        return refusal
+
+    async def _command(self, stage: str, timeout: float, step: str, line: bytes) -> Reply:
+        try:
+            self._connection.write(line + b"\r\n")
+        except Disconnected:
             self.dropped = True
             return self._broken(replies.DISCONNECTED, stage, step=step)
-        except aiosmtplib.SMTPResponseException as exc:
-            return self._broken(replies.PROTOCOL_ERROR, stage, step=step, error=exc.message)
-        return self._reply(response, stage)
+        return await self._read(stage, timeout, step)
+
+    async def _read(self, stage: str, timeout: float, step: str) -> Reply:
+        """The next reply, or the local reply for why none came (the session then broken)."""
+        try:
+            response = await self._connection.reply(timeout)
+        except TimeoutError:
+            return self._broken(replies.TIMED_OUT, stage, step=step, seconds=timeout)
+        except Disconnected:
+            self.dropped = True
+            return self._broken(replies.DISCONNECTED, stage, step=step)
+        except MalformedReply as exc:
+            return self._broken(replies.PROTOCOL_ERROR, stage, step=step, error=str(exc))
+        reply = Reply(response.code, response.message, stage)
+        if reply.closes_session:
+            self._usable = False
+            self._close_connection()
+        return reply
 
     async def _data(self, data: bytes) -> Reply:
-        protocol = self._client.protocol
+        connection = self._connection
         t = self.timeouts
-        if protocol is None:
-            return self._broken(replies.DISCONNECTED, replies.DATA, step="DATA")
         try:
             for start in range(0, len(data), _BLOCK):
-                protocol.write(data[start : start + _BLOCK])
-                if protocol._paused:
+                connection.write(data[start : start + _BLOCK])
+                if connection.writing_paused:
                     # RFC 5321 §4.5.3.2.5: each block must be taken within the data block
                     # timeout (the transport pauses writing while its buffer is full).
-                    await asyncio.wait_for(protocol._drain_helper(), t.data_block)
-                else:
-                    # The block went to the socket's buffer: nothing to wait for, and no
-                    # timer and task to make for it (this raises if the connection was lost).
-                    await protocol._drain_helper()
+                    await connection.drained(t.data_block)
         except TimeoutError:
             return self._broken(
                 replies.TIMED_OUT, replies.DATA, step="a data block", seconds=t.data_block
             )
-        except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+        except Disconnected:
             return self._broken(replies.DISCONNECTED, replies.DATA, step="the message data")
-        try:
-            response = await protocol.read_response(timeout=t.data_end)
-        except aiosmtplib.SMTPTimeoutError:
-            return self._broken(
-                replies.TIMED_OUT, replies.DATA, step="the final dot", seconds=t.data_end
-            )
-        except aiosmtplib.SMTPServerDisconnected:
-            return self._broken(replies.DISCONNECTED, replies.DATA, step="the final dot")
-        except aiosmtplib.SMTPResponseException as exc:
-            return self._broken(
-                replies.PROTOCOL_ERROR, replies.DATA, step="the final dot", error=exc.message
-            )
-        # RFC 5321 §4.1.1.4: the reply to the final dot ends the transaction, whatever it says.
-        self._in_transaction = False
-        return self._reply(response, replies.DATA)
-
-    def _reply(self, response: SMTPResponse, stage: str) -> Reply:
-        reply = Reply(response.code, response.message, stage)
-        if reply.closes_session:
-            self._usable = False
+        reply = await self._read(replies.DATA, t.data_end, "the final dot")
+        if not reply.local:
+            # RFC 5321 §4.1.1.4: the reply to the final dot ends the transaction, whatever
+            # it says.
+            self._in_transaction = False
         return reply
 
     def _broken(self, template: tuple[int, str], stage: str, **values: object) -> Reply:
         self._usable = False
-        self._client.close()
+        self._close_connection()
         return Reply.make(template, stage, host=str(self.endpoint), **values)
+
+    def _close_connection(self) -> None:
+        self._connection.close()
+        self._client.close()
 
     async def reset(self) -> bool:
         """Make the session ready for the next transaction: RSET when one was left unfinished
@@ -282,7 +328,7 @@ class SmtpSession:
             return False
         if not self._in_transaction:
             return True
-        reply = await self._command(replies.MAIL, self.timeouts.rset, b"RSET")
+        reply = await self._command(replies.MAIL, self.timeouts.rset, "RSET", b"RSET")
         self._in_transaction = False
         if reply.code != 250:
             self._usable = False
@@ -291,12 +337,13 @@ class SmtpSession:
     async def close(self) -> None:
         """QUIT (politely, briefly) and close."""
         self._usable = False
-        if self._client.is_connected:
+        if self._connection.connected:
             try:
-                await self._client.quit(timeout=self.timeouts.quit)
-            except (aiosmtplib.SMTPException, OSError):
+                self._connection.write(b"QUIT\r\n")
+                await self._connection.reply(self.timeouts.quit)
+            except (TimeoutError, Disconnected, MalformedReply):
                 pass
-        self._client.close()
+        self._close_connection()
 
 
 def _path(address: str) -> bytes:

@@ -96,10 +96,8 @@ class Backlogs:
             backlog.ready += 1
             try:
                 with backlog.publishing:
-                    lane = self._lane(gate, backlog, task.priority)
-                    done = lane.add(task)
-                    lane.dispatch()
-                    await done  # the message carrying it was confirmed
+                    # Returns once the message carrying it was confirmed.
+                    await self._lane(gate, backlog, task.priority).put(task)
             except BaseException:
                 backlog.ready -= 1
                 raise

@@ -51,6 +51,4 @@ class TaskLanes:
             lane = self._lanes[task.priority] = Lane(
                 TASK_KEY, batch_items, publish, max_items=self.batch
             )
-        done = lane.add(task)
-        lane.dispatch()
-        await done
+        await lane.put(task)

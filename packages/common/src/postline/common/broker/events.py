@@ -106,10 +106,7 @@ class EventPublisher(Lanes):
 
     async def publish(self, event: Event) -> None:
         """Publish one event; return once the broker confirmed the message carrying it."""
-        lane = self._lane(event)
-        done = lane.add(event)
-        lane.dispatch()
-        await done
+        await self._lane(event).put(event)
 
     async def publish_many(self, events: Iterable[Event], *, linger: float = 0.0) -> None:
         """Publish events together: those of one kind go in one message (within the caps) if

@@ -133,6 +133,13 @@ class Lane:
         self.due = due if self.due is None else min(self.due, due)
         return done
 
+    async def put(self, item: ProtoMessage) -> None:
+        """Queue ``item`` and start publishing; return once the broker confirmed the message
+        carrying it (raises ``BrokerUnavailable`` if it was not)."""
+        done = self.add(item)
+        self.dispatch()
+        await done
+
     def dispatch(self) -> None:
         """Start publishing what waits and is due, as far as the limit on publishes in flight
         allows; what lingers goes when its time comes (or earlier, with an item that is due)."""
@@ -301,9 +308,7 @@ class GroupPublisher(Lanes):
             lane = self.lanes[routing_key] = Lane(
                 routing_key, batch_items, self._publish, max_in_flight=self.max_in_flight
             )
-        done = lane.add(item)
-        lane.dispatch()
-        await done
+        await lane.put(item)
 
 
 # --- consuming ------------------------------------------------------------------------------

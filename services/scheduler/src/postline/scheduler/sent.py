@@ -39,7 +39,7 @@ class SentAttempts:
             task.delivery.delivery_id,
             task.attempt,
         )
-        metrics.DECISIONS.labels(decision="duplicate").inc()
+        metrics.decided("duplicate").inc()
         return True
 
     def forget_before(self, before: float) -> None:

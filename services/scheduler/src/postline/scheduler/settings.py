@@ -51,11 +51,11 @@ class SchedulerSettings(ServiceSettings):
     # this long: RabbitMQ closes a channel that keeps a delivery unacked past its
     # consumer_timeout. ("Held" is said only of deliveries held by prohibited hours.)
     renew_after: float = Field(default=600.0, gt=0, le=1500)
-    # MX lookups for speed rules written with mx: (the sender's variables, so one environment
-    # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
     # Granted tasks travel to the senders by group commit, at most this many to a broker
     # message (one message goes whole to one sender: a few, so that senders share the work).
     task_batch: int = Field(default=8, ge=1, le=100)
+    # MX lookups for speed rules written with mx: (the sender's variables, so one environment
+    # gives both the same resolvers): empty = the system's; else ip[:port],... ([v6]:port).
     dns_servers: str = ""
     dns_timeout: float = Field(default=5.0, gt=0)
 

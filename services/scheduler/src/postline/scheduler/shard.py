@@ -320,7 +320,7 @@ class ShardRuntime:
         )
         self.sent.add(task, now)
         metrics.TASKS.labels(attempt="first" if task.attempt == 1 else "retry").inc()
-        metrics.DECISIONS.labels(decision="granted").inc()
+        metrics.decided("granted").inc()
 
     def release(self, task: delivery_pb2.DeliveryTask) -> None:
         """A result came back: free its slot and let the next delivery of the key go."""

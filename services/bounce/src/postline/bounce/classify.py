@@ -217,8 +217,8 @@ class ReplyRules:
             return code_name
         if self._says(f, "syntax-error"):
             return "syntax-error"
-        if code_class(f.enhanced) in self.class_names:
-            return self.class_names[code_class(f.enhanced)]
+        if (subject := code_class(f.enhanced)) in self.class_names:
+            return self.class_names[subject]
         if f.dtype in self.diagnostic_types:
             return self.diagnostic_types[f.dtype]
         if f.action == "delayed":

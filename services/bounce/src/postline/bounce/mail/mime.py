@@ -184,8 +184,10 @@ class Parts:
         "\n" line ends (a mail stored with CRLF keeps them in its parts; the formats' patterns
         anchor lines with "$", which does not match before "\r")."""
         if any(t.strip() for t in self.plain):
-            return "\n".join(self.plain).replace("\r\n", "\n")
-        return "\n".join(html_to_text(h) for h in self.html).replace("\r\n", "\n")
+            text = "\n".join(self.plain)
+        else:
+            text = "\n".join(html_to_text(h) for h in self.html)
+        return text.replace("\r\n", "\n")
 
 
 def headers_of(text: str) -> dict[str, str]:

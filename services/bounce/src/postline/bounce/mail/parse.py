@@ -296,20 +296,24 @@ def _fallback_recipients(
     original's To, or the one of its To and Cc whose local part the notice names."""
     signs = mail_signs()
     for name in signs.recipient_headers:
-        found = [a for a in addresses_in(headers.get(name, "")) if a.lower() not in exclude]
-        if found:
-            return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
+        if listed := _named_in(headers.get(name, ""), exclude):
+            return listed
     verp = signs.verp_recipients(headers)
     if len(verp) == 1:
         return [FailedRecipient(recipient=verp[0])]
-    found = [a for a in addresses_in(headers.get("subject", "")) if a.lower() not in exclude]
-    if found:
-        return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
+    if listed := _named_in(headers.get("subject", ""), exclude):
+        return listed
     found = addresses_in(original.get("to"))
     if len(found) == 1:
         return [FailedRecipient(recipient=found[0])]
     named = _named_by_local_part(notice, found + addresses_in(original.get("cc")))
     return [FailedRecipient(recipient=named)] if named else []
+
+
+def _named_in(text: str, exclude: frozenset[str]) -> list[FailedRecipient]:
+    """The addresses a header names, but those excluded (the sender's, the reporter's)."""
+    found = [a for a in addresses_in(text) if a.lower() not in exclude]
+    return [FailedRecipient(recipient=a) for a in dict.fromkeys(found)]
 
 
 def _named_by_local_part(notice: str, addresses: list[str]) -> str:

@@ -2,7 +2,9 @@
 repository) and the classifier on its development set (the mails, which stay outside the
 repository, in ``POSTLINE_WIDER_CORPUS``).
 
-Every source is a public repository recorded with its commit, path and a permissive licence;
+Every source is a public repository recorded with its commit, path and a licence that admits
+reading a fetched copy (permissive, or file-level copyleft such as MPL-2.0: the mails are
+fetched for measurement only, never copied into or shipped with Postline; no GPL source);
 every mail is labelled with a note saying why, in the development set (read and tuned
 against) or the unseen set (only measured: bench/README.md has both figures, and no test
 holds the classifier to the unseen set, so nothing is tuned against it).
@@ -19,6 +21,9 @@ from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
 
 PERMISSIVE = {"MIT", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0", "ISC", "CC0-1.0", "PSF-2.0"}
+# File-level copyleft: its conditions bind distributing the covered files or changed copies,
+# which a fetch-only measurement corpus never does (wider_corpus.yaml's header says why).
+FILE_LEVEL = {"MPL-2.0"}
 # Reserved for the measurement of unseen mail: never read, copied or tuned against.
 RESERVED = ("flufl", "mailman", "bounceparser", "deliverystatus", "flanker")
 STATUSES = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99}
@@ -28,12 +33,13 @@ needs_mails = pytest.mark.skipif(
 )
 
 
-def test_every_source_is_recorded_with_a_permissive_licence() -> None:
+def test_every_source_is_recorded_with_a_licence_the_manifest_admits() -> None:
     assert sources()
     for name, source in sources().items():
         for key in ("repository", "commit", "path", "licence", "copyright"):
             assert source.get(key), f"{name}: {key} missing"
-        assert source["licence"] in PERMISSIVE, f"{name}: {source['licence']}"
+        assert source["licence"] in PERMISSIVE | FILE_LEVEL, f"{name}: {source['licence']}"
+        assert "GPL" not in source["licence"].upper(), name
         assert len(str(source["commit"])) == 40
         assert not any(word in source["repository"].lower() for word in RESERVED), name
 

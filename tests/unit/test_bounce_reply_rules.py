@@ -640,3 +640,18 @@ def test_vocabulary_of_issue_16_round_8(text: str, status: int) -> None:
 )
 def test_vocabulary_of_issue_16_round_9(reply: str, status: int) -> None:
     assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_a_final_failure_of_a_temporary_status_without_a_reply_is_a_resend_timeout() -> None:
+    # Postfix's bounce of mail that expired in its queue: Action failed, the last 4.x.x
+    # status, its own words and no SMTP reply (rules/smtp_replies.yaml, gave_up).
+    gave_up = classify_failure(
+        0, "4.0.0", "temporary failure", diagnostic_type="x-postfix", action="failed"
+    )
+    assert (gave_up.status, gave_up.permanent, gave_up.reason) == (3, True, "expired")
+    # A remote's temporary reply that the reporter turned into a failure at once keeps its
+    # reply code and is no expiry; nor is a delay, which is still being retried.
+    answered = classify_failure(450, "4.0.0", "450 4.0.0 Temporary failure", action="failed")
+    assert answered.reason != "expired"
+    delayed = classify_failure(0, "4.0.0", "temporary failure", action="delayed")
+    assert not delayed.permanent

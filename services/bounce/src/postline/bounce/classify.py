@@ -140,6 +140,7 @@ class ReplyRules:
     diagnostic_types: dict[str, str]
     statuses: dict[str, int]
     local_agent_reasons: tuple[str, ...] = ()
+    gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -261,6 +262,13 @@ def reply_command(code: int) -> str:
     A sender's failed attempt is mostly a RCPT answer: a reply to DATA about a recipient
     says so in its text (the DATA rules look for that), so the recipient rules apply."""
     return "RCPT" if code else ""
+
+
+def _gave_up(code: int, enhanced_status: str, action: str) -> bool:
+    """A final failure of a temporary status that no SMTP reply gave: the reporting MTA's
+    own words on the last temporary error, when it stopped retrying (``gave_up`` in the
+    rules file says why that is the message's expiry)."""
+    return action == "failed" and not code and enhanced_status.startswith("4.")
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:
@@ -412,10 +420,12 @@ def reply_rules() -> ReplyRules:
         diagnostic_types={str(k): str(v) for k, v in raw["diagnostic_types"].items()},
         statuses={name: rule.status for name, rule in reasons.items()},
         local_agent_reasons=_names(raw.get("local_agent_reasons")),
+        gave_up=str(raw.get("gave_up") or ""),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons)
+    named |= {rules.gave_up} - {""}
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()
@@ -448,6 +458,8 @@ def classify_failure(
         reason = rules.reason_for(code, enhanced_status, text, command, diagnostic_type, action)
     if reason in _NO_REASON and context:
         reason = rules.reason_for(code, enhanced_status, context, command, diagnostic_type, action)
+    if reason in _NO_REASON and rules.gave_up and _gave_up(code, enhanced_status, action):
+        reason = rules.gave_up
     return Classification(
         rules.status_of(reason), is_permanent(code, enhanced_status, action), reason
     )

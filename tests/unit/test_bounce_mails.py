@@ -170,6 +170,21 @@ def test_a_scanners_footer_is_not_the_diagnostic() -> None:
     ]
 
 
+def test_a_scanners_footer_is_not_the_reason_stated_once_for_all() -> None:
+    # A notice that names its recipient with no reply: the words about every recipient are
+    # read as the reason, but not the scanner's footer (NOD32's, in Spanish).
+    body = (
+        "This is an automatically generated Delivery Status Notification.\r\n\r\n"
+        "Delivery to the following recipients failed.\r\n\r\n"
+        "       gone@example.org\r\n\r\n"
+        "__________ Informacion de NOD32, revision 1.1856 (20061106) __________\r\n\r\n"
+        "Este mensaje ha sido analizado con  NOD32 antivirus system\r\n"
+        "http://www.nod32.com\r\n"
+    )
+    _, verdicts = classify_mail(_text("Delivery Status Notification (Failure)", body))
+    assert [(v.recipient, v.rule) for v in verdicts] == [("gone@example.org", "on-hold")]
+
+
 def test_an_html_only_notice_is_read_with_every_html_entity() -> None:
     html = (
         "<html><head><style>p {color: red}</style><title>Undeliverable</title></head><body>"

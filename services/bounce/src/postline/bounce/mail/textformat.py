@@ -316,7 +316,10 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.
-        shared = recipient_from_block("", [ln for ln in lines if _about_all(formats, ln)])
+        # Boilerplate (a virus scanner's footer: "analizado con NOD32 antivirus") is no
+        # reason here either.
+        about_all = [ln for ln in lines if _about_all(formats, ln) and not formats.ignored(ln)]
+        shared = recipient_from_block("", about_all)
         single = len(recipients) == 1  # then the whole notice is about that recipient
         for r in recipients:
             if r.reply_code or r.status or not shared.diagnostic:

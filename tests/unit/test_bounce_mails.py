@@ -185,6 +185,20 @@ def test_a_scanners_footer_is_not_the_reason_stated_once_for_all() -> None:
     assert [(v.recipient, v.rule) for v in verdicts] == [("gone@example.org", "on-hold")]
 
 
+def test_an_address_followed_by_itself_in_brackets_is_a_recipient_line() -> None:
+    # Active!Hunter's Sendmail-like notice, read without the returned message.
+    body = (
+        "The original message was received at Thu, 29 Apr 2011 23:34:45 +0900\r\n"
+        "from example.co.jp\r\n\r\n"
+        "  ----- The following addresses had permanent fatal errors -----\r\n\r\n"
+        ">>> gone@example.org <gone@example.org>\r\n\r\n"
+        "  ----- Transcript of session follows -----\r\n"
+        "550 sorry, no mailbox here by that name (#5.1.1 - chkusr)\r\n"
+    )
+    _, verdicts = classify_mail(_text("FAILURE NOTICE : Hello", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+
+
 def test_an_html_only_notice_is_read_with_every_html_entity() -> None:
     html = (
         "<html><head><style>p {color: red}</style><title>Undeliverable</title></head><body>"

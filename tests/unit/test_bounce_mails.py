@@ -199,6 +199,28 @@ def test_an_address_followed_by_itself_in_brackets_is_a_recipient_line() -> None
     assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
 
 
+def test_auto_submitted_does_not_make_a_bounce_from_an_ordinary_sender_an_auto_reply() -> None:
+    # RFC 3834's header is set by bounce generators too; the notice's words decide, unless
+    # the subject is an auto-reply's.
+    body = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+        "  gone@example.org\r\n    SMTP error from remote mail server after RCPT TO:<gone@example.org>:\r\n"
+        "    550 5.1.1 No such user\r\n"
+    )
+    head = "Auto-Submitted: auto-replied\r\n"
+    sender = "notifications@mail.example.net"
+    mail = head.encode() + _text("Notification", body, sender=sender)
+    report, verdicts = classify_mail(mail)
+    assert report.kind is Kind.BOUNCE
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+    away = head.encode() + _text("Out of office: Hello", "I am away until Monday.\r\n", sender)
+    assert classify_mail(away)[0].kind is Kind.AUTOREPLY
+    plain = head.encode() + _text("Re: Hello", "Thank you, we will answer soon.\r\n", sender)
+    assert classify_mail(plain)[0].kind is Kind.AUTOREPLY
+
+
 def test_an_html_only_notice_is_read_with_every_html_entity() -> None:
     html = (
         "<html><head><style>p {color: red}</style><title>Undeliverable</title></head><body>"

@@ -98,7 +98,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     if inner is not None:
         return inner
 
-    if signs.is_autoreply(headers) or signs.is_challenge(notice):
+    if signs.is_autoreply(headers, notice) or signs.is_challenge(notice):
         return BounceReport(
             Kind.AUTOREPLY, [FailedRecipient(recipient=a) for a in _from_addresses(headers)]
         )

@@ -40,13 +40,19 @@ class MailSigns:
     verp_headers: tuple[str, ...] = ()
     verp_recipient: re.Pattern[str] | None = None
 
-    def is_autoreply(self, headers: dict[str, str]) -> bool:
+    def is_autoreply(self, headers: dict[str, str], notice: str = "") -> bool:
         if self.looks_like_bounce(headers, ""):
             return False
-        for name, pattern in self.autoreply_headers:
-            if pattern.search(headers.get(name, "")):
-                return True
-        return bool(self.autoreply_subjects.search(headers.get("subject", "")))
+        if self.autoreply_subjects.search(headers.get("subject", "")):
+            return True
+        # RFC 3834's Auto-Submitted: auto-replied is set by bounce generators too (Exim,
+        # Mail.ru): with a notice in a bounce's words and no auto-reply subject, the header
+        # says only that the mail was automatic, not which kind.
+        if notice and self.bounce_phrases.search(notice.lower()):
+            return False
+        return any(
+            pattern.search(headers.get(name, "")) for name, pattern in self.autoreply_headers
+        )
 
     def looks_like_bounce(self, headers: dict[str, str], notice: str) -> bool:
         return bool(

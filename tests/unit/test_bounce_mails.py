@@ -221,6 +221,18 @@ def test_auto_submitted_does_not_make_a_bounce_from_an_ordinary_sender_an_auto_r
     assert classify_mail(plain)[0].kind is Kind.AUTOREPLY
 
 
+def test_opensmtpds_notice_is_a_bounce_by_its_sender_name_or_its_words() -> None:
+    body = (
+        "    Hi!\r\n\r\n    This is the MAILER-DAEMON, please DO NOT REPLY to this e-mail.\r\n\r\n"
+        "    An error has occurred while attempting to deliver a message for\r\n"
+        "    the following list of recipients:\r\n\r\n"
+        "gone@example.org: Envelope expired\r\n"
+    )
+    for sender in ("Mailer Daemon <mta@example.net>", "mta@example.net"):
+        _, verdicts = classify_mail(_text("Notification", body, sender=sender))
+        assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 3)], sender
+
+
 def test_an_html_only_notice_is_read_with_every_html_entity() -> None:
     html = (
         "<html><head><style>p {color: red}</style><title>Undeliverable</title></head><body>"

@@ -206,7 +206,8 @@ def test_auto_submitted_does_not_make_a_bounce_from_an_ordinary_sender_an_auto_r
         "This message was created automatically by mail delivery software.\r\n\r\n"
         "A message that you sent could not be delivered to one or more of its\r\n"
         "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
-        "  gone@example.org\r\n    SMTP error from remote mail server after RCPT TO:<gone@example.org>:\r\n"
+        "  gone@example.org\r\n"
+        "    SMTP error from remote mail server after RCPT TO:<gone@example.org>:\r\n"
         "    550 5.1.1 No such user\r\n"
     )
     head = "Auto-Submitted: auto-replied\r\n"

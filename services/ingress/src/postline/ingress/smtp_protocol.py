@@ -64,6 +64,9 @@ BODY_TYPES = frozenset({"7BIT", "8BITMIME"})
 LINE_END_NOT_READ = "Separator is not found"
 # How much of the DATA stream is read at once while looking for its end.
 DATA_READ_LIMIT = 64 * 1024
+# A session timer may fire this much before its deadline (the loop's clock resolution)
+# and still count as expired.
+TIMER_SLACK = 0.01
 
 
 def _is_utf8(argument: str) -> bool:
@@ -77,10 +80,11 @@ def _is_utf8(argument: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _on_the_wire(status: str) -> str:
-    # Most replies are the same few constants (250, 354, 221...), each checked and rewritten
-    # once instead of on every push; the unique ones (a 250 naming its message) pass through.
-    return replies.printable(replies.with_enhanced_status(status))
+def _on_the_wire(status: str) -> bytes:
+    # Most replies are the same few constants (250, 354, 221...), each checked, rewritten and
+    # encoded once instead of on every push; the unique ones (a 250 naming its message) pass
+    # through. UTF-8 as aiosmtpd's push encodes with SMTPUTF8 on (printable left only ASCII).
+    return replies.printable(replies.with_enhanced_status(status)).encode() + b"\r\n"
 
 
 def client_ip(peer: Any) -> str:
@@ -212,6 +216,7 @@ class RelaySMTP(SMTP):
         self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once
         self.slot: Slot | None = None
         self._refusal: str | None = None
+        self._deadline = 0.0  # of the session timeout (`_reset_timeout`)
         self.command_size_limits = collections.defaultdict(
             lambda: self.command_size_limit,
             {"MAIL": PATH_COMMAND_LIMIT, "RCPT": PATH_COMMAND_LIMIT},
@@ -273,13 +278,50 @@ class RelaySMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    # -- the session timeout: one timer, not one per command ----------------------------------
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels its timer and starts a new one before every command (six per
+        # message). Here each command only moves the deadline; the timer, when it fires before
+        # the deadline, is set again for it. A shorter timeout (a refused session's) starts a
+        # new timer at once.
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        if self._deadline - self.loop.time() > TIMER_SLACK:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            return
+        super()._timeout_cb()
+
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str):
-            if status[:1] in ("4", "5"):
-                metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
-            await super().push(_on_the_wire(status))
-        else:
+        if not isinstance(status, str):
             await super().push(status)
+            return
+        if status[:1] in ("4", "5"):
+            metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
+        await self._write(_on_the_wire(status))
+
+    async def _write(self, wire: bytes) -> None:
+        """Write a reply in its wire form (CRLF included), as aiosmtpd's push does."""
+        writer = self._writer
+        writer.write(wire)
+        # aiosmtpd's push awaits the writer's drain after every reply; it has something to do
+        # only when the connection failed or is closing, or the transport's buffer is full
+        # (asyncio's flow control: `_paused`, `_connection_lost`). Otherwise it returns at
+        # once: two coroutines per reply, seven replies per message, skipped.
+        if (
+            self._paused  # type: ignore[attr-defined]
+            or self._connection_lost  # type: ignore[attr-defined]
+            or writer.transport.is_closing()
+            or self._reader.exception() is not None
+        ):
+            await writer.drain()
 
     async def reply(self, status: str) -> None:
         """Push ``status``; a 421 also closes the channel (RFC 5321 §3.8)."""
@@ -292,18 +334,18 @@ class RelaySMTP(SMTP):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         if not hostname:
-            await super().push(replies.SYNTAX_HELO)
+            await self._write(replies.SYNTAX_HELO.encode() + b"\r\n")
             return
         self._set_rset_state()
         session = self.relay_session()
         session.extended_smtp = False
         session.host_name = hostname
-        await super().push(f"250 {self.hostname}")
+        await self._write(f"250 {self.hostname}\r\n".encode())
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
         if not hostname:
-            await super().push(replies.SYNTAX_EHLO)
+            await self._write(replies.SYNTAX_EHLO.encode() + b"\r\n")
             return
         self._set_rset_state()
         session = self.relay_session()
@@ -323,7 +365,7 @@ class RelaySMTP(SMTP):
         keywords.append("HELP")
         # One write for the whole reply, not one per line.
         lines = [f"250-{k}" for k in keywords[:-1]] + [f"250 {keywords[-1]}"]
-        await super().push("\r\n".join(lines))
+        await self._write("\r\n".join(lines).encode() + b"\r\n")
 
     # -- AUTH ----------------------------------------------------------------------------
 

@@ -181,7 +181,13 @@ def test_the_relay_fills_in_the_tables_aiosmtpd_would_have_built() -> None:
     assert {c: m.__func__ for c, m in conn._smtp_methods.items()} == {
         n.replace("smtp_", ""): getattr(RelaySMTP, n) for n in own
     }
-    assert conn._handle_hooks["DATA"] == handler.handle_DATA
+    # The handler's tables are found once per handler; aiosmtpd's scan saw a stand-in, and
+    # what it keeps of the handler is set again afterwards.
+    assert "self.event_handler = handler" in source("__init__")
+    assert "self._handle_hooks" in source("__init__") and "_ehlo_hook_ver" in source("__init__")
+    assert conn.event_handler is handler
+    assert conn._handle_hooks == {"DATA": handler.handle_DATA}
+    assert conn._ehlo_hook_ver is None
     assert set(conn._auth_methods) == {"LOGIN", "PLAIN"}
     assert conn._auth_methods["LOGIN"].method.__func__ is RelaySMTP.auth_LOGIN
     assert conn._auth_methods["LOGIN"].is_builtin

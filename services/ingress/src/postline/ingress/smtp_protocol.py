@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 import ipaddress
 import logging
 import ssl
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AnyStr, cast
 
@@ -35,6 +37,7 @@ from aiosmtpd.smtp import (
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
 from postline.common.dsn import DsnError, parse_envid, parse_notify, parse_orcpt, parse_ret
+from postline.common.policy import Policy
 from postline.common.policy.fields import IPAddressValue
 from postline.ingress import metrics, replies
 from postline.ingress.limits import Slot
@@ -106,6 +109,16 @@ class RelayEnvelope(Envelope):
         self.recipient_dsn: list[tuple[tuple[bool, bool, bool, bool] | None, str]] = []
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admission at connect found, under ``policy``: the servers whose ``allowed_ips``
+    take the client, and the one that relays for it without AUTH (if any)."""
+
+    policy: Policy
+    servers: frozenset[str]
+    unauthenticated: str | None
+
+
 @dataclass(frozen=True)
 class MailParameters:
     size: int | None = None
@@ -163,13 +176,70 @@ def _own_tables(cls: type) -> tuple[_Pairs, _Pairs]:
     return tables
 
 
+@dataclass(frozen=True)
+class _HandlerTables:
+    """What aiosmtpd's __init__ finds on a handler, as attribute names: its hooks
+    (``handle_X`` as hook X), its AUTH mechanisms (``auth_X``), and the form of its EHLO hook."""
+
+    hooks: _Pairs
+    mechanisms: _Pairs
+    ehlo_hook_ver: str | None
+
+
+_HANDLER_TABLES: weakref.WeakKeyDictionary[Any, _HandlerTables] = weakref.WeakKeyDictionary()
+
+
+def _handler_tables(handler: Any) -> _HandlerTables:
+    """A handler's tables by aiosmtpd's rules, found once per handler (one serves every
+    connection)."""
+    tables = _HANDLER_TABLES.get(handler)
+    if tables is None:
+        hooks = tuple((n.replace("handle_", ""), n) for n in _public_names(handler, "handle_"))
+        mechanisms = tuple(
+            (
+                getattr(
+                    getattr(handler, n),
+                    "__auth_mechanism_name__",
+                    n.replace("auth_", "").replace("__", "-"),
+                ),
+                n,
+            )
+            for n in _public_names(handler, "auth_")
+        )
+        version = None
+        ehlo = dict(hooks).get("EHLO")
+        if ehlo is not None:
+            count = len(inspect.signature(getattr(handler, ehlo)).parameters)
+            version = {4: "old", 5: "new"}.get(count)
+            if version is None:
+                raise RuntimeError("Unsupported EHLO Hook")
+        tables = _HANDLER_TABLES[handler] = _HandlerTables(hooks, mechanisms, version)
+    return tables
+
+
+def _public_names(handler: Any, prefix: str) -> list[str]:
+    return [n for n in dir(handler) if n.startswith(prefix)]
+
+
+class _NothingToScan:
+    """Stands in for the handler while aiosmtpd's __init__ scans it (see RelaySMTP)."""
+
+    def __dir__(self) -> list[str]:
+        return []
+
+
+_NOTHING_TO_SCAN = _NothingToScan()
+
+
 class RelaySMTP(SMTP):
     """One SMTP connection of the relay."""
 
     # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
     # inspect.getmembers() of the protocol and the handler, on every connection (a tenth of
     # the accept path's time). The protocol's own names are the same for every connection:
-    # found once per class (`_own_tables`), and hidden from that scan while it runs.
+    # found once per class (`_own_tables`), and hidden from that scan while it runs; the
+    # handler's are found once per handler (`_handler_tables`), and the scan is shown a
+    # stand-in with no names instead.
     _scanning_self = True
 
     def __dir__(self) -> list[str]:
@@ -186,7 +256,7 @@ class RelaySMTP(SMTP):
     ) -> None:
         self._scanning_self = False
         super().__init__(
-            relay,
+            _NOTHING_TO_SCAN,
             loop=loop,
             hostname=relay.hostname,
             ident="Postline ESMTP",
@@ -205,16 +275,23 @@ class RelaySMTP(SMTP):
             decode_data=False,
         )
         del self._scanning_self
+        self.event_handler = relay
         commands, mechanisms = _own_tables(type(self))
         self._smtp_methods = {command: getattr(self, name) for command, name in commands}
-        # The handler's AUTH methods (found by aiosmtpd) win over the protocol's, as in
-        # aiosmtpd, which adds the protocol's first.
-        own = {m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms}
-        self._auth_methods = {**own, **self._auth_methods}
+        handler = _handler_tables(relay)
+        self._handle_hooks = {hook: getattr(relay, name) for hook, name in handler.hooks}
+        self._ehlo_hook_ver = handler.ehlo_hook_ver
+        # The handler's AUTH methods win over the protocol's, as in aiosmtpd, which adds the
+        # protocol's first.
+        self._auth_methods = {
+            **{m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms},
+            **{m: _AuthMechAttr(getattr(relay, name), False) for m, name in handler.mechanisms},
+        }
         self.relay = relay
         self.client_ip = ""
         self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once
         self.slot: Slot | None = None
+        self.admission: Admission | None = None
         self._refusal: str | None = None
         self._deadline = 0.0  # of the session timeout (`_reset_timeout`)
         self.command_size_limits = collections.defaultdict(

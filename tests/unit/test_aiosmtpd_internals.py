@@ -63,7 +63,8 @@ def test_attributes_the_relay_sets_or_reads(name: str, used_for: str) -> None:
         ("_set_rset_state", "HELO/EHLO reset the transaction"),
         ("_set_post_data_state", "a transaction ends after DATA"),
         ("_strip_command_keyword", "MAIL FROM: / RCPT TO: arguments"),
-        ("_reset_timeout", "the short timeout of a refused session"),
+        ("_reset_timeout", "the short timeout of a refused session; one timer per session"),
+        ("_timeout_cb", "the session timeout's timer, set again when the deadline moved"),
         ("_create_envelope", "the relay's envelope class"),
         ("challenge_auth", "AUTH continuation lines (a line too long is caught around it)"),
         ("check_helo_needed", "commands before HELO/EHLO"),
@@ -81,6 +82,31 @@ def test_connection_made_sets_the_original_transport_only_on_starttls() -> None:
     # the first call; aiosmtpd calls it again after STARTTLS with the plain transport kept.
     assert "_original_transport" in source("connection_made")
     assert "self._original_transport = self.transport" in source("smtp_STARTTLS")
+
+
+def test_the_session_timer_is_the_one_the_relay_moves() -> None:
+    # RelaySMTP._reset_timeout keeps aiosmtpd's one timer in _timeout_handle (cancelled when
+    # the connection is lost) and its default duration in _timeout_duration; aiosmtpd resets
+    # it before every command and closes the transport when it fires.
+    assert "self._timeout_handle.cancel()" in source("connection_lost")
+    assert "self._reset_timeout()" in source("_handle_client")
+    assert "self.transport.close()" in source("_timeout_cb")
+    assert "self._timeout_duration = timeout" in source("__init__")
+
+
+def test_a_reply_written_without_drain_is_what_push_writes() -> None:
+    # RelaySMTP._write does what aiosmtpd's push does (write the reply with its CRLF, then
+    # drain), awaiting drain only when it has something to do: asyncio's drain raises the
+    # reader's exception, yields when the transport closes, and waits while its flow control
+    # has paused writing (`_paused`) or raises after the connection was lost
+    # (`_connection_lost`).
+    assert 'self._writer.write(response + b"\\r\\n")' in source("push")
+    assert "await self._writer.drain()" in source("push")
+    drain = inspect.getsource(asyncio.StreamWriter.drain)
+    assert "self._reader.exception()" in drain and "self._transport.is_closing()" in drain
+    assert "await self._protocol._drain_helper()" in drain
+    helper = inspect.getsource(asyncio.StreamReaderProtocol._drain_helper)
+    assert "if self._connection_lost:" in helper and "if not self._paused:" in helper
 
 
 def test_the_reader_of_a_connection_has_the_limit_the_data_reader_swaps() -> None:
@@ -155,7 +181,13 @@ def test_the_relay_fills_in_the_tables_aiosmtpd_would_have_built() -> None:
     assert {c: m.__func__ for c, m in conn._smtp_methods.items()} == {
         n.replace("smtp_", ""): getattr(RelaySMTP, n) for n in own
     }
-    assert conn._handle_hooks["DATA"] == handler.handle_DATA
+    # The handler's tables are found once per handler; aiosmtpd's scan saw a stand-in, and
+    # what it keeps of the handler is set again afterwards.
+    assert "self.event_handler = handler" in source("__init__")
+    assert "self._handle_hooks" in source("__init__") and "_ehlo_hook_ver" in source("__init__")
+    assert conn.event_handler is handler
+    assert conn._handle_hooks == {"DATA": handler.handle_DATA}
+    assert conn._ehlo_hook_ver is None
     assert set(conn._auth_methods) == {"LOGIN", "PLAIN"}
     assert conn._auth_methods["LOGIN"].method.__func__ is RelaySMTP.auth_LOGIN
     assert conn._auth_methods["LOGIN"].is_builtin

@@ -186,7 +186,9 @@ def _urgent_rule(
     server = policy.servers.get(server_name) if policy is not None else None
     if server is None or not any(r.level == PriorityLevel.HIGH for r in server.priority):
         return lambda recipient: False
-    normalized = normalize_headers((h.name, h.value) for h in headers)
+    # Only the fields the rules name are read: only they are normalized (unfolded, decoded).
+    named = {rule.header.lower() for rule in server.priority}
+    normalized = normalize_headers((h.name, h.value) for h in headers if h.name.lower() in named)
     return lambda recipient: server.priority_for(normalized, recipient) == PriorityLevel.HIGH
 
 

@@ -34,6 +34,7 @@ from postline.ingress import metrics, replies
 from postline.ingress.limits import ConnectionGate, RateLimiter
 from postline.ingress.smtp_protocol import (
     SESSION_TIMEOUT,
+    Admission,
     MailParameters,
     RcptParameters,
     RelayEnvelope,
@@ -122,6 +123,7 @@ class RelayHandler:
     def open_connection(self, conn: RelaySMTP) -> str | None:
         """Admit a new connection (see :mod:`postline.ingress.limits`); the refusal, or None."""
         ip, address = conn.client_ip, conn.client_address
+        policy = self.policy
         servers = self.gate.accepting_servers(address)
         if not servers:
             logger.info("%s refused: not in any server's allowed_ips", ip)
@@ -130,7 +132,9 @@ class RelayHandler:
         if slot is None:
             logger.warning("%s refused: too many connections", ip)
             return replies.TOO_MANY_CONNECTIONS.format(hostname=self.hostname)
-        unauthenticated = self.policy.unauthenticated_server(address)
+        unauthenticated = policy.unauthenticated_server(address)
+        # Kept for MAIL while the policy stays the same (a reloaded one is asked again).
+        conn.admission = Admission(policy, frozenset(servers), unauthenticated)
         if unauthenticated in servers and not self.gate.assign(slot, unauthenticated):
             self.gate.close(slot)
             logger.warning("%s refused: too many connections for %s", ip, unauthenticated)
@@ -196,12 +200,25 @@ class RelayHandler:
         conn.data_size_limit = relay.max_message_size
         return AuthResult(success=True, auth_data=principal)
 
-    def _principal(self, conn: RelaySMTP) -> Principal | None:
+    def _principal(self, conn: RelaySMTP, policy: Policy) -> Principal | None:
         session = conn.relay_session()
         if session.authenticated and isinstance(session.auth_data, Principal):
             return session.auth_data
-        server = self.policy.unauthenticated_server(conn.client_address)
+        admission = conn.admission
+        if admission is not None and admission.policy is policy:
+            server = admission.unauthenticated
+        else:
+            server = policy.unauthenticated_server(conn.client_address)
         return Principal(server, "") if server is not None else None
+
+    @staticmethod
+    def _accepts(conn: RelaySMTP, policy: Policy, server: str) -> bool:
+        """Whether ``server``'s ``allowed_ips`` let the client in (as found at connect while
+        the policy is the one it was found with)."""
+        admission = conn.admission
+        if admission is not None and admission.policy is policy:
+            return server in admission.servers
+        return policy.servers[server].relay.accepts_connection_from(conn.client_address)
 
     # -- the transaction ------------------------------------------------------------------
 
@@ -213,11 +230,12 @@ class RelayHandler:
         parameters: MailParameters,
     ) -> str:
         ip = conn.client_ip
-        principal = self._principal(conn)
+        policy = self.policy
+        principal = self._principal(conn, policy)
         if principal is None:
             return replies.AUTH_REQUIRED
-        relay = self.policy.servers[principal.server].relay
-        if not relay.accepts_connection_from(conn.client_address):
+        relay = policy.servers[principal.server].relay
+        if not self._accepts(conn, policy, principal.server):
             return replies.CLIENT_NOT_ALLOWED.format(hostname=self.hostname, ip=ip)
         assert conn.slot is not None
         if not self.gate.assign(conn.slot, principal.server):

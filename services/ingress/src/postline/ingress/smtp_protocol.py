@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 import ipaddress
 import logging
 import ssl
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AnyStr, cast
 
@@ -35,6 +37,7 @@ from aiosmtpd.smtp import (
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
 from postline.common.dsn import DsnError, parse_envid, parse_notify, parse_orcpt, parse_ret
+from postline.common.policy import Policy
 from postline.common.policy.fields import IPAddressValue
 from postline.ingress import metrics, replies
 from postline.ingress.limits import Slot
@@ -64,6 +67,9 @@ BODY_TYPES = frozenset({"7BIT", "8BITMIME"})
 LINE_END_NOT_READ = "Separator is not found"
 # How much of the DATA stream is read at once while looking for its end.
 DATA_READ_LIMIT = 64 * 1024
+# A session timer may fire this much before its deadline (the loop's clock resolution)
+# and still count as expired.
+TIMER_SLACK = 0.01
 
 
 def _is_utf8(argument: str) -> bool:
@@ -77,10 +83,11 @@ def _is_utf8(argument: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _on_the_wire(status: str) -> str:
-    # Most replies are the same few constants (250, 354, 221...), each checked and rewritten
-    # once instead of on every push; the unique ones (a 250 naming its message) pass through.
-    return replies.printable(replies.with_enhanced_status(status))
+def _on_the_wire(status: str) -> bytes:
+    # Most replies are the same few constants (250, 354, 221...), each checked, rewritten and
+    # encoded once instead of on every push; the unique ones (a 250 naming its message) pass
+    # through. UTF-8 as aiosmtpd's push encodes with SMTPUTF8 on (printable left only ASCII).
+    return replies.printable(replies.with_enhanced_status(status)).encode() + b"\r\n"
 
 
 def client_ip(peer: Any) -> str:
@@ -100,6 +107,16 @@ class RelayEnvelope(Envelope):
         self.dsn_envid = ""
         # Per recipient, in the order of `recipients`: (NOTIFY flags or None, ORCPT or "").
         self.recipient_dsn: list[tuple[tuple[bool, bool, bool, bool] | None, str]] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admission at connect found, under ``policy``: the servers whose ``allowed_ips``
+    take the client, and the one that relays for it without AUTH (if any)."""
+
+    policy: Policy
+    servers: frozenset[str]
+    unauthenticated: str | None
 
 
 @dataclass(frozen=True)
@@ -159,13 +176,70 @@ def _own_tables(cls: type) -> tuple[_Pairs, _Pairs]:
     return tables
 
 
+@dataclass(frozen=True)
+class _HandlerTables:
+    """What aiosmtpd's __init__ finds on a handler, as attribute names: its hooks
+    (``handle_X`` as hook X), its AUTH mechanisms (``auth_X``), and the form of its EHLO hook."""
+
+    hooks: _Pairs
+    mechanisms: _Pairs
+    ehlo_hook_ver: str | None
+
+
+_HANDLER_TABLES: weakref.WeakKeyDictionary[Any, _HandlerTables] = weakref.WeakKeyDictionary()
+
+
+def _handler_tables(handler: Any) -> _HandlerTables:
+    """A handler's tables by aiosmtpd's rules, found once per handler (one serves every
+    connection)."""
+    tables = _HANDLER_TABLES.get(handler)
+    if tables is None:
+        hooks = tuple((n.replace("handle_", ""), n) for n in _public_names(handler, "handle_"))
+        mechanisms = tuple(
+            (
+                getattr(
+                    getattr(handler, n),
+                    "__auth_mechanism_name__",
+                    n.replace("auth_", "").replace("__", "-"),
+                ),
+                n,
+            )
+            for n in _public_names(handler, "auth_")
+        )
+        version = None
+        ehlo = dict(hooks).get("EHLO")
+        if ehlo is not None:
+            count = len(inspect.signature(getattr(handler, ehlo)).parameters)
+            version = {4: "old", 5: "new"}.get(count)
+            if version is None:
+                raise RuntimeError("Unsupported EHLO Hook")
+        tables = _HANDLER_TABLES[handler] = _HandlerTables(hooks, mechanisms, version)
+    return tables
+
+
+def _public_names(handler: Any, prefix: str) -> list[str]:
+    return [n for n in dir(handler) if n.startswith(prefix)]
+
+
+class _NothingToScan:
+    """Stands in for the handler while aiosmtpd's __init__ scans it (see RelaySMTP)."""
+
+    def __dir__(self) -> list[str]:
+        return []
+
+
+_NOTHING_TO_SCAN = _NothingToScan()
+
+
 class RelaySMTP(SMTP):
     """One SMTP connection of the relay."""
 
     # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
     # inspect.getmembers() of the protocol and the handler, on every connection (a tenth of
     # the accept path's time). The protocol's own names are the same for every connection:
-    # found once per class (`_own_tables`), and hidden from that scan while it runs.
+    # found once per class (`_own_tables`), and hidden from that scan while it runs; the
+    # handler's are found once per handler (`_handler_tables`), and the scan is shown a
+    # stand-in with no names instead.
     _scanning_self = True
 
     def __dir__(self) -> list[str]:
@@ -182,7 +256,7 @@ class RelaySMTP(SMTP):
     ) -> None:
         self._scanning_self = False
         super().__init__(
-            relay,
+            _NOTHING_TO_SCAN,
             loop=loop,
             hostname=relay.hostname,
             ident="Postline ESMTP",
@@ -201,17 +275,25 @@ class RelaySMTP(SMTP):
             decode_data=False,
         )
         del self._scanning_self
+        self.event_handler = relay
         commands, mechanisms = _own_tables(type(self))
         self._smtp_methods = {command: getattr(self, name) for command, name in commands}
-        # The handler's AUTH methods (found by aiosmtpd) win over the protocol's, as in
-        # aiosmtpd, which adds the protocol's first.
-        own = {m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms}
-        self._auth_methods = {**own, **self._auth_methods}
+        handler = _handler_tables(relay)
+        self._handle_hooks = {hook: getattr(relay, name) for hook, name in handler.hooks}
+        self._ehlo_hook_ver = handler.ehlo_hook_ver
+        # The handler's AUTH methods win over the protocol's, as in aiosmtpd, which adds the
+        # protocol's first.
+        self._auth_methods = {
+            **{m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms},
+            **{m: _AuthMechAttr(getattr(relay, name), False) for m, name in handler.mechanisms},
+        }
         self.relay = relay
         self.client_ip = ""
         self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once
         self.slot: Slot | None = None
+        self.admission: Admission | None = None
         self._refusal: str | None = None
+        self._deadline = 0.0  # of the session timeout (`_reset_timeout`)
         self.command_size_limits = collections.defaultdict(
             lambda: self.command_size_limit,
             {"MAIL": PATH_COMMAND_LIMIT, "RCPT": PATH_COMMAND_LIMIT},
@@ -273,13 +355,50 @@ class RelaySMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    # -- the session timeout: one timer, not one per command ----------------------------------
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels its timer and starts a new one before every command (six per
+        # message). Here each command only moves the deadline; the timer, when it fires before
+        # the deadline, is set again for it. A shorter timeout (a refused session's) starts a
+        # new timer at once.
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        if self._deadline - self.loop.time() > TIMER_SLACK:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            return
+        super()._timeout_cb()
+
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str):
-            if status[:1] in ("4", "5"):
-                metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
-            await super().push(_on_the_wire(status))
-        else:
+        if not isinstance(status, str):
             await super().push(status)
+            return
+        if status[:1] in ("4", "5"):
+            metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
+        await self._write(_on_the_wire(status))
+
+    async def _write(self, wire: bytes) -> None:
+        """Write a reply in its wire form (CRLF included), as aiosmtpd's push does."""
+        writer = self._writer
+        writer.write(wire)
+        # aiosmtpd's push awaits the writer's drain after every reply; it has something to do
+        # only when the connection failed or is closing, or the transport's buffer is full
+        # (asyncio's flow control: `_paused`, `_connection_lost`). Otherwise it returns at
+        # once: two coroutines per reply, seven replies per message, skipped.
+        if (
+            self._paused  # type: ignore[attr-defined]
+            or self._connection_lost  # type: ignore[attr-defined]
+            or writer.transport.is_closing()
+            or self._reader.exception() is not None
+        ):
+            await writer.drain()
 
     async def reply(self, status: str) -> None:
         """Push ``status``; a 421 also closes the channel (RFC 5321 §3.8)."""
@@ -292,18 +411,18 @@ class RelaySMTP(SMTP):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         if not hostname:
-            await super().push(replies.SYNTAX_HELO)
+            await self._write(replies.SYNTAX_HELO.encode() + b"\r\n")
             return
         self._set_rset_state()
         session = self.relay_session()
         session.extended_smtp = False
         session.host_name = hostname
-        await super().push(f"250 {self.hostname}")
+        await self._write(f"250 {self.hostname}\r\n".encode())
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
         if not hostname:
-            await super().push(replies.SYNTAX_EHLO)
+            await self._write(replies.SYNTAX_EHLO.encode() + b"\r\n")
             return
         self._set_rset_state()
         session = self.relay_session()
@@ -323,7 +442,7 @@ class RelaySMTP(SMTP):
         keywords.append("HELP")
         # One write for the whole reply, not one per line.
         lines = [f"250-{k}" for k in keywords[:-1]] + [f"250 {keywords[-1]}"]
-        await super().push("\r\n".join(lines))
+        await self._write("\r\n".join(lines).encode() + b"\r\n")
 
     # -- AUTH ----------------------------------------------------------------------------
 

@@ -116,7 +116,7 @@ class EventPublisher(Lanes):
         lanes = [(self._lane(event), event) for event in events]
         waits = [lane.add(event, linger) for lane, event in lanes]
         for lane in {id(lane): lane for lane, _ in lanes}.values():
-            lane.dispatch()
+            lane.dispatch_soon()
         outcomes = await asyncio.gather(*waits, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

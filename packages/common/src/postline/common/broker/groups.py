@@ -123,6 +123,7 @@ class Lane:
         # When what waits is to go (loop time): the earliest an item waiting asked for.
         self.due: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.Handle | None = None
 
     def add(self, item: ProtoMessage, linger: float = 0.0) -> asyncio.Future[None]:
         """Queue ``item``; it goes within ``linger`` seconds (with ``dispatch``)."""
@@ -137,8 +138,20 @@ class Lane:
         """Queue ``item`` and start publishing; return once the broker confirmed the message
         carrying it (raises ``BrokerUnavailable`` if it was not)."""
         done = self.add(item)
-        self.dispatch()
+        self.dispatch_soon()
         await done
+
+    def dispatch_soon(self) -> None:
+        """``dispatch`` once the event loop has run what is ready now: items that become ready
+        in the same pass of the loop (the items of one received batch, the deliveries one
+        result lets through) go together even when the lane is idle, not the first alone and
+        the rest after its confirm."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_soon(self._dispatch_soon)
+
+    def _dispatch_soon(self) -> None:
+        self._soon = None
+        self.dispatch()
 
     def dispatch(self) -> None:
         """Start publishing what waits and is due, as far as the limit on publishes in flight

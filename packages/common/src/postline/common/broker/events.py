@@ -113,6 +113,12 @@ class EventPublisher(Lanes):
         their lane is idle, else with the next group; with ``linger`` they may wait that long
         for others to go with (see ``groups.py``). Returns once every one was confirmed;
         raises ``BrokerUnavailable`` if any was not (others may have been published)."""
+        if isinstance(events, (list, tuple)) and len(events) == 1:
+            lane = self._lane(events[0])  # one event (most decisions make one): no gather
+            done = lane.add(events[0], linger)
+            lane.dispatch_soon()
+            await done
+            return
         lanes = [(self._lane(event), event) for event in events]
         waits = [lane.add(event, linger) for lane, event in lanes]
         for lane in {id(lane): lane for lane, _ in lanes}.values():

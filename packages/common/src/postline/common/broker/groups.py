@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
-from opentelemetry import propagate
 
 from postline.common.broker.errors import BrokerUnavailable
-from postline.common.telemetry import extract_context
+from postline.common.telemetry import extract_traceparent, traceparent_in
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
@@ -76,9 +75,7 @@ class Waiting:
     context: contextvars.Context
 
     def traceparent(self) -> str:
-        carrier: dict[str, str] = {}
-        self.context.run(propagate.inject, carrier)
-        return carrier.get("traceparent", "")
+        return traceparent_in(self.context)
 
 
 Batcher = Callable[[Sequence[Waiting]], ProtoMessage]
@@ -349,7 +346,7 @@ async def handle_items(
     at-least-once norm; the scheduler drops a second copy of an attempt it sent)."""
 
     async def one(handling: Awaitable[None], traceparent: str) -> None:
-        token = extract_context({"traceparent": traceparent} if traceparent else {})
+        token = extract_traceparent(traceparent)
         try:
             await handling
         finally:

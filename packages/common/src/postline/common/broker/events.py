@@ -3,8 +3,9 @@
 One RabbitMQ classic queue hands a consumer at most ~31,000 messages/s on two cores, whatever
 the client, so at high volume events must travel several to a broker message. Waiting to fill
 a batch would add latency when there is little traffic; instead each kind of event (delivery,
-error) has a lane that publishes at once when it is idle, and while its publishes are in
-flight collects what arrives, to publish it together as soon as one is confirmed. Under load
+error) has a lane that publishes at once when it is idle (once the event loop has run what
+is ready now, ``groups.py``), and while its publishes are in flight collects what arrives, to
+publish it together as soon as one is confirmed. Under load
 batches grow by themselves to the rate the broker confirms at; alone, an event travels alone.
 
 Delivery events have two lanes, by routing key: ``queued`` events (``event.delivery``, which

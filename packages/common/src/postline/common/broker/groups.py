@@ -3,14 +3,17 @@
 A broker message costs the same framing, routing, persistence, confirm, delivery and ack
 whether it carries one delivery or fifty, so at volume it pays to carry several. Waiting to
 fill a batch would add latency when there is little traffic; instead each *lane* (one routing
-key) publishes at once when it is idle, and while its publish is in flight collects what
-arrives, to publish it together as soon as the broker confirmed. Under load batches grow by
-themselves to what arrives during one confirm; alone, a message travels alone, as itself.
+key) publishes as soon as the event loop has run what is ready now when it is idle (so the
+items of one received batch, handled at once, go together rather than the first alone), and
+while its publish is in flight collects what arrives, to publish it together as soon as the
+broker confirmed. Under load batches grow by themselves to what arrives during one confirm;
+alone, a message travels alone, as itself.
 
 Every waiter returns only once the broker confirmed the message carrying its item, or raises
 ``BrokerUnavailable``: the same promise as ``Broker.publish``.
 
-An item nobody waits for at once (ingress's ``queued`` events, published after the ``250``)
+An item nobody waits for at once (ingress's ``queued`` events, published after the ``250``;
+the scheduler's events, whose only waiter is the ack of the result or delivery they came of)
 may *linger*: it lets its lane wait up to that long for others before it goes, so that more
 travel in one broker message (each costs RabbitMQ, and every consumer, the same whatever it
 carries). An item without linger sends whatever waits, lingering or not, as soon as the lane

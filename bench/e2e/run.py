@@ -494,10 +494,15 @@ BROKER_METRIC = re.compile(
     r"([0-9.e+]+)$",
     re.M,
 )
+# The scheduler's decisions (granted, backlogged...): how many deliveries took which path.
+DECISION_METRIC = re.compile(
+    r'^postline_scheduler_decisions_total\{decision="(\w+)"\} ([0-9.e+]+)$', re.M
+)
 
 
 def broker_counts(stack: Stack) -> dict[str, float]:
-    """Every process's broker messages so far, ``process: published|received type`` -> n."""
+    """Every process's broker messages so far, ``process: published|received type`` -> n,
+    and the scheduler's decisions, ``process: decided decision`` -> n."""
     counts: dict[str, float] = {}
     for name in stack.processes:
         url = stack.health_url(name)
@@ -509,6 +514,8 @@ def broker_counts(stack: Stack) -> dict[str, float]:
             for way, unit, kind, value in BROKER_METRIC.findall(text):
                 label = f"{name}: {way} {kind}" + (" (items)" if unit == "items" else "")
                 counts[label] = float(value)
+            for decision, value in DECISION_METRIC.findall(text):
+                counts[f"{name}: decided {decision}"] = float(value)
     return counts
 
 

@@ -59,6 +59,9 @@ class StubBroker:
     async def publish_event(self, event: Any) -> None:
         pass
 
+    async def publish_events(self, events: Any, *, linger: float = 0.0) -> None:
+        pass
+
     async def publish_delayed(self, *args: Any, **kwargs: Any) -> None:
         pass
 

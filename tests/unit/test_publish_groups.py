@@ -1,6 +1,7 @@
 """Group commit (common/broker/groups.py) and a message's publishes (common/submission.py):
-a publish whose every waiter gave up is not sent late; one failure ends a message's others;
-lingering events go together, in time, at once with an event someone waits for or a close."""
+a publish whose every waiter gave up is not sent late; items ready in one pass of the event
+loop go together; one failure ends a message's others; lingering events go together, in time,
+at once with an event someone waits for or a close."""
 
 from __future__ import annotations
 
@@ -66,6 +67,28 @@ def test_a_publish_one_waiter_still_waits_for_goes_out() -> None:
         return sizes, second.cancelled()
 
     assert asyncio.run(scenario()) == ([1, 1], True)
+
+
+def test_items_ready_in_one_pass_of_the_loop_go_together_though_the_lane_is_idle() -> None:
+    async def scenario() -> list[list[str]]:
+        sent: list[list[str]] = []
+
+        async def publish(routing_key: str, message: Any, **_: Any) -> None:
+            items = getattr(message, "deliveries", None) or [message]
+            sent.append([d.delivery_id for d in items])
+
+        groups = GroupPublisher(publish)
+
+        async def one(delivery_id: str) -> None:
+            item = delivery_pb2.AcceptedDelivery(delivery_id=delivery_id)
+            await groups.publish("accepted.1", item)
+
+        # e.g. the items of one received batch, handled at once: one broker message.
+        await asyncio.gather(*(one(f"d{n}") for n in range(5)))
+        await one("d5")  # alone: itself, one pass of the loop later
+        return sent
+
+    assert asyncio.run(scenario()) == [[f"d{n}" for n in range(5)], ["d5"]]
 
 
 def test_one_failed_publish_cancels_the_others_of_the_message() -> None:

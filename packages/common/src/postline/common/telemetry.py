@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from postline.common.semconv import WAIT, WAIT_UNTIL
 
@@ -275,6 +276,28 @@ _amqp_headers = _AmqpHeaders()
 def extract_context(headers: Mapping[str, Any]) -> _Attached:
     """Make the trace of an incoming message current; call ``detach()`` when done."""
     return _Attached(otel_context.attach(propagate.extract(headers, getter=_amqp_headers)))
+
+
+# A batch's items carry their trace as a W3C traceparent each and nothing else (no
+# tracestate, no baggage): read and written by the W3C propagator itself, not through the
+# configured composite one, for every item of every batch.
+_W3C = TraceContextTextMapPropagator()
+
+
+def extract_traceparent(traceparent: str) -> _Attached:
+    """Make the trace of a batch item (its ``traceparent``; '' for none) current; call
+    ``detach()`` when done. The same context ``extract_context`` makes of that header."""
+    carrier = {"traceparent": traceparent} if traceparent else {}
+    return _Attached(otel_context.attach(_W3C.extract(carrier)))
+
+
+def traceparent_in(context: contextvars.Context) -> str:
+    """The W3C traceparent of the span current in ``context`` ('' when there is none): what
+    the propagator writes, made directly."""
+    found = context.run(trace.get_current_span).get_span_context()
+    if not found.is_valid:
+        return ""
+    return f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
 
 
 def grpc_server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:

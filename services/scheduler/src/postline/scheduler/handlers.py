@@ -12,7 +12,9 @@
                   (``notices.py``), submitted before the result is acked
 
 Every handler returns only after what it produced was confirmed by the broker; the consumer
-acks after that, so a crash at any point re-delivers the input (at-least-once).
+acks after that, so a crash at any point re-delivers the input (at-least-once). The events a
+handler produces linger up to ``EVENT_LINGER`` for others to travel with (``publish_events``):
+its input is acked that much later, and many results' events go in one broker message.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta, Requeue
+from postline.common.broker.events import Event
 from postline.common.broker.topology import accepted_key, shard_for
 from postline.common.events import delivery_event, error_event
 from postline.common.policy import Policy, PolicySource, Server, SpeedLimit
@@ -51,6 +54,13 @@ from postline.v1 import delivery_pb2, events_pb2
 
 logger = logging.getLogger(__name__)
 _tracer = tracer(__name__)
+
+# Seconds a handler's events wait for others before they go (``broker/groups.py``): under
+# load the results of many broker messages share one event message (each costs RabbitMQ,
+# reports and the webhook fan-out the same whatever it carries), for 50 ms more before a
+# result is acked (its slot is freed before; the results prefetch holds far more than 50 ms
+# of results). See bench/README.md, "Round 6".
+EVENT_LINGER = 0.05
 
 
 class Scheduler:
@@ -234,7 +244,7 @@ class Scheduler:
                 reason=f"held by prohibited hours until {when}",
                 next_attempt_at=until,
             )
-            await self.broker.publish_event(event)
+            await self._publish_events(event)
             logger.info("%s held by prohibited hours until %s", delivery.delivery_id, when)
 
     async def limit_for(self, server: Server, task: delivery_pb2.DeliveryTask) -> SpeedLimit:
@@ -279,7 +289,7 @@ class Scheduler:
                         else events_pb2.DELIVERY_STATUS_FAILED
                     )
                     event = delivery_event(delivery, status, now, result=result, attempt=attempt)
-                    await self.broker.publish_event(event)
+                    await self._publish_events(event)
                     metrics.decided("succeeded" if succeeded else "failed").inc()
                 case decisions.Retry(not_before=not_before, asked=asked):
                     retry = decisions.next_task(result)
@@ -295,7 +305,7 @@ class Scheduler:
                         attempt=attempt,
                         next_attempt_at=not_before,
                     )
-                    await self.broker.publish_event(event)
+                    await self._publish_events(event)
                     metrics.decided("retry").inc()
                     if asked is not None:
                         logger.info(
@@ -319,6 +329,10 @@ class Scheduler:
 
     # --- outcomes --------------------------------------------------------------------------
 
+    async def _publish_events(self, *events: Event) -> None:
+        """Publish the events of a decision; return once every one was confirmed."""
+        await self.broker.publish_events(events, linger=EVENT_LINGER)
+
     def _suppressed(self, server: Server, delivery: delivery_pb2.AcceptedDelivery) -> bool:
         return server.blocking.enabled and self.suppressions.is_suppressed(
             delivery.server, delivery.recipient
@@ -333,7 +347,7 @@ class Scheduler:
             now,
             reason=f"forwarded copy of delivery {copy.forwarded_from}",
         )
-        await self.broker.publish_event(queued)
+        await self._publish_events(queued)
         metrics.decided("forwarded").inc()
         logger.info("%s copied to %s as %s", copy.forwarded_from, copy.recipient, copy.delivery_id)
 
@@ -387,5 +401,4 @@ class Scheduler:
             reason=reason,
             error_status=status,
         )
-        await self.broker.publish_event(error)
-        await self.broker.publish_event(event)
+        await self._publish_events(error, event)

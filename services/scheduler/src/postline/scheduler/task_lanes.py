@@ -1,11 +1,12 @@
 """Granted tasks travel to the senders by group commit (``broker/groups.py``).
 
 One lane per priority (a broker message has one priority on the ``sender.tasks`` priority
-queue): a task granted while its lane is idle is published at once, alone, as itself; those
-granted while the lane's publish is in flight go together as one ``DeliveryTasks`` once the
-broker confirmed it, at most ``task_batch`` each. Every granting coroutine returns only once
-the message carrying its task was confirmed (or raises ``BrokerUnavailable``), as a publish of
-its own did.
+queue): tasks granted while the lane is idle are published at once (those granted in the same
+pass of the event loop, as the slots one batch of results frees, together; one alone as
+itself); those granted while the lane's publish is in flight go together as one
+``DeliveryTasks`` once the broker confirmed it, at most ``task_batch`` each. Every granting
+coroutine returns only once the message carrying its task was confirmed (or raises
+``BrokerUnavailable``), as a publish of its own did.
 
 Each message is routed to the senders and, by its ``CC`` header, to the shard's state queue:
 a batch's copy is one lease covering all its grants (``leases.py``).

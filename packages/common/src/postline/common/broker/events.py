@@ -3,8 +3,9 @@
 One RabbitMQ classic queue hands a consumer at most ~31,000 messages/s on two cores, whatever
 the client, so at high volume events must travel several to a broker message. Waiting to fill
 a batch would add latency when there is little traffic; instead each kind of event (delivery,
-error) has a lane that publishes at once when it is idle, and while its publishes are in
-flight collects what arrives, to publish it together as soon as one is confirmed. Under load
+error) has a lane that publishes at once when it is idle (once the event loop has run what
+is ready now, ``groups.py``), and while its publishes are in flight collects what arrives, to
+publish it together as soon as one is confirmed. Under load
 batches grow by themselves to the rate the broker confirms at; alone, an event travels alone.
 
 Delivery events have two lanes, by routing key: ``queued`` events (``event.delivery``, which
@@ -113,10 +114,16 @@ class EventPublisher(Lanes):
         their lane is idle, else with the next group; with ``linger`` they may wait that long
         for others to go with (see ``groups.py``). Returns once every one was confirmed;
         raises ``BrokerUnavailable`` if any was not (others may have been published)."""
+        if isinstance(events, (list, tuple)) and len(events) == 1:
+            lane = self._lane(events[0])  # one event (most decisions make one): no gather
+            done = lane.add(events[0], linger)
+            lane.dispatch_soon()
+            await done
+            return
         lanes = [(self._lane(event), event) for event in events]
         waits = [lane.add(event, linger) for lane, event in lanes]
         for lane in {id(lane): lane for lane, _ in lanes}.values():
-            lane.dispatch()
+            lane.dispatch_soon()
         outcomes = await asyncio.gather(*waits, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

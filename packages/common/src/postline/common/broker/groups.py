@@ -3,14 +3,17 @@
 A broker message costs the same framing, routing, persistence, confirm, delivery and ack
 whether it carries one delivery or fifty, so at volume it pays to carry several. Waiting to
 fill a batch would add latency when there is little traffic; instead each *lane* (one routing
-key) publishes at once when it is idle, and while its publish is in flight collects what
-arrives, to publish it together as soon as the broker confirmed. Under load batches grow by
-themselves to what arrives during one confirm; alone, a message travels alone, as itself.
+key) publishes as soon as the event loop has run what is ready now when it is idle (so the
+items of one received batch, handled at once, go together rather than the first alone), and
+while its publish is in flight collects what arrives, to publish it together as soon as the
+broker confirmed. Under load batches grow by themselves to what arrives during one confirm;
+alone, a message travels alone, as itself.
 
 Every waiter returns only once the broker confirmed the message carrying its item, or raises
 ``BrokerUnavailable``: the same promise as ``Broker.publish``.
 
-An item nobody waits for at once (ingress's ``queued`` events, published after the ``250``)
+An item nobody waits for at once (ingress's ``queued`` events, published after the ``250``;
+the scheduler's events, whose only waiter is the ack of the result or delivery they came of)
 may *linger*: it lets its lane wait up to that long for others before it goes, so that more
 travel in one broker message (each costs RabbitMQ, and every consumer, the same whatever it
 carries). An item without linger sends whatever waits, lingering or not, as soon as the lane
@@ -37,10 +40,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
-from opentelemetry import propagate
 
 from postline.common.broker.errors import BrokerUnavailable
-from postline.common.telemetry import extract_context
+from postline.common.telemetry import extract_traceparent, traceparent_in
 from postline.v1 import delivery_pb2
 
 logger = logging.getLogger(__name__)
@@ -76,9 +78,7 @@ class Waiting:
     context: contextvars.Context
 
     def traceparent(self) -> str:
-        carrier: dict[str, str] = {}
-        self.context.run(propagate.inject, carrier)
-        return carrier.get("traceparent", "")
+        return traceparent_in(self.context)
 
 
 Batcher = Callable[[Sequence[Waiting]], ProtoMessage]
@@ -123,6 +123,7 @@ class Lane:
         # When what waits is to go (loop time): the earliest an item waiting asked for.
         self.due: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.Handle | None = None
 
     def add(self, item: ProtoMessage, linger: float = 0.0) -> asyncio.Future[None]:
         """Queue ``item``; it goes within ``linger`` seconds (with ``dispatch``)."""
@@ -137,8 +138,20 @@ class Lane:
         """Queue ``item`` and start publishing; return once the broker confirmed the message
         carrying it (raises ``BrokerUnavailable`` if it was not)."""
         done = self.add(item)
-        self.dispatch()
+        self.dispatch_soon()
         await done
+
+    def dispatch_soon(self) -> None:
+        """``dispatch`` once the event loop has run what is ready now: items that become ready
+        in the same pass of the loop (the items of one received batch, the deliveries one
+        result lets through) go together even when the lane is idle, not the first alone and
+        the rest after its confirm."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_soon(self._dispatch_soon)
+
+    def _dispatch_soon(self) -> None:
+        self._soon = None
+        self.dispatch()
 
     def dispatch(self) -> None:
         """Start publishing what waits and is due, as far as the limit on publishes in flight
@@ -336,7 +349,7 @@ async def handle_items(
     at-least-once norm; the scheduler drops a second copy of an attempt it sent)."""
 
     async def one(handling: Awaitable[None], traceparent: str) -> None:
-        token = extract_context({"traceparent": traceparent} if traceparent else {})
+        token = extract_traceparent(traceparent)
         try:
             await handling
         finally:

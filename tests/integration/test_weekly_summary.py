@@ -25,6 +25,7 @@ from postline.reports.store import Store
 from postline.reports.summary.runner import WeeklySummaries
 from postline.reports.summary.schedule import latest_due, week_before
 from postline.v1 import delivery_pb2, events_pb2
+from tests.events_support import deliveries_in
 from tests.polling import poll_until
 
 SHARDS = 2
@@ -143,7 +144,7 @@ async def accepted_deliveries(
             await asyncio.sleep(0.05)
             continue
         await message.ack()
-        found.append(delivery_pb2.AcceptedDelivery.FromString(message.body))
+        found.extend(deliveries_in(message.body, message.headers))  # alone or batched
     await channel.close()
     return found
 

@@ -267,16 +267,19 @@ class Stack:
             if pending:
                 time.sleep(0.2)
 
-    def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
+    def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         """SIGTERM all, ingress first (nothing new comes in); reports and the simulator once the
         others are gone, so that their last events and spans still reach reports; SIGKILL the
-        late ones."""
+        late ones. Each of the two groups has ``timeout`` (the shortest grace period the
+        Kubernetes manifests give a service), so a slow first group does not leave reports
+        none."""
         first = ["ingress", "scheduler", "sender", "bounce"]
         last = ["reports", "simulator"]
         codes: dict[str, int | None] = {}
-        deadline = time.monotonic() + timeout
         for group in (first, last):
             names = [n for base in group for n in self.processes if n.partition("-")[0] == base]
+            signalled = time.monotonic()
+            deadline = signalled + timeout
             for name in names:
                 proc = self.processes[name]
                 if proc.poll() is None:
@@ -286,9 +289,12 @@ class Stack:
                 try:
                     codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    logger.warning("%s did not stop in time; killed", name)
+                    logger.warning("%s did not stop in %.0f s; killed", name, timeout)
                     proc.kill()
                     codes[name] = proc.wait()
+                    continue
+                if (took := time.monotonic() - signalled) > 5:
+                    logger.warning("%s took %.1f s to stop", name, took)
         self.processes.clear()
         return codes
 

@@ -148,7 +148,9 @@ class Ownership:
             )
             waiting: set[asyncio.Future[Any]] = {token, ending}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if not token.done():
+            if not token.done() or self.stopping:
+                # A replica that is stopping takes over nothing (another handing back its
+                # shards at the same moment): the token, unacked, goes back with the channel.
                 return
             runtime = self.factory(shard, connection, channel, token.result())
             await runtime.start()
@@ -164,5 +166,5 @@ class Ownership:
                 metrics.OWNED_SHARDS.set(len(self.runtimes))
                 logger.info("shard %d no longer owned here", shard)
             if not channel.is_closed:
-                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
-                    await channel.close()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
+                    await asyncio.wait_for(channel.close(), CLOSE_SECONDS)

@@ -115,10 +115,8 @@ class EventPublisher(Lanes):
         for others to go with (see ``groups.py``). Returns once every one was confirmed;
         raises ``BrokerUnavailable`` if any was not (others may have been published)."""
         if isinstance(events, (list, tuple)) and len(events) == 1:
-            lane = self._lane(events[0])  # one event (most decisions make one): no gather
-            done = lane.add(events[0], linger)
-            lane.dispatch_soon()
-            await done
+            # One event (most decisions make one): no gather.
+            await self._lane(events[0]).put(events[0], linger)
             return
         lanes = [(self._lane(event), event) for event in events]
         waits = [lane.add(event, linger) for lane, event in lanes]

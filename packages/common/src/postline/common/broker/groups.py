@@ -134,10 +134,11 @@ class Lane:
         self.due = due if self.due is None else min(self.due, due)
         return done
 
-    async def put(self, item: ProtoMessage) -> None:
-        """Queue ``item`` and start publishing; return once the broker confirmed the message
-        carrying it (raises ``BrokerUnavailable`` if it was not)."""
-        done = self.add(item)
+    async def put(self, item: ProtoMessage, linger: float = 0.0) -> None:
+        """Queue ``item`` (it may wait ``linger`` for others) and start publishing; return once
+        the broker confirmed the message carrying it (raises ``BrokerUnavailable`` if it was
+        not)."""
+        done = self.add(item, linger)
         self.dispatch_soon()
         await done
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Literal
 
@@ -41,13 +43,53 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(main())
 
 
+# A stop that takes longer than this logs what the process still waits for: its tasks from
+# the event loop, then (should the loop itself be stuck, or the process be past it) every
+# thread's stack from a thread of its own.
+SLOW_STOP_SECONDS = 10.0
+
+
 def stop_event() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT (Kubernetes sends SIGTERM on rolling updates)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            loop.call_later(SLOW_STOP_SECONDS, _log_waiting_tasks)
+            threads = threading.Timer(SLOW_STOP_SECONDS + 5, _log_thread_stacks)
+            threads.daemon = True
+            threads.start()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
+
+
+def _log_waiting_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    lines = [f"still stopping after {SLOW_STOP_SECONDS:g} s; {len(tasks)} tasks wait:"]
+    lines += [f"{task.get_name()}: {' > '.join(_awaiting(task.get_coro()))}" for task in tasks]
+    logger.warning("\n".join(lines))
+
+
+def _awaiting(coro: object) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (a task's own stack is one frame)."""
+    where = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            where.append(type(coro).__name__)
+            break
+        where.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
+def _log_thread_stacks() -> None:
+    logger.warning("still not stopped after %g s; every thread's stack:", SLOW_STOP_SECONDS + 5)
+    faulthandler.dump_traceback(all_threads=True)
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -655,3 +655,21 @@ def test_a_final_failure_of_a_temporary_status_without_a_reply_is_a_resend_timeo
     assert answered.reason != "expired"
     delayed = classify_failure(0, "4.0.0", "temporary failure", action="delayed")
     assert not delayed.permanent
+
+
+def test_a_final_failure_of_a_broken_connection_without_a_reply_is_a_resend_timeout() -> None:
+    # Gmail's "Technical details of permanent failure" after days of failed connections:
+    # no reply, no status, the sender's own words on the connection (rules/smtp_replies.yaml,
+    # gave_up_from). The same words in a delay, or beside a status or a reply, stay a
+    # network error (7), as do a failed lookup's (a DNS answer is no retried connection).
+    dropped = "Connection was dropped by remote host."
+    for words in (dropped, "[mx.example.org. (10): No route to host]"):
+        final = classify_failure(0, "", words, action="failed")
+        assert (final.status, final.reason) == (3, "expired"), words
+        assert classify_failure(0, "", words, action="delayed").status == 7
+    lost = "lost connection with mx.example.org"
+    assert classify_failure(0, "4.4.2", lost, action="failed").status == 7
+    answered = classify_failure(421, "", "421 Connection was dropped", action="failed")
+    assert answered.status == 7
+    lookup = classify_failure(0, "", "Name service error for example.org", action="failed")
+    assert (lookup.status, lookup.reason) == (7, "network-error")

@@ -141,6 +141,8 @@ class ReplyRules:
     statuses: dict[str, int]
     local_agent_reasons: tuple[str, ...] = ()
     gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
+    # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying.
+    gave_up_from: frozenset[str] = frozenset()
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -269,6 +271,12 @@ def _gave_up(code: int, enhanced_status: str, action: str) -> bool:
     own words on the last temporary error, when it stopped retrying (``gave_up`` in the
     rules file says why that is the message's expiry)."""
     return action == "failed" and not code and enhanced_status.startswith("4.")
+
+
+def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
+    """A final failure that no SMTP reply gave, and no permanent status: the reporting MTA
+    stopped trying to reach the destination (``gave_up_from`` in the rules file)."""
+    return action == "failed" and not code and not enhanced_status
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:
@@ -421,11 +429,13 @@ def reply_rules() -> ReplyRules:
         statuses={name: rule.status for name, rule in reasons.items()},
         local_agent_reasons=_names(raw.get("local_agent_reasons")),
         gave_up=str(raw.get("gave_up") or ""),
+        gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons)
     named |= {rules.gave_up} - {""}
+    named |= rules.gave_up_from
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()
@@ -459,6 +469,8 @@ def classify_failure(
     if reason in _NO_REASON and context:
         reason = rules.reason_for(code, enhanced_status, context, command, diagnostic_type, action)
     if reason in _NO_REASON and rules.gave_up and _gave_up(code, enhanced_status, action):
+        reason = rules.gave_up
+    elif reason in rules.gave_up_from and _tried_until_final(code, enhanced_status, action):
         reason = rules.gave_up
     return Classification(
         rules.status_of(reason), is_permanent(code, enhanced_status, action), reason

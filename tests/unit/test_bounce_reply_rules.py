@@ -673,3 +673,18 @@ def test_a_final_failure_of_a_broken_connection_without_a_reply_is_a_resend_time
     assert answered.status == 7
     lookup = classify_failure(0, "", "Name service error for example.org", action="failed")
     assert (lookup.status, lookup.reason) == (7, "network-error")
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # RFC 3463 X.2.4: the destination could not expand its own mailing list (7), in its
+        # code alone or in words without it; a recipient's own words still decide.
+        ("550 5.2.4 Mailing list expansion problem", 7),
+        ("550 5.2.4 list could not be expanded", 7),
+        ("554 Unable to expand mailing list staff@example.org", 7),
+        ("550 5.2.4 <u@example.org>: User unknown", 2),
+    ],
+)
+def test_a_list_the_destination_cannot_expand_is_its_own_error(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status

@@ -688,3 +688,18 @@ def test_a_final_failure_of_a_broken_connection_without_a_reply_is_a_resend_time
 )
 def test_a_list_the_destination_cannot_expand_is_its_own_error(reply: str, status: int) -> None:
     assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 You have exceeded your posting limit for this list",
+        "550 Too many posts from you today",
+        "You have reached the daily limit of posts to this group",
+    ],
+)
+def test_a_lists_posting_limit_is_the_senders_rate(reply: str) -> None:
+    # A list manager refusing a member's post over its posting limit: the sender's rate
+    # (4), no mailbox failed and nothing is wrong with the list.
+    verdict = classify_reply(reply_code(reply), enhanced_status(reply), reply)
+    assert (verdict.status, verdict.reason) == (4, "speeding")

@@ -277,8 +277,8 @@ def _gave_up(code: int, enhanced_status: str, action: str) -> bool:
 
 
 def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
-    """A final failure that no SMTP reply gave, and no permanent status: the reporting MTA
-    stopped trying to reach the destination (``gave_up_from`` in the rules file)."""
+    """A final failure with no SMTP reply and no status at all: the reporting MTA stopped
+    trying to reach the destination (``gave_up_from`` in the rules file)."""
     return action == "failed" and not code and not enhanced_status
 
 

@@ -1013,3 +1013,26 @@ def test_short_sentences_and_address_types_that_name_the_recipient() -> None:
     for body, want in notices.items():
         _, verdicts = classify_mail(_text("Undeliverable mail", body))
         assert [(v.recipient, v.status) for v in verdicts] == [want]
+
+
+def test_a_temporary_reply_failed_after_days_in_the_queue_is_a_resend_timeout() -> None:
+    # Postfix returns a message whose last reply was temporary once its queue lifetime has
+    # run out: Arrival-Date to Last-Attempt-Date says how long it kept trying (RFC 3464).
+    def held(until: str, reply: str) -> tuple[int, str]:
+        mail = _dsn(
+            "Final-Recipient: rfc822;bob@example.org\r\nAction: failed\r\nStatus: 4.0.0\r\n"
+            f"Last-Attempt-Date: {until}\r\nDiagnostic-Code: smtp; {reply}\r\n"
+        ).replace(
+            b"Reporting-MTA: dns; mx.example.org\r\n",
+            b"Reporting-MTA: dns; mx.example.org\r\n"
+            b"Arrival-Date: Mon, 1 Jan 2024 08:00:00 +0100\r\n",
+        )
+        _, verdicts = classify_mail(mail)
+        return verdicts[0].status, verdicts[0].rule
+
+    vague = "451 4.0.0 Temporary failure, please try again later"
+    assert held("Sat, 6 Jan 2024 08:05:00 +0100", vague) == (3, "expired")
+    # At once (a remote's temporary reply turned into a failure), it names no reason;
+    # after days, a reply that names one keeps it.
+    assert held("Mon, 1 Jan 2024 08:01:00 +0100", vague) == (99, "on-hold")
+    assert held("Sat, 6 Jan 2024 08:05:00 +0100", "452 4.2.2 Mailbox full")[0] == 5

@@ -655,3 +655,51 @@ def test_a_final_failure_of_a_temporary_status_without_a_reply_is_a_resend_timeo
     assert answered.reason != "expired"
     delayed = classify_failure(0, "4.0.0", "temporary failure", action="delayed")
     assert not delayed.permanent
+
+
+def test_a_final_failure_of_a_broken_connection_without_a_reply_is_a_resend_timeout() -> None:
+    # Gmail's "Technical details of permanent failure" after days of failed connections:
+    # no reply, no status, the sender's own words on the connection (rules/smtp_replies.yaml,
+    # gave_up_from). The same words in a delay, or beside a status or a reply, stay a
+    # network error (7), as do a failed lookup's (a DNS answer is no retried connection).
+    dropped = "Connection was dropped by remote host."
+    for words in (dropped, "[mx.example.org. (10): No route to host]"):
+        final = classify_failure(0, "", words, action="failed")
+        assert (final.status, final.reason) == (3, "expired"), words
+        assert classify_failure(0, "", words, action="delayed").status == 7
+    lost = "lost connection with mx.example.org"
+    assert classify_failure(0, "4.4.2", lost, action="failed").status == 7
+    answered = classify_failure(421, "", "421 Connection was dropped", action="failed")
+    assert answered.status == 7
+    lookup = classify_failure(0, "", "Name service error for example.org", action="failed")
+    assert (lookup.status, lookup.reason) == (7, "network-error")
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # RFC 3463 X.2.4: the destination could not expand its own mailing list (7), in its
+        # code alone or in words without it; a recipient's own words still decide.
+        ("550 5.2.4 Mailing list expansion problem", 7),
+        ("550 5.2.4 list could not be expanded", 7),
+        ("554 Unable to expand mailing list staff@example.org", 7),
+        ("550 5.2.4 <u@example.org>: User unknown", 2),
+    ],
+)
+def test_a_list_the_destination_cannot_expand_is_its_own_error(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 You have exceeded your posting limit for this list",
+        "550 Too many posts from you today",
+        "You have reached the daily limit of posts to this group",
+    ],
+)
+def test_a_lists_posting_limit_is_the_senders_rate(reply: str) -> None:
+    # A list manager refusing a member's post over its posting limit: the sender's rate
+    # (4), no mailbox failed and nothing is wrong with the list.
+    verdict = classify_reply(reply_code(reply), enhanced_status(reply), reply)
+    assert (verdict.status, verdict.reason) == (4, "speeding")

@@ -141,6 +141,11 @@ class ReplyRules:
     statuses: dict[str, int]
     local_agent_reasons: tuple[str, ...] = ()
     gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
+    # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying.
+    gave_up_from: frozenset[str] = frozenset()
+    # Hours the reporting MTA held a message before a final failure of a temporary reply
+    # that says the retries ran out (0: never).
+    gave_up_after_hours: float = 0.0
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -269,6 +274,22 @@ def _gave_up(code: int, enhanced_status: str, action: str) -> bool:
     own words on the last temporary error, when it stopped retrying (``gave_up`` in the
     rules file says why that is the message's expiry)."""
     return action == "failed" and not code and enhanced_status.startswith("4.")
+
+
+def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
+    """A final failure with no SMTP reply and no status at all: the reporting MTA stopped
+    trying to reach the destination (``gave_up_from`` in the rules file)."""
+    return action == "failed" and not code and not enhanced_status
+
+
+def _held_until_final(code: int, enhanced_status: str, action: str, hours: float) -> bool:
+    """A final failure of a temporary reply, reported after the MTA held the message for
+    ``gave_up_after_hours`` or more: it retried until its queue lifetime ran out."""
+    if action != "failed" or not 0 < reply_rules().gave_up_after_hours <= hours:
+        return False
+    if enhanced_status[:1] in ("4", "5"):
+        return enhanced_status[:1] == "4"
+    return 400 <= code < 500
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:
@@ -421,11 +442,14 @@ def reply_rules() -> ReplyRules:
         statuses={name: rule.status for name, rule in reasons.items()},
         local_agent_reasons=_names(raw.get("local_agent_reasons")),
         gave_up=str(raw.get("gave_up") or ""),
+        gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
+        gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons)
     named |= {rules.gave_up} - {""}
+    named |= rules.gave_up_from
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()
@@ -449,9 +473,11 @@ def classify_failure(
     action: str = "",
     hint: str = "",
     context: str = "",
+    queued_hours: float = 0.0,
 ) -> Classification:
     """A failure with what else is known of it (a bounce mail's recipient, usually);
-    ``context`` is read when ``text`` names no reason."""
+    ``context`` is read when ``text`` names no reason; ``queued_hours`` is how long the
+    reporting MTA held the message (its report's Arrival-Date to the notice)."""
     rules = reply_rules()
     reason = hint if hint in rules.reasons else ""
     if not reason:
@@ -459,6 +485,10 @@ def classify_failure(
     if reason in _NO_REASON and context:
         reason = rules.reason_for(code, enhanced_status, context, command, diagnostic_type, action)
     if reason in _NO_REASON and rules.gave_up and _gave_up(code, enhanced_status, action):
+        reason = rules.gave_up
+    elif reason in rules.gave_up_from and _tried_until_final(code, enhanced_status, action):
+        reason = rules.gave_up
+    elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up
     return Classification(
         rules.status_of(reason), is_permanent(code, enhanced_status, action), reason

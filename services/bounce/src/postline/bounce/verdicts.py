@@ -43,6 +43,7 @@ def verdict_for(failed: FailedRecipient) -> Verdict:
         action=failed.action,
         hint=failed.hint,
         context=failed.context,
+        queued_hours=failed.queued_hours,
     )
     return Verdict(
         recipient=failed.recipient,

@@ -33,6 +33,9 @@ class FailedRecipient:
     context: str = ""  # the notice's other words, read when the diagnostic names no reason
     final_recipient: str = ""  # where an alias or a forwarding led, when not the recipient
     listed_as: str = ""  # the section of a text notice that lists it: failed, delayed, delivered
+    # How long the reporting MTA held the message before this notice: its report's
+    # Arrival-Date to the recipient's Last-Attempt-Date, or to the notice's Date (RFC 3464).
+    queued_hours: float = 0.0
 
 
 @dataclass

@@ -19,7 +19,7 @@ from postline.bounce.mail.jsonnotice import parse_json_notice
 from postline.bounce.mail.mime import Parts, headers_of, message_headers, read_message
 from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
 from postline.bounce.mail.replies import enhanced_status, reply_code
-from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, typed_address
+from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, queued_hours, typed_address
 from postline.bounce.mail.signs import mail_signs
 from postline.bounce.mail.textformat import (
     addresses_in,
@@ -86,7 +86,16 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             report = inline
 
     if report is not None and report.recipients:
-        recipients = [_from_dsn(r, original) for r in report.recipients if r.address]
+        arrival = report.message_fields.get("arrival-date", "")
+        recipients = []
+        for dsn in report.recipients:
+            if dsn.address:
+                recipient = _from_dsn(dsn, original)
+                if arrival and recipient.action == "failed" and _temporary(recipient):
+                    # Only a final failure of a temporary reply asks how long it was held.
+                    until = dsn.fields.get("last-attempt-date") or headers.get("date", "")
+                    recipient.queued_hours = queued_hours(arrival, until)
+                recipients.append(recipient)
         if recipients:
             _complete_from_text(recipients, notice, exclude)
             if all(r.action in _DONE_ACTIONS for r in recipients):
@@ -124,6 +133,12 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             if r.listed_as != "failed":
                 r.action = "delayed"
     return BounceReport(Kind.BOUNCE if recipients else Kind.UNKNOWN, recipients, original)
+
+
+def _temporary(recipient: FailedRecipient) -> bool:
+    if recipient.status:
+        return recipient.status.startswith("4.")
+    return 400 <= recipient.reply_code < 500
 
 
 def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
 _ADDR = re.compile(r"<?((?:\"[^\"]{0,256}\"|[^\s<>;\"]{1,256})@[^\s<>;\"]+?)>?[.,;]?$")
@@ -66,6 +68,27 @@ class DsnRecipient:
 class DsnReport:
     message_fields: dict[str, str] = field(default_factory=dict)
     recipients: list[DsnRecipient] = field(default_factory=list)
+
+
+def queued_hours(arrival: str, until: str) -> float:
+    """Hours between two RFC 5322 dates (Arrival-Date and the last attempt or the notice's
+    Date); 0 when either is missing or unreadable, or they are out of order."""
+    start, end = _date(arrival), _date(until)
+    if start is None or end is None:
+        return 0.0
+    try:
+        return max(0.0, (end - start).total_seconds() / 3600)
+    except TypeError:  # one date with a zone, the other without
+        return 0.0
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.split(";")[-1].strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def typed_address(value: str) -> str:

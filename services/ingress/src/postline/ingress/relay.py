@@ -3,7 +3,7 @@ and the one confirmed publish of a message's deliveries.
 
 Every check answers with a reply code and an enhanced status; an unexpected error becomes a
 temporary ``451 4.3.0``, never a traceback to the client nor a half-accepted message.
-`RelayHandler` is aiosmtpd's handler (one for every connection); the protocol it serves is
+One `RelayHandler` serves every connection; the protocol it decides for is
 :mod:`postline.ingress.smtp_protocol`.
 """
 
@@ -16,9 +16,7 @@ import math
 import os
 import ssl
 import time
-from typing import Any, cast
-
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from typing import Any
 
 from postline.common.addresses import Address
 from postline.common.broker import Broker
@@ -35,12 +33,12 @@ from postline.ingress.limits import ConnectionGate, RateLimiter
 from postline.ingress.smtp_protocol import (
     SESSION_TIMEOUT,
     Admission,
+    AuthResult,
+    LoginPassword,
     MailParameters,
     RcptParameters,
     RelayEnvelope,
     RelaySMTP,
-    client_ip,
-    listed_names,
 )
 from postline.ingress.submission import (
     QUEUED_LINGER,
@@ -60,17 +58,8 @@ def _is_loopback(address: IPAddressValue) -> bool:
     return address.is_loopback
 
 
-class _DeprecatedLoginData(logging.Filter):
-    # aiosmtpd 1.4 sets the deprecated Session.login_data on every AUTH and warns about it.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "login_data is deprecated" not in str(record.msg)
-
-
 class RelayHandler:
-    """aiosmtpd handler and the relay's decisions; one instance serves every connection."""
-
-    def __dir__(self) -> list[str]:
-        return listed_names(type(self), ("handle_", "auth_"))  # see RelaySMTP.__dir__
+    """The relay's decisions; one instance serves every connection."""
 
     def __init__(
         self,
@@ -147,7 +136,7 @@ class RelayHandler:
         conn.data_size_limit = max(r.max_message_size for r in relays)
         # RFC 4954 §4: AUTH needs TLS, except on loopback when a server allows it (the
         # authenticated user's own server is checked again in `authenticate`).
-        conn._auth_require_tls = not (
+        conn.auth_require_tls = not (
             _is_loopback(address) and any(r.plain_auth_on_loopback for r in relays)
         )
         return None
@@ -163,7 +152,7 @@ class RelayHandler:
         found = self.policy.find_api_user(login)
         if (
             found is not None
-            and conn.relay_session().ssl is None
+            and conn.session.ssl is None
             and not self.policy.servers[found[0]].relay.plain_auth_on_loopback
         ):
             return AuthResult(success=False, handled=False, message=replies.ENCRYPTION_REQUIRED)
@@ -195,13 +184,13 @@ class RelayHandler:
         assert conn.slot is not None
         if not self.gate.assign(conn.slot, principal.server):
             logger.warning("%s AUTH: too many connections for %s", ip, principal.server)
-            await conn.reply(replies.TOO_MANY_CONNECTIONS.format(hostname=self.hostname))
+            conn.reply(replies.TOO_MANY_CONNECTIONS.format(hostname=self.hostname))
             return AuthResult(success=False, handled=True)
         conn.data_size_limit = relay.max_message_size
         return AuthResult(success=True, auth_data=principal)
 
     def _principal(self, conn: RelaySMTP, policy: Policy) -> Principal | None:
-        session = conn.relay_session()
+        session = conn.session
         if session.authenticated and isinstance(session.auth_data, Principal):
             return session.auth_data
         admission = conn.admission
@@ -222,7 +211,7 @@ class RelayHandler:
 
     # -- the transaction ------------------------------------------------------------------
 
-    async def mail(
+    def mail(
         self,
         conn: RelaySMTP,
         envelope: RelayEnvelope,
@@ -271,17 +260,15 @@ class RelayHandler:
         envelope.rcpt_tos.append(recipient.smtp_form())
         return replies.RCPT_OK
 
-    # -- aiosmtpd hooks -------------------------------------------------------------------
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        relay_envelope = cast(RelayEnvelope, envelope)
+    async def data(self, conn: RelaySMTP, relay_envelope: RelayEnvelope) -> str:
+        """The reply to a message's data: ``250`` once its deliveries were confirmed."""
         principal = relay_envelope.principal
         if principal is None or not relay_envelope.recipients:
             return replies.NO_RECIPIENTS
-        content = envelope.original_content or b""
+        content = relay_envelope.original_content or b""
         if len(content) > self.policy.servers[principal.server].relay.max_message_size:
             return replies.MESSAGE_TOO_BIG
-        ip = client_ip(session.peer)
+        ip = conn.client_ip
         submission = Submission(
             server=principal.server,
             api_user=principal.api_user,
@@ -337,7 +324,7 @@ class RelayHandler:
             self._track(asyncio.ensure_future(queued))
             return accepted
 
-    async def handle_exception(self, error: Exception) -> str:
+    def unexpected_error(self, error: BaseException) -> str:
         logger.error("unexpected error in an SMTP command", exc_info=error)
         return replies.LOCAL_ERROR
 
@@ -352,15 +339,9 @@ async def start_smtp(
 ) -> asyncio.Server:
     """Listen for SMTP on ``host:port``; STARTTLS is offered when ``tls_context`` is given.
     With ``reuse_port`` several processes listen on the same port (SO_REUSEPORT)."""
-    # aiosmtpd logs every command at INFO on "mail.log"; Postline logs its own decisions.
-    mail_log = logging.getLogger("mail.log")
-    mail_log.setLevel(logging.WARNING)
-    if not any(isinstance(f, _DeprecatedLoginData) for f in mail_log.filters):
-        mail_log.addFilter(_DeprecatedLoginData())
-
     loop = asyncio.get_running_loop()
 
-    def factory() -> SMTP:
+    def factory() -> RelaySMTP:
         return RelaySMTP(handler, tls_context=tls_context, loop=loop)
 
     return await loop.create_server(factory, host=host, port=port, reuse_port=reuse_port or None)

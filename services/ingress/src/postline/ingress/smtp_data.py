@@ -1,12 +1,11 @@
 """Reading an SMTP DATA section (RFC 5321 §4.1.1.4): pure, no socket in sight.
 
-The protocol hands this reader the pieces it reads from the connection — each up to and
-including a ``.CRLF``, or a shorter piece when none came within the read limit — and the
-reader says when the data ended: at a ``.CRLF`` that starts a line, i.e. the ``CRLF.CRLF``
-that closes it (a bare LF or CR never ends it). Past the size limit the rest is still read,
-and dropped, since RFC 5321 §4.2.5 puts the reply after the data. Then ``refusal`` names the
-reply a too large message or a too long line gets, and ``content`` is the message with the
-dot-stuffing undone.
+The protocol hands this reader what arrives from the connection, in whatever pieces
+(`take`), and the reader says when the data ended: at a ``.CRLF`` that starts a line, i.e.
+the ``CRLF.CRLF`` that closes it (a bare LF or CR never ends it), and what came after it.
+Past the size limit the rest is still read, and dropped, since RFC 5321 §4.2.5 puts the reply
+after the data. Then ``refusal`` names the reply a too large message or a too long line
+gets, and ``content`` is the message with the dot-stuffing undone.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from postline.ingress import replies
 # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
 MAX_LINE = 998
 END = b".\r\n"
+CLOSING = b"\r\n.\r\n"
 
 
 class DataReader:
@@ -28,9 +28,29 @@ class DataReader:
         # The two bytes before the next piece; the DATA command's own CRLF comes first, so an
         # empty message (".CRLF" right away) ends like any other.
         self._tail = b"\r\n"
+        # The last bytes `take` was given, held back while they may begin the closing
+        # sequence (fewer than its five bytes).
+        self._held = b""
+
+    def take(self, chunk: bytes) -> bytes | None:
+        """Take what arrived; None while the data goes on, else the bytes after its end
+        (the client's next commands, if it pipelined them)."""
+        stream = self._held + chunk if self._held else chunk
+        end = (self._tail + stream).find(CLOSING)
+        if end < 0:
+            keep = len(CLOSING) - 1
+            self._held = stream[-keep:]
+            if len(stream) > keep:
+                self.feed(stream[:-keep])
+            return None
+        end += len(CLOSING) - len(self._tail)
+        self._held = b""
+        self.feed(stream[:end])
+        return stream[end:]
 
     def feed(self, piece: bytes) -> bool:
-        """Take the next piece of the stream; True once it contained the end of the data."""
+        """Take the next piece of the stream, one that ends at the end of the data if it
+        holds it (at a ``.CRLF``); True once it did."""
         if self.ended:
             raise ValueError("the data has ended")
         ended = piece.endswith(END) and (self._tail + piece[-5:])[-5:-3] == b"\r\n"

@@ -1,38 +1,31 @@
-"""The SMTP relay's protocol: aiosmtpd's, with the parts Postline decides itself.
+"""The SMTP relay's protocol (RFC 5321): one connection, parsed as its bytes arrive.
 
-`RelaySMTP` is one connection: admission at connect (the relay's decision, see
-:mod:`postline.ingress.relay`), the design's address rules instead of aiosmtpd's RFC 5322
-parser, AUTH checked off the event loop, enhanced status codes on every reply, and DATA read
-in large pieces (:mod:`postline.ingress.smtp_data`).
+`RelaySMTP` is an `asyncio.Protocol`: `data_received` splits what came into lines and answers
+each command in turn (RFC 2920: a pipelined batch is answered in order), and reads DATA in
+whatever pieces arrive (:mod:`postline.ingress.smtp_data` finds its end, checks and unstuffs
+it). Most commands are answered at once; the few that wait for something — the publish of a
+message's deliveries after DATA, an AUTH check (argon2, off the loop), the TLS handshake of
+STARTTLS — run as a task, and the lines behind them wait in the buffer until it is done.
 
-It leans on a few of aiosmtpd's internals (``_original_transport``, the stream reader's limit,
-``_auth_require_tls``...): ``tests/unit/test_aiosmtpd_internals.py`` fails loudly when an
-upgrade changes them.
+The decisions (admission, AUTH, limits, the publish) are :mod:`postline.ingress.relay`'s. The
+replies are aiosmtpd's, whose protocol the relay was built on until round 7 of issue #13 (see
+bench/README.md): its stream reader, task and writer per connection and coroutine per command
+cost more than the rest of the relay's work. Every reply has its enhanced status
+(:mod:`postline.ingress.replies`) and only printable US-ASCII.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import binascii
 import functools
-import inspect
 import ipaddress
 import logging
 import ssl
-import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AnyStr, cast
-
-from aiosmtpd.smtp import (
-    MISSING,
-    SMTP,
-    AuthResult,
-    Envelope,
-    LoginPassword,
-    Session,
-    _AuthMechAttr,
-    syntax,
-)
+from base64 import b64decode, b64encode
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from postline.common.addresses import Address, AddressError, parse_path, split_path
 from postline.common.credentials import Principal
@@ -57,24 +50,75 @@ REFUSED_SESSION_TIMEOUT = 30.0
 REFUSED_SESSION_COMMANDS = 10
 # Refused clients hold no connection slot; beyond this many at once they are just closed.
 REFUSED_SESSIONS_MAX = 50
+# RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF (aiosmtpd's limit,
+# without it).
+COMMAND_LIMIT = 512
 # The design's addresses may fill an SMTP line (1000 octets with CRLF, RFC 5321 §4.5.3.1.6),
-# beyond the 512-octet command line of §4.5.3.1.4, so MAIL and RCPT get the whole line.
+# beyond the 512-octet command line of §4.5.3.1.4, so MAIL and RCPT get the whole line (after
+# EHLO, as aiosmtpd gave it).
 PATH_COMMAND_LIMIT = 998
-# BODY values of RFC 6152 (8BITMIME); the content is passed on as bytes either way.
-BODY_TYPES = frozenset({"7BIT", "8BITMIME"})
-# asyncio's readline() when a line exceeds the limit before its end arrived (the rest of the
-# line is still to come): its ValueError says so.
-LINE_END_NOT_READ = "Separator is not found"
-# How much of the DATA stream is read at once while looking for its end.
-DATA_READ_LIMIT = 64 * 1024
+# How far into the buffer a line's end is looked for; a line longer than this is read to its
+# end and dropped, then refused (aiosmtpd's stream limit).
+LINE_LENGTH_LIMIT = 1001
+# aiosmtpd closed a session after this many unknown commands.
+BOGUS_LIMIT = 5
+# RFC 4954 AUTH mechanisms, with aiosmtpd's LOGIN prompts.
+MECHANISMS = ("LOGIN", "PLAIN")
+LOGIN_USER_PROMPT = b"User Name\x00"
+LOGIN_PASSWORD_PROMPT = b"Password\x00"
 # A session timer may fire this much before its deadline (the loop's clock resolution)
 # and still count as expired.
 TIMER_SLACK = 0.01
 
+# aiosmtpd's replies, kept word for word (the enhanced status is added on the way out).
+GREETING = "220 {hostname} Postline ESMTP"
+OK = "250 OK"
+BYE = "221 Bye"
+BAD_SYNTAX = "500 Error: bad syntax"
+COMMAND_TOO_LONG = "500 Command line too long"
+UNKNOWN_COMMAND = '500 Error: command "{command}" not recognized'
+TOO_MANY_UNKNOWN = "502 5.5.1 Too many unrecognized commands, goodbye."
+SEND_HELO_FIRST = "503 Error: send {helo} first"
+SYNTAX_NOOP_FREE = "501 Syntax: {command}"
+EXPN_NOT_IMPLEMENTED = "502 EXPN not implemented"
+TLS_NOT_AVAILABLE = "454 TLS not available"
+TLS_READY = "220 Ready to start TLS"
+TLS_ACTIVE = "503 5.5.1 Error: TLS already active"
+AUTH_NOT_RECOGNIZED = "500 Error: command 'AUTH' not recognized"
+AUTH_ALREADY = "503 Already authenticated"
+AUTH_NO_VALUE = "501 Not enough value"
+AUTH_TOO_MANY_VALUES = "501 Too many values"
+AUTH_UNKNOWN_MECHANISM = "504 5.5.4 Unrecognized authentication type"
+AUTH_ABORTED = "501 5.7.0 Auth aborted"
+AUTH_BAD_BASE64 = "501 5.5.2 Can't decode base64"
+AUTH_CANNOT_SPLIT = "501 5.5.2 Can't split auth value"
+AUTH_OK = "235 2.7.0 Authentication successful"
+
+# HELP's syntax lines (aiosmtpd's @syntax texts; MAIL's extension after EHLO).
+SYNTAX = {
+    "AUTH": "AUTH <mechanism>",
+    "DATA": "DATA",
+    "EHLO": "EHLO hostname",
+    "HELO": "HELO hostname",
+    "HELP": "HELP [command]",
+    "MAIL": "MAIL FROM: <address>",
+    "NOOP": "NOOP [ignored]",
+    "QUIT": "QUIT",
+    "RCPT": "RCPT TO: <address>",
+    "RSET": "RSET",
+    "STARTTLS": "STARTTLS",
+    "VRFY": "VRFY <address>",
+}
+EXTENDED_SYNTAX = {"MAIL": " [SP <mail-parameters>]"}
+# BODY values of RFC 6152 (8BITMIME); the content is passed on as bytes either way.
+BODY_TYPES = frozenset({"7BIT", "8BITMIME"})
+# What `_next_line` gives for a line beyond LINE_LENGTH_LIMIT (a real line has its LF).
+_TOO_LONG = b""
+
 
 def _is_utf8(argument: str) -> bool:
-    # aiosmtpd decodes arguments as UTF-8 with surrogateescape: a byte that was not UTF-8
-    # is a lone surrogate now.
+    # Arguments are decoded as UTF-8 with surrogateescape: a byte that was not UTF-8 is a
+    # lone surrogate now.
     try:
         argument.encode("utf-8")
     except UnicodeEncodeError:
@@ -85,8 +129,7 @@ def _is_utf8(argument: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def _on_the_wire(status: str) -> bytes:
     # Most replies are the same few constants (250, 354, 221...), each checked, rewritten and
-    # encoded once instead of on every push; the unique ones (a 250 naming its message) pass
-    # through. UTF-8 as aiosmtpd's push encodes with SMTPUTF8 on (printable left only ASCII).
+    # encoded once; the unique ones (a 250 naming its message) pass through.
     return replies.printable(replies.with_enhanced_status(status)).encode() + b"\r\n"
 
 
@@ -94,19 +137,52 @@ def client_ip(peer: Any) -> str:
     return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
 
 
-class RelayEnvelope(Envelope):
-    """aiosmtpd's envelope plus what the relay decided: who sends, parsed addresses."""
+class LoginPassword(NamedTuple):
+    login: bytes
+    password: bytes
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.principal: Principal | None = None
-        self.sender: Address | None = None  # None: the null reverse-path <>
-        self.recipients: list[Address] = []
-        self.recipient_keys: set[str] = set()
-        self.dsn_ret: delivery_pb2.DsnReturn.ValueType = delivery_pb2.DSN_RETURN_UNSPECIFIED
-        self.dsn_envid = ""
-        # Per recipient, in the order of `recipients`: (NOTIFY flags or None, ORCPT or "").
-        self.recipient_dsn: list[tuple[tuple[bool, bool, bool, bool] | None, str]] = []
+
+@dataclass(frozen=True)
+class AuthResult:
+    """What an AUTH check found: ``message`` replaces the usual reply; ``handled``: the
+    client was answered already."""
+
+    success: bool
+    handled: bool = False
+    message: str | None = None
+    auth_data: Any = None
+
+
+@dataclass
+class Session:
+    """What a connection knows of its client; made anew after STARTTLS (RFC 3207 §4.2)."""
+
+    peer: Any
+    host_name: str | None = None
+    extended_smtp: bool = False
+    ssl: dict[str, Any] | None = None  # the TLS connection's details, once STARTTLS is done
+    authenticated: bool = False
+    auth_data: Principal | None = None
+
+
+@dataclass(eq=False)
+class RelayEnvelope:
+    """One transaction: who sends, the parsed addresses, what the relay decided."""
+
+    mail_from: str | None = None
+    rcpt_tos: list[str] = field(default_factory=list)
+    content: bytes | None = None
+    original_content: bytes | None = None
+    principal: Principal | None = None
+    sender: Address | None = None  # None: the null reverse-path <>
+    recipients: list[Address] = field(default_factory=list)
+    recipient_keys: set[str] = field(default_factory=set)
+    dsn_ret: delivery_pb2.DsnReturn.ValueType = delivery_pb2.DSN_RETURN_UNSPECIFIED
+    dsn_envid: str = ""
+    # Per recipient, in the order of `recipients`: (NOTIFY flags or None, ORCPT or "").
+    recipient_dsn: list[tuple[tuple[bool, bool, bool, bool] | None, str]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,108 +220,18 @@ def _parameters(params: str) -> tuple[dict[str, str], str | None]:
     return found, None
 
 
-_LISTED: dict[tuple[type, tuple[str, ...]], list[str]] = {}
+def _strip_keyword(keyword: str, arg: str) -> str | None:
+    """``FROM:``/``TO:`` and what follows it, or None (case-insensitive, as aiosmtpd)."""
+    if arg[: len(keyword)].upper() == keyword:
+        return arg[len(keyword) :].strip()
+    return None
 
 
-def listed_names(cls: type, prefixes: tuple[str, ...]) -> list[str]:
-    names = _LISTED.get((cls, prefixes))
-    if names is None:
-        found = {n for base in cls.__mro__ for n in vars(base) if n.startswith(prefixes)}
-        names = _LISTED[(cls, prefixes)] = sorted(found)
-    return names
+_Command = Callable[["RelaySMTP", str | None], None]
 
 
-_Pairs = tuple[tuple[str, str], ...]
-_TABLES: dict[type, tuple[_Pairs, _Pairs]] = {}
-
-
-def _own_tables(cls: type) -> tuple[_Pairs, _Pairs]:
-    """A protocol class's commands and AUTH mechanisms as aiosmtpd's __init__ finds them:
-    ``(command, attribute)`` and ``(mechanism, attribute)`` pairs."""
-    tables = _TABLES.get(cls)
-    if tables is None:
-        commands = tuple((n.replace("smtp_", ""), n) for n in listed_names(cls, ("smtp_",)))
-        mechanisms = tuple(
-            (
-                getattr(getattr(cls, n), "__auth_mechanism_name__", n[5:].replace("__", "-")),
-                n,
-            )
-            for n in listed_names(cls, ("auth_",))
-        )
-        tables = _TABLES[cls] = (commands, mechanisms)
-    return tables
-
-
-@dataclass(frozen=True)
-class _HandlerTables:
-    """What aiosmtpd's __init__ finds on a handler, as attribute names: its hooks
-    (``handle_X`` as hook X), its AUTH mechanisms (``auth_X``), and the form of its EHLO hook."""
-
-    hooks: _Pairs
-    mechanisms: _Pairs
-    ehlo_hook_ver: str | None
-
-
-_HANDLER_TABLES: weakref.WeakKeyDictionary[Any, _HandlerTables] = weakref.WeakKeyDictionary()
-
-
-def _handler_tables(handler: Any) -> _HandlerTables:
-    """A handler's tables by aiosmtpd's rules, found once per handler (one serves every
-    connection)."""
-    tables = _HANDLER_TABLES.get(handler)
-    if tables is None:
-        hooks = tuple((n.replace("handle_", ""), n) for n in _public_names(handler, "handle_"))
-        mechanisms = tuple(
-            (
-                getattr(
-                    getattr(handler, n),
-                    "__auth_mechanism_name__",
-                    n.replace("auth_", "").replace("__", "-"),
-                ),
-                n,
-            )
-            for n in _public_names(handler, "auth_")
-        )
-        version = None
-        ehlo = dict(hooks).get("EHLO")
-        if ehlo is not None:
-            count = len(inspect.signature(getattr(handler, ehlo)).parameters)
-            version = {4: "old", 5: "new"}.get(count)
-            if version is None:
-                raise RuntimeError("Unsupported EHLO Hook")
-        tables = _HANDLER_TABLES[handler] = _HandlerTables(hooks, mechanisms, version)
-    return tables
-
-
-def _public_names(handler: Any, prefix: str) -> list[str]:
-    return [n for n in dir(handler) if n.startswith(prefix)]
-
-
-class _NothingToScan:
-    """Stands in for the handler while aiosmtpd's __init__ scans it (see RelaySMTP)."""
-
-    def __dir__(self) -> list[str]:
-        return []
-
-
-_NOTHING_TO_SCAN = _NothingToScan()
-
-
-class RelaySMTP(SMTP):
+class RelaySMTP(asyncio.Protocol):
     """One SMTP connection of the relay."""
-
-    # aiosmtpd's __init__ builds its command and AUTH tables from dir() and
-    # inspect.getmembers() of the protocol and the handler, on every connection (a tenth of
-    # the accept path's time). The protocol's own names are the same for every connection:
-    # found once per class (`_own_tables`), and hidden from that scan while it runs; the
-    # handler's are found once per handler (`_handler_tables`), and the scan is shown a
-    # stand-in with no names instead.
-    _scanning_self = True
-
-    def __dir__(self) -> list[str]:
-        if not self._scanning_self:
-            return []
-        return listed_names(type(self), ("smtp_", "auth_"))
 
     def __init__(
         self,
@@ -254,180 +240,292 @@ class RelaySMTP(SMTP):
         tls_context: ssl.SSLContext | None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self._scanning_self = False
-        super().__init__(
-            _NOTHING_TO_SCAN,
-            loop=loop,
-            hostname=relay.hostname,
-            ident="Postline ESMTP",
-            tls_context=tls_context,
-            require_starttls=False,
-            timeout=relay.session_timeout,
-            auth_required=False,
-            # Set per connection in `connection_made`: plain-text AUTH is allowed on loopback
-            # only, when the policy says so.
-            auth_require_tls=True,
-            data_size_limit=relay.max_message_size,
-            # Arguments are decoded as UTF-8 so that a non-ASCII address gets the address
-            # rules' 553 reason; SMTPUTF8 itself is not announced (RFC 6531 addresses are not
-            # supported) and the MAIL parameter is refused.
-            enable_SMTPUTF8=True,
-            decode_data=False,
-        )
-        del self._scanning_self
-        self.event_handler = relay
-        commands, mechanisms = _own_tables(type(self))
-        self._smtp_methods = {command: getattr(self, name) for command, name in commands}
-        handler = _handler_tables(relay)
-        self._handle_hooks = {hook: getattr(relay, name) for hook, name in handler.hooks}
-        self._ehlo_hook_ver = handler.ehlo_hook_ver
-        # The handler's AUTH methods win over the protocol's, as in aiosmtpd, which adds the
-        # protocol's first.
-        self._auth_methods = {
-            **{m: _AuthMechAttr(getattr(self, name), True) for m, name in mechanisms},
-            **{m: _AuthMechAttr(getattr(relay, name), False) for m, name in handler.mechanisms},
-        }
         self.relay = relay
+        self.loop = loop or asyncio.get_running_loop()
+        self.hostname = relay.hostname
+        self.tls_context = tls_context
+        self.session_timeout = relay.session_timeout
+        # Set by admission (`RelayHandler.open_connection`): the SIZE announced and enforced,
+        # and whether AUTH needs TLS (plain-text AUTH is allowed on loopback only, when the
+        # policy says so).
+        self.data_size_limit = 0
+        self.auth_require_tls = True
+        self.transport: asyncio.BaseTransport | None = None
+        self.session = Session(None)
+        self.envelope = RelayEnvelope()
         self.client_ip = ""
         self.client_address: IPAddressValue = ipaddress.IPv4Address(0)  # parsed once
         self.slot: Slot | None = None
         self.admission: Admission | None = None
-        self._refusal: str | None = None
+        self.tls = False
+        self._buffer = b""
+        self._data: DataReader | None = None  # reading DATA
+        self._skipping = False  # dropping the rest of a line beyond LINE_LENGTH_LIMIT
+        self._task: asyncio.Task[None] | None = None  # a command that waits for something
+        self._line_waiter: asyncio.Future[None] | None = None  # that task, for a line
+        self._write_paused = False
+        self._closing = False
+        self._lost = False
+        self._unknown_left = BOGUS_LIMIT
+        self._refused_left = 0  # commands a refused client has left; 0: not refused
         self._deadline = 0.0  # of the session timeout (`_reset_timeout`)
-        self.command_size_limits = collections.defaultdict(
-            lambda: self.command_size_limit,
-            {"MAIL": PATH_COMMAND_LIMIT, "RCPT": PATH_COMMAND_LIMIT},
-        )
-
-    # Methods, not properties: aiosmtpd's __init__ reads every attribute (inspect.getmembers).
-    def relay_envelope(self) -> RelayEnvelope:
-        return cast(RelayEnvelope, self.envelope)
-
-    def relay_session(self) -> Session:
-        assert self.session is not None
-        return self.session
-
-    def _create_envelope(self) -> RelayEnvelope:
-        return RelayEnvelope()
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Called again after STARTTLS with the TLS transport; admission happens once.
-        if self._original_transport is None:
-            self.client_ip = client_ip(transport.get_extra_info("peername"))
-            self.client_address = ipaddress.ip_address(self.client_ip)
-            self._refusal = self.relay.open_connection(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self.slot is not None:
-            self.relay.gate.close(self.slot)
-        super().connection_lost(error)
-
-    async def _handle_client(self) -> None:
-        if self._refusal is None:
-            await super()._handle_client()
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.session = Session(peer)
+        self.client_ip = client_ip(peer)
+        self.client_address = ipaddress.ip_address(self.client_ip)
+        self._reset_timeout()
+        refusal = self.relay.open_connection(self)
+        if refusal is None:
+            self._write(_on_the_wire(GREETING.format(hostname=self.hostname)))
             return
-        await self.push(self._refusal)
-        if self._refusal.startswith("421") or self.relay.refused_sessions >= REFUSED_SESSIONS_MAX:
-            self._close()
+        self.push(refusal)
+        if refusal.startswith("421") or self.relay.refused_sessions >= REFUSED_SESSIONS_MAX:
+            self.close()
             return
         # RFC 5321 §3.1: after a 554 greeting, wait for QUIT and answer 503 to anything else.
         self._reset_timeout(REFUSED_SESSION_TIMEOUT)
         self.relay.refused_sessions += 1
-        try:
-            for _ in range(REFUSED_SESSION_COMMANDS):
-                line = await self._reader.readline()
-                if not line:
-                    break
-                if line.strip().upper() == b"QUIT":
-                    await self.push(replies.BYE)
-                    break
-                await self.push(replies.REFUSED_SESSION)
-        except (ValueError, ConnectionError):
-            pass  # a line beyond the limit, or the client went away
-        finally:
-            self.relay.refused_sessions -= 1
-        self._close()
+        self._refused_left = REFUSED_SESSION_COMMANDS
 
-    def _close(self) -> None:
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        if self.slot is not None:
+            self.relay.gate.close(self.slot)
+        if self._refused_left:
+            self._refused_left = 0
+            self.relay.refused_sessions -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._line_waiter is not None and not self._line_waiter.done():
+            self._line_waiter.cancel()
+        if self._task is not None:
+            # A publish under way goes on (see RelayHandler.data); the client hears nothing.
+            self._task.cancel()
+        self._buffer = b""
+
+    def close(self) -> None:
+        self._closing = True
         if self.transport is not None:
             self.transport.close()
 
-    # -- the session timeout: one timer, not one per command ----------------------------------
+    def data_received(self, data: bytes) -> None:
+        self._buffer = self._buffer + data if self._buffer else data
+        if self._line_waiter is not None:
+            if not self._line_waiter.done():
+                self._line_waiter.set_result(None)
+        elif self._task is None:
+            self._process()
+
+    def pause_writing(self) -> None:
+        # The client reads no replies: stop reading its commands until it does (asyncio's
+        # flow control; the transport's buffer is past its high-water mark).
+        self._write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()  # type: ignore[attr-defined]
+            if self._task is None:
+                self._process()
+
+    # -- the session timeout: one timer, moved by each command ---------------------------------
 
     def _reset_timeout(self, duration: float | None = None) -> None:
-        # aiosmtpd cancels its timer and starts a new one before every command (six per
-        # message). Here each command only moves the deadline; the timer, when it fires before
-        # the deadline, is set again for it. A shorter timeout (a refused session's) starts a
-        # new timer at once.
-        deadline = self.loop.time() + (duration or self._timeout_duration)
+        # Each command only moves the deadline; the timer, when it fires before the deadline,
+        # is set again for it. A shorter timeout (a refused session's) starts a new timer.
+        deadline = self.loop.time() + (duration or self.session_timeout)
         self._deadline = deadline
-        handle = self._timeout_handle
-        if handle is None or handle.cancelled() or handle.when() > deadline:
-            if handle is not None:
-                handle.cancel()
-            self._timeout_handle = self.loop.call_at(deadline, self._timeout_cb)
+        timer = self._timer
+        if timer is None or timer.cancelled() or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._timeout)
 
-    def _timeout_cb(self) -> None:
+    def _timeout(self) -> None:
         if self._deadline - self.loop.time() > TIMER_SLACK:
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            self._timer = self.loop.call_at(self._deadline, self._timeout)
             return
-        super()._timeout_cb()
+        logger.debug("%s session timeout", self.client_ip)
+        self.close()
 
-    async def push(self, status: AnyStr) -> None:
-        if not isinstance(status, str):
-            await super().push(status)
-            return
+    # -- replies ---------------------------------------------------------------------------
+
+    def _write(self, wire: bytes) -> None:
+        if not self._lost and self.transport is not None:
+            self.transport.write(wire)  # type: ignore[attr-defined]
+
+    def push(self, status: str) -> None:
+        """Send a reply (its enhanced status added, only printable ASCII left)."""
         if status[:1] in ("4", "5"):
             metrics.REJECTED.labels(metrics.SMTP, status[:3]).inc()
-        await self._write(_on_the_wire(status))
+        self._write(_on_the_wire(status))
 
-    async def _write(self, wire: bytes) -> None:
-        """Write a reply in its wire form (CRLF included), as aiosmtpd's push does."""
-        writer = self._writer
-        writer.write(wire)
-        # aiosmtpd's push awaits the writer's drain after every reply; it has something to do
-        # only when the connection failed or is closing, or the transport's buffer is full
-        # (asyncio's flow control: `_paused`, `_connection_lost`). Otherwise it returns at
-        # once: two coroutines per reply, seven replies per message, skipped.
-        if (
-            self._paused  # type: ignore[attr-defined]
-            or self._connection_lost  # type: ignore[attr-defined]
-            or writer.transport.is_closing()
-            or self._reader.exception() is not None
-        ):
-            await writer.drain()
-
-    async def reply(self, status: str) -> None:
+    def reply(self, status: str) -> None:
         """Push ``status``; a 421 also closes the channel (RFC 5321 §3.8)."""
-        await self.push(status)
+        self.push(status)
         if status.startswith("421"):
-            self._close()
+            self.close()
 
-    # -- HELO / EHLO: their replies keep the plain form (RFC 2034 §3) --------------------------
+    # -- reading: lines, or DATA ---------------------------------------------------------------
 
-    @syntax("HELO hostname")
-    async def smtp_HELO(self, hostname: str) -> None:
-        if not hostname:
-            await self._write(replies.SYNTAX_HELO.encode() + b"\r\n")
+    def _next_line(self) -> bytes | None:
+        """The next whole line from the buffer (its CRLF or LF kept), `_TOO_LONG` for a line
+        beyond the limit (read to its end and dropped), None until a line is complete."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, LINE_LENGTH_LIMIT + 1)
+        if end < 0:
+            if len(buffer) > LINE_LENGTH_LIMIT:
+                end = buffer.find(b"\n", LINE_LENGTH_LIMIT + 1)
+                if end < 0:
+                    self._skipping = True
+                    self._buffer = b""
+                    return None
+                self._buffer = buffer[end + 1 :]
+                self._skipping = False
+                return _TOO_LONG
+            return None
+        self._buffer = buffer[end + 1 :]
+        if self._skipping:
+            self._skipping = False
+            return _TOO_LONG
+        return buffer[: end + 1]
+
+    def _process(self) -> None:
+        """Answer what the buffer holds, in order, until a command has to wait."""
+        while not self._closing and not self._write_paused and self._task is None:
+            data = self._data
+            if data is not None:
+                rest = data.take(self._buffer)
+                if rest is None:
+                    self._buffer = b""
+                    return
+                self._buffer = rest
+                self._data = None
+                self._answer(self._data_ended, data)
+                continue
+            line = self._next_line()
+            if line is None:
+                return
+            if self._refused_left:
+                self._refused_command(line)
+            elif line is _TOO_LONG:
+                self.push(COMMAND_TOO_LONG)
+            else:
+                self._answer(self._command, line)
+
+    def _answer(self, step: Callable[[Any], None], what: Any) -> None:
+        # An unexpected error becomes a temporary 451, never a traceback to the client.
+        try:
+            step(what)
+        except Exception as error:
+            self.push(self.relay.unexpected_error(error))
+
+    def _refused_command(self, line: bytes) -> None:
+        if line.strip().upper() == b"QUIT":
+            self.push(replies.BYE)
+            self.close()
             return
-        self._set_rset_state()
-        session = self.relay_session()
-        session.extended_smtp = False
-        session.host_name = hostname
-        await self._write(f"250 {self.hostname}\r\n".encode())
-
-    @syntax("EHLO hostname")
-    async def smtp_EHLO(self, hostname: str) -> None:
-        if not hostname:
-            await self._write(replies.SYNTAX_EHLO.encode() + b"\r\n")
+        if line is _TOO_LONG:
+            self.close()
             return
-        self._set_rset_state()
-        session = self.relay_session()
-        session.extended_smtp = True
-        session.host_name = hostname
+        self.push(replies.REFUSED_SESSION)
+        self._refused_left -= 1
+        if not self._refused_left:
+            self.relay.refused_sessions -= 1
+            self.close()
+
+    async def _read_line(self) -> bytes:
+        """A line for a command that waits (an AUTH response); `_TOO_LONG` as above."""
+        while (line := self._next_line()) is None:
+            self._line_waiter = self.loop.create_future()
+            try:
+                await self._line_waiter
+            finally:
+                self._line_waiter = None
+        return line
+
+    def _run(self, command: Coroutine[Any, Any, None]) -> None:
+        """Run a command that waits; the commands behind it wait for it."""
+        self._task = task = self.loop.create_task(command)
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self.push(self.relay.unexpected_error(error))
+        if not self._closing:
+            self._process()
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _command(self, line: bytes) -> None:
+        line = line.rstrip(b"\r\n")
+        if not line:
+            self.push(BAD_SYNTAX)
+            return
+        verb, _, arg_bytes = line.partition(b" ")
+        try:
+            command = verb.upper().decode("ascii")
+        except UnicodeDecodeError:
+            self.push(BAD_SYNTAX)
+            return
+        # Decoded with surrogateescape: a non-ASCII address gets the address rules' 553
+        # reason (SMTPUTF8 is not offered, RFC 6531 addresses are not supported).
+        arg = arg_bytes.strip().decode("utf-8", "surrogateescape") if arg_bytes else None
+        extended = command in ("MAIL", "RCPT") and self.session.extended_smtp
+        if len(line) > (PATH_COMMAND_LIMIT if extended else COMMAND_LIMIT):
+            self.push(COMMAND_TOO_LONG)
+            return
+        method = _COMMANDS.get(command)
+        if method is None:
+            self._unknown_left -= 1
+            if self._unknown_left < 1:
+                logger.warning("%s too many unknown commands", self.client_ip)
+                self.push(TOO_MANY_UNKNOWN)
+                self.close()
+                return
+            self.push(UNKNOWN_COMMAND.format(command=command))
+            return
+        self._reset_timeout()
+        method(self, arg)
+
+    def _helo_needed(self, helo: str = "HELO") -> bool:
+        if not self.session.host_name:
+            self.push(SEND_HELO_FIRST.format(helo=helo))
+            return True
+        return False
+
+    # HELO and EHLO replies keep the plain form (RFC 2034 §3).
+    def smtp_HELO(self, hostname: str | None) -> None:
+        if not hostname:
+            self._write(replies.SYNTAX_HELO.encode() + b"\r\n")
+            return
+        self.envelope = RelayEnvelope()
+        self.session.extended_smtp = False
+        self.session.host_name = hostname
+        self._write(f"250 {self.hostname}\r\n".encode())
+
+    def smtp_EHLO(self, hostname: str | None) -> None:
+        if not hostname:
+            self._write(replies.SYNTAX_EHLO.encode() + b"\r\n")
+            return
+        self.envelope = RelayEnvelope()
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
         # RFC 2034 (every reply carries an enhanced status) and RFC 2920 (commands are read
         # in order from one stream and answered in turn, so clients may pipeline them).
         # SMTPUTF8 is not offered: the address rules are ASCII only.
@@ -435,106 +533,94 @@ class RelaySMTP(SMTP):
         keywords = [self.hostname, "PIPELINING", "8BITMIME", "DSN", "ENHANCEDSTATUSCODES"]
         if self.data_size_limit:
             keywords.append(f"SIZE {self.data_size_limit}")  # RFC 1870
-        if self.tls_context and not self._tls_protocol:
+        if self.tls_context and not self.tls:
             keywords.append("STARTTLS")
-        if not self._auth_require_tls or self._tls_protocol:
-            keywords.append("AUTH " + " ".join(sorted(self._auth_methods)))
+        if not self.auth_require_tls or self.tls:
+            keywords.append("AUTH " + " ".join(MECHANISMS))
         keywords.append("HELP")
-        # One write for the whole reply, not one per line.
         lines = [f"250-{k}" for k in keywords[:-1]] + [f"250 {keywords[-1]}"]
-        await self._write("\r\n".join(lines).encode() + b"\r\n")
+        self._write("\r\n".join(lines).encode() + b"\r\n")
 
-    # -- AUTH ----------------------------------------------------------------------------
+    def smtp_NOOP(self, _: str | None) -> None:
+        self.push(OK)
 
-    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
-        # aiosmtpd's PLAIN and LOGIN call this synchronously once they decoded the
-        # credentials. Checking them costs an argon2 hash (tens of ms), which must not block
-        # the loop: hand the credentials back, `auth_PLAIN`/`auth_LOGIN` check them off it.
-        return AuthResult(success=False, handled=False, auth_data=auth_data)
+    def smtp_RSET(self, arg: str | None) -> None:
+        if arg:
+            self.push(SYNTAX_NOOP_FREE.format(command="RSET"))
+            return
+        self.envelope = RelayEnvelope()
+        self.push(OK)
 
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._check("PLAIN", await super().auth_PLAIN(_, args))
+    def smtp_QUIT(self, arg: str | None) -> None:
+        if arg:
+            self.push(SYNTAX_NOOP_FREE.format(command="QUIT"))
+            return
+        self.push(BYE)
+        self.close()
 
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._check("LOGIN", await super().auth_LOGIN(_, args))
+    def smtp_EXPN(self, _: str | None) -> None:
+        self.push(EXPN_NOT_IMPLEMENTED)
 
-    async def _check(self, mechanism: str, decoded: AuthResult) -> AuthResult:
-        if not isinstance(decoded.auth_data, LoginPassword):
-            # Malformed or aborted: aiosmtpd has answered already (a 501), and would add a
-            # 535 unless told the failure was handled: two replies to one command.
-            return AuthResult(success=False, handled=True)
-        return await self.relay.authenticate(self, mechanism, decoded.auth_data)
-
-    async def challenge_auth(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().challenge_auth(*args, **kwargs)
-        except ValueError as exc:
-            # A response line beyond the reader's limit: asyncio drops what it read and
-            # raises. The rest of the line, when its end had not come yet, is read and
-            # dropped too, then the client hears why and the session goes on.
-            if LINE_END_NOT_READ in str(exc):
-                await self._skip_line()
-            await self.push(replies.LINE_TOO_LONG)
-            return MISSING
-
-    async def _skip_line(self) -> None:
-        while True:
-            try:
-                await self._reader.readuntil(b"\n")
+    def smtp_HELP(self, arg: str | None) -> None:
+        code = 250
+        if arg:
+            command = arg.upper()
+            if command in SYNTAX and (command != "STARTTLS" or self.tls_context):
+                text = SYNTAX[command]
+                if self.session.extended_smtp:
+                    text += EXTENDED_SYNTAX.get(command, "")
+                self.push(f"250 Syntax: {text}")
                 return
-            except asyncio.LimitOverrunError as exc:
-                await self._reader.readexactly(exc.consumed)
-            except asyncio.IncompleteReadError:
-                return
+            code = 501
+        commands = sorted(c for c in SYNTAX if c != "STARTTLS" or self.tls_context)
+        self.push(f"{code} Supported commands: {' '.join(commands)}")
 
     # -- VRFY: never verified (RFC 5321 §3.5.3), but the argument is checked -----------------
 
-    @syntax("VRFY <address>")
-    async def smtp_VRFY(self, arg: str | None) -> None:
+    def smtp_VRFY(self, arg: str | None) -> None:
         if not arg:
-            await self.reply(replies.SYNTAX_VRFY)
+            self.reply(replies.SYNTAX_VRFY)
             return
         if not _is_utf8(arg):
-            await self.reply(replies.NOT_UTF8)
+            self.reply(replies.NOT_UTF8)
             return
         try:
             path, _ = split_path(arg)
             parse_path(path)
         except AddressError as exc:
-            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
             return
-        await self.reply(replies.CANNOT_VRFY)
+        self.reply(replies.CANNOT_VRFY)
 
     # -- MAIL / RCPT with the design's address rules -----------------------------------------
 
-    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if await self.check_helo_needed():
+    def smtp_MAIL(self, arg: str | None) -> None:
+        if self._helo_needed():
             return
-        envelope = self.relay_envelope()
-        argument = self._strip_command_keyword("FROM:", arg) if arg else None
+        envelope = self.envelope
+        argument = _strip_keyword("FROM:", arg) if arg else None
         if argument is None:
-            await self.reply(replies.SYNTAX_MAIL)
+            self.reply(replies.SYNTAX_MAIL)
             return
         if envelope.mail_from:
-            await self.reply(replies.NESTED_MAIL)
+            self.reply(replies.NESTED_MAIL)
             return
         try:
             path, params = split_path(argument)
             sender = parse_path(path, allow_null=True)
         except AddressError as exc:
-            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
             return
         parameters, problem = self._mail_parameters(params)
         if parameters is None:
-            await self.reply(problem or replies.SYNTAX_MAIL)
+            self.reply(problem or replies.SYNTAX_MAIL)
             return
-        await self.reply(await self.relay.mail(self, envelope, sender, parameters))
+        self.reply(self.relay.mail(self, envelope, sender, parameters))
 
     def _mail_parameters(self, params: str) -> tuple[MailParameters | None, str | None]:
         """SIZE (RFC 1870), BODY (RFC 6152), RET and ENVID (RFC 3461); anything else is
         refused with 555."""
-        if params and not self.relay_session().extended_smtp:
+        if params and not self.session.extended_smtp:
             return None, replies.PARAMETERS_WITHOUT_EHLO
         found, problem = _parameters(params)
         if problem is not None:
@@ -563,7 +649,7 @@ class RelaySMTP(SMTP):
 
     def _rcpt_parameters(self, params: str) -> tuple[RcptParameters | None, str | None]:
         """NOTIFY and ORCPT (RFC 3461 §4.1, §4.2); anything else is refused with 555."""
-        if params and not self.relay_session().extended_smtp:
+        if params and not self.session.extended_smtp:
             return None, replies.PARAMETERS_WITHOUT_EHLO
         found, problem = _parameters(params)
         if problem is not None:
@@ -582,78 +668,190 @@ class RelaySMTP(SMTP):
                 return None, replies.BAD_DSN_PARAMETER.format(name=exc.name, reason=exc.reason)
         return RcptParameters(notify, orcpt), None
 
-    @syntax("RCPT TO: <address>")
-    async def smtp_RCPT(self, arg: str | None) -> None:
-        if await self.check_helo_needed():
+    def smtp_RCPT(self, arg: str | None) -> None:
+        if self._helo_needed():
             return
-        envelope = self.relay_envelope()
+        envelope = self.envelope
         if not envelope.mail_from:
-            await self.reply(replies.NEED_MAIL)
+            self.reply(replies.NEED_MAIL)
             return
-        argument = self._strip_command_keyword("TO:", arg) if arg else None
+        argument = _strip_keyword("TO:", arg) if arg else None
         if argument is None:
-            await self.reply(replies.SYNTAX_RCPT)
+            self.reply(replies.SYNTAX_RCPT)
             return
         try:
             path, params = split_path(argument)
             recipient = parse_path(path)
         except AddressError as exc:
-            await self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
+            self.reply(replies.BAD_ADDRESS.format(reason=exc.reason))
             return
         parameters, problem = self._rcpt_parameters(params)
         if parameters is None:
-            await self.reply(problem or replies.SYNTAX_RCPT)
+            self.reply(problem or replies.SYNTAX_RCPT)
             return
         assert recipient is not None  # parse_path gives None only with allow_null
-        await self.reply(self.relay.rcpt(envelope, recipient, parameters))
+        self.reply(self.relay.rcpt(envelope, recipient, parameters))
 
-    # -- DATA, read in large pieces ---------------------------------------------------------
+    # -- DATA: read as it comes, published once whole -----------------------------------------
 
-    @syntax("DATA")
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str | None) -> None:
-        if await self.check_helo_needed():
+    def smtp_DATA(self, arg: str | None) -> None:
+        if self._helo_needed():
             return
-        envelope = self.relay_envelope()
-        if not envelope.rcpt_tos:
-            await self.reply(replies.NEED_RCPT)
+        if not self.envelope.rcpt_tos:
+            self.reply(replies.NEED_RCPT)
             return
         if arg:
-            await self.reply(replies.SYNTAX_DATA)
+            self.reply(replies.SYNTAX_DATA)
             return
-        await self.push(replies.START_DATA)
-        data = await self._receive_data()
-        if data is None:  # the client left mid-DATA: nothing to publish
-            self._close()
-            return
+        self.push(replies.START_DATA)
+        self._data = DataReader(self.data_size_limit)
+
+    def _data_ended(self, data: DataReader) -> None:
+        envelope, self.envelope = self.envelope, RelayEnvelope()
         status = data.refusal()
-        if status is None:
-            envelope.content = envelope.original_content = data.content
-            status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.reply(status)
+        if status is not None:
+            self.reply(status)
+            return
+        envelope.content = envelope.original_content = data.content
+        self._run(self._deliver(envelope))
 
-    async def _receive_data(self) -> DataReader | None:
-        """The data up to its closing ``CRLF . CRLF``, or None at the end of the stream.
+    async def _deliver(self, envelope: RelayEnvelope) -> None:
+        self.reply(await self.relay.data(self, envelope))
 
-        aiosmtpd reads DATA line by line, some 80 reads for a 5 KB message; this reads up to
-        each ``.CRLF`` instead and lets `DataReader` find the end and check the lines.
-        """
-        stream = self._reader
-        data = DataReader(self.data_size_limit or 0)
-        # readuntil looks for the separator within the reader's limit: one command line for
-        # aiosmtpd's commands, a larger piece for the data (restored afterwards).
-        saved_limit = stream._limit  # type: ignore[attr-defined]
-        stream._limit = DATA_READ_LIMIT  # type: ignore[attr-defined]
+    # -- STARTTLS (RFC 3207) -------------------------------------------------------------------
+
+    def smtp_STARTTLS(self, arg: str | None) -> None:
+        if arg:
+            self.push(SYNTAX_NOOP_FREE.format(command="STARTTLS"))
+            return
+        if not self.tls_context:
+            self.push(TLS_NOT_AVAILABLE)
+            return
+        if self.tls:
+            self.push(TLS_ACTIVE)
+            return
+        # Nothing the client sends now reaches the buffer before the handshake: whatever it
+        # pipelined after STARTTLS is dropped (RFC 3207 §4.2, "STARTTLS injection").
+        assert self.transport is not None
+        self.transport.pause_reading()  # type: ignore[attr-defined]
+        self._buffer = b""
+        self.push(TLS_READY)
+        self._run(self._start_tls(self.tls_context))
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        plain = self.transport
+        assert isinstance(plain, asyncio.Transport)
         try:
-            while True:
-                try:
-                    piece = await stream.readuntil(b".\r\n")
-                except asyncio.LimitOverrunError as exc:
-                    piece = await stream.readexactly(exc.consumed)
-                except asyncio.IncompleteReadError:
-                    return None
-                if data.feed(piece):
-                    return data
-        finally:
-            stream._limit = saved_limit  # type: ignore[attr-defined]
+            transport = await self.loop.start_tls(plain, self, context, server_side=True)
+        except (OSError, EOFError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            logger.info("%s TLS handshake failed: %s", self.client_ip, exc)
+            plain.close()
+            self.connection_lost(None)  # the TLS layer may not say so
+            return
+        assert transport is not None
+        self.transport = transport
+        self.tls = True
+        # RFC 3207 §4.2: what was known before TLS is forgotten (EHLO again, AUTH again).
+        self.session = Session(plain.get_extra_info("peername"))
+        self.session.ssl = {
+            name: transport.get_extra_info(name)
+            for name in ("sslcontext", "peercert", "cipher", "compression", "ssl_object")
+        }
+        self.envelope = RelayEnvelope()
+        self._buffer = b""
+        self._reset_timeout()
+
+    # -- AUTH (RFC 4954): PLAIN and LOGIN, checked by the relay off the event loop ------------
+
+    def smtp_AUTH(self, arg: str | None) -> None:
+        session = self.session
+        if self._helo_needed("EHLO"):
+            return
+        if not session.extended_smtp:
+            self.push(AUTH_NOT_RECOGNIZED)
+        elif self.auth_require_tls and not self.tls:
+            self.push(replies.ENCRYPTION_REQUIRED)
+        elif session.authenticated:
+            self.push(AUTH_ALREADY)
+        elif not arg:
+            self.push(AUTH_NO_VALUE)
+        elif len(args := arg.split()) > 2:
+            self.push(AUTH_TOO_MANY_VALUES)
+        elif args[0] not in MECHANISMS:
+            self.push(AUTH_UNKNOWN_MECHANISM)
+        else:
+            self._run(self._auth(args[0], args[1:]))
+
+    async def _auth(self, mechanism: str, initial: list[str]) -> None:
+        if mechanism == "PLAIN":
+            credentials = await self._plain(initial)
+        else:
+            credentials = await self._login(initial)
+        if credentials is None:
+            return  # answered already
+        result = await self.relay.authenticate(self, mechanism, credentials)
+        if result.success:
+            self.session.authenticated = True
+            self.session.auth_data = result.auth_data
+            self.push(result.message or AUTH_OK)
+        elif not result.handled:
+            self.push(result.message or replies.AUTH_INVALID)
+
+    async def _plain(self, initial: list[str]) -> LoginPassword | None:
+        # RFC 4616: authzid NUL authcid NUL passwd (the authzid is ignored).
+        if initial:
+            value = self._decoded(initial[0])
+        else:
+            value = await self._challenge(b"")
+        if value is None:
+            return None
+        try:
+            _, login, password = value.split(b"\x00")
+        except ValueError:
+            self.push(AUTH_CANNOT_SPLIT)
+            return None
+        return LoginPassword(login, password)
+
+    async def _login(self, initial: list[str]) -> LoginPassword | None:
+        if initial:
+            login = self._decoded(initial[0])
+        else:
+            login = await self._challenge(LOGIN_USER_PROMPT)
+        if login is None:
+            return None
+        password = await self._challenge(LOGIN_PASSWORD_PROMPT)
+        if password is None:
+            return None
+        return LoginPassword(login, password)
+
+    def _decoded(self, value: str) -> bytes | None:
+        try:
+            return b64decode(value.encode("utf-8", "surrogateescape"), validate=True)
+        except (binascii.Error, ValueError):
+            self.push(AUTH_BAD_BASE64)
+            return None
+
+    async def _challenge(self, challenge: bytes) -> bytes | None:
+        """Send a ``334`` challenge (RFC 4954 §4: a space even when empty); the client's
+        response decoded, or None once the client was answered why not."""
+        self._write(b"334 " + b64encode(challenge) + b"\r\n")
+        line = await self._read_line()
+        if line is _TOO_LONG:
+            self.push(replies.LINE_TOO_LONG)
+            return None
+        blob = line.strip()
+        if blob == b"*":
+            self.push(AUTH_ABORTED)
+            return None
+        try:
+            return b64decode(blob, validate=True)
+        except binascii.Error:
+            self.push(AUTH_BAD_BASE64)
+            return None
+
+
+_COMMANDS: dict[str, _Command] = {
+    name.removeprefix("smtp_"): function
+    for name, function in vars(RelaySMTP).items()
+    if name.startswith("smtp_")
+}

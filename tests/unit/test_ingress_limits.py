@@ -37,7 +37,7 @@ def test_one_server_admits_exactly_max_connections() -> None:
     slots = [gate.open("192.0.2.1", ["default"]) for _ in range(3)]
     assert slots[0] is not None and slots[1] is not None and slots[2] is None
     gate.close(slots[0])
-    gate.close(slots[0])  # closing twice is harmless (aiosmtpd may report a loss twice)
+    gate.close(slots[0])  # closing twice is harmless (a connection may report its loss twice)
     assert gate.open_connections == 1
     assert gate.open("192.0.2.1", ["default"]) is not None
 

@@ -1,8 +1,9 @@
 """The relay's session timeout (RFC 5321 §4.5.3.2.7): counted from the last command.
 
-aiosmtpd restarts a timer before every command; the relay moves a deadline instead and lets
-its one timer catch up (`RelaySMTP._reset_timeout`). A real server on 127.0.0.1 with a short
-timeout, a raw client: commands keep a session open past the timeout, silence ends it.
+Each command moves a deadline and the session's one timer catches up with it
+(`RelaySMTP._reset_timeout`), rather than a timer cancelled and made per command. A real
+server on 127.0.0.1 with a short timeout, a raw client: commands keep a session open past the
+timeout, silence ends it.
 """
 
 from __future__ import annotations

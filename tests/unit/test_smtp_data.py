@@ -1,5 +1,5 @@
 """Reading DATA (``postline.ingress.smtp_data``) without a socket: pieces as a stream reader
-hands them over, split anywhere."""
+hands them over (`feed`), and whatever the connection delivers, split anywhere (`take`)."""
 
 from __future__ import annotations
 
@@ -92,3 +92,52 @@ def test_nothing_more_is_taken_after_the_end() -> None:
     reader, _ = read(b".\r\n")
     with pytest.raises(ValueError):
         reader.feed(b"more")
+
+
+# -- take: what arrives from the connection, in any pieces ----------------------------------
+
+NEXT = b"MAIL FROM:<a@b.test>\r\nQUIT\r\n"  # pipelined after the data (RFC 2920)
+
+
+def take_all(stream: bytes, chunk: int, size_limit: int = 0) -> tuple[DataReader, bytes]:
+    """``stream`` taken ``chunk`` bytes at a time; the reader and what came after the end."""
+    reader = DataReader(size_limit)
+    for start in range(0, len(stream), chunk):
+        rest = reader.take(stream[start : start + chunk])
+        if rest is not None:
+            return reader, rest + stream[start + chunk :]
+    raise AssertionError("the data never ended")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5, 6, 7, 64, 10_000])
+def test_take_finds_the_end_and_what_follows_however_it_arrives(chunk: int) -> None:
+    hidden = b"\n.\nMAIL FROM:<evil@a.test>\r\n\r.\r\n.\n\r\n .\r\n"
+    data = b"Subject: x\r\n\r\n..stuffed\r\n" + hidden + b"x" * 300 + b".\r\nend\r\n"
+    reader, rest = take_all(data + b".\r\n" + NEXT, chunk)
+    assert reader.content == unstuffed(data)[:-2] + b"\r\n"
+    assert rest == NEXT
+    assert reader.refusal() is None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 100])
+def test_take_ends_an_empty_message_at_once(chunk: int) -> None:
+    reader, rest = take_all(b".\r\n" + NEXT, chunk)
+    assert (reader.content, rest) == (b"", NEXT)
+
+
+def test_take_split_at_every_position() -> None:
+    stream = b"a\r\n..b\r\n.\r\n" + NEXT
+    for cut in range(1, len(stream)):
+        reader = DataReader()
+        rest = reader.take(stream[:cut])
+        if rest is None:
+            rest = reader.take(stream[cut:])
+        else:
+            rest += stream[cut:]
+        assert (reader.content, rest) == (b"a\r\n.b\r\n", NEXT), cut
+
+
+def test_take_past_the_size_limit_reads_to_the_end() -> None:
+    reader, rest = take_all(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\n" + NEXT, 7, 60)
+    assert reader.refusal() == replies.MESSAGE_TOO_BIG
+    assert rest == NEXT

@@ -2,7 +2,8 @@
 
 Every 2xx, 4xx and 5xx reply carries an enhanced status code (RFC 2034 §3, announced with
 ENHANCEDSTATUSCODES), except the greeting and the HELO/EHLO replies, which RFC 2034 exempts.
-aiosmtpd's own replies lack them; `with_enhanced_status` adds one from the reply code.
+The replies kept from aiosmtpd (the relay's protocol until issue #13's round 7) lack them;
+`with_enhanced_status` adds one from the reply code.
 """
 
 from __future__ import annotations

@@ -758,8 +758,9 @@ class RelaySMTP(asyncio.Protocol):
             for name in ("sslcontext", "peercert", "cipher", "compression", "ssl_object")
         }
         self.envelope = RelayEnvelope()
-        self._buffer = b""
         self._reset_timeout()
+        # What the buffer holds now came inside TLS (the plain text was dropped at STARTTLS):
+        # `_command_done` answers it.
 
     # -- AUTH (RFC 4954): PLAIN and LOGIN, checked by the relay off the event loop ------------
 

@@ -79,7 +79,7 @@ COMMAND_TOO_LONG = "500 Command line too long"
 UNKNOWN_COMMAND = '500 Error: command "{command}" not recognized'
 TOO_MANY_UNKNOWN = "502 5.5.1 Too many unrecognized commands, goodbye."
 SEND_HELO_FIRST = "503 Error: send {helo} first"
-SYNTAX_NOOP_FREE = "501 Syntax: {command}"
+SYNTAX_NO_ARGUMENT = "501 Syntax: {command}"
 EXPN_NOT_IMPLEMENTED = "502 EXPN not implemented"
 TLS_NOT_AVAILABLE = "454 TLS not available"
 TLS_READY = "220 Ready to start TLS"
@@ -546,14 +546,14 @@ class RelaySMTP(asyncio.Protocol):
 
     def smtp_RSET(self, arg: str | None) -> None:
         if arg:
-            self.push(SYNTAX_NOOP_FREE.format(command="RSET"))
+            self.push(SYNTAX_NO_ARGUMENT.format(command="RSET"))
             return
         self.envelope = RelayEnvelope()
         self.push(OK)
 
     def smtp_QUIT(self, arg: str | None) -> None:
         if arg:
-            self.push(SYNTAX_NOOP_FREE.format(command="QUIT"))
+            self.push(SYNTAX_NO_ARGUMENT.format(command="QUIT"))
             return
         self.push(BYE)
         self.close()
@@ -722,7 +722,7 @@ class RelaySMTP(asyncio.Protocol):
 
     def smtp_STARTTLS(self, arg: str | None) -> None:
         if arg:
-            self.push(SYNTAX_NOOP_FREE.format(command="STARTTLS"))
+            self.push(SYNTAX_NO_ARGUMENT.format(command="STARTTLS"))
             return
         if not self.tls_context:
             self.push(TLS_NOT_AVAILABLE)

@@ -2,7 +2,8 @@
 
 `RelaySMTP` parses the bytes in `data_received`; these check the reading itself — pipelined
 commands answered in order, a command arriving a byte at a time, lines beyond the limits,
-unknown commands, and STARTTLS dropping what was pipelined behind it (RFC 3207 §4.2). The
+unknown commands, STARTTLS dropping what was pipelined behind it (RFC 3207 §4.2), and what a
+client sends ahead of a command that waits read only up to a limit. The
 transaction and its replies are the integration tests' (`tests/integration/test_smtp_*`).
 """
 
@@ -15,16 +16,20 @@ from pathlib import Path
 
 import yaml
 
-from postline.common.policy import parse_policy
+from postline.common.policy import Policy, parse_policy
 from postline.ingress.relay import RelayHandler, start_smtp
+from postline.ingress.smtp_protocol import PIPELINE_LIMIT, RelayEnvelope, RelaySMTP
 from postline.ingress.tls import server_context
 from tests.tls_support import make_ca
 
 Session = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def _policy() -> object:
-    data = {"version": 1, "servers": {"default": {"return_path_domain": "bounce.example.test"}}}
+def _policy(relay: dict[str, object] | None = None) -> Policy:
+    server: dict[str, object] = {"return_path_domain": "bounce.example.test"}
+    if relay:
+        server["relay"] = relay
+    data = {"version": 1, "servers": {"default": server}}
     return parse_policy(yaml.safe_dump(data))
 
 
@@ -40,10 +45,16 @@ async def _reply(reader: asyncio.StreamReader) -> str:
             return "\n".join(lines)
 
 
-def _talk(session: Session, tls: ssl.SSLContext | None = None) -> None:
+def _talk(
+    session: Session,
+    tls: ssl.SSLContext | None = None,
+    handler: RelayHandler | None = None,
+) -> None:
     async def main() -> None:
         policy = _policy()
-        handler = RelayHandler(None, lambda: policy, "relay.test")  # type: ignore[arg-type]
+        nonlocal handler
+        if handler is None:
+            handler = RelayHandler(None, lambda: policy, "relay.test")  # type: ignore[arg-type]
         server = await start_smtp(handler, "127.0.0.1", 0, tls_context=tls)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -135,3 +146,44 @@ def test_what_was_pipelined_after_starttls_is_dropped(tmp_path: Path) -> None:
         assert await _reply(reader) == "503 5.5.1 Error: TLS already active"
 
     _talk(session, tls=server_context(files.cert_file, files.key_file))
+
+
+class _HeldPublish(RelayHandler):
+    """Relays for loopback without AUTH; each message's publish waits until ``release``."""
+
+    def __init__(self) -> None:
+        policy = _policy({"relay_without_auth_from": ["127.0.0.0/8"]})
+        super().__init__(None, lambda: policy, "relay.test")  # type: ignore[arg-type]
+        self.release = asyncio.Event()
+        self.connection: RelaySMTP | None = None
+
+    async def data(self, conn: RelaySMTP, relay_envelope: RelayEnvelope) -> str:
+        self.connection = conn
+        await self.release.wait()
+        return "250 OK queued"
+
+
+def test_what_a_client_sends_ahead_of_a_waiting_publish_is_read_only_up_to_a_limit() -> None:
+    handler = _HeldPublish()
+    noops = 50_000  # 300 KB: far past PIPELINE_LIMIT
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"EHLO me\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n")
+        writer.write(b"Subject: x\r\n\r\nhello\r\n.\r\n" + b"NOOP\r\n" * noops)
+        for _ in range(4):
+            await _reply(reader)  # EHLO, MAIL, RCPT, DATA's 354
+        await asyncio.sleep(0.3)
+        connection = handler.connection
+        assert connection is not None
+        # The kernel's and the client's buffers hold the rest; the relay stopped reading.
+        assert connection._read_paused
+        assert len(connection._buffer) <= PIPELINE_LIMIT + 256 * 1024
+        handler.release.set()
+        assert await _reply(reader) == "250 2.0.0 OK queued"
+        for _ in range(noops):
+            assert await _reply(reader) == "250 2.0.0 OK"
+        assert not connection._read_paused
+        writer.write(b"QUIT\r\n")
+        assert await _reply(reader) == "221 2.0.0 Bye"
+
+    _talk(session, handler=handler)

@@ -66,6 +66,9 @@ BOGUS_LIMIT = 5
 MECHANISMS = ("LOGIN", "PLAIN")
 LOGIN_USER_PROMPT = b"User Name\x00"
 LOGIN_PASSWORD_PROMPT = b"Password\x00"
+# What a client may send ahead while a command waits (a pipelined batch is far smaller): beyond
+# it the connection is not read until the command is done, as a stream reader's limit did.
+PIPELINE_LIMIT = 64 * 1024
 # A session timer may fire this much before its deadline (the loop's clock resolution)
 # and still count as expired.
 TIMER_SLACK = 0.01
@@ -264,6 +267,8 @@ class RelaySMTP(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None  # a command that waits for something
         self._line_waiter: asyncio.Future[None] | None = None  # that task, for a line
         self._write_paused = False
+        self._read_paused = False  # by PIPELINE_LIMIT
+        self._starting_tls = False
         self._closing = False
         self._lost = False
         self._unknown_left = BOGUS_LIMIT
@@ -324,6 +329,14 @@ class RelaySMTP(asyncio.Protocol):
                 self._line_waiter.set_result(None)
         elif self._task is None:
             self._process()
+        elif len(self._buffer) > PIPELINE_LIMIT and not self._starting_tls:
+            # Not during STARTTLS: its handshake owns the plain transport's reading.
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()  # type: ignore[attr-defined]
 
     def pause_writing(self) -> None:
         # The client reads no replies: stop reading its commands until it does (asyncio's
@@ -335,7 +348,8 @@ class RelaySMTP(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         if self.transport is not None and not self._closing:
-            self.transport.resume_reading()  # type: ignore[attr-defined]
+            if not self._read_paused:
+                self.transport.resume_reading()  # type: ignore[attr-defined]
             if self._task is None:
                 self._process()
 
@@ -462,6 +476,7 @@ class RelaySMTP(asyncio.Protocol):
 
     def _command_done(self, task: asyncio.Task[None]) -> None:
         self._task = None
+        self._starting_tls = False
         if task.cancelled():
             return
         error = task.exception()
@@ -469,6 +484,10 @@ class RelaySMTP(asyncio.Protocol):
             self.push(self.relay.unexpected_error(error))
         if not self._closing:
             self._process()
+            if self._read_paused and self._task is None and not self._closing:
+                self._read_paused = False
+                if not self._write_paused and self.transport is not None:
+                    self.transport.resume_reading()  # type: ignore[attr-defined]
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -736,6 +755,7 @@ class RelaySMTP(asyncio.Protocol):
         self.transport.pause_reading()  # type: ignore[attr-defined]
         self._buffer = b""
         self.push(TLS_READY)
+        self._starting_tls = True
         self._run(self._start_tls(self.tls_context))
 
     async def _start_tls(self, context: ssl.SSLContext) -> None:

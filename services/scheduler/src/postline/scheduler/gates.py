@@ -85,6 +85,24 @@ def gate_name(server: str, speed_key: str) -> str:
     return f"{server}/{speed_key}"
 
 
+async def granted(future: asyncio.Future[str | None], timeout: float) -> str | None:
+    """The grant id a waiting delivery gets (``Gates.wait``), or None when it was let go or
+    ``timeout`` passed first: then it goes back to its backlog queue. One timer that lets it
+    go, not ``asyncio.wait`` (a set, a waiter future and a callback more per delivery)."""
+    if not future.done():
+        timer = asyncio.get_running_loop().call_later(timeout, _give_up, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+    return future.result()
+
+
+def _give_up(future: asyncio.Future[str | None]) -> None:
+    if not future.done():
+        future.set_result(None)  # as ``let_go`` does: ``pump`` passes it by
+
+
 def spacing(limit: SpeedLimit | None) -> float:
     """The least time between two grants of a key (its interval or rate)."""
     if limit is None:

@@ -39,7 +39,7 @@ from postline.scheduler import metrics, queues
 from postline.scheduler.backlogs import Backlogs
 from postline.scheduler.busy import Busy
 from postline.scheduler.consuming import Consumers
-from postline.scheduler.gates import Gate, Gates, spacing
+from postline.scheduler.gates import Gate, Gates, granted, spacing
 from postline.scheduler.interfaces import GrantOutcome, Pipeline
 from postline.scheduler.leases import SHRINK_AFTER, StateBook
 from postline.scheduler.pauses import PausedDomains
@@ -261,12 +261,9 @@ class ShardRuntime:
         future = self.gates.wait(gate, task.priority)
         self._waiting_here += 1
         try:
-            done, _ = await asyncio.wait({future}, timeout=self.settings.max_wait)
+            grant_id = await granted(future, self.settings.max_wait)
         finally:
             self._waiting_here -= 1
-        if not done and future.cancel():
-            return False
-        grant_id = future.result()
         if grant_id is None:
             return False
         if self.sent.seen(task):
@@ -284,12 +281,9 @@ class ShardRuntime:
         gate.last_active = self.clock()
         self.backlogs.follow_limit(gate)
         future = self.gates.wait(gate, task.priority)
-        done, _ = await asyncio.wait({future}, timeout=self.settings.max_wait)
-        if not done and future.cancel():
-            raise Requeue  # back to the queue before RabbitMQ's consumer timeout
-        grant_id = future.result()
+        grant_id = await granted(future, self.settings.max_wait)
         if grant_id is None:
-            raise Requeue
+            raise Requeue  # let go, or back to the queue before RabbitMQ's consumer timeout
         if self.sent.seen(task):
             self.gates.free(gate, grant_id)
             return

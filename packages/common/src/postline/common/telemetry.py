@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import threading
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -284,11 +285,31 @@ def extract_context(headers: Mapping[str, Any]) -> _Attached:
 _W3C = TraceContextTextMapPropagator()
 
 
+# The form ``traceparent_in`` writes (version 00, lower-case hex, nothing after the flags):
+# read here directly; anything else is left to the propagator.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_NO_TRACE_ID = "0" * 32
+_NO_SPAN_ID = "0" * 16
+
+
 def extract_traceparent(traceparent: str) -> _Attached:
     """Make the trace of a batch item (its ``traceparent``; '' for none) current; call
-    ``detach()`` when done. The same context ``extract_context`` makes of that header."""
-    carrier = {"traceparent": traceparent} if traceparent else {}
-    return _Attached(otel_context.attach(_W3C.extract(carrier)))
+    ``detach()`` when done. The same context ``extract_context`` makes of that header, made
+    without the propagator's carrier, getter and search when it is in the usual form (about
+    half the time; three items a delivery in the scheduler)."""
+    found = _TRACEPARENT.fullmatch(traceparent)
+    if found is None or found[1] == _NO_TRACE_ID or found[2] == _NO_SPAN_ID:
+        carrier = {"traceparent": traceparent} if traceparent else {}
+        return _Attached(otel_context.attach(_W3C.extract(carrier)))
+    trace_id, span_id, flags = found.groups()
+    remote = trace.SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(int(flags, 16)),
+    )
+    context = trace.set_span_in_context(trace.NonRecordingSpan(remote), otel_context.Context())
+    return _Attached(otel_context.attach(context))
 
 
 def traceparent_in(context: contextvars.Context) -> str:

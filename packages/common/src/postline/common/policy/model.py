@@ -344,15 +344,22 @@ class Server(PolicyModel):
     # `recipient` is the envelope recipient.
 
     @property
+    def _speed_table(self) -> SpeedTable:
+        # ``self._speed``, read from pydantic's store of private values directly: the plain
+        # attribute goes through ``BaseModel.__getattr__`` (1.8 against 0.2 µs), and the
+        # scheduler asks twice per delivery, the sender once per attempt.
+        return self.__pydantic_private__["_speed"]  # type: ignore[index]
+
+    @property
     def uses_mx_rules(self) -> bool:
         """Whether speed rules match MX hosts, so the scheduler must know them."""
-        return self._speed.uses_mx
+        return self._speed_table.uses_mx
 
     def speed_for(self, domain: str, mx_hosts: Iterable[str] = ()) -> SpeedLimit:
         """The limits for a recipient domain (see :mod:`postline.common.policy.speed`):
         the first non-``*`` rule that matches the domain, or one of ``mx_hosts`` for an ``mx``
         rule, else the ``*`` rule."""
-        return self._speed.limit_for(domain, mx_hosts)
+        return self._speed_table.limit_for(domain, mx_hosts)
 
     def route_for(self, domain: str) -> Route | None:
         return next((r for r in self.routes if r.applies_to(domain)), None)

@@ -24,6 +24,7 @@ replaces it. ("Held" is the prohibited hours' word: a delivery held until a wind
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from prometheus_client import Counter
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import RECEIVED, PoisonMessage, decode
@@ -202,7 +204,7 @@ class StateBook:
     def _decode(self, incoming: AbstractIncomingMessage) -> ProtoMessage | None:
         try:
             message = decode(incoming.body, dict(incoming.headers or {}), STATE_TYPES)
-            RECEIVED.labels(message.DESCRIPTOR.full_name).inc()
+            _received(message.DESCRIPTOR.full_name).inc()
             return message
         except (DecodeError, PoisonMessage) as exc:
             logger.error("shard %d: unreadable state message dropped: %s", self.number, exc)
@@ -278,6 +280,13 @@ class StateBook:
                 continue  # a copy is on its way already
             self.renewing.add(grant_id)
             await self.broker.publish(queues.state_key(self.number), grant)
+
+
+@functools.cache
+def _received(type_name: str) -> Counter:
+    """The ``RECEIVED`` counter of a state message's type, looked up once (a lease message
+    comes back for every message of tasks)."""
+    return RECEIVED.labels(type_name)
 
 
 def lease_grants(message: ProtoMessage | None) -> list[scheduler_pb2.SpeedLease] | None:

@@ -41,3 +41,9 @@ def decided(decision: str) -> Counter:
     """The ``DECISIONS`` counter of one decision, looked up once (deliveries count one or
     two decisions each)."""
     return DECISIONS.labels(decision=decision)
+
+
+@functools.cache
+def scheduled(attempt: str) -> Counter:
+    """The ``TASKS`` counter of first attempts or of retries, looked up once (one a grant)."""
+    return TASKS.labels(attempt=attempt)

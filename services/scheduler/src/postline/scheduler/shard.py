@@ -313,7 +313,7 @@ class ShardRuntime:
             self.number,
         )
         self.sent.add(task, now)
-        metrics.TASKS.labels(attempt="first" if task.attempt == 1 else "retry").inc()
+        metrics.scheduled("first" if task.attempt == 1 else "retry").inc()
         metrics.decided("granted").inc()
 
     def release(self, task: delivery_pb2.DeliveryTask) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 from postline.common.policy import SpeedLimit
-from postline.scheduler.gates import Gates, granted
+from postline.scheduler.gates import Gate, Gates, granted
 from postline.scheduler.pauses import PausedDomains
 
 LIMIT = SpeedLimit(
@@ -29,6 +29,15 @@ def _gates() -> Gates:
     return Gates(lambda: T0, PausedDomains(lambda: T0), claimed_at=0.0)
 
 
+async def _slot_taken() -> tuple[Gates, Gate, str]:
+    """A gate of one connection whose slot is granted: the next waiter waits."""
+    gates = _gates()
+    gate = gates.gate("main", LIMIT)
+    first = await granted(gates.wait(gate, 1), timeout=60)
+    assert first is not None
+    return gates, gate, first
+
+
 async def test_a_free_slot_is_granted_at_once() -> None:
     gates = _gates()
     gate = gates.gate("main", LIMIT)
@@ -38,10 +47,7 @@ async def test_a_free_slot_is_granted_at_once() -> None:
 
 
 async def test_a_waiter_gets_the_slot_a_result_frees() -> None:
-    gates = _gates()
-    gate = gates.gate("main", LIMIT)
-    first = await granted(gates.wait(gate, 1), timeout=60)
-    assert first is not None
+    gates, gate, first = await _slot_taken()
     waiting = asyncio.ensure_future(granted(gates.wait(gate, 1), timeout=60))
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -52,9 +58,7 @@ async def test_a_waiter_gets_the_slot_a_result_frees() -> None:
 
 
 async def test_a_let_go_waiter_gets_none() -> None:
-    gates = _gates()
-    gate = gates.gate("main", LIMIT)
-    await granted(gates.wait(gate, 1), timeout=60)
+    gates, gate, _ = await _slot_taken()
     waiting = asyncio.ensure_future(granted(gates.wait(gate, 1), timeout=60))
     await asyncio.sleep(0)
     gates.let_go(gate)
@@ -62,10 +66,7 @@ async def test_a_let_go_waiter_gets_none() -> None:
 
 
 async def test_a_waiter_past_its_time_gets_none_and_takes_no_slot_freed_later() -> None:
-    gates = _gates()
-    gate = gates.gate("main", LIMIT)
-    first = await granted(gates.wait(gate, 1), timeout=60)
-    assert first is not None
+    gates, gate, first = await _slot_taken()
     assert await granted(gates.wait(gate, 1), timeout=0.01) is None
     gates.free(gate, first)
     assert not gate.state.in_flight  # the slot stays free for the next one
@@ -73,10 +74,7 @@ async def test_a_waiter_past_its_time_gets_none_and_takes_no_slot_freed_later() 
 
 
 async def test_a_cancelled_waiter_takes_no_slot_freed_later() -> None:
-    gates = _gates()
-    gate = gates.gate("main", LIMIT)
-    first = await granted(gates.wait(gate, 1), timeout=60)
-    assert first is not None
+    gates, gate, first = await _slot_taken()
     waiting = asyncio.ensure_future(granted(gates.wait(gate, 1), timeout=60))
     await asyncio.sleep(0)
     waiting.cancel()

@@ -18,6 +18,19 @@ from tests.rabbitmq_node import RabbitNode
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_POLICY = ROOT / "postline.dev.yaml"
+# Set on a test's item when its call failed: a fixture tearing down after it can print what
+# it holds (a stack's logs), since pytest does not raise a test's failure in its fixtures.
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    if report.when == "call" and report.failed:
+        item.stash[CALL_FAILED] = True
+    return report
+
+
 __all__ = ["DEV_POLICY", "ROOT", "apoll_until", "poll_until"]
 
 

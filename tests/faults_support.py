@@ -226,6 +226,20 @@ def all_ready(stack: Stack) -> bool:
     return all(status == 200 for status, _ in readiness(stack).values())
 
 
+def wait_ready(stack: Stack, what: str, timeout: float) -> None:
+    """Wait until every service's ``/readyz`` says 200; fail naming those that did not and
+    what their ``/readyz`` said last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        unready = {n: a for n, a in readiness(stack).items() if a[0] != 200}
+        if not unready:
+            return
+        if time.monotonic() > deadline:
+            said = "; ".join(f"{n}: {s} {body.strip()!r}" for n, (s, body) in unready.items())
+            raise AssertionError(f"not ready {timeout:.0f}s after {what}: {said}")
+        time.sleep(0.5)
+
+
 class Ballast:
     """A full disk under a ClickHouse data path: a tmpfs of ``size`` mounted there before the
     stack starts, filled with a ballast file on ``fill`` — and kept full (ClickHouse frees

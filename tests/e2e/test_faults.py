@@ -39,13 +39,13 @@ import pytest
 
 from postline.devstack import Ports, Stack
 from postline.simulator.client import SimulatorClient
+from tests.conftest import CALL_FAILED
 from tests.e2e.conftest import PORT_OFFSET, shifted_policy
 from tests.faults_support import (
     Ballast,
     Load,
     Outcome,
     Supervision,
-    all_ready,
     api_data,
     can_mount,
     encode_plain,
@@ -53,6 +53,7 @@ from tests.faults_support import (
     kill,
     queued_by_sender,
     readiness,
+    wait_ready,
 )
 from tests.polling import poll_until
 from tests.rabbitmq_node import RabbitNode
@@ -196,8 +197,15 @@ class Faults:
         return {"unready": {n: body.strip() for n, body in said.items()}}
 
 
+def print_logs(folder: Path) -> None:
+    for log in sorted(folder.glob("*.log")):
+        print(f"==== {log.name}\n{log.read_text(errors='replace')[-6000:]}")
+
+
 @pytest.fixture
-def faulty(rabbit_node: RabbitNode, tmp_path: Path) -> Iterator[tuple[Stack, list[Ballast]]]:
+def faulty(
+    rabbit_node: RabbitNode, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Stack, list[Ballast]]]:
     if not can_mount(tmp_path):
         pytest.skip("cannot mount a tmpfs here (root needed): no full-disk fault")
     ports = Ports(offset=PORT_OFFSET)
@@ -221,9 +229,11 @@ def faulty(rabbit_node: RabbitNode, tmp_path: Path) -> Iterator[tuple[Stack, lis
         stack.start(timeout=120)
         yield stack, disks
     except BaseException:
-        for log in sorted((tmp_path / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text(errors='replace')[-6000:]}")
+        print_logs(tmp_path / "logs")
         raise
+    else:
+        if request.node.stash.get(CALL_FAILED, False):
+            print_logs(tmp_path / "logs")
     finally:
         stack.stop()
         if KEEP:
@@ -266,7 +276,7 @@ def test_nothing_accepted_is_lost_through_every_fault(
             if name == "ingress killed mid-DATA":
                 ingress_kills.append(at)
             detail = inject()
-            poll_until(lambda: all_ready(stack), f"every service ready after: {name}", 180, 0.5)
+            wait_ready(stack, name, 180)
             observed.append(
                 {"fault": name, "ready_again_after": round(time.monotonic() - at, 1), **detail}
             )

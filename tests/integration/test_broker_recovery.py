@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 import pytest_asyncio
 
 from postline.common.broker import Broker, Topology
+from postline.common.broker import connection as broker_connection
 from postline.common.broker.consumer import MessageMeta
 from postline.common.broker.topology import SENDER_TASKS, TASK_KEY
 from postline.common.health import Readiness
@@ -24,6 +27,7 @@ from postline.v1 import delivery_pb2, events_pb2
 from tests.polling import apoll_until
 from tests.ports import free_port
 from tests.rabbitmq_node import RabbitNode
+from tests.tcp_relay import TcpRelay
 
 SUPPRESSION_KEY = "suppression.change"
 
@@ -159,3 +163,79 @@ async def test_waiting_for_a_broker_at_start_ends_when_asked() -> None:
     assert not connecting.done() and broker.problem == "not connected yet"
     stop.set()
     assert await connecting is False
+
+
+@pytest_asyncio.fixture
+async def relay(private_amqp_url: str) -> AsyncIterator[TcpRelay]:
+    """A relay in front of the private node (see ``tests/tcp_relay.py``)."""
+    port = urllib.parse.urlsplit(private_amqp_url).port
+    assert port is not None
+    relay = TcpRelay("127.0.0.1", port)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+
+
+def through(relay: TcpRelay, url: str, query: str = "") -> str:
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{relay.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+async def test_a_reconnect_the_broker_never_answers_is_made_again(
+    relay: TcpRelay, private_amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that takes the connection and says nothing (one stopping or starting) does
+    not keep the service from reconnecting: the attempt is given up and made again."""
+    monkeypatch.setattr(broker_connection, "CONNECT_SECONDS", 2.0)
+    broker = Broker(through(relay, private_amqp_url), Topology(2), publish_timeout=30)
+    await broker.connect()
+    consumed = Consumed()
+    await broker.consume(SENDER_TASKS, delivery_pb2.DeliveryTask, consumed.on_task)
+    try:
+        relay.go_silent()
+        relay.cut()
+        await apoll_until(lambda: broker.problem, "the lost connection to show")
+        # Attempts meanwhile are taken and never answered; without a limit the first would
+        # wait for ever.
+        await asyncio.sleep(2 * broker_connection.CONNECT_SECONDS + 1)
+        assert broker.problem
+        relay.forward()
+        await apoll_until(lambda: broker.ready, "connected again", timeout=20)
+        await broker.publish(TASK_KEY, task("after"))
+        await apoll_until(lambda: "after" in consumed.tasks, "a task consumed again")
+    finally:
+        await broker.close()
+
+
+async def test_a_broker_gone_silent_is_noticed_by_the_heartbeat(
+    relay: TcpRelay, private_amqp_url: str
+) -> None:
+    """A broker gone without a word (its host lost, a network cut: no close reaches the
+    service) is noticed after missed heartbeats, here the URL's 1 s, and connected to again."""
+    url = through(relay, private_amqp_url, "heartbeat=1")
+    broker = Broker(url, Topology(2), publish_timeout=30)
+    await broker.connect()
+    try:
+        await apoll_until(lambda: broker.ready, "ready")
+        relay.go_silent()
+        problem = await apoll_until(lambda: broker.problem, "the silence noticed", timeout=20)
+        assert "connection to RabbitMQ lost" in problem
+        relay.forward()
+        await apoll_until(lambda: broker.ready, "connected again", timeout=20)
+        await broker.publish(TASK_KEY, task("after"))
+    finally:
+        await broker.close()
+
+
+def test_connections_get_a_heartbeat_and_a_time_limit_unless_the_url_sets_them() -> None:
+    options = broker_connection.connection_options("amqp://guest:guest@127.0.0.1:5672/v")
+    assert options == {
+        "timeout": broker_connection.CONNECT_SECONDS,
+        "heartbeat": broker_connection.HEARTBEAT_SECONDS,
+    }
+    assert broker_connection.connection_options("amqp://h:5672/v?heartbeat=5") == {
+        "timeout": broker_connection.CONNECT_SECONDS
+    }

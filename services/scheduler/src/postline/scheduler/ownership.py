@@ -26,7 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from postline.common.broker import Broker
-from postline.common.broker.connection import CLOSE_SECONDS
+from postline.common.broker.connection import CLOSE_SECONDS, connection_options
 from postline.common.redact import redact_url
 from postline.scheduler import metrics, queues
 from postline.scheduler.shard import ShardRuntime
@@ -59,7 +59,7 @@ class Ownership:
         """Own what the broker gives us until ``stop``; reconnect when the connection drops."""
         while not stop.is_set():
             try:
-                connection = await aio_pika.connect(self.url)
+                connection = await aio_pika.connect(self.url, **connection_options(self.url))
             except (aio_pika.exceptions.AMQPError, OSError) as exc:
                 logger.warning(
                     "%s: cannot connect for shards (%s); retrying", redact_url(self.url), exc

@@ -5,6 +5,9 @@ reconnects (every ``RECONNECT_SECONDS``), reopens each channel, declares again w
 declared on it and subscribes its consumers again. A consumer's queue is therefore always
 taken with a (passive) declaration, which registers it with its channel: a queue object made
 without one is not restored, and its consumer would silently stay gone after a reconnect.
+Each connection attempt has a time limit (one the broker takes and never answers, while it
+stops or starts, is given up and made again), and a heartbeat notices a broker gone without a
+word (``connection_options``).
 
 A watchdog checks once a second that the connection is up, the publish channel open and every
 consumer subscribed on a live channel: ``problem`` (and ``/readyz``, through it) says what is
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -58,6 +62,24 @@ WATCH_SECONDS = 1.0
 CLOSE_SECONDS = 5.0
 # Errors of a connection attempt that is worth repeating.
 CONNECT_ERRORS = (aio_pika.exceptions.AMQPError, OSError, TimeoutError)
+# One connection attempt (TCP, AMQP handshake, vhost open) may take this long: without a
+# limit, an attempt the broker never answers (one made while it was stopping or starting)
+# waits for ever, and the process reconnects no more.
+CONNECT_SECONDS = 15.0
+# A broker gone without closing the connection (its host lost, a network cut) is noticed
+# after three missed heartbeats: RabbitMQ's default of 60 s makes that over three minutes.
+HEARTBEAT_SECONDS = 20
+# While a problem lasts, the watchdog says so again this often.
+REMIND_SECONDS = 30.0
+
+
+def connection_options(url: str) -> dict[str, Any]:
+    """The options every connection to RabbitMQ is opened with: a heartbeat the URL may set
+    itself (``?heartbeat=``), and a time limit on each attempt."""
+    options: dict[str, Any] = {"timeout": CONNECT_SECONDS}
+    if "heartbeat" not in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query):
+        options["heartbeat"] = HEARTBEAT_SECONDS
+    return options
 
 
 class Subscription:
@@ -105,7 +127,7 @@ class Broker:
         while True:
             try:
                 connection = await aio_pika.connect_robust(
-                    self.url, reconnect_interval=RECONNECT_SECONDS
+                    self.url, reconnect_interval=RECONNECT_SECONDS, **connection_options(self.url)
                 )
                 break
             except CONNECT_ERRORS as exc:
@@ -198,16 +220,23 @@ class Broker:
         return subscription
 
     async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
         was: str | None = None
+        since = said = loop.time()
         while True:
             problem = await self._find_problem()
             self._problem = problem
+            now = loop.time()
             if problem != was:
                 if problem is not None:
                     logger.warning("RabbitMQ: %s", problem)
                 else:
                     logger.info("RabbitMQ: publishing and consuming again")
                 was = problem
+                since = said = now
+            elif problem is not None and now - said >= REMIND_SECONDS:
+                logger.warning("RabbitMQ: %s (for %.0f s)", problem, now - since)
+                said = now
             await asyncio.sleep(WATCH_SECONDS)
 
     async def _find_problem(self) -> str | None:

@@ -26,6 +26,7 @@ from postline.reports.store import Store
 from postline.v1 import events_pb2
 from tests.integration.reports_support import NOW, deliveries, errors
 from tests.polling import apoll_until
+from tests.rabbitmq_node import RabbitNode
 
 
 @pytest_asyncio.fixture
@@ -379,3 +380,40 @@ async def test_the_schema_can_travel_with_the_insert(store: Store) -> None:
     ]
     assert await ingest.write(batch) == 5
     assert await stored(store) == (4, 1, 4, 2)
+
+
+async def test_a_broker_restart_while_backing_off_does_not_stop_the_consumer(
+    private_amqp_url: str, rabbit_node: RabbitNode
+) -> None:
+    """The consumer subscribes again after a failed write's pause; when RabbitMQ is down at
+    that moment it tries again until it is back, rather than stopping for good."""
+    broker = Broker(private_amqp_url, Topology(1), publish_timeout=30)
+    await broker.connect()
+    failing = True
+    written: list[int] = []
+
+    async def write(raws: Any) -> int:
+        if failing:
+            raise RuntimeError("ClickHouse is away")
+        written.append(len(raws))
+        return len(raws)
+
+    consumer = BatchConsumer(
+        broker, REPORTS_EVENTS, write, max_wait=0.1, retry_for=0.1,
+        backoff=Backoff(first=6.0, maximum=6.0),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        events = deliveries(5)
+        await publish(broker, events)
+        # The second failure hands the events back; the consumer subscribes again in 6 s.
+        await apoll_until(lambda: _failing(consumer), "the events handed back", timeout=30)
+        await asyncio.to_thread(rabbit_node.stop_app)
+        await asyncio.sleep(8)
+        failing = False
+        await asyncio.to_thread(rabbit_node.start_app)
+        await apoll_until(lambda: sum(written) == len(events), "the events written", timeout=60)
+        assert consumer.problem() is None
+    finally:
+        await consumer.stop()
+        await broker.close()

@@ -60,6 +60,8 @@ FAILURES = Counter(METRIC_INGEST_FAILURES, "failed ingest batch writes")
 # messages that can never be written (they are dead-lettered and the rest written).
 Write = Callable[[Sequence[Raw]], Awaitable[int]]
 
+# Subscribing again while RabbitMQ is away is tried this often.
+RESUBSCRIBE_SECONDS = 1.0
 # Bodies assumed at most this large until messages have been seen (sizes the first prefetch).
 LARGEST_MESSAGE = 256 * 1024
 
@@ -157,6 +159,24 @@ class BatchConsumer:
         if self._queue is not None and self._subscription is None:
             self._subscription = await self.broker.subscribe(self._queue, self._on_message)
 
+    async def _subscribe_again(self) -> None:
+        """Consume again, with the current prefetch. While RabbitMQ is away (the channel
+        closed under us) try again every ``RESUBSCRIBE_SECONDS``: the channel comes back with
+        the connection, and a consumer that gave up here would never take a message again."""
+        while not self._stopping and self._channel is not None:
+            try:
+                await self._channel.set_qos(prefetch_count=self.prefetch)
+                await self._consume()
+                return
+            except (AMQPError, RuntimeError, ConnectionError) as exc:
+                logger.warning(
+                    "%s: cannot consume again yet (%r); trying again in %.0fs",
+                    self.queue_name,
+                    exc,
+                    RESUBSCRIBE_SECONDS,
+                )
+                await self._pause(RESUBSCRIBE_SECONDS)
+
     async def _cancel(self) -> None:
         """Ask the broker for no more deliveries (those delivered stay ours until settled)."""
         if self._subscription is not None:
@@ -177,12 +197,8 @@ class BatchConsumer:
             return
         logger.info("%s: prefetch %d -> %d", self.queue_name, self.prefetch, wanted)
         self.prefetch = wanted
-        if self._subscription is None:  # not consuming (backing off): the next _consume uses it
-            await self._channel.set_qos(prefetch_count=wanted)
-            return
         await self._cancel()
-        await self._channel.set_qos(prefetch_count=wanted)
-        await self._consume()
+        await self._subscribe_again()
 
     def _is_full(self) -> bool:
         # Holding all the prefetch allows, nothing more comes until a batch is acked.
@@ -240,8 +256,7 @@ class BatchConsumer:
                     return
                 # The events wait in the queue (its depth shows the backlog) until we retry.
                 await self._pause(self.backoff.delay(self.failures))
-                if not self._stopping:
-                    await self._consume()
+                await self._subscribe_again()
 
     async def _flush(self, batch: list[AbstractIncomingMessage]) -> bool:
         """Write a batch and settle it; False if it went back to the queue."""

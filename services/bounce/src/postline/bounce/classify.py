@@ -168,6 +168,15 @@ class ReplyRules:
                 return self.code_names[key]
         return ""
 
+    def _vetoed(self, f: Failure, rule: TextRule) -> bool:
+        """Whether another reason's words overrule this reason's code (and its own words
+        are not there to back it)."""
+        return (
+            bool(rule.veto)
+            and any(self._says(f, v) for v in rule.veto)
+            and not self._says(f, rule.name)
+        )
+
     def _first(self, f: Failure, code_name: str) -> str:
         for name in self.first_pass:
             rule = self.reasons[name]
@@ -176,11 +185,7 @@ class ReplyRules:
             # A veto (another reason's words overruling this one's code) yields to this
             # reason's own words: a 5.1.1 that says "not listed in the directory" is an
             # unknown user even though "listed" is also a blocklist's word.
-            vetoed = (
-                bool(rule.veto)
-                and any(self._says(f, v) for v in rule.veto)
-                and not self._says(f, name)
-            )
+            vetoed = self._vetoed(f, rule)
             if f.command and f.command in rule.commands and not vetoed:
                 return name
             if code_name == name and not vetoed:
@@ -215,7 +220,10 @@ class ReplyRules:
                 if self._says(f, name):
                     return name
         elif code_name and code_name not in self.uncertain:
-            return code_name
+            if not self._vetoed(f, self.reasons[code_name]):
+                return code_name
+            # The code's reason is overruled by words the first pass does not read
+            # (policy-violation, not-accept): the second pass's words decide.
         for name in self.second_pass:
             if self._says(f, name):
                 return name

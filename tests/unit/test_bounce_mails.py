@@ -1125,3 +1125,33 @@ def test_a_notice_text_without_headers_is_read_by_its_words() -> None:
     chat = "Hi Joe,\r\n\r\nyour message was lovely; see you at 5 at joe@example.org's.\r\n"
     assert parse_bounce(chat.encode()).kind is not Kind.BOUNCE
     assert parse_bounce(_text("Re: Hello", chat, "ann@example.org")).kind is not Kind.BOUNCE
+
+
+def test_notice_wordings_read_without_headers_even_when_wrapped() -> None:
+    # Each notice text alone (no From, no Subject) is read by its wording; a sentence the
+    # notice wraps ("could not\nbe delivered") is still that sentence.
+    notices = {
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n\r\n"
+        "<u1@example.org>: 550 5.1.1 User unknown\r\n": ("u1@example.org", 2),
+        "This is the Postfix program at host mx.example.net.\r\n\r\n"
+        "<u2@example.org>: host mx.example.org[192.0.2.1] said: 552 5.2.2 Mailbox full\r\n": (
+            "u2@example.org",
+            5,
+        ),
+        "   ----- Transcript of session follows -----\r\n"
+        "550 5.1.1 <u3@example.org>... User unknown\r\n": ("u3@example.org", 2),
+        "Your message could not be sent.\r\n"
+        "u4@example.org: [192.0.2.4], 550 5.1.1 No such user\r\n": ("u4@example.org", 2),
+        "Échec de la remise pour ces destinataires ou groupes :\r\n\r\n"
+        "u5@example.org\r\nRemote Server returned '550 5.1.1 User unknown'\r\n": (
+            "u5@example.org",
+            2,
+        ),
+        "------- Failure Reasons  --------\r\n\r\nUser not listed in public Name & Address"
+        " Book\r\nu6@example.org\r\n": ("u6@example.org", 2),
+    }
+    for notice, want in notices.items():
+        report, verdicts = classify_mail(notice.encode())
+        assert report.kind is Kind.BOUNCE, notice
+        assert [(v.recipient, v.status) for v in verdicts] == [want], notice

@@ -21,6 +21,11 @@ def _parts(sample: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("rule", reply_rules().text, ids=lambda r: r.sample[:40])
 def test_each_text_rule_classifies_its_sample(rule) -> None:  # type: ignore[no-untyped-def]
+    if rule.delay_text:
+        # Words that count only in a delay notice: the sample is one recipient's delay.
+        code, enhanced, text = _parts(rule.sample)
+        assert classify_failure(code, enhanced, text, action="delayed").status == rule.status
+        return
     assert classify_reply(*_parts(rule.sample)).status == rule.status
 
 
@@ -750,3 +755,16 @@ def test_a_connection_no_server_answered_in_a_final_failure_is_a_resend_timeout(
         assert (final.status, final.reason) == (3, "expired"), words
         assert classify_failure(0, "", words, action="delayed").status == 7, words
         assert classify_failure(0, "4.4.1", words, action="failed").status == 7, words
+
+
+def test_a_connection_that_timed_out_is_out_of_reach_in_a_delay_and_expired_at_the_end() -> None:
+    # The system's "Connection timed out" in a delay notice: the destination cannot be
+    # reached while the MTA still tries (7); in a final failure the retries ran out (3),
+    # and a delay that says how long it has failed to deliver reports that expiry.
+    words = "connect to mx.example.org[192.0.2.1]:25: Connection timed out"
+    assert classify_failure(0, "4.4.1", words, action="delayed").status == 7
+    assert classify_failure(0, "", f"[{words}]", action="delayed").status == 7
+    assert classify_failure(0, "4.4.1", words, action="failed").status == 3
+    assert classify_failure(0, "", words, action="failed").status == 3
+    late = f"unable to deliver this message after 1 day: {words}"
+    assert classify_failure(0, "4.4.7", late, action="delayed").status == 3

@@ -195,6 +195,23 @@ def evaluate_wider(
     return found
 
 
+def evaluate_wider_by_source(wider: Path | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each split of the wider corpus, source by source (``--by-source``): a source whose
+    rows were split between the sets (crisp-bounce-parser's, round 13) is measured on each
+    part. No misses are listed."""
+    if wider is None or not wider.is_dir():
+        return {}
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for split in ("dev", "unseen"):
+        rows = [r for r in wider_labels() if r["split"] == split]
+        for source in sorted({r["file"].partition("/")[0] for r in rows}):
+            part = [r for r in rows if r["file"].partition("/")[0] == source]
+            figures = evaluate_rows(wider, part, False)
+            figures.pop("disagreements", None)
+            found.setdefault(split, {})[source] = figures
+    return found
+
+
 def evaluate_replies(corpus: Path, show_misses: bool) -> dict[str, Any]:
     ok = temp_ok = n = 0
     for line in (corpus / "provider_replies.jsonl").open():
@@ -295,6 +312,11 @@ def main() -> None:
         help="the folder of the wider corpus's mails (wider_corpus.py fetch; default "
         "$POSTLINE_WIDER_CORPUS); skipped if absent",
     )
+    parser.add_argument(
+        "--by-source",
+        action="store_true",
+        help="also give each split's figures source by source",
+    )
     parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
     parser.add_argument(
         "--write-disagreements",
@@ -350,6 +372,16 @@ def main() -> None:
         )
     if not wider:
         print(f"wider corpus: not run ({args.wider or '$POSTLINE_WIDER_CORPUS unset'})")
+    by_source = evaluate_wider_by_source(args.wider) if args.by_source else {}
+    for split, sources in by_source.items():
+        for source, figures in sources.items():
+            print(
+                f"  {split} / {source} ({figures['mails']} mails): "
+                f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])} "
+                f"(+{figures['extra_recipients']} not failed), "
+                f"failed/deferred {_pct(figures['delivery'])}, "
+                f"bounce / not-a-bounce {_pct(figures['kind'])}"
+            )
     print("confusion matrix (rows: expected status, columns: classified; 0 = not found)")
     cols = [*STATUSES, 0]
     print("      " + "".join(f"{c:>5}" for c in cols))
@@ -364,6 +396,7 @@ def main() -> None:
             "mails_per_wall_second": wall_rate,
             "flufl": compared,
             "wider": wider,
+            "wider_by_source": by_source,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -82,6 +82,24 @@ def test_dash_reads_standard_input() -> None:
     assert sorted(row["recipient"] for row in rows) == ["full@example.test", "gone@example.test"]
 
 
+def test_a_notice_text_without_headers_is_classified_by_its_words() -> None:
+    # A notice's text alone, as it is often pasted or kept: read by its words (a mail as
+    # it arrives has its headers too); an ordinary text stays no bounce.
+    notice = (
+        "This is the mail system at host mx.example.net.\n\n"
+        "I'm sorry to have to inform you that your message could not\n"
+        "be delivered to one or more recipients.\n\n                   The mail system\n\n"
+        "<gone@example.test>: host mx.example.test[192.0.2.1] said: 550 5.1.1\n"
+        "    <gone@example.test>: Recipient address rejected: User unknown (in reply to\n"
+        "    RCPT TO command)\n"
+    )
+    code, rows, _ = _run("-", stdin=notice)
+    assert code == 0
+    assert [(row["recipient"], row["status"]) for row in rows] == [("gone@example.test", 2)]
+    code, rows, err = _run("-", stdin="Hi, lunch at noon? gone@example.test\n")
+    assert (code, rows) == (0, []) and "not a bounce" in err
+
+
 def test_a_missing_file_is_an_error_but_the_others_are_classified(tmp_path: Path) -> None:
     path = tmp_path / "dsn.eml"
     path.write_text(DSN)

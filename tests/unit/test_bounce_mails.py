@@ -1036,3 +1036,122 @@ def test_a_temporary_reply_failed_after_days_in_the_queue_is_a_resend_timeout() 
     # after days, a reply that names one keeps it.
     assert held("Mon, 1 Jan 2024 08:01:00 +0100", vague) == (99, "on-hold")
     assert held("Sat, 6 Jan 2024 08:05:00 +0100", "452 4.2.2 Mailbox full")[0] == 5
+
+
+_POSTFIX_INTRO = (
+    "This is the mail system at host mx.example.net.\r\n\r\n"
+    "I'm sorry to have to inform you that your message could not\r\n"
+    "be delivered to one or more recipients. It's attached below.\r\n\r\n"
+    "                   The mail system\r\n\r\n"
+)
+
+
+def test_a_reply_naming_the_senders_address_on_its_next_line_is_no_recipient() -> None:
+    # Postfix wraps "said: 550 5.1.1" and goes on with the reply on an indented line that
+    # starts with the address the reply names: here the sender's own bounce address.
+    body = _POSTFIX_INTRO + (
+        "<relay1234@relay.example.org>: host mx.relay.example.org[192.0.2.7] said: 550\r\n"
+        "    5.1.1\r\n"
+        "    <bounces+5678@sender.example.com>: unauthorized sender (in reply to RCPT TO\r\n"
+        "    command)\r\n"
+    )
+    for mail in (_text("Undelivered Mail Returned to Sender", body), body.encode()):
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == [("relay1234@relay.example.org", 4)]
+
+
+def test_the_returned_messages_sender_is_no_recipient() -> None:
+    # Exchange Online's NDR text ends with "Sender Address: x"; the returned message's
+    # own From names the same address: no failure of it.
+    body = (
+        "Delivery has failed to these recipients or groups:\r\n\r\n"
+        "joe@example.org<mailto:joe@example.org>\r\n"
+        "The email address you entered couldn't be found.\r\n\r\n"
+        "Diagnostic information for administrators:\r\n\r\n"
+        "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not"
+        " found by SMTP address lookup'\r\n\r\n"
+        "Original message headers:\r\n\r\n"
+        "From: App <app@example.test>\r\nTo: <joe@example.org>\r\nSubject: Hello\r\n\r\n"
+        "Sender Address: app@example.test\r\n"
+    )
+    _, verdicts = classify_mail(_text("Undeliverable: Hello", body, "postmaster@example.org"))
+    assert [(v.recipient, v.status) for v in verdicts] == [("joe@example.org", 2)]
+
+
+def test_a_remote_replys_temporary_words_do_not_make_a_final_notice_a_delay() -> None:
+    # Postfix returned the mail (a final failure) after the destination's 421 "temporarily
+    # deferred": the reply's words say how the server answered, not that Postfix retries.
+    body = _POSTFIX_INTRO + (
+        "<ann@example.org>: host mx.example.org[192.0.2.9] said: 421 4.7.0 [TSS04]\r\n"
+        "    Messages from 192.0.2.1 temporarily deferred due to unexpected volume or\r\n"
+        "    user complaints (in reply to MAIL FROM command)\r\n"
+    )
+    _, verdicts = classify_mail(_text("Undelivered Mail Returned to Sender", body))
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("ann@example.org", 4, "failed")
+    ]
+    # The notice's own words still make a delay notice one.
+    warning = body.replace(
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients. It's attached below.",
+        "This is a warning only. Your message could not be delivered for 4 hours;\r\n"
+        "the mail system will continue trying.",
+    )
+    _, verdicts = classify_mail(_text("Delayed Mail (still being retried)", warning))
+    assert [v.delivery for v in verdicts] == ["deferred"]
+
+
+def test_a_notice_text_without_headers_is_read_by_its_words() -> None:
+    # A notice's text alone (`postline bounce classify` given one, or a relay that passed
+    # on only the text): Gmail's and Exchange's notice wordings say what it is.
+    gmail = (
+        "\r\n** Address not found **\r\n\r\n"
+        "Your message wasn't delivered to joe@example.org because the address couldn't be"
+        " found, or is unable to receive mail.\r\n\r\n"
+        "The response from the remote server was:\r\n"
+        "550 5.1.1 The email account that you tried to reach does not exist.\r\n"
+    )
+    exchange = (
+        "mx.example.org rejected your message to the following email addresses:\r\n\r\n"
+        "ann@example.org<mailto:ann@example.org> The address couldn't be found.\r\n\r\n"
+        "Diagnostic information for administrators:\r\n\r\n"
+        "ann@example.org mx.example.org Remote Server returned '550 5.1.1 User unknown'\r\n"
+    )
+    for notice, want in ((gmail, ("joe@example.org", 2)), (exchange, ("ann@example.org", 2))):
+        report, verdicts = classify_mail(notice.encode())
+        assert report.kind is Kind.BOUNCE
+        assert [(v.recipient, v.status) for v in verdicts] == [want]
+    # An ordinary text, with or without headers, stays no bounce.
+    chat = "Hi Joe,\r\n\r\nyour message was lovely; see you at 5 at joe@example.org's.\r\n"
+    assert parse_bounce(chat.encode()).kind is not Kind.BOUNCE
+    assert parse_bounce(_text("Re: Hello", chat, "ann@example.org")).kind is not Kind.BOUNCE
+
+
+def test_notice_wordings_read_without_headers_even_when_wrapped() -> None:
+    # Each notice text alone (no From, no Subject) is read by its wording; a sentence the
+    # notice wraps ("could not\nbe delivered") is still that sentence.
+    notices = {
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n\r\n"
+        "<u1@example.org>: 550 5.1.1 User unknown\r\n": ("u1@example.org", 2),
+        "This is the Postfix program at host mx.example.net.\r\n\r\n"
+        "<u2@example.org>: host mx.example.org[192.0.2.1] said: 552 5.2.2 Mailbox full\r\n": (
+            "u2@example.org",
+            5,
+        ),
+        "   ----- Transcript of session follows -----\r\n"
+        "550 5.1.1 <u3@example.org>... User unknown\r\n": ("u3@example.org", 2),
+        "Your message could not be sent.\r\n"
+        "u4@example.org: [192.0.2.4], 550 5.1.1 No such user\r\n": ("u4@example.org", 2),
+        "Échec de la remise pour ces destinataires ou groupes :\r\n\r\n"
+        "u5@example.org\r\nRemote Server returned '550 5.1.1 User unknown'\r\n": (
+            "u5@example.org",
+            2,
+        ),
+        "------- Failure Reasons  --------\r\n\r\nUser not listed in public Name & Address"
+        " Book\r\nu6@example.org\r\n": ("u6@example.org", 2),
+    }
+    for notice, want in notices.items():
+        report, verdicts = classify_mail(notice.encode())
+        assert report.kind is Kind.BOUNCE, notice
+        assert [(v.recipient, v.status) for v in verdicts] == [want], notice

@@ -21,6 +21,11 @@ def _parts(sample: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("rule", reply_rules().text, ids=lambda r: r.sample[:40])
 def test_each_text_rule_classifies_its_sample(rule) -> None:  # type: ignore[no-untyped-def]
+    if rule.delay_text:
+        # Words that count only in a delay notice: the sample is one recipient's delay.
+        code, enhanced, text = _parts(rule.sample)
+        assert classify_failure(code, enhanced, text, action="delayed").status == rule.status
+        return
     assert classify_reply(*_parts(rule.sample)).status == rule.status
 
 
@@ -703,3 +708,63 @@ def test_a_lists_posting_limit_is_the_senders_rate(reply: str) -> None:
     # (4), no mailbox failed and nothing is wrong with the list.
     verdict = classify_reply(reply_code(reply), enhanced_status(reply), reply)
     assert (verdict.status, verdict.reason) == (4, "speeding")
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # A relay that takes mail only from senders it allows refuses the sender, naming
+        # its address under 5.1.1 (Apple's Hide My Email relay): the recipient is live.
+        ("550 5.1.1 <bounces+1234@example.org>: unauthorized sender", 4),
+        ("550 5.7.1 Sender not authorized", 4),
+        # RFC 3463 X.2.3 is a size limit, unless the words name a policy or spam.
+        ("554 5.2.3 MailPolicy violation Error delivering to mailboxes", 4),
+        ("554 5.2.3 Message rejected as spam", 4),
+        ("552 5.2.3 Message length exceeds administrative limit", 8),
+    ],
+)
+def test_vocabulary_of_issue_16_round_13(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_a_greeting_that_timed_out_is_a_timeout_not_a_block() -> None:
+    # Postfix frames every greeting that was not 220 as "refused to talk to me"; a 421
+    # that names only a timeout (Postfix's own smtpd: "421 4.4.2 <host> Error: timeout
+    # exceeded") is no refusal of the sender: in a final failure the retries ran out (3).
+    text = "host mx.example.org[192.0.2.1] refused to talk to me: 421 4.4.2 mx.example.org"
+    timed_out = classify_failure(421, "4.4.2", f"{text} Error: timeout exceeded", action="failed")
+    assert (timed_out.status, timed_out.reason) == (3, "expired")
+    # A greeting refusal that names no reason stays a block (as the shared corpus labels
+    # Postfix's "421 Service not available"), and one that names a block is one.
+    vague = "host mx.example.org[192.0.2.1] refused to talk to me: 421 Service not available"
+    assert classify_failure(421, "", vague, action="failed").status == 4
+    listed = f"{text} Client host blocked using zen.spamhaus.org"
+    assert classify_failure(421, "4.4.2", listed, action="failed").status == 4
+
+
+def test_a_connection_no_server_answered_in_a_final_failure_is_a_resend_timeout() -> None:
+    # Postfix's "connect to host[address]:25: Connection refused" and Gmail's "Could not
+    # initiate SMTP conversation": no SMTP server answered. In a final failure without a
+    # reply or a status the sender's retries ran out (3); in a delay, or beside a status,
+    # the destination cannot be reached (7).
+    for words in (
+        "connect to mx.example.org[192.0.2.1]:25: Connection refused",
+        "TEMP_FAILURE: Could not initiate SMTP conversation with any hosts",
+    ):
+        final = classify_failure(0, "", words, action="failed")
+        assert (final.status, final.reason) == (3, "expired"), words
+        assert classify_failure(0, "", words, action="delayed").status == 7, words
+        assert classify_failure(0, "4.4.1", words, action="failed").status == 7, words
+
+
+def test_a_connection_that_timed_out_is_out_of_reach_in_a_delay_and_expired_at_the_end() -> None:
+    # The system's "Connection timed out" in a delay notice: the destination cannot be
+    # reached while the MTA still tries (7); in a final failure the retries ran out (3),
+    # and a delay that says how long it has failed to deliver reports that expiry.
+    words = "connect to mx.example.org[192.0.2.1]:25: Connection timed out"
+    assert classify_failure(0, "4.4.1", words, action="delayed").status == 7
+    assert classify_failure(0, "", f"[{words}]", action="delayed").status == 7
+    assert classify_failure(0, "4.4.1", words, action="failed").status == 3
+    assert classify_failure(0, "", words, action="failed").status == 3
+    late = f"unable to deliver this message after 1 day: {words}"
+    assert classify_failure(0, "4.4.7", late, action="delayed").status == 3

@@ -23,7 +23,9 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
 
 A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
 words cancel them, and ``permanent_text`` makes them count only in a permanent failure (a
-DNS answer retried until the MTA gave up says nothing final about the domain).
+DNS answer retried until the MTA gave up says nothing final about the domain),
+``delay_text`` only in a delay notice (a connection that timed out is the destination out
+of reach while the MTA still tries, and the resend timeout once it gave up).
 
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
@@ -74,6 +76,7 @@ class TextRule:
     wordings: tuple[Wording, ...] = ()  # the rules file's `texts`, each with its sample
     unless: re.Pattern[str] | None = None  # words that cancel this reason's text
     permanent_text: bool = False  # the text counts only in a permanent failure
+    delay_text: bool = False  # the text counts only in a delay (RFC 3464 Action: delayed)
     codes: frozenset[str] = frozenset()
     text_commands: frozenset[str] = frozenset()  # empty: any; NONE: the command is unknown
     veto: tuple[str, ...] = ()
@@ -159,6 +162,8 @@ class ReplyRules:
             said = rule is not None and rule.says(failure.text)
             if said and rule is not None and rule.permanent_text and failure.temporary:
                 said = False
+            if said and rule is not None and rule.delay_text and failure.action != "delayed":
+                said = False
             failure._said[name] = said
         return said
 
@@ -168,6 +173,15 @@ class ReplyRules:
                 return self.code_names[key]
         return ""
 
+    def _vetoed(self, f: Failure, rule: TextRule) -> bool:
+        """Whether another reason's words overrule this reason's code (and its own words
+        are not there to back it)."""
+        return (
+            bool(rule.veto)
+            and any(self._says(f, v) for v in rule.veto)
+            and not self._says(f, rule.name)
+        )
+
     def _first(self, f: Failure, code_name: str) -> str:
         for name in self.first_pass:
             rule = self.reasons[name]
@@ -176,11 +190,7 @@ class ReplyRules:
             # A veto (another reason's words overruling this one's code) yields to this
             # reason's own words: a 5.1.1 that says "not listed in the directory" is an
             # unknown user even though "listed" is also a blocklist's word.
-            vetoed = (
-                bool(rule.veto)
-                and any(self._says(f, v) for v in rule.veto)
-                and not self._says(f, name)
-            )
+            vetoed = self._vetoed(f, rule)
             if f.command and f.command in rule.commands and not vetoed:
                 return name
             if code_name == name and not vetoed:
@@ -215,7 +225,10 @@ class ReplyRules:
                 if self._says(f, name):
                     return name
         elif code_name and code_name not in self.uncertain:
-            return code_name
+            if not self._vetoed(f, self.reasons[code_name]):
+                return code_name
+            # The code's reason is overruled by words the first pass does not read
+            # (policy-violation, not-accept): the second pass's words decide.
         for name in self.second_pass:
             if self._says(f, name):
                 return name
@@ -408,6 +421,7 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
         sample=str(raw.get("sample", "")),
         unless=re.compile(lower_pattern(str(unless))) if unless else None,
         permanent_text=bool(raw.get("permanent_text")),
+        delay_text=bool(raw.get("delay_text")),
         codes=frozenset(_names(raw.get("codes"))),
         text_commands=commands,
         veto=_names(raw.get("veto")),

@@ -1,7 +1,7 @@
 """``postline bounce classify`` (offline) and ``postline suppression ...`` (the gRPC API).
 
     postline bounce classify FILE...        one JSON object per failed recipient
-    postline bounce classify -              a bounce mail on standard input
+    postline bounce classify -              a bounce mail (or a notice's text) on standard input
     postline suppression check  --server S ADDRESS
     postline suppression list   [--server S] [--contains TEXT] [--page N] [--page-size N]
     postline suppression add    --server S ADDRESS [--reason TEXT] [--expires-in 30d]
@@ -35,7 +35,8 @@ def classify(files: tuple[str, ...]) -> None:
     delivery (failed / deferred), reply_code, enhanced_status, reason; final_recipient when
     an alias or a forwarding led elsewhere; with several files also file. Mails that are no
     bounce (feedback reports, auto-replies, delivery receipts) print nothing; a line on
-    standard error says what they are.
+    standard error says what they are. A notice's text alone, without mail headers, is
+    read by its words (the notice wordings of rules/mail_signs.yaml).
     """
     from postline.bounce.mail import Kind
     from postline.bounce.verdicts import classify_mail

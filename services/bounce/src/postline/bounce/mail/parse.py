@@ -75,7 +75,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     notice, returned = formats.split_original(parts.notice[:MAX_NOTICE])
     if not original.headers and returned:
         original = OriginalMessage(headers_of(returned))
-    exclude = _not_recipients(headers)
+    exclude = _not_recipients(headers) | _senders(original)
 
     dsn_text = "\n\n".join(text for ctype, text in parts.reports if "delivery-status" in ctype)
     report = parse_fields(dsn_text) if dsn_text else None
@@ -127,12 +127,27 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             r.status = enhanced_status(text)
             r.reply_code = reply_code(text)
             r.command = formats.command(text)
-    if signs.is_delay(headers, notice):
+    if signs.is_delay(headers, _own_words(notice, listed)):
         # A delay notice, except for the recipients a section of it says failed.
         for r in recipients:
             if r.listed_as != "failed":
                 r.action = "delayed"
     return BounceReport(Kind.BOUNCE if recipients else Kind.UNKNOWN, recipients, original)
+
+
+def _own_words(notice: str, listed: list[FailedRecipient]) -> str:
+    """The notice without the remote servers' replies its recipients' lines quote: a
+    reply's words ("temporarily deferred", "try again later") tell how that server answered
+    one attempt, not whether the reporting MTA still tries (Postfix's failure notice of
+    Yahoo's "421 4.7.0 [TSS04] ... temporarily deferred" is final)."""
+    flat = " ".join(notice.split())
+    for r in listed:
+        if not r.reply_code:
+            continue
+        reply = re.search(rf"(?<!\d){r.reply_code}(?=[ -])", r.diagnostic)
+        if reply is not None:
+            flat = flat.replace(r.diagnostic[reply.start() :], " ")
+    return flat
 
 
 def _temporary(recipient: FailedRecipient) -> bool:
@@ -295,6 +310,20 @@ def _not_recipients(headers: dict[str, str]) -> frozenset[str]:
     found: set[str] = set()
     for name in ("from", "to"):
         found.update(a.lower() for a in addresses_in(headers.get(name, "")))
+    return frozenset(found)
+
+
+def _senders(original: OriginalMessage) -> frozenset[str]:
+    """The returned message's own sender (its Return-Path, From, Sender): a notice that
+    names it (a reply refusing the sender quotes the VERP bounce address; Exchange's NDR
+    text lists "Sender Address:") names no failed recipient by it — unless the message
+    was also sent to that address."""
+    found = {
+        a.lower()
+        for name in ("return-path", "from", "sender")
+        for a in addresses_in(original.get(name))
+    }
+    found -= {a.lower() for name in ("to", "cc") for a in addresses_in(original.get(name))}
     return frozenset(found)
 
 

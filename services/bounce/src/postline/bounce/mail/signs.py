@@ -22,6 +22,12 @@ def _lowered_re(pattern: str) -> re.Pattern[str]:
     return re.compile(lower_pattern(pattern), re.MULTILINE)
 
 
+def _phrases_re(pattern: str) -> re.Pattern[str]:
+    """A notice's phrases, a space in them matching any run of white space: notices wrap
+    their sentences ("your message could not\nbe delivered", Postfix's at 70 columns)."""
+    return _lowered_re(pattern.replace(" ", r"\s+"))
+
+
 @dataclass(frozen=True)
 class MailSigns:
     bounce_senders: re.Pattern[str]
@@ -102,14 +108,14 @@ def mail_signs() -> MailSigns:
     return MailSigns(
         bounce_senders=_re(raw["bounce_senders"]),
         bounce_subjects=_re(raw["bounce_subjects"]),
-        bounce_phrases=_lowered_re(raw["bounce_phrases"]),
+        bounce_phrases=_phrases_re(raw["bounce_phrases"]),
         autoreply_headers=tuple((k.lower(), _re(v)) for k, v in raw["autoreply_headers"].items()),
         autoreply_subjects=_re(raw["autoreply_subjects"]),
         complaint_subjects=_re(raw["complaint_subjects"]),
         complaint_recipient_headers=tuple(raw["complaint_recipient_headers"]),
         recipient_headers=tuple(raw["recipient_headers"]),
         delay_subjects=_re(raw["delay_subjects"]),
-        delay_phrases=_lowered_re(raw["delay_phrases"]),
+        delay_phrases=_phrases_re(raw["delay_phrases"]),
         dsn_fields=_re(raw["dsn_fields"]),
         challenge_phrases=(
             _lowered_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None

@@ -24,6 +24,13 @@ _MAX_BLOCK_LINES = 40
 # A recipient's own line may state its action as report fields do ("x@y; Action: Delivered;
 # Status: 2.0.0"): the first one in its block counts where no section heading lists it.
 _STATED_ACTION = re.compile(r"\baction:\s*(failed|delayed|delivered|relayed|expanded)\b", re.I)
+# A line that ends with a reply's code (Postfix wraps "said: 550 5.1.1" and goes on with the
+# reply's words on an indented line): the next indented line is that reply, even when it
+# starts with an address ("<bounce@sender>: unauthorized sender", Apple's private relay
+# naming the sender; "<x@y>: Recipient address rejected"), never a recipient of its own.
+_REPLY_GOES_ON = re.compile(
+    r"(?:^|\s)(?:[245]\d\d(?:[ -][245]\.\d{1,3}\.\d{1,3})?|[245]\.\d{1,3}\.\d{1,3})\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,13 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     sent = ""  # a transcript's command line whose reply has not yet named its recipient
     for line in lines:
         hit = _recipient_line(formats, line)
+        if (
+            hit is not None
+            and current is not None
+            and line[:1] in (" ", "\t")
+            and _REPLY_GOES_ON.search(previous)
+        ):
+            hit = None  # the reply begun on the line before goes on, naming an address
         if hit is None:
             sent = _transcript_command(formats, line, sent)
         after_intro = hit is not None and any(p.search(previous) for p in formats.sender_intros)

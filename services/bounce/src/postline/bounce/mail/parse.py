@@ -81,9 +81,9 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     # its text) must not make every pattern scan megabytes.
     notice, returned = formats.split_original(parts.notice[:MAX_NOTICE])
     if not original.headers and returned:
-        original = OriginalMessage(
-            headers_of(returned), delivered_to=_local_trail(header_fields_of(returned))
-        )
+        found = headers_of(returned)
+        trail = _local_trail(header_fields_of(returned)) if "delivered-to" in found else ()
+        original = OriginalMessage(found, delivered_to=trail)
     exclude = _not_recipients(headers) | _senders(original)
 
     dsn_text = "\n\n".join(text for ctype, text in parts.reports if "delivery-status" in ctype)
@@ -271,18 +271,20 @@ def _dedupe(recipients: list[FailedRecipient]) -> list[FailedRecipient]:
 def _original(parts: Parts) -> OriginalMessage:
     if parts.original is not None:
         received = [str(v) for v in parts.original.get_all("received") or []]
+        headers = message_headers(parts.original)
+        fields = parts.original.items() if "delivered-to" in headers else []
         return OriginalMessage(
-            message_headers(parts.original),
-            _received_for(received),
-            _local_trail((str(k), str(v)) for k, v in parts.original.items()),
+            headers, _received_for(received), _local_trail((str(k), str(v)) for k, v in fields)
         )
     if parts.original_text:
         received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
-        return OriginalMessage(
-            headers_of(parts.original_text),
-            _received_for(received),
-            _local_trail(header_fields_of(parts.original_text[:MAX_NOTICE])),
+        found = headers_of(parts.original_text)
+        trail = (
+            _local_trail(header_fields_of(parts.original_text[:MAX_NOTICE]))
+            if "delivered-to" in found
+            else ()
         )
+        return OriginalMessage(found, _received_for(received), trail)
     return OriginalMessage()
 
 

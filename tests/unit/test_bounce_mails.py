@@ -1155,3 +1155,159 @@ def test_notice_wordings_read_without_headers_even_when_wrapped() -> None:
         report, verdicts = classify_mail(notice.encode())
         assert report.kind is Kind.BOUNCE, notice
         assert [(v.recipient, v.status) for v in verdicts] == [want], notice
+
+
+_EXIM_DELAY = (
+    "This message was created automatically by mail delivery software.\r\n"
+    "A message that you sent has not yet been delivered to one or more of its\r\n"
+    "recipients after more than 24 hours on the queue on mx.example.org.\r\n\r\n"
+    "The addresses to which the message has not yet been delivered are:\r\n\r\n"
+)
+_EXIM_FAILED = (
+    "This message was created automatically by mail delivery software.\r\n\r\n"
+    "A message that you sent could not be delivered to one or more of its\r\n"
+    "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+)
+_EXIM_ANN_452 = (
+    "  ann@example.org\r\n"
+    "    Delay reason: SMTP error from remote mail server after RCPT TO:<ann@example.org>:\r\n"
+    "    host mx.example.org [192.0.2.1]: 452 4.2.2 Over quota\r\n"
+)
+
+
+def test_a_recipient_listed_without_a_reason_takes_no_other_recipients_reason() -> None:
+    # Each layout lists a second address after the first one's own reply: the second has
+    # no reason of its own (or other words), never the first one's.
+    exim_delay = _text(
+        "Warning: message 1abc-000001-Xy delayed 24 hours",
+        _EXIM_DELAY + _EXIM_ANN_452 + "  bob@example.org\r\n\r\n"
+        "No action is required on your part. Delivery attempts will continue for\r\n"
+        "some time, and this warning may be repeated at intervals if the message\r\n"
+        "remains undelivered.\r\n",
+    )
+    _, verdicts = classify_mail(exim_delay)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("ann@example.org", 5, "deferred"),
+        ("bob@example.org", 3, "deferred"),  # a delay that names no reason
+    ]
+    exim_failed = _text(
+        "Mail delivery failed: returning message to sender",
+        _EXIM_FAILED + "  ann@example.org\r\n"
+        "    SMTP error from remote mail server after RCPT TO:<ann@example.org>:\r\n"
+        "    host mx.example.org [192.0.2.1]: 552 5.2.2 Mailbox full\r\n\r\n"
+        "  bob@example.org\r\n    retry timeout exceeded\r\n",
+    )
+    _, verdicts = classify_mail(exim_failed)
+    assert [(v.recipient, v.status) for v in verdicts] == [
+        ("ann@example.org", 5),
+        ("bob@example.org", 3),  # its own words
+    ]
+    sendmail = _text(
+        "Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<ann@example.org>\r\n    (reason: 552 5.2.2 Mailbox full)\r\n<bob@example.org>\r\n",
+    )
+    _, verdicts = classify_mail(sendmail)
+    assert [(v.recipient, v.status) for v in verdicts] == [
+        ("ann@example.org", 5),
+        ("bob@example.org", 99),  # failed, for no reason the notice gives
+    ]
+
+
+def test_addresses_listed_together_share_the_reason_after_or_before_them() -> None:
+    # Listed one after the other with the reason after the last (Exim, Sendmail), or under
+    # one reason stated before them: the reason is each one's.
+    exim = _text(
+        "Mail delivery failed: returning message to sender",
+        _EXIM_FAILED + "  ann@example.org\r\n  bob@example.org\r\n"
+        "    SMTP error from remote mail server after RCPT TO:<bob@example.org>:\r\n"
+        "    host mx.example.org [192.0.2.1]: 550 5.1.1 User unknown\r\n",
+    )
+    sendmail = _text(
+        "Returned mail: see transcript for details",
+        "   ----- The following addresses had permanent fatal errors -----\r\n"
+        "<ann@example.org>\r\n<bob@example.org>\r\n    (reason: 550 5.1.1 User unknown)\r\n",
+    )
+    stated_before = _text(
+        "Undelivered Mail Returned to Sender",
+        "The mail system: 550 5.1.1 user unknown\r\n\r\n<ann@example.org>\r\n<bob@example.org>\r\n",
+    )
+    for mail in (exim, sendmail, stated_before):
+        _, verdicts = classify_mail(mail)
+        assert [(v.recipient, v.status) for v in verdicts] == [
+            ("ann@example.org", 2),
+            ("bob@example.org", 2),
+        ]
+
+
+_QMAIL_LOOP = (
+    "Hi. This is the qmail-send program at mx.example.org.\r\n"
+    "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+    "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+    "<{failed}>:\r\n"
+    "This message is looping: it already has my Delivered-To line. (#5.4.6)\r\n\r\n"
+    "--- Below this line is a copy of the message.\r\n\r\n"
+    "Return-Path: <bounces@example.test>\r\n"
+)
+
+
+def test_a_qmail_forwarding_reports_the_address_sent_to_by_its_delivered_to_lines() -> None:
+    # qmail-local writes Delivered-To at each local delivery, a forwarding included: the
+    # lines above the destination's own SMTP hop show the address sent to and where it led
+    # (a virtual domain's "491-" prefix on both).
+    body = _QMAIL_LOOP.format(failed="fwd@example.org") + (
+        "Received: (qmail 2 invoked by uid 110); 9 Jun 2008 01:34:06 -0000\r\n"
+        "Delivered-To: 491-fwd@example.org\r\n"
+        "Received: (qmail 1 invoked by uid 110); 9 Jun 2008 01:34:06 -0000\r\n"
+        "Delivered-To: 491-sales@example.org\r\n"
+        "Received: from app.example.test (192.0.2.9) by mx.example.org with SMTP\r\n"
+        "From: app@example.test\r\nTo: customers@example.test\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    _, verdicts = classify_mail(_text("failure notice", body))
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("sales@example.org", 7, "fwd@example.org")
+    ]
+
+
+def test_weak_evidence_of_another_address_keeps_the_address_the_notice_names() -> None:
+    # Delivered-To lines below the destination's SMTP hop are the message's earlier life;
+    # the returned message's To alone (bulk mail, Bcc, lists) says nothing of the envelope.
+    earlier_life = _QMAIL_LOOP.format(failed="fwd@example.org") + (
+        "Received: (qmail 2 invoked by uid 110); 9 Jun 2008 01:34:06 -0000\r\n"
+        "Delivered-To: fwd@example.org\r\n"
+        "Received: from app.example.test (192.0.2.9) by mx.example.org with SMTP\r\n"
+        "Delivered-To: old@example.net\r\n"
+        "From: app@example.test\r\nTo: old@example.net\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    header_to_only = (
+        "User mailbox exceeds allowed size: owner@example.org\r\n\r\n\r\n"
+        "Original message follows.\r\n\r\n"
+        "Received: from app.example.test [192.0.2.9] by mx.example.org with ESMTP\r\n"
+        "From: app@example.test\r\nTo: <info@example.org>\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    three_steps = _QMAIL_LOOP.format(failed="c@example.org") + (
+        "Delivered-To: c@example.org\r\nDelivered-To: b@example.org\r\n"
+        "Delivered-To: a@example.org\r\n"
+        "From: app@example.test\r\nTo: a@example.org\r\nSubject: Hello\r\n\r\nHi\r\n"
+    )
+    for body, named in (
+        (earlier_life, "fwd@example.org"),
+        (header_to_only, "owner@example.org"),
+        (three_steps, "c@example.org"),
+    ):
+        _, verdicts = classify_mail(_text("Undeliverable Mail", body))
+        assert [v.recipient for v in verdicts] == [named]
+
+
+def test_a_vpopmail_catch_all_that_could_not_take_the_mail_is_a_system_error() -> None:
+    body = (
+        "Hi. This is the qmail-send program at mx.example.org.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        "<joe@example.org>:\r\n"
+        "user does not exist, but will deliver to /home/vpopmail/domains/example.org/all/\r\n"
+        "can not open new email file errno=2 file=/home/vpopmail/domains/example.org/all/"
+        "Maildir/tmp/1.2.mx,S=3155\r\nsystem error\r\n"
+    )
+    _, verdicts = classify_mail(_text("failure notice", body))
+    assert [(v.recipient, v.status) for v in verdicts] == [("joe@example.org", 7)]

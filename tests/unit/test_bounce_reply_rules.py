@@ -768,3 +768,35 @@ def test_a_connection_that_timed_out_is_out_of_reach_in_a_delay_and_expired_at_t
     assert classify_failure(0, "", words, action="failed").status == 3
     late = f"unable to deliver this message after 1 day: {words}"
     assert classify_failure(0, "4.4.7", late, action="delayed").status == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # vpopmail's vdelivermail takes mail for an unknown user into the domain's catch-all
+        # ("user does not exist, but will deliver to <catch-all>"): only what follows failed.
+        (
+            "user does not exist, but will deliver to /home/vpopmail/domains/example.org/all/"
+            " can not open new email file errno=2 file=/home/vpopmail/domains/example.org/all/"
+            "Maildir/tmp/1.2.host,S=3155 system error",
+            7,
+        ),
+        (
+            "user does not exist, but will deliver to /home/vpopmail/domains/example.org/all/"
+            " user is over quota, mail bounced",
+            5,
+        ),
+        (
+            "user does not exist, but will deliver to /home/vpopmail/domains/example.org/all/"
+            " mail is looping",
+            7,
+        ),
+        # ...while its own refusal, and the bare words, stay an unknown user
+        ("Sorry, no mailbox here by that name. vpopmail (#5.1.1)", 2),
+        ("user does not exist", 2),
+    ],
+)
+def test_a_catch_all_that_takes_an_unknown_users_mail_is_no_unknown_user(
+    text: str, status: int
+) -> None:
+    assert classify_failure(0, "", text, action="failed").status == status

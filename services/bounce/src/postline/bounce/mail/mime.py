@@ -195,9 +195,15 @@ def headers_of(text: str) -> dict[str, str]:
 
     A notice quotes the original as it likes: lines before the first field are passed over,
     and a line of blanks ends the block as an empty one does."""
-    lines = takewhile(str.strip, text.lstrip("\r\n").splitlines())
-    fields = scan(dropwhile(lambda line: not is_field(line), lines))
+    fields = header_fields_of(text)
     return {name: header_text(value) for name, value in first_values(fields).items()}
+
+
+def header_fields_of(text: str) -> list[tuple[str, str]]:
+    """The leading header block of some text as (name, value), in order, read as
+    ``headers_of`` reads it (values unfolded, not decoded)."""
+    lines = takewhile(str.strip, text.lstrip("\r\n").splitlines())
+    return scan(dropwhile(lambda line: not is_field(line), lines))
 
 
 class Headers(dict[str, str]):

@@ -46,6 +46,9 @@ class OriginalMessage:
     # The address each Received header names ("for <x>"), latest hop first: the envelope
     # recipient as each MTA on the way saw it (the last one is the address sent to).
     received_for: tuple[str, ...] = ()
+    # The Delivered-To addresses of the destination's own deliveries (those above the first
+    # Received header of a hop between hosts), latest first: its alias and forwarding steps.
+    delivered_to: tuple[str, ...] = ()
 
     def get(self, name: str) -> str:
         return self.headers.get(name.lower(), "")

@@ -13,10 +13,17 @@ reply only in the text).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.errors import MessageError
 
 from postline.bounce.mail.jsonnotice import parse_json_notice
-from postline.bounce.mail.mime import Parts, headers_of, message_headers, read_message
+from postline.bounce.mail.mime import (
+    Parts,
+    header_fields_of,
+    headers_of,
+    message_headers,
+    read_message,
+)
 from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
 from postline.bounce.mail.replies import enhanced_status, reply_code
 from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, queued_hours, typed_address
@@ -74,7 +81,9 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     # its text) must not make every pattern scan megabytes.
     notice, returned = formats.split_original(parts.notice[:MAX_NOTICE])
     if not original.headers and returned:
-        original = OriginalMessage(headers_of(returned))
+        found = headers_of(returned)
+        trail = _local_trail(header_fields_of(returned)) if "delivered-to" in found else ()
+        original = OriginalMessage(found, delivered_to=trail)
     exclude = _not_recipients(headers) | _senders(original)
 
     dsn_text = "\n\n".join(text for ctype, text in parts.reports if "delivery-status" in ctype)
@@ -262,10 +271,20 @@ def _dedupe(recipients: list[FailedRecipient]) -> list[FailedRecipient]:
 def _original(parts: Parts) -> OriginalMessage:
     if parts.original is not None:
         received = [str(v) for v in parts.original.get_all("received") or []]
-        return OriginalMessage(message_headers(parts.original), _received_for(received))
+        headers = message_headers(parts.original)
+        fields = parts.original.items() if "delivered-to" in headers else []
+        return OriginalMessage(
+            headers, _received_for(received), _local_trail((str(k), str(v)) for k, v in fields)
+        )
     if parts.original_text:
         received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
-        return OriginalMessage(headers_of(parts.original_text), _received_for(received))
+        found = headers_of(parts.original_text)
+        trail = (
+            _local_trail(header_fields_of(parts.original_text[:MAX_NOTICE]))
+            if "delivered-to" in found
+            else ()
+        )
+        return OriginalMessage(found, _received_for(received), trail)
     return OriginalMessage()
 
 
@@ -282,6 +301,45 @@ def _received_for(received: list[str]) -> tuple[str, ...]:
     return tuple(m.group(1).lower() for m in found if m)
 
 
+def _local_trail(fields: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The Delivered-To addresses a returned message's destination wrote, latest first.
+
+    qmail-local(8) writes a Delivered-To line at each local delivery, a forwarding or an
+    alias included (and bounces a message that already has its line: a loop), and Postfix's
+    local(8) does so too. Only the
+    lines above the first Received header of a hop between hosts ("from x by y") are the
+    destination's own: those below it belong to the message's earlier life (a message
+    resent as it was received keeps its old ones)."""
+    trail: list[str] = []
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered == "received" and value.lstrip().lower().startswith("from "):
+            break
+        if lowered == "delivered-to":
+            found = addresses_in(value[:MAX_HEADER])
+            if found:
+                trail.append(found[0].lower())
+            if len(trail) > _MAX_HOPS:
+                return ()
+    return tuple(trail)
+
+
+def _trail_path(address: str, trail: tuple[str, ...]) -> tuple[str, ...]:
+    """The trail with qmail's virtual-domain prefix taken off ("491-" in
+    "491-x@example.org": qmail-send(8) turns user@domain of a virtual domain into
+    prepend-user@domain, and qmail-local(8) records that in Delivered-To), as the failed
+    address's own line shows it; () when the latest line is not the failed address."""
+    if not trail:
+        return ()
+    latest = trail[0]
+    if latest == address:
+        return trail
+    if not latest.endswith("-" + address):
+        return ()
+    prefix = latest[: -len(address)]
+    return tuple(a.removeprefix(prefix) for a in trail)
+
+
 def _envelope_recipient(report: BounceReport) -> None:
     """The address the mail was sent to, by the returned message's envelope, when a hop on
     the way forwarded it to the address that failed.
@@ -295,9 +353,14 @@ def _envelope_recipient(report: BounceReport) -> None:
     if len(report.recipients) != 1:
         return
     failed = report.recipients[0]
-    hops = report.original.received_for
     address = failed.recipient.lower()
-    if failed.final_recipient or len(set(hops)) != 2 or hops[0] != address:
+    if failed.final_recipient:
+        return
+    hops = report.original.received_for
+    if len(set(hops)) != 2 or hops[0] != address:
+        # The destination's Delivered-To lines are the same record of its own steps.
+        hops = _trail_path(address, report.original.delivered_to)
+    if len(set(hops)) != 2 or hops[0] != address:
         return
     first = hops[-1]
     if first != address and address not in hops[hops.index(first) :]:

@@ -212,12 +212,17 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     actions: dict[str, str] = {}
     finals: dict[str, str] = {}  # sent-to address -> the address it was expanded to
     current: list[str] | None = None
+    # Which block each of the notice's lines went to (by index), and the recipients listed
+    # together before one reason (a block left empty when the next address came): a reason
+    # is shared only by a group so listed, never taken from another recipient's own lines.
+    owners: dict[int, list[str]] = {}
+    listed_with: dict[int, int] = {}  # id(block) -> id(the first block of its group)
     key = ""
     since_address = 0
     section = ""
     previous = ""
     sent = ""  # a transcript's command line whose reply has not yet named its recipient
-    for line in lines:
+    for index, line in enumerate(lines):
         hit = _recipient_line(formats, line)
         if (
             hit is not None
@@ -259,6 +264,7 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 continue
         if hit is not None and (not hit[1] or hit[0].lower() not in exclude):
             address, rest = hit
+            before = current
             key = (formats.sent_address(line) or address).strip(".").lower()
             if key != address.strip(".").lower():
                 finals[key] = address.strip(".")
@@ -268,10 +274,13 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                 # recipient's, not one of its own.
                 key = next((k for k, f in finals.items() if f.lower() == key), key)
             current = blocks.setdefault(key, [])
+            if before is not None and before is not current and not any(x.strip() for x in before):
+                listed_with[id(current)] = listed_with.get(id(before), id(before))
             if section:
                 actions.setdefault(key, section)
             since_address = 0
             if rest:
+                owners[index] = current
                 current.append(rest)
             if sent and sent not in current:
                 current.append(sent)
@@ -307,6 +316,7 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
         if formats.ignored(line):
             continue
         if len(current) < _MAX_BLOCK_LINES:
+            owners[index] = current
             current.append(line)
     if not blocks:
         # A sentence names the recipient; what follows it is the diagnostic.
@@ -330,13 +340,29 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     if recipients and not all(r.reply_code or r.status for r in recipients):
         # The notice may state the reason apart from the addresses (before them, or once
         # for all): then it is the diagnostic of every recipient whose block has no reply.
+        # Another recipient's own lines are not such a statement (Exim's delay warning
+        # lists an address with no reason after one with its 452), unless the two were
+        # listed together before it (a block left empty when the next address came).
         # Boilerplate (a virus scanner's footer: "analizado con NOD32 antivirus") is no
         # reason here either.
-        about_all = [ln for ln in lines if _about_all(formats, ln) and not formats.ignored(ln)]
-        shared = recipient_from_block("", about_all)
+        groups = {id(block): listed_with.get(id(block), id(block)) for block in blocks.values()}
+        shared_by: dict[int, FailedRecipient] = {}
         single = len(recipients) == 1  # then the whole notice is about that recipient
-        for r in recipients:
-            if r.reply_code or r.status or not shared.diagnostic:
+        for r, block in zip(recipients, blocks.values(), strict=True):
+            if r.reply_code or r.status:
+                continue
+            group = groups[id(block)]
+            if group not in shared_by:
+                about_all = [
+                    ln
+                    for i, ln in enumerate(lines)
+                    if (i not in owners or groups.get(id(owners[i])) == group)
+                    and _about_all(formats, ln)
+                    and not formats.ignored(ln)
+                ]
+                shared_by[group] = recipient_from_block("", about_all)
+            shared = shared_by[group]
+            if not shared.diagnostic:
                 continue
             if shared.reply_code or shared.status or not r.diagnostic:
                 r.diagnostic = f"{r.diagnostic} {shared.diagnostic}".strip()

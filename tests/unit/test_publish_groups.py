@@ -277,7 +277,7 @@ class _Traced(Waiting):
 
     def __init__(self, item: Any, done: Any, context: Any, trace_id: str) -> None:
         super().__init__(item, done, context)
-        object.__setattr__(self, "trace_id", trace_id)
+        self.trace_id = trace_id
 
     def traceparent(self) -> str:
-        return self.trace_id  # type: ignore[no-any-return]
+        return self.trace_id

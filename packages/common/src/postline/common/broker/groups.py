@@ -74,15 +74,23 @@ MAX_BYTES = 1 << 20
 MAX_IN_FLIGHT = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Waiting:
     item: ProtoMessage
     done: asyncio.Future[None]
     # The publisher's trace context: a lone item is published in it.
     context: contextvars.Context
+    _encoded: bytes | None = None
 
     def traceparent(self) -> str:
         return traceparent_in(self.context)
+
+    def encoded(self) -> bytes:
+        """The item's encoding, made once: its size decides what fits in a batch, and a
+        batch is made of its items' encodings (``batch_items``)."""
+        if self._encoded is None:
+            self._encoded = self.item.SerializeToString()
+        return self._encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,7 @@ def batch_items(waiting: Sequence[Waiting]) -> Encoded:
     parts: list[bytes] = []
     append = parts.append
     for w in waiting:
-        item = w.item.SerializeToString()
+        item = w.encoded()
         append(_ITEM_TAG)
         append(_varint(len(item)))
         append(item)
@@ -246,8 +254,9 @@ class Lane:
             if waiting.done.done():  # its publisher stopped waiting (cancelled)
                 self.waiting.popleft()
                 continue
-            # Each item is a length-delimited field of the batch: a tag, a length, the bytes.
-            item_size = waiting.item.ByteSize() + 6
+            # Each item is a length-delimited field of the batch: a tag, a length, the bytes
+            # (encoded here once: working out the size alone costs as much as encoding).
+            item_size = len(waiting.encoded()) + 6
             if batch and size + item_size > self.max_bytes:
                 break
             batch.append(self.waiting.popleft())

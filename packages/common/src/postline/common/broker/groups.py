@@ -116,7 +116,8 @@ def batch_items(waiting: Sequence[Waiting]) -> Encoded:
     encoded. A repeated field's encoding is its elements' one after the other, each a tag, a
     length and the element's own encoding (protobuf's wire format), so the batch is made of
     its items' encodings: the same bytes as copying each item into a batch message and
-    encoding that, for about a third less (a 5 KB task is not copied into the batch first)."""
+    encoding that, for less than half the work (a 5 KB task is not copied into the batch
+    first; bench/README.md, "Round 9")."""
     batch, _ = BATCHES[type(waiting[0].item)]
     parts: list[bytes] = []
     append = parts.append

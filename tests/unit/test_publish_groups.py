@@ -6,15 +6,21 @@ at once with an event someone waits for or a close."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import pytest
 
 from postline.common.broker.errors import BrokerUnavailable
 from postline.common.broker.events import EventPublisher
-from postline.common.broker.groups import GroupPublisher
+from postline.common.broker.groups import BATCHES, Encoded, GroupPublisher, Waiting, batch_items
 from postline.common.submission import _all_or_first_failure
 from postline.v1 import delivery_pb2, events_pb2
+
+
+def decoded(message: Any) -> Any:
+    """A batch as its message (lanes publish batches encoded, ``batch_items``)."""
+    return message.decode() if isinstance(message, Encoded) else message
 
 
 class SlowBroker:
@@ -63,7 +69,7 @@ def test_a_publish_one_waiter_still_waits_for_goes_out() -> None:
         await asyncio.sleep(0.01)
         broker.release.set()
         await asyncio.gather(first, third)  # ...the other still waits: its batch goes out
-        sizes = [len(getattr(m, "deliveries", [])) or 1 for _, m in broker.sent]
+        sizes = [len(getattr(decoded(m), "deliveries", [])) or 1 for _, m in broker.sent]
         return sizes, second.cancelled()
 
     assert asyncio.run(scenario()) == ([1, 1], True)
@@ -74,7 +80,7 @@ def test_items_ready_in_one_pass_of_the_loop_go_together_though_the_lane_is_idle
         sent: list[list[str]] = []
 
         async def publish(routing_key: str, message: Any, **_: Any) -> None:
-            items = getattr(message, "deliveries", None) or [message]
+            items = getattr(decoded(message), "deliveries", None) or [message]
             sent.append([d.delivery_id for d in items])
 
         groups = GroupPublisher(publish)
@@ -221,3 +227,57 @@ def test_closing_sends_what_lingers_at_once() -> None:
     counts, took = asyncio.run(scenario())
     assert counts == [1]
     assert took < 1.0
+
+
+def _items(kind: type[Any]) -> list[Any]:
+    delivery = delivery_pb2.AcceptedDelivery(
+        delivery_id="d1", recipient_domain="example.test", content=b"x" * 20_000, subject="é"
+    )
+    made: dict[type[Any], list[Any]] = {
+        delivery_pb2.AcceptedDelivery: [delivery, delivery_pb2.AcceptedDelivery()],
+        delivery_pb2.DeliveryTask: [
+            delivery_pb2.DeliveryTask(delivery=delivery, attempt=1, grant_id="g" * 200),
+            delivery_pb2.DeliveryTask(),
+        ],
+        delivery_pb2.DeliveryResult: [
+            delivery_pb2.DeliveryResult(reply_code=250, reply_text="ok" * 100),
+            delivery_pb2.DeliveryResult(),
+        ],
+    }
+    return made[kind]
+
+
+@pytest.mark.parametrize("kind", list(BATCHES), ids=lambda kind: kind.__name__)
+def test_a_batch_is_encoded_as_its_message_would_be(kind: type[Any]) -> None:
+    """``batch_items`` joins its items' encodings: the very bytes of the batch message
+    (an empty item and one of 2 or 3 bytes of length, an empty trace context and one)."""
+    batch, field = BATCHES[kind]
+    items = _items(kind)
+    traces = ["", "00-" + "1" * 32 + "-" + "2" * 16 + "-01"]
+
+    async def scenario() -> Encoded:
+        waiting = []
+        for item, trace_id in zip(items, traces, strict=True):
+            done = asyncio.get_running_loop().create_future()
+            waiting.append(_Traced(item, done, contextvars.copy_context(), trace_id))
+        return batch_items(waiting)
+
+    encoded = asyncio.run(scenario())
+    expected = batch(traceparents=traces)
+    getattr(expected, field).extend(items)
+    assert encoded.type_name == batch.DESCRIPTOR.full_name
+    assert encoded.body == expected.SerializeToString()
+    assert encoded.decode() == expected
+
+
+class _Traced(Waiting):
+    """A waiting item whose publisher's trace context is given."""
+
+    __slots__ = ("trace_id",)
+
+    def __init__(self, item: Any, done: Any, context: Any, trace_id: str) -> None:
+        super().__init__(item, done, context)
+        self.trace_id = trace_id
+
+    def traceparent(self) -> str:
+        return self.trace_id

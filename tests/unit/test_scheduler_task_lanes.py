@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
+from postline.common.broker.groups import Encoded
 from postline.common.broker.topology import TASK_KEY
 from postline.scheduler.task_lanes import TaskLanes
 from postline.v1 import delivery_pb2
@@ -36,7 +37,9 @@ def task(n: int, priority: int = delivery_pb2.PRIORITY_NORMAL) -> delivery_pb2.D
     )
 
 
-def tasks_of(message: ProtoMessage) -> list[str]:
+def tasks_of(message: ProtoMessage | Encoded) -> list[str]:
+    if isinstance(message, Encoded):  # a batch
+        message = message.decode()
     if isinstance(message, delivery_pb2.DeliveryTasks):
         return [t.grant_id for t in message.tasks]
     assert isinstance(message, delivery_pb2.DeliveryTask)

@@ -100,12 +100,15 @@ def first_task(
     shard: int,
     now: float,
     headers: NormalizedHeaders | None = None,
+    route: Route | None = None,
 ) -> delivery_pb2.DeliveryTask:
     """The first attempt. The resend period runs from acceptance (the design's definition),
-    so time spent held or throttled counts against it only once retries start."""
+    so time spent held or throttled counts against it only once retries start. ``route``:
+    the recipient domain's, when the caller worked it out already."""
     if headers is None:
         headers = headers_of(delivery)
-    route = route_for(server, delivery.recipient_domain)
+    if route is None:
+        route = route_for(server, delivery.recipient_domain)
     _, resend_period = retry_settings(server, delivery, headers)
     accepted = from_timestamp(delivery.accepted_at) if delivery.HasField("accepted_at") else now
     task = delivery_pb2.DeliveryTask(

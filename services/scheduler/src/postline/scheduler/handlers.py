@@ -124,9 +124,12 @@ class Scheduler:
                         "%s rewritten to %s", delivery.delivery_id, rewritten.recipient_domain
                     )
                     return
-            task = decisions.first_task(server, delivery, shard.number, now, headers)
+            # Worked out once for both (``dispatch`` works it out again for a task that comes
+            # back later: the policy may have changed meanwhile).
+            route = decisions.route_for(server, delivery.recipient_domain)
+            task = decisions.first_task(server, delivery, shard.number, now, headers, route)
             span.set_attribute(PRIORITY, task.priority)
-            await self.dispatch(task, server, shard, headers)
+            await self.dispatch(task, server, shard, headers, route)
 
     async def on_parked(
         self, task: delivery_pb2.DeliveryTask, meta: MessageMeta, shard: Shard
@@ -161,8 +164,10 @@ class Scheduler:
         server: Server,
         shard: Shard,
         headers: NormalizedHeaders | None = None,
+        route: decisions.Route | None = None,
     ) -> None:
-        """``headers``: the delivery's, when the caller normalized them already."""
+        """``headers`` and ``route``: the delivery's, when the caller worked them out already
+        (under the same policy)."""
         now = self.clock()
         delivery = task.delivery
         hold = decisions.hold_until(server, task, now, headers)
@@ -170,8 +175,9 @@ class Scheduler:
             await self._hold(task, hold, now, shard)
             return
         shard.note_released(delivery.recipient_domain, delivery.delivery_id)
-        route = decisions.route_for(server, delivery.recipient_domain)
-        task.route_host, task.route_port, task.tls = route.host, route.port, route.tls
+        if route is None:
+            route = decisions.route_for(server, delivery.recipient_domain)
+            task.route_host, task.route_port, task.tls = route.host, route.port, route.tls
         limit = await self.limit_for(server, task)
         owner = decisions.owner_shard(limit, delivery.recipient_domain, self.shards)
         if owner != shard.number and task.handovers == 0:

@@ -410,7 +410,10 @@ class Server(PolicyModel):
         return first_match(self.forwarding, headers, recipient)
 
     def dkim_for(self, from_domain: str) -> DkimKey | None:
-        return self._dkim_by_domain.get(from_domain.lower().removesuffix("."))
+        # Read from pydantic's private values directly, as ``_speed_table``: the sender asks
+        # once per attempt.
+        keys: dict[str, DkimKey] = self.__pydantic_private__["_dkim_by_domain"]  # type: ignore[index]
+        return keys.get(from_domain.lower().removesuffix("."))
 
     def api_user(self, name: str) -> ApiUser | None:
         return next((u for u in self.api_users if u.name == name), None)

@@ -239,3 +239,27 @@ def test_connections_get_a_heartbeat_and_a_time_limit_unless_the_url_sets_them()
     assert broker_connection.connection_options("amqp://h:5672/v?heartbeat=5") == {
         "timeout": broker_connection.CONNECT_SECONDS
     }
+
+
+async def test_close_ends_even_when_the_watchdog_loses_its_cancel(amqp_url: str) -> None:
+    """Python 3.11's wait_for drops a cancel that lands as its wait completes: the watchdog
+    then goes on, and close() waited for it for ever (a service that never stopped)."""
+    broker = Broker(amqp_url, Topology(1))
+    await broker.connect()
+    checking = asyncio.Event()
+    lost = False
+
+    async def a_check_that_loses_a_cancel() -> str | None:
+        nonlocal lost
+        checking.set()
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            lost = True  # as wait_for does when its inner wait has just completed
+        return None
+
+    broker._find_problem = a_check_that_loses_a_cancel  # type: ignore[method-assign]
+    checking.clear()
+    await asyncio.wait_for(checking.wait(), 5)  # close while the watchdog is in its check
+    await asyncio.wait_for(broker.close(), 15)
+    assert lost

@@ -118,6 +118,7 @@ class Broker:
         self._subscriptions: dict[int, Subscription] = {}
         self._problem: str | None = "not connected yet"
         self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def connect(self, *, until: asyncio.Event | None = None) -> bool:
         """Connect and declare the topology. Without ``until`` one attempt is made (its error
@@ -157,9 +158,12 @@ class Broker:
 
     async def close(self) -> None:
         if self._watchdog is not None:
+            # The flag too: on Python 3.11 a cancel that lands as the watchdog's wait_for
+            # completes is lost (the wait returns its result), and awaiting the task would
+            # then wait for ever; the loop ends on the flag within one round instead.
+            self._closing = True
             self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await asyncio.wait({self._watchdog}, timeout=2 * WATCH_SECONDS + CLOSE_SECONDS)
         # Events and grouped items still waiting are published first, while the connection
         # is open.
         await self._groups.close(self.publish_timeout)
@@ -223,7 +227,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         was: str | None = None
         since = said = loop.time()
-        while True:
+        while not self._closing:
             problem = await self._find_problem()
             self._problem = problem
             now = loop.time()

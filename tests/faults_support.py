@@ -222,10 +222,6 @@ def readiness(stack: Stack) -> dict[str, tuple[int, str]]:
     }
 
 
-def all_ready(stack: Stack) -> bool:
-    return all(status == 200 for status, _ in readiness(stack).values())
-
-
 def wait_ready(stack: Stack, what: str, timeout: float) -> None:
     """Wait until every service's ``/readyz`` says 200; fail naming those that did not and
     what their ``/readyz`` said last."""

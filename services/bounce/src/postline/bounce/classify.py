@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import yaml
+
+from postline.bounce.prefilter import Grams, alternatives, grams_of, needed_grams
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
 # domain's whose receive filters answer in a missing mailbox's words), so a failure it does
@@ -70,7 +72,9 @@ class TextRule:
 
     name: str
     status: int
-    words: tuple[re.Pattern[str], ...]  # the words in ASCII (see _by_first_letter)
+    # The words in ASCII (see _by_first_letter), each with the grams a text must have one
+    # of for it to match (None: any text may; see prefilter).
+    words: tuple[tuple[re.Pattern[str], Grams | None], ...]
     sample: str
     other_script: tuple[re.Pattern[str], ...] = ()  # words with accents or in other scripts
     wordings: tuple[Wording, ...] = ()  # the rules file's `texts`, each with its sample
@@ -88,9 +92,13 @@ class TextRule:
     # not name: a security or policy code says a filter answered, whatever its words.
     not_with_classes: frozenset[str] = frozenset()
 
-    def says(self, text: str) -> bool:
-        """Whether the (lowercased) text says this reason (and nothing that cancels it)."""
-        if not any(p.search(text) for p in self.words):
+    def says(self, text: str, text_grams: set[tuple[str, ...]] | None = None) -> bool:
+        """Whether the (lowercased) text says this reason (and nothing that cancels it);
+        ``text_grams`` are the text's grams when the caller has read them."""
+        seen = grams_of(text) if text_grams is None else text_grams
+        if not any(
+            p.search(text) for p, needs in self.words if needs is None or not needs.isdisjoint(seen)
+        ):
             # Words with accents or in other scripts are looked for only in text that has
             # such characters: most replies are ASCII.
             if text.isascii() or not any(p.search(text) for p in self.other_script):
@@ -109,6 +117,11 @@ class Failure:
     dtype: str
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
+
+    @cached_property
+    def grams(self) -> set[tuple[str, ...]]:
+        """The text's grams, read once for all the reasons asked about (see prefilter)."""
+        return grams_of(self.text)
 
     @property
     def temporary(self) -> bool:
@@ -159,7 +172,7 @@ class ReplyRules:
         said = failure._said.get(name)
         if said is None:
             rule = self.reasons.get(name)
-            said = rule is not None and rule.says(failure.text)
+            said = rule is not None and rule.says(failure.text, failure.grams)
             if said and rule is not None and rule.permanent_text and failure.temporary:
                 said = False
             if said and rule is not None and rule.delay_text and failure.action != "delayed":
@@ -328,30 +341,6 @@ def lower_pattern(pattern: str) -> str:
     return "".join(out)
 
 
-def alternatives(pattern: str) -> list[str]:
-    """The top-level alternatives of a pattern (``a|(b|c)d`` -> ``a``, ``(b|c)d``)."""
-    found: list[str] = []
-    depth, start, escaped, in_class = 0, 0, False, False
-    for i, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            found.append(pattern[start:i])
-            start = i + 1
-    found.append(pattern[start:])
-    return found
-
-
 _CLASS = re.compile(r"\[([^\]\\]*)\]")
 
 
@@ -367,14 +356,17 @@ def _ascii_spelling(alternative: str) -> str:
     return _CLASS.sub(plain, alternative)
 
 
-def _split_scripts(pattern: str) -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
+def _split_scripts(
+    pattern: str,
+) -> tuple[tuple[tuple[re.Pattern[str], Grams | None], ...], tuple[re.Pattern[str], ...]]:
     """(ASCII alternatives, the others), each compiled for lowercased text. An alternative
     with accents is also looked for without them."""
     parts = alternatives(lower_pattern(pattern))
     ascii_parts = [p for p in parts if p.isascii()]
     other = [p for p in parts if not p.isascii()]
     ascii_parts += [a for a in map(_ascii_spelling, other) if a.isascii()]
-    return _by_first_letter(ascii_parts), _by_first_letter(other)
+    gated = tuple((p, needed_grams(p.pattern)) for p in _by_first_letter(ascii_parts))
+    return gated, _by_first_letter(other)
 
 
 def _by_first_letter(parts: list[str]) -> tuple[re.Pattern[str], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import yaml
@@ -81,8 +81,7 @@ class MailFormats:
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
-        lowered = line.lower()
-        if not any(word in lowered for word in self.section_words):
+        if self._section_word.search(line.lower()) is None:
             return ""
         for action, pattern in self.sections:
             if pattern.search(line):
@@ -90,17 +89,17 @@ class MailFormats:
         return ""
 
     def ends_block(self, line: str) -> bool:
-        return _combined(self.ends).search(line) is not None
+        return self._ends.search(line) is not None
 
     def ends_answered_block(self, line: str, block: list[str]) -> bool:
         """Whether the line closes a block that holds an SMTP reply."""
-        if not self.ends_after_reply or _combined(self.ends_after_reply).search(line) is None:
+        if not self.ends_after_reply or self._ends_after_reply.search(line) is None:
             return False
         text = "\n".join(block)
         return bool(reply_code(text) or enhanced_status(text))
 
     def ignored(self, line: str) -> bool:
-        return _combined(self.ignore).search(line) is not None
+        return self._ignore.search(line) is not None
 
     def sent_address(self, text: str) -> str:
         for pattern in self.sent_to:
@@ -117,9 +116,27 @@ class MailFormats:
         end = text.find("\n", best.end())
         return text[: best.start()], text[end + 1 :] if end >= 0 else ""
 
-    @property
+    # The patterns of a kind as one, made once: these are read line by line.
+    @cached_property
     def original_start(self) -> re.Pattern[str]:
         return _combined(self.original_starts)
+
+    @cached_property
+    def _ends(self) -> re.Pattern[str]:
+        return _combined(self.ends)
+
+    @cached_property
+    def _ends_after_reply(self) -> re.Pattern[str]:
+        return _combined(self.ends_after_reply)
+
+    @cached_property
+    def _ignore(self) -> re.Pattern[str]:
+        return _combined(self.ignore)
+
+    @cached_property
+    def _section_word(self) -> re.Pattern[str]:
+        """Any of ``section_words`` (each as it is, in a lowercased line)."""
+        return re.compile("|".join(map(re.escape, self.section_words)) or "(?!)")
 
     def command(self, text: str) -> str:
         lowered = text.lower()
@@ -129,7 +146,6 @@ class MailFormats:
         return ""
 
 
-@cache
 def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
     # One pass over the text instead of one per pattern: the first start wins either way.
     return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I | re.M)

@@ -198,3 +198,19 @@ def _commonness(char: str) -> int:
 def _rarest_gram(string: str) -> tuple[str, ...]:
     pieces = [tuple(string[i : i + GRAM]) for i in range(len(string) - GRAM + 1)]
     return min(pieces, key=lambda piece: sum(map(_commonness, piece)))
+
+
+def gate(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """A search for the strings one of which every match of the pattern contains, in
+    lowercased text; None when there are none to tell.
+
+    It rules a text out for a pattern written for lowercased text, and for a pattern
+    compiled with re.IGNORECASE in ASCII text only: Unicode's case rules match the Kelvin
+    sign to "k" and "ſ" to "s", which lowercasing does not."""
+    strings = required(pattern.pattern)
+    if strings is None or not all(s.isascii() for s in strings):
+        return None
+    lowered = {s.lower() for s in strings}
+    # A string that holds another is in a text only where that one is.
+    fewest = sorted(s for s in lowered if not any(t != s and t in s for t in lowered))
+    return re.compile("|".join(map(re.escape, fewest)))

@@ -10,6 +10,7 @@ from importlib import resources
 import yaml
 
 from postline.bounce.classify import lower_pattern
+from postline.bounce.prefilter import gate
 from postline.bounce.mail.model import FailedRecipient
 from postline.bounce.mail.replies import enhanced_status, reply_code
 
@@ -99,6 +100,10 @@ class MailFormats:
         return bool(reply_code(text) or enhanced_status(text))
 
     def ignored(self, line: str) -> bool:
+        # Most lines have none of the words every ignored line has (its gate).
+        if self._ignore_gate is not None and line.isascii():
+            if self._ignore_gate.search(line.lower()) is None:
+                return False
         return self._ignore.search(line) is not None
 
     def sent_address(self, text: str) -> str:
@@ -134,6 +139,14 @@ class MailFormats:
         return _combined(self.ignore)
 
     @cached_property
+    def _ignore_gate(self) -> re.Pattern[str] | None:
+        return gate(self._ignore)
+
+    @cached_property
+    def _command_gates(self) -> dict[str, re.Pattern[str] | None]:
+        return {name: gate(pattern) for name, pattern in self.commands}
+
+    @cached_property
     def _section_word(self) -> re.Pattern[str]:
         """Any of ``section_words`` (each as it is, in a lowercased line)."""
         return re.compile("|".join(map(re.escape, self.section_words)) or "(?!)")
@@ -141,7 +154,8 @@ class MailFormats:
     def command(self, text: str) -> str:
         lowered = text.lower()
         for name, pattern in self.commands:
-            if pattern.search(lowered):
+            needs = self._command_gates[name]
+            if (needs is None or needs.search(lowered)) and pattern.search(lowered):
                 return name
         return ""
 

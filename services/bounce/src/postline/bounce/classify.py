@@ -34,13 +34,14 @@ RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
 
 import yaml
 
-from postline.bounce.prefilter import Grams, alternatives, grams_of, needed_grams
+from postline.bounce.prefilter import Grams, Index, alternatives, grams_of, needed_grams
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
 # domain's whose receive filters answer in a missing mailbox's words), so a failure it does
@@ -72,9 +73,7 @@ class TextRule:
 
     name: str
     status: int
-    # The words in ASCII (see _by_first_letter), each with the grams a text must have one
-    # of for it to match (None: any text may; see prefilter).
-    words: tuple[tuple[re.Pattern[str], Grams | None], ...]
+    words: tuple[re.Pattern[str], ...]  # the words in ASCII (see _by_first_letter)
     sample: str
     other_script: tuple[re.Pattern[str], ...] = ()  # words with accents or in other scripts
     wordings: tuple[Wording, ...] = ()  # the rules file's `texts`, each with its sample
@@ -91,14 +90,15 @@ class TextRule:
     # Code classes ("x.7") with which the text does not count at a stage the failure does
     # not name: a security or policy code says a filter answered, whatever its words.
     not_with_classes: frozenset[str] = frozenset()
+    # For each of ``words``, the grams a text must have one of for it to match (None: any
+    # text may; see prefilter).
+    needs: tuple[Grams | None, ...] = ()
 
-    def says(self, text: str, text_grams: set[tuple[str, ...]] | None = None) -> bool:
+    def says(self, text: str, worth: Iterable[int] | None = None) -> bool:
         """Whether the (lowercased) text says this reason (and nothing that cancels it);
-        ``text_grams`` are the text's grams when the caller has read them."""
-        seen = grams_of(text) if text_grams is None else text_grams
-        if not any(
-            p.search(text) for p, needs in self.words if needs is None or not needs.isdisjoint(seen)
-        ):
+        ``worth`` are the places of the words that may match it (None: all of them)."""
+        words = self.words if worth is None else [self.words[i] for i in worth]
+        if not any(p.search(text) for p in words):
             # Words with accents or in other scripts are looked for only in text that has
             # such characters: most replies are ASCII.
             if text.isascii() or not any(p.search(text) for p in self.other_script):
@@ -117,11 +117,8 @@ class Failure:
     dtype: str
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
-
-    @cached_property
-    def grams(self) -> set[tuple[str, ...]]:
-        """The text's grams, read once for all the reasons asked about (see prefilter)."""
-        return grams_of(self.text)
+    # The places of each reason's words that may match the text (ReplyRules.worth_searching).
+    _worth: dict[str, list[int]] | None = None
 
     @property
     def temporary(self) -> bool:
@@ -168,11 +165,29 @@ class ReplyRules:
         """Every reason that has a text (and so a sample)."""
         return tuple(r for r in self.reasons.values() if r.words or r.other_script)
 
+    @cached_property
+    def _index(self) -> Index[tuple[str, int]]:
+        return Index(
+            ((rule.name, i), needs)
+            for rule in self.reasons.values()
+            for i, needs in enumerate(rule.needs)
+        )
+
+    def worth_searching(self, failure: Failure) -> dict[str, list[int]]:
+        """The places of each reason's words that may match the failure's text, read once:
+        most of them cannot (see prefilter)."""
+        if failure._worth is None:
+            failure._worth = {}
+            for name, place in self._index.candidates(grams_of(failure.text)):
+                failure._worth.setdefault(name, []).append(place)
+        return failure._worth
+
     def _says(self, failure: Failure, name: str) -> bool:
         said = failure._said.get(name)
         if said is None:
             rule = self.reasons.get(name)
-            said = rule is not None and rule.says(failure.text, failure.grams)
+            worth = self.worth_searching(failure).get(name, ())
+            said = rule is not None and rule.says(failure.text, worth)
             if said and rule is not None and rule.permanent_text and failure.temporary:
                 said = False
             if said and rule is not None and rule.delay_text and failure.action != "delayed":
@@ -356,17 +371,14 @@ def _ascii_spelling(alternative: str) -> str:
     return _CLASS.sub(plain, alternative)
 
 
-def _split_scripts(
-    pattern: str,
-) -> tuple[tuple[tuple[re.Pattern[str], Grams | None], ...], tuple[re.Pattern[str], ...]]:
+def _split_scripts(pattern: str) -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
     """(ASCII alternatives, the others), each compiled for lowercased text. An alternative
     with accents is also looked for without them."""
     parts = alternatives(lower_pattern(pattern))
     ascii_parts = [p for p in parts if p.isascii()]
     other = [p for p in parts if not p.isascii()]
     ascii_parts += [a for a in map(_ascii_spelling, other) if a.isascii()]
-    gated = tuple((p, needed_grams(p.pattern)) for p in _by_first_letter(ascii_parts))
-    return gated, _by_first_letter(other)
+    return _by_first_letter(ascii_parts), _by_first_letter(other)
 
 
 def _by_first_letter(parts: list[str]) -> tuple[re.Pattern[str], ...]:
@@ -422,6 +434,7 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
         commands=on,
         not_commands=off,
         not_with_classes=frozenset(_names(raw.get("not_with_classes"))),
+        needs=tuple(needed_grams(p.pattern) for p in ascii_words),
     )
 
 

@@ -16,9 +16,12 @@ always searched, never one that is skipped.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
 GRAM = 4
 Grams = frozenset[tuple[str, ...]]
+Key = TypeVar("Key", bound=Hashable)
 
 # "?", "*", "+", "{m}", "{m,}", "{,n}", "{m,n}", and what makes one lazy.
 _QUANTIFIER = re.compile(r"(?:[?*+]|\{(\d*)(?:,\d*)?\})\??")
@@ -214,3 +217,25 @@ def gate(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
     # A string that holds another is in a text only where that one is.
     fewest = sorted(s for s in lowered if not any(t != s and t in s for t in lowered))
     return re.compile("|".join(map(re.escape, fewest)))
+
+
+class Index(Generic[Key]):
+    """Which of many patterns a text may match: those that need no gram, and those one of
+    whose grams the text has. Patterns are named by keys (a reason and a word's place)."""
+
+    def __init__(self, needs: Iterable[tuple[Key, Grams | None]]) -> None:
+        self._always: list[Key] = []
+        self._by_gram: dict[tuple[str, ...], list[Key]] = {}
+        for key, grams in needs:
+            if grams is None:
+                self._always.append(key)
+            for gram in grams or ():
+                self._by_gram.setdefault(gram, []).append(key)
+        self._grams = frozenset(self._by_gram)
+
+    def candidates(self, text_grams: set[tuple[str, ...]]) -> set[Key]:
+        found = set(self._always)
+        # The text's grams are fewer than the patterns': the intersection runs over them.
+        for gram in text_grams.intersection(self._grams):
+            found.update(self._by_gram[gram])
+        return found

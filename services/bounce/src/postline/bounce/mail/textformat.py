@@ -10,9 +10,9 @@ from importlib import resources
 import yaml
 
 from postline.bounce.classify import lower_pattern
-from postline.bounce.prefilter import gate
 from postline.bounce.mail.model import FailedRecipient
 from postline.bounce.mail.replies import enhanced_status, reply_code
+from postline.bounce.prefilter import gate
 
 # An address as bounces print it: a local part without spaces or brackets (or quoted), a
 # domain name or a bracketed address literal. The local part is bounded (RFC 5321 allows 64

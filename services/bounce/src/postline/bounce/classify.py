@@ -41,7 +41,7 @@ from importlib import resources
 
 import yaml
 
-from postline.bounce.prefilter import Grams, Index, alternatives, grams_of, needed_grams
+from postline.bounce.prefilter import Index, alternatives, grams_of
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
 # domain's whose receive filters answer in a missing mailbox's words), so a failure it does
@@ -90,9 +90,6 @@ class TextRule:
     # Code classes ("x.7") with which the text does not count at a stage the failure does
     # not name: a security or policy code says a filter answered, whatever its words.
     not_with_classes: frozenset[str] = frozenset()
-    # For each of ``words``, the grams a text must have one of for it to match (None: any
-    # text may; see prefilter).
-    needs: tuple[Grams | None, ...] = ()
 
     def says(self, text: str, worth: Iterable[int] | None = None) -> bool:
         """Whether the (lowercased) text says this reason (and nothing that cancels it);
@@ -168,9 +165,9 @@ class ReplyRules:
     @cached_property
     def _index(self) -> Index[tuple[str, int]]:
         return Index(
-            ((rule.name, i), needs)
+            ((rule.name, place), word.pattern)
             for rule in self.reasons.values()
-            for i, needs in enumerate(rule.needs)
+            for place, word in enumerate(rule.words)
         )
 
     def worth_searching(self, failure: Failure) -> dict[str, list[int]]:
@@ -178,7 +175,7 @@ class ReplyRules:
         most of them cannot (see prefilter)."""
         if failure._worth is None:
             failure._worth = {}
-            for name, place in self._index.candidates(grams_of(failure.text)):
+            for name, place in self._index.candidates(failure.text, grams_of(failure.text)):
                 failure._worth.setdefault(name, []).append(place)
         return failure._worth
 
@@ -434,7 +431,6 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
         commands=on,
         not_commands=off,
         not_with_classes=frozenset(_names(raw.get("not_with_classes"))),
-        needs=tuple(needed_grams(p.pattern) for p in ascii_words),
     )
 
 

@@ -20,7 +20,9 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 GRAM = 4
-Grams = frozenset[tuple[str, ...]]
+Gram = tuple[str, ...]
+# Pairs of grams: every text the pattern matches has both grams of one of its pairs.
+Grams = frozenset[tuple[Gram, Gram]]
 Key = TypeVar("Key", bound=Hashable)
 
 # "?", "*", "+", "{m}", "{m,}", "{,n}", "{m,n}", and what makes one lazy.
@@ -33,7 +35,7 @@ _LOOK_AROUND = ("?=", "?!", "?<=", "?<!")
 _COMMON = " etaoinsrhldcumfpgwyb"
 
 
-def grams_of(text: str) -> set[tuple[str, ...]]:
+def grams_of(text: str) -> set[Gram]:
     """Every run of ``GRAM`` characters in the text."""
     return set(zip(*(text[i:] for i in range(GRAM)), strict=False))
 
@@ -63,12 +65,14 @@ def alternatives(pattern: str) -> list[str]:
 
 
 def needed_grams(pattern: str) -> Grams | None:
-    """Grams one of which every text the pattern matches has (one of each string it cannot
-    match without), or None when there are none to tell: the pattern is always searched."""
+    """Two grams of each string the pattern cannot match without (every text it matches
+    has both of one pair), or None when there are none to tell: the pattern is always
+    searched. Two grams tell more than one: "mail" is in most bounces, "mail" and "rror"
+    in few."""
     strings = required(pattern)
     if strings is None or min(map(len, strings)) < GRAM:
         return None
-    return frozenset(_rarest_gram(s) for s in strings)
+    return frozenset(_rarest_grams(s) for s in strings)
 
 
 def required(pattern: str) -> frozenset[str] | None:
@@ -198,9 +202,15 @@ def _commonness(char: str) -> int:
     return len(_COMMON) - rank if rank >= 0 else 0
 
 
-def _rarest_gram(string: str) -> tuple[str, ...]:
-    pieces = [tuple(string[i : i + GRAM]) for i in range(len(string) - GRAM + 1)]
-    return min(pieces, key=lambda piece: sum(map(_commonness, piece)))
+def _rarest_grams(string: str) -> tuple[Gram, Gram]:
+    """The string's rarest gram and its rarest one that does not overlap it (if none, the
+    rarest other one; if none, the same)."""
+    starts = sorted(
+        range(len(string) - GRAM + 1), key=lambda i: sum(map(_commonness, string[i : i + GRAM]))
+    )
+    first = starts[0]
+    apart = [i for i in starts[1:] if abs(i - first) >= GRAM] or starts[1:] or [first]
+    return tuple(string[first : first + GRAM]), tuple(string[apart[0] : apart[0] + GRAM])
 
 
 def gate(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
@@ -220,22 +230,30 @@ def gate(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
 
 
 class Index(Generic[Key]):
-    """Which of many patterns a text may match: those that need no gram, and those one of
-    whose grams the text has. Patterns are named by keys (a reason and a word's place)."""
+    """Which of many patterns (written for lowercased text) a text may match: those one of
+    whose pairs of grams the text has, those one of whose short strings (fewer characters
+    than a gram) it has, and those with no string to tell. Patterns are named by keys."""
 
-    def __init__(self, needs: Iterable[tuple[Key, Grams | None]]) -> None:
+    def __init__(self, patterns: Iterable[tuple[Key, str]]) -> None:
         self._always: list[Key] = []
-        self._by_gram: dict[tuple[str, ...], list[Key]] = {}
-        for key, grams in needs:
-            if grams is None:
+        self._short: list[tuple[Key, tuple[str, ...]]] = []
+        self._by_gram: dict[Gram, list[tuple[Key, Gram]]] = {}  # gram -> (key, its pair's other)
+        for key, pattern in patterns:
+            pairs = needed_grams(pattern)
+            strings = required(pattern) if pairs is None else None
+            if pairs is not None:
+                for first, second in pairs:
+                    self._by_gram.setdefault(first, []).append((key, second))
+            elif strings is not None:
+                self._short.append((key, tuple(strings)))
+            else:
                 self._always.append(key)
-            for gram in grams or ():
-                self._by_gram.setdefault(gram, []).append(key)
         self._grams = frozenset(self._by_gram)
 
-    def candidates(self, text_grams: set[tuple[str, ...]]) -> set[Key]:
+    def candidates(self, text: str, text_grams: set[Gram]) -> set[Key]:
         found = set(self._always)
+        found.update(key for key, strings in self._short if any(s in text for s in strings))
         # The text's grams are fewer than the patterns': the intersection runs over them.
         for gram in text_grams.intersection(self._grams):
-            found.update(self._by_gram[gram])
+            found.update(key for key, other in self._by_gram[gram] if other in text_grams)
         return found

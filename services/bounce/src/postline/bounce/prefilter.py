@@ -257,3 +257,9 @@ class Index(Generic[Key]):
         for gram in text_grams.intersection(self._grams):
             found.update(key for key, other in self._by_gram[gram] if other in text_grams)
         return found
+
+
+def ruled_out(needs: re.Pattern[str] | None, text: str) -> bool:
+    """Whether a pattern compiled with re.IGNORECASE cannot match the text, by its gate
+    (``gate``): read only in ASCII text."""
+    return needs is not None and text.isascii() and needs.search(text.lower()) is None

@@ -11,8 +11,8 @@ import yaml
 
 from postline.bounce.classify import lower_pattern
 from postline.bounce.mail.model import FailedRecipient
-from postline.bounce.mail.replies import enhanced_status, reply_code
-from postline.bounce.prefilter import gate
+from postline.bounce.mail.replies import reply_of
+from postline.bounce.prefilter import gate, ruled_out
 
 # An address as bounces print it: a local part without spaces or brackets (or quoted), a
 # domain name or a bracketed address literal. The local part is bounded (RFC 5321 allows 64
@@ -36,15 +36,16 @@ _REPLY_GOES_ON = re.compile(
 
 @dataclass(frozen=True)
 class Hint:
-    conditions: tuple[tuple[str, re.Pattern[str]], ...]  # (header name | body, pattern)
+    # (header name | body, pattern, its gate), the body last: a header is short to search.
+    conditions: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]
     reason: str
     command: str
     recipient: re.Pattern[str] | None = None  # the failed recipients it is about
 
     def applies(self, headers: dict[str, str], notice: str) -> bool:
-        for where, pattern in self.conditions:
+        for where, pattern, needs in self.conditions:
             value = notice if where == "body" else headers.get(where, "")
-            if not pattern.search(value):
+            if ruled_out(needs, value) or not pattern.search(value):
                 return False
         return True
 
@@ -82,9 +83,13 @@ class MailFormats:
 
     def section(self, line: str) -> str:
         """The action a heading line starts a section of ('' when it is no heading)."""
-        if self._section_word.search(line.lower()) is None:
+        lowered = line.lower()
+        if self._section_word.search(lowered) is None:
             return ""
         for action, pattern in self.sections:
+            needs = self._section_gates[action]
+            if needs is not None and line.isascii() and needs.search(lowered) is None:
+                continue  # the gate (see ruled_out), on the line lowered once
             if pattern.search(line):
                 return action
         return ""
@@ -97,14 +102,11 @@ class MailFormats:
         if not self.ends_after_reply or self._ends_after_reply.search(line) is None:
             return False
         text = "\n".join(block)
-        return bool(reply_code(text) or enhanced_status(text))
+        return any(reply_of(text))
 
     def ignored(self, line: str) -> bool:
         # Most lines have none of the words every ignored line has (its gate).
-        if self._ignore_gate is not None and line.isascii():
-            if self._ignore_gate.search(line.lower()) is None:
-                return False
-        return self._ignore.search(line) is not None
+        return not ruled_out(self._ignore_gate, line) and self._ignore.search(line) is not None
 
     def sent_address(self, text: str) -> str:
         for pattern in self.sent_to:
@@ -147,6 +149,10 @@ class MailFormats:
         return {name: gate(pattern) for name, pattern in self.commands}
 
     @cached_property
+    def _section_gates(self) -> dict[str, re.Pattern[str] | None]:
+        return {action: gate(pattern) for action, pattern in self.sections}
+
+    @cached_property
     def _section_word(self) -> re.Pattern[str]:
         """Any of ``section_words`` (each as it is, in a lowercased line)."""
         return re.compile("|".join(map(re.escape, self.section_words)) or "(?!)")
@@ -169,6 +175,11 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern.replace("{addr}", ADDR), re.IGNORECASE | re.MULTILINE)
 
 
+def _condition(where: str, value: str) -> tuple[str, re.Pattern[str], re.Pattern[str] | None]:
+    pattern = _compile(value)
+    return where.lower(), pattern, gate(pattern)
+
+
 @cache
 def mail_formats() -> MailFormats:
     raw = yaml.safe_load(
@@ -187,9 +198,14 @@ def mail_formats() -> MailFormats:
         hints=tuple(
             Hint(
                 conditions=tuple(
-                    (key.lower(), _compile(value))
-                    for key, value in hint.items()
-                    if key not in ("reason", "command", "recipient")
+                    sorted(
+                        (
+                            _condition(key, value)
+                            for key, value in hint.items()
+                            if key not in ("reason", "command", "recipient")
+                        ),
+                        key=lambda condition: condition[0] == "body",
+                    )
                 ),
                 reason=str(hint.get("reason", "")),
                 command=str(hint.get("command", "")).upper(),
@@ -449,11 +465,12 @@ def flatten_reply(text: str) -> str:
 def recipient_from_block(address: str, block: list[str]) -> FailedRecipient:
     text = "\n".join(block).strip()
     formats = mail_formats()
+    code, status = reply_of(text)
     return FailedRecipient(
         recipient=address,
         diagnostic=" ".join(text.split()),
-        status=enhanced_status(text),
-        reply_code=reply_code(text),
+        status=status,
+        reply_code=code,
         command=formats.command(text),
     )
 

@@ -12,7 +12,7 @@ import pytest
 
 from postline.bounce.classify import Failure, reply_rules
 from postline.bounce.mail.mime import Parts, read_message
-from postline.bounce.mail.textformat import mail_formats
+from postline.bounce.mail.textformat import lowered_twin, mail_formats
 from postline.bounce.prefilter import gate, grams_of, needed_grams, required, ruled_out
 from tests.conftest import ROOT
 
@@ -127,3 +127,23 @@ def test_the_rules_files_are_read_by_the_prefilter() -> None:
     formats = mail_formats()
     assert formats._ignore_gate is not None
     assert all(formats._command_gates.values())
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"bounce corpus not found at {CORPUS}")
+def test_a_lowered_twin_finds_what_its_pattern_finds_in_ascii_lines() -> None:
+    formats = mail_formats()
+    lines = [ln for ln in _notice_lines() if ln.isascii()]
+    for action, pattern in formats.sections:
+        twin = formats._section_twins[action]
+        assert twin is not None
+        assert [bool(twin.search(ln.lower())) for ln in lines] == [
+            bool(pattern.search(ln)) for ln in lines
+        ]
+
+
+def test_a_pattern_with_a_class_or_other_scripts_has_no_lowered_twin() -> None:
+    # Lowered, [A-z] would lose "_" and the other characters between "Z" and "a".
+    assert lowered_twin(re.compile("[A-z]+ failed", re.IGNORECASE)) is None
+    assert lowered_twin(re.compile("empfänger", re.IGNORECASE)) is None
+    twin = lowered_twin(re.compile(r"Delivery\s+FAILED", re.IGNORECASE | re.MULTILINE))
+    assert twin is not None and twin.search("delivery  failed")

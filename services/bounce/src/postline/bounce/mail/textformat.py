@@ -86,11 +86,16 @@ class MailFormats:
         lowered = line.lower()
         if self._section_word.search(lowered) is None:
             return ""
+        ascii_line = line.isascii()
         for action, pattern in self.sections:
             needs = self._section_gates[action]
-            if needs is not None and line.isascii() and needs.search(lowered) is None:
+            if needs is not None and ascii_line and needs.search(lowered) is None:
                 continue  # the gate (see ruled_out), on the line lowered once
-            if pattern.search(line):
+            twin = self._section_twins[action]
+            if twin is not None and ascii_line:
+                if twin.search(lowered):
+                    return action
+            elif pattern.search(line):
                 return action
         return ""
 
@@ -149,6 +154,10 @@ class MailFormats:
         return {name: gate(pattern) for name, pattern in self.commands}
 
     @cached_property
+    def _section_twins(self) -> dict[str, re.Pattern[str] | None]:
+        return {action: lowered_twin(pattern) for action, pattern in self.sections}
+
+    @cached_property
     def _section_gates(self) -> dict[str, re.Pattern[str] | None]:
         return {action: gate(pattern) for action, pattern in self.sections}
 
@@ -169,6 +178,17 @@ class MailFormats:
 def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
     # One pass over the text instead of one per pattern: the first start wins either way.
     return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.I | re.M)
+
+
+def lowered_twin(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """A pattern compiled with re.IGNORECASE as one for lowercased ASCII text, without the
+    flag (several times faster), when it is the same search there: an ASCII pattern with no
+    character class (lowered, a class's range such as ``[A-z]`` would mean another set);
+    None otherwise. In text that is not ASCII only the pattern itself says (Unicode's case
+    rules match the Kelvin sign to "k", which lowercasing does not)."""
+    if not pattern.pattern.isascii() or "[" in pattern.pattern:
+        return None
+    return re.compile(lower_pattern(pattern.pattern), pattern.flags & ~re.IGNORECASE)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -5,6 +5,7 @@ Waiting is ``tests.polling`` (re-exported here for the tests that import it from
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from postline.common.runtime import keep_grpc_aio
 from tests import rabbitmq_node
 from tests.polling import apoll_until, poll_until
 from tests.rabbitmq_node import RabbitNode
@@ -21,6 +23,17 @@ DEV_POLICY = ROOT / "postline.dev.yaml"
 # Set on a test's item when its call failed: a fixture tearing down after it can print what
 # it holds (a stack's logs), since pytest does not raise a test's failure in its fixtures.
 CALL_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """gRPC's asyncio runtime held for the whole session, as every service holds it
+    (``runtime.keep_grpc_aio``): tests start and drop many servers and channels, each on its
+    own event loop, and the last one freed must never shut it down from another thread."""
+
+    async def keep() -> None:
+        keep_grpc_aio()
+
+    asyncio.run(keep())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,10 +1,12 @@
 """The wider bounce corpus: its manifest (``wider_corpus.yaml``) and the folder of mails.
 
     .venv/bin/python bench/bounce_accuracy/wider_corpus.py fetch DIR [--clone NAME=PATH ...]
+        [--mirrors MIRRORS]
 
 ``fetch`` copies every mail the manifest names, at the recorded commit, into
-``DIR/<source>/<file>``: from a clone of the source's repository (``--clone``), else from a
-shallow clone it makes in a temporary folder. The mails are others' files: they stay out of
+``DIR/<source>/<file>``: from a clone of the source's repository (``--clone``, or
+``MIRRORS/<owner>+<name>/repo`` when ``--mirrors`` is given and that folder exists), else
+from a partial clone it makes in a temporary folder. The mails are others' files: they stay out of
 this repository, which holds only the manifest. Then ``POSTLINE_WIDER_CORPUS=DIR``.
 """
 
@@ -58,7 +60,15 @@ def _git(*args: str) -> bytes:
     return subprocess.run(["git", *args], check=True, capture_output=True).stdout
 
 
-def fetch(target: Path, clones: dict[str, Path]) -> int:
+def mirror_of(mirrors: Path | None, repository: str) -> Path | None:
+    """A local snapshot of ``owner/name`` kept as ``MIRRORS/owner+name/repo``, if there is one."""
+    if mirrors is None:
+        return None
+    path = mirrors / repository.replace("/", "+") / "repo"
+    return path if path.is_dir() else None
+
+
+def fetch(target: Path, clones: dict[str, Path], mirrors: Path | None = None) -> int:
     wanted: dict[str, list[str]] = {}
     for row in manifest()["mails"]:
         source, _, name = row["file"].partition("/")
@@ -67,7 +77,7 @@ def fetch(target: Path, clones: dict[str, Path]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for source, names in wanted.items():
             info = sources()[source]
-            repo = clones.get(source)
+            repo = clones.get(source) or mirror_of(mirrors, info["repository"])
             if repo is None:
                 repo = Path(scratch) / source
                 url = f"https://github.com/{info['repository']}.git"
@@ -93,12 +103,19 @@ def main() -> None:
         metavar="NAME=PATH",
         help="an existing clone (or bare repository) of a source, by its manifest name",
     )
+    get.add_argument(
+        "--mirrors",
+        type=Path,
+        default=None,
+        metavar="MIRRORS",
+        help="a folder of repository snapshots named owner+name/repo, used where one exists",
+    )
     args = parser.parse_args()
     clones = {}
     for item in args.clone:
         name, _, path = item.partition("=")
         clones[name] = Path(path)
-    copied = fetch(args.dir, clones)
+    copied = fetch(args.dir, clones, args.mirrors)
     print(f"{copied} mails in {args.dir}; now export {ENV}={args.dir}")
 
 

@@ -222,6 +222,39 @@ def test_auto_submitted_does_not_make_a_bounce_from_an_ordinary_sender_an_auto_r
     assert classify_mail(plain)[0].kind is Kind.AUTOREPLY
 
 
+def test_an_auto_reply_sent_on_as_mailer_daemon_is_no_bounce() -> None:
+    # RFC 3834: a responder answers the Return-Path (a bulk sender's bounce address) and
+    # marks its reply; a sending service may pass it on as MAILER-DAEMON (Amazon SES).
+    ses = "MAILER-DAEMON@amazonses.com"
+    marks = "X-Autoreply: yes\r\nAuto-Submitted: auto-replied\r\n"
+    body = "Please send questions to jo@example.org.\r\n"
+    away = _text("Out of Office Re: Weekly report", body, ses)
+    report, verdicts = classify_mail(marks.encode() + away)
+    assert report.kind is Kind.AUTOREPLY and verdicts == []
+    # Without an RFC 3834 header, or without an auto-reply subject, the sender decides: a
+    # bounce's, so no auto-reply (a bounce, if the text names a recipient).
+    assert classify_mail(away)[0].kind is not Kind.AUTOREPLY
+    plain = _text("Re: Weekly report", body, ses)
+    assert classify_mail(marks.encode() + plain)[0].kind is not Kind.AUTOREPLY
+    # Exim marks its notices Auto-Submitted: auto-replied: a bounce's words decide.
+    failed = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+        "  gone@example.org\r\n    550 5.1.1 No such user\r\n"
+    )
+    notice = marks.encode() + _text("Out of office: Hello", failed)
+    report, verdicts = classify_mail(notice)
+    assert report.kind is Kind.BOUNCE
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+    # And a report's fields are read before any auto-reply sign.
+    fields = "Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+    dsn = _dsn(fields).replace(b"Subject: Undelivered Mail Returned to Sender", b"Subject: Away")
+    report, verdicts = classify_mail(marks.encode() + dsn)
+    assert report.kind is Kind.BOUNCE
+    assert [(v.recipient, v.status) for v in verdicts] == [("gone@example.org", 2)]
+
+
 def test_opensmtpds_notice_is_a_bounce_by_its_sender_name_or_its_words() -> None:
     body = (
         "    Hi!\r\n\r\n    This is the MAILER-DAEMON, please DO NOT REPLY to this e-mail.\r\n\r\n"

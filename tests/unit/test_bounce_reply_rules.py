@@ -800,3 +800,42 @@ def test_a_catch_all_that_takes_an_unknown_users_mail_is_no_unknown_user(
     text: str, status: int
 ) -> None:
     assert classify_failure(0, "", text, action="failed").status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # qmail-send's words once a message outlived its queue lifetime (qmail-send(8)):
+        # the last temporary error, then the end of the retries. A generic transient text
+        # (RFC 5321's 451 "local error in processing") names no cause: the retries ran out.
+        (
+            "Requested mail action aborted, error in processing "
+            "I'm not going to try again; this message has been in the queue too long.",
+            3,
+        ),
+        ("451 Requested action aborted: local error in processing. Retry timeout exceeded", 3),
+        (
+            "Resources temporarily unavailable, please try again later [#4.1.9]. "
+            "I'm not going to try again; this message has been in the queue too long.",
+            3,
+        ),
+        # A temporary error that names its cause keeps it, the queue's end or not.
+        (
+            "Unable to contact LDAP server. (#4.4.3)I'm not going to try again; "
+            "this message has been in the queue too long.",
+            7,
+        ),
+        (
+            "Sorry, the user's mailbox is full. I'm not going to try again; "
+            "this message has been in the queue too long.",
+            5,
+        ),
+        # Without the queue's end the generic words are the destination failing.
+        ("451 Requested action aborted: local error in processing", 7),
+        ("451 4.3.0 Temporary local problem - please try later", 7),
+    ],
+)
+def test_the_queue_lifetimes_end_outweighs_a_generic_temporary_error(
+    text: str, status: int
+) -> None:
+    assert classify_failure(0, "", text, action="failed").status == status

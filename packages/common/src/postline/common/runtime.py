@@ -13,9 +13,10 @@ import faulthandler
 import logging
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Literal, TypeVar
 
+import grpc
 import uvicorn
 import uvloop
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from postline.common.health import Readiness, probe_app
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class LoopSettings(BaseSettings):
@@ -37,10 +40,38 @@ class LoopSettings(BaseSettings):
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a service's ``main`` on the event loop ``POSTLINE_EVENT_LOOP`` names."""
+
+    async def serve() -> None:
+        keep_grpc_aio()
+        await main()
+
     if LoopSettings().event_loop == "uvloop":
-        uvloop.run(main())
+        uvloop.run(serve())
     else:
-        asyncio.run(main())
+        asyncio.run(serve())
+
+
+def keep_grpc_aio() -> None:
+    """Hold gRPC's asyncio runtime for the life of the process (call it on the event loop).
+
+    gRPC counts its asyncio servers and channels and shuts its runtime down when the last one
+    is freed: it shuts the completion queue down and joins its poller thread. When that last
+    one is freed by the garbage collector on another thread (a ClickHouse worker thread, say)
+    while an operation is still pending, the shutdown never completes and that thread waits
+    for ever; a test process was seen stuck so in a ClickHouse client's start-up. One reference
+    held from the start means the count never reaches zero: the runtime ends with the process.
+    """
+    grpc.aio.init_grpc_aio()
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Await ``awaitable`` for at most ``seconds`` (then :class:`TimeoutError`), in the
+    calling task. Use it instead of ``asyncio.wait_for``: on Python 3.11 ``wait_for`` drops a
+    cancel that lands as the awaited thing completes, so a task asked to stop in that moment
+    goes on (a loop around it runs for ever; one did, in a broker's ``close``).
+    ``asyncio.timeout`` keeps every cancel that did not come from its own deadline."""
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 # A stop that takes longer than this logs what the process still waits for: its tasks from

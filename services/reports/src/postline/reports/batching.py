@@ -35,6 +35,7 @@ from prometheus_client import Counter, Histogram
 from postline.common.broker import Broker
 from postline.common.broker.connection import Subscription
 from postline.common.broker.consumer import message_type
+from postline.common.runtime import within
 from postline.common.semconv import (
     BATCH_SIZE,
     METRIC_INGEST_BATCH_EVENTS,
@@ -237,7 +238,7 @@ class BatchConsumer:
                 continue
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.max_wait)
+                    await within(self._full.wait(), self.max_wait)
             batch = self._take()
             if not self._is_full():
                 self._full.clear()
@@ -341,7 +342,7 @@ class BatchConsumer:
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless asked to stop."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            await within(self._stop.wait(), seconds)
 
 
 def _record_inserts(

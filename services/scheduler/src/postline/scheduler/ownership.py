@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from postline.common.broker import Broker
 from postline.common.broker.connection import CLOSE_SECONDS, connection_options
 from postline.common.redact import redact_url
+from postline.common.runtime import within
 from postline.scheduler import metrics, queues
 from postline.scheduler.shard import ShardRuntime
 from postline.v1 import scheduler_pb2
@@ -65,7 +66,7 @@ class Ownership:
                     "%s: cannot connect for shards (%s); retrying", redact_url(self.url), exc
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RECONNECT_SECONDS)
+                    await within(stop.wait(), RECONNECT_SECONDS)
                 continue
             self.connection = connection
             try:
@@ -78,7 +79,7 @@ class Ownership:
                 self.runtimes.clear()
                 metrics.OWNED_SHARDS.set(0)
                 with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
-                    await asyncio.wait_for(connection.close(), CLOSE_SECONDS)
+                    await within(connection.close(), CLOSE_SECONDS)
 
     async def _serve(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
         closed = asyncio.Event()
@@ -94,7 +95,7 @@ class Ownership:
                 self.stopping = True
                 logger.info("handing back %d shards", len(self.runtimes))
                 try:
-                    await asyncio.wait_for(
+                    await within(
                         asyncio.gather(*(r.stop() for r in list(self.runtimes.values()))),
                         HANDBACK_SECONDS,
                     )
@@ -167,4 +168,4 @@ class Ownership:
                 logger.info("shard %d no longer owned here", shard)
             if not channel.is_closed:
                 with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
-                    await asyncio.wait_for(channel.close(), CLOSE_SECONDS)
+                    await within(channel.close(), CLOSE_SECONDS)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from postline.common.broker import Broker
 from postline.common.broker.consumer import MessageMeta
 from postline.common.ids import new_id
+from postline.common.runtime import within
 from postline.common.timeutil import to_timestamp
 from postline.scheduler import queues
 from postline.v1 import scheduler_pb2
@@ -90,9 +91,7 @@ class PausedDomains:
         )
         await broker.publish(queues.CONTROL_KEY, change)
         async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: self.is_paused(domain) == paused), timeout
-            )
+            await within(self._changed.wait_for(lambda: self.is_paused(domain) == paused), timeout)
         return self.is_paused(domain)
 
 

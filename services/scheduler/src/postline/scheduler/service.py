@@ -19,6 +19,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.health import Readiness
 from postline.common.ids import new_id
 from postline.common.policy import PolicySource
+from postline.common.runtime import within
 from postline.scheduler.admin import SchedulerAdmin, serve_admin
 from postline.scheduler.handlers import Scheduler
 from postline.scheduler.mx import MxCache
@@ -127,7 +128,7 @@ class SchedulerService:
         await self.pauses.start(self.broker)
         await self.snapshots.start(self.broker)
         # Pauses are known before any shard is taken: nothing paused slips out at start.
-        await asyncio.wait_for(self.pauses.caught_up.wait(), timeout=60)
+        await within(self.pauses.caught_up.wait(), 60)
         self._owning = asyncio.create_task(self.ownership.run(self._stop))
         self.grpc, self.grpc_port = await serve_admin(self.settings.grpc_listen, self.admin)
         logger.info("scheduler %s offering to own %d shards", self.replica, self.settings.shards)

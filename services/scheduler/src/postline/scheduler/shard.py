@@ -34,6 +34,7 @@ from postline.common.broker.consumer import MessageMeta, Requeue
 from postline.common.broker.topology import inbound_queue, results_queue, urgent_queue
 from postline.common.policy import SpeedLimit
 from postline.common.policy.units import format_duration
+from postline.common.runtime import within
 from postline.common.timeutil import to_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.backlogs import Backlogs
@@ -157,7 +158,7 @@ class ShardRuntime:
         for gate in self.gates:
             self.gates.let_go(gate)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._active.idle(), grace)
+            await within(self._active.idle(), grace)
         self.lost()
         with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
             await self.channel.close()

@@ -22,6 +22,8 @@ from typing import cast
 
 from aiosmtplib import SMTPResponse
 
+from postline.common.runtime import within
+
 _MAX_LINE = 8192  # aiosmtplib's limit for a reply line
 
 
@@ -79,7 +81,7 @@ class SmtpConnection(asyncio.Protocol):
         if self._paused and self._error is None:
             self._drained = self._loop.create_future()
             try:
-                await asyncio.wait_for(self._drained, timeout)
+                await within(self._drained, timeout)
             finally:
                 self._drained = None
         if self._error is not None:

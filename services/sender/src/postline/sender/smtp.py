@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from postline.common.runtime import within
 from postline.common.tls_modes import NONE, OPPORTUNISTIC, REQUIRED
 from postline.sender import replies
 from postline.sender.connection import Disconnected, MalformedReply, SmtpConnection
@@ -362,7 +363,7 @@ async def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     try:
         if endpoint.source_ip:
             sock.bind((endpoint.source_ip, 0))
-        await asyncio.wait_for(
+        await within(
             asyncio.get_running_loop().sock_connect(sock, (endpoint.address, endpoint.port)),
             timeout,
         )

@@ -44,6 +44,7 @@ from postline.common.broker.events import Event, EventPublisher
 from postline.common.broker.groups import Encoded, GroupPublisher
 from postline.common.broker.topology import EXCHANGE, Topology, delay_bucket, delay_exchange
 from postline.common.redact import redact_url
+from postline.common.runtime import within
 from postline.common.semconv import METRIC_BROKER_PUBLISHED
 from postline.common.telemetry import WAIT_HEADER, inject_context
 
@@ -138,7 +139,7 @@ class Broker:
                     "%s: cannot connect (%s); retrying in %.1fs", redact_url(self.url), exc, delay
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(until.wait(), delay)
+                    await within(until.wait(), delay)
                 if until.is_set():
                     return False
                 delay = min(CONNECT_RETRY_MAX_SECONDS, delay * 2)
@@ -158,9 +159,9 @@ class Broker:
 
     async def close(self) -> None:
         if self._watchdog is not None:
-            # The flag too: on Python 3.11 a cancel that lands as the watchdog's wait_for
-            # completes is lost (the wait returns its result), and awaiting the task would
-            # then wait for ever; the loop ends on the flag within one round instead.
+            # The flag too, whatever becomes of the cancel: the loop ends on it within one
+            # round (a cancel lost by Python 3.11's wait_for once kept it going for ever; its
+            # waits use ``within`` now).
             self._closing = True
             self._watchdog.cancel()
             await asyncio.wait({self._watchdog}, timeout=2 * WATCH_SECONDS + CLOSE_SECONDS)
@@ -173,10 +174,10 @@ class Broker:
         for channel in self._consumer_channels:
             if not channel.is_closed:
                 with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError):
-                    await asyncio.wait_for(channel.close(), CLOSE_SECONDS)
+                    await within(channel.close(), CLOSE_SECONDS)
         if self._connection is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connection.close(), CLOSE_SECONDS)
+                await within(self._connection.close(), CLOSE_SECONDS)
         await self._groups.stop()
         await self._events.stop()
 
@@ -251,7 +252,7 @@ class Broker:
         for subscription in list(self._subscriptions.values()):
             name = subscription.queue.name
             try:
-                channel = await asyncio.wait_for(
+                channel = await within(
                     subscription.queue.channel.get_underlay_channel(), WATCH_SECONDS
                 )
             except (TimeoutError, ChannelInvalidStateError, aio_pika.exceptions.AMQPError):

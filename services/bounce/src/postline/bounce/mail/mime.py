@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import codecs
 import email
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from functools import cached_property
 from html.parser import HTMLParser
 from itertools import dropwhile, takewhile
 
+from postline.bounce.mail.folding import refold
 from postline.common.headers import decode_words, first_values, is_field, scan
 
 MAX_HEADER = 16 * 1024
@@ -26,7 +28,15 @@ REPORT_TYPES = frozenset(
 
 
 def read_message(raw: bytes) -> Message:
-    return email.message_from_bytes(raw)
+    message = email.message_from_bytes(raw)
+    if len(message) and any(
+        isinstance(d, MissingHeaderBodySeparatorDefect) for d in message.defects
+    ):
+        # The header block ended at a line that is no field: a fold that lost its white space?
+        refolded = refold(raw)
+        if refolded is not None:
+            return email.message_from_bytes(refolded)
+    return message
 
 
 def decode_text(payload: bytes, charset: str | None) -> str:

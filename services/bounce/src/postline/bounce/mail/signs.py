@@ -48,12 +48,30 @@ class MailSigns:
 
     def is_autoreply(self, headers: dict[str, str], notice: str = "") -> bool:
         if self.looks_like_bounce(headers, ""):
-            return False
+            return self._relayed_autoreply(headers, notice)
         if self.autoreply_subjects.search(headers.get("subject", "")):
             return True
         # RFC 3834's Auto-Submitted: auto-replied is set by bounce generators too (Exim,
         # Mail.ru): with a notice in a bounce's words and no auto-reply subject, the header
         # says only that the mail was automatic, not which kind.
+        if notice and self.bounce_phrases.search(notice.lower()):
+            return False
+        return any(
+            pattern.search(headers.get(name, "")) for name, pattern in self.autoreply_headers
+        )
+
+    def _relayed_autoreply(self, headers: dict[str, str], notice: str) -> bool:
+        """An auto-reply under a bounce's sender: RFC 3834 (section 4) has responders reply
+        to the Return-Path, which for bulk mail is the bounce address, and a relay or
+        sending service may send the reply on as MAILER-DAEMON (Amazon SES). The sender
+        alone then says bounce; an auto-reply's subject *and* an RFC 3834 header (section
+        5; Exim and Gmail mark their bounces with Auto-Submitted too, so it cannot decide
+        alone), with no bounce subject and no bounce's words, say auto-reply. A notice with
+        report fields never gets here (parse.py reads them first)."""
+        if self.bounce_subjects.search(headers.get("subject", "")):
+            return False
+        if not self.autoreply_subjects.search(headers.get("subject", "")):
+            return False
         if notice and self.bounce_phrases.search(notice.lower()):
             return False
         return any(

@@ -38,6 +38,7 @@ from postline.common.broker import Broker, BrokerUnavailable
 from postline.common.broker.topology import EXCHANGE
 from postline.common.policy import Policy, PolicySource
 from postline.common.policy.model import Server, WeeklySummary
+from postline.common.runtime import within
 from postline.common.semconv import METRIC_WEEKLY_SUMMARIES, SERVER, SPAN_WEEKLY_SUMMARY
 from postline.common.submission import Submission, submit
 from postline.common.telemetry import tracer
@@ -150,7 +151,7 @@ class WeeklySummaries:
                     logger.exception("weekly summaries: sending failed; trying again later")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.check_seconds)
+                await within(self._wake.wait(), self.check_seconds)
 
     async def send_due(self, now: float) -> list[Sent]:
         """Send every summary that is due and was not sent (whether or not this replica is the

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from prometheus_client import Counter, Histogram
 
+from postline.common.runtime import within
 from postline.common.semconv import (
     METRIC_WEBHOOK_ATTEMPTS,
     METRIC_WEBHOOK_EVENTS,
@@ -161,7 +162,7 @@ class AttemptLog:
             written = await self.flush()
             # Gather a second's rows per insert (a backoff too while ClickHouse is away).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), FLUSH_SECONDS if written else 5.0)
+                await within(self._stop.wait(), FLUSH_SECONDS if written else 5.0)
             if self._rows:
                 self._wake.set()
         await self.flush()

@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError
 
 from postline.common.broker import Broker, BrokerUnavailable
 from postline.common.ids import new_id
+from postline.common.runtime import within
 from postline.common.semconv import ATTEMPT, SPAN_WEBHOOK_POST
 from postline.common.telemetry import tracer
 from postline.common.timeutil import from_timestamp, to_timestamp
@@ -143,9 +144,9 @@ class EndpointPoster:
                 await self._queue.cancel(self._tag)
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, self.settings.timeout + 1)
+                await within(self._task, self.settings.timeout + 1)
             except TimeoutError:
-                pass  # cancelled by wait_for; its messages go back to the queue
+                pass  # cancelled at the deadline; its messages go back to the queue
         if self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
                 await self._channel.close()
@@ -201,7 +202,7 @@ class EndpointPoster:
                 return
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
+                await within(self._arrived.wait(), left)
 
     def _fresh_events(self) -> int:
         count = 0
@@ -345,7 +346,7 @@ class EndpointPoster:
             await _settle(item.message.nack(requeue=True))
         delay = self.settings.retry_delay(self.failures)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), delay)
+            await within(self._stop.wait(), delay)
 
 
 async def _settle(settling: Awaitable[None]) -> None:

@@ -34,11 +34,14 @@ RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import yaml
+
+from postline.bounce.prefilter import Index, alternatives, grams_of
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
 # domain's whose receive filters answer in a missing mailbox's words), so a failure it does
@@ -88,9 +91,11 @@ class TextRule:
     # not name: a security or policy code says a filter answered, whatever its words.
     not_with_classes: frozenset[str] = frozenset()
 
-    def says(self, text: str) -> bool:
-        """Whether the (lowercased) text says this reason (and nothing that cancels it)."""
-        if not any(p.search(text) for p in self.words):
+    def says(self, text: str, worth: Iterable[int] | None = None) -> bool:
+        """Whether the (lowercased) text says this reason (and nothing that cancels it);
+        ``worth`` are the places of the words that may match it (None: all of them)."""
+        words = self.words if worth is None else [self.words[i] for i in worth]
+        if not any(p.search(text) for p in words):
             # Words with accents or in other scripts are looked for only in text that has
             # such characters: most replies are ASCII.
             if text.isascii() or not any(p.search(text) for p in self.other_script):
@@ -109,6 +114,8 @@ class Failure:
     dtype: str
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
+    # The places of each reason's words that may match the text (ReplyRules.worth_searching).
+    _worth: dict[str, list[int]] | None = None
 
     @property
     def temporary(self) -> bool:
@@ -155,11 +162,29 @@ class ReplyRules:
         """Every reason that has a text (and so a sample)."""
         return tuple(r for r in self.reasons.values() if r.words or r.other_script)
 
+    @cached_property
+    def _index(self) -> Index[tuple[str, int]]:
+        return Index(
+            ((rule.name, place), word.pattern)
+            for rule in self.reasons.values()
+            for place, word in enumerate(rule.words)
+        )
+
+    def worth_searching(self, failure: Failure) -> dict[str, list[int]]:
+        """The places of each reason's words that may match the failure's text, read once:
+        most of them cannot (see prefilter)."""
+        if failure._worth is None:
+            failure._worth = {}
+            for name, place in self._index.candidates(failure.text, grams_of(failure.text)):
+                failure._worth.setdefault(name, []).append(place)
+        return failure._worth
+
     def _says(self, failure: Failure, name: str) -> bool:
         said = failure._said.get(name)
         if said is None:
             rule = self.reasons.get(name)
-            said = rule is not None and rule.says(failure.text)
+            worth = self.worth_searching(failure).get(name, ())
+            said = rule is not None and rule.says(failure.text, worth)
             if said and rule is not None and rule.permanent_text and failure.temporary:
                 said = False
             if said and rule is not None and rule.delay_text and failure.action != "delayed":
@@ -326,30 +351,6 @@ def lower_pattern(pattern: str) -> str:
         out.append(char if escaped else char.lower())
         escaped = not escaped and char == "\\"
     return "".join(out)
-
-
-def alternatives(pattern: str) -> list[str]:
-    """The top-level alternatives of a pattern (``a|(b|c)d`` -> ``a``, ``(b|c)d``)."""
-    found: list[str] = []
-    depth, start, escaped, in_class = 0, 0, False, False
-    for i, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            found.append(pattern[start:i])
-            start = i + 1
-    found.append(pattern[start:])
-    return found
 
 
 _CLASS = re.compile(r"\[([^\]\\]*)\]")

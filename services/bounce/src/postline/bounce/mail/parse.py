@@ -25,7 +25,7 @@ from postline.bounce.mail.mime import (
     read_message,
 )
 from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
-from postline.bounce.mail.replies import enhanced_status, reply_code
+from postline.bounce.mail.replies import reply_of
 from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, queued_hours, typed_address
 from postline.bounce.mail.signs import mail_signs
 from postline.bounce.mail.textformat import (
@@ -133,8 +133,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         text = " ".join(notice.split())
         for r in recipients:
             r.diagnostic = text
-            r.status = enhanced_status(text)
-            r.reply_code = reply_code(text)
+            r.reply_code, r.status = reply_of(text)
             r.command = formats.command(text)
     if signs.is_delay(headers, _own_words(notice, listed)):
         # A delay notice, except for the recipients a section of it says failed.
@@ -213,8 +212,7 @@ def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
     address, action, status = sent_to(dsn, original), dsn.action, dsn.status
     dtype, diagnostic = dsn.diagnostic
     diagnostic = flatten_reply(diagnostic)
-    code = reply_code(diagnostic)
-    found = enhanced_status(diagnostic)
+    code, found = reply_of(diagnostic)
     return FailedRecipient(
         recipient=address,
         action=action if action else ("delayed" if status.startswith("4.") else "failed"),

@@ -20,6 +20,15 @@ _CODE_WITH_ENHANCED = re.compile(
 )
 
 
+def reply_of(text: str) -> tuple[int, str]:
+    """(``reply_code(text)``, ``enhanced_status(text)``), the code and status side by side
+    that both look for first read once."""
+    match = _CODE_WITH_ENHANCED.search(text)
+    if match:
+        return int(match.group(1)), _specific(match.group(2), text, match.end())
+    return _code_alone(text), _status_alone(text)
+
+
 def enhanced_status(text: str) -> str:
     """The first enhanced status in a text ('' when none), or a later one that names a
     subject where the first names none (RFC 3463 X.0.X, "other or undefined"): a relay's
@@ -27,6 +36,10 @@ def enhanced_status(text: str) -> str:
     match = _CODE_WITH_ENHANCED.search(text)
     if match:
         return _specific(match.group(2), text, match.end())
+    return _status_alone(text)
+
+
+def _status_alone(text: str) -> str:
     match = ENHANCED.search(text)
     if match:
         return _specific(".".join(match.groups()), text, match.end())
@@ -52,5 +65,9 @@ def reply_code(text: str) -> int:
     match = _CODE_WITH_ENHANCED.search(text)
     if match:
         return int(match.group(1))
+    return _code_alone(text)
+
+
+def _code_alone(text: str) -> int:
     match = REPLY_CODE.search(text)
     return int(match.group(1)) if match else 0

@@ -65,6 +65,57 @@ def test_the_returned_message_says_which_address_was_sent_to() -> None:
     assert [v.recipient for v in verdicts] == ["bob@example.org"]
 
 
+_SENDMAIL_TEXT = (
+    "   ----- The following addresses had permanent fatal errors -----\r\n"
+    "<ops@example.org>\r\n\r\n"
+    "   ----- Transcript of session follows -----\r\n"
+    "<ops@example.org>... Deferred\r\n"
+    "Message could not be delivered for 5 days\r\n"
+)
+
+
+def test_the_text_and_returned_message_name_the_address_sent_to_over_a_lone_final_recipient() -> (
+    None
+):
+    # No Original-Recipient (RFC 3464 2.3.1): the report names only the rewritten address,
+    # while the notice's text lists, and the returned message was sent To, another one.
+    mail = _dsn(
+        "Final-Recipient: RFC822; ops@mailhost.example.net\r\nAction: failed\r\nStatus: 4.4.7\r\n",
+        returned_to="ops@example.org",
+        notice=_SENDMAIL_TEXT,
+    )
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("ops@example.org", 3, "ops@mailhost.example.net")
+    ]
+
+
+def test_a_lone_final_recipient_stays_when_the_returned_message_names_it_or_none() -> None:
+    fields = (
+        "Final-Recipient: RFC822; ops@mailhost.example.net\r\nAction: failed\r\nStatus: 4.4.7\r\n"
+    )
+    for returned_to in (
+        "ops@mailhost.example.net",
+        "ops@example.org, ops@mailhost.example.net",
+        "",
+    ):
+        mail = _dsn(fields, returned_to=returned_to, notice=_SENDMAIL_TEXT)
+        _, verdicts = classify_mail(mail)
+        assert [v.recipient for v in verdicts] == ["ops@mailhost.example.net"], returned_to
+    # Two addresses in the text: which one the report means is not said.
+    two = _SENDMAIL_TEXT.replace(
+        "<ops@example.org>\r\n\r\n", "<ops@example.org>\r\n<it@example.org>\r\n\r\n"
+    )
+    _, verdicts = classify_mail(_dsn(fields, returned_to="ops@example.org", notice=two))
+    assert [v.recipient for v in verdicts] == ["ops@mailhost.example.net"]
+    # An Original-Recipient says it itself (sent_to decides, as before).
+    with_original = "Original-Recipient: rfc822;ops@mailhost.example.net\r\n" + fields
+    _, verdicts = classify_mail(
+        _dsn(with_original, returned_to="ops@example.org", notice=_SENDMAIL_TEXT)
+    )
+    assert [v.recipient for v in verdicts] == ["ops@mailhost.example.net"]
+
+
 def test_an_original_recipient_that_only_differs_by_quoting_is_the_same_address() -> None:
     mail = _dsn(
         "Original-Recipient: rfc822;odd..name@example.org\r\n"

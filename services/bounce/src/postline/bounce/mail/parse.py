@@ -106,7 +106,10 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
                     recipient.queued_hours = queued_hours(arrival, until)
                 recipients.append(recipient)
         if recipients:
-            _complete_from_text(recipients, notice, exclude)
+            in_text = text_recipients(notice, exclude) if notice.strip() else []
+            if len(report.recipients) == 1 and not report.recipients[0].original_address:
+                _sent_to_per_text(recipients[0], in_text, original)
+            _complete_from_text(recipients, in_text)
             if all(r.action in _DONE_ACTIONS for r in recipients):
                 return BounceReport(Kind.DELIVERED, recipients, original)
             failed = [r for r in recipients if r.action not in _DONE_ACTIONS]
@@ -208,6 +211,25 @@ def sent_to(recipient: DsnRecipient, original: OriginalMessage) -> str:
     return first
 
 
+def _sent_to_per_text(
+    recipient: FailedRecipient, in_text: list[FailedRecipient], original: OriginalMessage
+) -> None:
+    """The address sent to when the report names only another one.
+
+    RFC 3464 (section 2.3.1) keeps the address the sender used as the Original-Recipient
+    when an alias or a virtual table rewrote it; an MTA that writes no Original-Recipient
+    reports only the rewritten Final-Recipient. When the notice's own text lists exactly one
+    other address and the returned message was sent to that one (its To, Cc or
+    X-Original-To) and not to the Final-Recipient, the text's address is the one the mail
+    was sent to: it is reported, the report's kept as the final recipient."""
+    if len(in_text) != 1 or _bare(in_text[0].recipient) == _bare(recipient.recipient):
+        return
+    named = _bare(" ".join(original.get(h) for h in ("to", "cc", "x-original-to")))
+    address = in_text[0].recipient
+    if _bare(address) in named and _bare(recipient.recipient) not in named:
+        recipient.final_recipient, recipient.recipient = recipient.recipient, address
+
+
 def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
     address, action, status = sent_to(dsn, original), dsn.action, dsn.status
     dtype, diagnostic = dsn.diagnostic
@@ -227,13 +249,12 @@ def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
     )
 
 
-def _complete_from_text(
-    recipients: list[FailedRecipient], notice: str, exclude: frozenset[str]
-) -> None:
-    """Fill what the report fields leave out from the notice's text about the same address."""
-    if not notice.strip():
+def _complete_from_text(recipients: list[FailedRecipient], in_text: list[FailedRecipient]) -> None:
+    """Fill what the report fields leave out from the notice's text about the same address
+    (``in_text``: the recipients the notice's lines state)."""
+    if not in_text:
         return
-    by_address = {r.recipient.lower(): r for r in text_recipients(notice, exclude)}
+    by_address = {r.recipient.lower(): r for r in in_text}
     for r in recipients:
         found = by_address.get(r.recipient.lower())
         if found is None and len(recipients) == 1 and len(by_address) == 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
@@ -123,6 +124,47 @@ async def test_a_hand_back_that_hangs_does_not_keep_the_scheduler_from_stopping(
     finally:
         if not stopped:
             await first.stop()
+
+
+async def test_a_takeover_that_loses_its_cancel_does_not_keep_the_scheduler_from_stopping(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """A standby stopped while it takes shards over: on Python 3.11 a library's
+    ``asyncio.wait_for`` (aio-pika's ``Queue.get``, reading the leases) can lose the cancel,
+    and the shard then went on to be owned and waited for its channel to end, for ever (a CI
+    run's scheduler killed after 30 s). Here every takeover loses its cancel on purpose."""
+    policy = write_policy(tmp_path, speed=LIMITS)
+    first = SchedulerService(settings(amqp_url, policy), load_policy(policy), time.time)
+    await first.start()
+    async with harness(amqp_url):
+        await owns_all(first)
+        second = SchedulerService(settings(amqp_url, policy), load_policy(policy), time.time)
+        await second.start()
+        make_runtime = second.ownership.factory
+        taking_over = asyncio.Event()
+
+        def slow_takeover(*args: Any) -> Any:
+            runtime = make_runtime(*args)
+            start = runtime.start
+
+            async def loses_its_cancel() -> None:
+                taking_over.set()
+                try:
+                    await asyncio.sleep(3600)  # a broker call in progress
+                except asyncio.CancelledError:
+                    pass  # lost, as Python 3.11's wait_for can lose it
+                await start()
+
+            runtime.start = loses_its_cancel  # type: ignore[method-assign]
+            return runtime
+
+        second.ownership.factory = slow_takeover
+        await first.stop()  # hands its shards back: the standby takes them over
+        async with asyncio.timeout(30):
+            await taking_over.wait()
+        async with asyncio.timeout(30):
+            await second.stop()
+        assert not second.ownership.runtimes
 
 
 async def test_held_state_is_renewed_and_an_idle_backlog_is_deleted(

@@ -281,3 +281,25 @@ class _Traced(Waiting):
 
     def traceparent(self) -> str:
         return self.trace_id
+
+
+def test_a_linger_under_a_millisecond_on_uvloop() -> None:
+    """uvloop's ``call_later`` gives a plain ``Handle`` (it has no ``when``) for a delay that
+    rounds to 0 ms: a lane that set such a timer and is dispatched again before it runs still
+    works (it raised AttributeError in an event loop callback, and its items waited)."""
+    import uvloop
+
+    from postline.common.broker.groups import Lane
+
+    async def scenario() -> list[list[str]]:
+        broker = SlowBroker()
+        broker.release.set()
+        lane = Lane("accepted.1", batch_items, broker.publish)
+        first = lane.add(delivery_pb2.AcceptedDelivery(delivery_id="d1"), linger=0.0004)
+        lane.dispatch()  # the timer: a delay of 0.4 ms, a Handle on uvloop
+        second = lane.add(delivery_pb2.AcceptedDelivery(delivery_id="d2"), linger=0.0004)
+        lane.dispatch()  # again before the timer ran
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
+        return [[d.delivery_id for d in decoded(m).deliveries] for _, m in broker.sent]
+
+    assert uvloop.run(scenario()) == [["d1", "d2"]]

@@ -37,6 +37,7 @@ from prometheus_client import Counter
 
 from postline.common.broker import Broker
 from postline.common.broker.consumer import RECEIVED, PoisonMessage, decode
+from postline.common.runtime import within
 from postline.common.timeutil import from_timestamp
 from postline.scheduler import metrics, queues
 from postline.scheduler.busy import settle
@@ -51,6 +52,8 @@ STATE_TYPES = {
 }  # and a DeliveryTasks, a batch's copy (decoded as a batch of an expected type)
 # Sender-selected distribution: the broker routes the message to these routing keys too.
 CC_HEADER = "CC"
+# How long one read of the state queue may take (aio-pika's own default for Queue.get).
+GET_SECONDS = 5.0
 # A lease of several grants is re-published without those done once one was done this long.
 SHRINK_AFTER = 1.0
 
@@ -160,7 +163,9 @@ class StateBook:
         """Read every state message left by previous owners (they stay unacked with us)."""
         indexes: list[scheduler_pb2.BacklogQueue] = []
         while True:
-            incoming = await state.get(no_ack=False, fail=False)
+            # Bounded here, not by aio-pika's timeout: its asyncio.wait_for can lose a cancel
+            # on Python 3.11 (a replica stopped while it takes the shard over went on).
+            incoming = await within(state.get(no_ack=False, fail=False, timeout=None), GET_SECONDS)
             if incoming is None:
                 return indexes
             message = self._decode(incoming)

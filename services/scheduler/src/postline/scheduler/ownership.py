@@ -108,9 +108,13 @@ class Ownership:
             else:
                 logger.warning("shard connection lost; every owned shard is handed over")
         finally:
-            for task in (*loops, *ended):
-                task.cancel()
-            await asyncio.gather(*loops, *ended, return_exceptions=True)
+            pending = {*loops, *ended}
+            while pending:
+                # Cancelled again until they end: a cancel can be lost on Python 3.11 inside a
+                # library's asyncio.wait_for (aio-pika's Queue.get, while a shard is taken over).
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=CLOSE_SECONDS)
 
     async def _shard(self, connection: AbstractConnection, shard: int, lost: asyncio.Event) -> None:
         while not lost.is_set() and not self.stopping:
@@ -155,6 +159,8 @@ class Ownership:
                 return
             runtime = self.factory(shard, connection, channel, token.result())
             await runtime.start()
+            if self.stopping:
+                return  # stopped while taking over: the shard goes back with the channel
             self.runtimes[shard] = runtime
             metrics.OWNED_SHARDS.set(len(self.runtimes))
             await ending

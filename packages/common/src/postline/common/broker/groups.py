@@ -174,7 +174,10 @@ class Lane:
         self.in_flight: set[asyncio.Task[None]] = set()
         # When what waits is to go (loop time): the earliest an item waiting asked for.
         self.due: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop's call_later gives a plain Handle (no ``when``) for a delay under a
+        # millisecond, so the timer's time is kept here.
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._soon: asyncio.Handle | None = None
 
     def add(self, item: ProtoMessage, linger: float = 0.0) -> asyncio.Future[None]:
@@ -237,11 +240,12 @@ class Lane:
         self.dispatch()
 
     def _wake_at(self, due: float, now: float) -> None:
-        if self._timer is not None and self._timer.when() <= due:
+        if self._timer is not None and self._timer_due <= due:
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
+        self._timer_due = due
 
     def _wake(self) -> None:
         self._timer = None

@@ -21,8 +21,10 @@ _CODE_WITH_ENHANCED = re.compile(
 
 
 def reply_of(text: str) -> tuple[int, str]:
-    """(``reply_code(text)``, ``enhanced_status(text)``), the code and status side by side
-    that both look for first read once."""
+    """The first SMTP reply code in a text (0 when none) and its first enhanced status (''
+    when none), or a later status that names a subject where the first names none (RFC 3463
+    X.0.X, "other or undefined"): a relay's own "5.0.350 Remote server returned error code
+    550 5.1.1" quotes the remote's. A code written with its status is read once for both."""
     match = _CODE_WITH_ENHANCED.search(text)
     if match:
         return int(match.group(1)), _specific(match.group(2), text, match.end())
@@ -30,13 +32,13 @@ def reply_of(text: str) -> tuple[int, str]:
 
 
 def enhanced_status(text: str) -> str:
-    """The first enhanced status in a text ('' when none), or a later one that names a
-    subject where the first names none (RFC 3463 X.0.X, "other or undefined"): a relay's
-    own "5.0.350 Remote server returned error code 550 5.1.1" quotes the remote's."""
-    match = _CODE_WITH_ENHANCED.search(text)
-    if match:
-        return _specific(match.group(2), text, match.end())
-    return _status_alone(text)
+    """The enhanced status of ``reply_of``."""
+    return reply_of(text)[1]
+
+
+def reply_code(text: str) -> int:
+    """The reply code of ``reply_of``."""
+    return reply_of(text)[0]
 
 
 def _status_alone(text: str) -> str:
@@ -58,14 +60,6 @@ def _specific(found: str, text: str, end: int) -> str:
     if later is None or later.group(2) == "0" or later.group(1) != found[0]:
         return found
     return ".".join(later.groups()) if _QUOTES.search(text, end, later.start()) else found
-
-
-def reply_code(text: str) -> int:
-    """The first SMTP reply code in a text (0 when none)."""
-    match = _CODE_WITH_ENHANCED.search(text)
-    if match:
-        return int(match.group(1))
-    return _code_alone(text)
 
 
 def _code_alone(text: str) -> int:

@@ -16,10 +16,9 @@ import importlib
 import logging
 from pathlib import Path
 
-from mtas import Destination, Row
+from mtas import MTAS, Destination, Row
 from mtas.rows import write_labels
 
-MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "courier")
 LABELS = "labels.jsonl"
 
 logger = logging.getLogger("mta_bounces")
@@ -55,6 +54,7 @@ def main() -> None:
     make.add_argument("--mta", action="append", choices=MTAS, help="only this MTA (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's every command
     names = args.mta or available()
     rows = generate(args.dir, names)
     print(f"{len(rows)} labelled rows from {', '.join(names)} in {args.dir}/{LABELS}")

@@ -20,4 +20,7 @@ from __future__ import annotations
 from .destination import Destination, Reply
 from .rows import Row
 
-__all__ = ["Destination", "Reply", "Row"]
+# Every MTA a module may exist for; the driver runs those whose module exists.
+MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "courier")
+
+__all__ = ["MTAS", "Destination", "Reply", "Row"]

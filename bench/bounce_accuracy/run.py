@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtas.cases import committed as committed_labels
 from mtas.cases import splits as generated_splits
 from wider_corpus import corpus_dir
 from wider_corpus import labels as wider_labels
@@ -216,21 +217,28 @@ def evaluate_wider_by_source(wider: Path | None) -> dict[str, dict[str, dict[str
 
 def generated_labels(folder: Path) -> list[dict[str, Any]]:
     """The rows of a folder of MTA-made notices (``mta_bounces.py generate DIR``) in the shape
-    the bench scores; the split of an MTA whose cases ``mta_cases.yaml`` holds is the one
-    committed there (a round moves a set to ``dev`` there, not in the generated folder)."""
-    committed = generated_splits()
-    return [
-        {
-            "file": row["file"],
-            "split": committed.get(row["mta"], row["split"]),
-            "mta": row["mta"],
-            "recipient": row["recipient"],
-            "mapped_status": row["status"],
-            "delivery": row["delivery"],
-            "note": row["note"],
-        }
-        for row in read_labels(folder / "labels.jsonl")
-    ]
+    the bench scores. For an MTA whose cases ``mta_cases.yaml`` holds, the label and split
+    are the ones committed there (a round moves a set to ``dev`` there, not in the generated
+    folder); other MTAs' rows are taken as generated."""
+    splits = generated_splits()
+    labels = committed_labels()
+    rows = []
+    for row in read_labels(folder / "labels.jsonl"):
+        label = labels.get((row["file"], row["recipient"]))
+        if row["mta"] in splits and label is None:
+            continue  # a case no longer in the committed file
+        rows.append(
+            {
+                "file": row["file"],
+                "split": splits.get(row["mta"], row["split"]),
+                "mta": row["mta"],
+                "recipient": row["recipient"],
+                "mapped_status": label.status if label else row["status"],
+                "delivery": label.delivery if label else row["delivery"],
+                "note": label.note if label else row["note"],
+            }
+        )
+    return rows
 
 
 def evaluate_generated(

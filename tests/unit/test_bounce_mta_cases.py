@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import CASES, committed, load, splits
 from bench.bounce_accuracy.mtas.destination import DATA, RCPT
 from bench.bounce_accuracy.mtas.rows import DELIVERIES, STATUSES, Row, read_labels, write_labels
 
@@ -70,3 +70,11 @@ def test_rows_written_by_one_mta_keep_the_others(tmp_path: Path) -> None:
     assert read_labels(labels) == [asdict(other), asdict(again)]
     assert all(row["split"] == "unseen" for row in read_labels(labels))
     assert DELIVERIES == {"failed", "deferred"}
+
+
+def test_the_bench_scores_each_committed_label_under_its_notice_file() -> None:
+    labels = committed()
+    expected = sum(len(c.failed) + len(c.delayed) for mta in NAMED for c in load(mta))
+    assert len(labels) == expected
+    for (file, _), label in labels.items():
+        assert file.endswith("-delay.eml") == (label.delivery == "deferred"), file

@@ -65,6 +65,19 @@ def splits(path: Path = CASES) -> dict[str, str]:
     return dict(data.get("split") or {})
 
 
+def committed(path: Path = CASES) -> dict[tuple[str, str], Label]:
+    """Every committed label by (file relative to the generated folder, address): what
+    ``run.py --generated`` scores, whatever a generated ``labels.jsonl`` says."""
+    found = {}
+    for mta in splits(path):
+        for case in load(mta, path):
+            for address, label in case.failed.items():
+                found[(f"{mta}/{case.name}.eml", address)] = label
+            for address, label in case.delayed.items():
+                found[(f"{mta}/{case.name}-delay.eml", address)] = label
+    return found
+
+
 def load(mta: str, path: Path = CASES) -> list[Case]:
     """The cases of one MTA, as ``mta_cases.yaml`` labels them."""
     data = yaml.safe_load(path.read_text("utf-8"))

@@ -150,7 +150,7 @@ remote_smtp:
 
 quota_mailbox:
   driver = appendfile
-  file = {root}/mail/$local_part
+  file = {root}/mail/$local_part_data
   user = Debian-exim
   quota = 20K
   delivery_date_add
@@ -159,7 +159,7 @@ quota_mailbox:
 
 small_mailbox:
   driver = appendfile
-  file = {root}/mail/$local_part
+  file = {root}/mail/$local_part_data
   user = Debian-exim
   message_size_limit = 10K
   delivery_date_add
@@ -183,11 +183,12 @@ def _configure(destination: Destination) -> Path:
     (ROOT / "mail").chmod(0o1777)
     full = ROOT / "mail" / "sofia.kramer"
     full.write_bytes(b"From old@sender.test Thu Jan  1 00:00:00 2026\n" + b"x" * 21_000 + b"\n")
-    full.chmod(0o666)
+    os.chown(full, USER_ID, USER_ID)  # appendfile wants the mailbox owned by its user
     etc = ROOT / "etc"
     (etc / "aliases").write_text("paul.weber: paul.w@hazel.test\n")
-    (etc / "quota-mailboxes").write_text("sofia.kramer\n")
-    (etc / "small-mailboxes").write_text("rosa.klein\n")
+    # the value found is $local_part_data, the (untainted) mailbox file's name
+    (etc / "quota-mailboxes").write_text("sofia.kramer: sofia.kramer\n")
+    (etc / "small-mailboxes").write_text("rosa.klein: rosa.klein\n")
     passwd = [*_getent("passwd"), f"Debian-exim:x:{USER_ID}:{USER_ID}::{ROOT}:/bin/false"]
     groups = [*_getent("group"), f"Debian-exim:x:{USER_ID}:"]
     (ROOT / "passwd").write_text("\n".join(passwd) + "\n")

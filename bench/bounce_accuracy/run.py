@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtas.cases import committed as committed_labels
+from mtas.cases import splits as generated_splits
 from wider_corpus import corpus_dir
 from wider_corpus import labels as wider_labels
 
@@ -32,6 +34,7 @@ from postline.bounce.verdicts import classify_mail
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bounces"
+GENERATED_ENV = "POSTLINE_GENERATED_BOUNCES"
 STATUSES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99]
 _ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 
@@ -212,6 +215,58 @@ def evaluate_wider_by_source(wider: Path | None) -> dict[str, dict[str, dict[str
     return found
 
 
+def generated_labels(folder: Path) -> list[dict[str, Any]]:
+    """The rows of a folder of MTA-made notices (``mta_bounces.py generate DIR``) in the shape
+    the bench scores. For an MTA whose cases ``mta_cases.yaml`` holds, the label and split
+    are the ones committed there (a round moves a set to ``dev`` there, not in the generated
+    folder); other MTAs' rows are taken as generated."""
+    splits = generated_splits()
+    labels = committed_labels()
+    rows = []
+    for row in read_labels(folder / "labels.jsonl"):
+        label = labels.get((row["file"], row["recipient"]))
+        if row["mta"] in splits and label is None:
+            continue  # a case no longer in the committed file
+        rows.append(
+            {
+                "file": row["file"],
+                "split": splits.get(row["mta"], row["split"]),
+                "mta": row["mta"],
+                "recipient": row["recipient"],
+                "mapped_status": label.status if label else row["status"],
+                "delivery": label.delivery if label else row["delivery"],
+                "note": label.note if label else row["note"],
+            }
+        )
+    return rows
+
+
+def evaluate_generated(
+    folder: Path | None, show_misses: bool, show_unseen: bool
+) -> dict[str, dict[str, Any]]:
+    """Each split of the MTA-made notices, and each MTA within it, scored like the wider
+    corpus. As there, an unseen split's misses are listed only when asked for by name."""
+    if folder is None or not (folder / "labels.jsonl").exists():
+        return {}
+    labels = generated_labels(folder)
+    found: dict[str, dict[str, Any]] = {}
+    for split in ("dev", "unseen"):
+        rows = [r for r in labels if r["split"] == split]
+        if not rows:
+            continue
+        listed = show_unseen if split == "unseen" else show_misses
+        if listed:
+            print(f"--- MTA-made notices, {split} set")
+        figures = evaluate_rows(folder, rows, listed)
+        figures.pop("disagreements", None)
+        found[split] = figures
+        for mta in sorted({r["mta"] for r in rows}):
+            part = evaluate_rows(folder, [r for r in rows if r["mta"] == mta], False)
+            part.pop("disagreements", None)
+            found[f"{split} / {mta}"] = part
+    return found
+
+
 def evaluate_replies(corpus: Path, show_misses: bool) -> dict[str, Any]:
     ok = temp_ok = n = 0
     for line in (corpus / "provider_replies.jsonl").open():
@@ -317,6 +372,13 @@ def main() -> None:
         action="store_true",
         help="also give each split's figures source by source",
     )
+    parser.add_argument(
+        "--generated",
+        type=Path,
+        default=Path(os.environ[GENERATED_ENV]) if os.environ.get(GENERATED_ENV) else None,
+        help="a folder of MTA-made notices (mta_bounces.py generate DIR; default "
+        f"${GENERATED_ENV}); skipped if absent",
+    )
     parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
     parser.add_argument(
         "--write-disagreements",
@@ -334,6 +396,7 @@ def main() -> None:
         return
     replies = evaluate_replies(args.corpus, args.misses)
     wider = evaluate_wider(args.wider, args.misses, args.unseen_misses)
+    generated = evaluate_generated(args.generated, args.misses, args.unseen_misses)
     rate, wall_rate = throughput(args.corpus, args.seconds)
     compared = flufl(args.corpus, args.flufl_python)
 
@@ -372,6 +435,16 @@ def main() -> None:
         )
     if not wider:
         print(f"wider corpus: not run ({args.wider or '$POSTLINE_WIDER_CORPUS unset'})")
+    for split, figures in generated.items():
+        print(
+            f"MTA-made notices, {split} ({figures['mails']} mails): "
+            f"status {_pct(figures['status'])}, recipients {_pct(figures['recipients'])} "
+            f"(+{figures['extra_recipients']} not failed), "
+            f"failed/deferred {_pct(figures['delivery'])}, "
+            f"bounce / not-a-bounce {_pct(figures['kind'])}"
+        )
+    if args.generated is not None and not generated:
+        print(f"MTA-made notices: not run (no labels.jsonl in {args.generated})")
     by_source = evaluate_wider_by_source(args.wider) if args.by_source else {}
     for split, sources in by_source.items():
         for source, figures in sources.items():
@@ -397,6 +470,7 @@ def main() -> None:
             "flufl": compared,
             "wider": wider,
             "wider_by_source": by_source,
+            "generated": generated,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -198,10 +198,11 @@ def test_the_sender_named_in_a_notice_is_no_recipient() -> None:
         "This message was created automatically by mail delivery software.\r\n\r\n"
         "A message sent by\r\n\r\n  <someone@example.test>\r\n\r\n"
         "could not be delivered to one or more of its recipients. The following\r\n"
-        "address(es) failed:\r\n\r\n  lost@example.org\r\n    Unrouteable address\r\n"
+        "address(es) failed:\r\n\r\n  lost@example.net\r\n    Unrouteable address\r\n"
     )
     _, verdicts = classify_mail(_text("Mail delivery failed", body))
-    assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.org", 1)]
+    # (a domain other than the notice's host's: of its own, the words are an unknown user)
+    assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.net", 1)]
 
 
 def test_a_scanners_footer_is_not_the_diagnostic() -> None:
@@ -455,6 +456,30 @@ def test_exims_own_unknown_user_is_an_unknown_user() -> None:
     assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
         ("u@example.org", 2, "failed")
     ]
+
+
+def test_exims_unrouteable_address_in_its_own_domain_is_an_unknown_user() -> None:
+    # Exim says "Unrouteable address" when no router takes an address (round 21's Exim): of
+    # a domain its host belongs to (the notice is from MAILER-DAEMON@mx.example.org) no
+    # mailbox has that local part (2); of another domain no route was found (1).
+    def notice(address: str) -> bytes:
+        text = (
+            "This message was created automatically by mail delivery software.\r\n\r\n"
+            "A message that you sent could not be delivered to one or more of its\r\n"
+            "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+            f"  {address}\r\n    Unrouteable address\r\n"
+        )
+        fields = f"Action: failed\r\nFinal-Recipient: rfc822;{address}\r\nStatus: 5.0.0\r\n"
+        return _dsn(fields, notice=text)
+
+    for address, status in (
+        ("u@example.org", 2),
+        ("u@mx.example.org", 2),
+        ("u@example.net", 1),
+        ("u@notexample.org", 1),
+    ):
+        _, verdicts = classify_mail(notice(address))
+        assert [(v.recipient, v.status) for v in verdicts] == [(address, status)], address
 
 
 def test_a_text_notice_gives_each_recipient_its_own_reason() -> None:

@@ -157,7 +157,12 @@ def test_each_wording_matches_its_sample_and_classifies_it(name: str, wording) -
     # The sample says this wording (not only another of the reason's words or its code)...
     assert re.search(lower_pattern(wording.text), wording.sample.lower()), wording.sample
     assert wording.source, f"{name}: say where {wording.text!r} comes from"
-    # ...and classifies as the reason's status.
+    # ...and classifies as the reason's status (in a delay notice, for words that count
+    # only there).
+    if rule.delay_text:
+        code, enhanced, text = _parts(wording.sample)
+        assert classify_failure(code, enhanced, text, action="delayed").status == rule.status
+        return
     assert classify_reply(*_parts(wording.sample)).status == rule.status
 
 
@@ -358,6 +363,20 @@ def test_vocabulary_of_issue_16_round_4(reply: str, status: int) -> None:
 def test_a_local_delivery_agents_own_verdict_on_the_mailbox(text: str, status: int) -> None:
     verdict = classify_failure(0, "5.0.0", text, diagnostic_type="x-unix", action="failed")
     assert verdict.status == status
+
+
+def test_a_local_delivery_agents_mailbox_full_status_beside_a_system_error() -> None:
+    # Postfix's local(8) over mailbox_size_limit (round 21): Status 5.2.2 with the system's
+    # "input/output error" is the agent's own verdict on the mailbox (5); another status
+    # beside the same words stays the program's failure (7).
+    full = classify_failure(
+        0, "5.2.2", "input/output error", diagnostic_type="x-unix", action="failed"
+    )
+    assert (full.status, full.reason) == (5, "mailbox-full")
+    other = classify_failure(
+        0, "5.3.0", "input/output error", diagnostic_type="x-unix", action="failed"
+    )
+    assert other.status == 7
 
 
 @pytest.mark.parametrize(
@@ -745,16 +764,31 @@ def test_a_greeting_that_timed_out_is_a_timeout_not_a_block() -> None:
 def test_a_connection_no_server_answered_in_a_final_failure_is_a_resend_timeout() -> None:
     # Postfix's "connect to host[address]:25: Connection refused" and Gmail's "Could not
     # initiate SMTP conversation": no SMTP server answered. In a final failure without a
-    # reply or a status the sender's retries ran out (3); in a delay, or beside a status,
-    # the destination cannot be reached (7).
+    # reply, with no status or X.4.1 (no answer from host: Postfix returns it only when
+    # maximal_queue_lifetime ran out, round 21's Postfix notice), the sender's retries ran
+    # out (3); in a delay, or beside another status, the destination cannot be reached (7).
     for words in (
         "connect to mx.example.org[192.0.2.1]:25: Connection refused",
         "TEMP_FAILURE: Could not initiate SMTP conversation with any hosts",
     ):
-        final = classify_failure(0, "", words, action="failed")
-        assert (final.status, final.reason) == (3, "expired"), words
-        assert classify_failure(0, "", words, action="delayed").status == 7, words
-        assert classify_failure(0, "4.4.1", words, action="failed").status == 7, words
+        for status in ("", "4.4.1"):
+            final = classify_failure(0, status, words, action="failed")
+            assert (final.status, final.reason) == (3, "expired"), (words, status)
+            assert classify_failure(0, status, words, action="delayed").status == 7, words
+        assert classify_failure(0, "4.4.2", words, action="failed").status == 7, words
+        assert classify_failure(421, "4.4.1", f"421 {words}", action="failed").status == 7
+
+
+def test_a_conversation_that_timed_out_is_out_of_reach_in_a_delay_and_expired_at_the_end() -> None:
+    # Postfix's "conversation with host[address] timed out while ...": the server took the
+    # connection and stopped answering (round 21's silent server). Still retried, the
+    # destination is out of reach (7); in the final failure the retries ran out (3).
+    words = (
+        "conversation with mx.example.org[192.0.2.1] timed out while receiving the initial "
+        "server greeting"
+    )
+    assert classify_failure(0, "4.4.2", words, action="delayed").status == 7
+    assert classify_failure(0, "4.4.2", words, action="failed").status == 3
 
 
 def test_a_connection_that_timed_out_is_out_of_reach_in_a_delay_and_expired_at_the_end() -> None:

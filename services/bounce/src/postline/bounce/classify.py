@@ -18,7 +18,8 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
    a timeout that expired the message): ``second_pass`` texts in order, then the code's
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
    the diagnostic type (``x-unix``: a local mailer failed, unless its words are one of
-   ``local_agent_reasons``: "mail.local: unknown user"), a delay notice (expired), a
+   ``local_agent_reasons``: "mail.local: unknown user", or its status one of
+   ``local_agent_codes``: 5.2.2 mailbox full), a delay notice (expired), a
    failed greeting (blocked); else "on hold" when there is a diagnostic to go on.
 
 A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
@@ -150,9 +151,12 @@ class ReplyRules:
     diagnostic_types: dict[str, str]
     statuses: dict[str, int]
     local_agent_reasons: tuple[str, ...] = ()
+    local_agent_codes: frozenset[str] = frozenset()  # a local program's codes that count
     gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
     # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying.
     gave_up_from: frozenset[str] = frozenset()
+    # Statuses with which those reasons still mean that, besides none (X.4.1: no answer).
+    gave_up_statuses: frozenset[str] = frozenset()
     # Hours the reporting MTA held a message before a final failure of a temporary reply
     # that says the retries ran out (0: never).
     gave_up_after_hours: float = 0.0
@@ -249,6 +253,8 @@ class ReplyRules:
             for name in self.local_agent_reasons:
                 if self._says(f, name):
                     return name
+            if code_name in self.local_agent_codes:
+                return code_name
         elif code_name and code_name not in self.uncertain:
             if not self._vetoed(f, self.reasons[code_name]):
                 return code_name
@@ -315,9 +321,12 @@ def _gave_up(code: int, enhanced_status: str, action: str) -> bool:
 
 
 def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
-    """A final failure with no SMTP reply and no status at all: the reporting MTA stopped
-    trying to reach the destination (``gave_up_from`` in the rules file)."""
-    return action == "failed" and not code and not enhanced_status
+    """A final failure with no SMTP reply and no status, or one that says no host answered
+    (``gave_up_statuses``): the reporting MTA stopped trying to reach the destination
+    (``gave_up_from`` in the rules file)."""
+    if action != "failed" or code:
+        return False
+    return not enhanced_status or enhanced_status in reply_rules().gave_up_statuses
 
 
 def _held_until_final(code: int, enhanced_status: str, action: str, hours: float) -> bool:
@@ -456,13 +465,15 @@ def reply_rules() -> ReplyRules:
         diagnostic_types={str(k): str(v) for k, v in raw["diagnostic_types"].items()},
         statuses={name: rule.status for name, rule in reasons.items()},
         local_agent_reasons=_names(raw.get("local_agent_reasons")),
+        local_agent_codes=frozenset(_names(raw.get("local_agent_codes"))),
         gave_up=str(raw.get("gave_up") or ""),
         gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
+        gave_up_statuses=frozenset(_names(raw.get("gave_up_statuses"))),
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
-    named |= set(rules.local_agent_reasons)
+    named |= set(rules.local_agent_reasons) | rules.local_agent_codes
     named |= {rules.gave_up} - {""}
     named |= rules.gave_up_from
     for rule in reasons.values():

@@ -54,12 +54,21 @@ def parse_bounce(raw: bytes, *, depth: int = 0) -> BounceReport:
 
 
 def _apply_hints(report: BounceReport, headers: dict[str, str], notice: str) -> None:
+    reporter = ""
     for hint in mail_formats().hints:
         if hint.applies(headers, notice):
+            if hint.own_domain and not reporter:
+                reporter = _host_of(headers.get("from", ""))
             for r in report.recipients:
-                if hint.about(r.recipient):
+                if hint.about(r, reporter):
                     r.hint = r.hint or hint.reason
                     r.command = r.command or hint.command
+
+
+def _host_of(from_header: str) -> str:
+    """The domain of a From header's address (``Mailer-Daemon@mx.example.org``)."""
+    found = addresses_in(from_header)
+    return found[-1].rpartition("@")[2].lower() if found else ""
 
 
 def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:

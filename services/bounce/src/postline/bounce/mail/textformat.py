@@ -41,6 +41,10 @@ class Hint:
     reason: str
     command: str
     recipient: re.Pattern[str] | None = None  # the failed recipients it is about
+    diagnostic: re.Pattern[str] | None = None  # what their own diagnostic must say
+    # Only recipients of a domain the notice's own host belongs to (From: the host's
+    # mailer-daemon): the reporting MTA is the final destination of their domain.
+    own_domain: bool = False
 
     def applies(self, headers: dict[str, str], notice: str) -> bool:
         for where, pattern, needs in self.conditions:
@@ -49,8 +53,22 @@ class Hint:
                 return False
         return True
 
-    def about(self, address: str) -> bool:
-        return self.recipient is None or self.recipient.search(address) is not None
+    def about(self, failed: FailedRecipient, reporter: str = "") -> bool:
+        """Whether the hint is about this failed recipient; ``reporter`` is the host the
+        notice came from (the domain of its From address)."""
+        if self.recipient is not None and self.recipient.search(failed.recipient) is None:
+            return False
+        if self.diagnostic is not None and self.diagnostic.search(failed.diagnostic) is None:
+            return False
+        return not self.own_domain or in_domain(reporter, failed.recipient)
+
+
+def in_domain(host: str, address: str) -> bool:
+    """Whether ``host`` is the domain of ``address`` or a name within it
+    (``mx.example.org`` and ``u@example.org``)."""
+    domain = address.rpartition("@")[2].strip("<> ").lower()
+    host = host.lower()
+    return bool(domain) and (host == domain or host.endswith("." + domain))
 
 
 @dataclass(frozen=True)
@@ -222,7 +240,8 @@ def mail_formats() -> MailFormats:
                         (
                             _condition(key, value)
                             for key, value in hint.items()
-                            if key not in ("reason", "command", "recipient")
+                            if key
+                            not in ("reason", "command", "recipient", "diagnostic", "own_domain")
                         ),
                         key=lambda condition: condition[0] == "body",
                     )
@@ -230,6 +249,8 @@ def mail_formats() -> MailFormats:
                 reason=str(hint.get("reason", "")),
                 command=str(hint.get("command", "")).upper(),
                 recipient=_compile(hint["recipient"]) if hint.get("recipient") else None,
+                diagnostic=_compile(hint["diagnostic"]) if hint.get("diagnostic") else None,
+                own_domain=bool(hint.get("own_domain")),
             )
             for hint in raw.get("hints") or []
         ),

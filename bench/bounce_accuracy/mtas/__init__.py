@@ -1,0 +1,26 @@
+"""Bounce notices made here by real MTAs, for a generated unseen set (issue #16, round 21).
+
+Each MTA is run from its Debian package on loopback (``packages.extract``: ``apt-get download``
+and ``dpkg -x`` into ``/tmp/mta-<name>``, never installed), sends mail whose failure is made on
+purpose, and returns its notice to a capture server, so each notice's label is known by how the
+case was built. One module per MTA (``postfix``, ``exim``, ``sendmail``, ``opensmtpd``, ...),
+each with::
+
+    def generate(out: Path, destination: Destination) -> list[Row]
+
+``out`` is the MTA's own folder (``DIR/<mta>``): the module writes each notice there as
+``<case>.eml`` and returns one :class:`Row` per labelled recipient (``file`` relative to
+``DIR``, so ``<mta>/<case>.eml``). ``mta_bounces.py generate DIR`` runs them and writes
+``DIR/labels.jsonl``. A module stops every process it started before it returns, also when it
+fails.
+"""
+
+from __future__ import annotations
+
+from .destination import Destination, Reply
+from .rows import Row
+
+# Every MTA a module may exist for; the driver runs those whose module exists.
+MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "courier")
+
+__all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -31,7 +31,8 @@ from postline.reports.batching import Backoff, BatchConsumer
 from postline.reports.ingest import KINDS, Ingest, PoisonEvents
 from postline.reports.store import Store
 from postline.v1 import events_pb2
-from tests.integration.reports_support import NOW, deliveries, errors
+from tests.faults_support import Ballast, can_mount
+from tests.integration.reports_support import NOW, deliveries, errors, migrated
 from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 
@@ -378,6 +379,39 @@ async def test_an_insert_that_meets_a_broken_part_detaches_it_and_is_written(
     # the broken parts' rows are gone with them; the new ones are written, once
     assert await ingest.write(batch) == 30
     assert (await stored(store))[:3] == (20, 10, 20)
+
+
+async def test_a_broken_part_a_full_disk_keeps_is_detached_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not can_mount(tmp_path):
+        pytest.skip("cannot mount a tmpfs here (root needed)")
+    disk = Ballast(tmp_path / "ch", size="256m")
+    disk.mount()
+    store = Store(migrated(disk.path))
+    try:
+        ingest = Ingest(store)
+        for prefix in "abc":
+            await ingest.write([raw(events_pb2.DeliveryEvents(events=deliveries(10, prefix)))])
+        part = await store.run(lambda c: empty_the_merged_part(c, "postline.delivery_events"))
+        later = deliveries(10, "b")
+        for event in later:
+            event.event_id += "-later"
+        batch = [raw(events_pb2.DeliveryEvents(events=later))]
+        disk.fill()
+        with caplog.at_level(logging.WARNING):
+            # found, but DETACH PART wants room on the disk too
+            with pytest.raises(Exception, match="CANNOT_READ_ALL_DATA"):
+                await ingest.write(batch)
+            disk.drain()
+            assert await ingest.write(batch) == 20  # detached without a second CHECK TABLE
+        assert f"part {part} is broken" in caplog.text and "not detached yet" in caplog.text
+        assert caplog.text.count("failed reading stored data; checking") == 1
+        rows = await store.query("SELECT name FROM system.detached_parts", {})
+        assert [r["name"] for r in rows] == [part]
+    finally:
+        store.close()
+        disk.unmount()
 
 
 async def test_a_batch_with_what_no_row_can_be_made_of_writes_nothing(store: Store) -> None:

@@ -38,7 +38,12 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import Counter
 
-from postline.common.clickhouse.broken_parts import detach_broken, is_corruption
+from postline.common.clickhouse.broken_parts import (
+    BrokenPart,
+    detach,
+    find_broken,
+    is_corruption,
+)
 from postline.common.semconv import METRIC_BROKEN_PARTS, METRIC_INGESTED
 from postline.reports.journal import Insert, Journal, key_of
 from postline.reports.store import Store
@@ -314,6 +319,7 @@ class Ingest:
         schema_dir = local / "format_schemas" if local is not None else None
         self.settings = {kind.table: kind.settings(schema_dir) for kind in KINDS}
         self._checked_clean: float | None = None  # when a check last found no broken part
+        self._broken: list[BrokenPart] = []  # found, not detached yet (a full disk refuses it)
 
     async def write(self, raws: Sequence[Raw]) -> int:
         """Write one batch of broker messages; returns the number of events written.
@@ -381,23 +387,32 @@ class Ingest:
             await self.store.write(partial(self._insert, inserts=inserts))
 
     async def _detach_broken(self, inserts: Sequence[Insert]) -> bool:
-        """Detach the broken parts of the tables these inserts read; whether there were any."""
-        now = time.monotonic()
-        if self._checked_clean is not None and now - self._checked_clean < CHECK_AGAIN_AFTER:
-            return False
-        reads = {kind.table: kind.reads for kind in KINDS}
-        tables = sorted({reads[table] for table, _ in inserts if table in reads})
-        logger.warning("%s: an insert failed reading stored data; checking", ", ".join(tables))
+        """Detach the broken parts of the tables these inserts read; whether any was.
+
+        Parts found before and not detached yet are detached without a new check."""
+        if not self._broken:
+            now = time.monotonic()
+            if self._checked_clean is not None and now - self._checked_clean < CHECK_AGAIN_AFTER:
+                return False
+            reads = {kind.table: kind.reads for kind in KINDS}
+            tables = sorted({reads[table] for table, _ in inserts if table in reads})
+            logger.warning("%s: an insert failed reading stored data; checking", ", ".join(tables))
+            try:
+                self._broken = await self.store.run(partial(find_broken, tables=tables))
+            except Exception:
+                logger.exception("%s: the check for broken parts failed", ", ".join(tables))
+                return False
+            self._checked_clean = None if self._broken else now
+            if not self._broken:
+                logger.warning("%s: no broken part found", ", ".join(tables))
+                return False
         try:
-            detached = await self.store.run(partial(detach_broken, tables=tables))
+            detached, self._broken = await self.store.run(partial(detach, parts=self._broken))
         except Exception:
-            logger.exception("%s: the check for broken parts failed", ", ".join(tables))
+            logger.exception("broken parts not detached")
             return False
         for part in detached:
             BROKEN_PARTS.labels(part.table).inc()
-        self._checked_clean = None if detached else now
-        if not detached:
-            logger.warning("%s: no broken part found", ", ".join(tables))
         return bool(detached)
 
     def _insert(self, client: Client, inserts: Sequence[Insert]) -> None:

@@ -8,11 +8,13 @@ aside when it starts, a running process (chdb lives as long as the service) neve
 every query that reads it fails with a read error (``Code: 33 CANNOT_READ_ALL_DATA``), for
 ever: for reports, every insert whose deduplication lookup (migration 0007) reads that part.
 
-``detach_broken`` finds the parts CHECK TABLE refuses and detaches them: a detached part moves
-to its table's ``detached/`` directory (``system.detached_parts``), kept for an operator and
-never deleted, and is no longer read. Its rows leave the table with it: the parts it was merged
-from are gone (chdb removes them within seconds, ``old_parts_lifetime`` 0; a server keeps them
-on disk for 8 minutes, where only an operator could take them back).
+``find_broken`` finds the parts CHECK TABLE refuses and ``detach`` detaches them: a detached
+part moves to its table's ``detached/`` directory (``system.detached_parts``), kept for an
+operator and never deleted, and is no longer read. DETACH PART reserves room on the disk, so
+while the disk is still full it is refused (``NOT_ENOUGH_SPACE``) and has to be tried again.
+The part's rows leave the table with it: the parts it was merged from are gone (chdb removes
+them within seconds, ``old_parts_lifetime`` 0; a server keeps them on disk for 8 minutes, where
+only an operator could take them back).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,42 +87,59 @@ def broken_parts(client: Client, table: str) -> list[BrokenPart]:
     return found
 
 
-def _rows(client: Client, part: BrokenPart) -> int:
+def find_broken(client: Client, tables: Sequence[str]) -> list[BrokenPart]:
+    """The broken parts of these tables, with their rows."""
+    found = []
+    for table in tables:
+        for part in broken_parts(client, table):
+            rows = _active_rows(client, part)
+            if rows is not None:
+                found.append(BrokenPart(part.table, part.name, part.error, rows))
+    return found
+
+
+def _active_rows(client: Client, part: BrokenPart) -> int | None:
+    """The rows of a part, None if it is no longer active (detached, merged away)."""
     database, _, name = part.table.partition(".")
     rows = client.query(
         "SELECT rows FROM system.parts WHERE database = {d:String} AND table = {t:String} "
         "AND name = {p:String} AND active",
         parameters={"d": database, "t": name, "p": part.name},
     ).result_rows
-    return int(rows[0][0]) if rows else 0
+    return int(rows[0][0]) if rows else None
 
 
-def detach_broken(client: Client, tables: list[str]) -> list[BrokenPart]:
-    """Detach every part of ``tables`` that CHECK TABLE refuses; returns those detached (one
-    that cannot be detached is logged, and the others are detached all the same)."""
-    detached = []
-    for table in tables:
-        for part in broken_parts(client, table):
-            if not _PART_NAME.match(part.name):
-                logger.error("%s: broken part %r not detached (unexpected name)", table, part.name)
-                continue
-            part = BrokenPart(part.table, part.name, part.error, _rows(client, part))
-            try:
-                client.command(f"ALTER TABLE {table} DETACH PART '{part.name}'")
-            except Exception:
-                logger.exception(
-                    "%s: part %s is broken (%s) and could not be detached",
-                    table,
-                    part.name,
-                    part.error,
-                )
-                continue
-            logger.error(
-                "%s: part %s is broken (%s); detached with its %d rows (kept in detached/)",
-                table,
+def detach(
+    client: Client, parts: Sequence[BrokenPart]
+) -> tuple[list[BrokenPart], list[BrokenPart]]:
+    """Detach these parts: (those detached, those ClickHouse refused to detach now, e.g. for
+    a full disk: to be tried again)."""
+    detached: list[BrokenPart] = []
+    refused: list[BrokenPart] = []
+    for part in parts:
+        if not _PART_NAME.match(part.name):
+            logger.error("%s: broken part %r not detached (unexpected name)", part.table, part.name)
+            continue
+        if _active_rows(client, part) is None:
+            continue  # gone meanwhile
+        try:
+            client.command(f"ALTER TABLE {part.table} DETACH PART '{part.name}'")
+        except Exception as exc:
+            logger.warning(
+                "%s: part %s is broken (%s); not detached yet: %s",
+                part.table,
                 part.name,
                 part.error,
-                part.rows,
+                (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300],
             )
-            detached.append(part)
-    return detached
+            refused.append(part)
+            continue
+        logger.error(
+            "%s: part %s is broken (%s); detached with its %d rows (kept in detached/)",
+            part.table,
+            part.name,
+            part.error,
+            part.rows,
+        )
+        detached.append(part)
+    return detached, refused

@@ -1,16 +1,22 @@
 """Batched ingest from the real RabbitMQ into real ClickHouse (chdb), including a ClickHouse
 failure: while a table is missing, inserts really fail, events stay in RabbitMQ, and after
-recovery every event is stored exactly once (rollups included)."""
+recovery every event is stored exactly once (rollups included); and a broken part, which is
+detached so that inserts go on."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import (
@@ -19,12 +25,14 @@ from postline.common.broker.topology import (
     ERROR_EVENT_KEY,
     REPORTS_EVENTS,
 )
+from postline.common.clickhouse.broken_parts import broken_parts
 from postline.common.timeutil import to_timestamp
 from postline.reports.batching import Backoff, BatchConsumer
 from postline.reports.ingest import KINDS, Ingest, PoisonEvents
 from postline.reports.store import Store
 from postline.v1 import events_pb2
-from tests.integration.reports_support import NOW, deliveries, errors
+from tests.faults_support import Ballast, can_mount
+from tests.integration.reports_support import NOW, deliveries, errors, migrated
 from tests.polling import apoll_until
 from tests.rabbitmq_node import RabbitNode
 
@@ -319,6 +327,91 @@ async def test_the_same_batch_written_twice_counts_once(store: Store) -> None:
     assert await ingest.write(batch) == 60 + 10 + 4
     assert await ingest.write(batch) == 74  # a retry: ClickHouse drops it
     assert await stored(store) == (70, 4, 70, 35)
+
+
+def empty_the_merged_part(client: Any, table: str) -> str:
+    """Merge the table into one part and empty its files, as a merge that ran while the disk
+    was full left one (chdb, in the fault suite); returns the part's name."""
+    client.command(f"OPTIMIZE TABLE {table} FINAL")
+    database, _, name = table.partition(".")
+    ((part, path),) = client.query(
+        "SELECT name, path FROM system.parts WHERE database = {d:String} AND table = {t:String} "
+        "AND active",
+        parameters={"d": database, "t": name},
+    ).result_rows
+    for file in Path(path).iterdir():
+        os.truncate(file, 0)
+    return str(part)
+
+
+async def test_an_insert_that_meets_a_broken_part_detaches_it_and_is_written(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ingest = Ingest(store)
+    for prefix in "abc":
+        await ingest.write([raw(events_pb2.DeliveryEvents(events=deliveries(10, prefix)))])
+    await ingest.write([raw(events_pb2.ErrorEvents(events=errors(10)))])
+    broken = {
+        table: await store.run(lambda c, t=table: empty_the_merged_part(c, t))
+        for table in ("postline.delivery_events", "postline.error_log")
+    }
+    metric = "postline_reports_broken_parts_detached_total"
+    before = {t: REGISTRY.get_sample_value(metric, {"table": t}) or 0 for t in broken}
+    # Later events of the same deliveries: the views' lookups read the broken parts.
+    later = deliveries(10, "b")
+    for event in later:
+        event.event_id += "-later"
+    batch = [
+        raw(events_pb2.DeliveryEvents(events=later)),
+        raw(events_pb2.ErrorEvents(events=errors(10, prefix="y"))),
+    ]
+    with caplog.at_level(logging.ERROR):
+        assert await ingest.write(batch) == 30
+
+    rows = await store.query(
+        "SELECT database, table, name FROM system.detached_parts WHERE database = 'postline'", {}
+    )
+    assert {f"{r['database']}.{r['table']}": r["name"] for r in rows} == broken
+    for table, part in broken.items():
+        assert f"{table}: part {part} is broken" in caplog.text
+        assert REGISTRY.get_sample_value(metric, {"table": table}) == before[table] + 1
+        assert await store.run(lambda c, t=table: broken_parts(c, t)) == []
+    # the broken parts' rows are gone with them; the new ones are written, once
+    assert await ingest.write(batch) == 30
+    assert (await stored(store))[:3] == (20, 10, 20)
+
+
+async def test_a_broken_part_a_full_disk_keeps_is_detached_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not can_mount(tmp_path):
+        pytest.skip("cannot mount a tmpfs here (root needed)")
+    disk = Ballast(tmp_path / "ch", size="256m")
+    disk.mount()
+    store = Store(migrated(disk.path))
+    try:
+        ingest = Ingest(store)
+        for prefix in "abc":
+            await ingest.write([raw(events_pb2.DeliveryEvents(events=deliveries(10, prefix)))])
+        part = await store.run(lambda c: empty_the_merged_part(c, "postline.delivery_events"))
+        later = deliveries(10, "b")
+        for event in later:
+            event.event_id += "-later"
+        batch = [raw(events_pb2.DeliveryEvents(events=later))]
+        disk.fill()
+        with caplog.at_level(logging.WARNING):
+            # found, but DETACH PART wants room on the disk too
+            with pytest.raises(Exception, match="CANNOT_READ_ALL_DATA"):
+                await ingest.write(batch)
+            disk.drain()
+            assert await ingest.write(batch) == 20  # detached without a second CHECK TABLE
+        assert f"part {part} is broken" in caplog.text and "not detached yet" in caplog.text
+        assert caplog.text.count("failed reading stored data; checking") == 1
+        rows = await store.query("SELECT name FROM system.detached_parts", {})
+        assert [r["name"] for r in rows] == [part]
+    finally:
+        store.close()
+        disk.unmount()
 
 
 async def test_a_batch_with_what_no_row_can_be_made_of_writes_nothing(store: Store) -> None:

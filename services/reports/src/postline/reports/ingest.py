@@ -15,12 +15,18 @@ id, so an event re-delivered in another batch merges away in the logs (Replacing
 
 An event no row can be made of fails its insert before anything is written; then, and only
 then, the batch is decoded here to find the messages at fault (:class:`PoisonEvents`).
+
+An insert that fails reading stored data (a broken part, e.g. one a merge left empty while the
+disk was full: ``postline.common.clickhouse.broken_parts``) would fail the same way for ever:
+the parts of the tables its view reads that CHECK TABLE refuses are detached (kept on disk),
+and the insert is sent once more at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -32,7 +38,13 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import Counter
 
-from postline.common.semconv import METRIC_INGESTED
+from postline.common.clickhouse.broken_parts import (
+    BrokenPart,
+    detach,
+    find_broken,
+    is_corruption,
+)
+from postline.common.semconv import METRIC_BROKEN_PARTS, METRIC_INGESTED
 from postline.reports.journal import Insert, Journal, key_of
 from postline.reports.store import Store
 from postline.v1 import events_pb2
@@ -40,6 +52,11 @@ from postline.v1 import events_pb2
 logger = logging.getLogger(__name__)
 
 INGESTED = Counter(METRIC_INGESTED, "events written to ClickHouse", ["kind"])
+BROKEN_PARTS = Counter(METRIC_BROKEN_PARTS, "broken ClickHouse parts detached", ["table"])
+
+# After a check that found no broken part, read errors start no other for this long (CHECK
+# TABLE reads the whole table).
+CHECK_AGAIN_AFTER = 300.0
 
 # A broker message's x-postline-type and its body, as received.
 Raw = tuple[str, bytes]
@@ -83,6 +100,7 @@ def protobuf_schema(descriptor: Descriptor) -> str:
 class Kind:
     name: str  # metric label
     table: str  # the Null input table of migration 0005
+    reads: str  # the table its view reads (the deduplication lookup of migration 0007)
     message: type[ProtoMessage]  # one event
     batch: type[ProtoMessage]  # several (field 1, repeated)
 
@@ -107,13 +125,20 @@ class Kind:
 DELIVERY = Kind(
     "delivery",
     "postline.delivery_events_input",
+    "postline.delivery_events",
     events_pb2.DeliveryEvent,
     events_pb2.DeliveryEvents,
 )
 ERROR = Kind(
-    "error", "postline.error_events_input", events_pb2.ErrorClassified, events_pb2.ErrorEvents
+    "error",
+    "postline.error_events_input",
+    "postline.error_log",
+    events_pb2.ErrorClassified,
+    events_pb2.ErrorEvents,
 )
 KINDS = (DELIVERY, ERROR)
+for _kind in KINDS:
+    BROKEN_PARTS.labels(_kind.reads)  # from 0, so that the first one shows as an increase
 
 # x-postline-type -> (kind, True for a batch message)
 TYPES: dict[str, tuple[Kind, bool]] = {
@@ -293,6 +318,8 @@ class Ingest:
         local = store.local_path
         schema_dir = local / "format_schemas" if local is not None else None
         self.settings = {kind.table: kind.settings(schema_dir) for kind in KINDS}
+        self._checked_clean: float | None = None  # when a check last found no broken part
+        self._broken: list[BrokenPart] = []  # found, not detached yet (a full disk refuses it)
 
     async def write(self, raws: Sequence[Raw]) -> int:
         """Write one batch of broker messages; returns the number of events written.
@@ -309,7 +336,7 @@ class Ingest:
             await self._finish_unfinished(besides=key)
             self.journal.begin(inserts, key)
         try:
-            await self.store.write(lambda client: self._insert(client, inserts))
+            await self._send(inserts)
         except Exception as exc:
             # Parsing and the checks are ClickHouse's; find out here whether the data is at
             # fault (a deterministic refusal) or ClickHouse (retry the same batch).
@@ -330,7 +357,7 @@ class Ingest:
         assert self.journal is not None
         for entry in self.journal.unfinished(besides=besides):
             try:
-                await self.store.write(partial(self._insert, inserts=entry.inserts))
+                await self._send(entry.inserts)
             except Exception:
                 refused = refused_in(entry.inserts)
                 if not refused:
@@ -348,6 +375,45 @@ class Ingest:
                 entry.path.name,
                 sum(len(data) for _, data in entry.inserts),
             )
+
+    async def _send(self, inserts: Sequence[Insert]) -> None:
+        """Insert; if the insert met a broken part, detach the broken parts and insert again
+        (the same token: what the first try wrote is not written twice)."""
+        try:
+            await self.store.write(partial(self._insert, inserts=inserts))
+        except Exception as exc:
+            if not is_corruption(exc) or not await self._detach_broken(inserts):
+                raise
+            await self.store.write(partial(self._insert, inserts=inserts))
+
+    async def _detach_broken(self, inserts: Sequence[Insert]) -> bool:
+        """Detach the broken parts of the tables these inserts read; whether any was.
+
+        Parts found before and not detached yet are detached without a new check."""
+        if not self._broken:
+            now = time.monotonic()
+            if self._checked_clean is not None and now - self._checked_clean < CHECK_AGAIN_AFTER:
+                return False
+            reads = {kind.table: kind.reads for kind in KINDS}
+            tables = sorted({reads[table] for table, _ in inserts if table in reads})
+            logger.warning("%s: an insert failed reading stored data; checking", ", ".join(tables))
+            try:
+                self._broken = await self.store.run(partial(find_broken, tables=tables))
+            except Exception:
+                logger.exception("%s: the check for broken parts failed", ", ".join(tables))
+                return False
+            self._checked_clean = None if self._broken else now
+            if not self._broken:
+                logger.warning("%s: no broken part found", ", ".join(tables))
+                return False
+        try:
+            detached, self._broken = await self.store.run(partial(detach, parts=self._broken))
+        except Exception:
+            logger.exception("broken parts not detached")
+            return False
+        for part in detached:
+            BROKEN_PARTS.labels(part.table).inc()
+        return bool(detached)
 
     def _insert(self, client: Client, inserts: Sequence[Insert]) -> None:
         for table, data in inserts:

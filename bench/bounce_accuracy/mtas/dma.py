@@ -29,7 +29,6 @@ MTA = "dma"
 PACKAGES = ["dma"]
 ROOT = Path("/tmp/mta-dma")
 RUN = ROOT / "run"
-CASES = Path(__file__).with_name("dma_cases.yaml")
 LOCAL = "hawthorn.test"
 ALIASES = {"gisela.horn": "gisela.h@yew.test", "postmaster": "root"}
 TIMEOUT = 30.0  # seconds to wait for a case's notice once dma has returned
@@ -72,7 +71,7 @@ def _send(case: Case, number: int) -> None:
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["dma"]
-    built = load(MTA, CASES)
+    built = load(MTA)
     for case in built:
         for address, reply in case.scripts.items():
             destination.script(address, reply)

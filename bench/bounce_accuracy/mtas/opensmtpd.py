@@ -8,15 +8,15 @@ namespace of its own, where ``/var`` is ``/tmp/mta-opensmtpd/run/var`` and ``/et
 never changed, and nothing of OpenSMTPD's is left outside ``/tmp``. The namespace's host name
 is ``mx.laurel.test``.
 
-It listens on 127.0.0.1:``PORT`` and is the final destination of ``laurel.test`` (aliases
-only); its rules send ``poplar.test`` to the scripted remote server, ``juniper.test`` to a port
-where nothing listens, ``cypress.test`` to a server that never greets (no case uses these two
-now: OpenSMTPD returned no notice for them, see ``opensmtpd_cases.yaml``) and ``sender.test``
-(the notices) to the capture server; anything else goes by DNS (``sorrel.test`` has no record:
-the resolver answers NXDOMAIN). Delay warnings after a minute, a queue lifetime of three. OpenSMTPD
-waits minutes between retries, so ``smtpctl schedule all`` (what an administrator runs to
-retry the queue now) is run every few seconds, or nothing would be retried, and no delay
-warning sent, before the lifetime ends.
+It listens on 127.0.0.1:``PORT`` and is the final destination of ``laurel.test`` (aliases only);
+its rules send ``poplar.test`` to the scripted remote server, ``juniper.test`` to a port where
+nothing listens, ``cypress.test`` to a server that never greets (no case uses these two now:
+OpenSMTPD returned no notice for them, see its section of ``mta_cases.yaml``) and
+``sender.test`` (the notices) to the capture server; anything else goes by DNS (``sorrel.test``
+has no record: the resolver answers NXDOMAIN). Delay warnings after a minute, a queue lifetime
+of three. OpenSMTPD waits minutes between retries, so ``smtpctl schedule all`` (what an
+administrator runs to retry the queue now) is run every few seconds, or nothing would be
+retried, and no delay warning sent, before the lifetime ends.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ MTA = "opensmtpd"
 PACKAGES = ["opensmtpd"]
 ROOT = Path("/tmp/mta-opensmtpd")
 RUN = ROOT / "run"
-CASES = Path(__file__).with_name("opensmtpd_cases.yaml")
 PORT = 7526  # 2526 + the helper's test port offset (5000)
 LOCAL = "laurel.test"
 REMOTE = "poplar.test"
@@ -140,7 +139,7 @@ def _schedule_all(daemon: subprocess.Popen[bytes], stop: threading.Event) -> Non
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["opensmtpd"]
-    built = load(MTA, CASES)
+    built = load(MTA)
     if not _has_no_address(NXDOMAIN):
         logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
         built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]

@@ -35,7 +35,6 @@ MTA = "sendmail"
 PACKAGES = ["sendmail-bin", "sendmail-base", "sendmail-cf", "m4", "liblockfile1"]
 ROOT = Path("/tmp/mta-sendmail")
 RUN = ROOT / "run"
-CASES = Path(__file__).with_name("sendmail_cases.yaml")
 PORT = 7525  # 2525 + the helper's test port offset (5000)
 LOCAL = "linden.test"
 REMOTE = "maple.test"
@@ -176,7 +175,7 @@ def _wait_listening(port: int, timeout: float = 20.0) -> None:
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["sendmail-bin"]
-    built = load(MTA, CASES)
+    built = load(MTA)
     if not _has_no_address(NXDOMAIN):
         logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
         built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]

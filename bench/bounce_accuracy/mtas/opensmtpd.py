@@ -1,0 +1,177 @@
+"""OpenSMTPD's notices: Debian's opensmtpd, unpacked under ``/tmp/mta-opensmtpd`` (never
+installed), run in the foreground (``smtpd -d -f CONF``) with a configuration of its own.
+
+OpenSMTPD's queue (``/var/spool/smtpd``), its privilege-separation users (``opensmtpd``,
+``opensmtpq``) and its control socket are compiled in. So the daemon runs in a mount and UTS
+namespace of its own, where ``/var`` is ``/tmp/mta-opensmtpd/run/var`` and ``/etc/passwd`` and
+``/etc/group`` are copies of the system's with those two users added: the system's files are
+never changed, and nothing of OpenSMTPD's is left outside ``/tmp``. The namespace's host name
+is ``mx.laurel.test``.
+
+It listens on 127.0.0.1:``PORT`` and is the final destination of ``laurel.test`` (aliases only);
+its rules send ``poplar.test`` to the scripted remote server, ``juniper.test`` to a port where
+nothing listens, ``cypress.test`` to a server that never greets (no case uses these two now:
+OpenSMTPD returned no notice for them, see its section of ``mta_cases.yaml``) and
+``sender.test`` (the notices) to the capture server; anything else goes by DNS (``sorrel.test``
+has no record: the resolver answers NXDOMAIN). Delay warnings after a minute, a queue lifetime
+of three. OpenSMTPD waits minutes between retries, so ``smtpctl schedule all`` (what an
+administrator runs to retry the queue now) is run every few seconds, or nothing would be
+retried, and no delay warning sent, before the lifetime ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .cases import collect, load, submit
+from .destination import Destination
+from .packages import extract
+from .rows import Row
+
+logger = logging.getLogger(__name__)
+
+MTA = "opensmtpd"
+PACKAGES = ["opensmtpd"]
+ROOT = Path("/tmp/mta-opensmtpd")
+RUN = ROOT / "run"
+PORT = 7526  # 2526 + the helper's test port offset (5000)
+LOCAL = "laurel.test"
+REMOTE = "poplar.test"
+REFUSED = "juniper.test"
+SILENT = "cypress.test"
+NXDOMAIN = "sorrel.test"
+ALIASES = {"vera.lind": f"vera.l@{REMOTE}", "postmaster": "root"}
+USERS = {"opensmtpd": 64990, "opensmtpq": 64991}  # Debian's names, ids of the namespace only
+WARN_AFTER = "1m"
+LIFETIME = "3m"
+SCHEDULE_EVERY = 15.0  # seconds between two "smtpctl schedule all"
+TIMEOUT = 300.0  # seconds to wait for the last notice (the lifetime, 3 minutes, and retries)
+
+SMTPD = ROOT / "usr/sbin/smtpd"
+SMTPCTL = ROOT / "usr/sbin/smtpctl"
+
+CONF = """\
+queue ttl {lifetime}
+bounce warn-interval {warn}
+table aliases file:{run}/aliases
+listen on 127.0.0.1 port {port} hostname mx.{local}
+action "local" mbox alias <aliases>
+action "remote" relay host smtp://{host}:{remote}
+action "refused" relay host smtp://{host}:{refused}
+action "silent" relay host smtp://{host}:{silent}
+action "capture" relay host smtp://{host}:{capture}
+action "dns" relay
+match from any for domain "{local}" action "local"
+match from local for domain "{remote_domain}" action "remote"
+match from local for domain "{refused_domain}" action "refused"
+match from local for domain "{silent_domain}" action "silent"
+match from local for domain "sender.test" action "capture"
+match from local for any action "dns"
+"""
+
+# Run as the namespace's root: bind the private /var and account files, name the host, start.
+ENTER = (
+    'mount --bind "$1/var" /var && mount --bind "$1/passwd" /etc/passwd && '
+    'mount --bind "$1/group" /etc/group && hostname "$2" && shift 2 && exec "$@"'
+)
+
+
+def _configure(destination: Destination) -> None:
+    if RUN.exists():
+        shutil.rmtree(RUN)
+    for folder in ("var/spool", "var/run", "var/lib/opensmtpd/empty"):
+        (RUN / folder).mkdir(parents=True)
+    passwd = Path("/etc/passwd").read_text()
+    group = Path("/etc/group").read_text()
+    for name, uid in USERS.items():
+        passwd += f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin\n"
+        group += f"{name}:x:{uid}:\n"
+    (RUN / "passwd").write_text(passwd)
+    (RUN / "group").write_text(group)
+    (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
+    (RUN / "smtpd.conf").write_text(
+        CONF.format(
+            lifetime=LIFETIME, warn=WARN_AFTER, run=RUN, port=PORT, local=LOCAL,
+            host=destination.host, remote=destination.port, refused=destination.refused_port,
+            silent=destination.silent_port, capture=destination.capture_port,
+            remote_domain=REMOTE, refused_domain=REFUSED, silent_domain=SILENT,
+        )
+    )  # fmt: skip
+
+
+def _has_no_address(domain: str) -> bool:
+    try:
+        socket.getaddrinfo(domain, 25)
+    except socket.gaierror as error:
+        return error.errno == socket.EAI_NONAME
+    return False
+
+
+def _wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"smtpd did not listen on {port} within {timeout} s")
+
+
+def _schedule_all(daemon: subprocess.Popen[bytes], stop: threading.Event) -> None:
+    """Retry every queued envelope now and then, from inside the daemon's namespace (its
+    control socket is in the private /var; smtpctl runs with the group of its queue user)."""
+    command = [
+        "nsenter", "-t", str(daemon.pid), "-m", "setpriv", f"--regid={USERS['opensmtpq']}",
+        "--clear-groups", str(SMTPCTL), "schedule", "all",
+    ]  # fmt: skip
+    while not stop.wait(SCHEDULE_EVERY):
+        subprocess.run(command, capture_output=True, check=False)
+
+
+def generate(out: Path, destination: Destination) -> list[Row]:
+    version = extract(PACKAGES, ROOT)["opensmtpd"]
+    built = load(MTA)
+    if not _has_no_address(NXDOMAIN):
+        logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
+        built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]
+    for case in built:
+        for address, reply in case.scripts.items():
+            destination.script(address, reply)
+    _configure(destination)
+    command = ["unshare", "--mount", "--uts", "sh", "-c", ENTER, "sh", str(RUN), f"mx.{LOCAL}",
+               str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")]  # fmt: skip
+    with (RUN / "smtpd.log").open("wb") as log:
+        daemon = subprocess.Popen(command, start_new_session=True, stdout=log, stderr=log)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=_schedule_all, args=(daemon, stop), daemon=True)
+    try:
+        _wait_listening(PORT)
+        scheduler.start()
+        submit(destination.host, PORT, built)
+        return collect(destination, built, out, MTA, version, TIMEOUT)
+    finally:
+        stop.set()
+        if scheduler.is_alive():
+            scheduler.join()
+        _stop(daemon)
+
+
+def _stop(daemon: subprocess.Popen[bytes]) -> None:
+    """Stop smtpd and its process group (its privilege-separated processes stay in it)."""
+    try:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()

@@ -1,0 +1,227 @@
+"""Sendmail's notices: Debian's sendmail-bin, unpacked under ``/tmp/mta-sendmail`` (never
+installed), run in the foreground (``-bD``) with a ``.cf`` built by m4 from a small ``.mc``
+and given with ``-C``; its queue, aliases and tables live in ``/tmp/mta-sendmail/run``.
+
+It listens on 127.0.0.1:``PORT`` and is the final destination of ``linden.test`` (mail.local
+over LMTP, with aliases of its own); its mailer table sends ``maple.test`` to the scripted
+remote server, ``willow.test`` there too through a mailer that takes at most 10,000 bytes,
+``hazel.test`` to a port where nothing listens, ``alder.test`` to a server that never greets
+and ``sender.test`` (the notices) to the capture server; anything else goes by DNS
+(``quince.test`` has no record: the resolver answers NXDOMAIN). Each destination has a mailer
+of its own, because a mailer table entry names a host but not a port. Delay warnings and
+the queue lifetime are cut to minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+from .cases import collect, load, submit
+from .destination import Destination
+from .packages import extract
+from .rows import Row
+
+logger = logging.getLogger(__name__)
+
+MTA = "sendmail"
+PACKAGES = ["sendmail-bin", "sendmail-base", "sendmail-cf", "m4", "liblockfile1"]
+ROOT = Path("/tmp/mta-sendmail")
+RUN = ROOT / "run"
+PORT = 7525  # 2525 + the helper's test port offset (5000)
+LOCAL = "linden.test"
+REMOTE = "maple.test"
+SMALL = "willow.test"  # the scripted server, through a mailer with a 10,000-byte limit
+REFUSED = "hazel.test"
+SILENT = "alder.test"
+NXDOMAIN = "quince.test"
+ALIASES = {"ruth.adler": f"ruth.a@{REMOTE}", "postmaster": "root"}
+WARN_AFTER = "1m"
+LIFETIME = "3m"
+QUEUE_RUNS = "15s"
+TIMEOUT = 420.0  # seconds to wait for the last notice (lifetime + queue runs + greeting timeouts)
+
+BIN = ROOT / "usr/libexec/sendmail"
+CF_DIR = ROOT / "usr/share/sendmail/cf"
+LIBS = ROOT / "usr/lib/x86_64-linux-gnu"  # liblockfile, which mail.local needs
+
+# A mailer per destination port, as the stock esmtp mailer ('a': ESMTP) but for its port.
+MAILER = (
+    "M{name},\tP=[IPC], F=mDFMuXa, S=EnvFromSMTP/HdrFromSMTP, R=EnvToSMTP, E=\\r\\n, "
+    "L=990, {limit}T=DNS/RFC822/SMTP, A=TCP $h {port}\n"
+)
+
+MC = """\
+divert(-1)
+divert(0)dnl
+OSTYPE(`linux')dnl
+define(`confDOMAIN_NAME', `mx.{local}')dnl
+define(`QUEUE_DIR', `{run}/mqueue')dnl
+define(`ALIAS_FILE', `{run}/aliases')dnl
+define(`STATUS_FILE', `{run}/statistics')dnl
+define(`confPID_FILE', `{run}/sendmail.pid')dnl
+define(`confCW_FILE', `{run}/local-host-names')dnl
+define(`confSERVICE_SWITCH_FILE', `{run}/service.switch')dnl
+define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
+define(`confDONT_PROBE_INTERFACES', `True')dnl
+define(`confRUN_AS_USER', `root')dnl
+define(`confTO_QUEUEWARN', `{warn}')dnl
+define(`confTO_QUEUERETURN', `{lifetime}')dnl
+define(`confTO_INITIAL', `20s')dnl
+define(`confTO_CONNECT', `10s')dnl
+define(`confMIN_QUEUE_AGE', `0')dnl
+define(`confMAX_MESSAGE_SIZE', `100000')dnl
+FEATURE(`nocanonify')dnl
+FEATURE(`accept_unresolvable_domains')dnl
+FEATURE(`mailertable', `hash -o {run}/mailertable')dnl
+FEATURE(`local_lmtp', `{bin}/mail.local')dnl
+MODIFY_MAILER_FLAGS(`LOCAL', `-w')dnl
+DAEMON_OPTIONS(`Port={port}, Addr=127.0.0.1, Name=MTA')dnl
+LOCAL_DOMAIN(`{local}')dnl
+LOCAL_CONFIG
+ELD_LIBRARY_PATH={libs}
+MAILER(`local')dnl
+MAILER(`smtp')dnl
+MAILER_DEFINITIONS
+{mailers}"""
+
+
+def _configure(destination: Destination) -> None:
+    if RUN.exists():
+        shutil.rmtree(RUN)
+    queue = RUN / "mqueue"
+    queue.mkdir(parents=True)
+    queue.chmod(0o700)
+    host = destination.host
+    ports = {
+        "remote": destination.port,
+        "small": destination.port,
+        "refused": destination.refused_port,
+        "silent": destination.silent_port,
+        "capture": destination.capture_port,
+    }
+    mailers = "".join(
+        MAILER.format(name=name, port=port, limit="M=10000, " if name == "small" else "")
+        for name, port in ports.items()
+    )
+    routes = {REMOTE: "remote", SMALL: "small", REFUSED: "refused", SILENT: "silent",
+              "sender.test": "capture"}  # fmt: skip
+    (RUN / "mailertable").write_text(
+        "".join(f"{domain}\t{mailer}:[{host}]\n" for domain, mailer in routes.items())
+    )
+    (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
+    (RUN / "local-host-names").write_text(f"{LOCAL}\n")
+    # Host names by DNS: the unknown domain meets the resolver's real answer (NXDOMAIN).
+    (RUN / "service.switch").write_text("hosts\tdns\naliases\tfiles\n")
+    mc = MC.format(
+        local=LOCAL, run=RUN, bin=BIN, libs=LIBS, port=PORT, warn=WARN_AFTER,
+        lifetime=LIFETIME, mailers=mailers,
+    )  # fmt: skip
+    (RUN / "sendmail.mc").write_text(mc)
+    m4 = subprocess.run(
+        [str(ROOT / "usr/bin/m4"), f"-D_CF_DIR_={CF_DIR}/", str(CF_DIR / "m4/cf.m4"),
+         str(RUN / "sendmail.mc")],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (RUN / "sendmail.cf").write_text(m4.stdout)
+    with (RUN / "mailertable").open("rb") as table:
+        _run(BIN / "makemap", "-C", str(RUN / "sendmail.cf"), "hash", str(RUN / "mailertable"),
+             stdin=table)  # fmt: skip
+    _run(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bi")
+
+
+def _run(program: Path, *args: str, stdin: IO[bytes] | None = None) -> None:
+    subprocess.run(_named(program, *args), check=True, stdin=stdin, env=_env(),
+                   capture_output=True)  # fmt: skip
+
+
+def _named(program: Path, *args: str) -> list[str]:
+    """The command in a UTS namespace of its own whose host name is ``mx.linden.test``: this
+    machine's name has no domain, and Sendmail, unable to qualify it, sleeps a minute at every
+    start; the system's host name is left alone."""
+    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', f"mx.{LOCAL}",
+            str(program), *args]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def _has_no_address(domain: str) -> bool:
+    try:
+        socket.getaddrinfo(domain, 25)
+    except socket.gaierror as error:
+        return error.errno == socket.EAI_NONAME
+    return False
+
+
+def _wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"sendmail did not listen on {port} within {timeout} s")
+
+
+def generate(out: Path, destination: Destination) -> list[Row]:
+    version = extract(PACKAGES, ROOT)["sendmail-bin"]
+    built = load(MTA)
+    if not _has_no_address(NXDOMAIN):
+        logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
+        built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]
+    for case in built:
+        for address, reply in case.scripts.items():
+            destination.script(address, reply)
+    _configure(destination)
+    # -bD: a daemon in the foreground, in a process group of its own so that its queue
+    # runners and mailers stop with it.
+    with (RUN / "daemon.log").open("wb") as log:
+        daemon = subprocess.Popen(
+            _named(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bD", f"-q{QUEUE_RUNS}"),
+            env=_env(), start_new_session=True, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        _wait_listening(PORT)
+        submit(destination.host, PORT, built)
+        return collect(destination, built, out, MTA, version, TIMEOUT)
+    finally:
+        _stop(daemon)
+
+
+def _stop(daemon: subprocess.Popen[bytes]) -> None:
+    """Stop the daemon and its process group, then any process of this unpacked binary that
+    left the group (Sendmail's queue runners and deliveries may start sessions of their own)."""
+    try:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+    for pid in _ours():
+        logger.warning("sendmail process %s outlived the daemon: killed", pid)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _ours() -> list[int]:
+    """Processes running this module's unpacked Sendmail (never the system's mailers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "exe") == str(BIN / "sendmail"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

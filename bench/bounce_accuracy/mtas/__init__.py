@@ -21,6 +21,6 @@ from .destination import Destination, Reply
 from .rows import Row
 
 # Every MTA a module may exist for; the driver runs those whose module exists.
-MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "dma", "courier")
+MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "dma", "courier", "nullmailer")
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -54,9 +54,6 @@ SILENT = "aspen.test"
 NXDOMAIN = "thistle.test"
 ALIASES = {"ilse.tann": f"ilse.t@{REMOTE}", "postmaster": "root"}
 COURIER_ID = 64992  # the namespace's ``courier`` user and group (the system has none)
-# The local size limit: Courier takes SIZELIMIT from the submitting program's environment
-# before its ``sizelimit`` file (courier(8)); only this case is submitted with it.
-SIZE_LIMITED = {"local-size-limit": "10000"}
 SETTINGS = {
     "me": f"mx.{LOCAL}",
     "defaultdomain": LOCAL,
@@ -124,8 +121,6 @@ def _run(holder: subprocess.Popen[bytes], *command: str) -> None:
 
 def _send(holder: subprocess.Popen[bytes], case: Case, number: int) -> None:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    if case.name in SIZE_LIMITED:
-        env["SIZELIMIT"] = SIZE_LIMITED[case.name]
     raw = message(case, number).replace(b"\r\n", b"\n")  # a local program hands over LF lines
     done = subprocess.run(
         _inside(holder, "/usr/sbin/sendmail", "-f", case.sender, *case.recipients),

@@ -69,6 +69,8 @@ def _configure(destination: Destination) -> None:
     for name, value in SETTINGS.items():
         (etc / name).write_text(value + "\n")
     (etc / "remotes").write_text(f"{destination.host} smtp --port={destination.port}\n")
+    # Debian's nullmailer takes its name from /etc/mailname, not from ``me``.
+    (RUN / "etc/mailname").write_text(f"mx.{LOCAL}\n")
     mail = pwd.getpwnam("mail")
     for path in (spool, *spool.rglob("*"), etc / "remotes"):
         os.chown(path, mail.pw_uid, mail.pw_gid)

@@ -1,6 +1,7 @@
-"""The labels of the MTA-made bounce notices (``bench/bounce_accuracy/mta_cases.yaml``), checked
-for their shape without running any MTA: every case is labelled from its construction, with a
-note, a status of the design's table and a delivery, for an address it was sent to.
+"""The labels of the MTA-made bounce notices (``bench/bounce_accuracy/mta_cases.yaml`` and
+``filter_cases.yaml``), checked for their shape without running any MTA: every case is labelled
+from its construction, with a note, a status of the design's table and a delivery, for an
+address it was sent to.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import pytest
 import yaml
 
 from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASES, committed, load, splits
+from bench.bounce_accuracy.mtas.cases import CASE_FILES, FILTER_CASES, committed, load, splits
 from bench.bounce_accuracy.mtas.destination import DATA, RCPT
 from bench.bounce_accuracy.mtas.rows import DELIVERIES, STATUSES, Row, read_labels, write_labels
 
-MANIFEST = yaml.safe_load(CASES.read_text("utf-8"))
-NAMED = [key for key in MANIFEST if key not in ("version", "split")]
+MANIFESTS = [yaml.safe_load(path.read_text("utf-8")) for path in CASE_FILES]
+NAMED = [key for data in MANIFESTS for key in data if key not in ("version", "split")]
 
 
 def test_every_section_is_an_mta_the_driver_knows_with_a_split() -> None:
     assert NAMED
+    assert len(set(NAMED)) == len(NAMED), "an MTA's cases are in one file"
     assert set(NAMED) <= set(MTAS)
     assert set(splits()) == set(NAMED)
     assert set(splits().values()) <= {"dev", "unseen"}
@@ -78,3 +80,10 @@ def test_the_bench_scores_each_committed_label_under_its_notice_file() -> None:
     assert len(labels) == expected
     for (file, _), label in labels.items():
         assert file.endswith("-delay.eml") == (label.delivery == "deferred"), file
+
+
+def test_every_filter_case_says_where_its_wording_comes_from() -> None:
+    data = yaml.safe_load(FILTER_CASES.read_text("utf-8"))
+    for mta in data["split"]:
+        for entry in data[mta]:
+            assert entry.get("wording", "").strip(), f"{mta}/{entry['case']}"

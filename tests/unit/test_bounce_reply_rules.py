@@ -873,3 +873,77 @@ def test_the_queue_lifetimes_end_outweighs_a_generic_temporary_error(
     text: str, status: int
 ) -> None:
     assert classify_failure(0, "", text, action="failed").status == status
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # Issue #16, round 24: the words of filters and mailbox servers (round 23's set).
+        # Dovecot's size limit (quota_max_mail_size), answered as a temporary failure.
+        (
+            "451 4.2.0 <u@example.org> Mail size is larger than the maximum size allowed "
+            "by server configuration",
+            8,
+        ),
+        # Postfix's reject_unknown_recipient_domain with its default code 450: X.1.2 names
+        # the unknown domain in either class.
+        ("450 4.1.2 <u@example.org>: Recipient address rejected: Domain not found", 1),
+        # Postfix's reply to a milter's temporary failure (a scanner down) is the server's
+        # trouble, not a policy's refusal; a greylist's "try again later" stays a policy's.
+        ("451 4.7.1 Service unavailable - try again later", 7),
+        ("451 4.7.1 Try again later", 4),
+        ("450 4.7.1 Client host rejected: cannot find your reverse hostname, [192.0.2.1]", 4),
+    ],
+)
+def test_vocabulary_of_issue_16_round_24(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_a_final_failure_of_a_servers_own_temporary_error_is_a_resend_timeout() -> None:
+    # Postfix's failure notice once its queue lifetime ran out on Dovecot's "Temporary
+    # internal error" or a "Server configuration error": the reply named only the server's
+    # own trouble (rules/smtp_replies.yaml, gave_up_replies). While retried it is the
+    # receiving server's error; a temporary reply that names the recipient's or the
+    # message's condition keeps it when the MTA gives up.
+    for reply in (
+        "451 4.3.0 <u@example.org> Temporary internal error",
+        "451 4.3.5 Server configuration error",
+        "451 4.7.1 Service unavailable - try again later",
+    ):
+        code, status = reply_code(reply), enhanced_status(reply)
+        final = classify_failure(code, status, reply, action="failed")
+        assert (final.status, final.reason) == (3, "expired"), reply
+        assert classify_failure(code, status, reply, action="delayed").status == 7, reply
+    for reply, kept in (
+        ("452 4.2.2 <u@example.org> Mailbox is full", 5),
+        ("450 4.2.0 <u@example.org>: Recipient address rejected: Greylisted", 4),
+    ):
+        code, status = reply_code(reply), enhanced_status(reply)
+        assert classify_failure(code, status, reply, action="failed").status == kept, reply
+    # A permanent reply of the same words is the server's error, as it was.
+    internal = "554 5.3.0 Internal server error"
+    assert classify_failure(554, "5.3.0", internal, action="failed").status == 7
+
+
+def test_sendmails_refused_connection_is_no_block() -> None:
+    # Sendmail's transcript line for a TCP connection the destination refused: in a delay
+    # the destination is out of reach (7); its final notice under X.4.7 ("Message could not
+    # be delivered for 5 days") is the retries running out (3).
+    words = "Deferred: Connection refused by mx.example.org."
+    delayed = classify_failure(0, "4.4.1", words, action="delayed")
+    assert (delayed.status, delayed.reason) == (7, "connection-failed")
+    final = classify_failure(
+        0, "4.4.7", f"{words} Message could not be delivered for 5 days", action="failed"
+    )
+    assert (final.status, final.reason) == (3, "expired")
+    # A server's own refusal in those words is still a block.
+    refused = "554 5.7.1 Connection refused by policy: your IP is listed"
+    assert classify_reply(554, "5.7.1", refused).status == 4
+
+
+def test_a_size_limit_under_sendmails_mapping_of_552_is_oversize() -> None:
+    # Sendmail writes "Status: 5.2.2" for a remote's 552 whatever the remote's own code:
+    # words of a size limit, and none of a full mailbox, make it the message's size.
+    size = "552 5.3.4 Message size exceeds fixed maximum message size"
+    assert classify_failure(552, "5.2.2", size, action="failed").status == 8
+    assert classify_failure(552, "5.2.2", "552 5.2.2 Mailbox full", action="failed").status == 5

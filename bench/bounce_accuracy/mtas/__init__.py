@@ -21,6 +21,16 @@ from .destination import Destination, Reply
 from .rows import Row
 
 # Every MTA a module may exist for; the driver runs those whose module exists.
-MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "dma", "courier", "nullmailer")
+MTAS = (
+    "postfix",
+    "exim",
+    "sendmail",
+    "opensmtpd",
+    "dma",
+    "courier",
+    "nullmailer",
+    "filters_postfix",
+    "filters_exim",
+)
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

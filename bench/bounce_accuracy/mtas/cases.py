@@ -27,6 +27,10 @@ from .rows import Row
 logger = logging.getLogger(__name__)
 
 CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
+# Round 23's cases: what filters and mailbox servers answer, carried by Postfix and Exim.
+FILTER_CASES = CASES.with_name("filter_cases.yaml")
+# The committed case files whose labels and splits ``run.py --generated`` scores.
+CASE_FILES = (CASES, FILTER_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"
@@ -59,13 +63,17 @@ class Case:
         return (1 if self.failed else 0) + (1 if self.delayed else 0)
 
 
-def splits(path: Path = CASES) -> dict[str, str]:
-    """The split each MTA's generated rows belong to (``split`` in ``mta_cases.yaml``)."""
-    data = yaml.safe_load(path.read_text("utf-8"))
-    return dict(data.get("split") or {})
+def splits(path: Path | None = None) -> dict[str, str]:
+    """The split each MTA's generated rows belong to (``split`` in ``path``, or in every
+    committed case file)."""
+    found: dict[str, str] = {}
+    for each in (path,) if path else CASE_FILES:
+        data = yaml.safe_load(each.read_text("utf-8"))
+        found.update(data.get("split") or {})
+    return found
 
 
-def committed(path: Path = CASES) -> dict[tuple[str, str], Label]:
+def committed(path: Path | None = None) -> dict[tuple[str, str], Label]:
     """Every committed label by (file relative to the generated folder, address): what
     ``run.py --generated`` scores, whatever a generated ``labels.jsonl`` says."""
     found = {}
@@ -78,10 +86,14 @@ def committed(path: Path = CASES) -> dict[tuple[str, str], Label]:
     return found
 
 
-def load(mta: str, path: Path = CASES) -> list[Case]:
-    """The cases of one MTA, as ``mta_cases.yaml`` labels them."""
-    data = yaml.safe_load(path.read_text("utf-8"))
-    return [_case(entry) for entry in data.get(mta) or []]
+def load(mta: str, path: Path | None = None) -> list[Case]:
+    """The cases of one MTA, as ``path`` (or the committed case file that has them) labels
+    them."""
+    for each in (path,) if path else CASE_FILES:
+        data = yaml.safe_load(each.read_text("utf-8"))
+        if data.get(mta):
+            return [_case(entry) for entry in data[mta]]
+    return []
 
 
 def _case(entry: dict[str, Any]) -> Case:

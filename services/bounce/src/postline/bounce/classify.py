@@ -157,6 +157,9 @@ class ReplyRules:
     gave_up_from: frozenset[str] = frozenset()
     # Statuses with which those reasons still mean that, besides none (X.4.1: no answer).
     gave_up_statuses: frozenset[str] = frozenset()
+    # Reasons that, in a final failure of a temporary reply, mean the MTA gave up trying:
+    # the reply named only the receiving server's own trouble.
+    gave_up_replies: frozenset[str] = frozenset()
     # Hours the reporting MTA held a message before a final failure of a temporary reply
     # that says the retries ran out (0: never).
     gave_up_after_hours: float = 0.0
@@ -329,14 +332,24 @@ def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
     return not enhanced_status or enhanced_status in reply_rules().gave_up_statuses
 
 
+def _gave_up_on_reply(code: int, enhanced_status: str, action: str) -> bool:
+    """A final failure of a temporary SMTP reply: the reporting MTA got "not now" and
+    stopped trying (``gave_up_replies`` in the rules file)."""
+    return action == "failed" and bool(code) and _temporary(code, enhanced_status)
+
+
+def _temporary(code: int, enhanced_status: str) -> bool:
+    if enhanced_status[:1] in ("4", "5"):
+        return enhanced_status[:1] == "4"
+    return 400 <= code < 500
+
+
 def _held_until_final(code: int, enhanced_status: str, action: str, hours: float) -> bool:
     """A final failure of a temporary reply, reported after the MTA held the message for
     ``gave_up_after_hours`` or more: it retried until its queue lifetime ran out."""
     if action != "failed" or not 0 < reply_rules().gave_up_after_hours <= hours:
         return False
-    if enhanced_status[:1] in ("4", "5"):
-        return enhanced_status[:1] == "4"
-    return 400 <= code < 500
+    return _temporary(code, enhanced_status)
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:
@@ -469,13 +482,14 @@ def reply_rules() -> ReplyRules:
         gave_up=str(raw.get("gave_up") or ""),
         gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
         gave_up_statuses=frozenset(_names(raw.get("gave_up_statuses"))),
+        gave_up_replies=frozenset(_names(raw.get("gave_up_replies"))),
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons) | rules.local_agent_codes
     named |= {rules.gave_up} - {""}
-    named |= rules.gave_up_from
+    named |= rules.gave_up_from | rules.gave_up_replies
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()
@@ -513,6 +527,8 @@ def classify_failure(
     if reason in _NO_REASON and rules.gave_up and _gave_up(code, enhanced_status, action):
         reason = rules.gave_up
     elif reason in rules.gave_up_from and _tried_until_final(code, enhanced_status, action):
+        reason = rules.gave_up
+    elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up

@@ -28,6 +28,7 @@ MTAS = (
     "opensmtpd",
     "dma",
     "courier",
+    "nullmailer",
     "filters_postfix",
     "filters_exim",
 )

@@ -24,6 +24,8 @@ from typing import Any
 
 from mtas.cases import committed as committed_labels
 from mtas.cases import splits as generated_splits
+from published import PUBLISHED
+from published import replies as published_replies
 from wider_corpus import corpus_dir
 from wider_corpus import labels as wider_labels
 
@@ -281,6 +283,53 @@ def evaluate_replies(corpus: Path, show_misses: bool) -> dict[str, Any]:
     return {"status": [ok, n], "temporary": [temp_ok, n]}
 
 
+def evaluate_published(
+    path: Path | None, show_misses: bool, show_unseen: bool
+) -> dict[str, dict[str, Any]]:
+    """Providers' published replies (``published_replies.yaml``), each split and each provider
+    within it: status and temporary per reply, as for the shared provider replies. As for the
+    other sets, an unseen split's misses are listed only when asked for by name."""
+    if path is None or not path.exists():
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    rows = published_replies(path)
+    for split in ("dev", "unseen"):
+        part = [r for r in rows if r.split == split]
+        if not part:
+            continue
+        listed = show_unseen if split == "unseen" else show_misses
+        if listed:
+            print(f"--- providers' published replies, {split} set")
+        by_provider: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        ok = temp_ok = 0
+        for row in part:
+            line = row.line
+            verdict = classify_reply(reply_code(line), enhanced_status(line), line)
+            hit = verdict.status == row.status
+            ok += hit
+            temp_ok += (not verdict.permanent) == row.temporary
+            counts = by_provider[row.provider]
+            counts[0] += hit
+            counts[1] += (not verdict.permanent) == row.temporary
+            counts[2] += 1
+            if listed and not hit:
+                print(
+                    f"PUBLISHED want {row.status} got {verdict.status} ({verdict.reason}) "
+                    f"[{row.provider}] {line[:150]}"
+                )
+            elif listed and (not verdict.permanent) != row.temporary:
+                print(f"PUBLISHED TEMPORARY want {row.temporary} [{row.provider}] {line[:150]}")
+        found[split] = {
+            "status": [ok, len(part)],
+            "temporary": [temp_ok, len(part)],
+            "providers": {
+                name: {"status": [c[0], c[2]], "temporary": [c[1], c[2]]}
+                for name, c in sorted(by_provider.items())
+            },
+        }
+    return found
+
+
 def throughput(corpus: Path, seconds: float = 5.0) -> tuple[float, float]:
     """(mails per CPU second, mails per wall-clock second), parse + classify, one process.
 
@@ -379,6 +428,12 @@ def main() -> None:
         help="a folder of MTA-made notices (mta_bounces.py generate DIR; default "
         f"${GENERATED_ENV}); skipped if absent",
     )
+    parser.add_argument(
+        "--published",
+        type=Path,
+        default=PUBLISHED,
+        help="providers' published SMTP replies (default: the committed published_replies.yaml)",
+    )
     parser.add_argument("--flufl-python", type=Path, default=Path("/tmp/flufl/bin/python"))
     parser.add_argument(
         "--write-disagreements",
@@ -397,6 +452,7 @@ def main() -> None:
     replies = evaluate_replies(args.corpus, args.misses)
     wider = evaluate_wider(args.wider, args.misses, args.unseen_misses)
     generated = evaluate_generated(args.generated, args.misses, args.unseen_misses)
+    published = evaluate_published(args.published, args.misses, args.unseen_misses)
     rate, wall_rate = throughput(args.corpus, args.seconds)
     compared = flufl(args.corpus, args.flufl_python)
 
@@ -445,6 +501,16 @@ def main() -> None:
         )
     if args.generated is not None and not generated:
         print(f"MTA-made notices: not run (no labels.jsonl in {args.generated})")
+    for split, figures in published.items():
+        print(
+            f"providers' published replies, {split} ({figures['status'][1]} replies): "
+            f"status {_pct(figures['status'])}, temporary {_pct(figures['temporary'])}"
+        )
+        for name, part in figures["providers"].items():
+            print(
+                f"  {split} / {name}: status {_pct(part['status'])}, "
+                f"temporary {_pct(part['temporary'])}"
+            )
     by_source = evaluate_wider_by_source(args.wider) if args.by_source else {}
     for split, sources in by_source.items():
         for source, figures in sources.items():
@@ -471,6 +537,7 @@ def main() -> None:
             "wider": wider,
             "wider_by_source": by_source,
             "generated": generated,
+            "published": published,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

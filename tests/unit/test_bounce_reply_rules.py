@@ -947,3 +947,46 @@ def test_a_size_limit_under_sendmails_mapping_of_552_is_oversize() -> None:
     size = "552 5.3.4 Message size exceeds fixed maximum message size"
     assert classify_failure(552, "5.2.2", size, action="failed").status == 8
     assert classify_failure(552, "5.2.2", "552 5.2.2 Mailbox full", action="failed").status == 5
+
+
+def test_a_servers_own_trouble_under_a_full_systems_code_is_no_full_system() -> None:
+    # RFC 3463 X.4.5 and X.3.1 name system-full; words of the server's load or temporary
+    # trouble overrule them, and its own words ("insufficient system storage") keep them.
+    assert classify_reply(421, "4.4.5", "421 4.4.5 Server busy, try again later.").status == 7
+    assert classify_reply(452, "4.3.1", "452 4.3.1 Temporary System Error").status == 7
+    full = "452 4.3.1 Insufficient system storage"
+    assert classify_reply(452, "4.3.1", full).status == 5
+    # A busy server's final notice stays its error (the wider corpus's convention for
+    # Exchange Online's 4.7.500), unlike its other temporary trouble (round 24).
+    busy = "451 4.7.500 Server busy. Please try again later from [192.0.2.2]."
+    assert classify_failure(451, "4.7.500", busy, action="failed").status == 7
+
+
+def test_the_senders_own_account_or_volume_is_no_recipients_reason() -> None:
+    # Words about the sending account, its quota or its many unknown recipients are a
+    # refusal of the sender (4), not a closed or full mailbox or an unknown user.
+    for reply in (
+        "550 5.7.0 Email relay denied 192.0.2.1. The sending email account has been "
+        "temporarily suspended due to abuse.",
+        "550 message sending for this account is disabled",
+        "421 4.7.28 Gmail has detected this sender exceeded the quota for sending messages "
+        "that have the same Message-ID:.",
+        "451 VS1-IP Excessive unknown recipients - possible Open Relay (#4.1.8)",
+    ):
+        assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == 4, reply
+    # The recipient's own account in the same words is still a closed mailbox.
+    disabled = "550 5.2.1 The email account that you tried to reach is disabled"
+    assert classify_reply(550, "5.2.1", disabled).status == 2
+
+
+def test_a_connection_that_failed_until_courier_gave_up_is_a_resend_timeout() -> None:
+    # Courier reports a refused or silent server as "Network is down", under 4.0.0 in its
+    # delay warning and 5.0.0 (X.0.0: no information) in its final notice, with no reply.
+    delayed = classify_failure(0, "4.0.0", "<<< Network is down", action="delayed")
+    assert (delayed.status, delayed.reason) == (7, "connection-failed")
+    final = classify_failure(0, "5.0.0", "Network is down", action="failed")
+    assert (final.status, final.reason) == (3, "expired")
+    # A reply under 5.0.0 keeps its own reason.
+    assert (
+        classify_failure(550, "5.0.0", "550 User <aksel.rud> unknown", action="failed").status == 2
+    )

@@ -1,0 +1,42 @@
+"""Providers' published SMTP replies (``published_replies.yaml``): each reply as the server
+sends it, labelled from the provider's error-code page (bench/README.md, Round 25).
+
+A row's ``split`` says whether the rules were written knowing it (``dev``) or it is only
+measured (``unseen``, the default: a row without a split has not been read by any round)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PUBLISHED = Path(__file__).with_name("published_replies.yaml")
+STATUSES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 99})  # the design's table but 10, Postline's own
+SPLITS = ("dev", "unseen")
+
+
+@dataclass(frozen=True)
+class Reply:
+    provider: str
+    source: str
+    code: int | None
+    enhanced: str
+    text: str
+    status: int
+    temporary: bool
+    note: str
+    split: str = "unseen"
+
+    @property
+    def line(self) -> str:
+        """The reply as the server sends it: code, enhanced status, text."""
+        return " ".join(p for p in (str(self.code or ""), self.enhanced, self.text) if p)
+
+
+def replies(path: Path = PUBLISHED) -> list[Reply]:
+    rows = yaml.safe_load(path.read_text("utf-8"))["replies"]
+    return [
+        Reply(**{**row, "enhanced": str(row.get("enhanced") or ""), "note": str(row["note"])})
+        for row in rows
+    ]

@@ -12,7 +12,9 @@ each with::
 ``<case>.eml`` and returns one :class:`Row` per labelled recipient (``file`` relative to
 ``DIR``, so ``<mta>/<case>.eml``). ``mta_bounces.py generate DIR`` runs them and writes
 ``DIR/labels.jsonl``. A module stops every process it started before it returns, also when it
-fails.
+fails. What the modules share is in ``cases`` (the replies scripted, the mail submitted, the
+notices collected and labelled) and ``host`` (a private mount and UTS namespace, the wait for a
+listener, stopping an MTA's processes); each module keeps its MTA's own configuration.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What a generated case is, and the steps every MTA module shares: the mail sent, its
-submission over SMTP, and the notices collected and written with their labels.
+"""What a generated case is, and the steps every MTA module shares: the replies scripted, the
+mail sent, its submission (over SMTP, or on a local command line), and the notices collected
+and written with their labels.
 
 A case is one message whose failure is made on purpose (a scripted reply of the remote server,
 a port where nothing listens, a local limit of the MTA's own settings), so the label of each
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
@@ -118,6 +121,12 @@ def _case(entry: dict[str, Any]) -> Case:
     )
 
 
+def script_replies(destination: Destination, cases: list[Case]) -> None:
+    for case in cases:
+        for address, reply in case.scripts.items():
+            destination.script(address, reply)
+
+
 def message(case: Case, number: int) -> bytes:
     body = (
         f"Hello,\r\n\r\nthis is issue {number} of our newsletter.\r\n"
@@ -146,6 +155,27 @@ def submit(host: str, port: int, cases: list[Case]) -> None:
             refused = client.sendmail(case.sender, list(case.recipients), message(case, number))
             if refused:
                 logger.warning("%s: the MTA refused %s at submission", case.name, refused)
+
+
+def submit_locally(
+    command: Sequence[str],
+    case: Case,
+    number: int,
+    lf: bool = False,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Hand ``case``'s message to the MTA as an application does, on ``command``'s standard
+    input (its ``sendmail``); with ``lf``, in LF lines, as a local program hands them over."""
+    raw = message(case, number)
+    if lf:
+        raw = raw.replace(b"\r\n", b"\n")
+    done = subprocess.run(
+        [*command, "-f", case.sender, *case.recipients], input=raw, env=env,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        logger.warning("%s: refused on the command line (%s): %s", case.name, done.returncode,
+                       done.stderr)  # fmt: skip
 
 
 def collect(
@@ -181,17 +211,46 @@ def collect(
             parts.append((case.name, got[-1], case.failed))
         for stem, notice, labels in parts:
             (out / f"{stem}.eml").write_bytes(notice.raw)
-            for recipient, label in labels.items():
-                rows.append(
-                    Row(
-                        file=f"{mta}/{stem}.eml",
-                        recipient=recipient,
-                        status=label.status,
-                        delivery=label.delivery,
-                        note=label.note,
-                        mta=mta,
-                        mta_version=mta_version,
-                        split=split,
-                    )
-                )
+            rows += labelled(f"{mta}/{stem}.eml", labels, mta, mta_version, split)
     return rows
+
+
+def relayed(
+    destination: Destination,
+    cases: list[Case],
+    out: Path,
+    mta: str,
+    mta_version: str,
+    deadline: float,
+) -> list[Row]:
+    """As :func:`collect`, for an MTA that sends its notices to its smart host (the scripted
+    server) rather than to the sender's domain: each case's one notice is what that server took
+    for its sender, with the Return-Path a final delivery adds (the capture server's shape)."""
+    split = splits().get(mta, "unseen")
+    rows: list[Row] = []
+    for case in cases:
+        while not destination.delivered(case.sender) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        got = destination.delivered(case.sender)
+        if len(got) != 1:
+            logger.warning("%s: %s notices came, not one; left out", case.name, len(got))
+            continue
+        missing = [a for a in case.delivered if not destination.delivered(a)]
+        if missing:
+            logger.warning("%s: %s not delivered as built; left out", case.name, missing)
+            continue
+        return_path = "" if got[0].mail_from in ("<>", "None") else got[0].mail_from
+        raw = f"Return-Path: <{return_path}>\r\n".encode() + got[0].raw
+        (out / f"{case.name}.eml").write_bytes(raw)
+        rows += labelled(f"{mta}/{case.name}.eml", case.failed, mta, mta_version, split)
+    return rows
+
+
+def labelled(
+    file: str, labels: dict[str, Label], mta: str, mta_version: str, split: str
+) -> list[Row]:
+    return [
+        Row(file=file, recipient=recipient, status=label.status, delivery=label.delivery,
+            note=label.note, mta=mta, mta_version=mta_version, split=split)
+        for recipient, label in labels.items()
+    ]  # fmt: skip

@@ -23,21 +23,15 @@ Delay warnings after a minute, a queue lifetime of three, retries every 15 s.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-from .cases import Case, collect, load, message
+from .cases import collect, load, script_replies, submit_locally
 from .destination import Destination
+from .host import ENV, Namespace, Overlay, without_resolving
 from .packages import extract
 from .rows import Row
-
-logger = logging.getLogger(__name__)
 
 MTA = "courier"
 PACKAGES = [
@@ -68,15 +62,6 @@ SETTINGS = {
     "esmtptimeouthelo": "10",
 }
 TIMEOUT = 330.0  # seconds to wait for the last notice (the lifetime, 3 minutes, and retries)
-
-# Run as the namespace's root: the overlays, the host name, then the command.
-ENTER = (
-    'mount -t overlay overlay -o "lowerdir=$1/usr:/usr" /usr && '
-    'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$2/etc,workdir=$2/etc-work" /etc && '
-    'mount -t overlay overlay -o "lowerdir=/var,upperdir=$2/var,workdir=$2/var-work" /var && '
-    'mount -t overlay overlay -o "lowerdir=/run,upperdir=$2/run,workdir=$2/run-work" /run && '
-    'hostname "$3" && shift 3 && exec "$@"'
-)
 
 
 def _configure(destination: Destination) -> None:
@@ -111,99 +96,26 @@ def _configure(destination: Destination) -> None:
         os.chown(path, 0, COURIER_ID, follow_symlinks=False)
 
 
-def _inside(holder: subprocess.Popen[bytes], *command: str) -> list[str]:
-    return ["nsenter", "-t", str(holder.pid), "-m", "-u", *command]
-
-
-def _run(holder: subprocess.Popen[bytes], *command: str) -> None:
-    subprocess.run(_inside(holder, *command), check=True, capture_output=True, timeout=60)
-
-
-def _send(holder: subprocess.Popen[bytes], case: Case, number: int) -> None:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    raw = message(case, number).replace(b"\r\n", b"\n")  # a local program hands over LF lines
-    done = subprocess.run(
-        _inside(holder, "/usr/sbin/sendmail", "-f", case.sender, *case.recipients),
-        input=raw, env=env, capture_output=True, timeout=60,
-    )  # fmt: skip
-    if done.returncode != 0:
-        logger.warning("%s: sendmail refused it (%s): %s", case.name, done.returncode,
-                       done.stderr)  # fmt: skip
-
-
-def _has_no_address(domain: str) -> bool:
-    try:
-        socket.getaddrinfo(domain, 25)
-    except socket.gaierror as error:
-        return error.errno == socket.EAI_NONAME
-    return False
-
-
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["courier-mta"]
-    built = load(MTA)
-    if not _has_no_address(NXDOMAIN):
-        logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
-        built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    built = without_resolving(load(MTA), NXDOMAIN)
+    script_replies(destination, built)
     _configure(destination)
-    command = ["unshare", "--mount", "--uts", "sh", "-c", ENTER, "sh", str(ROOT), str(RUN),
-               f"mx.{LOCAL}", "sleep", "infinity"]  # fmt: skip
-    holder = subprocess.Popen(command, start_new_session=True)
-    namespace = _namespace_of(holder)
-    try:
-        _run(holder, "makealiases")
-        _run(holder, "authdaemond", "start")
-        _run(holder, "courier", "start")
-        for number, case in enumerate(built, start=1):
-            _send(holder, case, number)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
-    finally:
-        _stop(holder, namespace)
-
-
-def _namespace_of(holder: subprocess.Popen[bytes], timeout: float = 10.0) -> str:
-    """The holder's mount namespace, once it has entered its own (``unshare`` runs first in
-    the system's)."""
-    system = os.readlink("/proc/self/ns/mnt")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    mounts = [
+        Overlay("/usr", lower=ROOT / "usr"),
+        *(Overlay(f"/{name}", upper=RUN / name) for name in ("etc", "var", "run")),
+    ]
+    # Courier's daemons leave the holder's process group: on leaving, what 'courier stop'
+    # left in the namespace is killed.
+    with Namespace(MTA, mounts, hostname=f"mx.{LOCAL}", grace=10.0) as namespace:
         try:
-            if Path(f"/proc/{holder.pid}/cmdline").read_bytes().startswith(b"sleep"):
-                found = os.readlink(f"/proc/{holder.pid}/ns/mnt")
-                if found != system:
-                    return found
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the namespace for Courier did not come up")
-
-
-def _stop(holder: subprocess.Popen[bytes], namespace: str) -> None:
-    """Stop Courier and authdaemond, then every process left in the namespace (Courier's
-    daemons leave the holder's process group), then the holder: the overlays go with it."""
-    for command in (("courier", "stop"), ("authdaemond", "stop")):
-        subprocess.run(_inside(holder, *command), capture_output=True, check=False, timeout=60)
-    deadline = time.monotonic() + 10
-    while _in(namespace, holder.pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid in _in(namespace, holder.pid):
-        logger.warning("courier process %s outlived 'courier stop': killed", pid)
-        os.kill(pid, signal.SIGKILL)
-    holder.kill()
-    holder.wait()
-
-
-def _in(namespace: str, holder: int) -> list[int]:
-    """Processes in ``namespace`` but the holder."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != holder:
-            try:
-                if os.readlink(entry / "ns/mnt") == namespace:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+            namespace.run("makealiases")
+            namespace.run("authdaemond", "start")
+            namespace.run("courier", "start")
+            sendmail = namespace.inside("/usr/sbin/sendmail")
+            for number, case in enumerate(built, start=1):
+                submit_locally(sendmail, case, number, lf=True, env=ENV)
+            return collect(destination, built, out, MTA, version, TIMEOUT)
+        finally:
+            namespace.run("courier", "stop", check=False)
+            namespace.run("authdaemond", "stop", check=False)

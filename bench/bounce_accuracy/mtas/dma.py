@@ -12,18 +12,15 @@ mount namespace of its own (the system's ``/etc`` is never changed). Its own nam
 
 from __future__ import annotations
 
-import logging
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
-from .cases import Case, load, message
+from .cases import load, relayed, script_replies, submit_locally
 from .destination import Destination
+from .host import Overlay, isolated
 from .packages import extract
 from .rows import Row
-
-logger = logging.getLogger(__name__)
 
 MTA = "dma"
 PACKAGES = ["dma"]
@@ -42,17 +39,11 @@ ALIASES {run}/aliases
 SPOOLDIR {run}/spool
 """
 
-# Run as the namespace's root: /etc with dma's settings laid over it, then dma.
-ENTER = (
-    'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/etc,workdir=$1/work" /etc && '
-    'shift && exec "$@"'
-)
-
 
 def _configure(destination: Destination) -> None:
     if RUN.exists():
         shutil.rmtree(RUN)
-    for folder in ("etc/dma", "work", "spool"):
+    for folder in ("etc/dma", "etc-work", "spool"):
         (RUN / folder).mkdir(parents=True)
     (RUN / "spool").chmod(0o1777)  # dma writes its spool as the user it drops to
     (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
@@ -61,45 +52,16 @@ def _configure(destination: Destination) -> None:
     )
 
 
-def _send(case: Case, number: int) -> None:
-    command = ["unshare", "--mount", "sh", "-c", ENTER, "sh", str(RUN),
-               str(DMA), "-D", "-f", case.sender, *case.recipients]  # fmt: skip
-    done = subprocess.run(command, input=message(case, number), capture_output=True, timeout=60)
-    if done.returncode != 0:
-        logger.warning("%s: dma refused it (%s): %s", case.name, done.returncode, done.stderr)
-
-
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["dma"]
     built = load(MTA)
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    script_replies(destination, built)
     _configure(destination)
+    # dma's settings are laid over /etc for each run; it returns once it has tried.
+    command = isolated([str(DMA), "-D"], [Overlay("/etc", upper=RUN / "etc")])
     rows: list[Row] = []
     for number, case in enumerate(built, start=1):
-        _send(case, number)
-        got = _notices(destination, case.sender)
-        if len(got) != 1:
-            logger.warning("%s: %s notices came, not one; left out", case.name, len(got))
-            continue
-        (out / f"{case.name}.eml").write_bytes(got[0])
-        rows += [
-            Row(file=f"{MTA}/{case.name}.eml", recipient=address, status=label.status,
-                delivery=label.delivery, note=label.note, mta=MTA, mta_version=version)
-            for address, label in case.failed.items()
-        ]  # fmt: skip
+        submit_locally(command, case, number)
+        deadline = time.monotonic() + TIMEOUT
+        rows += relayed(destination, [case], out, MTA, version, deadline)
     return rows
-
-
-def _notices(destination: Destination, sender: str) -> list[bytes]:
-    """What the scripted server took for ``sender`` (dma's notices go to the smarthost), with
-    the Return-Path a final delivery adds (the capture server's shape)."""
-    deadline = time.monotonic() + TIMEOUT
-    while not destination.delivered(sender) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return [
-        f"Return-Path: <{'' if m.mail_from in ('<>', 'None') else m.mail_from}>\r\n".encode()
-        + m.raw
-        for m in destination.delivered(sender)
-    ]

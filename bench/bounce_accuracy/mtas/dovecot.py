@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from .host import ENV, Overlay, isolated, stop, wait_listening
 from .packages import extract
 
 PACKAGES = ["dovecot-core", "dovecot-lmtpd"]
@@ -87,22 +85,15 @@ class Dovecot:
     def __enter__(self) -> Dovecot:
         self.version = extract(PACKAGES, ROOT / "root")["dovecot-core"]
         config = self._configure()
-        script = (
-            f"mount -t overlay overlay -o lowerdir={ROOT}/root/usr:/usr /usr && "
-            f"exec /usr/sbin/dovecot -F -c {config}"
-        )
-        self._process = subprocess.Popen(
-            ["unshare", "-m", "sh", "-c", script],
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            start_new_session=True,
-        )
-        _wait_for_port(PORT)
+        usr = Overlay("/usr", lower=ROOT / "root/usr")
+        command = isolated(["/usr/sbin/dovecot", "-F", "-c", str(config)], [usr])
+        self._process = subprocess.Popen(command, env=ENV, start_new_session=True)
+        wait_listening(PORT, "Dovecot")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            self._process.wait(timeout=10)
+            stop(self._process)
 
     def _configure(self) -> Path:
         for folder in ("run", "state", "etc", "mail"):
@@ -131,14 +122,3 @@ class Dovecot:
             CONFIG.format(root=ROOT, port=PORT, quota=QUOTA, max_mail_size=MAX_MAIL_SIZE)
         )
         return config
-
-
-def _wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Dovecot did not listen on 127.0.0.1:{port}")

@@ -17,35 +17,30 @@ server, and everything else by DNS (``cedar-nx.test`` has no record: NXDOMAIN).
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .cases import collect, load, submit
+from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
+from .host import ENV, Bind, isolated, listening
 from .packages import extract
 from .rows import Row
-
-logger = logging.getLogger(__name__)
 
 MTA = "exim"
 PACKAGES = ["exim4-daemon-light", "exim4-base", "libidn12"]
 ROOT = Path("/tmp/mta-exim")
-BINARY = ROOT / "root/usr/sbin/exim4"
-LIBRARIES = ROOT / "root/usr/lib/x86_64-linux-gnu"
 PORT = 6527  # 2527 + the helper's test port offset (4000)
+LOCAL = "alder.test"
 USER_ID = 64999  # Debian-exim, in the namespace's passwd only
 TIMEOUT = 240.0
 
-CONFIGURE = """\
-primary_hostname = mx.alder.test
-qualify_domain = alder.test
-domainlist local_domains = alder.test
+MAIN = """\
+primary_hostname = mx.{local}
+qualify_domain = {local}
+domainlist local_domains = {local}
 hostlist relay_from_hosts = 127.0.0.1
 exim_path = {binary}
 spool_directory = {root}/spool
@@ -69,36 +64,27 @@ acl_check_rcpt:
   accept hosts = +relay_from_hosts
   deny message = relay not permitted
 
-begin routers
+"""
 
-capture:
+ROUTE = """\
+{name}:
   driver = manualroute
-  domains = sender.test
-  transport = to_capture
+  domains = {domain}
+  transport = to_{name}
   route_list = * 127.0.0.1
   self = send
 
-remote:
-  driver = manualroute
-  domains = hazel.test
-  transport = to_remote
-  route_list = * 127.0.0.1
-  self = send
+"""
 
-refused:
-  driver = manualroute
-  domains = elm.test
-  transport = to_refused
-  route_list = * 127.0.0.1
-  self = send
+TRANSPORT = """\
+to_{name}:
+  driver = smtp
+  port = {port}
+{options}
+"""
 
-silent:
-  driver = manualroute
-  domains = ash.test
-  transport = to_silent
-  route_list = * 127.0.0.1
-  self = send
-
+# After the routes: everything else by DNS, the local domain's aliases and mailboxes.
+ROUTERS = """\
 dnslookup:
   driver = dnslookup
   domains = ! +local_domains
@@ -124,27 +110,9 @@ small_mailbox:
   local_parts = lsearch;{root}/etc/small-mailboxes
   transport = small_mailbox
 
-begin transports
+"""
 
-to_capture:
-  driver = smtp
-  port = {capture_port}
-
-to_remote:
-  driver = smtp
-  port = {remote_port}
-
-to_refused:
-  driver = smtp
-  port = {refused_port}
-  connect_timeout = 5s
-
-to_silent:
-  driver = smtp
-  port = {silent_port}
-  connect_timeout = 5s
-  command_timeout = 5s
-
+TRANSPORTS = """\
 remote_smtp:
   driver = smtp
 
@@ -166,22 +134,43 @@ small_mailbox:
   envelope_to_add
   return_path_add
 
+"""
+
+RETRY = """\
 begin retry
 
 *  *  F,60s,5s
 """
 
 
+@dataclass(frozen=True)
+class Route:
+    """Mail for ``domain`` sent to 127.0.0.1:``port`` by the transport ``to_<name>``, with
+    ``options`` (a timeout, ``protocol = lmtp``) added to it."""
+
+    name: str
+    domain: str
+    port: int
+    options: tuple[str, ...] = ()
+
+
 def _configure(destination: Destination) -> Path:
-    for folder in ("spool", "log", "mail", "etc"):
-        path = ROOT / folder
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-    for folder in ("spool", "log"):
-        os.chown(ROOT / folder, USER_ID, USER_ID)
-    (ROOT / "mail").chmod(0o1777)
-    full = ROOT / "mail" / "sofia.kramer"
+    routes = [
+        Route("capture", "sender.test", destination.capture_port),
+        Route("remote", "hazel.test", destination.port),
+        Route("refused", "elm.test", destination.refused_port, ("connect_timeout = 5s",)),
+        Route("silent", "ash.test", destination.silent_port,
+              ("connect_timeout = 5s", "command_timeout = 5s")),
+    ]  # fmt: skip
+    config = configure(
+        ROOT, LOCAL, PORT, routes, ROUTERS.format(root=ROOT), TRANSPORTS.format(root=ROOT)
+    )
+    mail = ROOT / "mail"
+    if mail.exists():
+        shutil.rmtree(mail)
+    mail.mkdir()
+    mail.chmod(0o1777)
+    full = mail / "sofia.kramer"
     full.write_bytes(b"From old@sender.test Thu Jan  1 00:00:00 2026\n" + b"x" * 21_000 + b"\n")
     os.chown(full, USER_ID, USER_ID)  # appendfile wants the mailbox owned by its user
     etc = ROOT / "etc"
@@ -189,21 +178,40 @@ def _configure(destination: Destination) -> Path:
     # the value found is $local_part_data, the (untainted) mailbox file's name
     (etc / "quota-mailboxes").write_text("sofia.kramer: sofia.kramer\n")
     (etc / "small-mailboxes").write_text("rosa.klein: rosa.klein\n")
-    passwd = [*_getent("passwd"), f"Debian-exim:x:{USER_ID}:{USER_ID}::{ROOT}:/bin/false"]
+    return config
+
+
+def configure(
+    root: Path, local: str, port: int, routes: list[Route], routers: str, transports: str
+) -> Path:
+    """Fresh folders under ``root``, the copies of the passwd and group files that add Exim's
+    user, and ``etc/exim.conf``: the daemon on ``port`` for ``local``, ``routes`` first, then
+    ``routers`` and ``transports``."""
+    for folder in ("spool", "log", "etc"):
+        path = root / folder
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+    for folder in ("spool", "log"):
+        os.chown(root / folder, USER_ID, USER_ID)
+    passwd = [*_getent("passwd"), f"Debian-exim:x:{USER_ID}:{USER_ID}::{root}:/bin/false"]
     groups = [*_getent("group"), f"Debian-exim:x:{USER_ID}:"]
-    (ROOT / "passwd").write_text("\n".join(passwd) + "\n")
-    (ROOT / "group").write_text("\n".join(groups) + "\n")
-    config = etc / "exim.conf"
-    config.write_text(
-        CONFIGURE.format(
-            binary=BINARY,
-            root=ROOT,
-            port=PORT,
-            capture_port=destination.capture_port,
-            remote_port=destination.port,
-            refused_port=destination.refused_port,
-            silent_port=destination.silent_port,
+    (root / "passwd").write_text("\n".join(passwd) + "\n")
+    (root / "group").write_text("\n".join(groups) + "\n")
+    routers = "".join(ROUTE.format(name=r.name, domain=r.domain) for r in routes) + routers
+    transports = (
+        "".join(
+            TRANSPORT.format(
+                name=r.name, port=r.port, options="".join(f"  {o}\n" for o in r.options)
+            )
+            for r in routes
         )
+        + transports
+    )
+    config = root / "etc" / "exim.conf"
+    main = MAIN.format(local=local, binary=_binary(root), root=root, port=port)
+    config.write_text(
+        main + "begin routers\n\n" + routers + "begin transports\n\n" + transports + RETRY
     )
     return config
 
@@ -213,47 +221,47 @@ def _getent(database: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-def _in_namespace(config: Path, *args: str) -> list[str]:
-    """The command that runs Exim with ``args`` in a mount namespace with its user."""
-    script = (
-        f"mount --bind {ROOT}/passwd /etc/passwd && mount --bind {ROOT}/group /etc/group && "
-        f'exec {BINARY} -C {config} "$@"'
-    )
-    return ["unshare", "-m", "sh", "-c", script, "exim", *args]
+def _binary(root: Path) -> Path:
+    return root / "root/usr/sbin/exim4"
+
+
+def unpack(root: Path) -> str:
+    """Exim's packages unpacked under ``root/root``; the version of its daemon's."""
+    version = extract(PACKAGES, root / "root")["exim4-daemon-light"]
+    # Run by root, Exim needs no set-uid bit; without it the loader keeps LD_LIBRARY_PATH
+    # (kept by keep_environment) when Exim runs itself again for a delivery.
+    _binary(root).chmod(0o755)
+    return version
+
+
+def run(
+    root: Path,
+    port: int,
+    config: Path,
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    version: str,
+) -> list[Row]:
+    """Run the daemon of ``root`` with ``config``, submit ``built`` on ``port`` and collect
+    the notices; the daemon is stopped and its log copied beside ``out`` (``<mta>.log``)."""
+    env = {**ENV, "LD_LIBRARY_PATH": str(root / "root/usr/lib/x86_64-linux-gnu")}
+    # Exim given -C by root drops to Debian-exim: its user is in the namespace's passwd.
+    mounts = [Bind(root / "passwd", "/etc/passwd"), Bind(root / "group", "/etc/group")]
+    # -bdf: the daemon in the foreground, so it is this process's child and stops with it.
+    command = isolated([str(_binary(root)), "-C", str(config), "-bdf", "-q5s"], mounts)
+    try:
+        with listening(command, port, "Exim", root / "log" / "daemon.log", env=env):
+            submit(destination.host, port, built)
+            return collect(destination, built, out, mta, version, TIMEOUT)
+    finally:
+        shutil.copy(root / "log" / "mainlog", out.parent / f"{mta}.log")
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    versions = extract(PACKAGES, ROOT / "root")
-    version = versions["exim4-daemon-light"]
-    # Run by root, Exim needs no set-uid bit; without it the loader keeps LD_LIBRARY_PATH
-    # (kept by keep_environment) when Exim runs itself again for a delivery.
-    BINARY.chmod(0o755)
+    version = unpack(ROOT)
     built = load(MTA)
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    script_replies(destination, built)
     config = _configure(destination)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH": str(LIBRARIES)}
-    # -bdf: the daemon in the foreground, so it is this process's child and stops with it.
-    daemon = subprocess.Popen(
-        _in_namespace(config, "-bdf", "-q5s"), env=env, start_new_session=True
-    )
-    try:
-        _wait_for_port(PORT)
-        submit(destination.host, PORT, built)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=10)
-        shutil.copy(ROOT / "log" / "mainlog", out.parent / f"{MTA}.log")
-
-
-def _wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Exim did not listen on 127.0.0.1:{port}")
+    return run(ROOT, PORT, config, destination, built, out, MTA, version)

@@ -21,22 +21,16 @@ retried, and no delay warning sent, before the lifetime ends.
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
-from .cases import collect, load, submit
+from .cases import collect, load, script_replies, submit
 from .destination import Destination
+from .host import Bind, isolated, listening, without_resolving
 from .packages import extract
 from .rows import Row
-
-logger = logging.getLogger(__name__)
 
 MTA = "opensmtpd"
 PACKAGES = ["opensmtpd"]
@@ -77,12 +71,6 @@ match from local for domain "sender.test" action "capture"
 match from local for any action "dns"
 """
 
-# Run as the namespace's root: bind the private /var and account files, name the host, start.
-ENTER = (
-    'mount --bind "$1/var" /var && mount --bind "$1/passwd" /etc/passwd && '
-    'mount --bind "$1/group" /etc/group && hostname "$2" && shift 2 && exec "$@"'
-)
-
 
 def _configure(destination: Destination) -> None:
     if RUN.exists():
@@ -107,25 +95,6 @@ def _configure(destination: Destination) -> None:
     )  # fmt: skip
 
 
-def _has_no_address(domain: str) -> bool:
-    try:
-        socket.getaddrinfo(domain, 25)
-    except socket.gaierror as error:
-        return error.errno == socket.EAI_NONAME
-    return False
-
-
-def _wait_listening(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"smtpd did not listen on {port} within {timeout} s")
-
-
 def _schedule_all(daemon: subprocess.Popen[bytes], stop: threading.Event) -> None:
     """Retry every queued envelope now and then, from inside the daemon's namespace (its
     control socket is in the private /var; smtpctl runs with the group of its queue user)."""
@@ -139,39 +108,22 @@ def _schedule_all(daemon: subprocess.Popen[bytes], stop: threading.Event) -> Non
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["opensmtpd"]
-    built = load(MTA)
-    if not _has_no_address(NXDOMAIN):
-        logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
-        built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    built = without_resolving(load(MTA), NXDOMAIN)
+    script_replies(destination, built)
     _configure(destination)
-    command = ["unshare", "--mount", "--uts", "sh", "-c", ENTER, "sh", str(RUN), f"mx.{LOCAL}",
-               str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")]  # fmt: skip
-    with (RUN / "smtpd.log").open("wb") as log:
-        daemon = subprocess.Popen(command, start_new_session=True, stdout=log, stderr=log)
-    stop = threading.Event()
-    scheduler = threading.Thread(target=_schedule_all, args=(daemon, stop), daemon=True)
-    try:
-        _wait_listening(PORT)
+    mounts = [Bind(RUN / "var", "/var"), Bind(RUN / "passwd", "/etc/passwd"),
+              Bind(RUN / "group", "/etc/group")]  # fmt: skip
+    command = isolated([str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")], mounts, f"mx.{LOCAL}")
+    # smtpd's privilege-separated processes stay in its process group.
+    with listening(command, PORT, "smtpd", RUN / "smtpd.log") as daemon:
+        stop_scheduling = threading.Event()
+        scheduler = threading.Thread(
+            target=_schedule_all, args=(daemon, stop_scheduling), daemon=True
+        )
         scheduler.start()
-        submit(destination.host, PORT, built)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
-    finally:
-        stop.set()
-        if scheduler.is_alive():
+        try:
+            submit(destination.host, PORT, built)
+            return collect(destination, built, out, MTA, version, TIMEOUT)
+        finally:
+            stop_scheduling.set()
             scheduler.join()
-        _stop(daemon)
-
-
-def _stop(daemon: subprocess.Popen[bytes]) -> None:
-    """Stop smtpd and its process group (its privilege-separated processes stay in it)."""
-    try:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()

@@ -11,18 +11,15 @@ the resolver answers NXDOMAIN). Queue lifetime and delay warnings are cut to sec
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from .cases import collect, load, submit
+from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
+from .host import ENV
 from .packages import installed_version
 from .rows import Row
-
-logger = logging.getLogger(__name__)
 
 MTA = "postfix"
 ROOT = Path("/tmp/mta-postfix")
@@ -38,9 +35,10 @@ WARN_AFTER = "20s"
 LIFETIME = "70s"
 TIMEOUT = 240.0  # seconds to wait for the last notice (lifetime + retries + warnings)
 
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-127.0.0.1:{small_port} inet n - n - - smtpd -o message_size_limit=10000
+LISTENER = "127.0.0.1:{port} inet n - n - - smtpd\n"
+SMALL_LISTENER = "127.0.0.1:{port} inet n - n - - smtpd -o message_size_limit=10000\n"
+
+SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -100,52 +98,65 @@ biff = no
 
 
 def _configure(destination: Destination) -> None:
-    if ROOT.exists():
-        shutil.rmtree(ROOT)
-    etc, mail = ROOT / "etc", ROOT / "mail"
-    for folder in (etc, ROOT / "spool", ROOT / "data", mail):
-        folder.mkdir(parents=True)
-    mail.chmod(0o1777)
-    shutil.chown(ROOT / "data", "postfix", "postfix")
+    host = destination.host
+    mail = ROOT / "mail"
     quota = mail / "sofia.kramer"
+    routes = {
+        "sender.test": f"smtp:[{host}]:{destination.capture_port}",
+        REMOTE: f"smtp:[{host}]:{destination.port}",
+        REFUSED: f"smtp:[{host}]:{destination.refused_port}",
+        SILENT: f"smtp:[{host}]:{destination.silent_port}",
+        SMALL: f"smtp:[{host}]:{SMALL_PORT}",
+    }
+    aliases = {"sofia.kramer": str(quota), "paul.weber": f"paul.w@{REMOTE}", "postmaster": "root"}
+    master = LISTENER.format(port=PORT) + SMALL_LISTENER.format(port=SMALL_PORT) + SERVICES
+    configure(ROOT, LOCAL, master, routes, aliases)
+    mail.mkdir()
+    mail.chmod(0o1777)
     quota.write_bytes(b"From old@sender.test  Thu Jan  1 00:00:00 2026\n" + b"x" * 50_000 + b"\n")
     quota.chmod(0o666)
-    host = destination.host
-    (etc / "transport").write_text(
-        f"sender.test smtp:[{host}]:{destination.capture_port}\n"
-        f"{REMOTE} smtp:[{host}]:{destination.port}\n"
-        f"{REFUSED} smtp:[{host}]:{destination.refused_port}\n"
-        f"{SILENT} smtp:[{host}]:{destination.silent_port}\n"
-        f"{SMALL} smtp:[{host}]:{SMALL_PORT}\n"
-    )
-    (etc / "aliases").write_text(
-        f"sofia.kramer {quota}\npaul.weber paul.w@{REMOTE}\npostmaster root\n"
-    )
-    (etc / "master.cf").write_text(MASTER_CF.format(port=PORT, small_port=SMALL_PORT))
+
+
+def configure(
+    root: Path, local: str, master: str, routes: dict[str, str], aliases: dict[str, str]
+) -> None:
+    """A fresh instance under ``root``: its folders, ``master.cf``, ``main.cf`` (final
+    destination of ``local``), its transport map (``routes``, domain: transport) and aliases."""
+    if root.exists():
+        shutil.rmtree(root)
+    etc = root / "etc"
+    for folder in (etc, root / "spool", root / "data"):
+        folder.mkdir(parents=True)
+    shutil.chown(root / "data", "postfix", "postfix")
+    (etc / "transport").write_text("".join(f"{d} {to}\n" for d, to in routes.items()))
+    (etc / "aliases").write_text("".join(f"{name} {to}\n" for name, to in aliases.items()))
+    (etc / "master.cf").write_text(master)
     (etc / "main.cf").write_text(
-        MAIN_CF.format(root=ROOT, local=LOCAL, warn=WARN_AFTER, lifetime=LIFETIME)
+        MAIN_CF.format(root=root, local=local, warn=WARN_AFTER, lifetime=LIFETIME)
     )
 
 
-def _postfix(*args: str) -> None:
-    subprocess.run(["postfix", "-c", str(ROOT / "etc"), *args], check=True, env=_env())
+def run(
+    root: Path, port: int, destination: Destination, built: list[Case], out: Path, mta: str
+) -> list[Row]:
+    """Start the instance under ``root``, submit ``built`` on ``port`` and collect the
+    notices; the instance is stopped and its log copied beside ``out`` (``<mta>.log``)."""
+    version = installed_version("postfix")
+    _postfix(root, "start")
+    try:
+        submit(destination.host, port, built)
+        return collect(destination, built, out, mta, version, TIMEOUT)
+    finally:
+        _postfix(root, "stop")
+        shutil.copy(root / "maillog", out.parent / f"{mta}.log")
 
 
-def _env() -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+def _postfix(root: Path, *args: str) -> None:
+    subprocess.run(["postfix", "-c", str(root / "etc"), *args], check=True, env=ENV)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = installed_version("postfix")
     built = load(MTA)
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    script_replies(destination, built)
     _configure(destination)
-    _postfix("start")
-    try:
-        submit(destination.host, PORT, built)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
-    finally:
-        _postfix("stop")
-        shutil.copy(ROOT / "maillog", out.parent / f"{MTA}.log")
+    return run(ROOT, PORT, destination, built, out, MTA)

@@ -18,14 +18,13 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import IO
 
-from .cases import collect, load, submit
+from .cases import collect, load, script_replies, submit
 from .destination import Destination
+from .host import ENV, isolated, listening, processes, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -138,7 +137,7 @@ def _configure(destination: Destination) -> None:
 
 
 def _run(program: Path, *args: str, stdin: IO[bytes] | None = None) -> None:
-    subprocess.run(_named(program, *args), check=True, stdin=stdin, env=_env(),
+    subprocess.run(_named(program, *args), check=True, stdin=stdin, env=ENV,
                    capture_output=True)  # fmt: skip
 
 
@@ -146,82 +145,23 @@ def _named(program: Path, *args: str) -> list[str]:
     """The command in a UTS namespace of its own whose host name is ``mx.linden.test``: this
     machine's name has no domain, and Sendmail, unable to qualify it, sleeps a minute at every
     start; the system's host name is left alone."""
-    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', f"mx.{LOCAL}",
-            str(program), *args]  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-
-
-def _has_no_address(domain: str) -> bool:
-    try:
-        socket.getaddrinfo(domain, 25)
-    except socket.gaierror as error:
-        return error.errno == socket.EAI_NONAME
-    return False
-
-
-def _wait_listening(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"sendmail did not listen on {port} within {timeout} s")
+    return isolated([str(program), *args], hostname=f"mx.{LOCAL}")
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["sendmail-bin"]
-    built = load(MTA)
-    if not _has_no_address(NXDOMAIN):
-        logger.warning("%s resolves here: its case would not be an unknown domain", NXDOMAIN)
-        built = [c for c in built if not any(a.endswith("@" + NXDOMAIN) for a in c.recipients)]
-    for case in built:
-        for address, reply in case.scripts.items():
-            destination.script(address, reply)
+    built = without_resolving(load(MTA), NXDOMAIN)
+    script_replies(destination, built)
     _configure(destination)
-    # -bD: a daemon in the foreground, in a process group of its own so that its queue
-    # runners and mailers stop with it.
-    with (RUN / "daemon.log").open("wb") as log:
-        daemon = subprocess.Popen(
-            _named(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bD", f"-q{QUEUE_RUNS}"),
-            env=_env(), start_new_session=True, stdout=log, stderr=log,
-        )  # fmt: skip
+    # -bD: a daemon in the foreground, whose queue runners and mailers stay in its group.
+    command = _named(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bD", f"-q{QUEUE_RUNS}")
     try:
-        _wait_listening(PORT)
-        submit(destination.host, PORT, built)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
+        with listening(command, PORT, "sendmail", RUN / "daemon.log", env=ENV):
+            submit(destination.host, PORT, built)
+            return collect(destination, built, out, MTA, version, TIMEOUT)
     finally:
-        _stop(daemon)
-
-
-def _stop(daemon: subprocess.Popen[bytes]) -> None:
-    """Stop the daemon and its process group, then any process of this unpacked binary that
-    left the group (Sendmail's queue runners and deliveries may start sessions of their own)."""
-    try:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()
-    for pid in _ours():
-        logger.warning("sendmail process %s outlived the daemon: killed", pid)
-        os.kill(pid, signal.SIGKILL)
-
-
-def _ours() -> list[int]:
-    """Processes running this module's unpacked Sendmail (never the system's mailers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "exe") == str(BIN / "sendmail"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+        # Sendmail's queue runners and deliveries may start sessions of their own: any
+        # process of this unpacked binary left is killed (never the system's mailers).
+        for pid in processes("exe", str(BIN / "sendmail")):
+            logger.warning("sendmail process %s outlived the daemon: killed", pid)
+            os.kill(pid, signal.SIGKILL)

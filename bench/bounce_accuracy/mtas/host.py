@@ -1,0 +1,204 @@
+"""What running an unpacked MTA on this machine takes, whatever the MTA: a private mount (and
+UTS) namespace where its compiled-in paths, users and host name are laid over the system's
+(the system's files are never changed), a wait for its listener, the DNS check of a case's
+unknown domain, and stopping every process it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cases import Case
+
+logger = logging.getLogger(__name__)
+
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+@dataclass(frozen=True)
+class Bind:
+    """``source`` mounted over ``target`` (a copy of ``/etc/passwd``, a private ``/var``)."""
+
+    source: Path
+    target: str
+
+    def command(self) -> str:
+        return f"mount --bind {shlex.quote(str(self.source))} {self.target}"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """``target`` seen through an overlay: with ``upper``, a writable layer (its work folder is
+    ``<upper>-work``) over the system's ``target``; without, the read-only ``lower`` over it
+    (an unpacked package's ``/usr``)."""
+
+    target: str
+    lower: Path | None = None
+    upper: Path | None = None
+
+    def command(self) -> str:
+        if self.upper is None:
+            layers = f"lowerdir={self.lower}:{self.target}"
+        else:
+            layers = f"lowerdir={self.target},upperdir={self.upper},workdir={self.upper}-work"
+        return f"mount -t overlay overlay -o {shlex.quote(layers)} {self.target}"
+
+
+Mount = Bind | Overlay
+
+
+def isolated(command: Sequence[str], mounts: Sequence[Mount] = (), hostname: str = "") -> list[str]:
+    """``command`` run by the root of new namespaces: a mount namespace where ``mounts`` are
+    laid (with any), a UTS namespace named ``hostname`` (with one)."""
+    flags = (["--mount"] if mounts else []) + (["--uts"] if hostname else [])
+    steps = [mount.command() for mount in mounts]
+    if hostname:
+        steps.append(f"hostname {shlex.quote(hostname)}")
+    script = " && ".join([*steps, 'exec "$@"'])
+    return ["unshare", *flags, "sh", "-c", script, "sh", *command]
+
+
+class Namespace:
+    """A namespace of :func:`isolated`'s held open by a ``sleep`` for as long as the context is
+    open, for MTAs whose commands run one after another (``nsenter``). On leaving, processes
+    still in it ``grace`` seconds later are killed, then the holder: the mounts go with it."""
+
+    def __init__(
+        self, what: str, mounts: Sequence[Mount], hostname: str = "", grace: float = 0.0
+    ) -> None:
+        self.what = what
+        self._mounts = mounts
+        self._hostname = hostname
+        self._grace = grace
+        self._holder: subprocess.Popen[bytes] | None = None
+        self._namespace = ""
+
+    def __enter__(self) -> Namespace:
+        command = isolated(["sleep", "infinity"], self._mounts, self._hostname)
+        self._holder = subprocess.Popen(command, start_new_session=True)
+        try:
+            self._namespace = self._entered()
+        except BaseException:
+            self._holder.kill()
+            self._holder.wait()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._holder is not None
+        deadline = time.monotonic() + self._grace
+        while self._others() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pid in self._others():
+            logger.warning("%s process %s outlived its stop: killed", self.what, pid)
+            os.kill(pid, signal.SIGKILL)
+        self._holder.kill()
+        self._holder.wait()
+
+    def inside(self, *command: str) -> list[str]:
+        assert self._holder is not None
+        flags = ["-m", "-u"] if self._hostname else ["-m"]
+        return ["nsenter", "-t", str(self._holder.pid), *flags, *command]
+
+    def run(self, *command: str, check: bool = True) -> None:
+        subprocess.run(self.inside(*command), check=check, capture_output=True, timeout=60)
+
+    def _entered(self, timeout: float = 10.0) -> str:
+        """The holder's mount namespace, once it has laid the mounts and entered its own
+        (``unshare`` runs first in the system's)."""
+        assert self._holder is not None
+        pid = self._holder.pid
+        system = os.readlink("/proc/self/ns/mnt")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep"):
+                    found = os.readlink(f"/proc/{pid}/ns/mnt")
+                    if found != system:
+                        return found
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the namespace for {self.what} did not come up")
+
+    def _others(self) -> list[int]:
+        assert self._holder is not None
+        return [p for p in processes("ns/mnt", self._namespace) if p != self._holder.pid]
+
+
+def processes(link: str, target: str) -> list[int]:
+    """Processes whose ``/proc/<pid>/<link>`` points at ``target`` (``exe``: a binary;
+    ``ns/mnt``: a mount namespace)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / link) == target:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@contextmanager
+def listening(
+    command: Sequence[str], port: int, what: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """An MTA's daemon, run in the foreground (``command``, its output to ``log``) in a process
+    group of its own, once it listens on 127.0.0.1:``port``; stopped with its group on
+    leaving."""
+    with log.open("wb") as output:
+        daemon = subprocess.Popen(
+            command, env=env, start_new_session=True, stdout=output, stderr=output
+        )
+    try:
+        wait_listening(port, what)
+        yield daemon
+    finally:
+        stop(daemon)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop ``process`` and its process group (started with ``start_new_session``: its
+    children, privilege-separated processes and deliveries, stay in it)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_listening(port: int, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def without_resolving(cases: list[Case], domain: str) -> list[Case]:
+    """``cases``, less those sent to ``domain`` (an unknown domain's) if it resolves here: their
+    notices would not be of an unknown domain."""
+    try:
+        socket.getaddrinfo(domain, 25)
+    except socket.gaierror as error:
+        if error.errno == socket.EAI_NONAME:
+            return cases
+    logger.warning("%s resolves here: its case would not be an unknown domain", domain)
+    return [c for c in cases if not any(a.endswith("@" + domain) for a in c.recipients)]

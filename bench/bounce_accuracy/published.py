@@ -2,7 +2,9 @@
 sends it, labelled from the provider's error-code page (bench/README.md, Round 25).
 
 A row's ``split`` says whether the rules were written knowing it (``dev``) or it is only
-measured (``unseen``, the default: a row without a split has not been read by any round)."""
+measured (``unseen``, the default: a row without a split has not been read by any round), and its
+``round`` which round added it (25: providers' error pages; 27: sending services', filters' and
+hosts' pages)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class Reply:
     temporary: bool
     note: str
     split: str = "unseen"
+    round: int = 25
 
     @property
     def line(self) -> str:

@@ -287,8 +287,8 @@ def evaluate_published(
     path: Path | None, show_misses: bool, show_unseen: bool
 ) -> dict[str, dict[str, Any]]:
     """Providers' published replies (``published_replies.yaml``), each split and each provider
-    within it: status and temporary per reply, as for the shared provider replies. As for the
-    other sets, an unseen split's misses are listed only when asked for by name."""
+    and round within it: status and temporary per reply, as for the shared provider replies.
+    As for the other sets, an unseen split's misses are listed only when asked for by name."""
     if path is None or not path.exists():
         return {}
     found: dict[str, dict[str, Any]] = {}
@@ -301,6 +301,7 @@ def evaluate_published(
         if listed:
             print(f"--- providers' published replies, {split} set")
         by_provider: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        by_round: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
         ok = temp_ok = 0
         for row in part:
             line = row.line
@@ -308,6 +309,8 @@ def evaluate_published(
             hit = verdict.status == row.status
             ok += hit
             temp_ok += (not verdict.permanent) == row.temporary
+            by_round[row.round][0] += hit
+            by_round[row.round][1] += 1
             counts = by_provider[row.provider]
             counts[0] += hit
             counts[1] += (not verdict.permanent) == row.temporary
@@ -326,6 +329,7 @@ def evaluate_published(
                 name: {"status": [c[0], c[2]], "temporary": [c[1], c[2]]}
                 for name, c in sorted(by_provider.items())
             },
+            "rounds": {number: list(c) for number, c in sorted(by_round.items())},
         }
     return found
 
@@ -506,6 +510,8 @@ def main() -> None:
             f"providers' published replies, {split} ({figures['status'][1]} replies): "
             f"status {_pct(figures['status'])}, temporary {_pct(figures['temporary'])}"
         )
+        for number, counts in figures["rounds"].items():
+            print(f"  {split} / round {number}'s rows: status {_pct(counts)}")
         for name, part in figures["providers"].items():
             print(
                 f"  {split} / {name}: status {_pct(part['status'])}, "

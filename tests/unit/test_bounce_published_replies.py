@@ -18,8 +18,12 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "bounces"
 
 
 def test_there_are_replies_of_many_providers() -> None:
-    assert 80 <= len(ROWS) <= 200
+    assert 80 <= len(ROWS) <= 400
     assert len({r.provider for r in ROWS}) >= 10
+
+
+def test_every_round_is_a_round_that_built_rows() -> None:
+    assert {r.round for r in ROWS} <= {25, 27}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.line[:60])

@@ -990,3 +990,48 @@ def test_a_connection_that_failed_until_courier_gave_up_is_a_resend_timeout() ->
     assert (
         classify_failure(550, "5.0.0", "550 User <aksel.rud> unknown", action="failed").status == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # Blocks and policies in filters', hosts' and sending services' words (round 27's pages).
+        ("550 Relay Disabled", 4),
+        ("Dictionary attack detected", 4),
+        ("550 <s@example.org> message rejected. See the Error Codes section. AUP#CXSNDR", 4),
+        ("552 MS-Office file containing VBA macros found inside of the email", 4),
+        ("Legitimate bounces are never sent to more than one recipient.", 4),
+        ("550 sender@example.org Blank From: addresses are not allowed. IB501", 4),
+        ("550 MSG-RFC Your message does not conform to RFC2822 standard", 4),
+        ("421 [GL01] Message from (192.0.2.1) temporarily deferred", 4),
+        # Unknown users in new words.
+        ("Recipient verification failed", 2),
+        ("550 account is not exist", 2),
+        ("550 account unavailable", 2),
+        # A loop detected, whatever the filter's name says.
+        ("554 5.5.6 Loop detection > 10 mal X-antispameurope-disclaimer", 7),
+    ],
+)
+def test_vocabulary_of_issue_16_round_28(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_the_senders_own_domain_or_rate_is_no_destinations_reason() -> None:
+    # A sender's domain that does not resolve is a refusal of the sender, even under
+    # X.1.2 (a destination's domain); the recipient's domain stays an unknown host.
+    assert classify_reply(550, "5.1.2", "550 5.1.2 Sender Domain Not Found").status == 4
+    assert classify_reply(550, "", "550 SND-VFY Sender domain does not exist").status == 4
+    assert classify_reply(550, "5.1.2", "550 5.1.2 Recipient domain not found").status == 1
+    # The sender's many invalid recipients are its reputation, not this recipient's.
+    many = (
+        "550 5.7.1 [BR] Our system has detected an excessively high number of invalid "
+        "recipients originating from your account."
+    )
+    assert classify_reply(550, "5.7.1", many).status == 4
+    assert classify_reply(550, "5.1.1", "550 5.1.1 Invalid recipient").status == 2
+    # A client's submission rate under X.4.2 is a rate limit; X.4.2 alone a network error.
+    rate = "421 4.4.2 Message submission rate for this client has exceeded the configured limit"
+    assert classify_reply(421, "4.4.2", rate).status == 4
+    assert classify_reply(421, "4.4.2", "421 4.4.2 Connection dropped").status == 7
+    # A recipient policy per transaction under X.5.3 is a policy's deferral.
+    assert classify_reply(452, "4.5.3", "452 4.5.3 Recipient policy mismatch").status == 4

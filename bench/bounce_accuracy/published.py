@@ -4,7 +4,8 @@ sends it, labelled from the provider's error-code page (bench/README.md, Round 2
 A row's ``split`` says whether the rules were written knowing it (``dev``) or it is only
 measured (``unseen``, the default: a row without a split has not been read by any round), and its
 ``round`` which round added it (25: providers' error pages; 27: sending services', filters' and
-hosts' pages)."""
+hosts' pages; 29: replies and notice sentences in other languages, and providers outside the
+English-speaking world), and ``language`` the language of its words."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Reply:
     note: str
     split: str = "unseen"
     round: int = 25
+    # the words' language (ISO 639-1); a mixed reply is named by its other language
+    language: str = "en"
 
     @property
     def line(self) -> str:

@@ -1035,3 +1035,57 @@ def test_the_senders_own_domain_or_rate_is_no_destinations_reason() -> None:
     assert classify_reply(421, "4.4.2", "421 4.4.2 Connection dropped").status == 7
     # A recipient policy per transaction under X.5.3 is a policy's deferral.
     assert classify_reply(452, "4.5.3", "452 4.5.3 Recipient policy mismatch").status == 4
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # The address no longer takes mail, in French, Spanish, Italian and German.
+        ("550 5.1.1 Cette adresse n'accepte plus de courriers", 2),
+        ("550 5.1.1 La dirección ya no acepta mensajes", 2),
+        ("550 L'indirizzo non accetta più messaggi", 2),
+        ("550 Die Adresse nimmt keine Nachrichten mehr an", 2),
+        # Domino's directory in Spanish; Japanese and Chinese for a user not found.
+        ("550 u@example.org no se encuentra en la Libreta de direcciones", 2),
+        ("550 5.1.1 宛先が見つかりません", 2),
+        ("550 不明なユーザーです", 2),
+        ("550 该账号未开通邮箱", 2),
+        # Providers' own English for an unknown user.
+        ("550 5.1.1 The mailbox does not exists", 2),
+        ("550 mail user is unavailable", 2),
+        ("550 not a user of this system", 2),
+        ("550 This host does not accept mail for that user", 2),
+        ("550 This server won't handle messages for this user", 2),
+        # Delivery time expired and a full mailbox in Romance languages and German.
+        ("Plazo de entrega agotado", 3),
+        ("Délai de remise expiré", 3),
+        ("Zustellzeit überschritten", 3),
+        ("552 El correo está lleno", 5),
+        ("552 Message exceeds the recipient's remaining storage", 5),
+        ("552 Message exceeds the maximum allowed size", 8),
+        # The sending IP blocked, a HELO, a forged sender, a relay, a busy or unready server.
+        ("554 Dirección IP bloqueada por spam", 4),
+        ("554 Adresse IP bloquée", 4),
+        ("550 HELO must be a fully qualified domain name", 4),
+        ("553 Sender address is forged", 4),
+        ("554 Relay operation denied", 4),
+        ("421 Network is too busy", 7),
+        ("451 Mail server is not ready", 7),
+        ("550 アドレスの形式が不正です", 9),
+    ],
+)
+def test_vocabulary_of_issue_16_round_30(reply: str, status: int) -> None:
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status == status
+
+
+def test_words_in_other_scripts_are_looked_for_only_where_such_characters_are() -> None:
+    # Round 30's Japanese and Chinese words stay out of the ASCII words every reply is
+    # searched for (the throughput of mostly ASCII replies), and still match where they are.
+    unknown = reply_rules().reasons["user-unknown"]
+    ascii_words = "|".join(p.pattern for p in unknown.words)
+    assert "見つかりません" not in ascii_words and "未开通" not in ascii_words
+    assert any("見つかりません" in p.pattern for p in unknown.other_script)
+    assert unknown.says("550 ユーザーが見つかりません".lower())
+    # The French words without their accents are ASCII words, as the rules file says.
+    plain = "550 L'adresse a change et n'accepte plus de messages"
+    assert classify_reply(550, "", plain).status == 2

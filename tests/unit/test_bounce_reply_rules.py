@@ -1089,3 +1089,19 @@ def test_words_in_other_scripts_are_looked_for_only_where_such_characters_are() 
     # The French words without their accents are ASCII words, as the rules file says.
     plain = "550 L'adresse a change et n'accepte plus de messages"
     assert classify_reply(550, "", plain).status == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.7.1 Le serveur n'accepte plus les messages de votre domaine",
+        "550 Ce destinataire n'accepte plus les messages provenant de votre adresse",
+        "550 5.7.1 Este servidor ya no acepta mensajes de su dominio",
+        "550 L'indirizzo non accetta più messaggi dal tuo server",
+    ],
+)
+def test_an_address_that_no_longer_takes_the_senders_mail_is_no_unknown_user(reply: str) -> None:
+    # "No longer takes mail" names a removed mailbox only when it names no sender: mail *from*
+    # a domain or server no longer taken is a refusal of the sender, and the address is live
+    # (a 2 would suppress it).
+    assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status != 2

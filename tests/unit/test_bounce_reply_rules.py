@@ -1144,3 +1144,21 @@ def test_mail_full_of_something_is_no_full_mailbox() -> None:
     # spam) is a verdict on the message.
     assert classify_reply(550, "", "550 Rechazado: correo lleno de spam").status != 5
     assert classify_reply(550, "", "550 El buzón de correo está lleno").status == 5
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.0 <s@example.com>: Sender address rejected: User unknown in local recipient table",
+        "450 4.1.7 <s@example.com>: Sender address rejected: unverified address: host "
+        "mx.example.com[192.0.2.1] said: 550 5.1.1 <s@example.com>: No such user",
+        "550 5.1.0 <s@example.com>: Sender address rejected: undeliverable address: host "
+        "mx.example.com[192.0.2.1] said: 550 5.1.1 user unknown",
+    ],
+)
+def test_postfixs_sender_checks_are_no_unknown_recipient(reply: str) -> None:
+    # Postfix's reject_unlisted_sender and reject_unverified_sender name a missing mailbox,
+    # the sender's: the recipient's address is live (a 2 would suppress it).
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply).status != 2
+    assert classify_failure(code, status, reply, action="failed").status != 2

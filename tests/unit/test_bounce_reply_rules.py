@@ -1105,3 +1105,60 @@ def test_an_address_that_no_longer_takes_the_senders_mail_is_no_unknown_user(rep
     # a domain or server no longer taken is a refusal of the sender, and the address is live
     # (a 2 would suppress it).
     assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status != 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # the sender, its address, account or domain
+        "550 5.7.1 Your sender address is marked invalid by our filter",
+        "550 5.7.1 Sender account is not available",
+        "550 送信者のアドレスが見つかりません",
+        "550 不明なアドレスからのメールは受信できません",
+        "550 发件人邮箱未开通SMTP服务，请登录网页邮箱开启",
+        "550 Sender sender@example.com is not found in server",
+        "550 Domain example.com is not found in server",
+        "550 sender is not a user of this domain",
+        "550 This server does not accept messages for this user from your domain",
+        # a state for now: retried to the end, the MTA's failure notice would suppress
+        "451 4.1.1 Recipient verification failed: temporary lookup failure, try again later",
+        "451 4.3.0 Account unavailable, try again later",
+        "451 Ce serveur n'accepte plus de messages pour le moment, réessayez plus tard",
+        "451 Der Server nimmt keine E-Mails mehr an, bitte später erneut versuchen",
+        "451 This server does not accept mail for this user at this time, try again later",
+        # a server's policy
+        "550 Ce serveur n'accepte plus les messages non authentifiés",
+        "550 Il server non accetta più messaggi senza autenticazione SMTP",
+    ],
+)
+def test_todays_unknown_user_words_said_of_something_else_are_no_unknown_user(reply: str) -> None:
+    # Round 31's review of the words rounds 25-30 gave an unknown user: the same words about
+    # the sender, a temporary state or a policy leave the address live (a 2 would suppress it).
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply).status != 2
+    assert classify_failure(code, status, reply, action="failed").status != 2
+
+
+def test_mail_full_of_something_is_no_full_mailbox() -> None:
+    # Round 30's Spanish "correo lleno" is a full mailbox; "correo lleno de spam" (full of
+    # spam) is a verdict on the message.
+    assert classify_reply(550, "", "550 Rechazado: correo lleno de spam").status != 5
+    assert classify_reply(550, "", "550 El buzón de correo está lleno").status == 5
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.0 <s@example.com>: Sender address rejected: User unknown in local recipient table",
+        "450 4.1.7 <s@example.com>: Sender address rejected: unverified address: host "
+        "mx.example.com[192.0.2.1] said: 550 5.1.1 <s@example.com>: No such user",
+        "550 5.1.0 <s@example.com>: Sender address rejected: undeliverable address: host "
+        "mx.example.com[192.0.2.1] said: 550 5.1.1 user unknown",
+    ],
+)
+def test_postfixs_sender_checks_are_no_unknown_recipient(reply: str) -> None:
+    # Postfix's reject_unlisted_sender and reject_unverified_sender name a missing mailbox,
+    # the sender's: the recipient's address is live (a 2 would suppress it).
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply).status != 2
+    assert classify_failure(code, status, reply, action="failed").status != 2

@@ -187,17 +187,34 @@ def evaluate_wider(
     read while rules are written, never shows them."""
     if wider is None or not wider.is_dir():
         return {}
-    labels = wider_labels()
-    found = {}
-    for split in ("dev", "unseen"):
-        rows = [r for r in labels if r["split"] == split]
-        listed = show_unseen if split == "unseen" else show_misses
-        if listed:
-            print(f"--- wider corpus, {split} set")
-        figures = evaluate_rows(wider, rows, listed)
-        figures.pop("disagreements", None)
-        found[split] = figures
-    return found
+    return {
+        split: evaluate_split(wider, rows, "wider corpus", split, show_misses, show_unseen)
+        for split, rows in by_split(wider_labels()).items()
+    }
+
+
+def by_split(labels: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The labelled rows of each split that has any, development first."""
+    splits = {split: [r for r in labels if r["split"] == split] for split in ("dev", "unseen")}
+    return {split: rows for split, rows in splits.items() if rows}
+
+
+def evaluate_split(
+    base: Path,
+    rows: list[dict[str, Any]],
+    name: str,
+    split: str,
+    show_misses: bool,
+    show_unseen: bool,
+) -> dict[str, Any]:
+    """One split's figures; its misses listed when asked for (an unseen split's only by name,
+    ``--unseen-misses``, so that ``--misses``, read while rules are written, never shows them)."""
+    listed = show_unseen if split == "unseen" else show_misses
+    if listed:
+        print(f"--- {name}, {split} set")
+    figures = evaluate_rows(base, rows, listed)
+    figures.pop("disagreements", None)
+    return figures
 
 
 def evaluate_wider_by_source(wider: Path | None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -250,18 +267,11 @@ def evaluate_generated(
     corpus. As there, an unseen split's misses are listed only when asked for by name."""
     if folder is None or not (folder / "labels.jsonl").exists():
         return {}
-    labels = generated_labels(folder)
     found: dict[str, dict[str, Any]] = {}
-    for split in ("dev", "unseen"):
-        rows = [r for r in labels if r["split"] == split]
-        if not rows:
-            continue
-        listed = show_unseen if split == "unseen" else show_misses
-        if listed:
-            print(f"--- MTA-made notices, {split} set")
-        figures = evaluate_rows(folder, rows, listed)
-        figures.pop("disagreements", None)
-        found[split] = figures
+    for split, rows in by_split(generated_labels(folder)).items():
+        found[split] = evaluate_split(
+            folder, rows, "MTA-made notices", split, show_misses, show_unseen
+        )
         for mta in sorted({r["mta"] for r in rows}):
             part = evaluate_rows(folder, [r for r in rows if r["mta"] == mta], False)
             part.pop("disagreements", None)

@@ -1188,6 +1188,7 @@ def test_postfixs_sender_checks_are_no_unknown_recipient(reply: str) -> None:
         "550 Отправитель: пользователь не найден",
         "550 发件人 用户不存在",
         "550 送信者 ユーザーが見つかりません",
+        "550 5.1.0 Mail from <s@example.org> to <r@example.net>: sender user unknown",
     ],
 )
 def test_a_missing_mailbox_said_of_the_sender_is_the_sender_refused(reply: str) -> None:
@@ -1211,6 +1212,8 @@ def test_a_missing_mailbox_said_of_the_sender_is_the_sender_refused(reply: str) 
         "double-checking the recipient's email address for typos or unnecessary spaces.",
         "550 Sender: s@example.org, Empfänger: Benutzer unbekannt",
         "550 5.1.1 <r@example.org>... User unknown",
+        "550 5.1.1 The message from sender s@example.org to r@example.net was refused: "
+        "user unknown",
     ],
 )
 def test_a_missing_mailbox_said_of_the_recipient_stays_an_unknown_user(reply: str) -> None:

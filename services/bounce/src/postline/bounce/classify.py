@@ -54,6 +54,7 @@ from postline.bounce.prefilter import Index, alternatives, grams_of
 _COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE", "FILTER"})
 _NO_REASON = frozenset({"on-hold", "undefined"})
 MAX_TEXT = 8 * 1024
+_WORD = 24  # room after a place for a subject word that begins there ("recipient", "rcpt")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ class SenderSubject:
         """Whether the subject that comes last at or before ``start`` (where the words
         begin), within ``reach``, is the sender."""
         last = None
-        for match in self.subjects.finditer(text, max(0, start - self.reach)):
+        # Only the window is read (a subject word is short), never the rest of the text.
+        for match in self.subjects.finditer(text, max(0, start - self.reach), start + _WORD):
             if match.start() > start:
                 break
             last = match

@@ -1420,3 +1420,25 @@ def test_a_vpopmail_catch_all_that_could_not_take_the_mail_is_a_system_error() -
     )
     _, verdicts = classify_mail(_text("failure notice", body))
     assert [(v.recipient, v.status) for v in verdicts] == [("joe@example.org", 7)]
+
+
+def test_a_notice_whose_words_name_the_sender_keeps_the_recipients_unknown_user() -> None:
+    # Round 32: the sender named in a notice's own words, its From or the returned
+    # message's, is no subject of the remote's "user unknown" (sender_subject's reach).
+    dsn = _dsn(
+        "Final-Recipient: rfc822; lost@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <lost@example.net>: Recipient address rejected: "
+        "User unknown in virtual mailbox table\r\n",
+        returned_to="lost@example.net",
+        notice="The message from the sender <app@example.test> could not be delivered.\r\n",
+    )
+    _, verdicts = classify_mail(dsn)
+    assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.net", 2)]
+    body = (
+        "Your message from sender app@example.test could not be delivered to\r\n"
+        "lost@example.net: 550 5.1.1 User unknown\r\n"
+    )
+    _, verdicts = classify_mail(
+        _text("Undeliverable", body, sender="Sender Service <mailer-daemon@mx.example.org>")
+    )
+    assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.net", 2)]

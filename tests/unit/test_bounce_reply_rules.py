@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from postline.bounce.classify import classify_failure, classify_reply, lower_pattern, reply_rules
+from postline.bounce.classify import (
+    Classification,
+    classify_failure,
+    classify_reply,
+    lower_pattern,
+    reply_rules,
+)
 from postline.bounce.mail.replies import enhanced_status, reply_code
 
 
@@ -1162,3 +1168,62 @@ def test_postfixs_sender_checks_are_no_unknown_recipient(reply: str) -> None:
     code, status = reply_code(reply), enhanced_status(reply)
     assert classify_reply(code, status, reply).status != 2
     assert classify_failure(code, status, reply, action="failed").status != 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "553 sender account does not exists",
+        "553 5.1.1 Sender account does not exist",
+        "550 5.1.0 MAIL FROM <s@example.org>: user unknown",
+        "550 5.1.1 Envelope sender: no such user here",
+        "550 Return-Path <s@example.org>: user unknown",
+        "550 Your address s@example.org: no such user",
+        "550 5.1.0 Originator mailbox not found",
+        "550 5.2.1 Sender account is disabled",
+        "550 Absender <s@example.org>: Benutzer unbekannt",
+        "550 5.1.1 Expéditeur inconnu: utilisateur inconnu",
+        "550 Remitente desconocido: usuario no existe",
+        "550 Mittente sconosciuto: utente inesistente",
+        "550 Отправитель: пользователь не найден",
+        "550 发件人 用户不存在",
+        "550 送信者 ユーザーが見つかりません",
+        "550 5.1.0 Mail from <s@example.org> to <r@example.net>: sender user unknown",
+    ],
+)
+def test_a_missing_mailbox_said_of_the_sender_is_the_sender_refused(reply: str) -> None:
+    # Round 32 (issue #16): an unknown user's words whose subject is the sender, in any
+    # wording the rules know, refuse the sender (sender_subject in the rules file): a 2
+    # would suppress the recipient, whose address is live.
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply) == Classification(4, True, "rejected")
+    assert classify_failure(code, status, reply, action="failed").reason == "rejected"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.1 <r@example.org>: Recipient address rejected: User unknown",
+        "550 5.1.1 <r@example.org>: Recipient address rejected: "
+        "User unknown in local recipient table",
+        "550 sender ok, recipient unknown",
+        "550 5.1.1 <r@example.org>: User unknown in virtual mailbox table; sender=<s@example.org>",
+        "550 5.1.1 The email account that you tried to reach does not exist. Please try "
+        "double-checking the recipient's email address for typos or unnecessary spaces.",
+        "550 Sender: s@example.org, Empfänger: Benutzer unbekannt",
+        "550 5.1.1 <r@example.org>... User unknown",
+        "550 5.1.1 The message from sender s@example.org to r@example.net was refused: "
+        "user unknown",
+    ],
+)
+def test_a_missing_mailbox_said_of_the_recipient_stays_an_unknown_user(reply: str) -> None:
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply).status == 2
+    assert classify_failure(code, status, reply, action="failed").status == 2
+
+
+def test_the_sender_guard_names_reasons_the_rules_have() -> None:
+    guard = reply_rules().sender_subject
+    assert guard is not None
+    assert {"user-unknown", "unknown-user-words"} <= guard.reasons
+    assert reply_rules().status_of(guard.reason) == 4

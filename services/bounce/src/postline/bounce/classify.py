@@ -28,6 +28,10 @@ DNS answer retried until the MTA gave up says nothing final about the domain),
 ``delay_text`` only in a delay notice (a connection that timed out is the destination out
 of reach while the MTA still tries, and the resend timeout once it gave up).
 
+A missing mailbox's words said of the sender (``sender_subject``: the last subject named
+before them is the sender, not a recipient) are no reason of the recipient's: they say the
+sender was refused ("553 sender account does not exist"), whichever reason's words they are.
+
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
 """
@@ -50,6 +54,7 @@ from postline.bounce.prefilter import Index, alternatives, grams_of
 _COMMANDS = frozenset({"CONN", "HELO", "MAIL", "RCPT", "DATA", "NONE", "FILTER"})
 _NO_REASON = frozenset({"on-hold", "undefined"})
 MAX_TEXT = 8 * 1024
+_WORD = 24  # room after a place for a subject word that begins there ("recipient", "rcpt")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,42 @@ class TextRule:
                 return False
         return self.unless is None or self.unless.search(text) is None
 
+    def starts(self, text: str, worth: Iterable[int] | None = None) -> list[int]:
+        """Where the first match of each of this reason's patterns begins in the text."""
+        words = self.words if worth is None else [self.words[i] for i in worth]
+        if not text.isascii():
+            words = [*words, *self.other_script]
+        return [m.start() for p in words if (m := p.search(text))]
+
+
+@dataclass(frozen=True)
+class SenderSubject:
+    """Reasons whose words, said of the sender, refuse the sender instead (the rules
+    file's ``sender_subject``): "553 sender account does not exist" is no unknown
+    recipient."""
+
+    reasons: frozenset[str]
+    reason: str  # what the words mean when the sender is their subject
+    reach: int  # how far back, in characters, a subject is looked for
+    subjects: re.Pattern[str]  # the sender words (group "sender") or the recipient's
+
+    def names_sender(self, text: str, start: int) -> bool:
+        """Whether the subject that comes last at or before ``start`` (where the words
+        begin), within ``reach``, is the sender."""
+        last = None
+        # Only the window is read (a subject word is short), never the rest of the text.
+        for match in self.subjects.finditer(text, max(0, start - self.reach), start + _WORD):
+            if match.start() > start:
+                break
+            last = match
+        return last is not None and last.lastgroup == "sender"
+
+
+def _of_sender(guard: SenderSubject, rule: TextRule, text: str, worth: Iterable[int]) -> bool:
+    """Whether every place the reason's words begin has the sender as its subject."""
+    starts = rule.starts(text, worth)
+    return bool(starts) and all(guard.names_sender(text, start) for start in starts)
+
 
 @dataclass
 class Failure:
@@ -115,6 +156,8 @@ class Failure:
     dtype: str
     action: str
     _said: dict[str, bool] = field(default_factory=dict)
+    # Whether a reason of sender_subject had its words said of the sender.
+    _sender_said: bool = False
     # The places of each reason's words that may match the text (ReplyRules.worth_searching).
     _worth: dict[str, list[int]] | None = None
 
@@ -163,6 +206,7 @@ class ReplyRules:
     # Hours the reporting MTA held a message before a final failure of a temporary reply
     # that says the retries ran out (0: never).
     gave_up_after_hours: float = 0.0
+    sender_subject: SenderSubject | None = None
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -192,12 +236,25 @@ class ReplyRules:
             rule = self.reasons.get(name)
             worth = self.worth_searching(failure).get(name, ())
             said = rule is not None and rule.says(failure.text, worth)
+            guard = self.sender_subject
+            if guard is not None and rule is not None:
+                if said and name in guard.reasons and _of_sender(guard, rule, failure.text, worth):
+                    said = False
+                    failure._sender_said = True
+                elif not said and name == guard.reason:
+                    said = self._sender_refused(failure, guard)
             if said and rule is not None and rule.permanent_text and failure.temporary:
                 said = False
             if said and rule is not None and rule.delay_text and failure.action != "delayed":
                 said = False
             failure._said[name] = said
         return said
+
+    def _sender_refused(self, failure: Failure, guard: SenderSubject) -> bool:
+        """Whether one of the guarded reasons' words was said of the sender."""
+        for name in guard.reasons:
+            self._says(failure, name)
+        return failure._sender_said
 
     def _code_name(self, enhanced: str) -> str:
         for key in code_keys(enhanced):
@@ -456,6 +513,19 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
     )
 
 
+def _sender_subject(raw: object) -> SenderSubject | None:
+    if not isinstance(raw, dict):
+        return None
+    sender = lower_pattern(str(raw["sender"]))
+    recipient = lower_pattern(str(raw["recipient"]))
+    return SenderSubject(
+        reasons=frozenset(_names(raw.get("reasons"))),
+        reason=str(raw["reason"]),
+        reach=int(raw["reach"]),
+        subjects=re.compile(f"(?P<sender>{sender})|(?P<recipient>{recipient})"),
+    )
+
+
 @cache
 def reply_rules() -> ReplyRules:
     raw = yaml.safe_load(
@@ -484,12 +554,17 @@ def reply_rules() -> ReplyRules:
         gave_up_statuses=frozenset(_names(raw.get("gave_up_statuses"))),
         gave_up_replies=frozenset(_names(raw.get("gave_up_replies"))),
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
+        sender_subject=_sender_subject(raw.get("sender_subject")),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons) | rules.local_agent_codes
     named |= {rules.gave_up} - {""}
     named |= rules.gave_up_from | rules.gave_up_replies
+    if rules.sender_subject is not None:
+        named |= rules.sender_subject.reasons | {rules.sender_subject.reason}
+        if rules.sender_subject.reason in rules.sender_subject.reasons:
+            raise ValueError("sender_subject's reason cannot be one of its reasons")
     for rule in reasons.values():
         named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
     missing = named - reasons.keys()

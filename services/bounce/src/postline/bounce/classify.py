@@ -164,9 +164,7 @@ class Failure:
     @property
     def temporary(self) -> bool:
         """Whether the reply itself was temporary (4.x.x, or 4xx without a status)."""
-        if self.enhanced[:1] in ("4", "5"):
-            return self.enhanced[:1] == "4"
-        return 400 <= self.code < 500
+        return _temporary(self.code, self.enhanced)
 
 
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
@@ -396,6 +394,7 @@ def _gave_up_on_reply(code: int, enhanced_status: str, action: str) -> bool:
 
 
 def _temporary(code: int, enhanced_status: str) -> bool:
+    """Whether a reply was temporary: its enhanced status's class, else its code's."""
     if enhanced_status[:1] in ("4", "5"):
         return enhanced_status[:1] == "4"
     return 400 <= code < 500

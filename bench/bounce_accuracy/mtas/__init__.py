@@ -33,6 +33,7 @@ MTAS = (
     "nullmailer",
     "filters_postfix",
     "filters_exim",
+    "amavis",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

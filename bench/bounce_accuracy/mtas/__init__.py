@@ -34,6 +34,7 @@ MTAS = (
     "filters_postfix",
     "filters_exim",
     "amavis",
+    "sieve",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -33,6 +33,8 @@ MTAS = (
     "nullmailer",
     "filters_postfix",
     "filters_exim",
+    "amavis",
+    "sieve",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

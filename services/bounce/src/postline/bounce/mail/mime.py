@@ -23,7 +23,14 @@ MAX_HEADER = 16 * 1024
 # Parts that are the returned message, not the notice about it.
 ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers"})
 REPORT_TYPES = frozenset(
-    {"message/delivery-status", "message/global-delivery-status", "message/feedback-report"}
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/feedback-report",
+        # read for its fields: a Sieve reject's notice comes in this form (RFC 5429)
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+    }
 )
 
 

@@ -26,7 +26,13 @@ from postline.bounce.mail.mime import (
 )
 from postline.bounce.mail.model import BounceReport, FailedRecipient, Kind, OriginalMessage
 from postline.bounce.mail.replies import reply_of
-from postline.bounce.mail.rfc3464 import DsnRecipient, parse_fields, queued_hours, typed_address
+from postline.bounce.mail.rfc3464 import (
+    DsnRecipient,
+    DsnReport,
+    parse_fields,
+    queued_hours,
+    typed_address,
+)
 from postline.bounce.mail.signs import mail_signs
 from postline.bounce.mail.textformat import (
     addresses_in,
@@ -36,6 +42,7 @@ from postline.bounce.mail.textformat import (
 )
 
 MAX_NOTICE = 64 * 1024
+MAX_REFUSAL = 1024  # characters of a disposition notification's text read as its refusal's words
 _DONE_ACTIONS = frozenset({"delivered", "relayed", "expanded", "deliverable"})
 _FEEDBACK_FIELD = re.compile(
     r"^(Feedback-Type|Original-Rcpt-To|Removal-Recipient)\s*:\s*(.+)$", re.I | re.M
@@ -102,6 +109,10 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         inline = parse_fields(notice) if signs.has_dsn_fields(notice) else None
         if inline is not None and inline.recipients:
             report = inline
+    if report is None or not report.recipients:
+        refusal = _refusal_notification(parts, notice)
+        if refusal is not None:
+            report = refusal
 
     if report is not None and report.recipients:
         arrival = report.message_fields.get("arrival-date", "")
@@ -153,6 +164,22 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             if r.listed_as != "failed":
                 r.action = "delayed"
     return BounceReport(Kind.BOUNCE if recipients else Kind.UNKNOWN, recipients, original)
+
+
+def _refusal_notification(parts: Parts, notice: str) -> DsnReport | None:
+    """The recipients of a message disposition notification (RFC 8098) whose fields state a
+    refusal (``verdict_fields`` in rules/mail_formats.yaml: RFC 5429's Sieve reject, an
+    automatic action's "deleted"), with the notice's words as their diagnostic (the form has
+    no field for one); ``None`` for a reading's notice, which states none."""
+    text = "\n\n".join(t for ctype, t in parts.reports if "disposition-notification" in ctype)
+    if not text:
+        return None
+    report = parse_fields(text)
+    report.recipients = [r for r in report.recipients if mail_formats().verdict(r.fields)]
+    words = " ".join(notice[:MAX_REFUSAL].split())
+    for recipient in report.recipients:
+        recipient.fields.setdefault("diagnostic-code", words)
+    return report if report.recipients else None
 
 
 def _own_words(notice: str, listed: list[FailedRecipient]) -> str:

@@ -94,7 +94,8 @@ class MailFormats:
     def verdict(self, fields: dict[str, str]) -> str:
         """The reason a recipient's report fields state outright, if any."""
         for name, values in self.verdict_fields.items():
-            value = fields.get(name, "").strip().lower()
+            # one space after a ';' ("automatic-action/MDN-sent-automatically;deleted")
+            value = " ".join(fields.get(name, "").replace(";", "; ").split()).lower()
             if value in values:
                 return values[value]
         return ""

@@ -1,0 +1,154 @@
+"""The rejections a mailbox's Sieve filter writes itself (round 35): Dovecot's Pigeonhole, the
+Sieve interpreter behind Dovecot's LMTP server, runs a user's script at delivery; its
+``reject`` action refuses the message and sends the sender a notice of its own (RFC 5429: a
+``multipart/report`` in the form of a message disposition notification). (RFC 5429's
+``ereject``, a refusal in the LMTP reply, is not in this Pigeonhole: "unknown Sieve
+capability".)
+
+Dovecot 2.3.19.1 with Pigeonhole (``dovecot-core``, ``dovecot-lmtpd``, ``dovecot-sieve``
+``1:2.3.19.1+dfsg1-2.1+deb12u7``), unpacked under ``/tmp/mta-sieve/root`` (never installed),
+runs as round 23's Dovecot does (``dovecot.py``: a mount namespace with the unpacked ``usr``
+laid over the system's, its users ``nobody``). A fifth instance of the system's Postfix
+(``postfix.configure``, under ``/tmp/mta-sieve/postfix``) takes the cases' mail for
+``aspen.test`` and delivers it to Dovecot over LMTP; Dovecot sends its rejections to that
+Postfix (``submission_host``), which relays ``sender.test`` to the capture server. Each user's
+Sieve script is ``SCRIPTS``; the cases are ``sieve`` in ``filter_cases.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import postfix
+from .cases import FILTER_CASES, collect, load, submit
+from .destination import Destination
+from .host import ENV, Overlay, isolated, stop, wait_listening
+from .packages import extract
+from .rows import Row
+
+MTA = "sieve"
+PACKAGES = ["dovecot-core", "dovecot-lmtpd", "dovecot-sieve"]
+ROOT = Path("/tmp/mta-sieve")
+PORT = 6035  # 2535 + the helper's test port offset (3500)
+DOVECOT_PORT = 6037
+LOCAL = "juniper.test"  # Postfix's own domain (nothing is sent to it)
+DOMAIN = "aspen.test"  # the recipients' domain, whose mailboxes Dovecot keeps
+NOBODY = 65534
+TIMEOUT = 90.0
+
+USERS = ("mira.solberg", "jonas.eklund", "ola.brekke")
+# Each user's active Sieve script (ola.brekke has none: mail to her is delivered).
+SCRIPTS = {
+    "mira.solberg": 'require "reject";\nreject "Messages from this sender are not accepted.";\n',
+    "jonas.eklund": (
+        'require "reject";\n'
+        'if header :contains "subject" "Newsletter" {\n'
+        '  reject "I did not subscribe to this list. Please take me off it.";\n'
+        "}\n"
+    ),
+}
+
+LMTP_SERVICE = "lmtp      unix  -       -       n       -       -       lmtp\n"
+
+CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+hostname = mx.{domain}
+postmaster_address = postmaster@{domain}
+submission_host = 127.0.0.1:{postfix}
+default_internal_user = nobody
+default_internal_group = nogroup
+default_login_user = nobody
+first_valid_uid = 1
+auth_username_format = %Ln
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = {root}/etc/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {root}/etc/users
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins sieve
+}}
+plugin {{
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}}
+"""
+
+
+def _configure_dovecot() -> Path:
+    (ROOT / "dovecot.log").unlink(missing_ok=True)
+    for folder in ("run", "state", "etc", "mail"):
+        path = ROOT / folder
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+    (ROOT / "mail").chmod(0o755)
+    users = []
+    for user in USERS:
+        home = ROOT / "mail" / user
+        users.append(f"{user}:{{PLAIN}}-:{NOBODY}:{NOBODY}::{home}::")
+        for sub in ("cur", "new", "tmp"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        (home / "sieve").mkdir()
+        if user in SCRIPTS:
+            (home / "sieve" / "filter.sieve").write_text(SCRIPTS[user])
+            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
+        for path in (home, *home.rglob("*")):
+            os.lchown(path, NOBODY, NOBODY)
+    (ROOT / "etc/users").write_text("\n".join(users) + "\n")
+    config = ROOT / "etc/dovecot.conf"
+    config.write_text(CONFIG.format(root=ROOT, port=DOVECOT_PORT, domain=DOMAIN, postfix=PORT))
+    return config
+
+
+def _configure_postfix(destination: Destination) -> None:
+    routes = {
+        "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
+        DOMAIN: f"lmtp:inet:127.0.0.1:{DOVECOT_PORT}",
+    }
+    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES + LMTP_SERVICE
+    postfix.configure(ROOT / "postfix", LOCAL, master, routes, {"postmaster": "root"})
+
+
+def _postfix(*args: str) -> None:
+    subprocess.run(["postfix", "-c", str(ROOT / "postfix/etc"), *args], check=True, env=ENV)
+
+
+def generate(out: Path, destination: Destination) -> list[Row]:
+    built = load(MTA, FILTER_CASES)
+    version = extract(PACKAGES, ROOT / "root")["dovecot-sieve"]
+    config = _configure_dovecot()
+    _configure_postfix(destination)
+    usr = Overlay("/usr", lower=ROOT / "root/usr")
+    command = isolated(["/usr/sbin/dovecot", "-F", "-c", str(config)], [usr])
+    dovecot = subprocess.Popen(command, env=ENV, start_new_session=True)
+    try:
+        wait_listening(DOVECOT_PORT, "Dovecot")
+        _postfix("start")
+        try:
+            submit(destination.host, PORT, built)
+            return collect(destination, built, out, MTA, version, TIMEOUT)
+        finally:
+            _postfix("stop")
+            shutil.copy(ROOT / "postfix/maillog", out.parent / f"{MTA}-postfix.log")
+    finally:
+        stop(dovecot)
+        if (ROOT / "dovecot.log").exists():
+            shutil.copy(ROOT / "dovecot.log", out.parent / f"{MTA}-dovecot.log")

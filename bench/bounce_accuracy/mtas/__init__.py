@@ -31,6 +31,7 @@ MTAS = (
     "dma",
     "courier",
     "nullmailer",
+    "haraka",
     "filters_postfix",
     "filters_exim",
 )

@@ -98,7 +98,9 @@ def _configure(destination: Destination, lmtp: ScriptedLMTP) -> None:
     if RUN.exists():
         shutil.rmtree(RUN)
     config = RUN / "config"
-    for folder in (config, RUN / "plugins", RUN / "queue"):
+    # the package's own configuration (its bounce template among it), then the run's files
+    shutil.copytree(PKG / "node_modules/Haraka/config", config)
+    for folder in (RUN / "plugins", RUN / "queue"):
         folder.mkdir(parents=True)
     host = destination.host
     routes = {

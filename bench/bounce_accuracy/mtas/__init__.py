@@ -3,8 +3,9 @@
 Each MTA is run from its Debian package on loopback (``packages.extract``: ``apt-get download``
 and ``dpkg -x`` into ``/tmp/mta-<name>``, never installed), sends mail whose failure is made on
 purpose, and returns its notice to a capture server, so each notice's label is known by how the
-case was built. One module per MTA (``postfix``, ``exim``, ``sendmail``, ``opensmtpd``, ...),
-each with::
+case was built. Haraka, of which apt finds no package here, is installed from npm at a pinned
+version under ``/tmp/mta-haraka`` (round 33). One module per MTA (``postfix``, ``exim``,
+``sendmail``, ``opensmtpd``, ...), each with::
 
     def generate(out: Path, destination: Destination) -> list[Row]
 
@@ -31,6 +32,7 @@ MTAS = (
     "dma",
     "courier",
     "nullmailer",
+    "haraka",
     "filters_postfix",
     "filters_exim",
     "amavis",

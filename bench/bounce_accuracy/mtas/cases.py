@@ -60,6 +60,9 @@ class Case:
     scripts: dict[str, Reply] = field(default_factory=dict)
     size: int = 0  # the body is padded to about this many bytes
     delivered: tuple[str, ...] = ()  # recipients the remote server must have taken
+    # replies scripted once the MTA's first try has had its answer (a temporary reply, then a
+    # permanent one: round 33's Haraka); only a module that can tell the first try uses it
+    later: dict[str, Reply] = field(default_factory=dict)
 
     @property
     def notices(self) -> int:
@@ -118,6 +121,10 @@ def _case(entry: dict[str, Any]) -> Case:
         },
         size=entry.get("size", 0),
         delivered=tuple(entry.get("delivered") or ()),
+        later={
+            a: Reply(v["reply"], v.get("stage", RCPT))
+            for a, v in (entry.get("later") or {}).items()
+        },
     )
 
 

@@ -19,14 +19,14 @@ PORT = 8532  # 2532 + the helper's test port offset (6000)
 
 
 class ScriptedLMTP:
-    """Scripted LMTP on ``HOST``:``PORT`` while the context is open."""
+    """Scripted LMTP on ``HOST``:``port`` (default ``PORT``) while the context is open."""
 
     host = HOST
-    port = PORT
 
-    def __init__(self, destination: Destination, hostname: str) -> None:
+    def __init__(self, destination: Destination, hostname: str, port: int = PORT) -> None:
+        self.port = port
         self._controller = _LMTPController(
-            _ScriptedHandler(destination), hostname=HOST, port=PORT, server_hostname=hostname
+            _ScriptedHandler(destination), hostname=HOST, port=port, server_hostname=hostname
         )
 
     def __enter__(self) -> ScriptedLMTP:

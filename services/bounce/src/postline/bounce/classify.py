@@ -387,10 +387,36 @@ def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
     return not enhanced_status or enhanced_status in reply_rules().gave_up_statuses
 
 
-def _gave_up_on_reply(code: int, enhanced_status: str, action: str) -> bool:
+def _stopped_trying(rules: ReplyRules, code: int, action: str, text: str) -> bool:
+    """A final failure with no SMTP reply whose own words say the reporting MTA stopped
+    retrying (the ``gave_up`` reason's words), whatever its status: Haraka reports every
+    connection it could not make under X.1.2 and says "Too many failures (Tried all MXs)"
+    when its retries ran out (round 33)."""
+    if action != "failed" or code or not rules.gave_up:
+        return False
+    return rules.reasons[rules.gave_up].says(text[:MAX_TEXT].lower())
+
+
+def _gave_up_on_reply(code: int, enhanced_status: str, action: str, text: str = "") -> bool:
     """A final failure of a temporary SMTP reply: the reporting MTA got "not now" and
     stopped trying (``gave_up_replies`` in the rules file)."""
-    return action == "failed" and bool(code) and _temporary(code, enhanced_status)
+    if action != "failed" or not code:
+        return False
+    return _temporary(code, enhanced_status) or _class_rewritten(code, enhanced_status, text)
+
+
+# The reply's own enhanced status, right after its code ("451 4.3.0 ...").
+_OWN_STATUS = re.compile(r"\s*\d{3}[ -]([245])\.(\d{1,3}\.\d{1,3})\b")
+
+
+def _class_rewritten(code: int, enhanced_status: str, text: str) -> bool:
+    """A 4xx reply quoted with its own 4.x.x whose status the reporting MTA turned into
+    5.x.x (the same subject and detail) when it gave up: the reply was temporary. Haraka's
+    final notice of "451 4.3.0 Temporary lookup failure" says Status 5.3.0 (round 33)."""
+    if not 400 <= code < 500 or not enhanced_status.startswith("5."):
+        return False
+    own = _OWN_STATUS.match(text)
+    return own is not None and own.group(1) == "4" and own.group(2) == enhanced_status[2:]
 
 
 def _temporary(code: int, enhanced_status: str) -> bool:
@@ -600,9 +626,12 @@ def classify_failure(
         reason = rules.reason_for(code, enhanced_status, context, command, diagnostic_type, action)
     if reason in _NO_REASON and rules.gave_up and _gave_up(code, enhanced_status, action):
         reason = rules.gave_up
-    elif reason in rules.gave_up_from and _tried_until_final(code, enhanced_status, action):
+    elif reason in rules.gave_up_from and (
+        _tried_until_final(code, enhanced_status, action)
+        or _stopped_trying(rules, code, action, text)
+    ):
         reason = rules.gave_up
-    elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action):
+    elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action, text):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up

@@ -33,6 +33,8 @@ MTAS = (
     "nullmailer",
     "filters_postfix",
     "filters_exim",
+    "twisted_mail",
+    "fetchmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

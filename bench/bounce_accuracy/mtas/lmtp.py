@@ -24,9 +24,10 @@ class ScriptedLMTP:
     host = HOST
     port = PORT
 
-    def __init__(self, destination: Destination, hostname: str) -> None:
+    def __init__(self, destination: Destination, hostname: str, port: int = PORT) -> None:
+        self.port = port
         self._controller = _LMTPController(
-            _ScriptedHandler(destination), hostname=HOST, port=PORT, server_hostname=hostname
+            _ScriptedHandler(destination), hostname=HOST, port=port, server_hostname=hostname
         )
 
     def __enter__(self) -> ScriptedLMTP:

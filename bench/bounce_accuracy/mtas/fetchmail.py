@@ -7,9 +7,12 @@ a bounce of its own making to the message's sender (its ``bouncemail`` default, 
 softbounce``: its default soft bounce keeps the message on the server and bounces nothing). So
 each case's message waits in a POP3 mailbox of its own (``pop3.POP3Server``, with the sender
 as ``Return-Path``), fetchmail polls every mailbox once in multidrop mode (``is * here``,
-``localdomains juniper.test``, ``no envelope``: each address of the message's ``To`` at that
-domain is forwarded as it is) and forwards to the scripted remote server, which answers each
-recipient as the case scripts it.
+``localdomains``, ``no envelope``: each address of the message's ``To`` at the local domain
+is forwarded as it is), ``juniper.test``'s over SMTP to the scripted remote server and
+``tansy.test``'s over LMTP to the scripted LMTP server (``lmtp.py``), which answer each
+recipient as the case scripts it. (After an LMTP refusal fetchmail forwards the message to
+its postmaster and reads the scripted server's one reply to that DATA as unexpected, so it
+keeps the message on the server; the notice has been sent by then.)
 
 fetchmail sends its bounces to the SMTP port of ``localhost`` (its manual, "BUGS"), the service
 ``smtp`` of ``/etc/services``: it runs in a mount namespace of its own where a copy of that

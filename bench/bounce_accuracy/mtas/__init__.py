@@ -37,6 +37,8 @@ MTAS = (
     "filters_exim",
     "amavis",
     "sieve",
+    "twisted_mail",
+    "fetchmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -126,6 +126,11 @@ class SenderSubject:
     reason: str  # what the words mean when the sender is their subject
     reach: int  # how far back, in characters, a subject is looked for
     subjects: re.Pattern[str]  # the sender words (group "sender") or the recipient's
+    # Words that say an address is missing, after the sender's words ("sender <s@x> does
+    # not exist") or right before them ("no such sender"): the rules file's
+    # ``missing_after`` and ``missing_before`` (None: not looked for).
+    missing_after: re.Pattern[str] | None = None
+    missing_before: re.Pattern[str] | None = None
 
     def names_sender(self, text: str, start: int) -> bool:
         """Whether the subject that comes last at or before ``start`` (where the words
@@ -137,6 +142,31 @@ class SenderSubject:
                 break
             last = match
         return last is not None and last.lastgroup == "sender"
+
+    def missing_sender(self, text: str) -> bool:
+        """Whether the text says the sender's address is missing and names no recipient:
+        "550 5.1.1 Sender <s@example.org> does not exist" refuses the sender, whatever its
+        code, while "<r@example.org>: Recipient address rejected: User unknown ...;
+        sender=<s@example.org>" is the recipient's. The missing words follow the sender's
+        within ``reach``, in the same clause (no comma or semicolon between) and with at
+        most one address between (the sender's: "mail from <s@x>: <r@y> not found" says
+        the second address is missing), or come right before them ("no such sender")."""
+        if self.missing_after is None or self.missing_before is None:
+            return False
+        said = False
+        for match in self.subjects.finditer(text):
+            if match.lastgroup != "sender":
+                return False  # a recipient is named: the words may be about it
+            if said:
+                continue
+            after = self.missing_after.search(text, match.end(), match.end() + self.reach)
+            if after is not None:
+                gap = text[match.end() : after.start()]
+                said = not (";" in gap or "," in gap or gap.count("@") > 1)
+            if not said:
+                before = text[max(0, match.start() - _WORD) : match.start()]
+                said = self.missing_before.search(before) is not None
+        return said
 
 
 def _of_sender(guard: SenderSubject, rule: TextRule, text: str, worth: Iterable[int]) -> bool:
@@ -249,10 +279,11 @@ class ReplyRules:
         return said
 
     def _sender_refused(self, failure: Failure, guard: SenderSubject) -> bool:
-        """Whether one of the guarded reasons' words was said of the sender."""
+        """Whether one of the guarded reasons' words was said of the sender, or the words
+        say the sender's address is missing in a reply that names no recipient."""
         for name in guard.reasons:
             self._says(failure, name)
-        return failure._sender_said
+        return failure._sender_said or guard.missing_sender(failure.text)
 
     def _code_name(self, enhanced: str) -> str:
         for key in code_keys(enhanced):
@@ -517,11 +548,15 @@ def _sender_subject(raw: object) -> SenderSubject | None:
         return None
     sender = lower_pattern(str(raw["sender"]))
     recipient = lower_pattern(str(raw["recipient"]))
+    after, before = raw.get("missing_after"), raw.get("missing_before")
     return SenderSubject(
         reasons=frozenset(_names(raw.get("reasons"))),
         reason=str(raw["reason"]),
         reach=int(raw["reach"]),
         subjects=re.compile(f"(?P<sender>{sender})|(?P<recipient>{recipient})"),
+        missing_after=re.compile(lower_pattern(str(after))) if after else None,
+        # right before the sender's words: only white space between
+        missing_before=re.compile(f"(?:{lower_pattern(str(before))})\\s+$") if before else None,
     )
 
 

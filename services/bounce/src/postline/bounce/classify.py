@@ -194,7 +194,7 @@ class Failure:
     @property
     def temporary(self) -> bool:
         """Whether the reply itself was temporary (4.x.x, or 4xx without a status)."""
-        return _temporary(self.code, self.enhanced)
+        return is_temporary(self.code, self.enhanced)
 
 
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
@@ -421,11 +421,12 @@ def _tried_until_final(code: int, enhanced_status: str, action: str) -> bool:
 def _gave_up_on_reply(code: int, enhanced_status: str, action: str) -> bool:
     """A final failure of a temporary SMTP reply: the reporting MTA got "not now" and
     stopped trying (``gave_up_replies`` in the rules file)."""
-    return action == "failed" and bool(code) and _temporary(code, enhanced_status)
+    return action == "failed" and bool(code) and is_temporary(code, enhanced_status)
 
 
-def _temporary(code: int, enhanced_status: str) -> bool:
-    """Whether a reply was temporary: its enhanced status's class, else its code's."""
+def is_temporary(code: int, enhanced_status: str) -> bool:
+    """Whether a reply was temporary: its enhanced status's class, else its code's (one
+    test for the classifier and the mail parser, which asks it of a final failure)."""
     if enhanced_status[:1] in ("4", "5"):
         return enhanced_status[:1] == "4"
     return 400 <= code < 500
@@ -436,7 +437,7 @@ def _held_until_final(code: int, enhanced_status: str, action: str, hours: float
     ``gave_up_after_hours`` or more: it retried until its queue lifetime ran out."""
     if action != "failed" or not 0 < reply_rules().gave_up_after_hours <= hours:
         return False
-    return _temporary(code, enhanced_status)
+    return is_temporary(code, enhanced_status)
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from email.errors import MessageError
 
+from postline.bounce.classify import is_temporary
 from postline.bounce.mail.jsonnotice import parse_json_notice
 from postline.bounce.mail.mime import (
     Parts,
@@ -109,7 +110,11 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         for dsn in report.recipients:
             if dsn.address:
                 recipient = _from_dsn(dsn, original)
-                if arrival and recipient.action == "failed" and _temporary(recipient):
+                if (
+                    arrival
+                    and recipient.action == "failed"
+                    and is_temporary(recipient.reply_code, recipient.status)
+                ):
                     # Only a final failure of a temporary reply asks how long it was held.
                     until = dsn.fields.get("last-attempt-date") or headers.get("date", "")
                     recipient.queued_hours = queued_hours(arrival, until)
@@ -168,12 +173,6 @@ def _own_words(notice: str, listed: list[FailedRecipient]) -> str:
         if reply is not None:
             flat = flat.replace(r.diagnostic[reply.start() :], " ")
     return flat
-
-
-def _temporary(recipient: FailedRecipient) -> bool:
-    if recipient.status:
-        return recipient.status.startswith("4.")
-    return 400 <= recipient.reply_code < 500
 
 
 def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 import pytest
+import yaml
 
 from postline.bounce.classify import (
     Classification,
@@ -1272,6 +1274,42 @@ def test_missing_words_not_said_of_the_sender_stay_an_unknown_user(reply: str) -
     code, status = reply_code(reply), enhanced_status(reply)
     assert classify_reply(code, status, reply).status == 2
     assert classify_failure(code, status, reply, action="failed").status == 2
+
+
+def _given_up_samples() -> list[str]:
+    rules = yaml.safe_load(
+        resources.files("postline.bounce.rules").joinpath("smtp_replies.yaml").read_text("utf-8")
+    )
+    return [str(sample["text"]) for sample in rules["given_up"]["samples"]]
+
+
+@pytest.mark.parametrize("words", _given_up_samples())
+def test_words_of_giving_up_make_a_delay_final(words: str) -> None:
+    # Round 36 (issue #16): the reporting MTA's words that it gave the message up outrank a
+    # delay template (OpenSMTPD's "Envelope expired" under Action: delayed): no other
+    # notice will come.
+    assert classify_failure(0, "4.4.7", words, action="delayed").permanent
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        # a decision to come, not one taken
+        "Eventually the mail delivery software will give up, and when that happens, the "
+        "message will be returned to you.",
+        "Message will be retried for 2 more day(s)",
+        "The message will not be retried after 5 days",
+        "Please note that this is only a temporary failure report. The message is kept in "
+        "the queue for up to 7 days.",
+        # a remote server's reply to one attempt, not the reporting MTA's decision
+        "host mx.example.net said: 451 4.4.7 Message expired, try again later",
+        # not the message
+        "452 4.2.1 Mailbox has expired",
+    ],
+)
+def test_a_delay_whose_words_give_nothing_up_stays_a_delay(words: str) -> None:
+    code = 451 if " 451 " in words else (452 if words.startswith("452") else 0)
+    assert not classify_failure(code, "4.4.7", words, action="delayed").permanent
 
 
 def test_the_sender_guard_names_reasons_the_rules_have() -> None:

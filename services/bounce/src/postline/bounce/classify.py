@@ -235,6 +235,9 @@ class ReplyRules:
     # that says the retries ran out (0: never).
     gave_up_after_hours: float = 0.0
     sender_subject: SenderSubject | None = None
+    # The reporting MTA's words that it gave a message up (``given_up``): a delay that says
+    # them is final.
+    given_up_words: re.Pattern[str] | None = None
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -385,6 +388,16 @@ class ReplyRules:
             if found:
                 return found
         return self._second(failure, code_name)
+
+    def says_given_up(self, code: int, text: str) -> bool:
+        """Whether the reporting MTA's own words in a diagnostic say it gave the message up:
+        the words before the remote server's reply (``code``), if one is quoted."""
+        if self.given_up_words is None:
+            return False
+        own = text[:MAX_TEXT].lower()
+        if code and (reply := own.find(str(code))) >= 0:
+            own = own[:reply]
+        return self.given_up_words.search(own) is not None
 
     def status_of(self, reason: str) -> int:
         return self.statuses.get(reason, 99)
@@ -561,6 +574,12 @@ def _sender_subject(raw: object) -> SenderSubject | None:
     )
 
 
+def _given_up(raw: object) -> re.Pattern[str] | None:
+    if not isinstance(raw, dict) or not raw.get("pattern"):
+        return None
+    return re.compile(lower_pattern(str(raw["pattern"])))
+
+
 @cache
 def reply_rules() -> ReplyRules:
     raw = yaml.safe_load(
@@ -590,6 +609,7 @@ def reply_rules() -> ReplyRules:
         gave_up_replies=frozenset(_names(raw.get("gave_up_replies"))),
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
         sender_subject=_sender_subject(raw.get("sender_subject")),
+        given_up_words=_given_up(raw.get("given_up")),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
@@ -642,6 +662,8 @@ def classify_failure(
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up
-    return Classification(
-        rules.status_of(reason), is_permanent(code, enhanced_status, action), reason
+    # Words of giving up outrank a delay's template: the MTA will send no other notice.
+    permanent = is_permanent(code, enhanced_status, action) or (
+        action == "delayed" and rules.says_given_up(code, text)
     )
+    return Classification(rules.status_of(reason), permanent, reason)

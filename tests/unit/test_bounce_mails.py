@@ -1504,3 +1504,40 @@ def test_an_expiry_written_on_a_delay_template_is_a_final_failure() -> None:
     assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
         ("ada@example.net", 5, "deferred")
     ]
+
+
+def test_an_alias_reported_by_its_target_is_the_address_the_reporter_accepted() -> None:
+    # Round 36 (issue #16): OpenSMTPD's notice for an alias whose target failed names only the
+    # target (text and Final-Recipient, no Original-Recipient); the Received header it wrote
+    # on taking the mail names the alias, the address sent to. It is reported, the target
+    # kept as the final recipient.
+    lines = (
+        "    An error has occurred while attempting to deliver a message for\r\n"
+        "    the following list of recipients:\r\n\r\n"
+        "ada.l@example.net: 550 5.1.1 <ada.l@example.net>: Recipient address rejected: "
+        "User unknown\r\n\r\n"
+    )
+    fields = "Final-Recipient: rfc822; ada.l@example.net\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+    own = (
+        "Received: from app.example.test (localhost [127.0.0.1])\r\n"
+        "\tby mx.example.org (OpenSMTPD) with ESMTP id 32f824c8\r\n"
+        "\tfor <ada.lind@example.org>;\r\n\tSun, 6 Dec 2026 12:20:04 +0000 (UTC)\r\n"
+        "To: ada.lind@example.org\r\n"
+    )
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, own))
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("ada.lind@example.org", 2, "ada.l@example.net")
+    ]
+    # A Received "for" written by another host (the sender's own server, say) is what that
+    # host was given, not what the reporter did with it: the notice's address stays.
+    other = own.replace("by mx.example.org", "by out.example.test")
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, other))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]
+    # An Original-Recipient says which address was sent to, whatever the headers.
+    stated = "Original-Recipient: rfc822; ada.l@example.net\r\n" + fields
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, stated, own))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]
+    # The failed address in the returned message's own headers: it was sent to.
+    named = own.replace("To: ada.lind@example.org", "To: ada.l@example.net")
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, named))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]

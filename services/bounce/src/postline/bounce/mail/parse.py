@@ -123,6 +123,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             in_text = text_recipients(notice, exclude) if notice.strip() else []
             if len(report.recipients) == 1 and not report.recipients[0].original_address:
                 _sent_to_per_text(recipients[0], in_text, original)
+                _accepted_for(recipients[0], original, _mta_name(report.message_fields))
             _complete_from_text(recipients, in_text)
             if all(r.action in _DONE_ACTIONS for r in recipients):
                 return BounceReport(Kind.DELIVERED, recipients, original)
@@ -301,7 +302,10 @@ def _original(parts: Parts) -> OriginalMessage:
         headers = message_headers(parts.original)
         fields = parts.original.items() if "delivered-to" in headers else []
         return OriginalMessage(
-            headers, _received_for(received), _local_trail((str(k), str(v)) for k, v in fields)
+            headers,
+            _received_for(received),
+            _local_trail((str(k), str(v)) for k, v in fields),
+            received_by=_received_by(received),
         )
     if parts.original_text:
         received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
@@ -311,7 +315,9 @@ def _original(parts: Parts) -> OriginalMessage:
             if "delivered-to" in found
             else ()
         )
-        return OriginalMessage(found, _received_for(received), trail)
+        return OriginalMessage(
+            found, _received_for(received), trail, received_by=_received_by(received)
+        )
     return OriginalMessage()
 
 
@@ -326,6 +332,26 @@ def _received_for(received: list[str]) -> tuple[str, ...]:
         return ()  # no real path is this long; a crafted one is not read
     found = (_FOR.search(" ".join(value[:MAX_HEADER].split())) for value in received)
     return tuple(m.group(1).lower() for m in found if m)
+
+
+_BY = re.compile(r"\bby\s+([^\s;()<>\[\]]+)", re.I)
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def _received_by(received: list[str]) -> tuple[tuple[str, str], ...]:
+    """(the host that wrote it, the address it names) of each Received header naming an
+    envelope recipient ("by mx.example.org ... for <x>"), latest first; comments are
+    skipped ("(Authenticated sender: x) by ...")."""
+    if len(received) > _MAX_HOPS:
+        return ()
+    found = []
+    for value in received:
+        flat = " ".join(value[:MAX_HEADER].split())
+        address = _FOR.search(flat)
+        host = _BY.search(_COMMENT.sub(" ", flat)) if address else None
+        if address and host:
+            found.append((host.group(1).lower().rstrip("."), address.group(1).lower()))
+    return tuple(found)
 
 
 def _local_trail(fields: Iterable[tuple[str, str]]) -> tuple[str, ...]:
@@ -393,6 +419,41 @@ def _envelope_recipient(report: BounceReport) -> None:
     if first != address and address not in hops[hops.index(first) :]:
         failed.final_recipient = failed.recipient
         failed.recipient = first
+
+
+def _mta_name(fields: dict[str, str]) -> str:
+    """The Reporting-MTA's name (``dns; mx.example.org`` -> ``mx.example.org``)."""
+    kind, sep, name = fields.get("reporting-mta", "").partition(";")
+    found = (name if sep else kind).split()
+    return found[0].lower().rstrip(".") if found else ""
+
+
+def _accepted_for(recipient: FailedRecipient, original: OriginalMessage, reporter: str) -> None:
+    """The address the reporting MTA accepted the mail for, when its report names one other
+    recipient, without an Original-Recipient, that the returned message names nowhere: an
+    alias or a forwarding of its own.
+
+    OpenSMTPD's notice for an alias whose target failed names only the target (its text and
+    Final-Recipient, no Original-Recipient), while the Received header it wrote on taking
+    the mail ("by <its own name> ... for <the alias>") names the address sent to (round 36;
+    issue #16's rule: a recipient is always an address Postline sent to). Only the header
+    written by the MTA whose report it is (its Reporting-MTA) counts — a Received "for"
+    written by another hop, the sender's own server included, says what that hop was given,
+    not what the reporter did with it — and only when that header names one address and the
+    failed one is in neither the returned message's envelope nor its To, Cc or
+    X-Original-To. The address sent to is reported, the failed one kept as the final
+    recipient; an Original-Recipient, when the report gives one, says it instead."""
+    if recipient.final_recipient or not reporter:
+        return
+    accepted = {a for host, a in original.received_by if host == reporter}
+    if len(accepted) != 1:
+        return
+    first = accepted.pop()
+    address = recipient.recipient.lower()
+    named = _bare(" ".join(original.get(h) for h in ("to", "cc", "x-original-to")))
+    if first == address or address in original.received_for or address in named:
+        return
+    recipient.final_recipient, recipient.recipient = recipient.recipient, first
 
 
 def _not_recipients(headers: dict[str, str]) -> frozenset[str]:

@@ -145,8 +145,8 @@ class SenderSubject:
 
     def missing_sender(self, text: str) -> bool:
         """Whether the text says the sender's address is missing and names no recipient:
-        "550 5.1.1 Sender <s@example.org> does not exist" refuses the sender, whatever its
-        code, while "<r@example.org>: Recipient address rejected: User unknown ...;
+        "550 5.1.1 Sender <s@example.org> does not exist" refuses the sender, while
+        "<r@example.org>: Recipient address rejected: User unknown ...;
         sender=<s@example.org>" is the recipient's. The missing words follow the sender's
         within ``reach``, in the same clause (no comma or semicolon between) and with at
         most one address between (the sender's: "mail from <s@x>: <r@y> not found" says
@@ -282,11 +282,16 @@ class ReplyRules:
         return said
 
     def _sender_refused(self, failure: Failure, guard: SenderSubject) -> bool:
-        """Whether one of the guarded reasons' words was said of the sender, or the words
-        say the sender's address is missing in a reply that names no recipient."""
+        """Whether one of the guarded reasons' words was said of the sender, or, under a
+        code of one of those reasons (5.1.1: only then would the code alone say 2), the
+        words say the sender's address is missing in a reply that names no recipient."""
         for name in guard.reasons:
             self._says(failure, name)
-        return failure._sender_said or guard.missing_sender(failure.text)
+        if failure._sender_said:
+            return True
+        return self._code_name(failure.enhanced) in guard.reasons and guard.missing_sender(
+            failure.text
+        )
 
     def _code_name(self, enhanced: str) -> str:
         for key in code_keys(enhanced):

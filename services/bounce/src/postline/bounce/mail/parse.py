@@ -301,11 +301,12 @@ def _original(parts: Parts) -> OriginalMessage:
         received = [str(v) for v in parts.original.get_all("received") or []]
         headers = message_headers(parts.original)
         fields = parts.original.items() if "delivered-to" in headers else []
+        received_for, received_by = _envelope(received)
         return OriginalMessage(
             headers,
-            _received_for(received),
+            received_for,
             _local_trail((str(k), str(v)) for k, v in fields),
-            received_by=_received_by(received),
+            received_by=received_by,
         )
     if parts.original_text:
         received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
@@ -315,9 +316,8 @@ def _original(parts: Parts) -> OriginalMessage:
             if "delivered-to" in found
             else ()
         )
-        return OriginalMessage(
-            found, _received_for(received), trail, received_by=_received_by(received)
-        )
+        received_for, received_by = _envelope(received)
+        return OriginalMessage(found, received_for, trail, received_by=received_by)
     return OriginalMessage()
 
 
@@ -327,31 +327,29 @@ _RECEIVED = re.compile(r"^Received:((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
 _FOR = re.compile(r"\bfor\s+<?([^\s<>;@]{1,256}@[^\s<>;]{1,255}?)>?\s*(?:;|$|\()", re.I)
 
 
-def _received_for(received: list[str]) -> tuple[str, ...]:
-    if len(received) > _MAX_HOPS:
-        return ()  # no real path is this long; a crafted one is not read
-    found = (_FOR.search(" ".join(value[:MAX_HEADER].split())) for value in received)
-    return tuple(m.group(1).lower() for m in found if m)
-
-
 _BY = re.compile(r"\bby\s+([^\s;()<>\[\]]+)", re.I)
 _COMMENT = re.compile(r"\([^()]*\)")
 
 
-def _received_by(received: list[str]) -> tuple[tuple[str, str], ...]:
-    """(the host that wrote it, the address it names) of each Received header naming an
-    envelope recipient ("by mx.example.org ... for <x>"), latest first; comments are
-    skipped ("(Authenticated sender: x) by ...")."""
+def _envelope(received: list[str]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The address each Received header names ("for <x>"), latest first, and the same
+    with the host that wrote the header ("by mx.example.org ... for <x>": comments such as
+    "(Authenticated sender: x)" skipped), where it names one."""
     if len(received) > _MAX_HOPS:
-        return ()
-    found = []
+        return (), ()  # no real path is this long; a crafted one is not read
+    addresses: list[str] = []
+    by: list[tuple[str, str]] = []
     for value in received:
         flat = " ".join(value[:MAX_HEADER].split())
-        address = _FOR.search(flat)
-        host = _BY.search(_COMMENT.sub(" ", flat)) if address else None
-        if address and host:
-            found.append((host.group(1).lower().rstrip("."), address.group(1).lower()))
-    return tuple(found)
+        found = _FOR.search(flat)
+        if found is None:
+            continue
+        address = found.group(1).lower()
+        addresses.append(address)
+        host = _BY.search(_COMMENT.sub(" ", flat))
+        if host is not None:
+            by.append((host.group(1).lower().rstrip("."), address))
+    return tuple(addresses), tuple(by)
 
 
 def _local_trail(fields: Iterable[tuple[str, str]]) -> tuple[str, ...]:

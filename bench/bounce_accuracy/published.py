@@ -5,7 +5,9 @@ A row's ``split`` says whether the rules were written knowing it (``dev``) or it
 measured (``unseen``, the default: a row without a split has not been read by any round), and its
 ``round`` which round added it (25: providers' error pages; 27: sending services', filters' and
 hosts' pages; 29: replies and notice sentences in other languages, and providers outside the
-English-speaking world), and ``language`` the language of its words."""
+English-speaking world), and ``language`` the language of its words. A reply's ``status`` is one
+of the design's error statuses, as a generated notice's label is (``mtas/rows.py``'s
+``STATUSES``: not 10, Postline's own)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from pathlib import Path
 import yaml
 
 PUBLISHED = Path(__file__).with_name("published_replies.yaml")
-STATUSES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 99})  # the design's table but 10, Postline's own
 SPLITS = ("dev", "unseen")
 
 

@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,10 +194,27 @@ def evaluate_wider(
     }
 
 
-def by_split(labels: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The labelled rows of each split that has any, development first."""
-    splits = {split: [r for r in labels if r["split"] == split] for split in ("dev", "unseen")}
+def _split_field(row: Any) -> str:
+    return str(row["split"])
+
+
+def by_split(
+    labels: Sequence[Any], split_of: Callable[[Any], str] = _split_field
+) -> dict[str, list[Any]]:
+    """The labelled rows of each split that has any, development first (``split_of``: a
+    row's split, by default its ``split`` field; a published reply's is its attribute)."""
+    splits = {split: [r for r in labels if split_of(r) == split] for split in ("dev", "unseen")}
     return {split: rows for split, rows in splits.items() if rows}
+
+
+def misses_listed(name: str, split: str, show_misses: bool, show_unseen: bool) -> bool:
+    """Whether a split's misses are listed (an unseen split's only by name,
+    ``--unseen-misses``, so that ``--misses``, read while rules are written, never shows
+    them); if so, the heading of the list is printed."""
+    listed = show_unseen if split == "unseen" else show_misses
+    if listed:
+        print(f"--- {name}, {split} set")
+    return listed
 
 
 def evaluate_split(
@@ -207,11 +225,8 @@ def evaluate_split(
     show_misses: bool,
     show_unseen: bool,
 ) -> dict[str, Any]:
-    """One split's figures; its misses listed when asked for (an unseen split's only by name,
-    ``--unseen-misses``, so that ``--misses``, read while rules are written, never shows them)."""
-    listed = show_unseen if split == "unseen" else show_misses
-    if listed:
-        print(f"--- {name}, {split} set")
+    """One split's figures; its misses listed when asked for (``misses_listed``)."""
+    listed = misses_listed(name, split, show_misses, show_unseen)
     figures = evaluate_rows(base, rows, listed)
     figures.pop("disagreements", None)
     return figures
@@ -224,8 +239,7 @@ def evaluate_wider_by_source(wider: Path | None) -> dict[str, dict[str, dict[str
     if wider is None or not wider.is_dir():
         return {}
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for split in ("dev", "unseen"):
-        rows = [r for r in wider_labels() if r["split"] == split]
+    for split, rows in by_split(wider_labels()).items():
         for source in sorted({r["file"].partition("/")[0] for r in rows}):
             part = [r for r in rows if r["file"].partition("/")[0] == source]
             figures = evaluate_rows(wider, part, False)
@@ -302,14 +316,8 @@ def evaluate_published(
     if path is None or not path.exists():
         return {}
     found: dict[str, dict[str, Any]] = {}
-    rows = published_replies(path)
-    for split in ("dev", "unseen"):
-        part = [r for r in rows if r.split == split]
-        if not part:
-            continue
-        listed = show_unseen if split == "unseen" else show_misses
-        if listed:
-            print(f"--- providers' published replies, {split} set")
+    for split, part in by_split(published_replies(path), lambda r: r.split).items():
+        listed = misses_listed("providers' published replies", split, show_misses, show_unseen)
         by_provider: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
         by_round: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
         ok = temp_ok = 0

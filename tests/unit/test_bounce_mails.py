@@ -1442,3 +1442,102 @@ def test_a_notice_whose_words_name_the_sender_keeps_the_recipients_unknown_user(
         _text("Undeliverable", body, sender="Sender Service <mailer-daemon@mx.example.org>")
     )
     assert [(v.recipient, v.status) for v in verdicts] == [("lost@example.net", 2)]
+
+
+def _opensmtpd(subject: str, lines: str, fields: str, returned: str) -> bytes:
+    # OpenSMTPD 6.8's layout: a text part, report fields, the returned message's headers.
+    return (
+        "From: Mailer Daemon <MAILER-DAEMON@mx.example.org>\r\n"
+        f"To: bounces@example.test\r\nSubject: Delivery status notification: {subject}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed;boundary="b/mx.example.org"\r\n\r\n'
+        "--b/mx.example.org\r\nContent-Description: Notification\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "    Hi!\r\n\r\n    This is the MAILER-DAEMON, please DO NOT REPLY to this email.\r\n\r\n"
+        f"{lines}\r\n"
+        "    Below is a copy of the original message:\r\n\r\n"
+        "--b/mx.example.org\r\nContent-Description: Delivery Report\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.example.org\r\n\r\n{fields}\r\n"
+        "--b/mx.example.org\r\nContent-Description: Message headers\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"{returned}From: News <news@example.test>\r\nSubject: Issue 4\r\n"
+        "Message-ID: <m4@example.test>\r\n\r\n--b/mx.example.org--\r\n"
+    ).encode()
+
+
+_DELAY_LINES = (
+    "    A message is delayed for more than 0 seconds for the following\r\n"
+    "    list of recipients:\r\n\r\n"
+    "{line}\r\n\r\n"
+    "    Please note that this is only a temporary failure report.\r\n"
+    "    The message is kept in the queue for up to 7 days.\r\n"
+    "    You DO NOT NEED to re-send the message to these recipients.\r\n"
+)
+
+
+def test_an_expiry_written_on_a_delay_template_is_a_final_failure() -> None:
+    # Round 36 (issue #16): OpenSMTPD reports an envelope it dropped at its queue lifetime on
+    # its delay template (Action delayed, "only a temporary failure report"), its words
+    # "Envelope expired": it sends no other notice, so read as deferred the message would
+    # stay deferred for ever. Words of giving up outrank the template's.
+    returned = "Received: from app.example.test by mx.example.org for <ada@example.net>;\r\n"
+    returned += "To: ada@example.net\r\n"
+    expired = _opensmtpd(
+        "delayed",
+        _DELAY_LINES.format(line="ada@example.net: Envelope expired"),
+        "Final-Recipient: rfc822; ada@example.net\r\nAction: delayed\r\nStatus: 4.4.7\r\n",
+        returned,
+    )
+    _, verdicts = classify_mail(expired)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("ada@example.net", 3, "failed")
+    ]
+    # The same template with the remote server's temporary reply: still trying.
+    waiting = _opensmtpd(
+        "delayed",
+        _DELAY_LINES.format(line="ada@example.net: 452 4.2.2 Mailbox is full"),
+        "Final-Recipient: rfc822; ada@example.net\r\nAction: delayed\r\nStatus: 4.2.2\r\n",
+        returned,
+    )
+    _, verdicts = classify_mail(waiting)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("ada@example.net", 5, "deferred")
+    ]
+
+
+def test_an_alias_reported_by_its_target_is_the_address_the_reporter_accepted() -> None:
+    # Round 36 (issue #16): OpenSMTPD's notice for an alias whose target failed names only the
+    # target (text and Final-Recipient, no Original-Recipient); the Received header it wrote
+    # on taking the mail names the alias, the address sent to. It is reported, the target
+    # kept as the final recipient.
+    lines = (
+        "    An error has occurred while attempting to deliver a message for\r\n"
+        "    the following list of recipients:\r\n\r\n"
+        "ada.l@example.net: 550 5.1.1 <ada.l@example.net>: Recipient address rejected: "
+        "User unknown\r\n\r\n"
+    )
+    fields = "Final-Recipient: rfc822; ada.l@example.net\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+    own = (
+        "Received: from app.example.test (localhost [127.0.0.1])\r\n"
+        "\tby mx.example.org (OpenSMTPD) with ESMTP id 32f824c8\r\n"
+        "\tfor <ada.lind@example.org>;\r\n\tSun, 6 Dec 2026 12:20:04 +0000 (UTC)\r\n"
+        "To: ada.lind@example.org\r\n"
+    )
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, own))
+    assert [(v.recipient, v.status, v.final_recipient) for v in verdicts] == [
+        ("ada.lind@example.org", 2, "ada.l@example.net")
+    ]
+    # A Received "for" written by another host (the sender's own server, say) is what that
+    # host was given, not what the reporter did with it: the notice's address stays.
+    other = own.replace("by mx.example.org", "by out.example.test")
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, other))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]
+    # An Original-Recipient says which address was sent to, whatever the headers.
+    stated = "Original-Recipient: rfc822; ada.l@example.net\r\n" + fields
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, stated, own))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]
+    # The failed address in the returned message's own headers: it was sent to.
+    named = own.replace("To: ada.lind@example.org", "To: ada.l@example.net")
+    _, verdicts = classify_mail(_opensmtpd("failed", lines, fields, named))
+    assert [(v.recipient, v.final_recipient) for v in verdicts] == [("ada.l@example.net", "")]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.bounce_accuracy.published import SPLITS, STATUSES, Reply, replies
+from bench.bounce_accuracy.mtas.rows import STATUSES
+from bench.bounce_accuracy.published import SPLITS, Reply, replies
 
 ROWS = replies()
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "bounces"

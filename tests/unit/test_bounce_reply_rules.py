@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 import pytest
+import yaml
 
 from postline.bounce.classify import (
     Classification,
@@ -1220,6 +1222,102 @@ def test_a_missing_mailbox_said_of_the_recipient_stays_an_unknown_user(reply: st
     code, status = reply_code(reply), enhanced_status(reply)
     assert classify_reply(code, status, reply).status == 2
     assert classify_failure(code, status, reply, action="failed").status == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.1 Sender <s@example.org> does not exist",
+        "553 5.1.1 Sender not found",
+        "550 5.1.1 No such sender",
+        "550 5.1.1 Unknown sender",
+        "550 5.1.0 Sender s@example.org not known here",
+        "550 5.1.1 Envelope from address s@example.org does not exist",
+        "550 5.1.1 MAIL FROM <s@example.org> does not exist",
+        "550 5.1.1 Return-Path <s@example.org> not found",
+        "550 5.1.1 Originator <s@example.org> unknown",
+        "550 5.1.1 Absender <s@example.org> existiert nicht",
+        "550 5.1.1 Expéditeur s@example.org inconnu",
+        "550 5.1.1 Remitente <s@example.org> no existe",
+        "550 5.1.1 Отправитель s@example.org не найден",
+        "550 5.1.1 发件人 s@example.org 不存在",
+    ],
+)
+def test_the_senders_missing_address_is_the_sender_refused_under_an_unknown_users_code(
+    reply: str,
+) -> None:
+    # Round 36 (issue #16): words that say the sender's address is missing, in a reply that
+    # names no recipient, refuse the sender even under an unknown user's code (5.1.x): the
+    # code alone cannot say whose address it is, and a 2 would suppress the live recipient.
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply) == Classification(4, True, "rejected")
+    assert classify_failure(code, status, reply, action="failed").reason == "rejected"
+
+
+def test_the_senders_missing_address_without_an_unknown_users_code_is_no_unknown_user() -> None:
+    # Without a code that names an unknown user nothing says 2: the words alone stay as the
+    # reasons read them (the missing-sender words are looked for only under such a code).
+    for reply in ("550 Sender <s@example.org> does not exist", "553 No such sender"):
+        assert classify_reply(reply_code(reply), enhanced_status(reply), reply).status != 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # a recipient named: the words may be about it, its reasons decide
+        "550 5.1.1 <r@example.org>: Recipient address rejected: User unknown in local "
+        "recipient table; sender=<s@example.org>",
+        "550 5.1.1 Recipient <r@example.net> does not exist (sender s@example.org)",
+        "550 5.1.1 Empfänger <r@example.org> unbekannt, Absender s@example.org",
+        # the missing words before the sender's, in another clause, or of a second address
+        "550 5.1.1 User unknown; sender=<s@example.org>",
+        "550 5.1.1 <r@example.net> does not exist, sender s@example.org",
+        "550 5.1.1 Mail from <s@example.org>: <r@example.net> not found",
+        # no sender named
+        "550 5.1.1 The email account that you tried to reach does not exist.",
+        "550 5.1.1 Benutzer unbekannt",
+    ],
+)
+def test_missing_words_not_said_of_the_sender_stay_an_unknown_user(reply: str) -> None:
+    code, status = reply_code(reply), enhanced_status(reply)
+    assert classify_reply(code, status, reply).status == 2
+    assert classify_failure(code, status, reply, action="failed").status == 2
+
+
+def _given_up_samples() -> list[str]:
+    rules = yaml.safe_load(
+        resources.files("postline.bounce.rules").joinpath("smtp_replies.yaml").read_text("utf-8")
+    )
+    return [str(sample["text"]) for sample in rules["given_up"]["samples"]]
+
+
+@pytest.mark.parametrize("words", _given_up_samples())
+def test_words_of_giving_up_make_a_delay_final(words: str) -> None:
+    # Round 36 (issue #16): the reporting MTA's words that it gave the message up outrank a
+    # delay template (OpenSMTPD's "Envelope expired" under Action: delayed): no other
+    # notice will come.
+    assert classify_failure(0, "4.4.7", words, action="delayed").permanent
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        # a decision to come, not one taken
+        "Eventually the mail delivery software will give up, and when that happens, the "
+        "message will be returned to you.",
+        "Message will be retried for 2 more day(s)",
+        "The message will not be retried after 5 days",
+        "Please note that this is only a temporary failure report. The message is kept in "
+        "the queue for up to 7 days.",
+        # a remote server's reply to one attempt, not the reporting MTA's decision
+        "host mx.example.net said: 451 4.4.7 Message expired, try again later",
+        # not the message
+        "452 4.2.1 Mailbox has expired",
+    ],
+)
+def test_a_delay_whose_words_give_nothing_up_stays_a_delay(words: str) -> None:
+    code = 451 if " 451 " in words else (452 if words.startswith("452") else 0)
+    assert not classify_failure(code, "4.4.7", words, action="delayed").permanent
 
 
 def test_the_sender_guard_names_reasons_the_rules_have() -> None:

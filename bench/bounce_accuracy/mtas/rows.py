@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-STATUSES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 99})  # the design's error statuses
+# The design's error statuses but 10 (Postline's own): a label's, here and in the providers'
+# published replies (published.py).
+STATUSES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 99})
 DELIVERIES = frozenset({"failed", "deferred"})
 
 

@@ -126,6 +126,11 @@ class SenderSubject:
     reason: str  # what the words mean when the sender is their subject
     reach: int  # how far back, in characters, a subject is looked for
     subjects: re.Pattern[str]  # the sender words (group "sender") or the recipient's
+    # Words that say an address is missing, after the sender's words ("sender <s@x> does
+    # not exist") or right before them ("no such sender"): the rules file's
+    # ``missing_after`` and ``missing_before`` (None: not looked for).
+    missing_after: re.Pattern[str] | None = None
+    missing_before: re.Pattern[str] | None = None
 
     def names_sender(self, text: str, start: int) -> bool:
         """Whether the subject that comes last at or before ``start`` (where the words
@@ -137,6 +142,31 @@ class SenderSubject:
                 break
             last = match
         return last is not None and last.lastgroup == "sender"
+
+    def missing_sender(self, text: str) -> bool:
+        """Whether the text says the sender's address is missing and names no recipient:
+        "550 5.1.1 Sender <s@example.org> does not exist" refuses the sender, while
+        "<r@example.org>: Recipient address rejected: User unknown ...;
+        sender=<s@example.org>" is the recipient's. The missing words follow the sender's
+        within ``reach``, in the same clause (no comma or semicolon between) and with at
+        most one address between (the sender's: "mail from <s@x>: <r@y> not found" says
+        the second address is missing), or come right before them ("no such sender")."""
+        if self.missing_after is None or self.missing_before is None:
+            return False
+        said = False
+        for match in self.subjects.finditer(text):
+            if match.lastgroup != "sender":
+                return False  # a recipient is named: the words may be about it
+            if said:
+                continue
+            after = self.missing_after.search(text, match.end(), match.end() + self.reach)
+            if after is not None:
+                gap = text[match.end() : after.start()]
+                said = not (";" in gap or "," in gap or gap.count("@") > 1)
+            if not said:
+                before = text[max(0, match.start() - _WORD) : match.start()]
+                said = self.missing_before.search(before) is not None
+        return said
 
 
 def _of_sender(guard: SenderSubject, rule: TextRule, text: str, worth: Iterable[int]) -> bool:
@@ -164,7 +194,7 @@ class Failure:
     @property
     def temporary(self) -> bool:
         """Whether the reply itself was temporary (4.x.x, or 4xx without a status)."""
-        return _temporary(self.code, self.enhanced)
+        return is_temporary(self.code, self.enhanced)
 
 
 def code_keys(enhanced_status: str) -> tuple[str, ...]:
@@ -205,6 +235,9 @@ class ReplyRules:
     # that says the retries ran out (0: never).
     gave_up_after_hours: float = 0.0
     sender_subject: SenderSubject | None = None
+    # The reporting MTA's words that it gave a message up (``given_up``): a delay that says
+    # them is final.
+    given_up_words: re.Pattern[str] | None = None
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -249,10 +282,16 @@ class ReplyRules:
         return said
 
     def _sender_refused(self, failure: Failure, guard: SenderSubject) -> bool:
-        """Whether one of the guarded reasons' words was said of the sender."""
+        """Whether one of the guarded reasons' words was said of the sender, or, under a
+        code of one of those reasons (5.1.1: only then would the code alone say 2), the
+        words say the sender's address is missing in a reply that names no recipient."""
         for name in guard.reasons:
             self._says(failure, name)
-        return failure._sender_said
+        if failure._sender_said:
+            return True
+        return self._code_name(failure.enhanced) in guard.reasons and guard.missing_sender(
+            failure.text
+        )
 
     def _code_name(self, enhanced: str) -> str:
         for key in code_keys(enhanced):
@@ -355,6 +394,16 @@ class ReplyRules:
                 return found
         return self._second(failure, code_name)
 
+    def says_given_up(self, code: int, text: str) -> bool:
+        """Whether the reporting MTA's own words in a diagnostic say it gave the message up:
+        the words before the remote server's reply (``code``), if one is quoted."""
+        if self.given_up_words is None:
+            return False
+        own = text[:MAX_TEXT].lower()
+        if code and (reply := own.find(str(code))) >= 0:
+            own = own[:reply]
+        return self.given_up_words.search(own) is not None
+
     def status_of(self, reason: str) -> int:
         return self.statuses.get(reason, 99)
 
@@ -402,7 +451,7 @@ def _gave_up_on_reply(code: int, enhanced_status: str, action: str, text: str = 
     stopped trying (``gave_up_replies`` in the rules file)."""
     if action != "failed" or not code:
         return False
-    return _temporary(code, enhanced_status) or _class_rewritten(code, enhanced_status, text)
+    return is_temporary(code, enhanced_status) or _class_rewritten(code, enhanced_status, text)
 
 
 # The reply's own enhanced status, right after its code ("451 4.3.0 ...").
@@ -419,8 +468,9 @@ def _class_rewritten(code: int, enhanced_status: str, text: str) -> bool:
     return own is not None and own.group(1) == "4" and own.group(2) == enhanced_status[2:]
 
 
-def _temporary(code: int, enhanced_status: str) -> bool:
-    """Whether a reply was temporary: its enhanced status's class, else its code's."""
+def is_temporary(code: int, enhanced_status: str) -> bool:
+    """Whether a reply was temporary: its enhanced status's class, else its code's (one
+    test for the classifier and the mail parser, which asks it of a final failure)."""
     if enhanced_status[:1] in ("4", "5"):
         return enhanced_status[:1] == "4"
     return 400 <= code < 500
@@ -431,7 +481,7 @@ def _held_until_final(code: int, enhanced_status: str, action: str, hours: float
     ``gave_up_after_hours`` or more: it retried until its queue lifetime ran out."""
     if action != "failed" or not 0 < reply_rules().gave_up_after_hours <= hours:
         return False
-    return _temporary(code, enhanced_status)
+    return is_temporary(code, enhanced_status)
 
 
 def is_permanent(code: int, enhanced_status: str, action: str = "") -> bool:
@@ -543,12 +593,22 @@ def _sender_subject(raw: object) -> SenderSubject | None:
         return None
     sender = lower_pattern(str(raw["sender"]))
     recipient = lower_pattern(str(raw["recipient"]))
+    after, before = raw.get("missing_after"), raw.get("missing_before")
     return SenderSubject(
         reasons=frozenset(_names(raw.get("reasons"))),
         reason=str(raw["reason"]),
         reach=int(raw["reach"]),
         subjects=re.compile(f"(?P<sender>{sender})|(?P<recipient>{recipient})"),
+        missing_after=re.compile(lower_pattern(str(after))) if after else None,
+        # right before the sender's words: only white space between
+        missing_before=re.compile(f"(?:{lower_pattern(str(before))})\\s+$") if before else None,
     )
+
+
+def _given_up(raw: object) -> re.Pattern[str] | None:
+    if not isinstance(raw, dict) or not raw.get("pattern"):
+        return None
+    return re.compile(lower_pattern(str(raw["pattern"])))
 
 
 @cache
@@ -580,6 +640,7 @@ def reply_rules() -> ReplyRules:
         gave_up_replies=frozenset(_names(raw.get("gave_up_replies"))),
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
         sender_subject=_sender_subject(raw.get("sender_subject")),
+        given_up_words=_given_up(raw.get("given_up")),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
@@ -635,6 +696,8 @@ def classify_failure(
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up
-    return Classification(
-        rules.status_of(reason), is_permanent(code, enhanced_status, action), reason
+    # Words of giving up outrank a delay's template: the MTA will send no other notice.
+    permanent = is_permanent(code, enhanced_status, action) or (
+        action == "delayed" and rules.says_given_up(code, text)
     )
+    return Classification(rules.status_of(reason), permanent, reason)

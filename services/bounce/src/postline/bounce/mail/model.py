@@ -49,6 +49,9 @@ class OriginalMessage:
     # The Delivered-To addresses of the destination's own deliveries (those above the first
     # Received header of a hop between hosts), latest first: its alias and forwarding steps.
     delivered_to: tuple[str, ...] = ()
+    # The address each Received header names with the host that wrote it ("by"): (host,
+    # address), latest first.
+    received_by: tuple[tuple[str, str], ...] = ()
 
     def get(self, name: str) -> str:
         return self.headers.get(name.lower(), "")

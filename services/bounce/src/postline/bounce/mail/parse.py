@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from email.errors import MessageError
 
+from postline.bounce.classify import is_temporary
 from postline.bounce.mail.jsonnotice import parse_json_notice
 from postline.bounce.mail.mime import (
     Parts,
@@ -120,7 +121,11 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         for dsn in report.recipients:
             if dsn.address:
                 recipient = _from_dsn(dsn, original)
-                if arrival and recipient.action == "failed" and _temporary(recipient):
+                if (
+                    arrival
+                    and recipient.action == "failed"
+                    and is_temporary(recipient.reply_code, recipient.status)
+                ):
                     # Only a final failure of a temporary reply asks how long it was held.
                     until = dsn.fields.get("last-attempt-date") or headers.get("date", "")
                     recipient.queued_hours = queued_hours(arrival, until)
@@ -129,6 +134,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
             in_text = text_recipients(notice, exclude) if notice.strip() else []
             if len(report.recipients) == 1 and not report.recipients[0].original_address:
                 _sent_to_per_text(recipients[0], in_text, original)
+                _accepted_for(recipients[0], original, _mta_name(report.message_fields))
             _complete_from_text(recipients, in_text)
             if all(r.action in _DONE_ACTIONS for r in recipients):
                 return BounceReport(Kind.DELIVERED, recipients, original)
@@ -195,12 +201,6 @@ def _own_words(notice: str, listed: list[FailedRecipient]) -> str:
         if reply is not None:
             flat = flat.replace(r.diagnostic[reply.start() :], " ")
     return flat
-
-
-def _temporary(recipient: FailedRecipient) -> bool:
-    if recipient.status:
-        return recipient.status.startswith("4.")
-    return 400 <= recipient.reply_code < 500
 
 
 def _inner_bounce(parts: Parts, returned: str, depth: int) -> BounceReport | None:
@@ -328,8 +328,12 @@ def _original(parts: Parts) -> OriginalMessage:
         received = [str(v) for v in parts.original.get_all("received") or []]
         headers = message_headers(parts.original)
         fields = parts.original.items() if "delivered-to" in headers else []
+        received_for, received_by = _envelope(received)
         return OriginalMessage(
-            headers, _received_for(received), _local_trail((str(k), str(v)) for k, v in fields)
+            headers,
+            received_for,
+            _local_trail((str(k), str(v)) for k, v in fields),
+            received_by=received_by,
         )
     if parts.original_text:
         received = _RECEIVED.findall(parts.original_text.split("\n\n", 1)[0][:MAX_NOTICE])
@@ -339,7 +343,8 @@ def _original(parts: Parts) -> OriginalMessage:
             if "delivered-to" in found
             else ()
         )
-        return OriginalMessage(found, _received_for(received), trail)
+        received_for, received_by = _envelope(received)
+        return OriginalMessage(found, received_for, trail, received_by=received_by)
     return OriginalMessage()
 
 
@@ -349,11 +354,29 @@ _RECEIVED = re.compile(r"^Received:((?:.*)(?:\r?\n[ \t].*)*)", re.I | re.M)
 _FOR = re.compile(r"\bfor\s+<?([^\s<>;@]{1,256}@[^\s<>;]{1,255}?)>?\s*(?:;|$|\()", re.I)
 
 
-def _received_for(received: list[str]) -> tuple[str, ...]:
+_BY = re.compile(r"\bby\s+([^\s;()<>\[\]]+)", re.I)
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def _envelope(received: list[str]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The address each Received header names ("for <x>"), latest first, and the same
+    with the host that wrote the header ("by mx.example.org ... for <x>": comments such as
+    "(Authenticated sender: x)" skipped), where it names one."""
     if len(received) > _MAX_HOPS:
-        return ()  # no real path is this long; a crafted one is not read
-    found = (_FOR.search(" ".join(value[:MAX_HEADER].split())) for value in received)
-    return tuple(m.group(1).lower() for m in found if m)
+        return (), ()  # no real path is this long; a crafted one is not read
+    addresses: list[str] = []
+    by: list[tuple[str, str]] = []
+    for value in received:
+        flat = " ".join(value[:MAX_HEADER].split())
+        found = _FOR.search(flat)
+        if found is None:
+            continue
+        address = found.group(1).lower()
+        addresses.append(address)
+        host = _BY.search(_COMMENT.sub(" ", flat))
+        if host is not None:
+            by.append((host.group(1).lower().rstrip("."), address))
+    return tuple(addresses), tuple(by)
 
 
 def _local_trail(fields: Iterable[tuple[str, str]]) -> tuple[str, ...]:
@@ -421,6 +444,41 @@ def _envelope_recipient(report: BounceReport) -> None:
     if first != address and address not in hops[hops.index(first) :]:
         failed.final_recipient = failed.recipient
         failed.recipient = first
+
+
+def _mta_name(fields: dict[str, str]) -> str:
+    """The Reporting-MTA's name (``dns; mx.example.org`` -> ``mx.example.org``)."""
+    kind, sep, name = fields.get("reporting-mta", "").partition(";")
+    found = (name if sep else kind).split()
+    return found[0].lower().rstrip(".") if found else ""
+
+
+def _accepted_for(recipient: FailedRecipient, original: OriginalMessage, reporter: str) -> None:
+    """The address the reporting MTA accepted the mail for, when its report names one other
+    recipient, without an Original-Recipient, that the returned message names nowhere: an
+    alias or a forwarding of its own.
+
+    OpenSMTPD's notice for an alias whose target failed names only the target (its text and
+    Final-Recipient, no Original-Recipient), while the Received header it wrote on taking
+    the mail ("by <its own name> ... for <the alias>") names the address sent to (round 36;
+    issue #16's rule: a recipient is always an address Postline sent to). Only the header
+    written by the MTA whose report it is (its Reporting-MTA) counts — a Received "for"
+    written by another hop, the sender's own server included, says what that hop was given,
+    not what the reporter did with it — and only when that header names one address and the
+    failed one is in neither the returned message's envelope nor its To, Cc or
+    X-Original-To. The address sent to is reported, the failed one kept as the final
+    recipient; an Original-Recipient, when the report gives one, says it instead."""
+    if recipient.final_recipient or not reporter:
+        return
+    accepted = {a for host, a in original.received_by if host == reporter}
+    if len(accepted) != 1:
+        return
+    first = accepted.pop()
+    address = recipient.recipient.lower()
+    named = _bare(" ".join(original.get(h) for h in ("to", "cc", "x-original-to")))
+    if first == address or address in original.received_for or address in named:
+        return
+    recipient.final_recipient, recipient.recipient = recipient.recipient, first
 
 
 def _not_recipients(headers: dict[str, str]) -> frozenset[str]:

@@ -4,7 +4,9 @@ repository, in ``POSTLINE_WIDER_CORPUS``).
 
 Every source is a public repository recorded with its commit, path and a licence that admits
 reading a fetched copy (permissive, or file-level copyleft such as MPL-2.0: the mails are
-fetched for measurement only, never copied into or shipped with Postline; no GPL source);
+fetched for measurement only, never copied into or shipped with Postline; no GPL source), or a
+package of a registry recorded with its version, its archive's sha256 and the path inside it,
+under the same licence rule;
 every mail is labelled with a note saying why, in the development set (read and tuned
 against) or the unseen set (only measured: bench/README.md has both figures, and no test
 holds the classifier to the unseen set, so nothing is tuned against it).
@@ -12,11 +14,25 @@ holds the classifier to the unseen set, so nothing is tuned against it).
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
+import tarfile
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.bounce_accuracy.wider_corpus import corpus_dir, labels, sources
+from bench.bounce_accuracy.wider_corpus import (
+    REGISTRIES,
+    REGISTRY_KEYS,
+    REPOSITORY_KEYS,
+    archive_members,
+    corpus_dir,
+    labels,
+    sources,
+)
 from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
 
@@ -47,15 +63,77 @@ needs_mails = pytest.mark.skipif(
 )
 
 
+def source_problems(name: str, source: dict[str, Any]) -> list[str]:
+    """What keeps a manifest source out: a missing record of where it comes from (a
+    repository at a commit, or a registry's package at a version with its archive's sha256), a
+    licence the manifest does not admit, or a reserved corpus."""
+    problems = []
+    keys = REGISTRY_KEYS if "registry" in source else REPOSITORY_KEYS
+    problems += [f"{name}: {key} missing" for key in keys if not source.get(key)]
+    licence = str(source.get("licence", ""))
+    if licence not in PERMISSIVE | FILE_LEVEL or "GPL" in licence.upper():
+        problems.append(f"{name}: licence {licence!r}")
+    if "registry" in source:
+        if source["registry"] not in REGISTRIES:
+            problems.append(f"{name}: registry {source['registry']!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", str(source.get("sha256", ""))):
+            problems.append(f"{name}: sha256 of the archive, 64 hex digits")
+        where = str(source.get("package", ""))
+    else:
+        if len(str(source.get("commit", ""))) != 40:
+            problems.append(f"{name}: commit of 40 hex digits")
+        where = str(source.get("repository", ""))
+    if any(word in where.lower().replace(".", "") for word in RESERVED):
+        problems.append(f"{name}: reserved ({where})")
+    return problems
+
+
 def test_every_source_is_recorded_with_a_licence_the_manifest_admits() -> None:
     assert sources()
     for name, source in sources().items():
-        for key in ("repository", "commit", "path", "licence", "copyright"):
-            assert source.get(key), f"{name}: {key} missing"
-        assert source["licence"] in PERMISSIVE | FILE_LEVEL, f"{name}: {source['licence']}"
-        assert "GPL" not in source["licence"].upper(), name
-        assert len(str(source["commit"])) == 40
-        assert not any(word in source["repository"].lower() for word in RESERVED), name
+        assert not source_problems(name, source)
+
+
+REGISTRY_SOURCE = {
+    "registry": "pypi",
+    "package": "somepackage",
+    "version": "1.0",
+    "sha256": "0" * 64,
+    "path": "tests/mails",
+    "licence": "MIT",
+    "copyright": "Copyright (c) someone",
+}
+
+
+def test_a_registry_source_is_recorded_by_package_version_and_archive_hash() -> None:
+    assert source_problems("x", REGISTRY_SOURCE) == []
+    # No repository or commit is asked of it, but each of its own keys is.
+    for key in ("package", "version", "sha256", "path", "copyright"):
+        assert source_problems("x", {**REGISTRY_SOURCE, key: ""}), key
+    assert source_problems("x", {**REGISTRY_SOURCE, "sha256": "abc"})
+    assert source_problems("x", {**REGISTRY_SOURCE, "registry": "cpan"})
+    # The licence rule and the reserved corpora hold for packages as for repositories.
+    assert source_problems("x", {**REGISTRY_SOURCE, "licence": "GPL-3.0"})
+    assert source_problems("x", {**REGISTRY_SOURCE, "licence": "LGPL-3.0"})
+    assert source_problems("x", {**REGISTRY_SOURCE, "package": "flufl.bounce"})
+    assert source_problems("x", {**REGISTRY_SOURCE, "package": "flanker"})
+    # A repository source still needs its repository and commit.
+    assert source_problems("x", {**REGISTRY_SOURCE, "registry": ""})
+
+
+def test_a_registry_archive_is_read_only_when_its_hash_is_the_recorded_one(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "somepackage-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("tests/mails/a.eml", b"mail a"), ("setup.py", b"")):
+            info = tarfile.TarInfo(f"somepackage-1.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert archive_members(archive, digest, "tests/mails") == {"a.eml": b"mail a"}
+    with pytest.raises(RuntimeError, match="sha256"):
+        archive_members(archive, "0" * 64, "tests/mails")
 
 
 def test_every_row_is_labelled_with_a_reason_in_a_split() -> None:

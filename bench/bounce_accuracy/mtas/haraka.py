@@ -24,11 +24,12 @@ import json
 import shutil
 import subprocess
 import threading
+from functools import partial
 from pathlib import Path
 
 from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
-from .host import ENV, listening, without_resolving
+from .host import ENV, alongside, listening, without_resolving
 from .lmtp import ScriptedLMTP
 from .rows import Row
 
@@ -144,18 +145,12 @@ def generate(out: Path, destination: Destination) -> list[Row]:
         _configure(destination, lmtp)
         command = ["node", str(HARAKA), "-c", str(RUN)]
         try:
-            with listening(command, PORT, "Haraka", log, env={**ENV, "HOME": str(RUN)}):
-                stop = threading.Event()
-                later = threading.Thread(
-                    target=_script_later, args=(built, destination, log, stop), daemon=True
-                )
-                later.start()
-                try:
-                    submit(destination.host, PORT, built)
-                    return collect(destination, built, out, MTA, version, TIMEOUT)
-                finally:
-                    stop.set()
-                    later.join()
+            with (
+                listening(command, PORT, "Haraka", log, env={**ENV, "HOME": str(RUN)}),
+                alongside(partial(_script_later, built, destination, log)),
+            ):
+                submit(destination.host, PORT, built)
+                return collect(destination, built, out, MTA, version, TIMEOUT)
         finally:
             if log.exists():
                 shutil.copy(log, out.parent / f"{MTA}.log")

@@ -12,8 +12,9 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,21 @@ def listening(
         yield daemon
     finally:
         stop(daemon)
+
+
+@contextmanager
+def alongside(work: Callable[[threading.Event], None]) -> Iterator[None]:
+    """``work`` run on a thread of its own while the context is open (a scheduler, a watcher
+    of a log), handed an event that is set on leaving, and waited for: it returns once the
+    event is set."""
+    done = threading.Event()
+    thread = threading.Thread(target=work, args=(done,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+from functools import partial
 from pathlib import Path
 
 from .cases import collect, load, script_replies, submit
 from .destination import Destination
-from .host import Bind, isolated, listening, without_resolving
+from .host import Bind, alongside, isolated, listening, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -115,15 +116,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
               Bind(RUN / "group", "/etc/group")]  # fmt: skip
     command = isolated([str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")], mounts, f"mx.{LOCAL}")
     # smtpd's privilege-separated processes stay in its process group.
-    with listening(command, PORT, "smtpd", RUN / "smtpd.log") as daemon:
-        stop_scheduling = threading.Event()
-        scheduler = threading.Thread(
-            target=_schedule_all, args=(daemon, stop_scheduling), daemon=True
-        )
-        scheduler.start()
-        try:
-            submit(destination.host, PORT, built)
-            return collect(destination, built, out, MTA, version, TIMEOUT)
-        finally:
-            stop_scheduling.set()
-            scheduler.join()
+    with (
+        listening(command, PORT, "smtpd", RUN / "smtpd.log") as daemon,
+        alongside(partial(_schedule_all, daemon)),
+    ):
+        submit(destination.host, PORT, built)
+        return collect(destination, built, out, MTA, version, TIMEOUT)

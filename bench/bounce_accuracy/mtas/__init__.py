@@ -35,6 +35,9 @@ MTAS = (
     "filters_exim",
     "amavis",
     "sieve",
+    "vacation",
+    "receipts",
+    "mlmmj",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

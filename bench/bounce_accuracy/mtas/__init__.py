@@ -38,6 +38,7 @@ MTAS = (
     "vacation",
     "receipts",
     "mlmmj",
+    "exim_auto",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

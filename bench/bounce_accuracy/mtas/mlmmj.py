@@ -90,6 +90,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     aliases = _make_lists()
     routes = {
         "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
+        DOMAIN: "local:",  # (the wildcard below would take it too)
         "*": f"smtp:[{destination.host}]:{destination.port}",
     }
     master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES

@@ -95,6 +95,7 @@ def serve(
     routes = {
         "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
         domain: f"lmtp:inet:127.0.0.1:{dovecot_port}",
+        local: "local:",  # (the wildcard below would take it too)
         "*": f"smtp:[{destination.host}]:{destination.port}",
     }
     master = postfix.LISTENER.format(port=port) + postfix.SERVICES + LMTP_SERVICE

@@ -39,6 +39,7 @@ MTAS = (
     "receipts",
     "mlmmj",
     "exim_auto",
+    "sendmail_auto",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -70,7 +70,8 @@ vacation_reply:
   user = Debian-exim
   to = $sender_address
   from = $local_part@$domain
-  subject = ${lookup{$local_part_data}lsearch{ROOT/etc/vacation-subjects}}
+  subject = ${rfc2047:${lookup{$local_part_data}lsearch{ROOT/etc/vacation-subjects}}}
+  headers = MIME-Version: 1.0\\nContent-Type: text/plain; charset=utf-8
   file = ROOT/etc/vacation-$local_part_data.txt
   return_message = false
 
@@ -94,9 +95,7 @@ def _configure(destination: Destination) -> Path:
     transports = TRANSPORTS.replace("ROOT", str(ROOT))
     config = exim.configure(ROOT, LOCAL, PORT, routes, routers, transports)
     text = config.read_text()
-    config.write_text(
-        text.replace("begin routers", "dsn_advertise_hosts = 127.0.0.1\n\nbegin routers", 1)
-    )
+    config.write_text(text.replace("begin acl", "dsn_advertise_hosts = 127.0.0.1\n\nbegin acl", 1))
     mail = ROOT / "mail"
     if mail.exists():
         shutil.rmtree(mail)
@@ -106,7 +105,7 @@ def _configure(destination: Destination) -> Path:
     (etc / "mailboxes").write_text("".join(f"{u}: {u}\n" for u in MAILBOXES))
     (etc / "vacation-users").write_text("".join(f"{u}: {u}\n" for u in VACATION))
     (etc / "vacation-subjects").write_text(
-        "".join(f'{u}: "{subject}"\n' for u, (subject, _) in VACATION.items()), "utf-8"
+        "".join(f"{u}: {subject}\n" for u, (subject, _) in VACATION.items()), "utf-8"
     )
     for user, (_, text) in VACATION.items():
         (etc / f"vacation-{user}.txt").write_text(text, "utf-8")

@@ -7,25 +7,26 @@ capability".)
 
 Dovecot 2.3.19.1 with Pigeonhole (``dovecot-core``, ``dovecot-lmtpd``, ``dovecot-sieve``
 ``1:2.3.19.1+dfsg1-2.1+deb12u7``), unpacked under ``/tmp/mta-sieve/root`` (never installed),
-runs as round 23's Dovecot does (``dovecot.py``: a mount namespace with the unpacked ``usr``
-laid over the system's, its users ``nobody``). A fifth instance of the system's Postfix
-(``postfix.configure``, under ``/tmp/mta-sieve/postfix``) takes the cases' mail for
-``aspen.test`` and delivers it to Dovecot over LMTP; Dovecot sends its rejections to that
-Postfix (``submission_host``), which relays ``sender.test`` to the capture server. Each user's
-Sieve script is ``SCRIPTS``; the cases are ``sieve`` in ``filter_cases.yaml``.
+runs as round 23's Dovecot does (``dovecot.py``'s ``configure`` and ``running``: a mount
+namespace with the unpacked ``usr`` laid over the system's, its users ``nobody``). A fifth
+instance of the system's Postfix (``postfix.configure``, under ``/tmp/mta-sieve/postfix``)
+takes the cases' mail for ``aspen.test`` and delivers it to Dovecot over LMTP; Dovecot sends
+its rejections to that Postfix (``submission_host``), which relays ``sender.test`` to the
+capture server. Each user's Sieve script is ``SCRIPTS``; the cases are ``sieve`` in
+``filter_cases.yaml``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from . import postfix
+from . import dovecot, postfix
 from .cases import FILTER_CASES, collect, load, submit
 from .destination import Destination
-from .host import ENV, Overlay, isolated, stop, wait_listening
+from .dovecot import NOBODY as NOBODY  # round 37's vacation.py imports it from here
+from .host import ENV
 from .packages import extract
 from .rows import Row
 
@@ -36,7 +37,6 @@ PORT = 6035  # 2535 + the helper's test port offset (3500)
 DOVECOT_PORT = 6037
 LOCAL = "juniper.test"  # Postfix's own domain (nothing is sent to it)
 DOMAIN = "aspen.test"  # the recipients' domain, whose mailboxes Dovecot keeps
-NOBODY = 65534
 TIMEOUT = 90.0
 
 USERS = ("mira.solberg", "jonas.eklund", "ola.brekke")
@@ -53,69 +53,29 @@ SCRIPTS = {
 
 LMTP_SERVICE = "lmtp      unix  -       -       n       -       -       lmtp\n"
 
-CONFIG = """\
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-protocols = lmtp
-listen = 127.0.0.1
-ssl = no
+# Dovecot's with Pigeonhole at LMTP delivery, its notices sent through Postfix ({postfix}).
+CONFIG = dovecot.template(
+    """\
 hostname = mx.{domain}
 postmaster_address = postmaster@{domain}
 submission_host = 127.0.0.1:{postfix}
-default_internal_user = nobody
-default_internal_group = nogroup
-default_login_user = nobody
-first_valid_uid = 1
-auth_username_format = %Ln
-mail_location = maildir:~/Maildir
-passdb {{
-  driver = passwd-file
-  args = {root}/etc/users
-}}
-userdb {{
-  driver = passwd-file
-  args = {root}/etc/users
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-}}
+""",
+    """\
 protocol lmtp {{
   mail_plugins = $mail_plugins sieve
 }}
 plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }}
-"""
+""",
+)
 
 
-def _configure_dovecot() -> Path:
-    (ROOT / "dovecot.log").unlink(missing_ok=True)
-    for folder in ("run", "state", "etc", "mail"):
-        path = ROOT / folder
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-    (ROOT / "mail").chmod(0o755)
-    users = []
-    for user in USERS:
-        home = ROOT / "mail" / user
-        users.append(f"{user}:{{PLAIN}}-:{NOBODY}:{NOBODY}::{home}::")
-        for sub in ("cur", "new", "tmp"):
-            (home / "Maildir" / sub).mkdir(parents=True)
-        (home / "sieve").mkdir()
-        if user in SCRIPTS:
-            (home / "sieve" / "filter.sieve").write_text(SCRIPTS[user])
-            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
-        for path in (home, *home.rglob("*")):
-            os.lchown(path, NOBODY, NOBODY)
-    (ROOT / "etc/users").write_text("\n".join(users) + "\n")
-    config = ROOT / "etc/dovecot.conf"
-    config.write_text(CONFIG.format(root=ROOT, port=DOVECOT_PORT, domain=DOMAIN, postfix=PORT))
-    return config
+def _scripts(user: str, home: Path) -> None:
+    (home / "sieve").mkdir()
+    if user in SCRIPTS:
+        (home / "sieve" / "filter.sieve").write_text(SCRIPTS[user])
+        (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
 
 
 def _configure_postfix(destination: Destination) -> None:
@@ -134,21 +94,19 @@ def _postfix(*args: str) -> None:
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, FILTER_CASES)
     version = extract(PACKAGES, ROOT / "root")["dovecot-sieve"]
-    config = _configure_dovecot()
+    config = dovecot.configure(
+        ROOT, CONFIG, USERS, _scripts, port=DOVECOT_PORT, domain=DOMAIN, postfix=PORT
+    )
     _configure_postfix(destination)
-    usr = Overlay("/usr", lower=ROOT / "root/usr")
-    command = isolated(["/usr/sbin/dovecot", "-F", "-c", str(config)], [usr])
-    dovecot = subprocess.Popen(command, env=ENV, start_new_session=True)
     try:
-        wait_listening(DOVECOT_PORT, "Dovecot")
-        _postfix("start")
-        try:
-            submit(destination.host, PORT, built)
-            return collect(destination, built, out, MTA, version, TIMEOUT)
-        finally:
-            _postfix("stop")
-            shutil.copy(ROOT / "postfix/maillog", out.parent / f"{MTA}-postfix.log")
+        with dovecot.running(ROOT, config, DOVECOT_PORT):
+            _postfix("start")
+            try:
+                submit(destination.host, PORT, built)
+                return collect(destination, built, out, MTA, version, TIMEOUT)
+            finally:
+                _postfix("stop")
+                shutil.copy(ROOT / "postfix/maillog", out.parent / f"{MTA}-postfix.log")
     finally:
-        stop(dovecot)
         if (ROOT / "dovecot.log").exists():
             shutil.copy(ROOT / "dovecot.log", out.parent / f"{MTA}-dovecot.log")

@@ -6,8 +6,9 @@ list's or an automatic one.
 
 Dovecot 2.3.19.1 with Pigeonhole (``dovecot-core``, ``dovecot-lmtpd``, ``dovecot-sieve``
 ``1:2.3.19.1+dfsg1-2.1+deb12u7``), unpacked under ``/tmp/mta-vacation/root`` (never installed),
-runs as round 35's Sieve cases run it (``sieve.py``: a mount namespace with the unpacked ``usr``
-laid over the system's, its users ``nobody``), behind an instance of the system's Postfix
+runs as round 35's Sieve cases run it (``sieve.CONFIG`` with ``dovecot.configure`` and
+``running``: a mount namespace with the unpacked ``usr`` laid over the system's, its users
+``nobody``), behind an instance of the system's Postfix
 (``postfix.configure``, under ``/tmp/mta-vacation/postfix``) that takes the cases' mail for
 ``spruce.test``, delivers it over LMTP and relays the replies (Dovecot's ``submission_host``)
 to the capture server. Each user's Sieve script is ``SCRIPTS``; the cases are ``vacation`` in
@@ -16,18 +17,17 @@ to the capture server. Each user's Sieve script is ``SCRIPTS``; the cases are ``
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from . import postfix
+from . import dovecot, postfix
 from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
-from .host import ENV, Overlay, isolated, stop, wait_listening
+from .host import ENV
 from .packages import extract
 from .rows import Row
-from .sieve import CONFIG, LMTP_SERVICE, NOBODY, PACKAGES
+from .sieve import CONFIG, LMTP_SERVICE, PACKAGES
 
 MTA = "vacation"
 ROOT = Path("/tmp/mta-vacation")
@@ -86,12 +86,22 @@ def serve(
     mta: str,
     aliases: dict[str, str] | None = None,
 ) -> list[Row]:
-    """Dovecot with Pigeonhole for ``domain``'s ``users`` (their ``scripts``) behind a Postfix
-    instance under ``root`` (listening on ``port``, final destination of ``local`` with
-    ``aliases``, ``domain`` over LMTP, ``sender.test`` to the capture server and any other
-    domain to the scripted server); ``built`` submitted, their answers collected."""
+    """Dovecot with Pigeonhole (``sieve.CONFIG``, ``dovecot.configure`` and ``running``) for
+    ``domain``'s ``users`` (their ``scripts``) behind a Postfix instance under ``root``
+    (listening on ``port``, final destination of ``local`` with ``aliases``, ``domain`` over
+    LMTP, ``sender.test`` to the capture server and any other domain to the scripted server);
+    ``built`` submitted, their answers collected."""
     version = extract(PACKAGES, root / "root")["dovecot-sieve"]
-    config = _configure_dovecot(root, dovecot_port, domain, port, users, scripts)
+
+    def furnish(user: str, home: Path) -> None:
+        (home / "sieve").mkdir()
+        if user in scripts:
+            (home / "sieve" / "filter.sieve").write_text(scripts[user])
+            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
+
+    config = dovecot.configure(
+        root, CONFIG, users, furnish, port=dovecot_port, domain=domain, postfix=port
+    )
     routes = {
         "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
         domain: f"lmtp:inet:127.0.0.1:{dovecot_port}",
@@ -102,51 +112,18 @@ def serve(
     aliases = {"postmaster": "root", **(aliases or {})}
     postfix.configure(root / "postfix", local, master, routes, aliases)
     script_replies(destination, built)
-    usr = Overlay("/usr", lower=root / "root/usr")
-    command = isolated(["/usr/sbin/dovecot", "-F", "-c", str(config)], [usr])
-    dovecot = subprocess.Popen(command, env=ENV, start_new_session=True)
     try:
-        wait_listening(dovecot_port, "Dovecot")
-        _postfix(root, "start")
-        try:
-            submit(destination.host, port, built)
-            return collect(destination, built, out, mta, version, TIMEOUT)
-        finally:
-            _postfix(root, "stop")
-            shutil.copy(root / "postfix/maillog", out.parent / f"{mta}-postfix.log")
+        with dovecot.running(root, config, dovecot_port):
+            _postfix(root, "start")
+            try:
+                submit(destination.host, port, built)
+                return collect(destination, built, out, mta, version, TIMEOUT)
+            finally:
+                _postfix(root, "stop")
+                shutil.copy(root / "postfix/maillog", out.parent / f"{mta}-postfix.log")
     finally:
-        stop(dovecot)
         if (root / "dovecot.log").exists():
             shutil.copy(root / "dovecot.log", out.parent / f"{mta}-dovecot.log")
-
-
-def _configure_dovecot(
-    root: Path, port: int, domain: str, postfix_port: int, users: tuple[str, ...],
-    scripts: dict[str, str],
-) -> Path:  # fmt: skip
-    (root / "dovecot.log").unlink(missing_ok=True)
-    for folder in ("run", "state", "etc", "mail"):
-        path = root / folder
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-    (root / "mail").chmod(0o755)
-    lines = []
-    for user in users:
-        home = root / "mail" / user
-        lines.append(f"{user}:{{PLAIN}}-:{NOBODY}:{NOBODY}::{home}::")
-        for sub in ("cur", "new", "tmp"):
-            (home / "Maildir" / sub).mkdir(parents=True)
-        (home / "sieve").mkdir()
-        if user in scripts:
-            (home / "sieve" / "filter.sieve").write_text(scripts[user])
-            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
-        for path in (home, *home.rglob("*")):
-            os.lchown(path, NOBODY, NOBODY)
-    (root / "etc/users").write_text("\n".join(lines) + "\n")
-    config = root / "etc/dovecot.conf"
-    config.write_text(CONFIG.format(root=root, port=port, domain=domain, postfix=postfix_port))
-    return config
 
 
 def _postfix(root: Path, *args: str) -> None:

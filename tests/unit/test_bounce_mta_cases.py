@@ -98,14 +98,14 @@ def test_the_bench_scores_each_committed_label_under_its_notice_file() -> None:
 def test_automatic_answers_are_no_bounce_and_list_refusals_never_an_unknown_user() -> None:
     """Round 37: vacation replies and receipts are labelled no bounce; a list's refusal of a
     post is its policy (4) or a size (8), never 2, which would suppress the live list."""
-    for mta in ("vacation", "receipts", "exim_auto", "sendmail_auto"):
+    for mta in ("vacation", "receipts", "exim_auto", "sendmail_auto", "vacation_program"):
         assert all(label.status is None for case in load(mta) for label in case.failed.values()), (
             mta
         )
     statuses = {label.status for case in load("mlmmj") for label in case.failed.values()}
     assert statuses == {None, 4, 8}
     data = yaml.safe_load(AUTO_CASES.read_text("utf-8"))
-    for mta in ("vacation", "receipts", "mlmmj", "exim_auto", "sendmail_auto"):
+    for mta in ("vacation", "receipts", "mlmmj", "exim_auto", "sendmail_auto", "vacation_program"):
         for entry in data[mta]:
             assert entry.get("wording", "").strip(), f"{mta}/{entry['case']}"
 

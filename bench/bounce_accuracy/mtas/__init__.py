@@ -40,6 +40,7 @@ MTAS = (
     "mlmmj",
     "exim_auto",
     "sendmail_auto",
+    "vacation_program",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

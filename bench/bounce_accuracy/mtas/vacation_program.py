@@ -9,7 +9,8 @@ automatic senders, and mail whose To or Cc does not name the user.
 ``/tmp/mta-vacprog/root`` (never installed), is run once per case in a mount namespace of its
 own where a copy of the passwd file that adds the users (``USERS``, homes under
 ``/tmp/mta-vacprog/home``) and a small ``sendmail`` of the harness's (it hands the reply to
-the capture server over SMTP, envelope as given; ``SENDMAIL``) are laid over the system's
+the capture server over SMTP, a bare envelope sender qualified and a Date and Message-ID
+added as an MTA's submission adds them; ``SENDMAIL``) are laid over the system's
 files. Each case's message is handed over as a local delivery agent hands it to a command:
 after an mbox ``From`` line, a ``Return-Path`` and a ``Delivered-To``. The cases are
 ``vacation_program`` in ``auto_cases.yaml``.
@@ -33,6 +34,7 @@ MTA = "vacation_program"
 PACKAGES = ["vacation"]
 ROOT = Path("/tmp/mta-vacprog")
 TIMEOUT = 30.0
+DOMAIN = "elm-home.test"  # the users' domain
 NOBODY = 65534
 # Each user's ~/.vacation.msg, as a user writes it (the first as vacation(1)'s own example).
 USERS = {
@@ -63,7 +65,7 @@ USERS = {
 SENDMAIL = """\
 #!/usr/bin/python3
 # The harness's sendmail for vacation(1): the reply to the capture server, envelope as given.
-import smtplib, sys
+import email.utils, smtplib, sys
 args, sender, rcpts = sys.argv[1:], "", []
 while args:
     arg = args.pop(0)
@@ -76,9 +78,18 @@ while args:
         break
     elif not arg.startswith("-"):
         rcpts.append(arg)
-data = sys.stdin.buffer.read().replace(b"\\r\\n", b"\\n").replace(b"\\n", b"\\r\\n")
+sender = sender.strip("<>")
+if sender and "@" not in sender:
+    sender += "@{domain}"  # qualified, as an MTA's submission does (myorigin)
+data = sys.stdin.buffer.read().replace(b"\\r\\n", b"\\n")
+head = data.partition(b"\\n\\n")[0].lower()
+# What an MTA's cleanup adds to a submitted message without them (Postfix's cleanup(8)).
+if not head.startswith(b"date:") and b"\\ndate:" not in head:
+    data = ("Date: " + email.utils.formatdate() + "\\n").encode() + data
+if not head.startswith(b"message-id:") and b"\\nmessage-id:" not in head:
+    data = ("Message-ID: " + email.utils.make_msgid(domain="{domain}") + "\\n").encode() + data
 with smtplib.SMTP("{host}", {port}) as client:
-    client.sendmail(sender.strip("<>"), rcpts, data)
+    client.sendmail(sender, rcpts, data.replace(b"\\n", b"\\r\\n"))
 """
 
 
@@ -103,7 +114,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT / "root")["vacation"]
     binary = ROOT / "root/usr/bin/vacation"
     wrapper = ROOT / "sendmail"
-    wrapper.write_text(SENDMAIL.format(host=destination.host, port=destination.capture_port))
+    wrapper.write_text(
+        SENDMAIL.format(host=destination.host, port=destination.capture_port, domain=DOMAIN)
+    )
     wrapper.chmod(0o755)
     mounts = [Bind(_passwd(), "/etc/passwd"), Bind(wrapper, "/usr/sbin/sendmail")]
     for user in USERS:  # each user's database, as vacation -i makes it

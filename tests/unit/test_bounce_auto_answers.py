@@ -238,3 +238,90 @@ def test_a_success_notice_is_a_receipt_of_the_address_sent_to(action: str, text:
     assert report.kind is Kind.DELIVERED
     assert verdicts == []
     assert [r.recipient for r in report.recipients] == ["rolf.eng@birchwood.test"]
+
+
+def _vacation_program(from_header: str, subject: str, text: str, extra: str = "") -> bytes:
+    """A reply of Debian's vacation 3.3.3: the user's own ~/.vacation.msg as it is (no RFC
+    3834 header of its own), the Date and Message-ID the MTA adds on submission."""
+    return (
+        "Return-Path: <ulf.sand@elm-home.test>\r\n"
+        "Message-ID: <179656194515.26491.1171212028611214239@elm-home.test>\r\n"
+        "Date: Sun, 06 Dec 2026 12:59:05 -0000\r\n"
+        "To: bulletin-vp-02@sender.test\r\n"
+        f"From: {from_header}\r\n"
+        f"Subject: {subject}\r\n"
+        f"{extra}\r\n"
+        f"{text}\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("from_header", "subject", "text", "extra"),
+    [
+        ("tove.lie@elm-home.test (Tove Lie)", "I am on vacation",
+         "I am on vacation until 12 January. If you have something urgent,\r\n"
+         "please contact Ulf Sand <ulf.sand@elm-home.test>.\r\n--Tove",
+         "Delivered-By-The-Graces-Of: The Vacation program\r\nPrecedence: bulk\r\n"),
+        ("Ulf Sand <ulf.sand@elm-home.test>", "Re: Newsletter 2",
+         "I am travelling until 12 January with limited access to e-mail and\r\n"
+         "will reply when I am back.", ""),
+        ("Vera Moen <vera.moen@elm-home.test>", "=?utf-8?q?Frav=C3=A6rsmelding?=",
+         "Jeg er på ferie til 12. januar og leser ikke e-post.", ""),
+    ],
+    ids=["manual-example", "re-subject", "norwegian"],
+)  # fmt: skip
+def test_a_vacation_programs_reply_without_rfc3834_headers_is_an_auto_reply(
+    from_header: str, subject: str, text: str, extra: str
+) -> None:
+    # Before round 37: "unknown" (no bounce, but its mailbox not found as an auto-reply's).
+    report, verdicts = classify_mail(_vacation_program(from_header, subject, text, extra))
+    assert report.kind is Kind.AUTOREPLY
+    assert verdicts == []
+    assert len(report.recipients) == 1
+    assert report.recipients[0].recipient.endswith("@elm-home.test")
+
+
+def test_a_bounce_of_a_message_that_says_its_sender_is_away_is_still_a_bounce() -> None:
+    # Counter-example: the absence words are the returned message's; the notice is Postfix's.
+    mail = (
+        b"Return-Path: <>\r\n"
+        b"From: MAILER-DAEMON@mx.hemlock.test (Mail Delivery System)\r\n"
+        b"To: bulletin-va-09@sender.test\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n\r\n"
+        b"This is the mail system at host mx.hemlock.test.\r\n\r\n"
+        b"I'm sorry to have to inform you that your message could not\r\n"
+        b"be delivered to one or more recipients.\r\n\r\n"
+        b"<nora.vik@spruce.test>: host mx.spruce.test said: 550 5.1.1 User unknown\r\n\r\n"
+        b"--- original message ---\r\n"
+        b"From: Ulf Sand <bulletin-va-09@sender.test>\r\n"
+        b"To: nora.vik@spruce.test\r\n"
+        b"Subject: I am on vacation\r\n\r\n"
+        b"I am out of the office until 12 January with no access to e-mail.\r\n"
+    )
+    report, verdicts = classify_mail(mail)
+    assert report.kind is Kind.BOUNCE
+    assert [(v.recipient, v.status) for v in verdicts] == [("nora.vik@spruce.test", 2)]
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender"),
+    [("Undeliverable: I am on vacation", "postmaster@spruce.test"),
+     ("Re: Newsletter 9", "office@spruce.test")],
+)  # fmt: skip
+def test_a_notice_in_a_bounces_words_is_a_bounce_whatever_absence_it_names(
+    subject: str, sender: str
+) -> None:
+    # Counter-example: a bounce's subject or phrases decide before a person's absence words.
+    mail = (
+        "Return-Path: <>\r\n"
+        f"From: {sender}\r\n"
+        "To: bulletin-va-10@sender.test\r\n"
+        f"Subject: {subject}\r\n"
+        "Auto-Submitted: auto-replied\r\n\r\n"
+        "Your message could not be delivered to nora.vik@spruce.test: the mailbox is\r\n"
+        "unavailable. I am away until Monday.\r\n"
+        "550 5.1.1 <nora.vik@spruce.test>: Recipient address rejected: User unknown\r\n"
+    ).encode()
+    report, verdicts = classify_mail(mail)
+    assert report.kind is Kind.BOUNCE
+    assert [v.recipient for v in verdicts] == ["nora.vik@spruce.test"]

@@ -14,7 +14,14 @@ import pytest
 import yaml
 
 from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, FILTER_CASES, committed, load, splits
+from bench.bounce_accuracy.mtas.cases import (
+    AUTO_CASES,
+    CASE_FILES,
+    FILTER_CASES,
+    committed,
+    load,
+    splits,
+)
 from bench.bounce_accuracy.mtas.destination import DATA, RCPT
 from bench.bounce_accuracy.mtas.rows import DELIVERIES, STATUSES, Row, read_labels, write_labels
 
@@ -39,10 +46,15 @@ def test_every_row_has_a_note_a_status_of_the_table_and_a_delivery(mta: str) -> 
         assert labels, f"{mta}/{case.name}: no labelled recipient"
         for address, label in labels.items():
             where = f"{mta}/{case.name}: {address}"
-            assert label.status in STATUSES, where
+            assert label.status in STATUSES or label.status is None, where
             assert label.note.strip(), where
-            assert address in case.recipients, f"{where} is not an address the case sent to"
-        assert all(label.delivery == "failed" for label in case.failed.values()), case.name
+            if address is not None or label.status is not None:
+                assert address in case.recipients, f"{where} is not an address the case sent to"
+        # An answer that is no bounce (round 37) has no delivery; a failure's is "failed".
+        assert all(
+            label.delivery == ("failed" if label.status is not None else None)
+            for label in case.failed.values()
+        ), case.name
         assert all(label.delivery == "deferred" for label in case.delayed.values()), case.name
 
 
@@ -53,7 +65,8 @@ def test_cases_are_told_apart_and_carry_no_word_of_their_failure(mta: str) -> No
     senders = Counter(c.sender for c in cases)
     assert max(senders.values()) == 1, "the notices of a case come back to its own sender"
     for case in cases:
-        assert not set(case.delivered) & set(case.failed), case.name
+        failures = {a for a, label in case.failed.items() if label.status is not None}
+        assert not set(case.delivered) & failures, case.name  # a receipt's may be delivered
         assert set(case.delivered) <= set(case.recipients), case.name
         assert all(reply.stage in (RCPT, DATA) for reply in case.scripts.values()), case.name
         for address in (case.sender, *case.recipients):
@@ -80,6 +93,21 @@ def test_the_bench_scores_each_committed_label_under_its_notice_file() -> None:
     assert len(labels) == expected
     for (file, _), label in labels.items():
         assert file.endswith("-delay.eml") == (label.delivery == "deferred"), file
+
+
+def test_automatic_answers_are_no_bounce_and_list_refusals_never_an_unknown_user() -> None:
+    """Round 37: vacation replies and receipts are labelled no bounce; a list's refusal of a
+    post is its policy (4) or a size (8), never 2, which would suppress the live list."""
+    for mta in ("vacation", "receipts", "exim_auto", "sendmail_auto", "vacation_program"):
+        assert all(label.status is None for case in load(mta) for label in case.failed.values()), (
+            mta
+        )
+    statuses = {label.status for case in load("mlmmj") for label in case.failed.values()}
+    assert statuses == {None, 4, 8}
+    data = yaml.safe_load(AUTO_CASES.read_text("utf-8"))
+    for mta in ("vacation", "receipts", "mlmmj", "exim_auto", "sendmail_auto", "vacation_program"):
+        for entry in data[mta]:
+            assert entry.get("wording", "").strip(), f"{mta}/{entry['case']}"
 
 
 def test_every_filter_case_says_where_its_wording_comes_from() -> None:

@@ -39,6 +39,12 @@ MTAS = (
     "sieve",
     "twisted_mail",
     "fetchmail",
+    "vacation",
+    "receipts",
+    "mlmmj",
+    "exim_auto",
+    "sendmail_auto",
+    "vacation_program",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

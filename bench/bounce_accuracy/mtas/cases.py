@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
 # Round 23's cases: what filters and mailbox servers answer, carried by Postfix and Exim.
 FILTER_CASES = CASES.with_name("filter_cases.yaml")
+# Round 37's cases: automatic mail that is no failure (auto-replies, receipts, list answers).
+AUTO_CASES = CASES.with_name("auto_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"
@@ -41,8 +43,11 @@ DEFERRED = "deferred"
 
 @dataclass(frozen=True)
 class Label:
-    status: int
-    delivery: str
+    """``status`` None: the mail is no bounce (an automatic answer, a receipt; round 37), and
+    ``delivery`` None with it."""
+
+    status: int | None
+    delivery: str | None
     note: str
 
 
@@ -50,7 +55,10 @@ class Label:
 class Case:
     """``failed`` labels the recipients of the MTA's final failure notice (``<name>.eml``);
     ``delayed`` those of its delay warning (``<name>-delay.eml``), which comes first, when the
-    case is one the MTA retries. Recipients in neither are delivered and get no row."""
+    case is one the MTA retries. Recipients in neither are delivered and get no row. A case
+    whose one answer is no bounce (an automatic reply, a receipt; round 37) labels it under
+    ``answered`` in the case file, read into ``failed`` (the file is ``<name>.eml`` too) with
+    a null status; an answer that names no address of Postline's is keyed ``~`` (None)."""
 
     name: str
     sender: str
@@ -63,6 +71,7 @@ class Case:
     # replies scripted once the MTA's first try has had its answer (a temporary reply, then a
     # permanent one: round 33's Haraka); only a module that can tell the first try uses it
     later: dict[str, Reply] = field(default_factory=dict)
+    notify: str = ""  # RCPT TO's NOTIFY= parameter (RFC 3461), e.g. SUCCESS (round 37)
 
     @property
     def notices(self) -> int:
@@ -109,11 +118,15 @@ def _case(entry: dict[str, Any]) -> Case:
             for a, v in (entry.get(key) or {}).items()
         }
 
+    answered = labels("answered")
+    if any(label.status is not None or label.delivery is not None for label in answered.values()):
+        raise ValueError(f"{entry['case']}: an answer is no bounce (status, delivery null)")
+
     return Case(
         name=entry["case"],
         sender=entry["sender"],
         recipients=tuple(entry["to"]),
-        failed=labels("failed"),
+        failed=labels("failed") | answered,
         delayed=labels("delayed"),
         scripts={
             a: Reply(v["reply"], v.get("stage", RCPT))
@@ -125,6 +138,7 @@ def _case(entry: dict[str, Any]) -> Case:
             a: Reply(v["reply"], v.get("stage", RCPT))
             for a, v in (entry.get("later") or {}).items()
         },
+        notify=entry.get("notify", ""),
     )
 
 
@@ -159,7 +173,10 @@ def submit(host: str, port: int, cases: list[Case]) -> None:
     with smtplib.SMTP(host, port, timeout=30) as client:
         client.ehlo("app.sender.test")
         for number, case in enumerate(cases, start=1):
-            refused = client.sendmail(case.sender, list(case.recipients), message(case, number))
+            options = [f"NOTIFY={case.notify}"] if case.notify else []
+            refused = client.sendmail(
+                case.sender, list(case.recipients), message(case, number), rcpt_options=options
+            )
             if refused:
                 logger.warning("%s: the MTA refused %s at submission", case.name, refused)
 

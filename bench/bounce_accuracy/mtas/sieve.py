@@ -25,7 +25,6 @@ from pathlib import Path
 from . import dovecot, postfix
 from .cases import FILTER_CASES, collect, load, submit
 from .destination import Destination
-from .dovecot import NOBODY as NOBODY  # round 37's vacation.py imports it from here
 from .host import ENV
 from .packages import extract
 from .rows import Row

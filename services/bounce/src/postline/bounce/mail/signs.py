@@ -42,6 +42,7 @@ class MailSigns:
     delay_phrases: re.Pattern[str]
     dsn_fields: re.Pattern[str]
     challenge_phrases: re.Pattern[str] | None = None
+    autoreply_phrases: re.Pattern[str] | None = None
     list_subjects: re.Pattern[str] | None = None
     verp_headers: tuple[str, ...] = ()
     verp_recipient: re.Pattern[str] | None = None
@@ -56,9 +57,12 @@ class MailSigns:
         # says only that the mail was automatic, not which kind.
         if notice and self.bounce_phrases.search(notice.lower()):
             return False
-        return any(
-            pattern.search(headers.get(name, "")) for name, pattern in self.autoreply_headers
-        )
+        if any(pattern.search(headers.get(name, "")) for name, pattern in self.autoreply_headers):
+            return True
+        # A reply with no RFC 3834 header and a subject that says nothing, in a person's words
+        # of absence (Debian's vacation(1) sends its user's text as it is; round 37).
+        phrases = self.autoreply_phrases
+        return bool(notice and phrases is not None and phrases.search(notice.lower()))
 
     def _relayed_autoreply(self, headers: dict[str, str], notice: str) -> bool:
         """An auto-reply under a bounce's sender: RFC 3834 (section 4) has responders reply
@@ -139,6 +143,9 @@ def mail_signs() -> MailSigns:
             _lowered_re(raw["challenge_phrases"]) if raw.get("challenge_phrases") else None
         ),
         list_subjects=_re(raw["list_subjects"]) if raw.get("list_subjects") else None,
+        autoreply_phrases=(
+            _phrases_re(raw["autoreply_phrases"]) if raw.get("autoreply_phrases") else None
+        ),
         verp_headers=tuple(str(h).lower() for h in raw.get("verp_headers") or ()),
         verp_recipient=_re(raw["verp_recipient"]) if raw.get("verp_recipient") else None,
     )

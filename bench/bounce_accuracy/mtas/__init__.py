@@ -39,6 +39,9 @@ MTAS = (
     "sieve",
     "twisted_mail",
     "fetchmail",
+    "lda_postfix",
+    "lda_exim",
+    "lda_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
 # Round 23's cases: what filters and mailbox servers answer, carried by Postfix and Exim.
 FILTER_CASES = CASES.with_name("filter_cases.yaml")
+# Round 39's cases: local delivery agents failing behind Postfix, Exim and Sendmail.
+LDA_CASES = CASES.with_name("lda_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES)
+CASE_FILES = (CASES, FILTER_CASES, LDA_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"

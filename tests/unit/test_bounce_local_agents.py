@@ -191,3 +191,85 @@ def test_exims_delay_of_a_local_program_is_the_programs_failure_not_an_expiry() 
 def test_sendmails_x_unix_exit_status(status: str, exit_status: str, expected: int) -> None:
     got = classify_failure(0, status, exit_status, diagnostic_type="x-unix", action="failed")
     assert got.status == expected
+
+
+def _sendmail(
+    address: str, command: str, output: str, final: bool, status: str, exit_: str
+) -> bytes:
+    boundary = "6B6D62rA002616.1796562362/mx.example.net"
+    program = f'"|{command}"'
+    if final and status.startswith("5"):
+        transcript = f"550 5.0.0 {program}... Insufficient permission\r\n"
+        heading = "   ----- The following addresses had permanent fatal errors -----\r\n"
+        action = "failed"
+    else:
+        transcript = f"{program}... Deferred: prog mailer (/bin/sh) exited with EX_TEMPFAIL\r\n" + (
+            "Message could not be delivered for 3 minutes\r\n"
+            if final
+            else "Warning: message still undelivered after 1 minute\r\n"
+        )
+        heading = (
+            "   ----- The following addresses had permanent fatal errors -----\r\n"
+            if final
+            else "    **********************************************\r\n"
+        )
+        action = "failed" if final else "delayed"
+    return (
+        "Return-Path: <>\r\n"
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\r\n"
+        "To: <news@example.test>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+        f'\tboundary="{boundary}"\r\n'
+        "Subject: Returned mail: see transcript for details\r\n"
+        "Auto-Submitted: auto-generated (failure)\r\n\r\n"
+        f"--{boundary}\r\n\r\n"
+        "The original message was received at Sun, 6 Dec 2026 13:06:01 GMT\r\n"
+        "from localhost [127.0.0.1]\r\n\r\n"
+        f"{heading}{program}\r\n    (reason: see below)\r\n"
+        f"    (expanded from: <{address}>)\r\n\r\n"
+        "   ----- Transcript of session follows -----\r\n"
+        f"{output}\r\n{transcript}\r\n"
+        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n"
+        "Arrival-Date: Sun, 6 Dec 2026 13:06:01 GMT\r\n\r\n"
+        f"Final-Recipient: RFC822; {address}\r\n"
+        f"X-Actual-Recipient: X-Unix; |{command}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\nDiagnostic-Code: X-Unix; {exit_}\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: Newsletter <news@example.test>\r\nTo: {address}\r\nSubject: Newsletter 5\r\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "final", "status", "exit_", "expected"),
+    [
+        # dovecot-lda -e over quota exits 77: its words in the transcript come first (before
+        # round 39: 7; with the exit status alone, a refusal)
+        ("/usr/lib/dovecot/dovecot-lda -e -d jana.kolar",
+         "Quota exceeded (mailbox for user is full)", True, "5.3.0", "77", 5),
+        # maildrop's maildirquota, 75 at every try: the warning and the final notice name it
+        ("/usr/bin/maildrop /etc/maildrop/greta.lind", "maildrop: maildir over quota.",
+         False, "4.2.0", "75", 5),
+        ("/usr/bin/maildrop /etc/maildrop/greta.lind", "maildrop: maildir over quota.",
+         True, "4.4.7", "75", 5),
+        # a user's filter refusing: EX_NOPERM, whatever else procmail complains of
+        ("/usr/bin/procmail -m /etc/procmailrcs/karl.ott",
+         'procmail: Couldn\'t chdir to "/nonexistent"', True, "5.3.0", "77", 4),
+        # a program's failure that names nothing of the mailbox: its warning 7, and the
+        # final notice under X.4.7 (delivery time expired) retries exceeded (3)
+        ("/usr/bin/procmail -m /etc/procmailrcs/theo.falk",
+         'procmail: Couldn\'t chdir to "/nonexistent"', False, "4.2.0", "75", 7),
+        ("/usr/bin/procmail -m /etc/procmailrcs/theo.falk",
+         'procmail: Couldn\'t chdir to "/nonexistent"', True, "4.4.7", "75", 3),
+    ],
+)  # fmt: skip
+def test_sendmails_transcript_gives_the_programs_words_to_its_exit_status(
+    command: str, output: str, final: bool, status: str, exit_: str, expected: int
+) -> None:
+    mail = _sendmail("greta.lind@example.net", command, output, final, status, exit_)
+    _, verdicts = classify_mail(mail)
+    assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
+        ("greta.lind@example.net", expected, "failed" if final else "deferred")
+    ]

@@ -360,7 +360,7 @@ class ReplyRules:
                     return name
             if code_name in self.local_agent_codes:
                 return code_name
-            if exit_reason := self.local_exit_statuses.get(f.text.strip()):
+            if exit_reason := self.local_exit_statuses.get(_exit_status(f.text)):
                 return exit_reason
         elif code_name and code_name not in self.uncertain:
             if not self._vetoed(f, self.reasons[code_name]):
@@ -420,6 +420,13 @@ class ReplyRules:
     def classify(self, code: int, enhanced_status: str, text: str) -> Classification:
         reason = self.reason_for(code, enhanced_status, text, command=reply_command(code))
         return Classification(self.status_of(reason), is_permanent(code, enhanced_status), reason)
+
+
+def _exit_status(text: str) -> str:
+    """The exit status a local program's diagnostic begins with (Sendmail's "X-Unix; 77",
+    the program's words after it), or ''."""
+    first = text.split(maxsplit=1)[:1]
+    return first[0] if first and first[0].isdigit() else ""
 
 
 def reply_command(code: int) -> str:
@@ -709,7 +716,10 @@ def classify_failure(
         reason = rules.gave_up
     elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action, text):
         reason = rules.gave_up
-    elif reason in rules.gave_up_local and _stopped_trying(rules, code, action, text):
+    elif reason in rules.gave_up_local and (
+        _stopped_trying(rules, code, action, text)
+        or (action == "failed" and rules._code_name(enhanced_status) == rules.gave_up)
+    ):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up

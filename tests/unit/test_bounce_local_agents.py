@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from postline.bounce.classify import classify_failure
+from postline.bounce.classify import classify_failure, classify_reply
 from postline.bounce.verdicts import classify_mail
 
 
@@ -155,6 +155,11 @@ def test_a_programs_temporary_failure_until_postfix_gave_up_stays_the_programs()
          "Invalid user specified.", 2),
         ("/usr/lib/dovecot/dovecot-lda -e -d jana.kolar", "local delivery failed",
          "Quota exceeded (mailbox for user is full)", 5),
+        # the program's own trouble, a system call's EACCES: no policy's denial (before
+        # round 39's rules: 4)
+        ("/usr/lib/dovecot/dovecot-lda -d lena.frost", "local delivery failed",
+         "lda(lena.frost): Error: net_connect_unix(/run/dovecot/stats-writer) failed: "
+         "Permission denied", 7),
         # no output: Exim's words alone say the local program failed (7)
         ("/usr/local/bin/deliver-mail kai.brandt", "local delivery failed", "", 7),
         # after its retry rule ran out: retries exceeded (3), not the program's failure
@@ -273,3 +278,8 @@ def test_sendmails_transcript_gives_the_programs_words_to_its_exit_status(
     assert [(v.recipient, v.status, v.delivery) for v in verdicts] == [
         ("greta.lind@example.net", expected, "failed" if final else "deferred")
     ]
+
+
+def test_a_replys_permission_denied_is_still_a_refusal() -> None:
+    # counter-example of the system call's words above: a server's own denial
+    assert classify_reply(550, "5.7.1", "550 5.7.1 Permission denied").status == 4

@@ -45,6 +45,9 @@ MTAS = (
     "exim_auto",
     "sendmail_auto",
     "vacation_program",
+    "lda_postfix",
+    "lda_exim",
+    "lda_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -34,8 +34,10 @@ CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
 FILTER_CASES = CASES.with_name("filter_cases.yaml")
 # Round 37's cases: automatic mail that is no failure (auto-replies, receipts, list answers).
 AUTO_CASES = CASES.with_name("auto_cases.yaml")
+# Round 39's cases: local delivery agents failing behind Postfix, Exim and Sendmail.
+LDA_CASES = CASES.with_name("lda_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
-from .host import ENV, Bind, isolated, listening
+from .host import ENV, Bind, Mount, isolated, listening
 from .packages import extract
 from .rows import Row
 
@@ -243,14 +244,16 @@ def run(
     out: Path,
     mta: str,
     version: str,
+    mounts: Sequence[Mount] = (),
 ) -> list[Row]:
     """Run the daemon of ``root`` with ``config``, submit ``built`` on ``port`` and collect
-    the notices; the daemon is stopped and its log copied beside ``out`` (``<mta>.log``)."""
+    the notices; the daemon is stopped and its log copied beside ``out`` (``<mta>.log``).
+    ``mounts`` are laid in its namespace after the passwd and group files."""
     env = {**ENV, "LD_LIBRARY_PATH": str(root / "root/usr/lib/x86_64-linux-gnu")}
     # Exim given -C by root drops to Debian-exim: its user is in the namespace's passwd.
-    mounts = [Bind(root / "passwd", "/etc/passwd"), Bind(root / "group", "/etc/group")]
+    users = [Bind(root / "passwd", "/etc/passwd"), Bind(root / "group", "/etc/group")]
     # -bdf: the daemon in the foreground, so it is this process's child and stops with it.
-    command = isolated([str(_binary(root)), "-C", str(config), "-bdf", "-q5s"], mounts)
+    command = isolated([str(_binary(root)), "-C", str(config), "-bdf", "-q5s"], [*users, *mounts])
     try:
         with listening(command, port, "Exim", root / "log" / "daemon.log", env=env):
             submit(destination.host, port, built)

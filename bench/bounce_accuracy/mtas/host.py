@@ -55,7 +55,25 @@ class Overlay:
         return f"mount -t overlay overlay -o {shlex.quote(layers)} {self.target}"
 
 
-Mount = Bind | Overlay
+@dataclass(frozen=True)
+class Tmpfs:
+    """A tmpfs of ``size`` mounted at ``target`` (a folder that exists) and filled to its last
+    byte: a full disk, seen only in the namespace (round 39). ``folders`` are made in it first
+    (open to every user), for what must exist before a delivery (a maildir's)."""
+
+    target: Path
+    size: str = "64k"
+    folders: tuple[str, ...] = ()
+
+    def command(self) -> str:
+        target = shlex.quote(str(self.target))
+        made = [f"mkdir -p -m 1777 {shlex.quote(str(self.target / f))}" for f in self.folders]
+        fill = f"{{ head -c 100M /dev/zero > {target}/.fill 2>/dev/null; true; }}"
+        mount = f"mount -t tmpfs -o size={self.size},mode=1777 tmpfs {target}"
+        return " && ".join([mount, *made, fill])
+
+
+Mount = Bind | Overlay | Tmpfs
 
 
 def isolated(command: Sequence[str], mounts: Sequence[Mount] = (), hostname: str = "") -> list[str]:

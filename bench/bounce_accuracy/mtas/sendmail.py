@@ -19,12 +19,13 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .cases import collect, load, script_replies, submit
+from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
-from .host import ENV, isolated, listening, processes, without_resolving
+from .host import ENV, Mount, isolated, listening, processes, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -77,7 +78,7 @@ define(`confTO_INITIAL', `20s')dnl
 define(`confTO_CONNECT', `10s')dnl
 define(`confMIN_QUEUE_AGE', `0')dnl
 define(`confMAX_MESSAGE_SIZE', `100000')dnl
-FEATURE(`nocanonify')dnl
+{settings}FEATURE(`nocanonify')dnl
 FEATURE(`accept_unresolvable_domains')dnl
 FEATURE(`mailertable', `hash -o {run}/mailertable')dnl
 FEATURE(`local_lmtp', `{bin}/mail.local')dnl
@@ -93,9 +94,23 @@ MAILER_DEFINITIONS
 
 
 def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    queue = RUN / "mqueue"
+    configure(destination, RUN, LOCAL, PORT, ALIASES)
+
+
+def configure(
+    destination: Destination,
+    run: Path,
+    local: str,
+    port: int,
+    aliases: dict[str, str],
+    settings: str = "",
+) -> None:
+    """A fresh ``run`` folder: the queue, the tables (round 21's mailer table, ``aliases``)
+    and ``sendmail.cf``, built for the daemon on ``port``, final destination of ``local``, with
+    ``settings`` (m4 lines) added to the ``.mc``."""
+    if run.exists():
+        shutil.rmtree(run)
+    queue = run / "mqueue"
     queue.mkdir(parents=True)
     queue.chmod(0o700)
     host = destination.host
@@ -112,40 +127,41 @@ def _configure(destination: Destination) -> None:
     )
     routes = {REMOTE: "remote", SMALL: "small", REFUSED: "refused", SILENT: "silent",
               "sender.test": "capture"}  # fmt: skip
-    (RUN / "mailertable").write_text(
+    (run / "mailertable").write_text(
         "".join(f"{domain}\t{mailer}:[{host}]\n" for domain, mailer in routes.items())
     )
-    (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
-    (RUN / "local-host-names").write_text(f"{LOCAL}\n")
+    (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
+    (run / "local-host-names").write_text(f"{local}\n")
     # Host names by DNS: the unknown domain meets the resolver's real answer (NXDOMAIN).
-    (RUN / "service.switch").write_text("hosts\tdns\naliases\tfiles\n")
+    (run / "service.switch").write_text("hosts\tdns\naliases\tfiles\n")
     mc = MC.format(
-        local=LOCAL, run=RUN, bin=BIN, libs=LIBS, port=PORT, warn=WARN_AFTER,
-        lifetime=LIFETIME, mailers=mailers,
+        local=local, run=run, bin=BIN, libs=LIBS, port=port, warn=WARN_AFTER,
+        lifetime=LIFETIME, mailers=mailers, settings=settings,
     )  # fmt: skip
-    (RUN / "sendmail.mc").write_text(mc)
+    (run / "sendmail.mc").write_text(mc)
     m4 = subprocess.run(
         [str(ROOT / "usr/bin/m4"), f"-D_CF_DIR_={CF_DIR}/", str(CF_DIR / "m4/cf.m4"),
-         str(RUN / "sendmail.mc")],
+         str(run / "sendmail.mc")],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    (RUN / "sendmail.cf").write_text(m4.stdout)
-    with (RUN / "mailertable").open("rb") as table:
-        _run(BIN / "makemap", "-C", str(RUN / "sendmail.cf"), "hash", str(RUN / "mailertable"),
-             stdin=table)  # fmt: skip
-    _run(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bi")
+    (run / "sendmail.cf").write_text(m4.stdout)
+    cf = str(run / "sendmail.cf")
+    with (run / "mailertable").open("rb") as table:
+        _run(local, BIN / "makemap", "-C", cf, "hash", str(run / "mailertable"), stdin=table)
+    _run(local, BIN / "sendmail", "-C", cf, "-bi")
 
 
-def _run(program: Path, *args: str, stdin: IO[bytes] | None = None) -> None:
-    subprocess.run(_named(program, *args), check=True, stdin=stdin, env=ENV,
+def _run(local: str, program: Path, *args: str, stdin: IO[bytes] | None = None) -> None:
+    subprocess.run(_named(local, program, *args), check=True, stdin=stdin, env=ENV,
                    capture_output=True)  # fmt: skip
 
 
-def _named(program: Path, *args: str) -> list[str]:
-    """The command in a UTS namespace of its own whose host name is ``mx.linden.test``: this
-    machine's name has no domain, and Sendmail, unable to qualify it, sleeps a minute at every
-    start; the system's host name is left alone."""
-    return isolated([str(program), *args], hostname=f"mx.{LOCAL}")
+def _named(local: str, program: Path, *args: str, mounts: Sequence[Mount] = ()) -> list[str]:
+    """The command in a UTS namespace of its own whose host name is ``mx.<local>`` (and a
+    mount namespace with ``mounts``, with any): this machine's name has no domain, and
+    Sendmail, unable to qualify it, sleeps a minute at every start; the system's host name is
+    left alone."""
+    return isolated([str(program), *args], mounts, hostname=f"mx.{local}")
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
@@ -153,15 +169,43 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = without_resolving(load(MTA), NXDOMAIN)
     script_replies(destination, built)
     _configure(destination)
+    return run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+
+
+def run(
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    version: str,
+    run: Path,
+    local: str,
+    port: int,
+    mounts: Sequence[Mount] = (),
+) -> list[Row]:
+    """The daemon of ``run``'s ``sendmail.cf`` (in a mount namespace with ``mounts``, with
+    any), ``built`` submitted on ``port`` and the notices collected; stopped on leaving."""
     # -bD: a daemon in the foreground, whose queue runners and mailers stay in its group.
-    command = _named(BIN / "sendmail", "-C", str(RUN / "sendmail.cf"), "-bD", f"-q{QUEUE_RUNS}")
+    cf = str(run / "sendmail.cf")
+    command = _named(local, BIN / "sendmail", "-C", cf, "-bD", f"-q{QUEUE_RUNS}", mounts=mounts)
+    uts = ""
     try:
-        with listening(command, PORT, "sendmail", RUN / "daemon.log", env=ENV):
-            submit(destination.host, PORT, built)
-            return collect(destination, built, out, MTA, version, TIMEOUT)
+        with listening(command, port, "sendmail", run / "daemon.log", env=ENV) as daemon:
+            uts = os.readlink(f"/proc/{daemon.pid}/ns/uts")
+            submit(destination.host, port, built)
+            return collect(destination, built, out, mta, version, TIMEOUT)
     finally:
         # Sendmail's queue runners and deliveries may start sessions of their own: any
-        # process of this unpacked binary left is killed (never the system's mailers).
+        # process of this unpacked binary left in this daemon's UTS namespace is killed (never
+        # the system's mailers, nor another instance's).
         for pid in processes("exe", str(BIN / "sendmail")):
-            logger.warning("sendmail process %s outlived the daemon: killed", pid)
-            os.kill(pid, signal.SIGKILL)
+            if uts and _uts(pid) == uts:
+                logger.warning("sendmail process %s outlived the daemon: killed", pid)
+                os.kill(pid, signal.SIGKILL)
+
+
+def _uts(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/uts")
+    except OSError:
+        return ""

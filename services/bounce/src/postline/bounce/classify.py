@@ -19,7 +19,8 @@ evidence Postline acts on (suppressing an address) is the unambiguous kind:
    reason, syntax errors, then the code's class (x.5 protocol, x.6 content, x.7 security),
    the diagnostic type (``x-unix``: a local mailer failed, unless its words are one of
    ``local_agent_reasons``: "mail.local: unknown user", or its status one of
-   ``local_agent_codes``: 5.2.2 mailbox full), a delay notice (expired), a
+   ``local_agent_codes``: 5.2.2 mailbox full, or its exit status one of
+   ``local_exit_statuses``: Sendmail's "X-Unix; 77"), a delay notice (expired), a
    failed greeting (blocked); else "on hold" when there is a diagnostic to go on.
 
 A reason's words are its ``pattern`` and its ``texts`` (each with a sample); ``unless``
@@ -223,6 +224,13 @@ class ReplyRules:
     statuses: dict[str, int]
     local_agent_reasons: tuple[str, ...] = ()
     local_agent_codes: frozenset[str] = frozenset()  # a local program's codes that count
+    # A local program's exit status (sysexits.h) given as the whole diagnostic, and the
+    # reason it states (Sendmail's "X-Unix; 77").
+    local_exit_statuses: dict[str, str] = field(default_factory=dict)
+    # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying when
+    # its words say it stopped retrying (a local program's failure at every try until the
+    # retry period ran out).
+    gave_up_local: frozenset[str] = frozenset()
     gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
     # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying.
     gave_up_from: frozenset[str] = frozenset()
@@ -352,6 +360,8 @@ class ReplyRules:
                     return name
             if code_name in self.local_agent_codes:
                 return code_name
+            if exit_reason := self.local_exit_statuses.get(_exit_status(f.text)):
+                return exit_reason
         elif code_name and code_name not in self.uncertain:
             if not self._vetoed(f, self.reasons[code_name]):
                 return code_name
@@ -410,6 +420,13 @@ class ReplyRules:
     def classify(self, code: int, enhanced_status: str, text: str) -> Classification:
         reason = self.reason_for(code, enhanced_status, text, command=reply_command(code))
         return Classification(self.status_of(reason), is_permanent(code, enhanced_status), reason)
+
+
+def _exit_status(text: str) -> str:
+    """The exit status a local program's diagnostic begins with (Sendmail's "X-Unix; 77",
+    the program's words after it), or ''."""
+    first = text.split(maxsplit=1)[:1]
+    return first[0] if first and first[0].isdigit() else ""
 
 
 def reply_command(code: int) -> str:
@@ -634,6 +651,10 @@ def reply_rules() -> ReplyRules:
         statuses={name: rule.status for name, rule in reasons.items()},
         local_agent_reasons=_names(raw.get("local_agent_reasons")),
         local_agent_codes=frozenset(_names(raw.get("local_agent_codes"))),
+        local_exit_statuses={
+            str(k): str(v) for k, v in (raw.get("local_exit_statuses") or {}).items()
+        },
+        gave_up_local=frozenset(_names(raw.get("gave_up_local"))),
         gave_up=str(raw.get("gave_up") or ""),
         gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
         gave_up_statuses=frozenset(_names(raw.get("gave_up_statuses"))),
@@ -645,6 +666,7 @@ def reply_rules() -> ReplyRules:
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}
     named |= set(rules.local_agent_reasons) | rules.local_agent_codes
+    named |= set(rules.local_exit_statuses.values()) | rules.gave_up_local
     named |= {rules.gave_up} - {""}
     named |= rules.gave_up_from | rules.gave_up_replies
     if rules.sender_subject is not None:
@@ -693,6 +715,11 @@ def classify_failure(
     ):
         reason = rules.gave_up
     elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action, text):
+        reason = rules.gave_up
+    elif reason in rules.gave_up_local and (
+        _stopped_trying(rules, code, action, text)
+        or (action == "failed" and rules._code_name(enhanced_status) == rules.gave_up)
+    ):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):
         reason = rules.gave_up

@@ -121,6 +121,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
         for dsn in report.recipients:
             if dsn.address:
                 recipient = _from_dsn(dsn, original)
+                _with_program_output(recipient, dsn, notice)
                 if (
                     arrival
                     and recipient.action == "failed"
@@ -283,6 +284,38 @@ def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
         hint=mail_formats().verdict(dsn.fields),
         final_recipient=dsn.address if _bare(dsn.address) != _bare(address) else "",
     )
+
+
+def _with_program_output(recipient: FailedRecipient, dsn: DsnRecipient, notice: str) -> None:
+    """A local program's exit status given alone as the diagnostic ("X-Unix; 77") joined by
+    what the program said, from the notice's transcript (``program_transcript``): the lines
+    before the reporting MTA's own line naming the program's command (X-Actual-Recipient)."""
+    pattern = mail_formats().program_transcript
+    if (
+        pattern is None
+        or recipient.diagnostic_type.lower() != "x-unix"
+        or not recipient.diagnostic.strip().isdigit()
+    ):
+        return
+    kind, _, command = dsn.fields.get("x-actual-recipient", "").partition(";")
+    command = command.strip()
+    if kind.strip().lower() != "x-unix" or not command.startswith("|"):
+        return
+    said: list[str] = []
+    inside = False
+    for line in notice.splitlines():
+        if pattern.search(line):
+            inside, said = True, []
+        elif not inside:
+            continue
+        elif f'"{command}"' in line:
+            if said:
+                recipient.diagnostic = f"{recipient.diagnostic.strip()} {' '.join(said)}"
+            return
+        elif '"|' in line:
+            said = []  # another program's line: what came before was that one's
+        elif line.strip():
+            said.append(line.strip())
 
 
 def _complete_from_text(recipients: list[FailedRecipient], in_text: list[FailedRecipient]) -> None:

@@ -88,6 +88,9 @@ class MailFormats:
     final_intros: tuple[re.Pattern[str], ...] = ()
     transcript_sent: re.Pattern[str] | None = None  # ">>> DATA": a command sent
     transcript_reply: re.Pattern[str] | None = None  # "<<< 550 ...": its reply
+    # where a transcript starts whose lines before the MTA's line naming a local program
+    # are that program's output (Sendmail: "----- Transcript of session follows -----")
+    program_transcript: re.Pattern[str] | None = None
     # report field -> its value -> the reason it names (an MTA's own verdict)
     verdict_fields: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -261,6 +264,9 @@ def mail_formats() -> MailFormats:
         ends_after_reply=tuple(_compile(p) for p in raw.get("ends_after_reply") or []),
         final_intros=tuple(_compile(p) for p in raw.get("final_intros") or []),
         transcript_sent=_compile(raw["transcript_sent"]) if raw.get("transcript_sent") else None,
+        program_transcript=(
+            _compile(raw["program_transcript"]) if raw.get("program_transcript") else None
+        ),
         transcript_reply=(
             _compile(raw["transcript_reply"]) if raw.get("transcript_reply") else None
         ),

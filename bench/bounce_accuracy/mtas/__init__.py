@@ -48,6 +48,8 @@ MTAS = (
     "lda_postfix",
     "lda_exim",
     "lda_sendmail",
+    "own_postfix",
+    "own_exim",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

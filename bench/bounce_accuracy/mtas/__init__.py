@@ -50,6 +50,7 @@ MTAS = (
     "lda_sendmail",
     "own_postfix",
     "own_exim",
+    "own_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

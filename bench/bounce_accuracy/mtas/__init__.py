@@ -51,6 +51,8 @@ MTAS = (
     "own_postfix",
     "own_exim",
     "own_sendmail",
+    "own_protocol_postfix",
+    "own_protocol_exim",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -48,6 +48,11 @@ MTAS = (
     "lda_postfix",
     "lda_exim",
     "lda_sendmail",
+    "own_postfix",
+    "own_exim",
+    "own_sendmail",
+    "own_protocol_postfix",
+    "own_protocol_exim",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

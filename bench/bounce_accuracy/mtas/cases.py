@@ -36,8 +36,10 @@ FILTER_CASES = CASES.with_name("filter_cases.yaml")
 AUTO_CASES = CASES.with_name("auto_cases.yaml")
 # Round 39's cases: local delivery agents failing behind Postfix, Exim and Sendmail.
 LDA_CASES = CASES.with_name("lda_cases.yaml")
+# Round 40's cases: the MTA's own failures that are no remote reply (a loop, TLS required).
+OWN_CASES = CASES.with_name("own_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"
@@ -74,6 +76,8 @@ class Case:
     # permanent one: round 33's Haraka); only a module that can tell the first try uses it
     later: dict[str, Reply] = field(default_factory=dict)
     notify: str = ""  # RCPT TO's NOTIFY= parameter (RFC 3461), e.g. SUCCESS (round 37)
+    # header lines put above the message's own, e.g. a Delivered-To: that makes a loop (round 40)
+    headers: tuple[str, ...] = ()
 
     @property
     def notices(self) -> int:
@@ -141,6 +145,7 @@ def _case(entry: dict[str, Any]) -> Case:
             for a, v in (entry.get("later") or {}).items()
         },
         notify=entry.get("notify", ""),
+        headers=tuple(entry.get("headers") or ()),
     )
 
 
@@ -159,6 +164,7 @@ def message(case: Case, number: int) -> bytes:
     while len(body) < case.size:
         body += padding
     headers = [
+        *case.headers,
         f"From: Newsletter <{case.sender}>",
         f"To: {', '.join(case.recipients)}",
         f"Subject: Newsletter {number}",

@@ -104,10 +104,12 @@ def configure(
     port: int,
     aliases: dict[str, str],
     settings: str = "",
+    extra: dict[str, tuple[str, int]] | None = None,
 ) -> None:
     """A fresh ``run`` folder: the queue, the tables (round 21's mailer table, ``aliases``)
     and ``sendmail.cf``, built for the daemon on ``port``, final destination of ``local``, with
-    ``settings`` (m4 lines) added to the ``.mc``."""
+    ``settings`` (m4 lines) added to the ``.mc``; ``extra`` routes a domain to a host and port
+    of its own (round 40: the daemon itself, a host name with no record)."""
     if run.exists():
         shutil.rmtree(run)
     queue = run / "mqueue"
@@ -127,9 +129,11 @@ def configure(
     )
     routes = {REMOTE: "remote", SMALL: "small", REFUSED: "refused", SILENT: "silent",
               "sender.test": "capture"}  # fmt: skip
-    (run / "mailertable").write_text(
-        "".join(f"{domain}\t{mailer}:[{host}]\n" for domain, mailer in routes.items())
-    )
+    table = "".join(f"{domain}\t{mailer}:[{host}]\n" for domain, mailer in routes.items())
+    for number, (domain, (next_hop, next_port)) in enumerate((extra or {}).items()):
+        mailers += MAILER.format(name=f"extra{number}", port=next_port, limit="")
+        table += f"{domain}\textra{number}:[{next_hop}]\n"
+    (run / "mailertable").write_text(table)
     (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
     (run / "local-host-names").write_text(f"{local}\n")
     # Host names by DNS: the unknown domain meets the resolver's real answer (NXDOMAIN).

@@ -55,6 +55,7 @@ MTAS = (
     "own_protocol_exim",
     "dns_postfix",
     "dns_exim",
+    "dns_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

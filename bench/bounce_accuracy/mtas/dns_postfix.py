@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from . import postfix
-from .cases import DNS_CASES, collect, load, submit
+from .cases import DNS_CASES, Case, collect, load, submit
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace
@@ -42,7 +42,7 @@ TABLE = Table(
 
 
 def run(
-    root: Path, port: int, destination: Destination, built: list, out: Path, mta: str
+    root: Path, port: int, destination: Destination, built: list[Case], out: Path, mta: str
 ) -> list[Row]:
     """``postfix.run`` inside a namespace whose ``/etc/resolv.conf`` names the DNS server."""
     version = installed_version("postfix")

@@ -53,6 +53,9 @@ MTAS = (
     "own_sendmail",
     "own_protocol_postfix",
     "own_protocol_exim",
+    "dns_postfix",
+    "dns_exim",
+    "dns_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -38,8 +38,10 @@ AUTO_CASES = CASES.with_name("auto_cases.yaml")
 LDA_CASES = CASES.with_name("lda_cases.yaml")
 # Round 40's cases: the MTA's own failures that are no remote reply (a loop, TLS required).
 OWN_CASES = CASES.with_name("own_cases.yaml")
+# Round 41's cases: DNS failures of the recipient's domain, through a DNS server of our own.
+DNS_CASES = CASES.with_name("dns_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES, DNS_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"

@@ -137,18 +137,29 @@ def configure(
 
 
 def run(
-    root: Path, port: int, destination: Destination, built: list[Case], out: Path, mta: str
+    root: Path,
+    port: int,
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    *,
+    version: str | None = None,
+    timeout: float = TIMEOUT,
+    log: str | None = None,
 ) -> list[Row]:
     """Start the instance under ``root``, submit ``built`` on ``port`` and collect the
-    notices; the instance is stopped and its log copied beside ``out`` (``<mta>.log``)."""
-    version = installed_version("postfix")
+    notices (rows of ``version``, Postfix's own unless given, waiting at most ``timeout``);
+    the instance is stopped and its log copied beside ``out`` (``log``, ``<mta>.log`` unless
+    given)."""
+    version = version or installed_version("postfix")
     _postfix(root, "start")
     try:
         submit(destination.host, port, built)
-        return collect(destination, built, out, mta, version, TIMEOUT)
+        return collect(destination, built, out, mta, version, timeout)
     finally:
         _postfix(root, "stop")
-        shutil.copy(root / "maillog", out.parent / f"{mta}.log")
+        shutil.copy(root / "maillog", out.parent / (log or f"{mta}.log"))
 
 
 def _postfix(root: Path, *args: str) -> None:

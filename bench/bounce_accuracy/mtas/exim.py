@@ -217,6 +217,19 @@ def configure(
     return config
 
 
+def configure_empty(
+    root: Path, local: str, port: int, routes: list[Route], routers: str = ""
+) -> Path:
+    """``configure`` with ``routers`` before this module's own ``ROUTERS`` and ``TRANSPORTS``,
+    their tables (aliases, quota and small mailboxes) left empty."""
+    config = configure(
+        root, local, port, routes, routers + ROUTERS.format(root=root), TRANSPORTS.format(root=root)
+    )
+    for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
+        (root / "etc" / name).write_text("")
+    return config
+
+
 def _getent(database: str) -> list[str]:
     out = subprocess.run(["getent", database], check=True, capture_output=True, text=True)
     return out.stdout.splitlines()

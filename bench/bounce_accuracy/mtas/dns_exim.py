@@ -31,12 +31,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = exim.unpack(ROOT)
     built = load(MTA, DNS_CASES)
     routes = [Route("capture", "sender.test", destination.capture_port)]
-    config = exim.configure(
-        ROOT, LOCAL, PORT, routes, exim.ROUTERS.format(root=ROOT), exim.TRANSPORTS.format(root=ROOT)
-    )
-    etc = ROOT / "etc"
-    for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
-        (etc / name).write_text("")
+    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
     resolv = resolv_conf(ROOT / "resolv.conf")
     with serving(TABLE):
         mounts = [Bind(resolv, "/etc/resolv.conf")]

@@ -11,15 +11,13 @@ record (NODATA), SERVFAIL on every query, no answer at all, a CNAME loop. The ca
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from . import postfix
-from .cases import DNS_CASES, Case, collect, load, submit
+from .cases import DNS_CASES, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Namespace
-from .packages import installed_version
+from .host import Bind
 from .rows import Row
 
 MTA = "dns_postfix"
@@ -41,23 +39,6 @@ TABLE = Table(
 )
 
 
-def run(
-    root: Path, port: int, destination: Destination, built: list[Case], out: Path, mta: str
-) -> list[Row]:
-    """``postfix.run`` inside a namespace whose ``/etc/resolv.conf`` names the DNS server."""
-    version = installed_version("postfix")
-    resolv = resolv_conf(root / "resolv.conf")
-    etc = str(root / "etc")
-    with serving(TABLE), Namespace(mta, [Bind(resolv, "/etc/resolv.conf")], grace=10) as space:
-        space.run("postfix", "-c", etc, "start")
-        try:
-            submit(destination.host, port, built)
-            return collect(destination, built, out, mta, version, postfix.TIMEOUT)
-        finally:
-            space.run("postfix", "-c", etc, "stop", check=False)
-            shutil.copy(root / "maillog", out.parent / f"{mta}.log")
-
-
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, DNS_CASES)
     host = destination.host
@@ -65,4 +46,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     aliases = {"postmaster": "root"}
     master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
     postfix.configure(ROOT, LOCAL, master, routes, aliases)
-    return run(ROOT, PORT, destination, built, out, MTA)
+    resolv = resolv_conf(ROOT / "resolv.conf")
+    with serving(TABLE):
+        mounts = [Bind(resolv, "/etc/resolv.conf")]
+        return postfix.run(ROOT, PORT, destination, built, out, MTA, mounts=mounts)

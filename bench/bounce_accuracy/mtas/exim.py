@@ -166,12 +166,7 @@ def _configure(destination: Destination) -> Path:
     config = configure(
         ROOT, LOCAL, PORT, routes, ROUTERS.format(root=ROOT), TRANSPORTS.format(root=ROOT)
     )
-    mail = ROOT / "mail"
-    if mail.exists():
-        shutil.rmtree(mail)
-    mail.mkdir()
-    mail.chmod(0o1777)
-    full = mail / "sofia.kramer"
+    full = mailboxes(ROOT) / "sofia.kramer"
     full.write_bytes(b"From old@sender.test Thu Jan  1 00:00:00 2026\n" + b"x" * 21_000 + b"\n")
     os.chown(full, USER_ID, USER_ID)  # appendfile wants the mailbox owned by its user
     etc = ROOT / "etc"
@@ -215,6 +210,30 @@ def configure(
         main + "begin routers\n\n" + routers + "begin transports\n\n" + transports + RETRY
     )
     return config
+
+
+def configure_empty(
+    root: Path, local: str, port: int, routes: list[Route], routers: str = ""
+) -> Path:
+    """``configure`` with ``routers`` before this module's own ``ROUTERS`` and ``TRANSPORTS``,
+    their tables (aliases, quota and small mailboxes) left empty."""
+    config = configure(
+        root, local, port, routes, routers + ROUTERS.format(root=root), TRANSPORTS.format(root=root)
+    )
+    for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
+        (root / "etc" / name).write_text("")
+    return config
+
+
+def mailboxes(root: Path) -> Path:
+    """A fresh ``root/mail``, the folder of the mailboxes Exim's deliveries write (as
+    Exim's user), open to every user."""
+    mail = root / "mail"
+    if mail.exists():
+        shutil.rmtree(mail)
+    mail.mkdir()
+    mail.chmod(0o1777)
+    return mail
 
 
 def _getent(database: str) -> list[str]:

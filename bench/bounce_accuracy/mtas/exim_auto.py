@@ -12,7 +12,6 @@ the capture server. The cases are ``exim_auto`` in ``auto_cases.yaml``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from . import exim
@@ -96,11 +95,7 @@ def _configure(destination: Destination) -> Path:
     config = exim.configure(ROOT, LOCAL, PORT, routes, routers, transports)
     text = config.read_text()
     config.write_text(text.replace("begin acl", "dsn_advertise_hosts = 127.0.0.1\n\nbegin acl", 1))
-    mail = ROOT / "mail"
-    if mail.exists():
-        shutil.rmtree(mail)
-    mail.mkdir()
-    mail.chmod(0o1777)
+    exim.mailboxes(ROOT)
     etc = ROOT / "etc"
     (etc / "mailboxes").write_text("".join(f"{u}: {u}\n" for u in MAILBOXES))
     (etc / "vacation-users").write_text("".join(f"{u}: {u}\n" for u in VACATION))

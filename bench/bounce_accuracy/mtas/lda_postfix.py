@@ -12,13 +12,11 @@ and writes its exit status and output in the notice. Dovecot runs beside it for
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from . import dovecot, lda, postfix
-from .cases import LDA_CASES, collect, load, submit
+from .cases import LDA_CASES, load
 from .destination import Destination
-from .host import Namespace
 from .packages import installed_version
 from .rows import Row
 
@@ -44,17 +42,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, LDA_CASES)
     _configure(destination)
     config = BASE / "dovecot/etc/dovecot.conf"
-    etc = str(ROOT / "etc")
-    try:
-        with (
-            dovecot.running(BASE / "dovecot", config, DOVECOT_PORT),
-            Namespace("Postfix", lda.mounts(BASE), grace=10.0) as namespace,
-        ):
-            namespace.run("postfix", "-c", etc, "start")
-            try:
-                submit(destination.host, PORT, built)
-                return collect(destination, built, out, MTA, version, postfix.TIMEOUT)
-            finally:
-                namespace.run("postfix", "-c", etc, "stop", check=False)
-    finally:
-        shutil.copy(ROOT / "maillog", out.parent / f"{MTA}.log")
+    with dovecot.running(BASE / "dovecot", config, DOVECOT_PORT):
+        return postfix.run(
+            ROOT, PORT, destination, built, out, MTA, version=version, mounts=lda.mounts(BASE)
+        )

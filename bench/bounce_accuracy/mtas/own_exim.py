@@ -49,14 +49,7 @@ def _configure(destination: Destination) -> Path:
         Route("remote", "hazel.test", destination.port),
         Route("tls", "oak.test", destination.port, ("hosts_require_tls = *",)),
     ]
-    config = exim.configure(
-        ROOT, LOCAL, PORT, routes, ROUTERS + exim.ROUTERS.format(root=ROOT),
-        exim.TRANSPORTS.format(root=ROOT),
-    )  # fmt: skip
-    etc = ROOT / "etc"
-    for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
-        (etc / name).write_text("")
-    return config
+    return exim.configure_empty(ROOT, LOCAL, PORT, routes, ROUTERS)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -29,10 +29,5 @@ def generate(out: Path, destination: Destination) -> list[Row]:
             Route("imap", "birch-imap.test", broken.garbage_port, ("command_timeout = 5s",)),
             Route("lost", "quince.test", broken.lost_port, ("command_timeout = 5s",)),
         ]
-        config = exim.configure(
-            ROOT, LOCAL, PORT, routes, exim.ROUTERS.format(root=ROOT),
-            exim.TRANSPORTS.format(root=ROOT),
-        )  # fmt: skip
-        for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
-            (ROOT / "etc" / name).write_text("")
+        config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
         return exim.run(ROOT, PORT, config, destination, built, out, MTA, version)

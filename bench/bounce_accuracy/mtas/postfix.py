@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
-from .host import ENV
+from .host import ENV, Mount, Namespace
 from .packages import installed_version
 from .rows import Row
 
@@ -137,18 +139,42 @@ def configure(
 
 
 def run(
-    root: Path, port: int, destination: Destination, built: list[Case], out: Path, mta: str
+    root: Path,
+    port: int,
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    *,
+    version: str | None = None,
+    timeout: float = TIMEOUT,
+    log: str | None = None,
+    mounts: Sequence[Mount] = (),
 ) -> list[Row]:
     """Start the instance under ``root``, submit ``built`` on ``port`` and collect the
-    notices; the instance is stopped and its log copied beside ``out`` (``<mta>.log``)."""
-    version = installed_version("postfix")
-    _postfix(root, "start")
-    try:
-        submit(destination.host, port, built)
-        return collect(destination, built, out, mta, version, TIMEOUT)
-    finally:
-        _postfix(root, "stop")
-        shutil.copy(root / "maillog", out.parent / f"{mta}.log")
+    notices (rows of ``version``, Postfix's own unless given, waiting at most ``timeout``);
+    the instance is stopped and its log copied beside ``out`` (``log``, ``<mta>.log`` unless
+    given). With ``mounts``, Postfix runs in a namespace of its own where they are laid."""
+    version = version or installed_version("postfix")
+    with ExitStack() as stack:
+        if mounts:
+            space = stack.enter_context(Namespace(mta, mounts, grace=10.0))
+            etc = str(root / "etc")
+
+            def control(action: str) -> None:
+                space.run("postfix", "-c", etc, action, check=action == "start")
+        else:
+
+            def control(action: str) -> None:
+                _postfix(root, action)
+
+        control("start")
+        try:
+            submit(destination.host, port, built)
+            return collect(destination, built, out, mta, version, timeout)
+        finally:
+            control("stop")
+            shutil.copy(root / "maillog", out.parent / (log or f"{mta}.log"))
 
 
 def _postfix(root: Path, *args: str) -> None:

@@ -19,13 +19,11 @@ capture server. Each user's Sieve script is ``SCRIPTS``; the cases are ``sieve``
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 from . import dovecot, postfix
-from .cases import FILTER_CASES, collect, load, submit
+from .cases import FILTER_CASES, Case, load, script_replies
 from .destination import Destination
-from .host import ENV
 from .packages import extract
 from .rows import Row
 
@@ -70,42 +68,60 @@ plugin {{
 )
 
 
-def _scripts(user: str, home: Path) -> None:
-    (home / "sieve").mkdir()
-    if user in SCRIPTS:
-        (home / "sieve" / "filter.sieve").write_text(SCRIPTS[user])
-        (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
+def serve(
+    root: Path,
+    port: int,
+    dovecot_port: int,
+    local: str,
+    domain: str,
+    users: tuple[str, ...],
+    scripts: dict[str, str],
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    aliases: dict[str, str] | None = None,
+) -> list[Row]:
+    """Dovecot with Pigeonhole (``CONFIG``, ``dovecot.configure`` and ``running``) for
+    ``domain``'s ``users`` (their active Sieve ``scripts``) behind a Postfix instance under
+    ``root`` (listening on ``port``, final destination of ``local`` with ``aliases``,
+    ``domain`` over LMTP, ``sender.test`` to the capture server and any other domain to the
+    scripted server); ``built`` submitted and their answers collected (``postfix.run``), the
+    logs copied beside ``out`` (``<mta>-postfix.log``, ``<mta>-dovecot.log``). What the Sieve
+    cases, ``vacation.py`` and ``receipts.py`` share."""
+    version = extract(PACKAGES, root / "root")["dovecot-sieve"]
 
+    def furnish(user: str, home: Path) -> None:
+        (home / "sieve").mkdir()
+        if user in scripts:
+            (home / "sieve" / "filter.sieve").write_text(scripts[user])
+            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
 
-def _configure_postfix(destination: Destination) -> None:
+    config = dovecot.configure(
+        root, CONFIG, users, furnish, port=dovecot_port, domain=domain, postfix=port
+    )
     routes = {
         "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
-        DOMAIN: f"lmtp:inet:127.0.0.1:{DOVECOT_PORT}",
+        domain: f"lmtp:inet:127.0.0.1:{dovecot_port}",
+        local: "local:",  # (the wildcard below would take it too)
+        "*": f"smtp:[{destination.host}]:{destination.port}",
     }
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES + LMTP_SERVICE
-    postfix.configure(ROOT / "postfix", LOCAL, master, routes, {"postmaster": "root"})
-
-
-def _postfix(*args: str) -> None:
-    subprocess.run(["postfix", "-c", str(ROOT / "postfix/etc"), *args], check=True, env=ENV)
+    master = postfix.LISTENER.format(port=port) + postfix.SERVICES + LMTP_SERVICE
+    aliases = {"postmaster": "root", **(aliases or {})}
+    postfix.configure(root / "postfix", local, master, routes, aliases)
+    script_replies(destination, built)
+    try:
+        with dovecot.running(root, config, dovecot_port):
+            return postfix.run(
+                root / "postfix", port, destination, built, out, mta,
+                version=version, timeout=TIMEOUT, log=f"{mta}-postfix.log",
+            )  # fmt: skip
+    finally:
+        if (root / "dovecot.log").exists():
+            shutil.copy(root / "dovecot.log", out.parent / f"{mta}-dovecot.log")
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, FILTER_CASES)
-    version = extract(PACKAGES, ROOT / "root")["dovecot-sieve"]
-    config = dovecot.configure(
-        ROOT, CONFIG, USERS, _scripts, port=DOVECOT_PORT, domain=DOMAIN, postfix=PORT
-    )
-    _configure_postfix(destination)
-    try:
-        with dovecot.running(ROOT, config, DOVECOT_PORT):
-            _postfix("start")
-            try:
-                submit(destination.host, PORT, built)
-                return collect(destination, built, out, MTA, version, TIMEOUT)
-            finally:
-                _postfix("stop")
-                shutil.copy(ROOT / "postfix/maillog", out.parent / f"{MTA}-postfix.log")
-    finally:
-        if (ROOT / "dovecot.log").exists():
-            shutil.copy(ROOT / "dovecot.log", out.parent / f"{MTA}-dovecot.log")
+    return serve(ROOT, PORT, DOVECOT_PORT, LOCAL, DOMAIN, USERS, SCRIPTS, destination, built,
+                 out, MTA)  # fmt: skip

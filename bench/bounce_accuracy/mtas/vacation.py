@@ -12,22 +12,17 @@ runs as round 35's Sieve cases run it (``sieve.CONFIG`` with ``dovecot.configure
 (``postfix.configure``, under ``/tmp/mta-vacation/postfix``) that takes the cases' mail for
 ``spruce.test``, delivers it over LMTP and relays the replies (Dovecot's ``submission_host``)
 to the capture server. Each user's Sieve script is ``SCRIPTS``; the cases are ``vacation`` in
-``auto_cases.yaml``. :func:`serve` is the setup ``receipts.py`` runs as well.
+``auto_cases.yaml``. The setup is ``sieve.serve``, which ``receipts.py`` runs as well.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-from . import dovecot, postfix
-from .cases import Case, collect, load, script_replies, submit
+from .cases import load
 from .destination import Destination
-from .host import ENV
-from .packages import extract
 from .rows import Row
-from .sieve import CONFIG, LMTP_SERVICE, PACKAGES
+from .sieve import serve
 
 MTA = "vacation"
 ROOT = Path("/tmp/mta-vacation")
@@ -35,7 +30,6 @@ PORT = 6437  # 2537 + the helper's test port offset (3900)
 DOVECOT_PORT = 6439
 LOCAL = "hemlock.test"  # Postfix's own domain (nothing is sent to it)
 DOMAIN = "spruce.test"  # the recipients' domain, whose mailboxes Dovecot keeps
-TIMEOUT = 90.0
 
 USERS = ("anna.vik", "bruno.sala", "carla.ruiz", "dieter.hahn", "emil.sund", "greta.holm")
 # Each user's active Sieve script (greta.holm has none: mail to her is only delivered).
@@ -70,64 +64,6 @@ SCRIPTS = {
         'Please write to support@spruce.test instead.";\n'
     ),
 }
-
-
-def serve(
-    root: Path,
-    port: int,
-    dovecot_port: int,
-    local: str,
-    domain: str,
-    users: tuple[str, ...],
-    scripts: dict[str, str],
-    destination: Destination,
-    built: list[Case],
-    out: Path,
-    mta: str,
-    aliases: dict[str, str] | None = None,
-) -> list[Row]:
-    """Dovecot with Pigeonhole (``sieve.CONFIG``, ``dovecot.configure`` and ``running``) for
-    ``domain``'s ``users`` (their ``scripts``) behind a Postfix instance under ``root``
-    (listening on ``port``, final destination of ``local`` with ``aliases``, ``domain`` over
-    LMTP, ``sender.test`` to the capture server and any other domain to the scripted server);
-    ``built`` submitted, their answers collected."""
-    version = extract(PACKAGES, root / "root")["dovecot-sieve"]
-
-    def furnish(user: str, home: Path) -> None:
-        (home / "sieve").mkdir()
-        if user in scripts:
-            (home / "sieve" / "filter.sieve").write_text(scripts[user])
-            (home / ".dovecot.sieve").symlink_to("sieve/filter.sieve")
-
-    config = dovecot.configure(
-        root, CONFIG, users, furnish, port=dovecot_port, domain=domain, postfix=port
-    )
-    routes = {
-        "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
-        domain: f"lmtp:inet:127.0.0.1:{dovecot_port}",
-        local: "local:",  # (the wildcard below would take it too)
-        "*": f"smtp:[{destination.host}]:{destination.port}",
-    }
-    master = postfix.LISTENER.format(port=port) + postfix.SERVICES + LMTP_SERVICE
-    aliases = {"postmaster": "root", **(aliases or {})}
-    postfix.configure(root / "postfix", local, master, routes, aliases)
-    script_replies(destination, built)
-    try:
-        with dovecot.running(root, config, dovecot_port):
-            _postfix(root, "start")
-            try:
-                submit(destination.host, port, built)
-                return collect(destination, built, out, mta, version, TIMEOUT)
-            finally:
-                _postfix(root, "stop")
-                shutil.copy(root / "postfix/maillog", out.parent / f"{mta}-postfix.log")
-    finally:
-        if (root / "dovecot.log").exists():
-            shutil.copy(root / "dovecot.log", out.parent / f"{mta}-dovecot.log")
-
-
-def _postfix(root: Path, *args: str) -> None:
-    subprocess.run(["postfix", "-c", str(root / "postfix/etc"), *args], check=True, env=ENV)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -18,7 +18,6 @@ from .destination import Destination
 from .dns_postfix import TABLE
 from .dnsserver import resolv_conf, serving
 from .host import Bind
-from .lda_sendmail import SETTINGS, _sendmail_version
 from .rows import Row
 
 MTA = "dns_sendmail"
@@ -28,9 +27,9 @@ LOCAL = "sedge.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = _sendmail_version()
+    version = sendmail.unpacked()
     built = load(MTA, DNS_CASES)
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, SETTINGS)
+    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, sendmail.BESIDE)
     resolv = resolv_conf(RUN / "resolv.conf")
     with serving(TABLE):
         mounts = [Bind(resolv, "/etc/resolv.conf")]

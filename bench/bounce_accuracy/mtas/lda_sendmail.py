@@ -17,7 +17,6 @@ from pathlib import Path
 from . import dovecot, lda, sendmail
 from .cases import LDA_CASES, load
 from .destination import Destination
-from .packages import extract, version
 from .rows import Row
 
 MTA = "lda_sendmail"
@@ -26,26 +25,15 @@ RUN = lda.ROOT / "sendmail-run"
 PORT = 7029  # 2529 + the helper's test port offset (4500)
 DOVECOT_PORT = 7033
 LOCAL = "sorrel.test"
-# the prog mailer's user; no submission daemon on port 587 (another Sendmail may hold it)
-SETTINGS = "define(`confDEF_USER_ID', `65534:65534')dnl\nFEATURE(`no_default_msa')dnl\n"
-
-
-def _sendmail_version() -> str:
-    """Round 21b's unpacked Sendmail, unpacked now only if it is not there: unpacking again
-    would replace the binary under another run's daemon."""
-    debs = sorted((sendmail.ROOT / "debs").glob("sendmail-bin_*.deb"))
-    if debs and (sendmail.BIN / "sendmail").exists():
-        return version(debs[-1])
-    return extract(sendmail.PACKAGES, sendmail.ROOT)["sendmail-bin"]
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = f"{_sendmail_version()}; {lda.unpack()}"
+    version = f"{sendmail.unpacked()}; {lda.unpack()}"
     built = load(MTA, LDA_CASES)
     commands = lda.furnish(BASE, DOVECOT_PORT)
     aliases = {name: f'"|{command}"' for name, command in commands.items()}
     aliases["postmaster"] = "root"
-    sendmail.configure(destination, RUN, LOCAL, PORT, aliases, SETTINGS)
+    sendmail.configure(destination, RUN, LOCAL, PORT, aliases, sendmail.BESIDE)
     with dovecot.running(BASE / "dovecot", BASE / "dovecot/etc/dovecot.conf", DOVECOT_PORT):
         return sendmail.run(
             destination, built, out, MTA, version, RUN, LOCAL, PORT, lda.mounts(BASE)

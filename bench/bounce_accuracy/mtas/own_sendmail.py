@@ -16,7 +16,6 @@ from pathlib import Path
 from . import sendmail
 from .cases import OWN_CASES, load, script_replies
 from .destination import Destination
-from .lda_sendmail import SETTINGS, _sendmail_version
 from .rows import Row
 
 MTA = "own_sendmail"
@@ -26,10 +25,10 @@ LOCAL = "aspen.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = _sendmail_version()
+    version = sendmail.unpacked()
     built = load(MTA, OWN_CASES)
     script_replies(destination, built)
     extra = {"spruce.test": ("127.0.0.1", PORT), "yew.test": ("mx1.cedar-nx.test", 25)}
     aliases = {"postmaster": "root"}
-    sendmail.configure(destination, RUN, LOCAL, PORT, aliases, SETTINGS, extra)
+    sendmail.configure(destination, RUN, LOCAL, PORT, aliases, sendmail.BESIDE, extra)
     return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)

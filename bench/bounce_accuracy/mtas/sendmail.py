@@ -27,6 +27,7 @@ from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
 from .host import ENV, Mount, isolated, listening, processes, without_resolving
 from .packages import extract
+from .packages import version as deb_version
 from .rows import Row
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,20 @@ MAILER(`local')dnl
 MAILER(`smtp')dnl
 MAILER_DEFINITIONS
 {mailers}"""
+
+
+# A second instance's settings beside round 21b's (rounds 39-41): the prog mailer's user, and
+# no submission daemon on port 587 (another Sendmail may hold it).
+BESIDE = "define(`confDEF_USER_ID', `65534:65534')dnl\nFEATURE(`no_default_msa')dnl\n"
+
+
+def unpacked() -> str:
+    """Round 21b's unpacked Sendmail, unpacked now only if it is not there (unpacking again
+    would replace the binary under another run's daemon); the version of sendmail-bin."""
+    debs = sorted((ROOT / "debs").glob("sendmail-bin_*.deb"))
+    if debs and (BIN / "sendmail").exists():
+        return deb_version(debs[-1])
+    return extract(PACKAGES, ROOT)["sendmail-bin"]
 
 
 def _configure(destination: Destination) -> None:

@@ -297,11 +297,13 @@ class ReplyRules:
             self._says(failure, name)
         if failure._sender_said:
             return True
-        return self._code_name(failure.enhanced) in guard.reasons and guard.missing_sender(
+        return self.code_name(failure.enhanced) in guard.reasons and guard.missing_sender(
             failure.text
         )
 
-    def _code_name(self, enhanced: str) -> str:
+    def code_name(self, enhanced: str) -> str:
+        """The reason an enhanced status code names by itself (its most specific key in
+        ``codes``), or "" when the rules give it none."""
         for key in code_keys(enhanced):
             if key in self.code_names:
                 return self.code_names[key]
@@ -397,7 +399,7 @@ class ReplyRules:
         # so that no pattern's cost grows with it.
         lowered = text[:MAX_TEXT].lower()
         failure = Failure(code, enhanced_status, lowered, command.upper(), dtype.lower(), action)
-        code_name = self._code_name(enhanced_status)
+        code_name = self.code_name(enhanced_status)
         if failure.dtype not in self.diagnostic_types:
             found = self._first(failure, code_name)
             if found:
@@ -718,7 +720,7 @@ def classify_failure(
         reason = rules.gave_up
     elif reason in rules.gave_up_local and (
         _stopped_trying(rules, code, action, text)
-        or (action == "failed" and rules._code_name(enhanced_status) == rules.gave_up)
+        or (action == "failed" and rules.code_name(enhanced_status) == rules.gave_up)
     ):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):

@@ -70,11 +70,15 @@ def test_the_dns_server_answers_txt_records_in_strings_of_at_most_255_bytes() ->
     assert _txt("2.0.0.127.dnsbl.example") == ["listed"]  # the A record is not a TXT's answer
 
 
-def test_the_policy_cases_are_a_committed_set_with_reports_labelled_no_bounce() -> None:
+def test_the_policy_cases_are_a_committed_set_of_their_own() -> None:
     assert POLICY_CASES in CASE_FILES
-    assert "policy_postfix" in MTAS
-    assert set(splits(POLICY_CASES)) == {"policy_postfix"}
-    cases = load("policy_postfix", POLICY_CASES)
+    assert {"policy_postfix", "policy_exim"} <= set(MTAS)
+    assert set(splits(POLICY_CASES)) == {"policy_postfix", "policy_exim"}
+
+
+@pytest.mark.parametrize("mta", ["policy_postfix", "policy_exim"])
+def test_the_reports_are_labelled_no_bounce_and_every_refusal_4(mta: str) -> None:
+    cases = load(mta, POLICY_CASES)
     reports = [case for case in cases if not case.recipients]
     assert {case.name for case in reports} == {"dmarc-failure-report", "dkim-failure-report"}
     for case in reports:  # a feedback report: no status, no delivery

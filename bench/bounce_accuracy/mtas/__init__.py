@@ -57,6 +57,7 @@ MTAS = (
     "dns_exim",
     "dns_sendmail",
     "policy_postfix",
+    "policy_exim",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

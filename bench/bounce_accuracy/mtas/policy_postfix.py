@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import postfix
@@ -69,10 +70,9 @@ RECEIVING = "quince.test"
 GREY_LONG_DELAY = 3600  # seconds: never met within the sender's 70 s queue lifetime
 GREY_SHORT_DELAY = 35  # met after the delay warning (20 s)
 RBL_ZONE = "dnsbl.gorse.test"
-RUF = "dmarc-failures@sender.test"
-DKIM_REPORTS = "dkim-failures@sender.test"
 SOFT_DOMAIN = "news.sender.test"  # the sender domain whose SPF record ends in ~all
-# Which package writes each report case (its row's version).
+# The report cases (their senders are the addresses the DNS records name) and the package
+# that writes each (its row's version).
 REPORTERS = {"dmarc-failure-report": "opendmarc", "dkim-failure-report": "opendkim"}
 
 PACKAGES = [
@@ -96,27 +96,35 @@ DKIM_KEY = (
 )
 LISTED = "46.0.0.127"  # CLIENT reversed, as DNSBLs are asked
 
-TABLE = Table(
-    {
-        # the sender's domain: SPF allows only a documentation address (CLIENT fails), a DMARC
-        # record that rejects and asks for failure reports, a DKIM key and a report address
-        "sender.test": Name((("TXT", "v=spf1 ip4:192.0.2.1 -all"),)),
-        "_dmarc.sender.test": Name((("TXT", f"v=DMARC1; p=reject; ruf=mailto:{RUF}; fo=1"),)),
-        "news._domainkey.sender.test": Name((("TXT", f"v=DKIM1; k=rsa; p={DKIM_KEY}"),)),
-        "_report._domainkey.sender.test": Name(
-            (("TXT", f"ra={DKIM_REPORTS.split('@')[0]}; rp=100; rr=all"),)
-        ),
-        SOFT_DOMAIN: Name((("TXT", "v=spf1 ip4:192.0.2.1 ~all"),)),
-        # Postfix's reject_rbl_client zone: listed, with a reason
-        f"{LISTED}.{RBL_ZONE}": Name(
-            (("A", "127.0.0.2"), ("TXT", f"{CLIENT} is listed; see http://{RBL_ZONE}/q/{CLIENT}"))
-        ),
-        # one of policyd-weight's default zones lists the client
-        f"{LISTED}.sbl-xbl.spamhaus.org": Name(
-            (("A", "127.0.0.2"), ("TXT", "https://www.spamhaus.org/query/ip/127.0.0.46"))
-        ),
-    }
-)
+
+def table(ruf: str, dkim_reports: str) -> Table:
+    """What the DNS server answers: the sender's domain's SPF record allows only a
+    documentation address (:data:`CLIENT` fails), its DMARC record rejects and asks for failure
+    reports at ``ruf``, its DKIM key, and its DKIM report record names ``dkim_reports`` (an
+    address of the domain); the DNSBL zones list :data:`CLIENT`."""
+    return Table(
+        {
+            "sender.test": Name((("TXT", "v=spf1 ip4:192.0.2.1 -all"),)),
+            "_dmarc.sender.test": Name((("TXT", f"v=DMARC1; p=reject; ruf=mailto:{ruf}; fo=1"),)),
+            "news._domainkey.sender.test": Name((("TXT", f"v=DKIM1; k=rsa; p={DKIM_KEY}"),)),
+            "_report._domainkey.sender.test": Name(
+                (("TXT", f"ra={dkim_reports.split('@')[0]}; rp=100; rr=all"),)
+            ),
+            SOFT_DOMAIN: Name((("TXT", "v=spf1 ip4:192.0.2.1 ~all"),)),
+            # Postfix's reject_rbl_client zone: listed, with a reason
+            f"{LISTED}.{RBL_ZONE}": Name(
+                (
+                    ("A", "127.0.0.2"),
+                    ("TXT", f"{CLIENT} is listed; see http://{RBL_ZONE}/q/{CLIENT}"),
+                )
+            ),
+            # one of policyd-weight's default zones lists the client
+            f"{LISTED}.sbl-xbl.spamhaus.org": Name(
+                (("A", "127.0.0.2"), ("TXT", f"https://www.spamhaus.org/query/ip/{CLIENT}"))
+            ),
+        }
+    )
+
 
 RECV_MASTER = """\
 127.0.0.1:{policy} inet n - n - - smtpd
@@ -288,8 +296,7 @@ def _configure_receiving(destination: Destination) -> dict[str, Path]:
 def _configure_sending(destination: Destination) -> None:
     capture = f"smtp:[{destination.host}]:{destination.capture_port}"
     routes = {"sender.test": capture, SOFT_DOMAIN: capture}
-    routes |= {domain: f"smtp:[127.0.0.1]:{POLICY_PORT}" for domain in CLASSES}
-    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in MILTER_DOMAINS.items()}
+    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in routes_to().items()}
     master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
     postfix.configure(SEND, SENDING, master, routes, {"postmaster": "root"})
     with (SEND / "etc" / "main.cf").open("a") as main:
@@ -334,34 +341,67 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         )
 
 
-def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, POLICY_CASES)
-    sent = [case for case in built if case.recipients]
-    reports = [case for case in built if not case.recipients]
-    if ROOT.exists():
-        for leftover in ("send", "recv"):
-            shutil.rmtree(ROOT / leftover, ignore_errors=True)
+def routes_to() -> dict[str, int]:
+    """Each recipient domain of the cases and the receiving instance's port it goes to."""
+    return {domain: POLICY_PORT for domain in CLASSES} | MILTER_DOMAINS
+
+
+def prepare(destination: Destination) -> dict[str, str]:
+    """The packages unpacked, fresh folders and the receiving side configured; each package's
+    version."""
+    for leftover in ("send", "recv"):
+        shutil.rmtree(ROOT / leftover, ignore_errors=True)
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)
     versions = extract(PACKAGES, PACKAGES_ROOT)
     _configure_receiving(destination)
-    _configure_sending(destination)
+    return versions
+
+
+@contextmanager
+def receiving(out: Path, mta: str, reports: list[Case]) -> Iterator[None]:
+    """The DNS server, the filters and the receiving instance, in their namespace, while open
+    (the DNS records name the report cases' addresses); the instance's log is copied beside
+    ``out`` on leaving."""
+    senders = {case.name: case.sender for case in reports}
+    served = table(
+        senders.get("dmarc-failure-report", "dmarc-failures@sender.test"),
+        senders.get("dkim-failure-report", "dkim-failures@sender.test"),
+    )
     resolv = resolv_conf(RECV / "resolv.conf", DNS_ADDRESS)
     with ExitStack() as stack:
-        stack.enter_context(serving(TABLE, DNS_ADDRESS))
+        stack.enter_context(serving(served, DNS_ADDRESS))
         space = stack.enter_context(
             Namespace("receiving postfix", [Bind(resolv, "/etc/resolv.conf")], grace=10.0)
         )
         _daemons(space, stack)
         etc = str(RECV / "etc")
         space.run("postfix", "-c", etc, "start")
-        stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{MTA}-receiving.log")
+        stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
         stack.callback(space.run, "postfix", "-c", etc, "stop", check=False)
-        rows = postfix.run(SEND, PORT, destination, sent, out, MTA)
-        for case in reports:
-            rows += _report(destination, case, out, versions[REPORTERS[case.name]])
+        yield
+
+
+def split(built: list[Case]) -> tuple[list[Case], list[Case]]:
+    """The cases submitted, and the reports (no recipient) collected after them."""
+    return [c for c in built if c.recipients], [c for c in built if not c.recipients]
+
+
+def reported(
+    destination: Destination, reports: list[Case], out: Path, mta: str, versions: dict[str, str]
+) -> list[Row]:
+    """The reports' rows, once each has come (at most 30 s each, after the notices)."""
+    rows: list[Row] = []
+    for case in reports:
+        version = versions[REPORTERS[case.name]]
+        rows += collect(destination, [case], out, mta, version, timeout=30.0)
     return rows
 
 
-def _report(destination: Destination, case: Case, out: Path, version: str) -> list[Row]:
-    return collect(destination, [case], out, MTA, version, timeout=30.0)
+def generate(out: Path, destination: Destination) -> list[Row]:
+    sent, reports = split(load(MTA, POLICY_CASES))
+    versions = prepare(destination)
+    _configure_sending(destination)
+    with receiving(out, MTA, reports):
+        rows = postfix.run(SEND, PORT, destination, sent, out, MTA)
+        return rows + reported(destination, reports, out, MTA, versions)

@@ -58,6 +58,7 @@ MTAS = (
     "dns_sendmail",
     "policy_postfix",
     "policy_exim",
+    "policy_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

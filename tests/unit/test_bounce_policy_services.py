@@ -72,11 +72,12 @@ def test_the_dns_server_answers_txt_records_in_strings_of_at_most_255_bytes() ->
 
 def test_the_policy_cases_are_a_committed_set_of_their_own() -> None:
     assert POLICY_CASES in CASE_FILES
-    assert {"policy_postfix", "policy_exim"} <= set(MTAS)
-    assert set(splits(POLICY_CASES)) == {"policy_postfix", "policy_exim"}
+    made = {"policy_postfix", "policy_exim", "policy_sendmail"}
+    assert made <= set(MTAS)
+    assert set(splits(POLICY_CASES)) == made
 
 
-@pytest.mark.parametrize("mta", ["policy_postfix", "policy_exim"])
+@pytest.mark.parametrize("mta", ["policy_postfix", "policy_exim", "policy_sendmail"])
 def test_the_reports_are_labelled_no_bounce_and_every_refusal_4(mta: str) -> None:
     cases = load(mta, POLICY_CASES)
     reports = [case for case in cases if not case.recipients]

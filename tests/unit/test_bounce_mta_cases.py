@@ -41,6 +41,9 @@ def test_every_section_is_an_mta_the_driver_knows_with_a_split() -> None:
 def test_every_row_has_a_note_a_status_of_the_table_and_a_delivery(mta: str) -> None:
     cases = load(mta)
     assert cases
+    # A case with no recipient is a report a filter sends about another case's message (round
+    # 45): its row names an address that case sent to.
+    sent = {address for case in cases for address in case.recipients}
     for case in cases:
         labels = {**case.failed, **case.delayed}
         assert labels, f"{mta}/{case.name}: no labelled recipient"
@@ -49,7 +52,8 @@ def test_every_row_has_a_note_a_status_of_the_table_and_a_delivery(mta: str) -> 
             assert label.status in STATUSES or label.status is None, where
             assert label.note.strip(), where
             if address is not None or label.status is not None:
-                assert address in case.recipients, f"{where} is not an address the case sent to"
+                known = case.recipients or sent
+                assert address in known, f"{where} is not an address the case sent to"
         # An answer that is no bounce (round 37) has no delivery; a failure's is "failed".
         assert all(
             label.delivery == ("failed" if label.status is not None else None)

@@ -56,6 +56,9 @@ MTAS = (
     "dns_postfix",
     "dns_exim",
     "dns_sendmail",
+    "policy_postfix",
+    "policy_exim",
+    "policy_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -3,10 +3,10 @@ on a loopback address, what an MTA's resolver asks about the DNS cases' domains.
 pointed at it by a private ``/etc/resolv.conf`` laid over the system's in its mount namespace
 (:func:`resolv_conf`, a :class:`host.Bind`); the system's files are never changed.
 
-Each name of the table is answered as the case needs: records (MX, A, CNAME; an MX to ``.`` is
-a null MX, RFC 7505), none (NODATA: the name exists with no record of the type asked), an
-rcode (SERVFAIL), or nothing at all (the query dropped: a server that does not answer). A name
-not in the table is NXDOMAIN.
+Each name of the table is answered as the case needs: records (MX, A, CNAME, TXT; an MX to ``.``
+is a null MX, RFC 7505; TXT for SPF, DMARC, DKIM keys and DNSBL reasons, round 45), none
+(NODATA: the name exists with no record of the type asked), an rcode (SERVFAIL), or nothing at
+all (the query dropped: a server that does not answer). A name not in the table is NXDOMAIN.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ADDRESS = "127.0.0.41"  # a loopback address of its own, port 53 (resolv.conf names no port)
-TYPES = {"A": 1, "CNAME": 5, "MX": 15, "AAAA": 28}
+TYPES = {"A": 1, "CNAME": 5, "MX": 15, "TXT": 16, "AAAA": 28}
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 
 
 @dataclass(frozen=True)
 class Name:
     """What one name answers: ``records`` (type, data: an MX's "10 mx.host", an A's address, a
-    CNAME's target), ``rcode`` (SERVFAIL), ``silent`` (no answer at all)."""
+    CNAME's target, a TXT's text, cut into strings of 255 bytes), ``rcode`` (SERVFAIL),
+    ``silent`` (no answer at all)."""
 
     records: tuple[tuple[str, str], ...] = ()
     rcode: int = NOERROR
@@ -88,6 +89,10 @@ def _record(name: str, kind: str, data: str) -> bytes:
         rdata = struct.pack("!H", int(preference)) + _encoded(host)
     elif kind == "CNAME":
         rdata = _encoded(data)
+    elif kind == "TXT":
+        text = data.encode("ascii")
+        chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [b""]
+        rdata = b"".join(bytes([len(chunk)]) + chunk for chunk in chunks)
     else:
         rdata = socket.inet_pton(socket.AF_INET6 if kind == "AAAA" else socket.AF_INET, data)
     return _encoded(name) + struct.pack("!HHIH", TYPES[kind], 1, 60, len(rdata)) + rdata

@@ -40,8 +40,10 @@ LDA_CASES = CASES.with_name("lda_cases.yaml")
 OWN_CASES = CASES.with_name("own_cases.yaml")
 # Round 41's cases: DNS failures of the recipient's domain, through a DNS server of our own.
 DNS_CASES = CASES.with_name("dns_cases.yaml")
+# Round 43's cases: XMail's notices (an older MTA built from its source, mtas/xmail.py).
+XMAIL_CASES = CASES.with_name("xmail_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES, DNS_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES, DNS_CASES, XMAIL_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"

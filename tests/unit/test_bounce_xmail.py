@@ -151,5 +151,5 @@ def test_the_case_file_records_the_source_and_is_scored() -> None:
     assert harness.COMMIT in header and "GerHobbelt/xmail" in header
     assert splits(XMAIL_CASES) == {"xmail": "dev"}
     cases = load("xmail", XMAIL_CASES)
-    assert len(cases) == len(yaml.safe_load(header)["xmail"]) == 18
-    assert sum(len(c.failed) + len(c.delayed) for c in cases) == 23
+    assert len(cases) == len(yaml.safe_load(header)["xmail"]) == 19
+    assert sum(len(c.failed) + len(c.delayed) for c in cases) == 24

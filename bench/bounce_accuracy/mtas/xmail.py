@@ -15,9 +15,10 @@ server off, in a mount namespace where a private ``/etc/resolv.conf`` names the 
 server (``dnsserver.py``, on :data:`DNS`, an address of its own); XMail asks that server for MX
 records itself (``SmartDNSHost``) and the system's resolver for addresses. ``smtpfwd.tab``
 sends ``aspen.test`` to the scripted remote server, ``elm.test`` to a port where nothing
-listens, ``ash.test`` to a server that never greets and ``sender.test`` (the notices) to the
-capture server; the DNS cases' domains go by DNS (:data:`TABLE`). ``larch.test`` is its own
-domain (two users: one with a quota, one whose ``mailproc.tab`` redirects to ``aspen.test``).
+listens, ``ash.test`` to a server that never greets, ``fir.test`` to a server of this module
+whose EHLO announces ``SIZE 10000`` and ``sender.test`` (the notices) to the capture server;
+the DNS cases' domains go by DNS (:data:`TABLE`). ``larch.test`` is its own domain (two users:
+one with a quota, one whose ``mailproc.tab`` redirects to ``aspen.test``).
 Retries every 10 s, 3 tries at most (``-Qt 10 -Qi 0 -Qr 3``); a notice of a temporary failure
 after the first try (``NotifyTryPattern`` 1): XMail's delay notice. The mail is handed to
 XMail's own ``sendmail`` (its local spool), as an application on the host does: its SMTP
@@ -28,7 +29,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from aiosmtpd.controller import Controller
 
 from .cases import collect, load, script_replies, submit_locally
 from .destination import Destination
@@ -45,11 +50,14 @@ SOURCE = ROOT / "src/xmail"
 RUN = ROOT / "run"
 MAIL_ROOT = RUN / "MailRoot"
 PORT = 6825  # 2525 + the helper's test port offset (4300)
+SMALL_PORT = 6826  # 2526 + the offset: a next hop that announces SIZE 10000
+SMALL_LIMIT = 10000
 DNS = "127.0.0.143"  # the DNS server's address (port 53), none other module's
 LOCAL = "larch.test"
 REMOTE = "aspen.test"
 REFUSED = "elm.test"
 SILENT = "ash.test"
+SMALL = "fir.test"  # to the next hop that takes 10,000 bytes at most
 QUOTA_USER = "sofia.kramer"  # MaxMBSize 1 (KB), a message of 2 KB already in the mailbox
 FORWARD_USER = "paul.weber"  # mailproc.tab: redirect to paul.w@aspen.test
 FORWARD_TO = f"paul.w@{REMOTE}"
@@ -142,6 +150,7 @@ def _configure(destination: Destination) -> None:
             (REMOTE, f"{host}:{destination.port}"),
             (REFUSED, f"{host}:{destination.refused_port}"),
             (SILENT, f"{host}:{destination.silent_port}"),
+            (SMALL, f"{host}:{SMALL_PORT}"),
             ("sender.test", f"{host}:{destination.capture_port}"),
         )
     )
@@ -166,6 +175,26 @@ def _configure(destination: Destination) -> None:
     )
 
 
+class _Accept:
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 2.0.0 Ok: queued"
+
+
+@contextmanager
+def _small_next_hop() -> Iterator[None]:
+    """An SMTP server on 127.0.0.1:SMALL_PORT whose EHLO announces ``SIZE 10000``: XMail's own
+    client refuses to send it a bigger message (no server refuses anything)."""
+    controller = Controller(
+        _Accept(), hostname="127.0.0.1", port=SMALL_PORT,
+        server_kwargs={"data_size_limit": SMALL_LIMIT},
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield
+    finally:
+        controller.stop()
+
+
 def generate(out: Path, destination: Destination) -> list[Row]:
     build()
     built = load(MTA)
@@ -179,7 +208,11 @@ def generate(out: Path, destination: Destination) -> list[Row]:
         [Bind(resolv, "/etc/resolv.conf")],
     )  # fmt: skip
     sendmail = [str(SOURCE / "bin/sendmail")]
-    with serving(TABLE, DNS), listening(command, PORT, "XMail", RUN / "xmail.log", env):
+    with (
+        serving(TABLE, DNS),
+        _small_next_hop(),
+        listening(command, PORT, "XMail", RUN / "xmail.log", env),
+    ):
         for number, case in enumerate(built, start=1):
             submit_locally(sendmail, case, number, env=env)
         return collect(destination, built, out, MTA, VERSION, TIMEOUT)

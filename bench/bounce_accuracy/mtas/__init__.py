@@ -56,6 +56,7 @@ MTAS = (
     "dns_postfix",
     "dns_exim",
     "dns_sendmail",
+    "xmail",
     "policy_postfix",
     "policy_exim",
     "policy_sendmail",

@@ -56,6 +56,10 @@ MTAS = (
     "dns_postfix",
     "dns_exim",
     "dns_sendmail",
+    "dns_opensmtpd",
+    "dns_courier",
+    "dns_haraka",
+    "dns_dma",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

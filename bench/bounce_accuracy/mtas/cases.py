@@ -210,6 +210,7 @@ def submit_locally(
     number: int,
     lf: bool = False,
     env: dict[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> None:
     """Hand ``case``'s message to the MTA as an application does, on ``command``'s standard
     input (its ``sendmail``); with ``lf``, in LF lines, as a local program hands them over."""
@@ -218,7 +219,7 @@ def submit_locally(
         raw = raw.replace(b"\r\n", b"\n")
     done = subprocess.run(
         [*command, "-f", case.sender, *case.recipients], input=raw, env=env,
-        capture_output=True, timeout=60,
+        capture_output=True, timeout=timeout,
     )  # fmt: skip
     if done.returncode != 0:
         logger.warning("%s: refused on the command line (%s): %s", case.name, done.returncode,

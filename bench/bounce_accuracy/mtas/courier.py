@@ -27,7 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .cases import collect, load, script_replies, submit_locally
+from .cases import Case, collect, load, script_replies, submit_locally
 from .destination import Destination
 from .host import ENV, Namespace, Overlay, without_resolving
 from .packages import extract
@@ -64,24 +64,36 @@ SETTINGS = {
 TIMEOUT = 330.0  # seconds to wait for the last notice (the lifetime, 3 minutes, and retries)
 
 
-def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
+def configure(
+    destination: Destination,
+    root: Path = ROOT,
+    run: Path = RUN,
+    routes: dict[str, int] | None = None,
+) -> None:
+    """Courier's settings under ``run`` (its packages unpacked under ``root``); ``routes``
+    (domain: port of the harness's host) for its ``esmtproutes``, by default this module's."""
+    if run.exists():
+        shutil.rmtree(run)
     for folder in ("etc", "etc-work", "var/lib", "var-work", "run/courier/authdaemon",
                    "run-work"):  # fmt: skip
-        (RUN / folder).mkdir(parents=True)
-    shutil.copytree(ROOT / "etc/courier", RUN / "etc/courier", symlinks=True)
-    shutil.copytree(ROOT / "var/lib/courier", RUN / "var/lib/courier", symlinks=True)
+        (run / folder).mkdir(parents=True)
+    shutil.copytree(root / "etc/courier", run / "etc/courier", symlinks=True)
+    shutil.copytree(root / "var/lib/courier", run / "var/lib/courier", symlinks=True)
     passwd = Path("/etc/passwd").read_text()
     passwd += f"courier:x:{COURIER_ID}:{COURIER_ID}:Courier:/var/lib/courier:/usr/sbin/nologin\n"
-    (RUN / "etc/passwd").write_text(passwd)
-    (RUN / "etc/group").write_text(Path("/etc/group").read_text() + f"courier:x:{COURIER_ID}:\n")
-    etc = RUN / "etc/courier"
+    (run / "etc/passwd").write_text(passwd)
+    (run / "etc/group").write_text(Path("/etc/group").read_text() + f"courier:x:{COURIER_ID}:\n")
+    etc = run / "etc/courier"
     for name, value in SETTINGS.items():
         (etc / name).write_text(value + "\n")
     host = destination.host
-    routes = {REMOTE: destination.port, REFUSED: destination.refused_port,
-              SILENT: destination.silent_port, "sender.test": destination.capture_port}  # fmt: skip
+    if routes is None:
+        routes = {
+            REMOTE: destination.port,
+            REFUSED: destination.refused_port,
+            SILENT: destination.silent_port,
+            "sender.test": destination.capture_port,
+        }
     (etc / "esmtproutes").write_text(
         "".join(f"{domain}: [{host}],{port}\n" for domain, port in routes.items())
     )
@@ -89,7 +101,7 @@ def _configure(destination: Destination) -> None:
     # The scripted server offers no STARTTLS; Debian's default would look for it anyway.
     courierd = (etc / "courierd").read_text()
     (etc / "courierd").write_text(courierd.replace("ESMTP_USE_STARTTLS=1", "ESMTP_USE_STARTTLS=0"))
-    for tree in (RUN / "var/lib/courier", RUN / "run/courier"):
+    for tree in (run / "var/lib/courier", run / "run/courier"):
         for path in (tree, *tree.rglob("*")):
             os.chown(path, COURIER_ID, COURIER_ID, follow_symlinks=False)
     for path in (etc, *etc.rglob("*")):
@@ -100,14 +112,28 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(PACKAGES, ROOT)["courier-mta"]
     built = without_resolving(load(MTA), NXDOMAIN)
     script_replies(destination, built)
-    _configure(destination)
+    configure(destination)
+    return run(destination, built, out, MTA, version)
+
+
+def run(
+    destination: Destination,
+    built: list[Case],
+    out: Path,
+    mta: str,
+    version: str,
+    root: Path = ROOT,
+    folder: Path = RUN,
+) -> list[Row]:
+    """Courier (unpacked under ``root``, configured under ``folder``) started in its namespace,
+    each case handed to its ``sendmail``, the notices collected; stopped on leaving."""
     mounts = [
-        Overlay("/usr", lower=ROOT / "usr"),
-        *(Overlay(f"/{name}", upper=RUN / name) for name in ("etc", "var", "run")),
+        Overlay("/usr", lower=root / "usr"),
+        *(Overlay(f"/{name}", upper=folder / name) for name in ("etc", "var", "run")),
     ]
     # Courier's daemons leave the holder's process group: on leaving, what 'courier stop'
     # left in the namespace is killed.
-    with Namespace(MTA, mounts, hostname=f"mx.{LOCAL}", grace=10.0) as namespace:
+    with Namespace(mta, mounts, hostname=f"mx.{LOCAL}", grace=10.0) as namespace:
         try:
             namespace.run("makealiases")
             namespace.run("authdaemond", "start")
@@ -115,7 +141,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
             sendmail = namespace.inside("/usr/sbin/sendmail")
             for number, case in enumerate(built, start=1):
                 submit_locally(sendmail, case, number, lf=True, env=ENV)
-            return collect(destination, built, out, MTA, version, TIMEOUT)
+            return collect(destination, built, out, mta, version, TIMEOUT)
         finally:
             namespace.run("courier", "stop", check=False)
             namespace.run("authdaemond", "stop", check=False)

@@ -80,29 +80,22 @@ exports.hook_get_mx = function (next, hmail, domain) {{
 """
 
 
-def install() -> str:
-    """Haraka ``VERSION`` from the npm registry under ``PKG`` (once); its version."""
-    manifest = PKG / "node_modules/Haraka/package.json"
+def install(pkg: Path = PKG) -> str:
+    """Haraka ``VERSION`` from the npm registry under ``pkg`` (once); its version."""
+    manifest = pkg / "node_modules/Haraka/package.json"
     if not manifest.exists() or json.loads(manifest.read_text())["version"] != VERSION:
-        PKG.mkdir(parents=True, exist_ok=True)
-        (PKG / "package.json").write_text('{"name": "haraka-bench", "private": true}\n')
+        pkg.mkdir(parents=True, exist_ok=True)
+        (pkg / "package.json").write_text('{"name": "haraka-bench", "private": true}\n')
         subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts",
              f"Haraka@{VERSION}"],
-            cwd=PKG, check=True, capture_output=True, timeout=600,
+            cwd=pkg, check=True, capture_output=True, timeout=600,
         )  # fmt: skip
     found: str = json.loads(manifest.read_text())["version"]
     return found
 
 
 def _configure(destination: Destination, lmtp: ScriptedLMTP) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    config = RUN / "config"
-    # the package's own configuration (its bounce template among it), then the run's files
-    shutil.copytree(PKG / "node_modules/Haraka/config", config)
-    for folder in (RUN / "plugins", RUN / "queue"):
-        folder.mkdir(parents=True)
     host = destination.host
     routes = {
         REMOTE: {"exchange": host, "port": destination.port, "priority": 10},
@@ -111,12 +104,27 @@ def _configure(destination: Destination, lmtp: ScriptedLMTP) -> None:
         MAILBOXES: {"exchange": host, "port": lmtp.port, "priority": 10, "using_lmtp": True},
         "sender.test": {"exchange": host, "port": destination.capture_port, "priority": 10},
     }
+    configure(routes)
+
+
+def configure(
+    routes: dict[str, dict[str, object]], pkg: Path = PKG, run: Path = RUN, port: int = PORT
+) -> None:
+    """Haraka's folder ``run`` (the package's configuration from ``pkg``, then the run's
+    files): listening on ``port``, ``routes`` (domain: the MX its ``get_mx`` hook answers)."""
+    if run.exists():
+        shutil.rmtree(run)
+    config = run / "config"
+    # the package's own configuration (its bounce template among it), then the run's files
+    shutil.copytree(pkg / "node_modules/Haraka/config", config)
+    for folder in (run / "plugins", run / "queue"):
+        folder.mkdir(parents=True)
     (config / "me").write_text(ME + "\n")
-    (config / "smtp.ini").write_text(SMTP.format(port=PORT))
+    (config / "smtp.ini").write_text(SMTP.format(port=port))
     (config / "outbound.ini").write_text(OUTBOUND.format(retries=RETRIES))
     (config / "log.ini").write_text("[main]\nlevel=info\ntimestamps=true\n")
     (config / "plugins").write_text("bench_routes\n")
-    (RUN / "plugins" / "bench_routes.js").write_text(
+    (run / "plugins" / "bench_routes.js").write_text(
         PLUGIN.format(routes=json.dumps(routes, indent=4))
     )
 

@@ -96,12 +96,14 @@ def _configure(destination: Destination) -> None:
     )  # fmt: skip
 
 
-def _schedule_all(daemon: subprocess.Popen[bytes], stop: threading.Event) -> None:
+def schedule_all(
+    daemon: subprocess.Popen[bytes], stop: threading.Event, smtpctl: Path = SMTPCTL
+) -> None:
     """Retry every queued envelope now and then, from inside the daemon's namespace (its
     control socket is in the private /var; smtpctl runs with the group of its queue user)."""
     command = [
         "nsenter", "-t", str(daemon.pid), "-m", "setpriv", f"--regid={USERS['opensmtpq']}",
-        "--clear-groups", str(SMTPCTL), "schedule", "all",
+        "--clear-groups", str(smtpctl), "schedule", "all",
     ]  # fmt: skip
     while not stop.wait(SCHEDULE_EVERY):
         subprocess.run(command, capture_output=True, check=False)
@@ -118,7 +120,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     # smtpd's privilege-separated processes stay in its process group.
     with (
         listening(command, PORT, "smtpd", RUN / "smtpd.log") as daemon,
-        alongside(partial(_schedule_all, daemon)),
+        alongside(partial(schedule_all, daemon)),
     ):
         submit(destination.host, PORT, built)
         return collect(destination, built, out, MTA, version, TIMEOUT)

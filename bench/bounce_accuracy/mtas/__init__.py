@@ -56,6 +56,7 @@ MTAS = (
     "dns_postfix",
     "dns_exim",
     "dns_sendmail",
+    "qmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

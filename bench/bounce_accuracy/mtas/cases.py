@@ -40,8 +40,10 @@ LDA_CASES = CASES.with_name("lda_cases.yaml")
 OWN_CASES = CASES.with_name("own_cases.yaml")
 # Round 41's cases: DNS failures of the recipient's domain, through a DNS server of our own.
 DNS_CASES = CASES.with_name("dns_cases.yaml")
+# Round 42's cases: qmail's notices (notqmail built from source; its qmail-smtpd as a remote).
+QMAIL_CASES = CASES.with_name("qmail_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
-CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES, DNS_CASES)
+CASE_FILES = (CASES, FILTER_CASES, AUTO_CASES, LDA_CASES, OWN_CASES, DNS_CASES, QMAIL_CASES)
 
 FAILED = "failed"
 DEFERRED = "deferred"

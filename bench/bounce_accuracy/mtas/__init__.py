@@ -64,6 +64,7 @@ MTAS = (
     "policy_postfix",
     "policy_exim",
     "policy_sendmail",
+    "qmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -40,6 +40,8 @@ LDA_CASES = CASES.with_name("lda_cases.yaml")
 OWN_CASES = CASES.with_name("own_cases.yaml")
 # Round 41's cases: DNS failures of the recipient's domain, through a DNS server of our own.
 DNS_CASES = CASES.with_name("dns_cases.yaml")
+# Round 42's cases: qmail's notices (notqmail built from source; its qmail-smtpd as a remote).
+QMAIL_CASES = CASES.with_name("qmail_cases.yaml")
 # Round 43's cases: XMail's notices (an older MTA built from its source, mtas/xmail.py).
 XMAIL_CASES = CASES.with_name("xmail_cases.yaml")
 # Round 45's cases: policy services and milters run for real behind a receiving Postfix.
@@ -52,6 +54,7 @@ CASE_FILES = (
     LDA_CASES,
     OWN_CASES,
     DNS_CASES,
+    QMAIL_CASES,
     XMAIL_CASES,
     POLICY_CASES,
 )

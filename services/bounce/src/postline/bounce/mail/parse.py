@@ -451,6 +451,28 @@ def _trail_path(address: str, trail: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(a.removeprefix(prefix) for a in trail)
 
 
+def _forwarded_path(address: str, original: OriginalMessage) -> tuple[str, ...]:
+    """(the failed address, the address sent to) when the destination's own Delivered-To
+    lines name one other address, the one the returned message's To or Cc names: the
+    destination delivered the mail to that address and its forwarding sent it on to the
+    failed one (round 42: qmail-local's "&target" writes its Delivered-To line and
+    re-queues the message, and qmail-send's notice for the target names only the target).
+    A line with qmail's virtual-domain prefix ("joe-a@x" for a@x) counts by the To or Cc
+    address it ends with; () otherwise, or when the failed address is in the trail or the
+    headers (the mail was sent to it)."""
+    trail = set(original.delivered_to)
+    if len(trail) != 1 or address in trail:
+        return ()
+    named = [a.lower() for a in addresses_in(" ".join(original.get(h) for h in ("to", "cc")))]
+    if address in named:
+        return ()
+    line = trail.pop()
+    for sent in named:
+        if line == sent or line.endswith("-" + sent):
+            return (address, sent)
+    return ()
+
+
 def _envelope_recipient(report: BounceReport) -> None:
     """The address the mail was sent to, by the returned message's envelope, when a hop on
     the way forwarded it to the address that failed.
@@ -471,6 +493,8 @@ def _envelope_recipient(report: BounceReport) -> None:
     if len(set(hops)) != 2 or hops[0] != address:
         # The destination's Delivered-To lines are the same record of its own steps.
         hops = _trail_path(address, report.original.delivered_to)
+    if not hops:
+        hops = _forwarded_path(address, report.original)
     if len(set(hops)) != 2 or hops[0] != address:
         return
     first = hops[-1]

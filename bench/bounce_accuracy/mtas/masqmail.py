@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -206,4 +207,17 @@ def generate(out: Path, destination: Destination) -> list[Row]:
             command = namespace.inside(str(MASQMAIL), "-C", str(conf), "-odb", "-oi")
             submit_locally(command, case, number)
             time.sleep(0.2)
-        return collect(destination, built, out, MTA, version, TIMEOUT)
+        try:
+            return collect(destination, built, out, MTA, version, TIMEOUT)
+        finally:
+            _stop_daemon()
+
+
+def _stop_daemon() -> None:
+    """Stop the queue daemon by its pid file (it quits on SIGTERM); what is left in the
+    namespace, a queue run under way, is stopped with the namespace."""
+    pidfile = RUN / "main/pid/masqmail.pid"
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+    except (OSError, ValueError, IndexError):
+        pass

@@ -65,6 +65,7 @@ MTAS = (
     "policy_exim",
     "policy_sendmail",
     "qmail",
+    "masqmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -59,6 +59,7 @@ MTAS = (
     "policy_postfix",
     "policy_exim",
     "policy_sendmail",
+    "zmailer",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

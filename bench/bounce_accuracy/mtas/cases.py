@@ -42,6 +42,8 @@ OWN_CASES = CASES.with_name("own_cases.yaml")
 DNS_CASES = CASES.with_name("dns_cases.yaml")
 # Round 45's cases: policy services and milters run for real behind a receiving Postfix.
 POLICY_CASES = CASES.with_name("policy_cases.yaml")
+# Round 46's cases: ZMailer's own notices, built from its public repository's snapshot.
+ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -51,6 +53,7 @@ CASE_FILES = (
     OWN_CASES,
     DNS_CASES,
     POLICY_CASES,
+    ZMAILER_CASES,
 )
 
 FAILED = "failed"

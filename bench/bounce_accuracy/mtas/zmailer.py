@@ -113,14 +113,15 @@ def _tools() -> dict[str, str]:
     tools = ROOT / "tools"
     versions = extract(TOOLS, tools)
     share = tools / "usr/share/autoconf"
-    for path in [share / "autom4te.cfg", *(tools / "usr/bin").iterdir()]:
-        text = path.read_text("utf-8", errors="surrogateescape")
+    scripts = [p for p in (tools / "usr/bin").iterdir() if p.read_bytes()[:2] == b"#!"]
+    for path in [share / "autom4te.cfg", *scripts]:  # never m4 itself, a binary
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
         fixed = (
             text.replace("/usr/share/autoconf", str(share))
             .replace("'/usr/bin/m4'", f"'{tools}/usr/bin/m4'")
             .replace("/usr/bin/autom4te", str(tools / "usr/bin/autom4te"))
         )
-        path.write_text(fixed, "utf-8", errors="surrogateescape")
+        path.write_bytes(fixed.encode("utf-8", errors="surrogateescape"))
     return versions
 
 

@@ -236,7 +236,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     resolv = resolv_conf(ROOT / "resolv.conf", DNS_ADDRESS)
     mounts = [Bind(RUN / "mail", "/var/mail"), Bind(resolv, "/etc/resolv.conf")]
     zmailer = str(INST / "bin/zmailer")
-    with serving(TABLE, DNS_ADDRESS), Namespace("ZMailer", mounts, f"mx.{LOCAL}") as space:
+    space = Namespace("ZMailer", mounts, f"mx.{LOCAL}", grace=5.0)  # agents left after 5 s: killed
+    with serving(TABLE, DNS_ADDRESS), space:
         space.run(zmailer, "router")
         space.run(zmailer, "scheduler")
         try:

@@ -66,6 +66,7 @@ MTAS = (
     "policy_sendmail",
     "qmail",
     "masqmail",
+    "zmailer",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

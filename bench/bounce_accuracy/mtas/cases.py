@@ -46,6 +46,8 @@ QMAIL_CASES = CASES.with_name("qmail_cases.yaml")
 XMAIL_CASES = CASES.with_name("xmail_cases.yaml")
 # Round 45's cases: policy services and milters run for real behind a receiving Postfix.
 POLICY_CASES = CASES.with_name("policy_cases.yaml")
+# Round 46's cases: ZMailer's own notices, built from its public repository's snapshot.
+ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
@@ -59,6 +61,7 @@ CASE_FILES = (
     QMAIL_CASES,
     XMAIL_CASES,
     POLICY_CASES,
+    ZMAILER_CASES,
     MASQMAIL_CASES,
 )
 

@@ -40,16 +40,21 @@ SPOOLDIR {run}/spool
 """
 
 
-def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
+def write_run(run: Path, aliases: dict[str, str], conf: str) -> None:
+    """A fresh ``run`` folder: the ``/etc`` layer (``etc``, its overlay's ``etc-work``) whose
+    ``dma/dma.conf`` is the text ``conf``, a spool any user may write, and ``aliases``."""
+    if run.exists():
+        shutil.rmtree(run)
     for folder in ("etc/dma", "etc-work", "spool"):
-        (RUN / folder).mkdir(parents=True)
-    (RUN / "spool").chmod(0o1777)  # dma writes its spool as the user it drops to
-    (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
-    (RUN / "etc/dma/dma.conf").write_text(
-        CONF.format(host=destination.host, port=destination.port, local=LOCAL, run=RUN)
-    )
+        (run / folder).mkdir(parents=True)
+    (run / "spool").chmod(0o1777)  # dma writes its spool as the user it drops to
+    (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
+    (run / "etc/dma/dma.conf").write_text(conf)
+
+
+def _configure(destination: Destination) -> None:
+    conf = CONF.format(host=destination.host, port=destination.port, local=LOCAL, run=RUN)
+    write_run(RUN, ALIASES, conf)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -16,7 +16,6 @@ given up after :data:`TRY` seconds (its ``dma -D`` stopped) and makes no notice.
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -53,13 +52,7 @@ SPOOLDIR {run}/spool
 
 
 def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    for folder in ("etc/dma", "etc-work", "spool"):
-        (RUN / folder).mkdir(parents=True)
-    (RUN / "spool").chmod(0o1777)  # dma writes its spool as the user it drops to
-    (RUN / "aliases").write_text("postmaster: root\n")
-    (RUN / "etc/dma/dma.conf").write_text(CONF.format(local=LOCAL, run=RUN))
+    dma.write_run(RUN, {"postmaster": "root"}, CONF.format(local=LOCAL, run=RUN))
     resolv_conf(RUN / "etc/resolv.conf", ADDRESS)  # the /etc layer's, over the system's
 
 

@@ -13,7 +13,6 @@ all`` every few seconds (as ``opensmtpd.py``). The cases are ``dns_opensmtpd`` i
 
 from __future__ import annotations
 
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -62,24 +61,11 @@ match from local for any action "dns"
 
 
 def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    for folder in ("var/spool", "var/run", "var/lib/opensmtpd/empty"):
-        (RUN / folder).mkdir(parents=True)
-    passwd = Path("/etc/passwd").read_text()
-    group = Path("/etc/group").read_text()
-    for name, uid in opensmtpd.USERS.items():
-        passwd += f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin\n"
-        group += f"{name}:x:{uid}:\n"
-    (RUN / "passwd").write_text(passwd)
-    (RUN / "group").write_text(group)
-    (RUN / "aliases").write_text("postmaster: root\n")
-    (RUN / "smtpd.conf").write_text(
-        CONF.format(
-            lifetime=opensmtpd.LIFETIME, warn=opensmtpd.WARN_AFTER, run=RUN, port=PORT,
-            local=LOCAL, host=destination.host, capture=destination.capture_port,
-        )
+    conf = CONF.format(
+        lifetime=opensmtpd.LIFETIME, warn=opensmtpd.WARN_AFTER, run=RUN, port=PORT,
+        local=LOCAL, host=destination.host, capture=destination.capture_port,
     )  # fmt: skip
+    opensmtpd.write_run(RUN, {"postmaster": "root"}, conf)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
@@ -87,8 +73,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, DNS_CASES)
     _configure(destination)
     resolv = resolv_conf(RUN / "resolv.conf", ADDRESS)
-    mounts = [Bind(RUN / "var", "/var"), Bind(RUN / "passwd", "/etc/passwd"),
-              Bind(RUN / "group", "/etc/group"), Bind(resolv, "/etc/resolv.conf")]  # fmt: skip
+    mounts = [*opensmtpd.mounts(RUN), Bind(resolv, "/etc/resolv.conf")]
     smtpd = [str(ROOT / "usr/sbin/smtpd"), "-d", "-f", str(RUN / "smtpd.conf")]
     command = isolated(smtpd, mounts, f"mx.{LOCAL}")
     schedule = partial(opensmtpd.schedule_all, smtpctl=ROOT / "usr/sbin/smtpctl")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .cases import collect, load, script_replies, submit
 from .destination import Destination
-from .host import Bind, alongside, isolated, listening, without_resolving
+from .host import Bind, Mount, alongside, isolated, listening, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -73,27 +73,40 @@ match from local for any action "dns"
 """
 
 
-def _configure(destination: Destination) -> None:
-    if RUN.exists():
-        shutil.rmtree(RUN)
+def write_run(run: Path, aliases: dict[str, str], conf: str) -> None:
+    """A fresh ``run`` folder for a daemon started with :func:`mounts`: its private ``/var``'s
+    folders, copies of the system's ``/etc/passwd`` and ``/etc/group`` with OpenSMTPD's users
+    added, ``aliases`` and ``smtpd.conf`` (the text ``conf``)."""
+    if run.exists():
+        shutil.rmtree(run)
     for folder in ("var/spool", "var/run", "var/lib/opensmtpd/empty"):
-        (RUN / folder).mkdir(parents=True)
+        (run / folder).mkdir(parents=True)
     passwd = Path("/etc/passwd").read_text()
     group = Path("/etc/group").read_text()
     for name, uid in USERS.items():
         passwd += f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin\n"
         group += f"{name}:x:{uid}:\n"
-    (RUN / "passwd").write_text(passwd)
-    (RUN / "group").write_text(group)
-    (RUN / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in ALIASES.items()))
-    (RUN / "smtpd.conf").write_text(
-        CONF.format(
-            lifetime=LIFETIME, warn=WARN_AFTER, run=RUN, port=PORT, local=LOCAL,
-            host=destination.host, remote=destination.port, refused=destination.refused_port,
-            silent=destination.silent_port, capture=destination.capture_port,
-            remote_domain=REMOTE, refused_domain=REFUSED, silent_domain=SILENT,
-        )
+    (run / "passwd").write_text(passwd)
+    (run / "group").write_text(group)
+    (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
+    (run / "smtpd.conf").write_text(conf)
+
+
+def mounts(run: Path) -> list[Mount]:
+    """What the daemon's namespace sees of ``run`` (:func:`write_run`'s): ``/var``,
+    ``/etc/passwd`` and ``/etc/group``."""
+    return [Bind(run / "var", "/var"), Bind(run / "passwd", "/etc/passwd"),
+            Bind(run / "group", "/etc/group")]  # fmt: skip
+
+
+def _configure(destination: Destination) -> None:
+    conf = CONF.format(
+        lifetime=LIFETIME, warn=WARN_AFTER, run=RUN, port=PORT, local=LOCAL,
+        host=destination.host, remote=destination.port, refused=destination.refused_port,
+        silent=destination.silent_port, capture=destination.capture_port,
+        remote_domain=REMOTE, refused_domain=REFUSED, silent_domain=SILENT,
     )  # fmt: skip
+    write_run(RUN, ALIASES, conf)
 
 
 def schedule_all(
@@ -114,9 +127,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = without_resolving(load(MTA), NXDOMAIN)
     script_replies(destination, built)
     _configure(destination)
-    mounts = [Bind(RUN / "var", "/var"), Bind(RUN / "passwd", "/etc/passwd"),
-              Bind(RUN / "group", "/etc/group")]  # fmt: skip
-    command = isolated([str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")], mounts, f"mx.{LOCAL}")
+    smtpd = [str(SMTPD), "-d", "-f", str(RUN / "smtpd.conf")]
+    command = isolated(smtpd, mounts(RUN), f"mx.{LOCAL}")
     # smtpd's privilege-separated processes stay in its process group.
     with (
         listening(command, PORT, "smtpd", RUN / "smtpd.log") as daemon,

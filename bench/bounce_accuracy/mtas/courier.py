@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .cases import Case, collect, load, script_replies, submit_locally
 from .destination import Destination
-from .host import ENV, Namespace, Overlay, without_resolving
+from .host import ENV, Namespace, Overlay, identities, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -79,10 +79,11 @@ def configure(
         (run / folder).mkdir(parents=True)
     shutil.copytree(root / "etc/courier", run / "etc/courier", symlinks=True)
     shutil.copytree(root / "var/lib/courier", run / "var/lib/courier", symlinks=True)
-    passwd = Path("/etc/passwd").read_text()
-    passwd += f"courier:x:{COURIER_ID}:{COURIER_ID}:Courier:/var/lib/courier:/usr/sbin/nologin\n"
-    (run / "etc/passwd").write_text(passwd)
-    (run / "etc/group").write_text(Path("/etc/group").read_text() + f"courier:x:{COURIER_ID}:\n")
+    identities(
+        run / "etc",
+        [f"courier:x:{COURIER_ID}:{COURIER_ID}:Courier:/var/lib/courier:/usr/sbin/nologin"],
+        [f"courier:x:{COURIER_ID}:"],
+    )
     etc = run / "etc/courier"
     for name, value in SETTINGS.items():
         (etc / name).write_text(value + "\n")

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,16 @@ class Bind:
 
     def command(self) -> str:
         return f"mount --bind {shlex.quote(str(self.source))} {self.target}"
+
+
+def identities(folder: Path, users: Iterable[str], groups: Iterable[str]) -> tuple[Path, Path]:
+    """Copies of the system's ``/etc/passwd`` and ``/etc/group`` in ``folder``, with the
+    lines ``users`` and ``groups`` added: what an MTA run in a namespace sees of its own users
+    when they are bound over the system's (:class:`Bind`); the system's files are unchanged."""
+    passwd, group = folder / "passwd", folder / "group"
+    passwd.write_text(Path("/etc/passwd").read_text() + "".join(f"{u}\n" for u in users))
+    group.write_text(Path("/etc/group").read_text() + "".join(f"{g}\n" for g in groups))
+    return passwd, group
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .cases import collect, load, script_replies, submit_locally
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace
-from .packages import extract
+from .packages import extract, unpack_commit
 from .rows import Row
 
 MTA = "masqmail"
@@ -124,14 +124,7 @@ def build() -> str:
         return f"{VERSION} ({COMMIT[:7]})"
     dev = extract(["libglib2.0-dev"], ROOT / "dev")["libglib2.0-dev"]
     src = ROOT / "src"
-    if src.exists():
-        shutil.rmtree(src)
-    src.mkdir(parents=True)
-    git = Path(os.environ.get("POSTLINE_MASQMAIL_GIT", SNAPSHOT))
-    archive = subprocess.run(
-        ["git", f"--git-dir={git}", "archive", COMMIT], check=True, capture_output=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    unpack_commit(Path(os.environ.get("POSTLINE_MASQMAIL_GIT", SNAPSHOT)), COMMIT, src)
     (src / "config.h").write_text(CONFIG_H.format(version=VERSION, root=ROOT))
     headers = ROOT / "dev/usr"
     subprocess.run(

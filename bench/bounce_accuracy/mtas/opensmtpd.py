@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .cases import collect, load, script_replies, submit
 from .destination import Destination
-from .host import Bind, Mount, alongside, isolated, listening, without_resolving
+from .host import Bind, Mount, alongside, identities, isolated, listening, without_resolving
 from .packages import extract
 from .rows import Row
 
@@ -81,13 +81,14 @@ def write_run(run: Path, aliases: dict[str, str], conf: str) -> None:
         shutil.rmtree(run)
     for folder in ("var/spool", "var/run", "var/lib/opensmtpd/empty"):
         (run / folder).mkdir(parents=True)
-    passwd = Path("/etc/passwd").read_text()
-    group = Path("/etc/group").read_text()
-    for name, uid in USERS.items():
-        passwd += f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin\n"
-        group += f"{name}:x:{uid}:\n"
-    (run / "passwd").write_text(passwd)
-    (run / "group").write_text(group)
+    identities(
+        run,
+        (
+            f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin"
+            for name, uid in USERS.items()
+        ),
+        (f"{name}:x:{uid}:" for name, uid in USERS.items()),
+    )
     (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
     (run / "smtpd.conf").write_text(conf)
 

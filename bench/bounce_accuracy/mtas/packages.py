@@ -1,9 +1,12 @@
 """MTAs from Debian's packages, unpacked rather than installed: ``apt-get download`` and
 ``dpkg -x`` into ``/tmp/mta-<name>``. Installing would replace the system's MTA (Debian's MTAs
-conflict with one another, and benches use the system Postfix's smtp-sink)."""
+conflict with one another, and benches use the system Postfix's smtp-sink). The older MTAs no
+package holds are built from a local copy of their public repository at a recorded commit
+(:func:`unpack_commit`)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +27,19 @@ def extract(packages: list[str], root: Path) -> dict[str, str]:
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
         versions[package] = version(deb)
     return versions
+
+
+def unpack_commit(snapshot: Path, commit: str, into: Path) -> None:
+    """The tree of ``commit`` of the git repository ``snapshot`` (a local copy of a public
+    repository, bare or not), written with ``git archive`` into a fresh ``into`` (whatever was
+    there is removed first)."""
+    if into.exists():
+        shutil.rmtree(into)
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(snapshot), "archive", commit], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
 
 
 def version(deb: Path) -> str:

@@ -42,8 +42,8 @@ from typing import IO
 from .cases import QMAIL_CASES, Case, collect, load, script_replies, submit_locally
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import ENV, Bind, Namespace, alongside, processes, stop, wait_listening
-from .packages import extract
+from .host import ENV, Bind, Namespace, alongside, identities, processes, stop, wait_listening
+from .packages import extract, unpack_commit
 from .rows import Row
 
 MTA = "qmail"
@@ -112,12 +112,7 @@ def built() -> None:
     stamp = SRC / ".commit"
     if (SRC / "qmail-send").exists() and stamp.exists() and stamp.read_text() == COMMIT:
         return
-    if SRC.exists():
-        shutil.rmtree(SRC)
-    SRC.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(MIRROR), "archive", COMMIT], check=True,
-                             capture_output=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(SRC)], input=archive, check=True)
+    unpack_commit(MIRROR, COMMIT, SRC)
     (SRC / "conf-qmail").write_text(f"{HOME}\n")
     subprocess.run(["make", "it", "man"], cwd=SRC, check=True, capture_output=True)
     stamp.write_text(COMMIT)
@@ -127,16 +122,12 @@ def _identities() -> tuple[Path, Path]:
     """A copy of the system's ``passwd`` and ``group`` adding qmail's users and groups."""
     RUN.mkdir(parents=True, exist_ok=True)
     qmail, nofiles = GROUPS["qmail"], GROUPS["nofiles"]
-    passwd = Path("/etc/passwd").read_text()
+    users = []
     for name, uid in USERS.items():
         home = HOME / "alias" if name == "alias" else HOME
         gid = qmail if name in ("qmailq", "qmailr", "qmails") else nofiles
-        passwd += f"{name}:x:{uid}:{gid}:qmail:{home}:/usr/sbin/nologin\n"
-    group = Path("/etc/group").read_text()
-    group += "".join(f"{name}:x:{gid}:\n" for name, gid in GROUPS.items())
-    (RUN / "passwd").write_text(passwd)
-    (RUN / "group").write_text(group)
-    return RUN / "passwd", RUN / "group"
+        users.append(f"{name}:x:{uid}:{gid}:qmail:{home}:/usr/sbin/nologin")
+    return identities(RUN, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
 
 
 def _configure(namespace: Namespace, destination: Destination) -> None:

@@ -39,6 +39,7 @@ from .cases import collect, load, script_replies, submit_locally
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import ENV, Bind, isolated, listening
+from .packages import unpack_commit
 from .rows import Row
 
 MTA = "xmail"
@@ -111,13 +112,7 @@ def build() -> None:
     stamp = ROOT / "built"
     if stamp.exists() and stamp.read_text() == COMMIT and (SOURCE / "bin/XMail").exists():
         return
-    if (ROOT / "src").exists():
-        shutil.rmtree(ROOT / "src")
-    (ROOT / "src").mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "--git-dir", str(MIRROR), "archive", COMMIT], check=True, capture_output=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(ROOT / "src")], input=archive.stdout, check=True)
+    unpack_commit(MIRROR, COMMIT, ROOT / "src")
     name, old, new = PATCH
     patched = SOURCE / name
     patched.write_text(patched.read_text("latin-1").replace(old, new), "latin-1")

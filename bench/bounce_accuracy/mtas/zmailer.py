@@ -39,7 +39,7 @@ from .cases import collect, load, script_replies, submit_locally
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace
-from .packages import extract
+from .packages import extract, unpack_commit
 from .rows import Row
 
 logger = logging.getLogger(__name__)
@@ -130,13 +130,7 @@ def build() -> None:
     if (INST / "bin/scheduler").exists() and (INST / "bin/ta/smtp").exists():
         return
     _tools()
-    if SRC.exists():
-        shutil.rmtree(SRC)
-    SRC.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(SNAPSHOT), "archive", COMMIT], check=True, capture_output=True
-    )
-    subprocess.run(["tar", "x", "-C", str(SRC)], input=archive.stdout, check=True)
+    unpack_commit(SNAPSHOT, COMMIT, SRC)
     env = {
         **os.environ,
         "PATH": f"{ROOT / 'tools/usr/bin'}:{os.environ['PATH']}",

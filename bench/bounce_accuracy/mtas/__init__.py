@@ -67,6 +67,7 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "sympa",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -23,6 +23,10 @@ what Sympa answers with the program of its ``sendmail`` setting: here a small sc
 sender's domain, ``sender.test``) or the scripted server (every other: the lists' owner and
 moderator at ``walnut.test``). The cases are ``sympa`` in ``sympa_cases.yaml``; a command
 case's message carries its command (:data:`COMMANDS`) as its subject and its one body line.
+Bounce management (:data:`BOUNCING`) runs ``bounced.pl`` and ``task_manager.pl`` as well, with
+thresholds low enough for one bounce on the day of one post to count (``sympa.conf``'s
+``minimum_bouncing_count`` 1, ``minimum_bouncing_period`` and ``bounce_delay`` 0; the list's
+``bouncers_level1`` rate 1, action ``notify_bouncers``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from .cases import Case, collect, load, message
@@ -101,7 +106,40 @@ LISTS: dict[str, dict[str, str]] = {
     "board": {"send": "editorkey", "subscribe": "auth"},
     "club": {"send": "privateoreditorkey", "subscribe": "open"},
     "digest": {"send": "public", "subscribe": "open", "max_size": "3000"},
+    # bounce management: a member whose score reaches 1 is warned (Sympa's notify_bouncers)
+    "weekly": {"send": "public", "subscribe": "open", "bouncers_rate": "1"},
 }
+# The bounce-management case: its sender subscribes to the list and posts to it (Sympa sends
+# the post to every member, the poster too); an MTA's DSN for that member then comes to the
+# list's bounce address (Sympa's ``bouncequeue``), ``bounced.pl`` scores it and
+# ``task_manager.pl``'s tasks (eval_bouncers, process_bouncers, run when it starts) warn the
+# member. The case's answer is the last of the member's two messages (the post, the warning).
+BOUNCING = "member-bouncing"
+MEMBER_DSN = """\
+From: MAILER-DAEMON@mx.walnut.test
+To: {list}-owner@{domain}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn.{number}@mx.walnut.test>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"
+
+--dsn
+Content-Type: text/plain
+
+The mail could not be delivered to <{member}>.
+
+--dsn
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.walnut.test
+
+Final-Recipient: rfc822; {member}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{member}>: Recipient address rejected: User unknown
+
+--dsn--
+"""
 # A command case's command (to sympa@birch.test): its message's subject and one body line.
 # QUIET (Sympa's prefix) keeps a subscription to one answer (without it, two): the report that
 # it was done (the welcome left out), or the request to confirm it (the report left out).
@@ -123,6 +161,9 @@ sendmail {sendmail}
 sendmail_aliases none
 log_socket_type inet
 log_level 2
+minimum_bouncing_count 1
+minimum_bouncing_period 0
+bounce_delay 0
 """
 # The list template ``bench`` (Sympa's list configuration parameters, filled from the XML).
 TEMPLATE = """\
@@ -142,6 +183,13 @@ send [% send %]
 
 [% IF max_size -%]
 max_size [% max_size %]
+
+[% END -%]
+[% IF bouncers_rate -%]
+bouncers_level1
+  rate [% bouncers_rate %]
+  action notify_bouncers
+  notification none
 
 [% END -%]
 review owner
@@ -209,7 +257,8 @@ def _configure(destination: Destination) -> None:
     template.mkdir(parents=True)
     (template / "config.tt2").write_text(TEMPLATE)
     for name, settings in LISTS.items():
-        more = f"<max_size>{settings['max_size']}</max_size>\n" if "max_size" in settings else ""
+        more = "".join(f"<{key}>{settings[key]}</{key}>\n" for key in ("max_size", "bouncers_rate")
+                       if key in settings)  # fmt: skip
         (RUN / f"var/lib/sympa/{name}.xml").write_text(
             LIST_XML.format(name=name, title=name.title(), send=settings["send"],
                             subscribe=settings["subscribe"], owner=OWNER, more=more)
@@ -233,12 +282,17 @@ def _sympa(namespace: Namespace, *arguments: str, stdin: bytes = b"") -> None:
         raise RuntimeError(f"sympa.pl {' '.join(arguments)}: {done.stderr.decode()[-2000:]}")
 
 
-def _make_lists(namespace: Namespace) -> None:
+def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
+    """The lists, their subscriber (and ``members``: list to address), board's editor."""
     _sympa(namespace, "--health_check")
     for name in LISTS:
         _sympa(namespace, "create", f"--input_file=/var/lib/sympa/{name}.xml")
         _sympa(namespace, "add", "--quiet", f"{name}@{DOMAIN}", stdin=SUBSCRIBER.encode())
     _sympa(namespace, "add", "--quiet", "--role=editor", f"board@{DOMAIN}", stdin=EDITOR.encode())
+    for name, address in members.items():
+        _sympa(namespace, "add", "--quiet", name, stdin=address.encode())
+    # what sympa.pl, run as root, made (the SQLite database) is the daemons' to write
+    namespace.run("chown", "-R", f"{UID}:{UID}", "/var/lib/sympa", "/var/spool/sympa")
 
 
 def _message(case: Case, number: int) -> bytes:
@@ -252,6 +306,39 @@ def _message(case: Case, number: int) -> bytes:
         head = head.replace(subject, f"Subject: {command}".encode())
         raw = head + b"\r\n\r\n" + command.encode() + b"\r\n"
     return raw.replace(b"\r\n", b"\n")
+
+
+def _as_sympa(namespace: Namespace, program: str, argument: str, raw: bytes, what: str) -> None:
+    """``raw`` on the standard input of one of Sympa's spool programs, run as ``sympa``."""
+    command = namespace.inside("setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
+                               f"/usr/lib/sympa/bin/{program}", argument)  # fmt: skip
+    done = subprocess.run(command, input=raw, capture_output=True, timeout=60)
+    if done.returncode != 0:
+        logger.warning("%s: %s refused it (%s): %s", what, program, done.returncode, done.stderr)
+
+
+def _bounce_management(
+    namespace: Namespace, destination: Destination, case: Case
+) -> list[subprocess.Popen[bytes]]:
+    """The member's DSN handed to Sympa once the member has the list's post; the daemons that
+    score it and warn the member, started (returned, to be stopped with the others)."""
+    member, listed = case.sender, case.recipients[0]
+    deadline = time.monotonic() + TIMEOUT
+    while not destination.notices(member) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    name = listed.partition("@")[0]
+    dsn = MEMBER_DSN.format(list=name, domain=DOMAIN, member=member, number=1)
+    _as_sympa(namespace, "bouncequeue", listed, dsn.encode(), case.name)
+    bounced = _daemon(namespace, "bounced.pl")
+    spool = RUN / "var/spool/sympa/bounce"
+    while time.monotonic() < deadline and (
+        not spool.is_dir() or any(p.is_file() for p in spool.iterdir())
+    ):
+        time.sleep(0.5)
+    manager = _daemon(namespace, "task_manager.pl")
+    while len(destination.notices(member)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return [bounced, manager]
 
 
 def _daemon(namespace: Namespace, program: str) -> subprocess.Popen[bytes]:
@@ -271,19 +358,15 @@ def generate(out: Path, destination: Destination) -> list[Row]:
         *(Overlay(f"/{name}", upper=RUN / name) for name in ("etc", "var", "run")),
     ]
     with Namespace(MTA, mounts, grace=10.0) as namespace:
-        _make_lists(namespace)
+        bouncing = [case for case in built if case.name == BOUNCING]
+        _make_lists(namespace, {c.recipients[0]: c.sender for c in bouncing})
         daemons = [_daemon(namespace, p) for p in ("sympa_msg.pl", "bulk.pl")]
         try:
             for number, case in enumerate(built, start=1):
-                queue = namespace.inside(
-                    "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
-                    "/usr/lib/sympa/bin/queue", case.recipients[0],
-                )  # fmt: skip
-                done = subprocess.run(queue, input=_message(case, number), capture_output=True,
-                                      timeout=60)  # fmt: skip
-                if done.returncode != 0:
-                    logger.warning("%s: queue refused it (%s): %s", case.name, done.returncode,
-                                   done.stderr)  # fmt: skip
+                _as_sympa(namespace, "queue", case.recipients[0], _message(case, number),
+                          case.name)  # fmt: skip
+            for case in bouncing:
+                daemons += _bounce_management(namespace, destination, case)
             return collect(destination, built, out, MTA, f"Sympa {version}", TIMEOUT)
         finally:
             for daemon in daemons:

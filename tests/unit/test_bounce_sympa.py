@@ -156,6 +156,14 @@ def test_sympas_size_refusal_and_a_message_without_commands_read_as_their_cause(
         ("sympa-request@lists.example.net", "auto-generated", "Results of your commands",
          "\nCommand has failed:\n\n> unsubscribe events\n"
          "  E-mail address news@example.org was not found in list events.\n"),
+        # bounce management's warning to a member whose address bounced (its words name
+        # non-delivery reports: the list's, about mail it sent the member)
+        ("weekly-owner@lists.example.net", "auto-generated",
+         "Your bouncing address in list weekly",
+         "Messages from list weekly that were sent to your address\n"
+         "news@example.org have generated non-delivery reports since 06 Dec\n2026.\n"
+         "If this problem persists, you will be automatically unsubscribed from the\nlist.\n\n"
+         "You can contact list owner: weekly-request@lists.example.net"),
         # a subscription's confirmation request
         ("sympa-request@lists.example.net", "auto-replied", "AUTH 460fdcb071479886 SUB board",
          "You requested that your e-mail address be added to list 'board'.\n"

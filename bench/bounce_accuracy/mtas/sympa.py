@@ -243,9 +243,9 @@ def _configure(destination: Destination) -> None:
     work folders) with Sympa's settings, its list template, the lists' XML and its user."""
     if RUN.exists():
         shutil.rmtree(RUN)
-    for folder in ("etc/sympa", "etc-work", "var/spool/sympa/msg", "var/lib/sympa/list_data",
-                   "var/lib/sympa/bounce", "var/lib/sympa/arc", "var-work", "run/sympa",
-                   "run-work"):  # fmt: skip
+    for folder in ("etc/sympa", "etc-work", "var/spool/sympa/msg", "var/spool/sympa/bounce",
+                   "var/lib/sympa/list_data", "var/lib/sympa/bounce", "var/lib/sympa/arc",
+                   "var-work", "run/sympa", "run-work"):  # fmt: skip
         (RUN / folder).mkdir(parents=True)
     shutil.copytree(ROOT / "root/etc/sympa", RUN / "etc/sympa", dirs_exist_ok=True)
     identities(RUN / "etc", [f"sympa:x:{UID}:{UID}:Sympa:/var/lib/sympa:/usr/sbin/nologin"],

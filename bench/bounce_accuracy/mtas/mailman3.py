@@ -24,6 +24,7 @@ from __future__ import annotations
 import email
 import logging
 import shutil
+import smtplib
 import subprocess
 import time
 from dataclasses import replace
@@ -135,7 +136,7 @@ def _make_lists() -> None:
     (ROOT / "r51_settings.py").write_text(SETTINGS)
     for name, (settings, members) in LISTS.items():
         address = f"{name}@{DOMAIN}"
-        _mailman("create", "--quiet", "--no-notify", "-o", OWNER, address)
+        _mailman("create", "--quiet", "-N", "-o", OWNER, address)
         if members:
             _mailman("addmembers", "--no-welcome-msg", "-", address,
                      stdin="".join(m + "\n" for m in members).encode())  # fmt: skip
@@ -159,8 +160,6 @@ def _post(case: Case, number: int) -> bytes:
 
 
 def _submit(destination: Destination, cases: list[Case]) -> None:
-    import smtplib
-
     with smtplib.SMTP(destination.host, PORT, timeout=30) as client:
         client.ehlo("app.sender.test")
         for number, case in enumerate(cases, start=1):

@@ -196,9 +196,14 @@ def test_the_mailman3_cases_are_a_committed_set_run_from_a_pinned_version() -> N
     assert splits(MAILMAN3_CASES) == {"mailman3": "dev"}
     assert f"Mailman {mailman3.VERSION}" in MAILMAN3_CASES.read_text("utf-8")
     cases = load("mailman3", MAILMAN3_CASES)
-    assert len(cases) == 11
+    assert len(cases) == 14
     refused = {c.name: c.failed for c in cases if any(v.status for v in c.failed.values())}
-    assert set(refused) == {"post-not-member", "post-content-refused", "post-no-such-list"}
+    assert set(refused) == {
+        "post-not-member",
+        "post-content-refused",
+        "post-no-such-list",
+        "post-moderated-member-rejected",
+    }
     for labels in refused.values():
         assert all(v.status in {2, 4} and v.delivery == "failed" for v in labels.values())
         assert all(address is not None for address in labels)

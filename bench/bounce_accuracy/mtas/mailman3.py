@@ -69,6 +69,10 @@ LISTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "digest": ({"max_message_size": "2"}, ["bulletin-m3-06@sender.test"]),
     "weekly": ({"default_nonmember_action": "Action.accept", "bounce_score_threshold": "1"},
                ["dana.ek@walnut.test"]),
+    "forum": ({"default_member_action": "Action.reject"}, ["bulletin-m3-12@sender.test"]),
+    "news": ({"autorespond_postings": "ResponseAction.respond_and_continue",
+              "autoresponse_postings_text": "'Thank you for your post to the News list.'"},
+             ["bulletin-m3-14@sender.test"]),
     "monthly": ({"default_nonmember_action": "Action.accept", "bounce_score_threshold": "1",
                  "bounce_you_are_disabled_warnings": "0"}, ["jo.lind@walnut.test"]),
 }  # fmt: skip
@@ -101,6 +105,7 @@ start: no
 SETTINGS = """\
 from mailman.config import config
 from mailman.interfaces.action import Action, FilterAction
+from mailman.interfaces.autorespond import ResponseAction
 
 
 def apply(mlist, *pairs):

@@ -70,9 +70,10 @@ LISTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "weekly": ({"default_nonmember_action": "Action.accept", "bounce_score_threshold": "1"},
                ["dana.ek@walnut.test"]),
     "forum": ({"default_member_action": "Action.reject"}, ["bulletin-m3-12@sender.test"]),
-    "news": ({"autorespond_postings": "ResponseAction.respond_and_continue",
+    "news": ({"default_nonmember_action": "Action.accept",
+              "autorespond_postings": "ResponseAction.respond_and_continue",
               "autoresponse_postings_text": "'Thank you for your post to the News list.'"},
-             ["bulletin-m3-14@sender.test"]),
+             []),
     "monthly": ({"default_nonmember_action": "Action.accept", "bounce_score_threshold": "1",
                  "bounce_you_are_disabled_warnings": "0"}, ["jo.lind@walnut.test"]),
 }  # fmt: skip

@@ -12,11 +12,11 @@ command line: ``mailman create``, ``mailman addmembers`` and ``mailman withlist 
 function written beside the configuration). The cases are ``mailman3`` in
 ``mailman3_cases.yaml``.
 
-Two cases are no post: ``welcome`` (a member added with ``--welcome-msg``), and the two whose
-member's address fails for real (scripted 550), whose notice to that member is read through
-Postfix's ``recipient_bcc_maps`` copy to the case's sender.test address. For those the copy of
-the post comes first and the notice last: a case waits for ``EXPECTED`` messages and keeps the
-last.
+One case is no post: ``welcome`` (a member added with ``--welcome-msg`` once the runners
+run). In the two cases of the lists' own bounce processing the member's address fails for real
+(scripted 550), and the notice Mailman then sends that member is read through Postfix's
+``recipient_bcc_maps`` copy to the case's sender.test address: the post's copy comes first and
+the notice last, so those cases wait for ``EXPECTED`` messages and keep the last.
 """
 
 from __future__ import annotations

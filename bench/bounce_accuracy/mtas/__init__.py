@@ -67,6 +67,7 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "mailman3",
     "sympa",
 )
 

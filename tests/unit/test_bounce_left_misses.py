@@ -316,6 +316,7 @@ def test_masqmails_final_notice_after_a_silent_server_is_still_the_expiry() -> N
     "reply",
     [
         "517 Invalid domain, see <URL:ftp://ftp.isi.edu/in-notes/rfc1035.txt>",
+        "517 Invalid domain, see <URL:https://www.ietf.org/rfc/rfc1035.txt>",
         "517-Domain does not exist: example.org. "
         "517 Invalid domain, see <URL:ftp://ftp.isi.edu/in-notes/rfc1035.txt>",
         "517-MX records for example.org violate section 3.3.9 of RFC 1035. "
@@ -335,14 +336,14 @@ def test_a_domain_that_does_not_exist_alone_stays_an_unknown_host() -> None:
     assert found.status == 1
 
 
-def test_couriers_no_suitable_mx_is_an_unknown_host_in_a_final_failure_only() -> None:
-    """Fails without round 54 (99): courieresmtp's hard error when no host of the domain's
-    MX list could be tried (esmtpclient.c). In a delay the words count for nothing final."""
+def test_couriers_no_suitable_mx_is_a_misconfigured_destination() -> None:
+    """Fails without round 54 (99): Courier's esmtp client's permanent failure when no host of
+    the domain's MX list could be tried (no usable address, or none that the domain's enforced
+    MTA-STS policy names; libesmtp.c): the domain and its MX hosts exist, 7, not 1."""
     words = "Did not find a suitable MX for a connection"
     final = classify_failure(0, "5.0.0", words, action="failed")
-    assert (final.status, final.reason) == (1, "host-unknown")
-    delayed = classify_failure(450, "4.4.3", f"450 4.4.3 {words}", action="delayed")
-    assert delayed.status != 1
+    assert (final.status, final.reason) == (7, "network-error")
+    assert classify_failure(0, "", words, action="failed").status == 7
 
 
 # --- 4. XMail's redirect: the address sent to, from its X-Deliver-To (round 43) --------------

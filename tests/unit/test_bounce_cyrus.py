@@ -1,8 +1,8 @@
 """Cyrus IMAP's own mail and the notices of what its lmtpd answers (issue #16, round 50), as
 Cyrus 3.6.1 (Debian's cyrus-imapd 3.6.1-4+deb12u5) and Postfix wrote them on loopback
 (``bench/bounce_accuracy/mtas/cyrus.py``; trimmed, domains and dates changed), and the round's
-case file. The first test fails without round 50's rule: Cyrus's Sieve rejection notice names
-its mailbox's user at ``internal`` (its ``mbname_recipient`` with no default domain), not the
+case file. The first two tests fail without round 50's rule: Cyrus's Sieve rejection notice names
+its mailbox's user at ``internal`` (``mbname_recipient``, ``defaultdomain`` unset), not the
 address the mail was sent to.
 """
 

@@ -510,11 +510,11 @@ def _qualified(recipient: FailedRecipient, original: OriginalMessage) -> None:
     server's with no domain of the internet: a domain without a dot.
 
     Cyrus IMAP's Sieve rejection notice (its ``Final-Recipient``) names the mailbox's user
-    at its configured default domain, ``internal`` when none is set (``mbname_recipient``;
-    round 50), whatever address the mail was sent to. When exactly one address of the
-    returned message's (its To, Cc, X-Original-To, its Received headers' "for") has that
-    local part and a domain with a dot, that one is reported, the report's kept as the final
-    recipient."""
+    at the mailbox's domain, else at its ``defaultdomain``, ``internal`` unless set
+    (``mbname_recipient``; round 50), whatever address the mail was sent to. When exactly
+    one address of the returned message's (its To, Cc, X-Original-To, its Received headers'
+    "for") has that local part and a domain with a dot, that one is reported, the report's
+    kept as the final recipient."""
     local, _, domain = recipient.recipient.rpartition("@")
     if not local or "." in domain or recipient.final_recipient:
         return

@@ -132,6 +132,8 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
                     recipient.queued_hours = queued_hours(arrival, until)
                 recipients.append(recipient)
         if recipients:
+            for recipient in recipients:
+                _qualified(recipient, original)
             in_text = text_recipients(notice, exclude) if notice.strip() else []
             if len(report.recipients) == 1 and not report.recipients[0].original_address:
                 _sent_to_per_text(recipients[0], in_text, original)
@@ -510,6 +512,29 @@ def _envelope_recipient(report: BounceReport) -> None:
     if first != address and address not in hops[hops.index(first) :]:
         failed.final_recipient = failed.recipient
         failed.recipient = first
+
+
+def _qualified(recipient: FailedRecipient, original: OriginalMessage) -> None:
+    """The address sent to, when the report names the recipient by a mailbox of its own
+    server's with no domain of the internet: a domain without a dot.
+
+    Cyrus IMAP's Sieve rejection notice (its ``Final-Recipient``) names the mailbox's user
+    at the mailbox's domain, else at its ``defaultdomain``, ``internal`` unless set
+    (``mbname_recipient``; round 50), whatever address the mail was sent to. When exactly
+    one address of the returned message's (its To, Cc, X-Original-To, its Received headers'
+    "for") has that local part and a domain with a dot, that one is reported, the report's
+    kept as the final recipient."""
+    local, _, domain = recipient.recipient.rpartition("@")
+    if not local or "." in domain or recipient.final_recipient:
+        return
+    named = " ".join(original.get(h) for h in ("to", "cc", "x-original-to"))
+    found = {
+        a.lower()
+        for a in (*addresses_in(named), *original.received_for)
+        if "." in a.rpartition("@")[2] and _bare(a.rpartition("@")[0]) == _bare(local)
+    }
+    if len(found) == 1:
+        recipient.final_recipient, recipient.recipient = recipient.recipient, found.pop()
 
 
 def _mta_name(fields: dict[str, str]) -> str:

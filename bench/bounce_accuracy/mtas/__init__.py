@@ -67,6 +67,9 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "cyrus_postfix",
+    "cyrus_exim",
+    "cyrus_sendmail",
     "mailman3",
     "sympa",
 )

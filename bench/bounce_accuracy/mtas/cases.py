@@ -50,6 +50,8 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 50's cases: Cyrus IMAP's lmtpd run for real behind Postfix, Exim and Sendmail.
+CYRUS_CASES = CASES.with_name("cyrus_cases.yaml")
 # Round 51's cases: what a mailing list manager, Mailman 3 core, sends (mtas/mailman3.py).
 MAILMAN3_CASES = CASES.with_name("mailman3_cases.yaml")
 # Round 52's cases: Sympa's answers to posts and commands (a mailing list manager, run).
@@ -67,6 +69,7 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    CYRUS_CASES,
     MAILMAN3_CASES,
     SYMPA_CASES,
 )

@@ -67,6 +67,7 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "chasquid",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

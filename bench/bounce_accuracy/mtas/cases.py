@@ -50,6 +50,8 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 49's cases: chasquid's own notices (Debian 12's package; its MDA behind it).
+CHASQUID_CASES = CASES.with_name("chasquid_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -63,6 +65,7 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    CHASQUID_CASES,
 )
 
 FAILED = "failed"

@@ -227,7 +227,10 @@ def _tried(path: Path) -> bool:
     except OSError:
         return True  # sent and removed meanwhile
     for block in re.findall(r"rcpt\s*:?\s*\{(.*?)\}", text, flags=re.S):
-        if "PENDING" in block and "last_failure_message" not in block:
+        # proto3's text leaves a zero value out: a pending recipient (PENDING is 0) has no
+        # status field
+        pending = "status" not in block or "PENDING" in block
+        if pending and "last_failure_message" not in block:
             return False
     return True
 

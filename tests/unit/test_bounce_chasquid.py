@@ -192,7 +192,7 @@ def test_the_local_program_words_match_their_sample_and_mean_a_local_programs_ty
     assert rules.local_program is not None
     assert rules.local_program_type in rules.diagnostic_types
     sample = reply_rules_sample()
-    found = rules.local_program.match(sample.lower())
+    found = rules.local_program.match(sample)
     assert found is not None and found.group(1) == "77"
     assert "75" in rules.gave_up_exits
 

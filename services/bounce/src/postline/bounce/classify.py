@@ -439,7 +439,7 @@ def _local_program_text(rules: ReplyRules, text: str, dtype: str) -> tuple[str, 
     gives it: the exit status first, then what the program said ("77 Sorry, ...")."""
     if rules.local_program is None or dtype.lower() in rules.diagnostic_types:
         return text, dtype
-    found = rules.local_program.match(text[:MAX_TEXT].lower())
+    found = rules.local_program.match(text)
     if found is None:
         return text, dtype
     return f"{found.group(1)} {text[found.end() :]}", rules.local_program_type
@@ -652,9 +652,10 @@ def _given_up(raw: object) -> re.Pattern[str] | None:
 
 
 def _local_program(raw: object) -> re.Pattern[str] | None:
+    # matched at the diagnostic's start as it is (anchored: most fail at its first letter)
     if not isinstance(raw, dict) or not raw.get("pattern"):
         return None
-    return re.compile(lower_pattern(str(raw["pattern"])))
+    return re.compile(str(raw["pattern"]), re.IGNORECASE)
 
 
 @cache

@@ -67,6 +67,7 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "chasquid",
     "cyrus_postfix",
     "cyrus_exim",
     "cyrus_sendmail",

@@ -50,6 +50,8 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 49's cases: chasquid's own notices (Debian 12's package; its MDA behind it).
+CHASQUID_CASES = CASES.with_name("chasquid_cases.yaml")
 # Round 50's cases: Cyrus IMAP's lmtpd run for real behind Postfix, Exim and Sendmail.
 CYRUS_CASES = CASES.with_name("cyrus_cases.yaml")
 # Round 51's cases: what a mailing list manager, Mailman 3 core, sends (mtas/mailman3.py).
@@ -67,6 +69,7 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    CHASQUID_CASES,
     CYRUS_CASES,
     MAILMAN3_CASES,
 )

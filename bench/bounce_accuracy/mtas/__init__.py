@@ -67,6 +67,13 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "qmail_smtpd_postfix",
+    "qmail_smtpd_exim",
+    "qmail_smtpd_sendmail",
+    "dns_qmail",
+    "spf_postfix",
+    "spf_exim",
+    "spf_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

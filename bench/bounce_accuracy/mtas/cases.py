@@ -50,6 +50,12 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 53's cases: qmail-smtpd's own replies in Postfix's, Exim's and Sendmail's notices.
+QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
+# Round 53's cases: a null MX and a silent DNS server of the recipient's domain, qmail sending.
+DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
+# Round 53's cases: SPF temporary and permanent errors, policyd-spf behind a receiving Postfix.
+SPF_CASES = CASES.with_name("spf_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -63,6 +69,9 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    QMAIL_SMTPD_CASES,
+    DNS_QMAIL_CASES,
+    SPF_CASES,
 )
 
 FAILED = "failed"

@@ -15,10 +15,12 @@ What qmail-smtpd itself refuses or defers, from its source (``qmail-smtpd.c``, `
   badmailfrom list (#5.7.1)", given at RCPT;
 * a message over ``control/databytes`` (20,000): "552 sorry, that message size exceeds my
   databytes limit (#5.3.4)" after DATA;
-* a queue that fails: a second ``qmail-smtpd`` (for :data:`BROKEN`, on :data:`BROKEN_PORT`)
-  whose ``QMAILQUEUE`` names a program that reads the message and exits 79, a code
-  ``qmail_close`` gives no meaning to: "451 qq temporary problem (#4.3.0)" after DATA, at every
-  try until the sender gives up.
+* a queue that fails: more ``qmail-smtpd`` (one per domain of :data:`BROKEN`, each on a port
+  of its own) whose ``QMAILQUEUE`` names a program that reads the message and exits with a code
+  of ``qmail_close``'s: 79, which it gives no meaning to, "451 qq temporary problem (#4.3.0)";
+  53, "451 qq write error or disk full (#4.3.0)" (both after DATA, at every try until the sender
+  gives up); 31, "554 mail server permanently rejected message (#5.3.0)", the code content
+  filters in qmail-queue's place (simscan, qmail-scanner) exit with to refuse a message.
 
 qmail-smtpd takes every address of a domain in ``rcpthosts`` (it has no list of users): an
 unknown user of :data:`LOCAL` is taken, and ``qmail-send``'s own notice (qmail-local's "Sorry,
@@ -53,17 +55,16 @@ UCSPI = ROOT / "ucspi"
 SEND = ROOT / "postfix"  # the sending Postfix instance
 PORT = 7825  # 2525 + the helper's test port offset (5300): the sending Postfix
 SMTPD_PORT = 7828  # qmail-smtpd
-BROKEN_PORT = 7829  # qmail-smtpd whose queue program fails
 LOCAL = "yuzu.test"  # qmail's own domain (locals, rcpthosts)
 UNLISTED = "quandong.test"  # routed to qmail-smtpd, not in its rcpthosts
-BROKEN = "jabuticaba.test"  # routed to the qmail-smtpd whose queue fails (in rcpthosts)
+# Domains routed to a qmail-smtpd whose queue program fails (in rcpthosts): its port, the exit.
+BROKEN = {"jabuticaba.test": (7829, 79), "pitanga.test": (7834, 31), "cupuacu.test": (7835, 53)}
 SENDING = "cherimoya.test"  # the sending Postfix's own domain
 BADMAILFROM_CASE = "qmail-smtpd-badmailfrom"  # its sender is listed in control/badmailfrom
-QQ_EXIT = 79  # the failing queue program's exit code: qmail.c's default, "qq temporary problem"
 CONTROL = {
     "me": f"mx.{LOCAL}",
     "locals": LOCAL,
-    "rcpthosts": f"{LOCAL}\n{BROKEN}",
+    "rcpthosts": "\n".join((LOCAL, *BROKEN)),
     "databytes": "20000",
     "timeoutremote": "10",
     "timeoutconnect": "5",
@@ -74,12 +75,12 @@ DOT_QMAIL = {"kiri.noa": "./Maildir/\n", "postmaster": "./Maildir/\n"}
 
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the qmail-smtpd port it goes to."""
-    return {LOCAL: SMTPD_PORT, UNLISTED: SMTPD_PORT, BROKEN: BROKEN_PORT}
+    return {LOCAL: SMTPD_PORT, UNLISTED: SMTPD_PORT} | {d: port for d, (port, _) in BROKEN.items()}
 
 
-def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> Path:
+def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> dict[int, Path]:
     """A fresh home (qmail's own ``instpackage`` and ``instchown``), its control files, the
-    alias user's files; the failing queue program's path."""
+    alias user's files; the failing queue programs, by the port of their qmail-smtpd."""
     if HOME.exists():
         shutil.rmtree(HOME)
     namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
@@ -99,10 +100,12 @@ def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> Path
         os.chown(path, uid, gid)
         path.chmod(0o700 if path.is_dir() else 0o644)
     alias.chmod(0o2755)
-    broken = ROOT / "qq-fails"
-    broken.write_text(f"#!/bin/sh\ncat >/dev/null\nexit {QQ_EXIT}\n")
-    broken.chmod(0o755)
-    return broken
+    programs = {}
+    for port, code in BROKEN.values():
+        program = programs[port] = ROOT / f"qq-exits-{code}"
+        program.write_text(f"#!/bin/sh\ncat >/dev/null\nexit {code}\n")
+        program.chmod(0o755)
+    return programs
 
 
 def _started(command: list[str], output: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -113,7 +116,7 @@ def _started(command: list[str], output: IO[bytes]) -> subprocess.Popen[bytes]:
 
 @contextmanager
 def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterator[str]:
-    """qmail (qmail-send and two qmail-smtpd) in its namespace while open; its version. Its
+    """qmail (qmail-send and its qmail-smtpd) in its namespace while open; its version. Its
     log is copied beside ``out`` on leaving."""
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)
@@ -123,22 +126,25 @@ def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterat
     log = RUN / "qmail.log"
     mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group")]
     with Namespace(mta, mounts, grace=5.0) as namespace:
-        broken = _configure(namespace, cases, relay_port)
+        programs = _configure(namespace, cases, relay_port)
         server = [
             str(UCSPI / "usr/bin/tcpserver"), "-q", "-u", str(qmail.USERS["qmaild"]),
             "-g", str(qmail.GROUPS["nofiles"]), "-R", "-H", "-l", LOCAL, "127.0.0.1",
         ]  # fmt: skip
         smtpd = [*server, str(SMTPD_PORT), str(HOME / "bin/qmail-smtpd")]
-        failing = [*server, str(BROKEN_PORT), "/usr/bin/env", f"QMAILQUEUE={broken}",
-                   str(HOME / "bin/qmail-smtpd")]  # fmt: skip
+        failing = [
+            [*server, str(port), "/usr/bin/env", f"QMAILQUEUE={program}",
+             str(HOME / "bin/qmail-smtpd")]
+            for port, program in programs.items()
+        ]  # fmt: skip
         start = [str(HOME / "bin/qmail-start"), "./Maildir/", "cat"]
         with log.open("wb") as output:
             daemons = [
-                _started(namespace.inside(*command), output) for command in (smtpd, failing, start)
+                _started(namespace.inside(*command), output) for command in (smtpd, *failing, start)
             ]
         try:
-            wait_listening(SMTPD_PORT, "qmail-smtpd")
-            wait_listening(BROKEN_PORT, "qmail-smtpd (failing queue)")
+            for port in (SMTPD_PORT, *programs):
+                wait_listening(port, "qmail-smtpd")
             yield f"{qmail.VERSION}+ucspi-tcp-{version}"
         finally:
             for daemon in daemons:

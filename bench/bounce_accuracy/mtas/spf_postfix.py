@@ -11,9 +11,10 @@ harness's DNS server (``dnsserver.py``, on :data:`DNS_ADDRESS`, an address of th
 own). The cases' senders are of domains whose SPF lookup fails (:data:`TABLE`):
 ``lists.sender.test`` answers SERVFAIL, ``mail.sender.test`` never answers, and
 ``info.sender.test`` publishes a malformed record (an ``ip4:`` mechanism with no valid
-address); every recipient domain (:data:`RECIPIENTS`) is taken by the receiving instance and
-discarded once the check passes. The sending MTA routes the senders' domains to the capture
-server.
+address), ``promo.sender.test`` two records, ``deals.sender.test`` a record of more than ten
+DNS lookups (eleven includes); every recipient domain (:data:`RECIPIENTS`) is taken by the
+receiving instance and discarded once the check passes. The sending MTA routes the senders'
+domains to the capture server.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ CLIENT = "127.0.0.155"  # the sending MTA's address, as policyd-spf sees it
 SENDING = "tangelo.test"
 RECEIVING = "ugli.test"
 RECIPIENTS = ("tamarillo.test",)
-SENDER_DOMAINS = ("lists.sender.test", "mail.sender.test", "info.sender.test")
+SENDER_DOMAINS = (
+    "lists.sender.test", "mail.sender.test", "info.sender.test", "promo.sender.test",
+    "deals.sender.test",
+)  # fmt: skip
+# deals.sender.test's record names more includes than SPF's limit of ten DNS lookups (RFC 7208
+# 4.6.4): each of these names publishes a record that matches nothing.
+INCLUDES = tuple(f"spf{number}.sender.test" for number in range(11))
 PACKAGES = [
     "postfix-policyd-spf-python", "python3-spf-engine", "python3-spf", "python3-authres",
     "python3-dns", "python3-dnspython", "python3-pkg-resources",
@@ -56,7 +63,15 @@ TABLE = Table(
         "lists.sender.test": Name(rcode=2),  # SERVFAIL on every query
         "mail.sender.test": Name(silent=True),  # no answer at all
         "info.sender.test": Name((("TXT", "v=spf1 ip4:127.0.0.155/40 -all"),)),  # malformed
+        # two SPF records (RFC 7208 4.5: a permanent error)
+        "promo.sender.test": Name(
+            (("TXT", "v=spf1 ip4:127.0.0.155 -all"), ("TXT", "v=spf1 ip4:192.0.2.1 -all"))
+        ),
+        "deals.sender.test": Name(
+            (("TXT", "v=spf1 " + " ".join(f"include:{name}" for name in INCLUDES) + " -all"),)
+        ),
     }
+    | {name: Name((("TXT", "v=spf1 ip4:192.0.2.1 -all"),)) for name in INCLUDES}
 )
 
 RECV_MASTER = """\

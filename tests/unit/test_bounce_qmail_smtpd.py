@@ -1,9 +1,11 @@
 """qmail-smtpd's own replies in other MTAs' notices, and qmail's own notices (issue #16, round
 53), as Sendmail 8.17 and notqmail wrote them on loopback
 (``bench/bounce_accuracy/mtas/qmail_smtpd_*.py``, ``dns_qmail.py``; trimmed, domains and dates
-changed), and the round's case files. Round 53 measured both sets once and wrote no rule (the
-qmail-smtpd set had no miss; the qmail DNS set's one miss is the bench's DNS label decision):
-these tests hold what the classifier reads today. Sendmail makes an enhanced code of its own
+changed), and the round's case files. Round 53 measured both sets once; its one rule reads
+qmail's words for a queue program's exit 31, "554 mail server permanently rejected message
+(#5.3.0)", as a refusal (4; read 7 by its X.3.0 code before it: the first two tests fail
+without it). The other tests hold what the classifier reads today (the qmail DNS set's one
+miss is the bench's DNS label decision). Sendmail makes an enhanced code of its own
 for a reply that carries none after its code (qmail-smtpd writes "(#5.7.1)" at the end of its
 text): Status 5.1.3 for a 553, 5.2.2 for a 552, and "550 5.1.1 ... User unknown" in its
 transcript; the reply's own words decide.
@@ -21,6 +23,7 @@ from bench.bounce_accuracy.mtas.cases import (
     load,
     splits,
 )
+from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
 
 SENDMAIL = """\
@@ -104,10 +107,98 @@ Hello,
 """
 
 
+POSTFIX = """\
+Return-Path: <>
+From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: news@example.org
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="35B9A234285.1796580436/mx.example.org"
+
+--35B9A234285.1796580436/mx.example.org
+Content-Description: Notification
+Content-Type: text/plain; charset=utf-8
+
+This is the mail system at host mx.example.org.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+                   The mail system
+
+<{recipient}>: host 192.0.2.25[192.0.2.25] said: {wrapped} (in reply to end of DATA command)
+
+--35B9A234285.1796580436/mx.example.org
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; {recipient}
+Action: {action}
+Status: {status}
+Remote-MTA: dns; 192.0.2.25
+Diagnostic-Code: smtp; {reply}
+
+--35B9A234285.1796580436/mx.example.org--
+"""
+
+
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:
     _, found = classify_mail(raw.replace("\n", "\r\n").encode())
     assert len(found) == 1
     return found[0].recipient, found[0].status, found[0].delivery
+
+
+def _postfix(reply: str, action: str = "failed", status: str = "5.0.0") -> str:
+    wrapped = reply.replace(" permanently", "\n    permanently")
+    recipient = "quilla.ren@example.net"
+    return POSTFIX.format(
+        recipient=recipient, reply=reply, wrapped=wrapped, action=action, status=status
+    )
+
+
+def test_qmails_words_for_a_queue_programs_permanent_refusal_are_a_refusal() -> None:
+    # exit 31 of a program in qmail-queue's place (a content filter): read 7 by its X.3.0 code
+    # before round 53, and 99 as a reply alone
+    reply = "554 mail server permanently rejected message (#5.3.0)"
+    assert _verdict(_postfix(reply)) == ("quilla.ren@example.net", 4, "failed")
+    assert classify_failure(554, "", reply, action="failed").status == 4
+
+
+def test_a_queue_programs_permanent_refusal_in_sendmails_notice_is_a_refusal() -> None:
+    reply = "554 mail server permanently rejected message (#5.3.0)"
+    raw = SENDMAIL.format(
+        recipient="xavi.yor@example.net", reply=reply, status="5.0.0",
+        own="554 5.0.0 Service unavailable\n",
+    )  # fmt: skip
+    assert _verdict(raw) == ("xavi.yor@example.net", 4, "failed")
+
+
+@pytest.mark.parametrize(
+    ("reply", "enhanced", "status"),
+    [
+        # the words overrule the X.3.0 code (system-error's, 7)
+        ("554 mail server permanently rejected message (#5.3.0)", "5.3.0", 4),
+        # the other X.3.0 words stay the receiving server's error or their own reason
+        ("550 5.3.0 Mailer error: command died with status 1", "5.3.0", 7),
+        ("554 qq permanent problem (#5.3.0)", "5.3.0", 7),
+        ("451 qq write error or disk full (#4.3.0)", "4.3.0", 5),
+    ],
+)
+def test_qmails_queue_words_against_their_x_3_0_code(
+    reply: str, enhanced: str, status: int
+) -> None:
+    found = classify_failure(int(reply[:3]), enhanced, reply, action="failed")
+    assert found.status == status
+
+
+def test_qmail_smtpds_disk_full_through_postfix_is_over_capacity() -> None:
+    reply = "451 qq write error or disk full (#4.3.0)"
+    raw = _postfix(reply, action="delayed", status="4.0.0")
+    assert _verdict(raw) == ("quilla.ren@example.net", 5, "deferred")
 
 
 @pytest.mark.parametrize(
@@ -182,11 +273,11 @@ def test_the_round_53_qmail_case_files_are_committed_sets() -> None:
     senders: set[str] = set()
     for mta in mtas:
         cases = load(mta, QMAIL_SMTPD_CASES)
-        assert len(cases) == 6
+        assert len(cases) == 8
         rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 7
+        assert len(rows) == 10
         assert all(label.note for label in rows)
         senders |= {case.sender for case in cases}
-    assert len(senders) == 18
+    assert len(senders) == 24
     dns = load("dns_qmail", DNS_QMAIL_CASES)
     assert [label.status for case in dns for label in case.failed.values()] == [1, 1]

@@ -164,7 +164,8 @@ def test_zmailers_expiry_and_connection_words() -> None:
     assert (expired.status, expired.reason) == (3, "expired")
     # Its smtp agent's own "500" for a refused TCP connection: a connection that failed (7),
     # not a server's refusal at the greeting (4). The case file labels it 3 (the retries ran
-    # out): the classifier reads ZMailer's "500" as a reply, left open (bench/README.md).
+    # out): since round 54 the parser reads ZMailer's own "500" as no reply (own_failures in
+    # mail_formats.yaml), and the notice is 3 (tests/unit/test_bounce_left_misses.py).
     refused = classify_failure(
         500, "5.4.1",
         "smtp; 500 (connect to 192.0.2.25 [192.0.2.25|25|192.0.2.9|39170]: Connection refused)",

@@ -50,6 +50,10 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 50's cases: Cyrus IMAP's lmtpd run for real behind Postfix, Exim and Sendmail.
+CYRUS_CASES = CASES.with_name("cyrus_cases.yaml")
+# Round 51's cases: what a mailing list manager, Mailman 3 core, sends (mtas/mailman3.py).
+MAILMAN3_CASES = CASES.with_name("mailman3_cases.yaml")
 # Round 53's cases: qmail-smtpd's own replies in Postfix's, Exim's and Sendmail's notices.
 QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
 # Round 53's cases: a null MX and a silent DNS server of the recipient's domain, qmail sending.
@@ -69,6 +73,8 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    CYRUS_CASES,
+    MAILMAN3_CASES,
     QMAIL_SMTPD_CASES,
     DNS_QMAIL_CASES,
     SPF_CASES,

@@ -58,6 +58,8 @@ MAILER = (
     "M{name},\tP=[IPC], F=mDFMuXa, S=EnvFromSMTP/HdrFromSMTP, R=EnvToSMTP, E=\\r\\n, "
     "L=990, {limit}T=DNS/RFC822/SMTP, A=TCP $h {port}\n"
 )
+# The same for a next hop that speaks LMTP over TCP (round 50's Cyrus): 'z' for 'a'.
+LMTP_MAILER = MAILER.replace("F=mDFMuXa", "F=mDFMuXz")
 
 MC = """\
 divert(-1)
@@ -120,11 +122,13 @@ def configure(
     aliases: dict[str, str],
     settings: str = "",
     extra: dict[str, tuple[str, int]] | None = None,
+    lmtp: dict[str, tuple[str, int]] | None = None,
 ) -> None:
     """A fresh ``run`` folder: the queue, the tables (round 21's mailer table, ``aliases``)
     and ``sendmail.cf``, built for the daemon on ``port``, final destination of ``local``, with
     ``settings`` (m4 lines) added to the ``.mc``; ``extra`` routes a domain to a host and port
-    of its own (round 40: the daemon itself, a host name with no record)."""
+    of its own (round 40: the daemon itself, a host name with no record); ``lmtp`` does the
+    same through a mailer that speaks LMTP (round 50: Cyrus's lmtpd)."""
     if run.exists():
         shutil.rmtree(run)
     queue = run / "mqueue"
@@ -148,6 +152,9 @@ def configure(
     for number, (domain, (next_hop, next_port)) in enumerate((extra or {}).items()):
         mailers += MAILER.format(name=f"extra{number}", port=next_port, limit="")
         table += f"{domain}\textra{number}:[{next_hop}]\n"
+    for number, (domain, (next_hop, next_port)) in enumerate((lmtp or {}).items()):
+        mailers += LMTP_MAILER.format(name=f"lmtp{number}", port=next_port, limit="")
+        table += f"{domain}\tlmtp{number}:[{next_hop}]\n"
     (run / "mailertable").write_text(table)
     (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
     (run / "local-host-names").write_text(f"{local}\n")

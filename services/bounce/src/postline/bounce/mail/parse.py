@@ -99,7 +99,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
     notice, returned = formats.split_original(parts.notice[:MAX_NOTICE])
     if not original.headers and returned:
         found = headers_of(returned)
-        trail = _local_trail(header_fields_of(returned)) if "delivered-to" in found else ()
+        trail = _local_trail(header_fields_of(returned)) if _has_trail(found) else ()
         original = OriginalMessage(found, delivered_to=trail)
     exclude = _not_recipients(headers) | _senders(original)
 
@@ -132,6 +132,8 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
                     recipient.queued_hours = queued_hours(arrival, until)
                 recipients.append(recipient)
         if recipients:
+            for recipient in recipients:
+                _qualified(recipient, original)
             in_text = text_recipients(notice, exclude) if notice.strip() else []
             if len(report.recipients) == 1 and not report.recipients[0].original_address:
                 _sent_to_per_text(recipients[0], in_text, original)
@@ -272,6 +274,8 @@ def _from_dsn(dsn: DsnRecipient, original: OriginalMessage) -> FailedRecipient:
     dtype, diagnostic = dsn.diagnostic
     diagnostic = flatten_reply(diagnostic)
     code, found = reply_of(diagnostic)
+    if code and mail_formats().own_failure(diagnostic):
+        code = 0  # the reporting MTA's own words in a reply's form (own_failures)
     return FailedRecipient(
         recipient=address,
         action=action if action else ("delayed" if status.startswith("4.") else "failed"),
@@ -360,7 +364,7 @@ def _original(parts: Parts) -> OriginalMessage:
     if parts.original is not None:
         received = [str(v) for v in parts.original.get_all("received") or []]
         headers = message_headers(parts.original)
-        fields = parts.original.items() if "delivered-to" in headers else []
+        fields = parts.original.items() if _has_trail(headers) else []
         received_for, received_by = _envelope(received)
         return OriginalMessage(
             headers,
@@ -373,7 +377,7 @@ def _original(parts: Parts) -> OriginalMessage:
         found = headers_of(parts.original_text)
         trail = (
             _local_trail(header_fields_of(parts.original_text[:MAX_NOTICE]))
-            if "delivered-to" in found
+            if _has_trail(found)
             else ()
         )
         received_for, received_by = _envelope(received)
@@ -412,21 +416,28 @@ def _envelope(received: list[str]) -> tuple[tuple[str, ...], tuple[tuple[str, st
     return tuple(addresses), tuple(by)
 
 
+def _has_trail(headers: dict[str, str]) -> bool:
+    """Whether a returned message's headers hold a field of ``_local_trail``."""
+    return any(name in headers for name in mail_formats().local_trail_fields)
+
+
 def _local_trail(fields: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     """The Delivered-To addresses a returned message's destination wrote, latest first.
 
     qmail-local(8) writes a Delivered-To line at each local delivery, a forwarding or an
     alias included (and bounces a message that already has its line: a loop), and Postfix's
-    local(8) does so too. Only the
+    local(8) does so too; XMail writes X-Deliver-To on a copy its mailproc.tab redirects
+    (round 54; ``local_trail_fields`` in rules/mail_formats.yaml). Only the
     lines above the first Received header of a hop between hosts ("from x by y") are the
     destination's own: those below it belong to the message's earlier life (a message
     resent as it was received keeps its old ones)."""
     trail: list[str] = []
+    names = mail_formats().local_trail_fields
     for name, value in fields:
         lowered = name.lower()
         if lowered == "received" and value.lstrip().lower().startswith("from "):
             break
-        if lowered == "delivered-to":
+        if lowered in names:
             found = addresses_in(value[:MAX_HEADER])
             if found:
                 trail.append(found[0].lower())
@@ -501,6 +512,29 @@ def _envelope_recipient(report: BounceReport) -> None:
     if first != address and address not in hops[hops.index(first) :]:
         failed.final_recipient = failed.recipient
         failed.recipient = first
+
+
+def _qualified(recipient: FailedRecipient, original: OriginalMessage) -> None:
+    """The address sent to, when the report names the recipient by a mailbox of its own
+    server's with no domain of the internet: a domain without a dot.
+
+    Cyrus IMAP's Sieve rejection notice (its ``Final-Recipient``) names the mailbox's user
+    at the mailbox's domain, else at its ``defaultdomain``, ``internal`` unless set
+    (``mbname_recipient``; round 50), whatever address the mail was sent to. When exactly
+    one address of the returned message's (its To, Cc, X-Original-To, its Received headers'
+    "for") has that local part and a domain with a dot, that one is reported, the report's
+    kept as the final recipient."""
+    local, _, domain = recipient.recipient.rpartition("@")
+    if not local or "." in domain or recipient.final_recipient:
+        return
+    named = " ".join(original.get(h) for h in ("to", "cc", "x-original-to"))
+    found = {
+        a.lower()
+        for a in (*addresses_in(named), *original.received_for)
+        if "." in a.rpartition("@")[2] and _bare(a.rpartition("@")[0]) == _bare(local)
+    }
+    if len(found) == 1:
+        recipient.final_recipient, recipient.recipient = recipient.recipient, found.pop()
 
 
 def _mta_name(fields: dict[str, str]) -> str:

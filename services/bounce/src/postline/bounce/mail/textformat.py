@@ -93,6 +93,10 @@ class MailFormats:
     program_transcript: re.Pattern[str] | None = None
     # report field -> its value -> the reason it names (an MTA's own verdict)
     verdict_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the reporting MTA's own failure in a reply's form: its code is no server's
+    own_failures: tuple[re.Pattern[str], ...] = ()
+    # a returned message's fields naming the address its destination delivered it to
+    local_trail_fields: frozenset[str] = frozenset({"delivered-to"})
 
     def verdict(self, fields: dict[str, str]) -> str:
         """The reason a recipient's report fields state outright, if any."""
@@ -131,6 +135,13 @@ class MailFormats:
         text = "\n".join(block)
         return any(reply_of(text))
 
+    def own_failure(self, text: str) -> bool:
+        """Whether the text is the reporting MTA's own failure written as a reply
+        (``own_failures``), so that the code in it is no server's."""
+        if not self.own_failures or ruled_out(self._own_failure_gate, text):
+            return False
+        return self._own_failure.search(text) is not None
+
     def ignored(self, line: str) -> bool:
         # Most lines have none of the words every ignored line has (its gate).
         return not ruled_out(self._ignore_gate, line) and self._ignore.search(line) is not None
@@ -166,6 +177,14 @@ class MailFormats:
     @cached_property
     def _ignore(self) -> re.Pattern[str]:
         return _combined(self.ignore)
+
+    @cached_property
+    def _own_failure(self) -> re.Pattern[str]:
+        return _combined(self.own_failures)
+
+    @cached_property
+    def _own_failure_gate(self) -> re.Pattern[str] | None:
+        return gate(self._own_failure)
 
     @cached_property
     def _ignore_gate(self) -> re.Pattern[str] | None:
@@ -269,6 +288,10 @@ def mail_formats() -> MailFormats:
         ),
         transcript_reply=(
             _compile(raw["transcript_reply"]) if raw.get("transcript_reply") else None
+        ),
+        own_failures=tuple(_compile(p) for p in raw.get("own_failures") or []),
+        local_trail_fields=frozenset(
+            str(f).lower() for f in raw.get("local_trail_fields") or ["delivered-to"]
         ),
         verdict_fields={
             str(name).lower(): {str(v).lower(): str(r) for v, r in values.items()}
@@ -514,6 +537,8 @@ def recipient_from_block(address: str, block: list[str]) -> FailedRecipient:
     text = "\n".join(block).strip()
     formats = mail_formats()
     code, status = reply_of(text)
+    if code and formats.own_failure(text):
+        code = 0  # the reporting MTA's own words in a reply's form: no server answered
     return FailedRecipient(
         recipient=address,
         diagnostic=" ".join(text.split()),

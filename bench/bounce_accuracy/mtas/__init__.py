@@ -72,6 +72,13 @@ MTAS = (
     "cyrus_exim",
     "cyrus_sendmail",
     "mailman3",
+    "qmail_smtpd_postfix",
+    "qmail_smtpd_exim",
+    "qmail_smtpd_sendmail",
+    "dns_qmail",
+    "spf_postfix",
+    "spf_exim",
+    "spf_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

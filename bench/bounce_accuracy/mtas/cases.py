@@ -56,6 +56,12 @@ CHASQUID_CASES = CASES.with_name("chasquid_cases.yaml")
 CYRUS_CASES = CASES.with_name("cyrus_cases.yaml")
 # Round 51's cases: what a mailing list manager, Mailman 3 core, sends (mtas/mailman3.py).
 MAILMAN3_CASES = CASES.with_name("mailman3_cases.yaml")
+# Round 53's cases: qmail-smtpd's own replies in Postfix's, Exim's and Sendmail's notices.
+QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
+# Round 53's cases: a null MX and a silent DNS server of the recipient's domain, qmail sending.
+DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
+# Round 53's cases: SPF temporary and permanent errors, policyd-spf behind a receiving Postfix.
+SPF_CASES = CASES.with_name("spf_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -72,6 +78,9 @@ CASE_FILES = (
     CHASQUID_CASES,
     CYRUS_CASES,
     MAILMAN3_CASES,
+    QMAIL_SMTPD_CASES,
+    DNS_QMAIL_CASES,
+    SPF_CASES,
 )
 
 FAILED = "failed"

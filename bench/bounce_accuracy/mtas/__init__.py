@@ -67,10 +67,18 @@ MTAS = (
     "qmail",
     "masqmail",
     "zmailer",
+    "chasquid",
     "cyrus_postfix",
     "cyrus_exim",
     "cyrus_sendmail",
     "mailman3",
+    "qmail_smtpd_postfix",
+    "qmail_smtpd_exim",
+    "qmail_smtpd_sendmail",
+    "dns_qmail",
+    "spf_postfix",
+    "spf_exim",
+    "spf_sendmail",
     "sympa",
 )
 

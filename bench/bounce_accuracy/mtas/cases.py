@@ -50,10 +50,18 @@ POLICY_CASES = CASES.with_name("policy_cases.yaml")
 ZMAILER_CASES = CASES.with_name("zmailer_cases.yaml")
 # Round 47's cases: masqmail's own notices, built from its public repository's snapshot.
 MASQMAIL_CASES = CASES.with_name("masqmail_cases.yaml")
+# Round 49's cases: chasquid's own notices (Debian 12's package; its MDA behind it).
+CHASQUID_CASES = CASES.with_name("chasquid_cases.yaml")
 # Round 50's cases: Cyrus IMAP's lmtpd run for real behind Postfix, Exim and Sendmail.
 CYRUS_CASES = CASES.with_name("cyrus_cases.yaml")
 # Round 51's cases: what a mailing list manager, Mailman 3 core, sends (mtas/mailman3.py).
 MAILMAN3_CASES = CASES.with_name("mailman3_cases.yaml")
+# Round 53's cases: qmail-smtpd's own replies in Postfix's, Exim's and Sendmail's notices.
+QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
+# Round 53's cases: a null MX and a silent DNS server of the recipient's domain, qmail sending.
+DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
+# Round 53's cases: SPF temporary and permanent errors, policyd-spf behind a receiving Postfix.
+SPF_CASES = CASES.with_name("spf_cases.yaml")
 # Round 52's cases: Sympa's answers to posts and commands (a mailing list manager, run).
 SYMPA_CASES = CASES.with_name("sympa_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
@@ -69,8 +77,12 @@ CASE_FILES = (
     POLICY_CASES,
     ZMAILER_CASES,
     MASQMAIL_CASES,
+    CHASQUID_CASES,
     CYRUS_CASES,
     MAILMAN3_CASES,
+    QMAIL_SMTPD_CASES,
+    DNS_QMAIL_CASES,
+    SPF_CASES,
     SYMPA_CASES,
 )
 

@@ -23,7 +23,7 @@ greets, ``damson.test`` to qmail's own ``qmail-smtpd`` behind Debian's ``tcpserv
 domain goes by DNS (:data:`TABLE`). Mail is handed to qmail's ``sendmail`` on the command line.
 qmail sends no delay warnings; ``control/queuelifetime`` is a minute, and a temporary failure
 is returned at the first retry after it: once the minute has passed the module flushes the
-queue (:func:`_flushing`) rather than wait for qmail's own schedule (a remote retry comes 400 s
+queue (:func:`flushing`) rather than wait for qmail's own schedule (a remote retry comes 400 s
 after the first try, a local one 100 s).
 """
 
@@ -106,28 +106,29 @@ TABLE = Table(
 )
 
 
-def built() -> None:
-    """notqmail built from :data:`COMMIT` under :data:`SRC` (once: a build of that commit is
-    kept)."""
-    stamp = SRC / ".commit"
-    if (SRC / "qmail-send").exists() and stamp.exists() and stamp.read_text() == COMMIT:
+def built(src: Path = SRC, home: Path = HOME) -> None:
+    """notqmail built from :data:`COMMIT` under ``src`` with ``home`` compiled in (once: a
+    build of that commit is kept)."""
+    stamp = src / ".commit"
+    if (src / "qmail-send").exists() and stamp.exists() and stamp.read_text() == COMMIT:
         return
-    unpack_commit(MIRROR, COMMIT, SRC)
-    (SRC / "conf-qmail").write_text(f"{HOME}\n")
-    subprocess.run(["make", "it", "man"], cwd=SRC, check=True, capture_output=True)
+    unpack_commit(MIRROR, COMMIT, src)
+    (src / "conf-qmail").write_text(f"{home}\n")
+    subprocess.run(["make", "it", "man"], cwd=src, check=True, capture_output=True)
     stamp.write_text(COMMIT)
 
 
-def _identities() -> tuple[Path, Path]:
-    """A copy of the system's ``passwd`` and ``group`` adding qmail's users and groups."""
-    RUN.mkdir(parents=True, exist_ok=True)
+def accounts(run: Path = RUN, home: Path = HOME) -> tuple[Path, Path]:
+    """A copy of the system's ``passwd`` and ``group`` in ``run`` adding qmail's users and
+    groups, for a qmail whose home is ``home``."""
+    run.mkdir(parents=True, exist_ok=True)
     qmail, nofiles = GROUPS["qmail"], GROUPS["nofiles"]
     users = []
     for name, uid in USERS.items():
-        home = HOME / "alias" if name == "alias" else HOME
+        folder = home / "alias" if name == "alias" else home
         gid = qmail if name in ("qmailq", "qmailr", "qmails") else nofiles
-        users.append(f"{name}:x:{uid}:{gid}:qmail:{home}:/usr/sbin/nologin")
-    return identities(RUN, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
+        users.append(f"{name}:x:{uid}:{gid}:qmail:{folder}:/usr/sbin/nologin")
+    return identities(run, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
 
 
 def _configure(namespace: Namespace, destination: Destination) -> None:
@@ -173,7 +174,7 @@ def _with_hops(case: Case) -> Case:
     return replace(case, headers=hops + case.headers)
 
 
-def _flushing(namespace: Namespace, done: threading.Event) -> None:
+def flushing(namespace: Namespace, done: threading.Event, home: Path = HOME) -> None:
     """Once every message is older than the queue lifetime, ask qmail-send to retry its queue
     now (SIGALRM, after ``qmail-tcpok``: what an administrator's "flush the queue" does), every
     :data:`FLUSH` seconds until ``done``: a temporary failure at a retry after the lifetime is
@@ -181,9 +182,9 @@ def _flushing(namespace: Namespace, done: threading.Event) -> None:
     lifetime = float(CONTROL["queuelifetime"])
     if done.wait(lifetime + 5):
         return
-    send = str(HOME / "bin/qmail-send")
+    send = str(home / "bin/qmail-send")
     while True:
-        namespace.run(str(HOME / "bin/qmail-tcpok"), check=False)
+        namespace.run(str(home / "bin/qmail-tcpok"), check=False)
         for pid in processes("exe", send):
             os.kill(pid, signal.SIGALRM)
         if done.wait(FLUSH):
@@ -202,7 +203,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(["ucspi-tcp"], UCSPI)["ucspi-tcp"]
     cases = [_with_hops(case) for case in load(MTA, QMAIL_CASES)]
     script_replies(destination, cases)
-    passwd, group = _identities()
+    passwd, group = accounts()
     resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
     mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group"),
               Bind(resolv, "/etc/resolv.conf")]  # fmt: skip
@@ -224,7 +225,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
             sendmail = namespace.inside(str(HOME / "bin/sendmail"))
             for number, case in enumerate(cases, start=1):
                 submit_locally(sendmail, case, number, lf=True, env=ENV)
-            with alongside(lambda done: _flushing(namespace, done)):
+            with alongside(lambda done: flushing(namespace, done)):
                 return collect(destination, cases, out, MTA, f"{VERSION}+ucspi-tcp-{version}",
                            TIMEOUT)  # fmt: skip
         finally:

@@ -231,6 +231,15 @@ class ReplyRules:
     # its words say it stopped retrying (a local program's failure at every try until the
     # retry period ran out).
     gave_up_local: frozenset[str] = frozenset()
+    # Exit statuses of a local program (EX_TEMPFAIL, 75) that, in a final failure, say the
+    # MTA ran it at every try until its retries ran out: those reasons then mean it gave up.
+    gave_up_exits: frozenset[str] = frozenset()
+    # An MTA's own words before a local program's exit status and output in a diagnostic of
+    # another type (chasquid's "smtp; MDA delivery failed: exit status 77 - ..."), and the
+    # diagnostic type they mean (``local_program`` in the rules file; its one group is the
+    # exit status).
+    local_program: re.Pattern[str] | None = None
+    local_program_type: str = ""
     gave_up: str = ""  # the reason of a final failure of a temporary status with no reply
     # Reasons that, in a final failure no SMTP reply gave, mean the MTA gave up trying.
     gave_up_from: frozenset[str] = frozenset()
@@ -422,6 +431,18 @@ class ReplyRules:
     def classify(self, code: int, enhanced_status: str, text: str) -> Classification:
         reason = self.reason_for(code, enhanced_status, text, command=reply_command(code))
         return Classification(self.status_of(reason), is_permanent(code, enhanced_status), reason)
+
+
+def _local_program_text(rules: ReplyRules, text: str, dtype: str) -> tuple[str, str]:
+    """A diagnostic that reports a local delivery program's exit status and output in the
+    MTA's own words under another type (``local_program``), as the local program's type
+    gives it: the exit status first, then what the program said ("77 Sorry, ...")."""
+    if rules.local_program is None or dtype.lower() in rules.diagnostic_types:
+        return text, dtype
+    found = rules.local_program.match(text)
+    if found is None:
+        return text, dtype
+    return f"{found.group(1)} {text[found.end() :]}", rules.local_program_type
 
 
 def _exit_status(text: str) -> str:
@@ -630,6 +651,13 @@ def _given_up(raw: object) -> re.Pattern[str] | None:
     return re.compile(lower_pattern(str(raw["pattern"])))
 
 
+def _local_program(raw: object) -> re.Pattern[str] | None:
+    # matched at the diagnostic's start as it is (anchored: most fail at its first letter)
+    if not isinstance(raw, dict) or not raw.get("pattern"):
+        return None
+    return re.compile(str(raw["pattern"]), re.IGNORECASE)
+
+
 @cache
 def reply_rules() -> ReplyRules:
     raw = yaml.safe_load(
@@ -657,6 +685,9 @@ def reply_rules() -> ReplyRules:
             str(k): str(v) for k, v in (raw.get("local_exit_statuses") or {}).items()
         },
         gave_up_local=frozenset(_names(raw.get("gave_up_local"))),
+        gave_up_exits=frozenset(_names(raw.get("gave_up_exits"))),
+        local_program=_local_program(raw.get("local_program")),
+        local_program_type=str((raw.get("local_program") or {}).get("type") or ""),
         gave_up=str(raw.get("gave_up") or ""),
         gave_up_from=frozenset(_names(raw.get("gave_up_from"))),
         gave_up_statuses=frozenset(_names(raw.get("gave_up_statuses"))),
@@ -670,6 +701,8 @@ def reply_rules() -> ReplyRules:
     named |= set(rules.local_agent_reasons) | rules.local_agent_codes
     named |= set(rules.local_exit_statuses.values()) | rules.gave_up_local
     named |= {rules.gave_up} - {""}
+    if rules.local_program is not None and rules.local_program_type not in rules.diagnostic_types:
+        raise ValueError("local_program's type must be one of diagnostic_types")
     named |= rules.gave_up_from | rules.gave_up_replies
     if rules.sender_subject is not None:
         named |= rules.sender_subject.reasons | {rules.sender_subject.reason}
@@ -704,6 +737,7 @@ def classify_failure(
     ``context`` is read when ``text`` names no reason; ``queued_hours`` is how long the
     reporting MTA held the message (its report's Arrival-Date to the notice)."""
     rules = reply_rules()
+    text, diagnostic_type = _local_program_text(rules, text, diagnostic_type)
     reason = hint if hint in rules.reasons else ""
     if not reason:
         reason = rules.reason_for(code, enhanced_status, text, command, diagnostic_type, action)
@@ -721,6 +755,7 @@ def classify_failure(
     elif reason in rules.gave_up_local and (
         _stopped_trying(rules, code, action, text)
         or (action == "failed" and rules.code_name(enhanced_status) == rules.gave_up)
+        or (action == "failed" and not code and _exit_status(text) in rules.gave_up_exits)
     ):
         reason = rules.gave_up
     elif reason in _NO_REASON and _held_until_final(code, enhanced_status, action, queued_hours):

@@ -79,6 +79,7 @@ MTAS = (
     "spf_postfix",
     "spf_exim",
     "spf_sendmail",
+    "sympa",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

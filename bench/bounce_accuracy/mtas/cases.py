@@ -62,6 +62,8 @@ QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
 DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
 # Round 53's cases: SPF temporary and permanent errors, policyd-spf behind a receiving Postfix.
 SPF_CASES = CASES.with_name("spf_cases.yaml")
+# Round 56's cases: qpsmtpd's own replies in Postfix's, Exim's and Sendmail's notices.
+QPSMTPD_CASES = CASES.with_name("qpsmtpd_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -81,6 +83,7 @@ CASE_FILES = (
     QMAIL_SMTPD_CASES,
     DNS_QMAIL_CASES,
     SPF_CASES,
+    QPSMTPD_CASES,
 )
 
 FAILED = "failed"

@@ -78,6 +78,7 @@ MTAS = (
     "qpsmtpd_postfix",
     "qpsmtpd_exim",
     "qpsmtpd_sendmail",
+    "mailfromd",
     "dns_qmail",
     "spf_postfix",
     "spf_exim",

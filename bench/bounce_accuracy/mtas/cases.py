@@ -64,6 +64,10 @@ DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
 SPF_CASES = CASES.with_name("spf_cases.yaml")
 # Round 52's cases: Sympa's answers to posts and commands (a mailing list manager, run).
 SYMPA_CASES = CASES.with_name("sympa_cases.yaml")
+# Round 56's cases: qpsmtpd's own replies in Postfix's, Exim's and Sendmail's notices.
+QPSMTPD_CASES = CASES.with_name("qpsmtpd_cases.yaml")
+# Round 56's cases: mailfromd as a milter behind a receiving Postfix, and its own DSN.
+MAILFROMD_CASES = CASES.with_name("mailfromd_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -84,6 +88,8 @@ CASE_FILES = (
     DNS_QMAIL_CASES,
     SPF_CASES,
     SYMPA_CASES,
+    QPSMTPD_CASES,
+    MAILFROMD_CASES,
 )
 
 FAILED = "failed"

@@ -79,6 +79,9 @@ MTAS = (
     "spf_postfix",
     "spf_exim",
     "spf_sendmail",
+    "milters_postfix",
+    "milters_exim",
+    "milters_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

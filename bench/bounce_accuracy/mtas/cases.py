@@ -62,6 +62,8 @@ QMAIL_SMTPD_CASES = CASES.with_name("qmail_smtpd_cases.yaml")
 DNS_QMAIL_CASES = CASES.with_name("dns_qmail_cases.yaml")
 # Round 53's cases: SPF temporary and permanent errors, policyd-spf behind a receiving Postfix.
 SPF_CASES = CASES.with_name("spf_cases.yaml")
+# Round 55's cases: content filters (clamav-milter, spamass-milter) run for real as milters.
+MILTER_CASES = CASES.with_name("milter_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -81,6 +83,7 @@ CASE_FILES = (
     QMAIL_SMTPD_CASES,
     DNS_QMAIL_CASES,
     SPF_CASES,
+    MILTER_CASES,
 )
 
 FAILED = "failed"
@@ -120,6 +123,8 @@ class Case:
     notify: str = ""  # RCPT TO's NOTIFY= parameter (RFC 3461), e.g. SUCCESS (round 37)
     # header lines put above the message's own, e.g. a Delivered-To: that makes a loop (round 40)
     headers: tuple[str, ...] = ()
+    # lines put at the end of the message's body, e.g. a test string a filter detects (round 55)
+    body: tuple[str, ...] = ()
 
     @property
     def notices(self) -> int:
@@ -188,6 +193,7 @@ def _case(entry: dict[str, Any]) -> Case:
         },
         notify=entry.get("notify", ""),
         headers=tuple(entry.get("headers") or ()),
+        body=tuple(entry.get("body") or ()),
     )
 
 
@@ -205,6 +211,7 @@ def message(case: Case, number: int) -> bytes:
     padding = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"
     while len(body) < case.size:
         body += padding
+    body += "".join(f"{line}\r\n" for line in case.body)
     headers = [
         *case.headers,
         f"From: Newsletter <{case.sender}>",

@@ -13,9 +13,12 @@ body signature; no freshclam, no network); spamd reads SpamAssassin's shipped ru
 string scores 1000. The receiving instance (under ``/tmp/mta-r55/recv``) has one listener per
 recipient domain (:data:`LISTENERS`), each with its milter: clamav-milter with its default
 ``RejectMsg`` (``larch.test``), with a ``RejectMsg`` of ours (``linden.test``), one whose clamd
-is down (``maple.test``: ``OnFail Defer``), spamass-milter rejecting over a score (``-r 5``,
-``myrtle.test``) and one whose spamd is down (``nutmeg.test``: spamc told to fail, ``-x``).
-Mail that passes is discarded.
+is down (``mulberry.test``: ``OnFail Defer``), spamass-milter rejecting over a score (``-r 5``,
+``myrtle.test``) and one whose spamd is down (``nutmeg.test``: spamc told to fail, ``-x``;
+spamass-milter passes the message on, so no case uses it), and rspamd 3.4's proxy worker in
+milter mode (``olive.test``), with its own settings over a copy of the package's
+``/etc/rspamd`` (:data:`RSPAMD_LOCAL`; no Redis: greylisting is not made). Mail that passes
+is discarded.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ SEND = ROOT / "send"
 RECV = ROOT / "recv"
 PORT = 8040  # 2540 + the helper's test port offset (5500): the sending Postfix
 CLAMD_PORT = 8053
-CLAMD_DOWN_PORT = 8054  # nothing listens here: the clamd of maple.test's milter is down
+CLAMD_DOWN_PORT = 8054  # nothing listens here: the clamd of mulberry.test's milter is down
 SPAMD_PORT = 8056
 SPAMD_DOWN_PORT = 8058  # nothing listens here: the spamd of nutmeg.test's milter is down
 CLIENT = "127.55.0.2"  # the sending MTA's address, as the receiving Postfix sees it
@@ -51,15 +54,19 @@ CUSTOM_REJECT = "Virus found in your message: %v"
 LISTENERS = {
     "larch.test": (8043, 8050),
     "linden.test": (8044, 8051),
-    "maple.test": (8045, 8052),
+    "mulberry.test": (8045, 8052),
     "myrtle.test": (8046, 8055),
     "nutmeg.test": (8047, 8057),
+    "olive.test": (8048, 8060),
 }
+RSPAMD_CONTROLLER_PORT = 8061
 PACKAGES = [
     "clamav-daemon", "clamav-milter", "libclamav12", "libmspack0", "libmilter1.0.1",
     "spamass-milter", "spamassassin", "spamd", "spamc", "libmail-dkim-perl",
     "libnet-dns-perl", "libnetaddr-ip-perl", "libmailtools-perl", "libdigest-hmac-perl",
     "libnet-ip-perl", "libmail-authenticationresults-perl",
+    "rspamd", "libhyperscan5", "libicu72", "libluajit-5.1-2", "libluajit-5.1-common",
+    "libsodium23", "libunwind8",
 ]  # fmt: skip
 # the EICAR anti-virus test string (68 bytes), as a ClamAV body signature (.ndb: any file type,
 # anywhere) under a name of this harness's own; clamd reports it "Local.Test.EICAR.UNOFFICIAL"
@@ -93,6 +100,20 @@ use_bayes 0
 use_auto_whitelist 0
 bayes_auto_learn 0
 """
+
+# rspamd's own settings over the package's /etc/rspamd (copied under the receiving folder):
+# its proxy worker in milter mode scanning by itself (self_scan), no normal worker, its DNS
+# to a port where nothing answers (no network; GTUBE needs none)
+RSPAMD_LOCAL = {
+    "worker-proxy.inc": (
+        'bind_socket = "127.0.0.1:{port}";\nmilter = yes;\ntimeout = 120s;\n'
+        'upstream "local" {{\n  default = yes;\n  self_scan = yes;\n}}\n'
+    ),
+    "worker-normal.inc": "enabled = false;\n",
+    "worker-controller.inc": 'bind_socket = "127.0.0.1:{controller}";\n',
+    "logging.inc": 'type = "file";\nfilename = "{root}/rspamd.log";\nlevel = "info";\n',
+    "options.inc": 'dns {{ nameserver = ["127.0.0.1:8062"]; timeout = 1s; retransmits = 1; }}\n',
+}
 
 RECV_MAIN = """
 mynetworks = 127.0.0.1/32
@@ -132,7 +153,7 @@ def prepare() -> dict[str, str]:
     for domain, clamd, reject in (
         ("larch.test", CLAMD_PORT, ""),
         ("linden.test", CLAMD_PORT, f'RejectMsg "{CUSTOM_REJECT}"\n'),
-        ("maple.test", CLAMD_DOWN_PORT, ""),
+        ("mulberry.test", CLAMD_DOWN_PORT, ""),
     ):
         port = LISTENERS[domain][1]
         text = MILTER_CONF.format(port=port, clamd=clamd, root=RECV) + reject
@@ -142,6 +163,14 @@ def prepare() -> dict[str, str]:
         shutil.copy(pre, RECV / "site" / pre.name)
     _write(RECV / "site" / "local.cf", SPAMD_SITE)
     shutil.copy(PACKAGES_ROOT / "usr/bin/spamc", RECV / "bin" / "spamc")
+    shutil.copytree(PACKAGES_ROOT / "etc" / "rspamd", RECV / "rspamd")
+    for folder in ("rspamd-db", "rspamd-run"):
+        (RECV / folder).mkdir()
+        shutil.chown(RECV / folder, "nobody", "nogroup")
+    for name, text in RSPAMD_LOCAL.items():
+        settings = text.format(port=LISTENERS["olive.test"][1], controller=RSPAMD_CONTROLLER_PORT,
+                               root=RECV)  # fmt: skip
+        _write(RECV / "rspamd" / "local.d" / name, settings)
     return versions
 
 
@@ -162,7 +191,7 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
     stack.enter_context(
         listening(space.inside(*clamd), CLAMD_PORT, "clamd", RECV / "clamd.out", env=env)
     )
-    for domain in ("larch.test", "linden.test", "maple.test"):
+    for domain in ("larch.test", "linden.test", "mulberry.test"):
         port = LISTENERS[domain][1]
         command = [f"{pkg}/usr/sbin/clamav-milter", "-c", str(RECV / f"clamav-milter-{port}.conf")]
         stack.enter_context(
@@ -190,6 +219,30 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         )  # fmt: skip
 
 
+def _rspamd(stack: ExitStack) -> None:
+    """rspamd, its paths given as variables (the package's are under /etc, /usr/share and
+    /var/lib), stopped on leaving ``stack``."""
+    pkg = PACKAGES_ROOT
+    share = pkg / "usr/share/rspamd"
+    paths = {
+        "CONFDIR": RECV / "rspamd", "LOCAL_CONFDIR": RECV / "rspamd", "RULESDIR": share / "rules",
+        "LUALIBDIR": share / "lualib", "PLUGINSDIR": share / "plugins", "SHAREDIR": share,
+        "WWWDIR": share / "www", "DBDIR": RECV / "rspamd-db", "RUNDIR": RECV / "rspamd-run",
+        "LOGDIR": RECV,
+    }  # fmt: skip
+    command = [
+        f"{pkg}/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
+        "-c", str(RECV / "rspamd" / "rspamd.conf"),
+        *(f"--var={name}={path}" for name, path in paths.items()),
+    ]  # fmt: skip
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
+    }
+    port = LISTENERS["olive.test"][1]
+    stack.enter_context(listening(command, port, "rspamd", RECV / "rspamd.out", env=env))
+
+
 @contextmanager
 def receiving(out: Path, mta: str) -> Iterator[None]:
     """The filters and the receiving instance, in their namespace, while open; its log is
@@ -199,6 +252,7 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
             Namespace("receiving postfix", [Overlay("/usr/bin", lower=RECV / "bin")], grace=10.0)
         )
         _daemons(space, stack)
+        _rspamd(stack)
         etc = str(RECV / "etc")
         space.run("postfix", "-c", etc, "start")
         stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
@@ -210,7 +264,7 @@ def version(versions: dict[str, str]) -> str:
     """The filters' versions, for the rows."""
     return (
         f"clamav-milter {versions['clamav-milter']}; spamass-milter "
-        f"{versions['spamass-milter']}; spamd {versions['spamd']}"
+        f"{versions['spamass-milter']}; spamd {versions['spamd']}; rspamd {versions['rspamd']}"
     )
 
 

@@ -58,6 +58,7 @@ LISTENERS = {
     "myrtle.test": (8046, 8055),
     "nutmeg.test": (8047, 8057),
     "olive.test": (8048, 8060),
+    "pine.test": (8049, 8060),  # rspamd again: its soft reject for this recipient domain
 }
 RSPAMD_CONTROLLER_PORT = 8061
 PACKAGES = [
@@ -113,6 +114,16 @@ RSPAMD_LOCAL = {
     "worker-controller.inc": 'bind_socket = "127.0.0.1:{controller}";\n',
     "logging.inc": 'type = "file";\nfilename = "{root}/rspamd.log";\nlevel = "info";\n',
     "options.inc": 'dns {{ nameserver = ["127.0.0.1:8062"]; timeout = 1s; retransmits = 1; }}\n',
+    # a symbol for mail to pine.test (multimap on the recipient's domain) and the soft reject
+    # force_actions gives it, with the words of rspamd's greylist module ("Try again later")
+    "multimap.conf": (
+        'R55_SOFT {{\n  type = "rcpt";\n  filter = "email:domain";\n'
+        '  map = "{root}/rspamd-soft-domains.map";\n  score = 0.0;\n}}\n'
+    ),
+    "force_actions.conf": (
+        'rules {{\n  R55_SOFT_REJECT {{\n    action = "soft reject";\n'
+        '    expression = "R55_SOFT";\n    message = "Try again later";\n  }}\n}}\n'
+    ),
 }
 
 RECV_MAIN = """
@@ -167,6 +178,7 @@ def prepare() -> dict[str, str]:
     for folder in ("rspamd-db", "rspamd-run"):
         (RECV / folder).mkdir()
         shutil.chown(RECV / folder, "nobody", "nogroup")
+    _write(RECV / "rspamd-soft-domains.map", "pine.test\n")
     for name, text in RSPAMD_LOCAL.items():
         settings = text.format(port=LISTENERS["olive.test"][1], controller=RSPAMD_CONTROLLER_PORT,
                                root=RECV)  # fmt: skip

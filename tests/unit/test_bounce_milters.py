@@ -8,8 +8,11 @@ Round 55 measured the set once (17/18): its one miss was Exim's final notice of
 clamav-milter's temporary failure with clamd down, "451 4.7.1 Service unavailable - try again
 later: retry timeout exceeded", read 4 by the X.7.1 code (blocked's) once Exim's own words of
 an expiry had cancelled transient-error's veto; Postfix's notice of the same after its queue
-lifetime reads 3. Its rule: expired's words veto blocked's X.7.1 code as transient-error's do
-(the first two tests fail without it). The other tests hold what the classifier reads today.
+lifetime reads 3. Its rule: system-error's words ("service unavailable"), which no expiry
+cancels, veto blocked's X.7.1 code as transient-error's do (the first two tests fail without
+it). rspamd's soft reject, "451 4.7.1 Try again later" (its greylisting's words), names no
+server trouble and stays a policy deferral (4) in the warning and the final notice, Exim's
+expiry words or not. The other tests hold what the classifier reads today.
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ def test_exims_delay_warning_of_the_same_tempfail_stays_the_servers_error() -> N
         (TEMPFAIL, 3),
         # a blocklist's own words keep the refusal, expiry or not
         ("451 4.7.1 Client host blocked using zen.spamhaus.org: retry timeout exceeded", 4),
+        # rspamd's soft reject (its greylisting's words): a policy deferral, expiry or not
+        ("451 4.7.1 Try again later: retry timeout exceeded", 4),
+        ("451 4.7.1 Try again later", 4),
     ],
 )
 def test_x_7_1_finals_against_the_expiry_words(text: str, status: int) -> None:
@@ -162,6 +168,12 @@ def test_the_milters_refusals_in_exims_notices_are_refusals(reply: str) -> None:
     assert _verdict(_exim(reply)) == (RECIPIENT, 4, "failed")
 
 
+def test_rspamds_soft_reject_in_exims_notices_is_a_policy_deferral() -> None:
+    reply = "451 4.7.1 Try again later"
+    assert _verdict(_exim(reply, delayed=True)) == (RECIPIENT, 4, "deferred")
+    assert _verdict(_exim(reply, expired=True)) == (RECIPIENT, 4, "failed")
+
+
 def test_the_round_is_registered() -> None:
     assert MILTER_CASES in CASE_FILES
     for mta in ("milters_postfix", "milters_exim", "milters_sendmail"):
@@ -174,13 +186,16 @@ def test_the_cases_labels_follow_the_rounds_decisions() -> None:
         cases = {case.name: case for case in load(mta, MILTER_CASES)}
         assert set(cases) == {
             "clamav-virus-default", "clamav-virus-reject-msg", "clamav-clamd-down",
-            "spamass-gtube", "rspamd-gtube",
+            "spamass-gtube", "rspamd-gtube", "rspamd-soft-reject",
         }  # fmt: skip
         for name, case in cases.items():
             assert len(case.recipients) == 1
             (address,) = case.recipients
             assert address.startswith(tuple(case.failed)), name
-            if name == "clamav-clamd-down":
+            if name == "rspamd-soft-reject":
+                for labels, delivery in ((case.delayed, "deferred"), (case.failed, "failed")):
+                    assert (labels[address].status, labels[address].delivery) == (4, delivery)
+            elif name == "clamav-clamd-down":
                 assert (case.delayed[address].status, case.delayed[address].delivery) == (
                     7, "deferred",
                 )  # fmt: skip

@@ -17,7 +17,9 @@ is down (``mulberry.test``: ``OnFail Defer``), spamass-milter rejecting over a s
 ``myrtle.test``) and one whose spamd is down (``nutmeg.test``: spamc told to fail, ``-x``;
 spamass-milter passes the message on, so no case uses it), and rspamd 3.4's proxy worker in
 milter mode (``olive.test``), with its own settings over a copy of the package's
-``/etc/rspamd`` (:data:`RSPAMD_LOCAL`; no Redis: greylisting is not made). Mail that passes
+``/etc/rspamd`` (:data:`RSPAMD_LOCAL`; no Redis: its greylist module is not used), which also
+soft-rejects all mail to ``pine.test`` (a multimap symbol on the recipient's domain and a
+``force_actions`` rule with the greylist module's words, "Try again later"). Mail that passes
 is discarded.
 """
 

@@ -84,6 +84,9 @@ MTAS = (
     "spf_exim",
     "spf_sendmail",
     "sympa",
+    "milters_postfix",
+    "milters_exim",
+    "milters_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

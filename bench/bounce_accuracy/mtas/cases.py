@@ -68,6 +68,8 @@ SYMPA_CASES = CASES.with_name("sympa_cases.yaml")
 QPSMTPD_CASES = CASES.with_name("qpsmtpd_cases.yaml")
 # Round 56's cases: mailfromd as a milter behind a receiving Postfix, and its own DSN.
 MAILFROMD_CASES = CASES.with_name("mailfromd_cases.yaml")
+# Round 55's cases: content filters (clamav-milter, spamass-milter) run for real as milters.
+MILTER_CASES = CASES.with_name("milter_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -90,6 +92,7 @@ CASE_FILES = (
     SYMPA_CASES,
     QPSMTPD_CASES,
     MAILFROMD_CASES,
+    MILTER_CASES,
 )
 
 FAILED = "failed"
@@ -129,6 +132,8 @@ class Case:
     notify: str = ""  # RCPT TO's NOTIFY= parameter (RFC 3461), e.g. SUCCESS (round 37)
     # header lines put above the message's own, e.g. a Delivered-To: that makes a loop (round 40)
     headers: tuple[str, ...] = ()
+    # lines put at the end of the message's body, e.g. a test string a filter detects (round 55)
+    body: tuple[str, ...] = ()
 
     @property
     def notices(self) -> int:
@@ -197,6 +202,7 @@ def _case(entry: dict[str, Any]) -> Case:
         },
         notify=entry.get("notify", ""),
         headers=tuple(entry.get("headers") or ()),
+        body=tuple(entry.get("body") or ()),
     )
 
 
@@ -214,6 +220,7 @@ def message(case: Case, number: int) -> bytes:
     padding = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"
     while len(body) < case.size:
         body += padding
+    body += "".join(f"{line}\r\n" for line in case.body)
     headers = [
         *case.headers,
         f"From: Newsletter <{case.sender}>",

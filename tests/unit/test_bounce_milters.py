@@ -1,0 +1,210 @@
+"""Content filters run for real as milters behind a receiving Postfix (issue #16, round 55):
+clamav-milter with clamd, spamass-milter with SpamAssassin's spamd and rspamd's proxy worker
+in milter mode, Debian 12's packages run on loopback (``bench/bounce_accuracy/mtas/
+milters_postfix.py``, ``milters_exim.py``, ``milters_sendmail.py``), and the notices Exim
+wrote of their answers (trimmed, domains and dates changed), and the round's case file.
+
+Round 55 measured the set once (17/18): its one miss was Exim's final notice of
+clamav-milter's temporary failure with clamd down, "451 4.7.1 Service unavailable - try again
+later: retry timeout exceeded", read 4 by the X.7.1 code (blocked's) once Exim's own words of
+an expiry had cancelled transient-error's veto; Postfix's notice of the same after its queue
+lifetime reads 3. Its rule: system-error's words ("service unavailable"), which no expiry
+cancels, veto blocked's X.7.1 code as transient-error's do (the first two tests fail without
+it). rspamd's soft reject, "451 4.7.1 Try again later" (its greylisting's words), names no
+server trouble and stays a policy deferral (4) in the warning and the final notice, Exim's
+expiry words or not. The other tests hold what the classifier reads today.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bounce_accuracy.mtas import MTAS
+from bench.bounce_accuracy.mtas.cases import CASE_FILES, MILTER_CASES, load, splits
+from postline.bounce.classify import classify_failure
+from postline.bounce.verdicts import classify_mail
+
+EXIM = """\
+Return-Path: <>
+Received: from Debian-exim by mx.example.net with local (Exim 4.96)
+\tid 1xaHlW-00077P-1G
+\tfor news@example.org;
+\tSun, 06 Dec 2026 19:19:18 +0000
+Auto-Submitted: auto-replied
+From: Mail Delivery System <Mailer-Daemon@example.net>
+To: news@example.org
+Content-Type: multipart/report; report-type=delivery-status; boundary=1796584758-eximdsn-1003
+MIME-Version: 1.0
+Subject: {subject}
+Message-Id: <E1xaHlW-00077P-1G@mx.example.net>
+Date: Sun, 06 Dec 2026 19:19:18 +0000
+
+--1796584758-eximdsn-1003
+Content-type: text/plain; charset=us-ascii
+
+This message was created automatically by mail delivery software.
+{text}
+--1796584758-eximdsn-1003
+Content-type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Action: {action}
+Final-Recipient: rfc822;{recipient}
+Status: {status}
+Remote-MTA: dns; 192.0.2.25
+Diagnostic-Code: smtp; {reply}
+
+--1796584758-eximdsn-1003
+Content-type: text/rfc822-headers
+
+From: Newsletter <news@example.org>
+To: {recipient}
+Subject: Newsletter 3
+
+--1796584758-eximdsn-1003--
+"""
+
+FAILED = """
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  {recipient}
+    host 192.0.2.25 [192.0.2.25]
+    SMTP error from remote mail server after pipelined end of data:
+    {wrapped}
+"""
+
+DELAYED = """A message that you sent has not yet been delivered to one or more of its
+recipients after more than 0 minutes on the queue on mx.example.net.
+
+The address to which the message has not yet been delivered is:
+
+  {recipient}
+    host 192.0.2.25 [192.0.2.25]
+    Delay reason: SMTP error from remote mail server after pipelined end of data:
+    {wrapped}
+
+No action is required on your part. Delivery attempts will continue for
+some time, and this warning may be repeated at intervals if the message
+remains undelivered. Eventually the mail delivery software will give up,
+and when that happens, the message will be returned to you.
+"""
+
+RECIPIENT = "hedda.jarl@example.net"
+TEMPFAIL = "451 4.7.1 Service unavailable - try again later"
+
+
+def _exim(reply: str, *, delayed: bool = False, expired: bool = False) -> str:
+    wrapped = reply + (":\n    retry timeout exceeded" if expired else "")
+    diagnostic = reply + (": retry timeout exceeded" if expired else "")
+    if delayed:
+        text = DELAYED.format(recipient=RECIPIENT, wrapped=wrapped)
+        subject, action, status = (
+            "Warning: message 1xaHlC-00075e-0t delayed 0 minutes",
+            "delayed",
+            "4.0.0",
+        )
+    else:
+        text = FAILED.format(recipient=RECIPIENT, wrapped=wrapped)
+        subject, action, status = (
+            "Mail delivery failed: returning message to sender",
+            "failed",
+            "5.0.0",
+        )
+    return EXIM.format(
+        subject=subject, text=text, action=action, recipient=RECIPIENT, status=status,
+        reply=diagnostic,
+    )  # fmt: skip
+
+
+def _verdict(raw: str) -> tuple[str, int | None, str | None]:
+    _, found = classify_mail(raw.replace("\n", "\r\n").encode())
+    assert len(found) == 1
+    return found[0].recipient, found[0].status, found[0].delivery
+
+
+def test_exims_final_notice_of_a_milter_tempfail_is_an_expiry() -> None:
+    # clamav-milter with clamd down (OnFail Defer): read 4 (X.7.1, blocked) before round 55
+    assert _verdict(_exim(TEMPFAIL, expired=True)) == (RECIPIENT, 3, "failed")
+
+
+def test_a_temporary_x_7_1_reply_with_exims_expiry_words_is_an_expiry() -> None:
+    text = f"{TEMPFAIL}: retry timeout exceeded"
+    found = classify_failure(451, "4.7.1", text, action="failed")
+    assert (found.status, found.reason) == (3, "expired")
+
+
+def test_exims_delay_warning_of_the_same_tempfail_stays_the_servers_error() -> None:
+    assert _verdict(_exim(TEMPFAIL, delayed=True)) == (RECIPIENT, 7, "deferred")
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # Postfix's final notice of the same after its queue lifetime (no expiry words)
+        (TEMPFAIL, 3),
+        # a blocklist's own words keep the refusal, expiry or not
+        ("451 4.7.1 Client host blocked using zen.spamhaus.org: retry timeout exceeded", 4),
+        # rspamd's soft reject (its greylisting's words): a policy deferral, expiry or not
+        ("451 4.7.1 Try again later: retry timeout exceeded", 4),
+        ("451 4.7.1 Try again later", 4),
+    ],
+)
+def test_x_7_1_finals_against_the_expiry_words(text: str, status: int) -> None:
+    assert classify_failure(451, "4.7.1", text, action="failed").status == status
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.7.1 Command rejected",  # clamav-milter's default: Postfix's own words
+        "550 5.7.1 Virus found in your message: Local.Test.EICAR.UNOFFICIAL",  # RejectMsg %v
+        "550 5.7.1 Blocked by SpamAssassin",  # spamass-milter -r
+        "554 5.7.1 Gtube pattern",  # rspamd's answer to GTUBE
+    ],
+)
+def test_the_milters_refusals_in_exims_notices_are_refusals(reply: str) -> None:
+    assert _verdict(_exim(reply)) == (RECIPIENT, 4, "failed")
+
+
+def test_rspamds_soft_reject_in_exims_notices_is_a_policy_deferral() -> None:
+    reply = "451 4.7.1 Try again later"
+    assert _verdict(_exim(reply, delayed=True)) == (RECIPIENT, 4, "deferred")
+    assert _verdict(_exim(reply, expired=True)) == (RECIPIENT, 4, "failed")
+
+
+def test_the_round_is_registered() -> None:
+    assert MILTER_CASES in CASE_FILES
+    for mta in ("milters_postfix", "milters_exim", "milters_sendmail"):
+        assert mta in MTAS
+        assert splits(MILTER_CASES)[mta] in ("dev", "unseen")
+
+
+def test_the_cases_labels_follow_the_rounds_decisions() -> None:
+    for mta in ("milters_postfix", "milters_exim", "milters_sendmail"):
+        cases = {case.name: case for case in load(mta, MILTER_CASES)}
+        assert set(cases) == {
+            "clamav-virus-default", "clamav-virus-reject-msg", "clamav-clamd-down",
+            "spamass-gtube", "rspamd-gtube", "rspamd-soft-reject",
+        }  # fmt: skip
+        for name, case in cases.items():
+            assert len(case.recipients) == 1
+            (address,) = case.recipients
+            assert address.startswith(tuple(case.failed)), name
+            if name == "rspamd-soft-reject":
+                for labels, delivery in ((case.delayed, "deferred"), (case.failed, "failed")):
+                    assert (labels[address].status, labels[address].delivery) == (4, delivery)
+            elif name == "clamav-clamd-down":
+                assert (case.delayed[address].status, case.delayed[address].delivery) == (
+                    7, "deferred",
+                )  # fmt: skip
+                assert (case.failed[address].status, case.failed[address].delivery) == (
+                    3, "failed",
+                )  # fmt: skip
+            else:
+                assert not case.delayed
+                assert (case.failed[address].status, case.failed[address].delivery) == (
+                    4, "failed",
+                )  # fmt: skip
+                assert case.body, name  # the test string the filter detects

@@ -138,13 +138,8 @@ def receiving(destination: Destination, out: Path) -> Iterator[str]:
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, MAILFROMD_CASES)
-    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
-    routes = {"sender.test": capture}
-    routes |= {
-        domain: f"smtp:[127.0.0.1]:{RECV_PORT}" for domain in (REFUSE, DEFER, CONTENT, OWN_DSN)
-    }
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
-    postfix.configure(SEND, "cherimoya-m.test", master, routes, {"postmaster": "root"})
+    relays = dict.fromkeys((REFUSE, DEFER, CONTENT, OWN_DSN), RECV_PORT)
+    postfix.configure_sending(SEND, "cherimoya-m.test", PORT, destination, relays)
     with receiving(destination, out) as version:
         sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,

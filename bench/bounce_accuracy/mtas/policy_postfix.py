@@ -293,16 +293,6 @@ def _configure_receiving(destination: Destination) -> dict[str, Path]:
     return {"sendmail": sendmail}
 
 
-def _configure_sending(destination: Destination) -> None:
-    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
-    routes = {"sender.test": capture, SOFT_DOMAIN: capture}
-    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in routes_to().items()}
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
-    postfix.configure(SEND, SENDING, master, routes, {"postmaster": "root"})
-    with (SEND / "etc" / "main.cf").open("a") as main:
-        main.write(f"smtp_bind_address = {CLIENT}\nlocal_transport = discard:\n")
-
-
 def _daemons(space: Namespace, stack: ExitStack) -> None:
     """postgrey twice (two delays), policyd-weight, OpenDKIM and OpenDMARC, in ``space``, each
     stopped on leaving ``stack``."""
@@ -401,7 +391,8 @@ def reported(
 def generate(out: Path, destination: Destination) -> list[Row]:
     sent, reports = split(load(MTA, POLICY_CASES))
     versions = prepare(destination)
-    _configure_sending(destination)
+    postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(),
+                              captured=("sender.test", SOFT_DOMAIN), client=CLIENT)  # fmt: skip
     with receiving(out, MTA, reports):
         rows = postfix.run(SEND, PORT, destination, sent, out, MTA)
         return rows + reported(destination, reports, out, MTA, versions)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -136,6 +136,29 @@ def configure(
     (etc / "main.cf").write_text(
         MAIN_CF.format(root=root, local=local, warn=WARN_AFTER, lifetime=LIFETIME)
     )
+
+
+def configure_sending(
+    root: Path,
+    local: str,
+    port: int,
+    destination: Destination,
+    relays: Mapping[str, int],
+    *,
+    captured: Sequence[str] = ("sender.test",),
+    client: str | None = None,
+) -> None:
+    """A sending instance under ``root`` (``configure``) that takes the cases on
+    127.0.0.1:``port``: the ``captured`` domains (the notices) go to the capture server, each
+    of ``relays`` (domain: port) to that port of 127.0.0.1. With ``client``, its SMTP client
+    binds to that address (``smtp_bind_address``) and its local mail is discarded."""
+    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
+    routes = dict.fromkeys(captured, capture)
+    routes |= {domain: f"smtp:[127.0.0.1]:{to}" for domain, to in relays.items()}
+    configure(root, local, LISTENER.format(port=port) + SERVICES, routes, {"postmaster": "root"})
+    if client is not None:
+        with (root / "etc" / "main.cf").open("a") as main:
+            main.write(f"smtp_bind_address = {client}\nlocal_transport = discard:\n")
 
 
 def run(

@@ -154,11 +154,7 @@ def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterat
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QMAIL_SMTPD_CASES)
-    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
-    routes = {"sender.test": capture}
-    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in routes_to().items()}
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
-    postfix.configure(SEND, SENDING, master, routes, {"postmaster": "root"})
+    postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to())
     with receiving(built, PORT, out, MTA) as version:
         sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,

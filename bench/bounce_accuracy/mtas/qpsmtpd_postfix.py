@@ -156,11 +156,7 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QPSMTPD_CASES)
-    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
-    routes = {"sender.test": capture}
-    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in routes_to().items()}
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
-    postfix.configure(SEND, "cherimoya-q.test", master, routes, {"postmaster": "root"})
+    postfix.configure_sending(SEND, "cherimoya-q.test", PORT, destination, routes_to())
     with receiving(built, out, MTA) as version:
         sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,

@@ -154,13 +154,8 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, SPF_CASES)
     version = prepare()
-    capture = f"smtp:[{destination.host}]:{destination.capture_port}"
-    routes = dict.fromkeys(("sender.test", *SENDER_DOMAINS), capture)
-    routes |= {domain: f"smtp:[127.0.0.1]:{port}" for domain, port in routes_to().items()}
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES
-    postfix.configure(SEND, SENDING, master, routes, {"postmaster": "root"})
-    with (SEND / "etc" / "main.cf").open("a") as main:
-        main.write(f"smtp_bind_address = {CLIENT}\nlocal_transport = discard:\n")
+    postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(),
+                              captured=("sender.test", *SENDER_DOMAINS), client=CLIENT)  # fmt: skip
     with receiving(out, MTA):
         sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,

@@ -87,6 +87,9 @@ MTAS = (
     "milters_postfix",
     "milters_exim",
     "milters_sendmail",
+    "mimedefang_postfix",
+    "mimedefang_exim",
+    "mimedefang_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

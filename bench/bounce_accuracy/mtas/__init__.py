@@ -90,6 +90,9 @@ MTAS = (
     "mimedefang_postfix",
     "mimedefang_exim",
     "mimedefang_sendmail",
+    "greylist_postfix",
+    "greylist_exim",
+    "greylist_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -124,7 +124,7 @@ def prepare() -> dict[str, str]:
     mail.mkdir(parents=True)
     _write(mail / "mimedefang.pl.conf", "1;\n")
     _write(mail / "mimedefang-filter", FILTER)
-    for spool in ("spool", "spool-down"):
+    for spool in ("md-spool", "md-spool-down"):
         (RECV / spool).mkdir()
         shutil.chown(RECV / spool, "nobody", "nogroup")
     return versions
@@ -171,10 +171,10 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu",
         "PERL5LIB": f"{pkg}/usr/share/perl5:{pkg}/usr/lib/x86_64-linux-gnu/perl5/5.36",
     }
-    stack.enter_context(_multiplexor(space, env, "spool"))
-    for port, spool in ((MILTER_PORT, "spool"), (MILTER_DOWN_PORT, "spool-down")):
+    stack.enter_context(_multiplexor(space, env, "md-spool"))
+    for port, spool in ((MILTER_PORT, "md-spool"), (MILTER_DOWN_PORT, "md-spool-down")):
         down = ExitStack()
-        if spool == "spool-down":
+        if spool == "md-spool-down":
             down.enter_context(_multiplexor(space, env, spool))
         command = [
             f"{pkg}/usr/bin/mimedefang", "-D", "-U", "nobody", "-z", str(RECV / spool),

@@ -87,6 +87,12 @@ MTAS = (
     "milters_postfix",
     "milters_exim",
     "milters_sendmail",
+    "mimedefang_postfix",
+    "mimedefang_exim",
+    "mimedefang_sendmail",
+    "greylist_postfix",
+    "greylist_exim",
+    "greylist_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -1,0 +1,40 @@
+"""Exim's notices of what rspamd's greylisting, run for real, answered (round 57): the
+receiving side of ``greylist_postfix`` (rspamd 3.4 with a private Redis behind a receiving
+Postfix) with Debian's Exim, unpacked and run as round 21's
+(``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under ``/tmp/mta-r57g/exim``, as the
+sending MTA: each recipient domain goes to the receiving instance's listener from
+:data:`greylist_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the capture
+server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
+The cases are ``greylist_exim`` in ``mimedefang_cases.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import exim, greylist_postfix
+from .cases import MIMEDEFANG_CASES, load
+from .destination import Destination
+from .exim import Route
+from .rows import Row
+
+MTA = "greylist_exim"
+ROOT = greylist_postfix.ROOT / "exim"
+PORT = 8325  # the helper's test port offset's series (5750)
+LOCAL = "hickory-e.test"
+
+
+def generate(out: Path, destination: Destination) -> list[Row]:
+    built = load(MTA, MIMEDEFANG_CASES)
+    versions = greylist_postfix.prepare()
+    version = exim.unpack(ROOT)
+    source = (f"interface = {greylist_postfix.CLIENT}",)
+    routes = [Route("capture", "sender.test", destination.capture_port)]
+    routes += [
+        Route(f"milter{number}", domain, port, source)
+        for number, (domain, port) in enumerate(greylist_postfix.routes_to().items())
+    ]
+    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    with greylist_postfix.receiving(out, MTA):
+        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
+                        f"exim4-{version}; {greylist_postfix.version(versions)}")  # fmt: skip

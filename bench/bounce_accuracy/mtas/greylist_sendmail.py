@@ -1,0 +1,37 @@
+"""Sendmail's notices of what rspamd's greylisting, run for real, answered (round 57): the
+receiving side of ``greylist_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
+MTA (``sendmail.configure``, ``sendmail.run``), a folder of its own,
+``/tmp/mta-r57g/sendmail-run``, final destination of ``hickory-s.test``: each recipient domain
+goes to the receiving instance's listener (``extra`` routes of its mailer table) from
+:data:`greylist_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture server.
+Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+``greylist_sendmail`` in ``mimedefang_cases.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import greylist_postfix, sendmail
+from .cases import MIMEDEFANG_CASES, load
+from .destination import Destination
+from .rows import Row
+
+MTA = "greylist_sendmail"
+RUN = greylist_postfix.ROOT / "sendmail-run"
+PORT = 8326  # the helper's test port offset's series (5750)
+LOCAL = "hickory-s.test"
+
+
+def generate(out: Path, destination: Destination) -> list[Row]:
+    built = load(MTA, MIMEDEFANG_CASES)
+    versions = greylist_postfix.prepare()
+    version = sendmail.unpacked()
+    extra = {domain: ("127.0.0.1", port) for domain, port in greylist_postfix.routes_to().items()}
+    source = f"CLIENT_OPTIONS(`Family=inet, Addr={greylist_postfix.CLIENT}')dnl\n"
+    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"},
+                       sendmail.BESIDE + source, extra)  # fmt: skip
+    with greylist_postfix.receiving(out, MTA):
+        return sendmail.run(destination, built, out, MTA,
+                            f"sendmail-{version}; {greylist_postfix.version(versions)}",
+                            RUN, LOCAL, PORT)  # fmt: skip

@@ -70,6 +70,8 @@ QPSMTPD_CASES = CASES.with_name("qpsmtpd_cases.yaml")
 MAILFROMD_CASES = CASES.with_name("mailfromd_cases.yaml")
 # Round 55's cases: content filters (clamav-milter, spamass-milter) run for real as milters.
 MILTER_CASES = CASES.with_name("milter_cases.yaml")
+# Round 58's cases: what the list managers SmartList, Schleuder (and gnarwl) send, run.
+SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -93,6 +95,7 @@ CASE_FILES = (
     QPSMTPD_CASES,
     MAILFROMD_CASES,
     MILTER_CASES,
+    SMARTLIST_CASES,
 )
 
 FAILED = "failed"

@@ -84,6 +84,7 @@ MTAS = (
     "spf_exim",
     "spf_sendmail",
     "sympa",
+    "smartlist",
     "milters_postfix",
     "milters_exim",
     "milters_sendmail",

@@ -1,0 +1,112 @@
+"""What the list managers of round 58 (issue #16) send a poster, as SmartList 3.15 (Debian 12's
+package, run on loopback: ``bench/bounce_accuracy/mtas/smartlist.py``) wrote it (trimmed,
+domains changed), and the round's case file. The first test fails without round 58's rule
+(SmartList's answers to a command at a list's -request address list the requester's address
+under "the following address:", a bounce phrase, and were read as a bounce of it, 99).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bounce_accuracy.mtas import MTAS, smartlist
+from bench.bounce_accuracy.mtas.cases import CASE_FILES, SMARTLIST_CASES, load, splits
+from postline.bounce.mail import Kind
+from postline.bounce.verdicts import classify_mail
+
+ANSWER = """\
+Return-Path: <members-request@lists.example.net>
+To: news@example.org
+References: <1796586695.1@example.org>
+In-Reply-To: <1796586695.1@example.org>
+X-Loop: members@lists.example.net
+From: {sender}
+Subject: {subject}
+
+{text}
+"""
+REQUESTED = "It has been requested that the following address:\n\n       news@example.org\n\n"
+CONFIRM = (
+    REQUESTED + "should be added to the members mailing list.\n\n"
+    "The address has NOT yet been subscribed to the mailing list.\n"
+    "To subscribe you need to confirm the subscription\n"
+    "request by sending an email to the address:\n\n        members-request@lists.example.net\n\n"
+    "with the Subject string:\n\n         CONFIRM s120619513514836\n"
+)
+UNSUBSCRIBE_FAILED = (
+    REQUESTED + "should be deleted from the members mailing list.\n\n"
+    "Sorry, but this address has NOT been found on the list.\n\n"
+    "Please check carefully the spelling of this address.\n"
+    "It follows a copy of your unsubscribe request\n\n"
+    ">From news@example.org  Sun Dec  6 19:55:00 2026\n>Subject: unsubscribe\n>\n>unsubscribe\n"
+)
+SMARTLIST = "SmartList <members-request@lists.example.net>"
+
+
+def _report(subject: str, text: str, sender: str = SMARTLIST) -> Kind:
+    raw = ANSWER.format(sender=sender, subject=subject, text=text)
+    report, _ = classify_mail(raw.replace("\n", "\r\n").encode())
+    return report.kind
+
+
+@pytest.mark.parametrize(
+    ("subject", "text"),
+    [
+        ("CONFIRM s120619513514836", CONFIRM),
+        ("CONFIRM u120619513514837", CONFIRM.replace("added to", "deleted from")),
+        ("unsuccessful unsubscribe request", UNSUBSCRIBE_FAILED),
+    ],
+)
+def test_smartlists_answers_to_a_command_are_no_bounce(subject: str, text: str) -> None:
+    assert _report(subject, text) is not Kind.BOUNCE
+
+
+def test_the_same_text_under_a_bounces_subject_stays_a_bounce() -> None:
+    # counter-example: the words "the following address" under an MTA's own subject
+    kind = _report("Undelivered Mail Returned to Sender", UNSUBSCRIBE_FAILED,
+                   "MAILER-DAEMON@mx.example.net")  # fmt: skip
+    assert kind is Kind.BOUNCE
+
+
+def test_a_confirm_word_inside_another_subject_changes_nothing() -> None:
+    # counter-example: "confirm s1" not the whole subject (SmartList's is CONFIRM <cookie>)
+    kind = _report("Delivery failure: please confirm s1 order", UNSUBSCRIBE_FAILED,
+                   "MAILER-DAEMON@mx.example.net")  # fmt: skip
+    assert kind is Kind.BOUNCE
+
+
+@pytest.mark.parametrize(
+    ("subject", "text", "sender"),
+    [
+        # the help answer (a help command; and auto_help's answer to mail with no command)
+        ("archive retrieval info", "This archive server knows the following commands:\n\n"
+         "get filename ...\nls directory ...\n", SMARTLIST),
+        ("Re: Newsletter 5", "\t\t\tGeneral info\n\t\t\t------------\n"
+         "Subscription/unsubscription/info requests should always be sent to the -request\n"
+         "address of a mailinglist.\n", SMARTLIST),
+        # procbounce's notice to a member it removed
+        ("You have been removed from the list",
+         "Your mail address news@example.org has been removed\n"
+         "from the weekly@lists.example.net mailinglist.\n"
+         "It generated an excessive amount of bounced mails.\n",
+         "weekly-request@lists.example.net"),
+    ],
+)  # fmt: skip
+def test_smartlists_other_answers_stay_no_bounce(subject: str, text: str, sender: str) -> None:
+    assert _report(subject, text, sender) is not Kind.BOUNCE
+
+
+def test_the_smartlist_cases_are_a_committed_set() -> None:
+    assert SMARTLIST_CASES in CASE_FILES
+    assert "smartlist" in MTAS
+    assert splits(SMARTLIST_CASES) == {"smartlist": "dev"}
+    cases = load("smartlist", SMARTLIST_CASES)
+    assert len(cases) == 6
+    bounces = {a: label.status for c in cases for a, label in c.failed.items() if label.status}
+    assert bounces == {"members@hazel.test": 4}
+    for case in cases:
+        assert all(label.note for label in case.failed.values())
+        assert all(label.delivery in ("failed", None) for label in case.failed.values())
+    assert set(smartlist.COMMANDS) <= {case.name for case in cases}
+    lists = {case.recipients[0].split("@")[0].removesuffix("-request") for case in cases}
+    assert lists <= set(smartlist.LISTS)

@@ -72,6 +72,7 @@ MAILFROMD_CASES = CASES.with_name("mailfromd_cases.yaml")
 MILTER_CASES = CASES.with_name("milter_cases.yaml")
 # Round 58's cases: what the list managers SmartList, Schleuder (and gnarwl) send, run.
 SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
+SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -96,6 +97,7 @@ CASE_FILES = (
     MAILFROMD_CASES,
     MILTER_CASES,
     SMARTLIST_CASES,
+    SCHLEUDER_CASES,
 )
 
 FAILED = "failed"

@@ -1,16 +1,25 @@
-"""What the list managers of round 58 (issue #16) send a poster, as SmartList 3.15 (Debian 12's
-package, run on loopback: ``bench/bounce_accuracy/mtas/smartlist.py``) wrote it (trimmed,
-domains changed), and the round's case file. The first test fails without round 58's rule
-(SmartList's answers to a command at a list's -request address list the requester's address
-under "the following address:", a bounce phrase, and were read as a bounce of it, 99).
+"""What the list managers of round 58 (issue #16) send a poster, as SmartList 3.15 and
+Schleuder 4.0.3 behind Postfix (Debian 12's packages, run on loopback:
+``bench/bounce_accuracy/mtas/smartlist.py``, ``schleuder.py``) wrote it (trimmed, domains
+changed), and the round's case files. The SmartList command-answer test fails without round
+58's first rule (SmartList's answers to a command at a list's -request address list the
+requester's address under "the following address:", a bounce phrase, and were read as a
+bounce of it, 99); the Schleuder refusal test without its second (Postfix's "Command died
+with status 1", 5.3.0, read 7, whatever Schleuder's output said).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, smartlist
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, SMARTLIST_CASES, load, splits
+from bench.bounce_accuracy.mtas import MTAS, schleuder, smartlist
+from bench.bounce_accuracy.mtas.cases import (
+    CASE_FILES,
+    SCHLEUDER_CASES,
+    SMARTLIST_CASES,
+    load,
+    splits,
+)
 from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
 
@@ -110,3 +119,95 @@ def test_the_smartlist_cases_are_a_committed_set() -> None:
     assert set(smartlist.COMMANDS) <= {case.name for case in cases}
     lists = {case.recipients[0].split("@")[0].removesuffix("-request") for case in cases}
     assert lists <= set(smartlist.LISTS)
+
+
+POSTFIX_DSN = """\
+Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@lists.example.net>
+Subject: Undelivered Mail Returned to Sender
+To: news@example.org
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=utf-8
+
+This is the mail system at host mx.lists.example.net.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+<{list}>: Command died with status 1: "/usr/bin/schleuder work
+    {list}". Command output: {output}
+
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.lists.example.net
+
+Final-Recipient: rfc822; {list}
+Original-Recipient: rfc822;{list}
+Action: failed
+Status: 5.3.0
+Diagnostic-Code: x-unix; {output}
+
+--b1--
+"""
+KIND_REGARDS = "  Kind regards, Your Schleuder system."
+
+
+def _verdict(list_address: str, output: str) -> tuple[str, int, str]:
+    raw = POSTFIX_DSN.format(list=list_address, output=output)
+    _, found = classify_mail(raw.replace("\n", "\r\n").encode())
+    assert len(found) == 1
+    return found[0].recipient, found[0].status, found[0].delivery
+
+
+@pytest.mark.parametrize(
+    ("list_address", "error", "status"),
+    [
+        ("members@lists.example.net",
+         "Error: Only subscribed addresses may send messages to this address.", 4),
+        ("secret@lists.example.net",
+         "Error: Messages to this address must be encrypted conforming to OpenPGP.", 4),
+        ("members-request@lists.example.net",
+         "Error: Messages to this address must be encrypted and signed by the key associated"
+         " with a subscribed address.", 4),
+        ("digest@lists.example.net",
+         "Error: Your message was too big. Allowed are up to 2KB.", 8),
+    ],
+)  # fmt: skip
+def test_schleuders_refusals_behind_postfix_read_as_their_cause(
+    list_address: str, error: str, status: int
+) -> None:
+    assert _verdict(list_address, error + KIND_REGARDS) == (list_address, status, "failed")
+
+
+def test_another_programs_failure_behind_postfix_stays_a_system_error() -> None:
+    # counter-example: a command that died with other output keeps Postfix's reading
+    output = "Error: could not open the database."
+    assert _verdict("members@lists.example.net", output) == (
+        "members@lists.example.net",
+        7,
+        "failed",
+    )
+
+
+def test_the_schleuder_cases_are_a_committed_set() -> None:
+    assert SCHLEUDER_CASES in CASE_FILES
+    assert "schleuder" in MTAS
+    assert splits(SCHLEUDER_CASES) == {"schleuder": "dev"}
+    cases = load("schleuder", SCHLEUDER_CASES)
+    assert len(cases) == 5
+    bounces = {a: label.status for c in cases for a, label in c.failed.items() if label.status}
+    assert bounces == {
+        "members@hazel.test": 4,
+        "secret@hazel.test": 4,
+        "digest@hazel.test": 8,
+        "members-request@hazel.test": 4,
+    }
+    for case in cases:
+        assert all(label.note for label in case.failed.values())
+    lists = {case.recipients[0].split("@")[0].split("-")[0] for case in cases}
+    assert lists <= set(schleuder.LISTS)

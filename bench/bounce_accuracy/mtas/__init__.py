@@ -85,6 +85,7 @@ MTAS = (
     "spf_sendmail",
     "sympa",
     "smartlist",
+    "schleuder",
     "milters_postfix",
     "milters_exim",
     "milters_sendmail",

@@ -73,6 +73,7 @@ MILTER_CASES = CASES.with_name("milter_cases.yaml")
 # Round 58's cases: what the list managers SmartList, Schleuder (and gnarwl) send, run.
 SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
 SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
+GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -98,6 +99,7 @@ CASE_FILES = (
     MILTER_CASES,
     SMARTLIST_CASES,
     SCHLEUDER_CASES,
+    GNARWL_CASES,
 )
 
 FAILED = "failed"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, schleuder, smartlist
+from bench.bounce_accuracy.mtas import MTAS, gnarwl, schleuder, smartlist
 from bench.bounce_accuracy.mtas.cases import (
     CASE_FILES,
+    GNARWL_CASES,
     SCHLEUDER_CASES,
     SMARTLIST_CASES,
     load,
@@ -211,3 +212,35 @@ def test_the_schleuder_cases_are_a_committed_set() -> None:
         assert all(label.note for label in case.failed.values())
     lists = {case.recipients[0].split("@")[0].split("-")[0] for case in cases}
     assert lists <= set(schleuder.LISTS)
+
+
+GNARWL_REPLY = """\
+Return-Path: <>
+From: Rita Moreno <rita@example.net>
+To: news@example.org
+X-mailer: GNARWL
+MIME-Version: 1.0
+Content-Type: text/plain; charset=UTF-8
+Content-Transfer-Encoding: 8bit
+Subject: Re: Newsletter 1
+
+Hello, I am on vacation until 4 January and read no mail until then.
+--
+Rita Moreno <rita@example.net>
+"""
+
+
+def test_gnarwls_vacation_reply_is_no_bounce() -> None:
+    report, found = classify_mail(GNARWL_REPLY.replace("\n", "\r\n").encode())
+    assert report.kind is not Kind.BOUNCE
+    assert found == []
+
+
+def test_the_gnarwl_cases_are_a_committed_set() -> None:
+    assert GNARWL_CASES in CASE_FILES
+    assert "gnarwl" in MTAS
+    assert splits(GNARWL_CASES) == {"gnarwl": "unseen"}
+    cases = load("gnarwl", GNARWL_CASES)
+    assert len(cases) == 2
+    assert all(label.status is None for c in cases for label in c.failed.values())
+    assert {case.recipients[0].split("@")[0] for case in cases} == set(gnarwl.USERS)

@@ -86,6 +86,7 @@ MTAS = (
     "sympa",
     "smartlist",
     "schleuder",
+    "gnarwl",
     "milters_postfix",
     "milters_exim",
     "milters_sendmail",

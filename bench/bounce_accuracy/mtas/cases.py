@@ -72,6 +72,10 @@ MAILFROMD_CASES = CASES.with_name("mailfromd_cases.yaml")
 MILTER_CASES = CASES.with_name("milter_cases.yaml")
 # Round 57's cases: MIMEDefang run for real as a milter, rspamd's greylisting with Redis.
 MIMEDEFANG_CASES = CASES.with_name("mimedefang_cases.yaml")
+# Round 58's cases: what the list managers SmartList, Schleuder (and gnarwl) send, run.
+SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
+SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
+GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -96,6 +100,9 @@ CASE_FILES = (
     MAILFROMD_CASES,
     MILTER_CASES,
     MIMEDEFANG_CASES,
+    SMARTLIST_CASES,
+    SCHLEUDER_CASES,
+    GNARWL_CASES,
 )
 
 FAILED = "failed"

@@ -19,7 +19,6 @@ is discarded.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from . import postfix
+from . import milters_postfix, postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import listening, stop
@@ -84,19 +83,9 @@ local_transport = discard:
 def prepare() -> dict[str, str]:
     """Fresh folders, rspamd's packages unpacked, its settings and the receiving instance
     configured; each package's version."""
-    for leftover in ("send", "recv"):
-        shutil.rmtree(ROOT / leftover, ignore_errors=True)
-    ROOT.mkdir(parents=True, exist_ok=True)
-    os.chmod(ROOT, 0o755)
+    milters_postfix.fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    master = "".join(
-        f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n"
-        for port, milter in LISTENERS.values()
-    )
-    routes = dict.fromkeys(LISTENERS, "discard:")
-    postfix.configure(RECV, RECEIVING, master + postfix.SERVICES, routes, {"postmaster": "root"})
-    with (RECV / "etc" / "main.cf").open("a") as main:
-        main.write(RECV_MAIN.format(domains=", ".join(LISTENERS)))
+    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
     shutil.copytree(PACKAGES_ROOT / "etc" / "rspamd", RECV / "rspamd")
     for folder in ("rspamd-db", "rspamd-run", "redis"):
         (RECV / folder).mkdir()
@@ -111,7 +100,7 @@ def prepare() -> dict[str, str]:
 
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the receiving instance's port it goes to."""
-    return {domain: port for domain, (port, _) in LISTENERS.items()}
+    return milters_postfix.listener_ports(LISTENERS)
 
 
 @contextmanager

@@ -142,22 +142,41 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
     return path
 
 
+def fresh(root: Path) -> None:
+    """``root`` made (mode 755) without the sending and receiving folders of an earlier run."""
+    for leftover in ("send", "recv"):
+        shutil.rmtree(root / leftover, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+
+
+def configure_receiving(
+    recv: Path, hostname: str, listeners: dict[str, tuple[int, int]], recv_main: str
+) -> None:
+    """The receiving instance under ``recv``: one listener per recipient domain of
+    ``listeners`` (domain: (its port, its milter's port)), each with its milter, mail to them
+    discarded, and ``recv_main`` (given the domains) added to its main.cf."""
+    master = "".join(
+        f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n"
+        for port, milter in listeners.values()
+    )
+    routes = dict.fromkeys(listeners, "discard:")
+    postfix.configure(recv, hostname, master + postfix.SERVICES, routes, {"postmaster": "root"})
+    with (recv / "etc" / "main.cf").open("a") as main:
+        main.write(recv_main.format(domains=", ".join(listeners)))
+
+
+def listener_ports(listeners: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Each recipient domain of ``listeners`` and the receiving instance's port it goes to."""
+    return {domain: port for domain, (port, _) in listeners.items()}
+
+
 def prepare() -> dict[str, str]:
     """Fresh folders, the filters' packages unpacked, their settings and the receiving
     instance configured; each package's version."""
-    for leftover in ("send", "recv"):
-        shutil.rmtree(ROOT / leftover, ignore_errors=True)
-    ROOT.mkdir(parents=True, exist_ok=True)
-    os.chmod(ROOT, 0o755)
+    fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    master = "".join(
-        f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n"
-        for port, milter in LISTENERS.values()
-    )
-    routes = dict.fromkeys(LISTENERS, "discard:")
-    postfix.configure(RECV, RECEIVING, master + postfix.SERVICES, routes, {"postmaster": "root"})
-    with (RECV / "etc" / "main.cf").open("a") as main:
-        main.write(RECV_MAIN.format(domains=", ".join(LISTENERS)))
+    configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
     for folder in ("clamav-db", "tmp", "site", "bin"):
         (RECV / folder).mkdir()
     (RECV / "tmp").chmod(0o1777)
@@ -190,7 +209,7 @@ def prepare() -> dict[str, str]:
 
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the receiving instance's port it goes to."""
-    return {domain: port for domain, (port, _) in LISTENERS.items()}
+    return listener_ports(LISTENERS)
 
 
 def _daemons(space: Namespace, stack: ExitStack) -> None:
@@ -257,6 +276,15 @@ def _rspamd(stack: ExitStack) -> None:
     stack.enter_context(listening(command, port, "rspamd", RECV / "rspamd.out", env=env))
 
 
+def start_receiving(recv: Path, space: Namespace, stack: ExitStack, out: Path, mta: str) -> None:
+    """The receiving instance under ``recv`` started in ``space``; on leaving ``stack`` it is
+    stopped and its log copied beside ``out``."""
+    etc = str(recv / "etc")
+    space.run("postfix", "-c", etc, "start")
+    stack.callback(shutil.copy, recv / "maillog", out.parent / f"{mta}-receiving.log")
+    stack.callback(space.run, "postfix", "-c", etc, "stop", check=False)
+
+
 @contextmanager
 def receiving(out: Path, mta: str) -> Iterator[None]:
     """The filters and the receiving instance, in their namespace, while open; its log is
@@ -267,10 +295,7 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
         )
         _daemons(space, stack)
         _rspamd(stack)
-        etc = str(RECV / "etc")
-        space.run("postfix", "-c", etc, "start")
-        stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
-        stack.callback(space.run, "postfix", "-c", etc, "stop", check=False)
+        start_receiving(RECV, space, stack, out, mta)
         yield
 
 

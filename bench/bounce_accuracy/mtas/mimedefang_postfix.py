@@ -18,7 +18,6 @@ failure. The receiving instance (``/tmp/mta-r57/recv``) has one listener per rec
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -26,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from . import postfix
+from . import milters_postfix, postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, stop
@@ -107,19 +106,9 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
 def prepare() -> dict[str, str]:
     """Fresh folders, MIMEDefang's packages unpacked, its filter and the receiving instance
     configured; each package's version."""
-    for leftover in ("send", "recv"):
-        shutil.rmtree(ROOT / leftover, ignore_errors=True)
-    ROOT.mkdir(parents=True, exist_ok=True)
-    os.chmod(ROOT, 0o755)
+    milters_postfix.fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    master = "".join(
-        f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n"
-        for port, milter in LISTENERS.values()
-    )
-    routes = dict.fromkeys(LISTENERS, "discard:")
-    postfix.configure(RECV, RECEIVING, master + postfix.SERVICES, routes, {"postmaster": "root"})
-    with (RECV / "etc" / "main.cf").open("a") as main:
-        main.write(RECV_MAIN.format(domains=", ".join(LISTENERS)))
+    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
     mail = RECV / "etc-overlay" / "mail"
     mail.mkdir(parents=True)
     _write(mail / "mimedefang.pl.conf", "1;\n")
@@ -132,7 +121,7 @@ def prepare() -> dict[str, str]:
 
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the receiving instance's port it goes to."""
-    return {domain: port for domain, (port, _) in LISTENERS.items()}
+    return milters_postfix.listener_ports(LISTENERS)
 
 
 @contextmanager
@@ -197,10 +186,7 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
                       grace=10.0)
         )  # fmt: skip
         _daemons(space, stack)
-        etc = str(RECV / "etc")
-        space.run("postfix", "-c", etc, "start")
-        stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
-        stack.callback(space.run, "postfix", "-c", etc, "stop", check=False)
+        milters_postfix.start_receiving(RECV, space, stack, out, mta)
         yield
 
 

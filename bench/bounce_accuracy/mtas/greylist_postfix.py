@@ -72,20 +72,13 @@ RSPAMD_LOCAL = {
     ),
 }
 
-RECV_MAIN = """
-mynetworks = 127.0.0.1/32
-relay_domains = {domains}
-milter_default_action = tempfail
-local_transport = discard:
-"""
-
 
 def prepare() -> dict[str, str]:
     """Fresh folders, rspamd's packages unpacked, its settings and the receiving instance
     configured; each package's version."""
     milters_postfix.fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
+    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS)
     shutil.copytree(PACKAGES_ROOT / "etc" / "rspamd", RECV / "rspamd")
     for folder in ("rspamd-db", "rspamd-run", "redis"):
         (RECV / folder).mkdir()

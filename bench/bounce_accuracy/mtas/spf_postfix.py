@@ -29,7 +29,7 @@ from . import postfix
 from .cases import SPF_CASES, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Namespace
+from .host import Bind, Namespace, write_file
 from .packages import extract, installed_version
 from .rows import Row
 
@@ -99,12 +99,6 @@ skip_addresses = 192.0.2.99/32
 """
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
 def prepare() -> str:
     """Fresh folders, policyd-spf's packages unpacked and the receiving instance configured;
     policyd-spf's version."""
@@ -114,13 +108,13 @@ def prepare() -> str:
     os.chmod(ROOT, 0o755)
     versions = extract(PACKAGES, PACKAGES_ROOT)
     pkg = PACKAGES_ROOT
-    spf = _write(
+    spf = write_file(
         ROOT / "policyd-spf",
         f"#!/bin/sh\nPYTHONPATH={pkg}/usr/lib/python3/dist-packages exec /usr/bin/python3 "
         f'{pkg}/usr/bin/policyd-spf "$1"\n',
         0o755,
     )
-    _write(ROOT / "policyd-spf.conf", SPF_CONF)
+    write_file(ROOT / "policyd-spf.conf", SPF_CONF)
     master = RECV_MASTER.format(port=RECV_PORT, spf=spf, root=ROOT) + postfix.SERVICES
     routes = {domain: "discard:" for domain in RECIPIENTS}
     postfix.configure(RECV, RECEIVING, master, routes, {"postmaster": "root"})

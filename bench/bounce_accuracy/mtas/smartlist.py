@@ -151,13 +151,7 @@ def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
 def _message(case: Case, number: int) -> bytes:
     """The case's message as an MTA's alias hands it to a program (a ``From_`` line first, LF
     lines): a command case's carries its command as its subject and body."""
-    raw = message(case, number)
-    command = COMMANDS.get(case.name)
-    if command is not None:
-        head, _, _ = raw.partition(b"\r\n\r\n")
-        subject = f"Subject: Newsletter {number}".encode()
-        head = head.replace(subject, f"Subject: {command}".encode())
-        raw = head + b"\r\n\r\n" + command.encode() + b"\r\n"
+    raw = message(case, number, COMMANDS.get(case.name))
     envelope = f"From {case.sender}  {ARRIVED}\r\nReturn-Path: <{case.sender}>\r\n"
     return (envelope.encode() + raw).replace(b"\r\n", b"\n")
 

@@ -274,14 +274,7 @@ def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
 def _message(case: Case, number: int) -> bytes:
     """The case's message as an MTA hands it to a program (LF lines): a command case's carries
     its command as its subject and body."""
-    raw = message(case, number)
-    command = COMMANDS.get(case.name)
-    if command is not None:
-        head, _, _ = raw.partition(b"\r\n\r\n")
-        subject = f"Subject: Newsletter {number}".encode()
-        head = head.replace(subject, f"Subject: {command}".encode())
-        raw = head + b"\r\n\r\n" + command.encode() + b"\r\n"
-    return raw.replace(b"\r\n", b"\n")
+    return message(case, number, COMMANDS.get(case.name)).replace(b"\r\n", b"\n")
 
 
 def _as_sympa(namespace: Namespace, program: str, argument: str, raw: bytes, what: str) -> None:

@@ -175,8 +175,8 @@ def configure(
     )  # fmt: skip
     (run / "sendmail.cf").write_text(m4.stdout)
     cf = str(run / "sendmail.cf")
-    with (run / "mailertable").open("rb") as table:
-        _run(local, BIN / "makemap", "-C", cf, "hash", str(run / "mailertable"), stdin=table)
+    with (run / "mailertable").open("rb") as entries:
+        _run(local, BIN / "makemap", "-C", cf, "hash", str(run / "mailertable"), stdin=entries)
     _run(local, BIN / "sendmail", "-C", cf, "-bi")
 
 

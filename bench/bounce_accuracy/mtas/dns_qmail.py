@@ -49,12 +49,7 @@ TABLE = Table(
 
 
 def _configure(namespace: Namespace, destination: Destination) -> None:
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
-    for name, value in CONTROL.items():
-        (control / name).write_text(value + "\n")
+    control = qmail.installed(namespace, SRC, HOME, CONTROL)
     (control / "smtproutes").write_text(
         f"sender.test:{destination.host}:{destination.capture_port}\n"
     )

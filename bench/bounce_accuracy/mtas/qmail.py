@@ -131,15 +131,22 @@ def accounts(run: Path = RUN, home: Path = HOME) -> tuple[Path, Path]:
     return identities(run, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
 
 
+def installed(namespace: Namespace, src: Path, home: Path, control: dict[str, str]) -> Path:
+    """A fresh ``home`` installed from the build under ``src`` by qmail's own ``instpackage``
+    and ``instchown`` (in ``namespace``, where its users exist), its ``control`` files (name:
+    value) written; the control folder."""
+    if home.exists():
+        shutil.rmtree(home)
+    namespace.run("sh", "-c", f"cd {src} && ./instpackage && ./instchown")
+    folder = home / "control"
+    for name, value in control.items():
+        (folder / name).write_text(value + "\n")
+    return folder
+
+
 def _configure(namespace: Namespace, destination: Destination) -> None:
-    """A fresh home: installed by qmail's own ``instpackage`` and ``instchown`` (in the
-    namespace, where its users exist), then its control files and the alias user's files."""
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
-    for name, value in CONTROL.items():
-        (control / name).write_text(value + "\n")
+    """A fresh home (:func:`installed`), its control files and the alias user's files."""
+    control = installed(namespace, SRC, HOME, CONTROL)
     host = destination.host
     routes = {REMOTE: destination.port, REFUSED: destination.refused_port,
               SILENT: destination.silent_port, SMTPD: SMTPD_PORT, UNLISTED: SMTPD_PORT,

@@ -81,13 +81,8 @@ def routes_to() -> dict[str, int]:
 def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> dict[int, Path]:
     """A fresh home (qmail's own ``instpackage`` and ``instchown``), its control files, the
     alias user's files; the failing queue programs, by the port of their qmail-smtpd."""
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
     senders = [case.sender for case in cases if case.name == BADMAILFROM_CASE]
-    for name, value in (CONTROL | {"badmailfrom": "\n".join(senders)}).items():
-        (control / name).write_text(value + "\n")
+    control = qmail.installed(namespace, SRC, HOME, CONTROL | {"badmailfrom": "\n".join(senders)})
     # qmail's own notices go back through the sending MTA, which relays them to the capture
     (control / "smtproutes").write_text(f"sender.test:127.0.0.1:{relay_port}\n")
     alias = HOME / "alias"

@@ -35,7 +35,7 @@ from . import postfix
 from .cases import MILTER_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, write_file
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "milters_postfix"
@@ -307,6 +307,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     versions = prepare()
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(), client=CLIENT)
     with receiving(out, MTA):
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version(versions)}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version(versions))

@@ -29,7 +29,7 @@ from . import milters_postfix, postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, stop, write_file
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "mimedefang_postfix"
@@ -187,6 +187,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     versions = prepare()
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(), client=CLIENT)
     with receiving(out, MTA):
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version(versions)}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version(versions))

@@ -43,7 +43,7 @@ from . import postfix, qmail
 from .cases import QMAIL_SMTPD_CASES, Case, load
 from .destination import Destination
 from .host import ENV, Bind, Namespace, stop, wait_listening
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "qmail_smtpd_postfix"
@@ -151,6 +151,5 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QMAIL_SMTPD_CASES)
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to())
     with receiving(built, PORT, out, MTA) as version:
-        sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; qmail-smtpd {version}")  # fmt: skip
+                           behind=f"qmail-smtpd {version}")  # fmt: skip

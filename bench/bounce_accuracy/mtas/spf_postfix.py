@@ -30,7 +30,7 @@ from .cases import SPF_CASES, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, write_file
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "spf_postfix"
@@ -151,6 +151,5 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(),
                               captured=("sender.test", *SENDER_DOMAINS), client=CLIENT)  # fmt: skip
     with receiving(out, MTA):
-        sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; policyd-spf {version}")  # fmt: skip
+                           behind=f"policyd-spf {version}")  # fmt: skip

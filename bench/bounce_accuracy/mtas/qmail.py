@@ -131,6 +131,17 @@ def accounts(run: Path = RUN, home: Path = HOME) -> tuple[Path, Path]:
     return identities(run, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
 
 
+def mounts(run: Path, home: Path, dns: str | None = None) -> list[Bind]:
+    """What qmail's namespace lays over the system's: ``run``'s copies of ``passwd`` and
+    ``group`` adding its users (:func:`accounts`, for a qmail whose home is ``home``) and, with
+    ``dns``, a ``resolv.conf`` naming the DNS server on that address."""
+    passwd, group = accounts(run, home)
+    laid = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group")]
+    if dns is not None:
+        laid.append(Bind(resolv_conf(run / "resolv.conf", dns), "/etc/resolv.conf"))
+    return laid
+
+
 def installed(namespace: Namespace, src: Path, home: Path, control: dict[str, str]) -> Path:
     """A fresh ``home`` installed from the build under ``src`` by qmail's own ``instpackage``
     and ``instchown`` (in ``namespace``, where its users exist), its ``control`` files (name:
@@ -210,12 +221,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(["ucspi-tcp"], UCSPI)["ucspi-tcp"]
     cases = [_with_hops(case) for case in load(MTA, QMAIL_CASES)]
     script_replies(destination, cases)
-    passwd, group = accounts()
-    resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
-    mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group"),
-              Bind(resolv, "/etc/resolv.conf")]  # fmt: skip
+    laid = mounts(RUN, HOME, DNS_ADDRESS)
     log = RUN / "qmail.log"
-    with serving(TABLE, DNS_ADDRESS), Namespace(MTA, mounts, grace=5.0) as namespace:
+    with serving(TABLE, DNS_ADDRESS), Namespace(MTA, laid, grace=5.0) as namespace:
         _configure(namespace, destination)
         smtpd = [
             str(UCSPI / "usr/bin/tcpserver"), "-q", "-u", str(USERS["qmaild"]),

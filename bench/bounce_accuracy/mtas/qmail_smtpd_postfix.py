@@ -42,7 +42,7 @@ from typing import IO
 from . import postfix, qmail
 from .cases import QMAIL_SMTPD_CASES, Case, load
 from .destination import Destination
-from .host import ENV, Bind, Namespace, stop, wait_listening
+from .host import ENV, Namespace, stop, wait_listening
 from .packages import extract
 from .rows import Row
 
@@ -117,10 +117,8 @@ def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterat
     os.chmod(ROOT, 0o755)
     qmail.built(SRC, HOME)
     version = extract(["ucspi-tcp"], UCSPI)["ucspi-tcp"]
-    passwd, group = qmail.accounts(RUN, HOME)
     log = RUN / "qmail.log"
-    mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group")]
-    with Namespace(mta, mounts, grace=5.0) as namespace:
+    with Namespace(mta, qmail.mounts(RUN, HOME), grace=5.0) as namespace:
         programs = _configure(namespace, cases, relay_port)
         server = [
             str(UCSPI / "usr/bin/tcpserver"), "-q", "-u", str(qmail.USERS["qmaild"]),

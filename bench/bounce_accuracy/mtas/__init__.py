@@ -96,6 +96,9 @@ MTAS = (
     "greylist_postfix",
     "greylist_exim",
     "greylist_sendmail",
+    "exim_receiving_postfix",
+    "exim_receiving_exim",
+    "exim_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -96,6 +96,9 @@ MTAS = (
     "greylist_postfix",
     "greylist_exim",
     "greylist_sendmail",
+    "restrictions_postfix",
+    "restrictions_exim",
+    "restrictions_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -41,6 +41,17 @@ listener refuses or defers:
 * ``nettle.test``: ``queue_minfree`` larger than any disk: "452 4.3.1 Insufficient system
   storage" at MAIL, at every try.
 
+Added after the round's rules (its second part):
+
+* ``henbane.test``: ``smtpd_client_connection_rate_limit`` 1 per hour, used up by one
+  connection of the harness's: "421 4.7.0 ... Error: too many connections from ..." in place
+  of the greeting, at every try;
+* ``hemlock.test``: ``smtpd_client_recipient_rate_limit`` 1 per hour, a message to two of
+  its addresses: the first taken, the second "450 4.7.1 Error: too many recipients from
+  ...", at every try;
+* ``mallow.test``: not a relay domain of the instance, ``defer_unauth_destination``: "454
+  4.7.1 ... Relay access denied", at every try.
+
 Mail that passes is discarded.
 """
 
@@ -97,9 +108,15 @@ LISTENERS = {
     "lovage.test": (18651, "-o smtpd_recipient_restrictions=reject_unverified_recipient"),
     "mugwort.test": (18653, ""),  # postscreen's listener (POSTSCREEN)
     "nettle.test": (18654, "-o queue_minfree=1000000000000000"),
+    # the round's second part, added after its rules
+    "henbane.test": (18649, "-o smtpd_client_connection_rate_limit=1"),
+    "hemlock.test": (18655, "-o smtpd_client_recipient_rate_limit=1"),
+    "mallow.test": (18652, "-o smtpd_relay_restrictions=defer_unauth_destination"),
 }  # fmt: skip
 POSTSCREEN = "mugwort.test"
+NOT_RELAYED = "mallow.test"  # no relay domain of the instance: defer_unauth_destination answers
 MESSAGE_RATE = "gentian.test"  # its one message an hour taken by the harness before the cases
+CONNECTION_RATE = "henbane.test"  # its one connection an hour taken likewise
 VERIFIED_BY_SCRIPT = "hyssop.test"  # address verification's next hop: the scripted server
 VERIFIED_BY_NOTHING = "lovage.test"  # ... a port where nothing listens
 
@@ -145,8 +162,9 @@ def prepare(destination: Destination) -> None:
     routes[VERIFIED_BY_SCRIPT] = f"smtp:[{destination.host}]:{destination.port}"
     routes[VERIFIED_BY_NOTHING] = f"smtp:[{destination.host}]:{destination.refused_port}"
     postfix.configure(RECV, RECEIVING, master + postfix.SERVICES, routes, {"postmaster": "root"})
+    relayed = [domain for domain in LISTENERS if domain != NOT_RELAYED]
     with (RECV / "etc" / "main.cf").open("a") as main:
-        main.write(RECV_MAIN.format(domains=", ".join(LISTENERS), zone=DNSBL_ZONE))
+        main.write(RECV_MAIN.format(domains=", ".join(relayed), zone=DNSBL_ZONE))
 
 
 def routes_to() -> dict[str, int]:
@@ -154,13 +172,16 @@ def routes_to() -> dict[str, int]:
     return {domain: port for domain, (port, _) in LISTENERS.items()}
 
 
-def use_up_rate_limit() -> None:
-    """From :data:`CLIENT`, one message to the message-rate listener: its limit of one an hour
-    is reached before any case comes."""
+def use_up_rate_limits() -> None:
+    """From :data:`CLIENT`, one message to the message-rate listener and one connection to the
+    connection-rate listener: their limits of one an hour are reached before any case comes."""
     message = b"Subject: r60 warm-up\r\n\r\nThe rate limit's first message.\r\n"
     port = LISTENERS[MESSAGE_RATE][0]
     with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(CLIENT, 0)) as client:
         client.sendmail("warm-up@rue.test", [f"warm-up@{MESSAGE_RATE}"], message)
+    port = LISTENERS[CONNECTION_RATE][0]
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(CLIENT, 0)) as client:
+        client.noop()
 
 
 @contextmanager
@@ -176,7 +197,7 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
         milters_postfix.start_receiving(RECV, space, stack, out, mta)
         for port, _ in LISTENERS.values():
             wait_listening(port, f"the receiving Postfix's listener {port}")
-        use_up_rate_limit()
+        use_up_rate_limits()
         yield
 
 

@@ -28,8 +28,11 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     script_replies(destination, built)
     restrictions_postfix.prepare(destination)
     version = sendmail.unpacked()
+    # A mailer per listener, and only for the cases' domains: Sendmail 8.17 allows 25
+    # mailers (MAXMAILERS), its own and round 21b's among them.
+    used = {address.split("@")[1] for case in built for address in case.recipients}
     routes = restrictions_postfix.routes_to().items()
-    extra = {domain: ("127.0.0.1", port) for domain, port in routes}
+    extra = {domain: ("127.0.0.1", port) for domain, port in routes if domain in used}
     source = f"CLIENT_OPTIONS(`Family=inet, Addr={restrictions_postfix.CLIENT}')dnl\n"
     sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"},
                        sendmail.BESIDE + source, extra)  # fmt: skip

@@ -99,6 +99,9 @@ MTAS = (
     "exim_receiving_postfix",
     "exim_receiving_exim",
     "exim_receiving_sendmail",
+    "restrictions_postfix",
+    "restrictions_exim",
+    "restrictions_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -78,6 +78,8 @@ SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
 GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
 # Round 59's cases: Exim's own ACL refusals as the receiving server, in other MTAs' notices.
 EXIM_ACL_CASES = CASES.with_name("exim_acl_cases.yaml")
+# Round 60's cases: a receiving Postfix's own restrictions and limits, run for real.
+RESTRICTION_CASES = CASES.with_name("restriction_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -106,6 +108,7 @@ CASE_FILES = (
     SCHLEUDER_CASES,
     GNARWL_CASES,
     EXIM_ACL_CASES,
+    RESTRICTION_CASES,
 )
 
 FAILED = "failed"

@@ -96,6 +96,9 @@ MTAS = (
     "greylist_postfix",
     "greylist_exim",
     "greylist_sendmail",
+    "policy_daemons_postfix",
+    "policy_daemons_exim",
+    "policy_daemons_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -76,6 +76,8 @@ MIMEDEFANG_CASES = CASES.with_name("mimedefang_cases.yaml")
 SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
 SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
 GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
+# Round 61's cases: more Postfix policy daemons (sqlgrey, gross, postfwd, policyd-rate-limit).
+POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -103,6 +105,7 @@ CASE_FILES = (
     SMARTLIST_CASES,
     SCHLEUDER_CASES,
     GNARWL_CASES,
+    POLICY_DAEMONS_CASES,
 )
 
 FAILED = "failed"

@@ -191,6 +191,60 @@ Hello
 --6B6LNmrf031862.1796592228/mx.example.org--
 """
 
+SENDMAIL_DATA_REFUSED = """\
+Return-Path: <>
+Date: Sun, 6 Dec 2026 21:20:49 GMT
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: <news@example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="6B6LKnre028731.1796592049/mx.example.org"
+Subject: Returned mail: see transcript for details
+Auto-Submitted: auto-generated (failure)
+
+This is a MIME-encapsulated message
+
+--6B6LKnre028731.1796592049/mx.example.org
+
+The original message was received at Sun, 6 Dec 2026 21:20:49 GMT
+from localhost [127.0.0.1]
+
+   ----- The following addresses had permanent fatal errors -----
+<jens.kron@example.net>
+<karin.lag@example.net>
+<leo.moll@example.net>
+
+   ----- Transcript of session follows -----
+... while talking to [192.0.2.25]:
+>>> DATA
+<<< 554 5.7.1 <DATA>: Data command rejected: {words}
+554 5.0.0 Service unavailable
+
+--6B6LKnre028731.1796592049/mx.example.org
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+Arrival-Date: Sun, 6 Dec 2026 21:20:49 GMT
+
+Final-Recipient: RFC822; jens.kron@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+Final-Recipient: RFC822; karin.lag@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+Final-Recipient: RFC822; leo.moll@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+--6B6LKnre028731.1796592049/mx.example.org--
+"""
+RATE_FOR_SENDER = "limit of 2 recipients per hour for sender news@example.org exceeded"
+
 RECIPIENT = "jon.malm@example.net"
 MAINTENANCE = (
     f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: maintenance time - please try "
@@ -243,6 +297,29 @@ def test_sendmails_final_notice_of_a_rate_limit_keeps_the_rate_limit() -> None:
     # read 3 (Sendmail's own 4.4.7) before round 61
     raw = SENDMAIL_FINAL.format(recipient=RECIPIENT, reply=RATE)
     assert _verdict(raw) == (RECIPIENT, 4, "failed")
+
+
+def _statuses(raw: str) -> dict[str, int | None]:
+    _, found = classify_mail(raw.replace("\n", "\r\n").encode())
+    return {verdict.recipient: verdict.status for verdict in found}
+
+
+def test_sendmails_one_transcript_reply_for_several_recipients_is_each_ones() -> None:
+    # Sendmail gives the DATA refusal once, after the last address; the line names the
+    # sender's address, and before round 61 only the last recipient read it (4), the
+    # others Sendmail's own "554 5.0.0 Service unavailable" (7)
+    raw = SENDMAIL_DATA_REFUSED.format(words=RATE_FOR_SENDER)
+    assert _statuses(raw) == {
+        "jens.kron@example.net": 4,
+        "karin.lag@example.net": 4,
+        "leo.moll@example.net": 4,
+    }
+
+
+def test_a_transcript_reply_naming_a_recipient_stays_that_recipients() -> None:
+    raw = SENDMAIL_DATA_REFUSED.format(words="<jens.kron@example.net> no quota left for it")
+    statuses = _statuses(raw)
+    assert statuses["karin.lag@example.net"] == statuses["leo.moll@example.net"] == 7
 
 
 @pytest.mark.parametrize(

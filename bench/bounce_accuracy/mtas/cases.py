@@ -225,20 +225,25 @@ def script_replies(destination: Destination, cases: list[Case]) -> None:
             destination.script(address, reply)
 
 
-def message(case: Case, number: int) -> bytes:
-    body = (
-        f"Hello,\r\n\r\nthis is issue {number} of our newsletter.\r\n"
-        "Read it in your browser: https://news.sender.test/issues\r\n"
-    )
-    padding = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"
-    while len(body) < case.size:
-        body += padding
-    body += "".join(f"{line}\r\n" for line in case.body)
+def message(case: Case, number: int, command: str | None = None) -> bytes:
+    """Case ``number``'s message (CRLF lines): a newsletter, or with ``command`` (a list
+    manager's, rounds 52 and 58) a message whose subject and one body line are that command."""
+    if command is None:
+        body = (
+            f"Hello,\r\n\r\nthis is issue {number} of our newsletter.\r\n"
+            "Read it in your browser: https://news.sender.test/issues\r\n"
+        )
+        padding = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"
+        while len(body) < case.size:
+            body += padding
+        body += "".join(f"{line}\r\n" for line in case.body)
+    else:
+        body = f"{command}\r\n"
     headers = [
         *case.headers,
         f"From: Newsletter <{case.sender}>",
         f"To: {', '.join(case.recipients)}",
-        f"Subject: Newsletter {number}",
+        f"Subject: {command}" if command is not None else f"Subject: Newsletter {number}",
         f"Date: {format_datetime(datetime.now(UTC))}",
         f"Message-ID: {make_msgid(domain='sender.test')}",
         "MIME-Version: 1.0",

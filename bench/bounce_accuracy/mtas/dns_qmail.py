@@ -21,8 +21,8 @@ from pathlib import Path
 from . import qmail
 from .cases import DNS_QMAIL_CASES, collect, load, submit_locally
 from .destination import Destination
-from .dnsserver import Name, Table, resolv_conf, serving
-from .host import ENV, Bind, Namespace, alongside, stop
+from .dnsserver import Name, Table, serving
+from .host import ENV, Namespace, alongside, stop
 from .rows import Row
 
 MTA = "dns_qmail"
@@ -49,12 +49,7 @@ TABLE = Table(
 
 
 def _configure(namespace: Namespace, destination: Destination) -> None:
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
-    for name, value in CONTROL.items():
-        (control / name).write_text(value + "\n")
+    control = qmail.installed(namespace, SRC, HOME, CONTROL)
     (control / "smtproutes").write_text(
         f"sender.test:{destination.host}:{destination.capture_port}\n"
     )
@@ -65,10 +60,7 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     ROOT.chmod(0o755)
     qmail.built(SRC, HOME)
     cases = load(MTA, DNS_QMAIL_CASES)
-    passwd, group = qmail.accounts(RUN, HOME)
-    resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
-    mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group"),
-              Bind(resolv, "/etc/resolv.conf")]  # fmt: skip
+    mounts = qmail.mounts(RUN, HOME, DNS_ADDRESS)
     log = RUN / "qmail.log"
     with serving(TABLE, DNS_ADDRESS), Namespace(MTA, mounts, grace=5.0) as namespace:
         _configure(namespace, destination)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +223,33 @@ def configure_empty(
     for name in ("aliases", "quota-mailboxes", "small-mailboxes"):
         (root / "etc" / name).write_text("")
     return config
+
+
+def configure_sending(
+    root: Path,
+    local: str,
+    port: int,
+    destination: Destination,
+    relays: Mapping[str, int],
+    *,
+    relay: str,
+    captured: Mapping[str, str] | None = None,
+    client: str | None = None,
+) -> Path:
+    """``configure_empty`` for a sending daemon under ``root`` that takes the cases on
+    127.0.0.1:``port``: ``sender.test`` (the notices, route ``capture``) and the ``captured``
+    domains (route name: domain) go to the capture server, each of ``relays`` (domain: port)
+    to that port of 127.0.0.1 (routes ``<relay>0``, ``<relay>1``, ...). With ``client``,
+    the relays' transports bind to that address (``interface``)."""
+    capture = destination.capture_port
+    routes = [Route("capture", "sender.test", capture)]
+    routes += [Route(name, domain, capture) for name, domain in (captured or {}).items()]
+    source = () if client is None else (f"interface = {client}",)
+    routes += [
+        Route(f"{relay}{number}", domain, to, source)
+        for number, (domain, to) in enumerate(relays.items())
+    ]
+    return configure_empty(root, local, port, routes)
 
 
 def mailboxes(root: Path) -> Path:

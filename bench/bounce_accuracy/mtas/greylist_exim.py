@@ -1,7 +1,7 @@
 """Exim's notices of what rspamd's greylisting, run for real, answered (round 57): the
 receiving side of ``greylist_postfix`` (rspamd 3.4 with a private Redis behind a receiving
 Postfix) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under ``/tmp/mta-r57g/exim``, as the
+(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r57g/exim``, as the
 sending MTA: each recipient domain goes to the receiving instance's listener from
 :data:`greylist_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the capture
 server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
@@ -15,7 +15,6 @@ from pathlib import Path
 from . import exim, greylist_postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "greylist_exim"
@@ -28,13 +27,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, MIMEDEFANG_CASES)
     versions = greylist_postfix.prepare()
     version = exim.unpack(ROOT)
-    source = (f"interface = {greylist_postfix.CLIENT}",)
-    routes = [Route("capture", "sender.test", destination.capture_port)]
-    routes += [
-        Route(f"milter{number}", domain, port, source)
-        for number, (domain, port) in enumerate(greylist_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, greylist_postfix.routes_to(),
+                                    relay="milter", client=greylist_postfix.CLIENT)  # fmt: skip
     with greylist_postfix.receiving(out, MTA):
         return exim.run(ROOT, PORT, config, destination, built, out, MTA,
                         f"exim4-{version}; {greylist_postfix.version(versions)}")  # fmt: skip

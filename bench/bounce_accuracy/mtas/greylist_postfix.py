@@ -31,7 +31,7 @@ from . import milters_postfix, postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import listening, stop
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "greylist_postfix"
@@ -72,20 +72,13 @@ RSPAMD_LOCAL = {
     ),
 }
 
-RECV_MAIN = """
-mynetworks = 127.0.0.1/32
-relay_domains = {domains}
-milter_default_action = tempfail
-local_transport = discard:
-"""
-
 
 def prepare() -> dict[str, str]:
     """Fresh folders, rspamd's packages unpacked, its settings and the receiving instance
     configured; each package's version."""
     milters_postfix.fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
+    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS)
     shutil.copytree(PACKAGES_ROOT / "etc" / "rspamd", RECV / "rspamd")
     for folder in ("rspamd-db", "rspamd-run", "redis"):
         (RECV / folder).mkdir()
@@ -183,6 +176,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     versions = prepare()
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(), client=CLIENT)
     with receiving(out, MTA):
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version(versions)}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version(versions))

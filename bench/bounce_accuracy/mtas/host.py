@@ -86,6 +86,14 @@ class Tmpfs:
 Mount = Bind | Overlay | Tmpfs
 
 
+def write_file(path: Path, text: str, mode: int = 0o644) -> Path:
+    """``text`` written to ``path`` with ``mode`` (a daemon's configuration, a program it
+    runs); the path."""
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
 def isolated(command: Sequence[str], mounts: Sequence[Mount] = (), hostname: str = "") -> list[str]:
     """``command`` run by the root of new namespaces: a mount namespace where ``mounts`` are
     laid (with any), a UTS namespace named ``hostname`` (with one)."""

@@ -33,7 +33,7 @@ from . import postfix
 from .cases import MAILFROMD_CASES, load
 from .destination import Destination
 from .host import listening
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "mailfromd"
@@ -141,6 +141,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     relays = dict.fromkeys((REFUSE, DEFER, CONTENT, OWN_DSN), RECV_PORT)
     postfix.configure_sending(SEND, "cherimoya-m.test", PORT, destination, relays)
     with receiving(destination, out) as version:
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version)

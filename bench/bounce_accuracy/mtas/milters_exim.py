@@ -1,7 +1,7 @@
 """Exim's notices of what content filters run for real as milters answered (round 55): the
 receiving side of ``milters_postfix`` (clamav-milter with clamd, spamass-milter with spamd,
 behind a receiving Postfix) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under ``/tmp/mta-r55/exim``, as the
+(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r55/exim``, as the
 sending MTA: each recipient domain goes to the receiving instance's listener from
 :data:`milters_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the capture
 server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
@@ -15,7 +15,6 @@ from pathlib import Path
 from . import exim, milters_postfix
 from .cases import MILTER_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "milters_exim"
@@ -28,13 +27,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, MILTER_CASES)
     versions = milters_postfix.prepare()
     version = exim.unpack(ROOT)
-    source = (f"interface = {milters_postfix.CLIENT}",)
-    routes = [Route("capture", "sender.test", destination.capture_port)]
-    routes += [
-        Route(f"milter{number}", domain, port, source)
-        for number, (domain, port) in enumerate(milters_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, milters_postfix.routes_to(),
+                                    relay="milter", client=milters_postfix.CLIENT)  # fmt: skip
     with milters_postfix.receiving(out, MTA):
         return exim.run(ROOT, PORT, config, destination, built, out, MTA,
                         f"exim4-{version}; {milters_postfix.version(versions)}")  # fmt: skip

@@ -34,8 +34,8 @@ from pathlib import Path
 from . import postfix
 from .cases import MILTER_CASES, load
 from .destination import Destination
-from .host import Namespace, Overlay, listening
-from .packages import extract, installed_version
+from .host import Namespace, Overlay, listening, write_file
+from .packages import extract
 from .rows import Row
 
 MTA = "milters_postfix"
@@ -136,12 +136,6 @@ local_transport = discard:
 """
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
 def fresh(root: Path) -> None:
     """``root`` made (mode 755) without the sending and receiving folders of an earlier run."""
     for leftover in ("send", "recv"):
@@ -151,11 +145,12 @@ def fresh(root: Path) -> None:
 
 
 def configure_receiving(
-    recv: Path, hostname: str, listeners: dict[str, tuple[int, int]], recv_main: str
+    recv: Path, hostname: str, listeners: dict[str, tuple[int, int]], recv_main: str = RECV_MAIN
 ) -> None:
     """The receiving instance under ``recv``: one listener per recipient domain of
     ``listeners`` (domain: (its port, its milter's port)), each with its milter, mail to them
-    discarded, and ``recv_main`` (given the domains) added to its main.cf."""
+    discarded, and ``recv_main`` (given the domains; :data:`RECV_MAIN` unless given) added to
+    its main.cf."""
     master = "".join(
         f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n"
         for port, milter in listeners.values()
@@ -176,12 +171,12 @@ def prepare() -> dict[str, str]:
     instance configured; each package's version."""
     fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
+    configure_receiving(RECV, RECEIVING, LISTENERS)
     for folder in ("clamav-db", "tmp", "site", "bin"):
         (RECV / folder).mkdir()
     (RECV / "tmp").chmod(0o1777)
-    _write(RECV / "clamav-db" / "local.ndb", SIGNATURES)
-    _write(RECV / "clamd.conf", CLAMD_CONF.format(root=RECV, port=CLAMD_PORT))
+    write_file(RECV / "clamav-db" / "local.ndb", SIGNATURES)
+    write_file(RECV / "clamd.conf", CLAMD_CONF.format(root=RECV, port=CLAMD_PORT))
     for domain, clamd, reject in (
         ("larch.test", CLAMD_PORT, ""),
         ("linden.test", CLAMD_PORT, f'RejectMsg "{CUSTOM_REJECT}"\n'),
@@ -189,21 +184,21 @@ def prepare() -> dict[str, str]:
     ):
         port = LISTENERS[domain][1]
         text = MILTER_CONF.format(port=port, clamd=clamd, root=RECV) + reject
-        _write(RECV / f"clamav-milter-{port}.conf", text)
+        write_file(RECV / f"clamav-milter-{port}.conf", text)
     site = PACKAGES_ROOT / "etc" / "spamassassin"
     for pre in site.glob("*.pre"):
         shutil.copy(pre, RECV / "site" / pre.name)
-    _write(RECV / "site" / "local.cf", SPAMD_SITE)
+    write_file(RECV / "site" / "local.cf", SPAMD_SITE)
     shutil.copy(PACKAGES_ROOT / "usr/bin/spamc", RECV / "bin" / "spamc")
     shutil.copytree(PACKAGES_ROOT / "etc" / "rspamd", RECV / "rspamd")
     for folder in ("rspamd-db", "rspamd-run"):
         (RECV / folder).mkdir()
         shutil.chown(RECV / folder, "nobody", "nogroup")
-    _write(RECV / "rspamd-soft-domains.map", "pine.test\n")
+    write_file(RECV / "rspamd-soft-domains.map", "pine.test\n")
     for name, text in RSPAMD_LOCAL.items():
         settings = text.format(port=LISTENERS["olive.test"][1], controller=RSPAMD_CONTROLLER_PORT,
                                root=RECV)  # fmt: skip
-        _write(RECV / "rspamd" / "local.d" / name, settings)
+        write_file(RECV / "rspamd" / "local.d" / name, settings)
     return versions
 
 
@@ -312,6 +307,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     versions = prepare()
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(), client=CLIENT)
     with receiving(out, MTA):
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version(versions)}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version(versions))

@@ -1,6 +1,6 @@
 """Sendmail's notices of what content filters run for real as milters answered (round 55): the
 receiving side of ``milters_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
-MTA (``sendmail.configure``, ``sendmail.run``), a folder of its own,
+MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-r55/sendmail-run``, final destination of ``hawthorn-s.test``: each recipient domain
 goes to the receiving instance's listener (``extra`` routes of its mailer table) from
 :data:`milters_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture server.
@@ -27,10 +27,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, MILTER_CASES)
     versions = milters_postfix.prepare()
     version = sendmail.unpacked()
-    extra = {domain: ("127.0.0.1", port) for domain, port in milters_postfix.routes_to().items()}
-    source = f"CLIENT_OPTIONS(`Family=inet, Addr={milters_postfix.CLIENT}')dnl\n"
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"},
-                       sendmail.BESIDE + source, extra)  # fmt: skip
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, milters_postfix.routes_to(),
+                               client=milters_postfix.CLIENT)  # fmt: skip
     with milters_postfix.receiving(out, MTA):
         return sendmail.run(destination, built, out, MTA,
                             f"sendmail-{version}; {milters_postfix.version(versions)}",

@@ -28,8 +28,8 @@ from pathlib import Path
 from . import milters_postfix, postfix
 from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
-from .host import Namespace, Overlay, listening, stop
-from .packages import extract, installed_version
+from .host import Namespace, Overlay, listening, stop, write_file
+from .packages import extract
 from .rows import Row
 
 MTA = "mimedefang_postfix"
@@ -89,30 +89,17 @@ sub filter_end {{
 1;
 """
 
-RECV_MAIN = """
-mynetworks = 127.0.0.1/32
-relay_domains = {domains}
-milter_default_action = tempfail
-local_transport = discard:
-"""
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
 
 def prepare() -> dict[str, str]:
     """Fresh folders, MIMEDefang's packages unpacked, its filter and the receiving instance
     configured; each package's version."""
     milters_postfix.fresh(ROOT)
     versions = extract(PACKAGES, PACKAGES_ROOT)
-    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS, RECV_MAIN)
+    milters_postfix.configure_receiving(RECV, RECEIVING, LISTENERS)
     mail = RECV / "etc-overlay" / "mail"
     mail.mkdir(parents=True)
-    _write(mail / "mimedefang.pl.conf", "1;\n")
-    _write(mail / "mimedefang-filter", FILTER)
+    write_file(mail / "mimedefang.pl.conf", "1;\n")
+    write_file(mail / "mimedefang-filter", FILTER)
     for spool in ("md-spool", "md-spool-down"):
         (RECV / spool).mkdir()
         shutil.chown(RECV / spool, "nobody", "nogroup")
@@ -200,6 +187,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     versions = prepare()
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(), client=CLIENT)
     with receiving(out, MTA):
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version(versions)}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version(versions))

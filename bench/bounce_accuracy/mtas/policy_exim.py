@@ -1,7 +1,7 @@
 """Exim's notices of what policy services and milters answered, run for real (round 45): the
 receiving side of ``policy_postfix`` (the DNS server, postgrey, postfix-policyd-spf-python,
 policyd-weight, OpenDKIM, OpenDMARC behind a receiving Postfix) with Debian's Exim, unpacked
-and run as round 21's (``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under
+and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
 ``/tmp/mta-policy/exim``, as the sending MTA: each recipient domain goes to the receiving
 instance's listener from :data:`policy_postfix.CLIENT` (the transport's ``interface``),
 ``sender.test`` (and ``news.sender.test``) to the capture server. Delay warning after 20 s,
@@ -17,7 +17,6 @@ from pathlib import Path
 from . import exim, policy_postfix
 from .cases import POLICY_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "policy_exim"
@@ -30,15 +29,10 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     sent, reports = policy_postfix.split(load(MTA, POLICY_CASES))
     versions = policy_postfix.prepare(destination)
     version = exim.unpack(ROOT)
-    source = (f"interface = {policy_postfix.CLIENT}",)
-    capture = destination.capture_port
-    routes = [Route("capture", "sender.test", capture)]
-    routes.append(Route("capture_soft", policy_postfix.SOFT_DOMAIN, capture))
-    routes += [
-        Route(f"policy{number}", domain, port, source)
-        for number, (domain, port) in enumerate(policy_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, policy_postfix.routes_to(),
+                                    relay="policy",
+                                    captured={"capture_soft": policy_postfix.SOFT_DOMAIN},
+                                    client=policy_postfix.CLIENT)  # fmt: skip
     with policy_postfix.receiving(out, MTA, reports):
         rows = exim.run(ROOT, PORT, config, destination, sent, out, MTA, version)
         return rows + policy_postfix.reported(destination, reports, out, MTA, versions)

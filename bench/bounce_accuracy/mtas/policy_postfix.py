@@ -43,7 +43,7 @@ from . import postfix
 from .cases import POLICY_CASES, Case, collect, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Namespace, listening
+from .host import Bind, Namespace, listening, write_file
 from .packages import extract
 from .rows import Row
 
@@ -237,26 +237,20 @@ ReportCommand {sendmail} -t
 """
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
 def _configure_receiving(destination: Destination) -> dict[str, Path]:
     """The receiving instance and the filters' settings; the scripts it runs."""
     pkg = PACKAGES_ROOT
     domains = [*CLASSES, *MILTER_DOMAINS]
     routes = {"sender.test": f"smtp:[{destination.host}]:{destination.capture_port}"}
     routes |= {domain: "discard:" for domain in domains}
-    spf = _write(
+    spf = write_file(
         ROOT / "policyd-spf",
         f"#!/bin/sh\nPYTHONPATH={pkg}/usr/lib/python3/dist-packages exec /usr/bin/python3 "
         f'{pkg}/usr/bin/policyd-spf "$1"\n',
         0o755,
     )
-    _write(ROOT / "policyd-spf.conf", SPF_CONF)
-    _write(ROOT / "policyd-spf-ar.conf", SPF_AR_CONF.format(local=RECEIVING))
+    write_file(ROOT / "policyd-spf.conf", SPF_CONF)
+    write_file(ROOT / "policyd-spf-ar.conf", SPF_AR_CONF.format(local=RECEIVING))
     master = RECV_MASTER.format(
         policy=POLICY_PORT, dkim=DKIM_PORT, dmarc=DMARC_PORT, opendkim=OPENDKIM_PORT,
         opendmarc=OPENDMARC_PORT, spf=spf, root=ROOT,
@@ -271,22 +265,22 @@ def _configure_receiving(destination: Destination) -> dict[str, Path]:
                 grey_short=GREY_SHORT_PORT, zone=RBL_ZONE, weight=WEIGHT_PORT, etc=etc,
             )
         )  # fmt: skip
-    sendmail = _write(
+    sendmail = write_file(
         ROOT / "sendmail-recv", f'#!/bin/sh\nexec /usr/sbin/sendmail -C {etc} "$@"\n', 0o755
     )
-    _write(RECV / "internal-hosts", "192.0.2.99\n")
-    _write(RECV / "unbound.conf", UNBOUND_CONF)
+    write_file(RECV / "internal-hosts", "192.0.2.99\n")
+    write_file(RECV / "unbound.conf", UNBOUND_CONF)
     for name in ("grey-long", "grey-short", "polw"):  # the daemons' own, as user nobody
         (RECV / name).mkdir(mode=0o755)
         shutil.chown(RECV / name, "nobody", "nogroup")
-    _write(RECV / "whitelist", "")
-    _write(RECV / "policyd-weight.conf", WEIGHT_CONF.format(port=WEIGHT_PORT, root=RECV))
-    _write(
+    write_file(RECV / "whitelist", "")
+    write_file(RECV / "policyd-weight.conf", WEIGHT_CONF.format(port=WEIGHT_PORT, root=RECV))
+    write_file(
         RECV / "opendkim.conf",
         OPENDKIM_CONF.format(port=OPENDKIM_PORT, root=RECV, dns=DNS_ADDRESS, local=RECEIVING,
                              sendmail=sendmail),
     )  # fmt: skip
-    _write(
+    write_file(
         RECV / "opendmarc.conf",
         OPENDMARC_CONF.format(port=OPENDMARC_PORT, root=RECV, local=RECEIVING, sendmail=sendmail),
     )

@@ -1,6 +1,6 @@
 """Sendmail's notices of what policy services and milters answered, run for real (round 45):
 the receiving side of ``policy_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
-MTA (``sendmail.configure``, ``sendmail.run``), a folder of its own,
+MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-policy/sendmail-run``, final destination of ``rowan-s.test``: each recipient domain
 goes to the receiving instance's listener (``extra`` routes of its mailer table) from
 :data:`policy_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` and ``news.sender.test`` to
@@ -28,11 +28,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     sent, reports = policy_postfix.split(load(MTA, POLICY_CASES))
     versions = policy_postfix.prepare(destination)
     version = sendmail.unpacked()
-    extra = {domain: ("127.0.0.1", port) for domain, port in policy_postfix.routes_to().items()}
-    extra[policy_postfix.SOFT_DOMAIN] = (destination.host, destination.capture_port)
-    source = f"CLIENT_OPTIONS(`Family=inet, Addr={policy_postfix.CLIENT}')dnl\n"
-    settings = sendmail.BESIDE + source
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, settings, extra)
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, policy_postfix.routes_to(),
+                               captured=(policy_postfix.SOFT_DOMAIN,),
+                               client=policy_postfix.CLIENT)  # fmt: skip
     with policy_postfix.receiving(out, MTA, reports):
         rows = sendmail.run(destination, sent, out, MTA, version, RUN, LOCAL, PORT)
         return rows + policy_postfix.reported(destination, reports, out, MTA, versions)

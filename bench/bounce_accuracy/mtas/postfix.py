@@ -170,15 +170,20 @@ def run(
     mta: str,
     *,
     version: str | None = None,
+    behind: str | None = None,
     timeout: float = TIMEOUT,
     log: str | None = None,
     mounts: Sequence[Mount] = (),
 ) -> list[Row]:
     """Start the instance under ``root``, submit ``built`` on ``port`` and collect the
-    notices (rows of ``version``, Postfix's own unless given, waiting at most ``timeout``);
-    the instance is stopped and its log copied beside ``out`` (``log``, ``<mta>.log`` unless
-    given). With ``mounts``, Postfix runs in a namespace of its own where they are laid."""
+    notices (rows of ``version``, Postfix's own unless given, waiting at most ``timeout``;
+    with ``behind``, the software of the receiving side it sends to, ``postfix-<Postfix's>;
+    <behind>``); the instance is stopped and its log copied beside ``out`` (``log``,
+    ``<mta>.log`` unless given). With ``mounts``, Postfix runs in a namespace of its own where
+    they are laid."""
     version = version or installed_version("postfix")
+    if behind is not None:
+        version = f"postfix-{version}; {behind}"
     with ExitStack() as stack:
         if mounts:
             space = stack.enter_context(Namespace(mta, mounts, grace=10.0))

@@ -131,15 +131,33 @@ def accounts(run: Path = RUN, home: Path = HOME) -> tuple[Path, Path]:
     return identities(run, users, (f"{name}:x:{gid}:" for name, gid in GROUPS.items()))
 
 
+def mounts(run: Path, home: Path, dns: str | None = None) -> list[Bind]:
+    """What qmail's namespace lays over the system's: ``run``'s copies of ``passwd`` and
+    ``group`` adding its users (:func:`accounts`, for a qmail whose home is ``home``) and, with
+    ``dns``, a ``resolv.conf`` naming the DNS server on that address."""
+    passwd, group = accounts(run, home)
+    laid = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group")]
+    if dns is not None:
+        laid.append(Bind(resolv_conf(run / "resolv.conf", dns), "/etc/resolv.conf"))
+    return laid
+
+
+def installed(namespace: Namespace, src: Path, home: Path, control: dict[str, str]) -> Path:
+    """A fresh ``home`` installed from the build under ``src`` by qmail's own ``instpackage``
+    and ``instchown`` (in ``namespace``, where its users exist), its ``control`` files (name:
+    value) written; the control folder."""
+    if home.exists():
+        shutil.rmtree(home)
+    namespace.run("sh", "-c", f"cd {src} && ./instpackage && ./instchown")
+    folder = home / "control"
+    for name, value in control.items():
+        (folder / name).write_text(value + "\n")
+    return folder
+
+
 def _configure(namespace: Namespace, destination: Destination) -> None:
-    """A fresh home: installed by qmail's own ``instpackage`` and ``instchown`` (in the
-    namespace, where its users exist), then its control files and the alias user's files."""
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
-    for name, value in CONTROL.items():
-        (control / name).write_text(value + "\n")
+    """A fresh home (:func:`installed`), its control files and the alias user's files."""
+    control = installed(namespace, SRC, HOME, CONTROL)
     host = destination.host
     routes = {REMOTE: destination.port, REFUSED: destination.refused_port,
               SILENT: destination.silent_port, SMTPD: SMTPD_PORT, UNLISTED: SMTPD_PORT,
@@ -203,12 +221,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     version = extract(["ucspi-tcp"], UCSPI)["ucspi-tcp"]
     cases = [_with_hops(case) for case in load(MTA, QMAIL_CASES)]
     script_replies(destination, cases)
-    passwd, group = accounts()
-    resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
-    mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group"),
-              Bind(resolv, "/etc/resolv.conf")]  # fmt: skip
+    laid = mounts(RUN, HOME, DNS_ADDRESS)
     log = RUN / "qmail.log"
-    with serving(TABLE, DNS_ADDRESS), Namespace(MTA, mounts, grace=5.0) as namespace:
+    with serving(TABLE, DNS_ADDRESS), Namespace(MTA, laid, grace=5.0) as namespace:
         _configure(namespace, destination)
         smtpd = [
             str(UCSPI / "usr/bin/tcpserver"), "-q", "-u", str(USERS["qmaild"]),

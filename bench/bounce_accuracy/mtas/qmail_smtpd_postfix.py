@@ -42,8 +42,8 @@ from typing import IO
 from . import postfix, qmail
 from .cases import QMAIL_SMTPD_CASES, Case, load
 from .destination import Destination
-from .host import ENV, Bind, Namespace, stop, wait_listening
-from .packages import extract, installed_version
+from .host import ENV, Namespace, stop, wait_listening
+from .packages import extract
 from .rows import Row
 
 MTA = "qmail_smtpd_postfix"
@@ -81,13 +81,8 @@ def routes_to() -> dict[str, int]:
 def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> dict[int, Path]:
     """A fresh home (qmail's own ``instpackage`` and ``instchown``), its control files, the
     alias user's files; the failing queue programs, by the port of their qmail-smtpd."""
-    if HOME.exists():
-        shutil.rmtree(HOME)
-    namespace.run("sh", "-c", f"cd {SRC} && ./instpackage && ./instchown")
-    control = HOME / "control"
     senders = [case.sender for case in cases if case.name == BADMAILFROM_CASE]
-    for name, value in (CONTROL | {"badmailfrom": "\n".join(senders)}).items():
-        (control / name).write_text(value + "\n")
+    control = qmail.installed(namespace, SRC, HOME, CONTROL | {"badmailfrom": "\n".join(senders)})
     # qmail's own notices go back through the sending MTA, which relays them to the capture
     (control / "smtproutes").write_text(f"sender.test:127.0.0.1:{relay_port}\n")
     alias = HOME / "alias"
@@ -122,10 +117,8 @@ def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterat
     os.chmod(ROOT, 0o755)
     qmail.built(SRC, HOME)
     version = extract(["ucspi-tcp"], UCSPI)["ucspi-tcp"]
-    passwd, group = qmail.accounts(RUN, HOME)
     log = RUN / "qmail.log"
-    mounts = [Bind(passwd, "/etc/passwd"), Bind(group, "/etc/group")]
-    with Namespace(mta, mounts, grace=5.0) as namespace:
+    with Namespace(mta, qmail.mounts(RUN, HOME), grace=5.0) as namespace:
         programs = _configure(namespace, cases, relay_port)
         server = [
             str(UCSPI / "usr/bin/tcpserver"), "-q", "-u", str(qmail.USERS["qmaild"]),
@@ -156,6 +149,5 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QMAIL_SMTPD_CASES)
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to())
     with receiving(built, PORT, out, MTA) as version:
-        sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; qmail-smtpd {version}")  # fmt: skip
+                           behind=f"qmail-smtpd {version}")  # fmt: skip

@@ -1,6 +1,6 @@
 """Sendmail's notices of qmail-smtpd's own replies (round 53): the receiving qmail of
 ``qmail_smtpd_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure``, ``sendmail.run``), a folder of its own,
+(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-qmail-smtpd/sendmail-run``, final destination of ``sapote-s.test``: each recipient
 domain goes to its qmail-smtpd (``extra`` routes of its mailer table), ``sender.test`` to the
 capture server (qmail's own notices come back through this Sendmail, which relays for
@@ -26,11 +26,7 @@ LOCAL = "sapote-s.test"
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QMAIL_SMTPD_CASES)
     version = sendmail.unpacked()
-    extra = {
-        domain: ("127.0.0.1", port) for domain, port in qmail_smtpd_postfix.routes_to().items()
-    }
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, sendmail.BESIDE,
-                       extra)  # fmt: skip
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, qmail_smtpd_postfix.routes_to())
     with qmail_smtpd_postfix.receiving(built, PORT, out, MTA) as receiving:
         version = f"sendmail-{version}; qmail-smtpd {receiving}"
         return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)

@@ -1,6 +1,6 @@
 """Exim's notices of qpsmtpd's own replies (round 56): the receiving qpsmtpd of
 ``qpsmtpd_postfix`` (four ``qpsmtpd-forkserver``, each with its plugins) with Debian's Exim,
-unpacked and run as round 21's (``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under
+unpacked and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
 ``/tmp/mta-r56-qpsmtpd/exim``, as the sending MTA: each recipient domain goes to its qpsmtpd,
 ``sender.test`` to the capture server. Delay warning after 20 s, retries given up after 60 s
 (``exim.MAIN``, ``exim.RETRY``). The cases are ``qpsmtpd_exim`` in ``qpsmtpd_cases.yaml``.
@@ -13,7 +13,6 @@ from pathlib import Path
 from . import exim, qpsmtpd_postfix
 from .cases import QPSMTPD_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "qpsmtpd_exim"
@@ -25,12 +24,8 @@ LOCAL = "feijoa-q.test"
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QPSMTPD_CASES)
     version = exim.unpack(ROOT)
-    routes = [Route("capture", "sender.test", destination.capture_port)]
-    routes += [
-        Route(f"qpsmtpd{number}", domain, port)
-        for number, (domain, port) in enumerate(qpsmtpd_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, qpsmtpd_postfix.routes_to(),
+                                    relay="qpsmtpd")  # fmt: skip
     with qpsmtpd_postfix.receiving(built, out, MTA) as receiving:
         return exim.run(ROOT, PORT, config, destination, built, out, MTA,
                         f"exim4-{version}; {receiving}")  # fmt: skip

@@ -40,7 +40,7 @@ from .cases import QPSMTPD_CASES, Case, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
-from .packages import extract, installed_version
+from .packages import extract
 from .rows import Row
 
 MTA = "qpsmtpd_postfix"
@@ -158,6 +158,4 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QPSMTPD_CASES)
     postfix.configure_sending(SEND, "cherimoya-q.test", PORT, destination, routes_to())
     with receiving(built, out, MTA) as version:
-        sending = installed_version("postfix")
-        return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; {version}")  # fmt: skip
+        return postfix.run(SEND, PORT, destination, built, out, MTA, behind=version)

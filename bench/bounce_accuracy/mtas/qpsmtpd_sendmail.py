@@ -1,6 +1,6 @@
 """Sendmail's notices of qpsmtpd's own replies (round 56): the receiving qpsmtpd of
 ``qpsmtpd_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure``, ``sendmail.run``), a folder of its own,
+(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-r56-qpsmtpd/sendmail-run``, final destination of ``sapote-q.test``: each recipient
 domain goes to its qpsmtpd (``extra`` routes of its mailer table), ``sender.test`` to the
 capture server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The
@@ -25,9 +25,7 @@ LOCAL = "sapote-q.test"
 def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, QPSMTPD_CASES)
     version = sendmail.unpacked()
-    extra = {domain: ("127.0.0.1", port) for domain, port in qpsmtpd_postfix.routes_to().items()}
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, sendmail.BESIDE,
-                       extra)  # fmt: skip
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, qpsmtpd_postfix.routes_to())
     with qpsmtpd_postfix.receiving(built, out, MTA) as receiving:
         version = f"sendmail-{version}; {receiving}"
         return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)

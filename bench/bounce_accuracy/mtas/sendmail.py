@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -99,6 +99,9 @@ MAILER_DEFINITIONS
 # A second instance's settings beside round 21b's (rounds 39-41): the prog mailer's user, and
 # no submission daemon on port 587 (another Sendmail may hold it).
 BESIDE = "define(`confDEF_USER_ID', `65534:65534')dnl\nFEATURE(`no_default_msa')dnl\n"
+# The address a sending daemon's SMTP client binds to (rounds 45-57: the receiving side's
+# filters see it).
+CLIENT_OPTIONS = "CLIENT_OPTIONS(`Family=inet, Addr={client}')dnl\n"
 
 
 def unpacked() -> str:
@@ -172,9 +175,29 @@ def configure(
     )  # fmt: skip
     (run / "sendmail.cf").write_text(m4.stdout)
     cf = str(run / "sendmail.cf")
-    with (run / "mailertable").open("rb") as table:
-        _run(local, BIN / "makemap", "-C", cf, "hash", str(run / "mailertable"), stdin=table)
+    with (run / "mailertable").open("rb") as entries:
+        _run(local, BIN / "makemap", "-C", cf, "hash", str(run / "mailertable"), stdin=entries)
     _run(local, BIN / "sendmail", "-C", cf, "-bi")
+
+
+def configure_sending(
+    run: Path,
+    local: str,
+    port: int,
+    destination: Destination,
+    relays: Mapping[str, int],
+    *,
+    captured: Sequence[str] = (),
+    client: str | None = None,
+) -> None:
+    """``configure`` for a sending daemon beside round 21b's (``BESIDE``) that takes the cases
+    on 127.0.0.1:``port``: each of ``relays`` (domain: port) goes to that port of 127.0.0.1,
+    ``sender.test`` (the notices) and the ``captured`` domains to the capture server. With
+    ``client``, its SMTP client binds to that address (``CLIENT_OPTIONS``)."""
+    extra = {domain: ("127.0.0.1", to) for domain, to in relays.items()}
+    extra |= dict.fromkeys(captured, (destination.host, destination.capture_port))
+    settings = BESIDE if client is None else BESIDE + CLIENT_OPTIONS.format(client=client)
+    configure(destination, run, local, port, {"postmaster": "root"}, settings, extra)
 
 
 def _run(local: str, program: Path, *args: str, stdin: IO[bytes] | None = None) -> None:

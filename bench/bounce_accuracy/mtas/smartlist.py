@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .cases import Case, collect, load, message
 from .destination import Destination
+from .dsn import MAILER_DAEMON, member_dsn
 from .host import Namespace, Overlay
 from .packages import extract
 from .rows import Row
@@ -46,6 +47,7 @@ DOMAIN = "hazel.test"
 LIST_UID = 38  # Debian's ``list`` user and group (base-passwd), SmartList's owner
 SENDMAIL = RUN / "sendmail"
 TIMEOUT = 60.0  # seconds for every case's answer
+ARRIVED = "Sun Dec  6 19:55:00 2026"  # the From_ lines' date
 MAINTAINER = "owner@walnut.test"
 SUBSCRIBER = "sam.ortiz@walnut.test"
 # Each list's lines appended to its rc.custom (SmartList's variables), and its accept.txt
@@ -67,35 +69,9 @@ COMMANDS = {
     "command-unsubscribe-failed": "unsubscribe",
 }
 BOUNCING = "member-removed"
-MEMBER_DSN = """\
-From MAILER-DAEMON  Sun Dec  6 19:55:00 2026
-Return-Path: <>
-From: Mail Delivery System <MAILER-DAEMON@mx.walnut.test>
-To: {list}-request@{domain}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn.{number}@mx.walnut.test>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"
-
---dsn
-Content-Type: text/plain
-
-The mail could not be delivered to <{member}>.
-
-550 5.1.1 <{member}>: Recipient address rejected: User unknown
-
---dsn
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.walnut.test
-
-Final-Recipient: rfc822; {member}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <{member}>: Recipient address rejected: User unknown
-
---dsn--
-"""
+# The member's DSN as an MTA's alias hands it over (after a ``From_`` line; LF lines).
+DSN_ENVELOPE = f"From MAILER-DAEMON  {ARRIVED}\nReturn-Path: <>\n"
+DSN_SENDER = f"Mail Delivery System <{MAILER_DAEMON}>"
 # SmartList's ``$SENDMAIL``: called as ``sendmail -oem -odb -oi -om -f<list>-request RCPT...``
 # or with ``-t`` (the recipients in the message's To:), the message on its standard input (LF
 # lines); hands it over SMTP unchanged but for its line ends. ``-q`` (flush the queue): nothing.
@@ -175,14 +151,8 @@ def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
 def _message(case: Case, number: int) -> bytes:
     """The case's message as an MTA's alias hands it to a program (a ``From_`` line first, LF
     lines): a command case's carries its command as its subject and body."""
-    raw = message(case, number)
-    command = COMMANDS.get(case.name)
-    if command is not None:
-        head, _, _ = raw.partition(b"\r\n\r\n")
-        subject = f"Subject: Newsletter {number}".encode()
-        head = head.replace(subject, f"Subject: {command}".encode())
-        raw = head + b"\r\n\r\n" + command.encode() + b"\r\n"
-    envelope = f"From {case.sender}  Sun Dec  6 19:55:00 2026\r\nReturn-Path: <{case.sender}>\r\n"
+    raw = message(case, number, COMMANDS.get(case.name))
+    envelope = f"From {case.sender}  {ARRIVED}\r\nReturn-Path: <{case.sender}>\r\n"
     return (envelope.encode() + raw).replace(b"\r\n", b"\n")
 
 
@@ -208,8 +178,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
         for number, case in enumerate(built, start=1):
             if case.name == BOUNCING:
                 name = case.recipients[0].partition("-request@")[0]
-                raw = MEMBER_DSN.format(list=name, domain=DOMAIN, member=case.sender,
-                                        number=number).encode()  # fmt: skip
+                dsn = member_dsn(case.sender, f"{name}-request@{DOMAIN}", number,
+                                 sender=DSN_SENDER, quoted=True)  # fmt: skip
+                raw = (DSN_ENVELOPE + dsn).encode()
             else:
                 raw = _message(case, number)
             _flist(namespace, case.recipients[0], raw, case.name)

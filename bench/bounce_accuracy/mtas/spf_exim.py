@@ -1,6 +1,6 @@
 """Exim's notices of SPF temporary and permanent errors (round 53): the receiving side of
 ``spf_postfix`` (the DNS server, policyd-spf behind a receiving Postfix) with Debian's Exim,
-unpacked and run as round 21's (``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under
+unpacked and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
 ``/tmp/mta-spf/exim``, as the sending MTA: each recipient domain goes to the receiving
 instance's listener from :data:`spf_postfix.CLIENT` (the transport's ``interface``), the
 senders' domains to the capture server. Delay warning after 20 s, retries given up after 60 s
@@ -14,7 +14,6 @@ from pathlib import Path
 from . import exim, spf_postfix
 from .cases import SPF_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "spf_exim"
@@ -27,18 +26,10 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, SPF_CASES)
     spf = spf_postfix.prepare()
     version = exim.unpack(ROOT)
-    source = (f"interface = {spf_postfix.CLIENT}",)
-    capture = destination.capture_port
-    routes = [Route("capture", "sender.test", capture)]
-    routes += [
-        Route(f"capture{number}", domain, capture)
-        for number, domain in enumerate(spf_postfix.SENDER_DOMAINS)
-    ]
-    routes += [
-        Route(f"spf{number}", domain, port, source)
-        for number, (domain, port) in enumerate(spf_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
+    captured = {f"capture{number}": d for number, d in enumerate(spf_postfix.SENDER_DOMAINS)}
+    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, spf_postfix.routes_to(),
+                                    relay="spf", captured=captured,
+                                    client=spf_postfix.CLIENT)  # fmt: skip
     with spf_postfix.receiving(out, MTA):
         return exim.run(ROOT, PORT, config, destination, built, out, MTA,
                         f"exim4-{version}; policyd-spf {spf}")  # fmt: skip

@@ -29,8 +29,8 @@ from . import postfix
 from .cases import SPF_CASES, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Namespace
-from .packages import extract, installed_version
+from .host import Bind, Namespace, write_file
+from .packages import extract
 from .rows import Row
 
 MTA = "spf_postfix"
@@ -99,12 +99,6 @@ skip_addresses = 192.0.2.99/32
 """
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
 def prepare() -> str:
     """Fresh folders, policyd-spf's packages unpacked and the receiving instance configured;
     policyd-spf's version."""
@@ -114,13 +108,13 @@ def prepare() -> str:
     os.chmod(ROOT, 0o755)
     versions = extract(PACKAGES, PACKAGES_ROOT)
     pkg = PACKAGES_ROOT
-    spf = _write(
+    spf = write_file(
         ROOT / "policyd-spf",
         f"#!/bin/sh\nPYTHONPATH={pkg}/usr/lib/python3/dist-packages exec /usr/bin/python3 "
         f'{pkg}/usr/bin/policyd-spf "$1"\n',
         0o755,
     )
-    _write(ROOT / "policyd-spf.conf", SPF_CONF)
+    write_file(ROOT / "policyd-spf.conf", SPF_CONF)
     master = RECV_MASTER.format(port=RECV_PORT, spf=spf, root=ROOT) + postfix.SERVICES
     routes = {domain: "discard:" for domain in RECIPIENTS}
     postfix.configure(RECV, RECEIVING, master, routes, {"postmaster": "root"})
@@ -157,6 +151,5 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     postfix.configure_sending(SEND, SENDING, PORT, destination, routes_to(),
                               captured=("sender.test", *SENDER_DOMAINS), client=CLIENT)  # fmt: skip
     with receiving(out, MTA):
-        sending = installed_version("postfix")
         return postfix.run(SEND, PORT, destination, built, out, MTA,
-                           version=f"postfix-{sending}; policyd-spf {version}")  # fmt: skip
+                           behind=f"policyd-spf {version}")  # fmt: skip

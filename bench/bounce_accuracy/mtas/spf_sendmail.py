@@ -1,11 +1,11 @@
 """Sendmail's notices of SPF temporary and permanent errors (round 53): the receiving side of
 ``spf_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure``, ``sendmail.run``), a folder of its own, ``/tmp/mta-spf/sendmail-run``,
-final destination of ``tayberry-s.test``: each recipient domain goes to the receiving
-instance's listener (``extra`` routes of its mailer table) from :data:`spf_postfix.CLIENT`
-(``CLIENT_OPTIONS``), the senders' domains to the capture server. Delay warning after 1
-minute, queue lifetime 3 minutes (round 21b's). The cases are ``spf_sendmail`` in
-``spf_cases.yaml``.
+(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
+``/tmp/mta-spf/sendmail-run``, final destination of ``tayberry-s.test``: each recipient domain
+goes to the receiving instance's listener (``extra`` routes of its mailer table) from
+:data:`spf_postfix.CLIENT` (``CLIENT_OPTIONS``), the senders' domains to the capture server.
+Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+``spf_sendmail`` in ``spf_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,9 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, SPF_CASES)
     spf = spf_postfix.prepare()
     version = sendmail.unpacked()
-    extra = {domain: ("127.0.0.1", port) for domain, port in spf_postfix.routes_to().items()}
-    for domain in spf_postfix.SENDER_DOMAINS:
-        extra[domain] = (destination.host, destination.capture_port)
-    source = f"CLIENT_OPTIONS(`Family=inet, Addr={spf_postfix.CLIENT}')dnl\n"
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"},
-                       sendmail.BESIDE + source, extra)  # fmt: skip
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, spf_postfix.routes_to(),
+                               captured=spf_postfix.SENDER_DOMAINS,
+                               client=spf_postfix.CLIENT)  # fmt: skip
     with spf_postfix.receiving(out, MTA):
         return sendmail.run(destination, built, out, MTA,
                             f"sendmail-{version}; policyd-spf {spf}", RUN, LOCAL, PORT)  # fmt: skip

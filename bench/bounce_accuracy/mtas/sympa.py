@@ -40,6 +40,7 @@ from pathlib import Path
 
 from .cases import Case, collect, load, message
 from .destination import Destination
+from .dsn import member_dsn
 from .host import Namespace, Overlay, identities, stop
 from .packages import extract
 from .rows import Row
@@ -115,31 +116,6 @@ LISTS: dict[str, dict[str, str]] = {
 # ``task_manager.pl``'s tasks (eval_bouncers, process_bouncers, run when it starts) warn the
 # member. The case's answer is the last of the member's two messages (the post, the warning).
 BOUNCING = "member-bouncing"
-MEMBER_DSN = """\
-From: MAILER-DAEMON@mx.walnut.test
-To: {list}-owner@{domain}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn.{number}@mx.walnut.test>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"
-
---dsn
-Content-Type: text/plain
-
-The mail could not be delivered to <{member}>.
-
---dsn
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.walnut.test
-
-Final-Recipient: rfc822; {member}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <{member}>: Recipient address rejected: User unknown
-
---dsn--
-"""
 # A command case's command (to sympa@birch.test): its message's subject and one body line.
 # QUIET (Sympa's prefix) keeps a subscription to one answer (without it, two): the report that
 # it was done (the welcome left out), or the request to confirm it (the report left out).
@@ -298,14 +274,7 @@ def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
 def _message(case: Case, number: int) -> bytes:
     """The case's message as an MTA hands it to a program (LF lines): a command case's carries
     its command as its subject and body."""
-    raw = message(case, number)
-    command = COMMANDS.get(case.name)
-    if command is not None:
-        head, _, _ = raw.partition(b"\r\n\r\n")
-        subject = f"Subject: Newsletter {number}".encode()
-        head = head.replace(subject, f"Subject: {command}".encode())
-        raw = head + b"\r\n\r\n" + command.encode() + b"\r\n"
-    return raw.replace(b"\r\n", b"\n")
+    return message(case, number, COMMANDS.get(case.name)).replace(b"\r\n", b"\n")
 
 
 def _as_sympa(namespace: Namespace, program: str, argument: str, raw: bytes, what: str) -> None:
@@ -327,7 +296,7 @@ def _bounce_management(
     while not destination.notices(member) and time.monotonic() < deadline:
         time.sleep(0.5)
     name = listed.partition("@")[0]
-    dsn = MEMBER_DSN.format(list=name, domain=DOMAIN, member=member, number=1)
+    dsn = member_dsn(member, f"{name}-owner@{DOMAIN}", 1)
     _as_sympa(namespace, "bouncequeue", listed, dsn.encode(), case.name)
     bounced = _daemon(namespace, "bounced.pl")
     spool = RUN / "var/spool/sympa/bounce"

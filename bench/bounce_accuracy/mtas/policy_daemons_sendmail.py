@@ -1,6 +1,6 @@
 """Sendmail's notices of what more Postfix policy daemons answered, run for real (round 61):
 the receiving side of ``policy_daemons_postfix`` with round 21b's unpacked Sendmail 8.17 as
-the sending MTA (``sendmail.configure``, ``sendmail.run``), a folder of its own,
+the sending MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-r61/sendmail-run``, final destination of ``laurel-s.test``: each recipient domain
 goes to the receiving instance's listener (``extra`` routes of its mailer table) from
 :data:`policy_daemons_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture
@@ -28,10 +28,8 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     built = load(MTA, POLICY_DAEMONS_CASES)
     versions = policy_daemons_postfix.prepare()
     version = sendmail.unpacked()
-    extra = {d: ("127.0.0.1", port) for d, port in policy_daemons_postfix.routes_to().items()}
-    source = f"CLIENT_OPTIONS(`Family=inet, Addr={policy_daemons_postfix.CLIENT}')dnl\n"
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"},
-                       sendmail.BESIDE + source, extra)  # fmt: skip
+    sendmail.configure_sending(RUN, LOCAL, PORT, destination, policy_daemons_postfix.routes_to(),
+                               client=policy_daemons_postfix.CLIENT)  # fmt: skip
     with policy_daemons_postfix.receiving(out, MTA):
         return sendmail.run(destination, built, out, MTA,
                             f"sendmail-{version}; {policy_daemons_postfix.version(versions)}",

@@ -102,6 +102,9 @@ MTAS = (
     "restrictions_postfix",
     "restrictions_exim",
     "restrictions_sendmail",
+    "policy_daemons_postfix",
+    "policy_daemons_exim",
+    "policy_daemons_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

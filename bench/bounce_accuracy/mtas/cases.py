@@ -80,6 +80,8 @@ GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
 EXIM_ACL_CASES = CASES.with_name("exim_acl_cases.yaml")
 # Round 60's cases: a receiving Postfix's own restrictions and limits, run for real.
 RESTRICTION_CASES = CASES.with_name("restriction_cases.yaml")
+# Round 61's cases: more Postfix policy daemons (sqlgrey, gross, postfwd, policyd-rate-limit).
+POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -109,6 +111,7 @@ CASE_FILES = (
     GNARWL_CASES,
     EXIM_ACL_CASES,
     RESTRICTION_CASES,
+    POLICY_DAEMONS_CASES,
 )
 
 FAILED = "failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -474,7 +475,7 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
                     ln
                     for i, ln in enumerate(lines)
                     if (i not in owners or groups.get(id(owners[i])) == group)
-                    and _about_all(formats, ln)
+                    and _about_all(formats, ln, blocks)
                     and not formats.ignored(ln)
                 ]
                 shared_by[group] = recipient_from_block("", about_all)
@@ -492,12 +493,22 @@ def text_recipients(notice: str, exclude: frozenset[str] = frozenset()) -> list[
     return recipients
 
 
-def _about_all(formats: MailFormats, line: str) -> bool:
+def _about_all(formats: MailFormats, line: str, recipients: Iterable[str] = ()) -> bool:
     """Whether a line may state the reason once for all recipients: no address, or only
-    the sender's in a heading ("...not accepting mail from sender@x:")."""
+    the sender's in a heading ("...not accepting mail from sender@x:") or in a transcript's
+    reply that names no recipient (Sendmail's "<<< 554 5.7.1 <DATA>: ... limit of 2
+    recipients per hour for sender sender@x exceeded", given once after the last of the
+    addresses it refused: round 61)."""
     if "@" not in line:
         return True
-    return _recipient_line(formats, line) is None and formats.section(line) != ""
+    if _recipient_line(formats, line) is not None:
+        return False
+    if formats.section(line) != "":
+        return True
+    if formats.transcript_reply is None or not formats.transcript_reply.match(line):
+        return False
+    lowered = line.lower()
+    return not any(recipient in lowered for recipient in recipients)
 
 
 def _forwarded_from(formats: MailFormats, line: str, address: str) -> str:

@@ -1,0 +1,392 @@
+"""More Postfix policy daemons run for real behind a receiving Postfix (issue #16, round 61):
+sqlgrey, gross, postfwd and policyd-rate-limit from Debian 12's packages on loopback
+(``bench/bounce_accuracy/mtas/policy_daemons_postfix.py`` and its Exim and Sendmail siblings),
+the notices the sending MTAs wrote of their answers (trimmed, domains and dates changed), and
+the round's case file.
+
+Round 61 measured the set once (38/51). Two of its misses' causes got rules: postfwd's DEFER
+for maintenance ("450 4.7.1 ...: maintenance time - please try again later") read 4 by the
+4.7.1 Postfix gives every policy DEFER, where the words say the receiving system is down for
+now (7 in a warning, the expiry's 3 once the retries ran out: system-error's words, which
+blocked's veto lets overrule its code and which Exim's "retry timeout exceeded" does not
+cancel); and a rate limit in postfwd's documented words ("sorry, max 2 requests per hour",
+"limit of 2 recipients per hour for sender ... exceeded") named no reason the rules knew, so
+Sendmail's final notice read its own 4.4.7 (3) over it (speeding's words now, 4). The tests
+marked so fail without them; the others hold what the classifier reads today.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bounce_accuracy.mtas import MTAS
+from bench.bounce_accuracy.mtas.cases import CASE_FILES, POLICY_DAEMONS_CASES, load, splits
+from postline.bounce.classify import classify_reply
+from postline.bounce.verdicts import classify_mail
+
+POSTFIX = """\
+Return-Path: <>
+Received: by mx.example.org (Postfix)
+\tid 9D887266002; Sun,  6 Dec 2026 21:19:14 +0000 (UTC)
+Date: Sun,  6 Dec 2026 21:19:14 +0000 (UTC)
+From: Mail Delivery System <MAILER-DAEMON@example.org>
+Subject: {subject}
+To: news@example.org
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="3A50F266A09.1796586794/mx.example.org"
+Content-Transfer-Encoding: 8bit
+Message-Id: <20261206211914.9D887266002@mx.example.org>
+
+This is a MIME-encapsulated message.
+
+--3A50F266A09.1796586794/mx.example.org
+Content-Description: Notification
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+This is the mail system at host mx.example.org.
+
+{intro}
+
+<{recipient}>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to RCPT
+    TO command)
+
+--3A50F266A09.1796586794/mx.example.org
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+X-Postfix-Queue-ID: 3A50F266A09
+X-Postfix-Sender: rfc822; news@example.org
+Arrival-Date: Sun,  6 Dec 2026 21:18:04 +0000 (UTC)
+
+Final-Recipient: rfc822; {recipient}
+Original-Recipient: rfc822;{recipient}
+Action: {action}
+Status: {status}
+Remote-MTA: dns; 192.0.2.25
+Diagnostic-Code: smtp; {reply}
+
+--3A50F266A09.1796586794/mx.example.org
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: Newsletter <news@example.org>
+To: {recipient}
+Subject: Newsletter 8
+
+--3A50F266A09.1796586794/mx.example.org--
+"""
+
+FAILED_INTRO = """I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below."""
+DELAYED_INTRO = """####################################################################
+# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
+####################################################################
+
+Your message could not be delivered for more than 0 hour(s).
+It will be retried until it is 0 hour(s) old."""
+
+EXIM_FINAL = """\
+Return-Path: <>
+From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: news@example.org
+Subject: Mail delivery failed: returning message to sender
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary=1796592042-eximdsn-1
+Date: Sun, 06 Dec 2026 21:20:42 +0000
+
+--1796592042-eximdsn-1
+Content-type: text/plain; charset=us-ascii
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  {recipient}
+    host 192.0.2.25 [192.0.2.25]
+    SMTP error from remote mail server after RCPT TO:<{recipient}>:
+    {reply}: retry timeout exceeded
+
+--1796592042-eximdsn-1
+Content-type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Action: failed
+Final-Recipient: rfc822;{recipient}
+Status: 5.0.0
+Remote-MTA: dns; 192.0.2.25
+Diagnostic-Code: smtp; {reply}: retry timeout exceeded
+
+--1796592042-eximdsn-1
+Content-type: message/rfc822
+
+From: Newsletter <news@example.org>
+To: {recipient}
+Subject: Newsletter 8
+
+Hello
+
+--1796592042-eximdsn-1--
+"""
+
+SENDMAIL_FINAL = """\
+Return-Path: <>
+Date: Sun, 6 Dec 2026 21:23:48 GMT
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: <news@example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="6B6LNmrf031862.1796592228/mx.example.org"
+Subject: Returned mail: see transcript for details
+Auto-Submitted: auto-generated (failure)
+
+This is a MIME-encapsulated message
+
+--6B6LNmrf031862.1796592228/mx.example.org
+
+The original message was received at Sun, 6 Dec 2026 21:20:48 GMT
+from localhost [127.0.0.1]
+
+   ----- The following addresses had permanent fatal errors -----
+<{recipient}>
+    (reason: {reply})
+
+   ----- Transcript of session follows -----
+... while talking to [192.0.2.25]:
+>>> DATA
+<<< {reply}
+<{recipient}>... Deferred: {reply}
+<<< 554 5.5.1 Error: no valid recipients
+Message could not be delivered for 3 minutes
+Message will be deleted from queue
+
+--6B6LNmrf031862.1796592228/mx.example.org
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+Arrival-Date: Sun, 6 Dec 2026 21:20:48 GMT
+
+Final-Recipient: RFC822; {recipient}
+Action: failed
+Status: 4.4.7
+Remote-MTA: DNS; [192.0.2.25]
+Diagnostic-Code: SMTP; {reply}
+Last-Attempt-Date: Sun, 6 Dec 2026 21:23:48 GMT
+
+--6B6LNmrf031862.1796592228/mx.example.org
+Content-Type: message/rfc822
+
+From: Newsletter <news@example.org>
+To: {recipient}
+Subject: Newsletter 4
+
+Hello
+
+--6B6LNmrf031862.1796592228/mx.example.org--
+"""
+
+SENDMAIL_DATA_REFUSED = """\
+Return-Path: <>
+Date: Sun, 6 Dec 2026 21:20:49 GMT
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: <news@example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="6B6LKnre028731.1796592049/mx.example.org"
+Subject: Returned mail: see transcript for details
+Auto-Submitted: auto-generated (failure)
+
+This is a MIME-encapsulated message
+
+--6B6LKnre028731.1796592049/mx.example.org
+
+The original message was received at Sun, 6 Dec 2026 21:20:49 GMT
+from localhost [127.0.0.1]
+
+   ----- The following addresses had permanent fatal errors -----
+<jens.kron@example.net>
+<karin.lag@example.net>
+<leo.moll@example.net>
+
+   ----- Transcript of session follows -----
+... while talking to [192.0.2.25]:
+>>> DATA
+<<< 554 5.7.1 <DATA>: Data command rejected: {words}
+554 5.0.0 Service unavailable
+
+--6B6LKnre028731.1796592049/mx.example.org
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+Arrival-Date: Sun, 6 Dec 2026 21:20:49 GMT
+
+Final-Recipient: RFC822; jens.kron@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+Final-Recipient: RFC822; karin.lag@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+Final-Recipient: RFC822; leo.moll@example.net
+Action: failed
+Status: 5.5.0
+Remote-MTA: DNS; [192.0.2.25]
+
+--6B6LKnre028731.1796592049/mx.example.org--
+"""
+RATE_FOR_SENDER = "limit of 2 recipients per hour for sender news@example.org exceeded"
+
+RECIPIENT = "jon.malm@example.net"
+MAINTENANCE = (
+    f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: maintenance time - please try "
+    "again later"
+)
+RATE = f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: sorry, max 2 requests per hour"
+
+
+def _postfix(reply: str, *, delayed: bool = False) -> str:
+    status = reply.split()[1]
+    if delayed:
+        subject, intro, action = "Delayed Mail (still being retried)", DELAYED_INTRO, "delayed"
+    else:
+        subject, intro, action = "Undelivered Mail Returned to Sender", FAILED_INTRO, "failed"
+    return POSTFIX.format(subject=subject, intro=intro, recipient=RECIPIENT, reply=reply,
+                          action=action, status=status)  # fmt: skip
+
+
+def _verdict(raw: str) -> tuple[str, int | None, str | None]:
+    _, found = classify_mail(raw.replace("\n", "\r\n").encode())
+    assert len(found) == 1
+    return found[0].recipient, found[0].status, found[0].delivery
+
+
+def test_postfixs_warning_of_a_deferral_for_maintenance_is_the_servers_error() -> None:
+    # read 4 (blocked, by the 4.7.1 of a policy's DEFER) before round 61
+    assert _verdict(_postfix(MAINTENANCE, delayed=True)) == (RECIPIENT, 7, "deferred")
+
+
+def test_postfixs_final_notice_of_the_same_is_an_expiry() -> None:
+    # read 4 before round 61
+    assert _verdict(_postfix(MAINTENANCE)) == (RECIPIENT, 3, "failed")
+
+
+def test_exims_final_notice_of_the_same_is_an_expiry_too() -> None:
+    # read 4 before round 61: "retry timeout exceeded" cancels transient-error's words, not
+    # system-error's, so the 4.7.1 code won
+    raw = EXIM_FINAL.format(recipient=RECIPIENT, reply=MAINTENANCE)
+    assert _verdict(raw) == (RECIPIENT, 3, "failed")
+
+
+def test_a_rate_limit_in_postfwds_words_is_speeding() -> None:
+    # blocked (the 4.7.1 code alone) before round 61
+    assert classify_reply(450, "4.7.1", RATE).reason == "speeding"
+    recipients = "554 5.7.1 <DATA>: Data command rejected: limit of 2 recipients per hour for "
+    assert classify_reply(554, "5.7.1", recipients + "sender news@example.org exceeded").status == 4
+
+
+def test_sendmails_final_notice_of_a_rate_limit_keeps_the_rate_limit() -> None:
+    # read 3 (Sendmail's own 4.4.7) before round 61
+    raw = SENDMAIL_FINAL.format(recipient=RECIPIENT, reply=RATE)
+    assert _verdict(raw) == (RECIPIENT, 4, "failed")
+
+
+def _statuses(raw: str) -> dict[str, int | None]:
+    _, found = classify_mail(raw.replace("\n", "\r\n").encode())
+    return {verdict.recipient: verdict.status for verdict in found}
+
+
+def test_sendmails_one_transcript_reply_for_several_recipients_is_each_ones() -> None:
+    # Sendmail gives the DATA refusal once, after the last address; the line names the
+    # sender's address, and before round 61 only the last recipient read it (4), the
+    # others Sendmail's own "554 5.0.0 Service unavailable" (7)
+    raw = SENDMAIL_DATA_REFUSED.format(words=RATE_FOR_SENDER)
+    assert _statuses(raw) == {
+        "jens.kron@example.net": 4,
+        "karin.lag@example.net": 4,
+        "leo.moll@example.net": 4,
+    }
+
+
+def test_a_transcript_reply_naming_a_recipient_stays_that_recipients() -> None:
+    raw = SENDMAIL_DATA_REFUSED.format(words="<jens.kron@example.net> no quota left for it")
+    statuses = _statuses(raw)
+    assert statuses["karin.lag@example.net"] == statuses["leo.moll@example.net"] == 7
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        # a limit of the transaction, no period: too many recipients, not a rate
+        ("452 4.5.3 Too many recipients: max 100 recipients per message", "too-many-conn"),
+        # a reply's own reason comes before words of maintenance
+        ("452 4.2.2 <u@example.net>: Mailbox full, maintenance window tonight", "mailbox-full"),
+        ("550 5.1.1 <u@example.net>: User unknown; directory under maintenance", "user-unknown"),
+        # "maintenance" in no phrase of the rule: the refusal stays a policy's
+        ("554 5.7.1 <u@example.net>: Recipient address rejected: maintenance fee overdue", None),
+    ],
+)
+def test_counter_examples_keep_their_reasons(reply: str, reason: str | None) -> None:
+    code, status = int(reply[:3]), reply.split()[1]
+    found = classify_reply(code, status, reply)
+    if reason is None:
+        assert found.status == 4 and found.reason != "system-error"
+    else:
+        assert found.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        ("450 4.7.1 <u@example.net>: Recipient address rejected: Greylisted for 5 minutes", 4),
+        ("450 4.7.1 <u@example.net>: Recipient address rejected: Please try again later", 4),
+        ("554 5.7.1 <u@example.net>: Recipient address rejected: Bad reputation", 4),
+        ("554 5.7.1 <u@example.net>: Recipient address rejected: limit of 2 exceeded [3 hits]", 4),
+        ("554 5.7.1 <END-OF-MESSAGE>: End-of-data rejected: message too big (max. 20KB)", 8),
+        ("450 4.7.1 <u@example.net>: Recipient address rejected: Rate limit reach, retry later", 4),
+    ],
+)
+def test_the_daemons_other_answers_as_postfix_wrote_them(reply: str, status: int) -> None:
+    """sqlgrey's and gross's greylisting, gross's block, postfwd's rate rejection and size
+    limit, policyd-rate-limit's deferral: read as labelled before round 61 already."""
+    code, enhanced = int(reply[:3]), reply.split()[1]
+    assert classify_reply(code, enhanced, reply).status == status
+
+
+def test_a_bare_reject_stays_what_the_shared_corpus_labels_it() -> None:
+    """postfwd's REJECT with no text: Postfix's own "Access denied", labelled 4 here. The
+    shared corpus labels the same reply, "554 5.7.1 <x>: Recipient address rejected: Access
+    denied" in Exim's notice (lhost-exim-30), an unknown user (2), as Exchange Online's
+    5.4.1 edge blocking says it: no rule, a miss left to that label."""
+    reply = f"554 5.7.1 <{RECIPIENT}>: Recipient address rejected: Access denied"
+    assert classify_reply(554, "5.7.1", reply).status == 2
+
+
+def test_the_round_is_registered_and_labelled() -> None:
+    assert POLICY_DAEMONS_CASES in CASE_FILES
+    mtas = ("policy_daemons_postfix", "policy_daemons_exim", "policy_daemons_sendmail")
+    assert set(mtas) <= set(MTAS)
+    for mta in mtas:
+        assert splits(POLICY_DAEMONS_CASES)[mta] in ("dev", "unseen")
+        cases = {case.name: case for case in load(mta, POLICY_DAEMONS_CASES)}
+        assert len(cases) == 10
+        maintenance = cases["postfwd-maintenance"]
+        assert {label.status for label in maintenance.delayed.values()} == {7}
+        assert {label.status for label in maintenance.failed.values()} == {3}
+        assert {label.status for label in cases["postfwd-size"].failed.values()} == {8}
+        assert len(cases["postfwd-rcpt"].failed) == 3
+        others = [
+            c for name, c in cases.items() if name not in ("postfwd-maintenance", "postfwd-size")
+        ]
+        for case in others:
+            labels = [*case.delayed.values(), *case.failed.values()]
+            assert {label.status for label in labels} == {4}, case.name
+            assert all(label.note for label in labels), case.name

@@ -96,6 +96,9 @@ MTAS = (
     "greylist_postfix",
     "greylist_exim",
     "greylist_sendmail",
+    "mailutils_postfix",
+    "mailutils_exim",
+    "mailutils_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

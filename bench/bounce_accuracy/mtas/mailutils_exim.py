@@ -13,7 +13,8 @@ value, such as ``$sender_address`` or ``$local_part``, as a command's argument, 
 ``$local_part_data`` is not tainted; manual routes send ``hickory.test`` over LMTP (``protocol =
 lmtp``) to a Mailutils ``lmtpd``, ``magnolia.test`` to a second one whose mailboxes over quota are
 refused for now, ``mulberry.test`` to a port where nothing listens, and ``sender.test`` to the
-capture server. The cases are ``mailutils_exim`` in ``mailutils_cases.yaml``."""
+capture server. The cases are ``mailutils_exim`` in ``mailutils_cases.yaml``.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ way of making ``mda`` Postfix's delivery agent); ``poplar.test`` over LMTP to a 
 ``lmtpd``, ``larch.test`` to a second one whose mailboxes over quota are refused for now,
 ``elder.test`` to a port where nothing listens (lmtpd down), and ``sender.test`` (the notices,
 Mailutils' Sieve rejections) to the capture server. Sieve's mail is submitted to this instance's
-listener. The cases are ``mailutils_postfix`` in ``mailutils_cases.yaml``."""
+listener. The cases are ``mailutils_postfix`` in ``mailutils_cases.yaml``.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ leaves the user's lookup to ``mda``). Its mailer table sends ``hawthorn.test`` t
 ``lmtpd``, ``chestnut.test`` to a second one whose mailboxes over quota are refused for now and
 ``dogwood.test`` to a port where nothing listens, each through a mailer that speaks LMTP (``F=z``)
 over TCP; ``sender.test`` goes to the capture server. The cases are ``mailutils_sendmail`` in
-``mailutils_cases.yaml``."""
+``mailutils_cases.yaml``.
+"""
 
 from __future__ import annotations
 

@@ -105,6 +105,9 @@ MTAS = (
     "policy_daemons_postfix",
     "policy_daemons_exim",
     "policy_daemons_sendmail",
+    "mailutils_postfix",
+    "mailutils_exim",
+    "mailutils_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

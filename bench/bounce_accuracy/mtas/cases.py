@@ -82,6 +82,8 @@ EXIM_ACL_CASES = CASES.with_name("exim_acl_cases.yaml")
 RESTRICTION_CASES = CASES.with_name("restriction_cases.yaml")
 # Round 61's cases: more Postfix policy daemons (sqlgrey, gross, postfwd, policyd-rate-limit).
 POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
+# Round 62's cases: GNU Mailutils' mda and lmtpd failing behind Postfix, Exim and Sendmail.
+MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -112,6 +114,7 @@ CASE_FILES = (
     EXIM_ACL_CASES,
     RESTRICTION_CASES,
     POLICY_DAEMONS_CASES,
+    MAILUTILS_CASES,
 )
 
 FAILED = "failed"

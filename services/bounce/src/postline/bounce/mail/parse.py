@@ -133,7 +133,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
                 recipients.append(recipient)
         if recipients:
             for recipient in recipients:
-                _qualified(recipient, original)
+                _qualified(recipient, original, bool(report.message_fields.get("reporting-mta")))
             in_text = text_recipients(notice, exclude) if notice.strip() else []
             if len(report.recipients) == 1 and not report.recipients[0].original_address:
                 _sent_to_per_text(recipients[0], in_text, original)
@@ -514,7 +514,7 @@ def _envelope_recipient(report: BounceReport) -> None:
         failed.recipient = first
 
 
-def _qualified(recipient: FailedRecipient, original: OriginalMessage) -> None:
+def _qualified(recipient: FailedRecipient, original: OriginalMessage, by_mta: bool) -> None:
     """The address sent to, when the report names the recipient by a mailbox of its own
     server's with no domain of the internet: a domain without a dot.
 
@@ -523,18 +523,34 @@ def _qualified(recipient: FailedRecipient, original: OriginalMessage) -> None:
     (``mbname_recipient``; round 50), whatever address the mail was sent to. When exactly
     one address of the returned message's (its To, Cc, X-Original-To, its Received headers'
     "for") has that local part and a domain with a dot, that one is reported, the report's
-    kept as the final recipient."""
+    kept as the final recipient.
+
+    GNU Mailutils' Sieve rejection notice names the user at its default email domain, the
+    host's own name unless set (``mu_set_user_email``, round 62): a dotless ``vm``, or
+    ``mx.example.net`` for mail sent to ``example.net``. In a report no MTA made (no
+    Reporting-MTA: a Sieve filter's, "Reporting-UA: sieve; GNU Mailutils 3.15"), a domain that
+    is a host under the one address's domain is read the same way; an MTA's report naming its
+    own host's address (the shared corpus labels ``rfc3464-04``'s so) is left as it says."""
     local, _, domain = recipient.recipient.rpartition("@")
-    if not local or "." in domain or recipient.final_recipient:
+    if not local or recipient.final_recipient or (by_mta and "." in domain):
         return
     named = " ".join(original.get(h) for h in ("to", "cc", "x-original-to"))
     found = {
         a.lower()
         for a in (*addresses_in(named), *original.received_for)
-        if "." in a.rpartition("@")[2] and _bare(a.rpartition("@")[0]) == _bare(local)
+        if _bare(a.rpartition("@")[0]) == _bare(local) and _under(domain, a.rpartition("@")[2])
     }
     if len(found) == 1:
         recipient.final_recipient, recipient.recipient = recipient.recipient, found.pop()
+
+
+def _under(reported: str, sent_to: str) -> bool:
+    """Whether a report's domain names the server of the address sent to rather than a domain
+    of the internet: no dot (round 50), or a host under that address's domain (round 62)."""
+    reported, sent_to = reported.lower(), sent_to.lower()
+    if "." not in sent_to:
+        return False
+    return "." not in reported or reported.endswith("." + sent_to)
 
 
 def _mta_name(fields: dict[str, str]) -> str:

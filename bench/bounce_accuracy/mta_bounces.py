@@ -34,6 +34,7 @@ def generate(target: Path, names: list[str]) -> list[Row]:
     done: set[str] = set()
     with Destination() as destination:
         for name in names:
+            destination.forget()
             module = importlib.import_module(f"mtas.{name}")
             out = target / name
             out.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,15 @@ class Destination:
         with self._lock:
             return [m for m in self._notices if _for(m, to)]
 
+    def forget(self) -> None:
+        """Drop every script, delivered message and notice: the next MTA's cases start clean.
+        Two modules' cases may share a sender (opensmtpd's and own_sendmail's
+        ``bulletin-os-02@sender.test``); without this, the second takes the first's notice."""
+        with self._lock:
+            self._scripts.clear()
+            self._delivered.clear()
+            self._notices.clear()
+
     def wait_for_notices(self, to: str, count: int = 1, timeout: float = 60.0) -> list[Received]:
         """The notices to ``to`` once ``count`` have come, or those that came by ``timeout``."""
         deadline = time.monotonic() + timeout

@@ -96,6 +96,9 @@ MTAS = (
     "greylist_postfix",
     "greylist_exim",
     "greylist_sendmail",
+    "sendmail_checks_postfix",
+    "sendmail_checks_exim",
+    "sendmail_checks_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

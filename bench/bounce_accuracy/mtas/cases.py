@@ -76,6 +76,8 @@ MIMEDEFANG_CASES = CASES.with_name("mimedefang_cases.yaml")
 SMARTLIST_CASES = CASES.with_name("smartlist_cases.yaml")
 SCHLEUDER_CASES = CASES.with_name("schleuder_cases.yaml")
 GNARWL_CASES = CASES.with_name("gnarwl_cases.yaml")
+# Round 63's cases: a receiving Sendmail's own checks in Postfix's, Exim's and Sendmail's notices.
+SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -103,6 +105,7 @@ CASE_FILES = (
     SMARTLIST_CASES,
     SCHLEUDER_CASES,
     GNARWL_CASES,
+    SENDMAIL_CHECKS_CASES,
 )
 
 FAILED = "failed"

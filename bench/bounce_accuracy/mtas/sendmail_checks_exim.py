@@ -1,4 +1,4 @@
-"""Exim's notices of a receiving Sendmail's own checks (round 63): the four receiving Sendmail
+"""Exim's notices of a receiving Sendmail's own checks (round 63): the receiving Sendmail
 daemons of ``sendmail_checks_postfix`` with Debian's Exim, unpacked and run as round 21's
 (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r63-sendmail/exim``,
 as the sending MTA, its transports bound to its own loopback address: each recipient domain

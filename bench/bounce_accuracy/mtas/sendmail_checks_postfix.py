@@ -1,12 +1,12 @@
 """Sendmail's own checks as the RECEIVING server, in other MTAs' notices (round 63): round 21b's
-unpacked Sendmail 8.17 (``sendmail.unpacked``, Debian's package, never installed) runs four
-daemons on 127.0.0.1 (:data:`PORTS`), each from a ``.cf`` built by m4 from a ``.mc`` of ours
-(:data:`MC`, with the stock features named below), in one mount and UTS namespace whose
-private ``/etc/resolv.conf`` names the harness's DNS server (``dnsserver.py``, on
-:data:`DNS_ADDRESS`). The sending MTA (this module: a second instance of the system's Postfix;
-``sendmail_checks_exim`` and ``sendmail_checks_sendmail`` the others) sends to them from a
-loopback address of its own (:data:`CLIENTS`: not 127.0.0.1, which Sendmail's ``check_rcpt``
-lets relay) and writes the notices.
+unpacked Sendmail 8.17 (``sendmail.unpacked``, Debian's package, never installed) runs its
+daemons on 127.0.0.1 (:data:`PORTS`: four, and three of the round's second part), each from a
+``.cf`` built by m4 from a ``.mc`` of ours (:data:`MC`, with the stock features named below), in
+one mount and UTS namespace whose private ``/etc/resolv.conf`` names the harness's DNS server
+(``dnsserver.py``, on :data:`DNS_ADDRESS`). The sending MTA (this module: a second instance of
+the system's Postfix; ``sendmail_checks_exim`` and ``sendmail_checks_sendmail`` the others)
+sends to them from a loopback address of its own (:data:`CLIENTS`: not 127.0.0.1, which
+Sendmail's ``check_rcpt`` lets relay) and writes the notices.
 
 What each daemon refuses or defers, from ``cf/m4/proto.m4`` and ``cf/feature/*.m4``:
 
@@ -33,6 +33,18 @@ What each daemon refuses or defers, from ``cf/m4/proto.m4`` and ``cf/feature/*.m
   window of ten minutes; the harness connects once from the sending MTA's address before the
   cases are sent, so each of that MTA's connections is over the limit ("452 4.3.2 Connection
   rate limit exceeded.", at every try).
+
+Round 63's second part: the main daemon's access map also has three more of cf/README's
+examples (a recipient's ``ERROR:4.2.2:450 mailbox full``, a sender's and a recipient's local
+part with ``ERROR:550 ...``), and three daemons more:
+
+* ``rdns`` (:data:`RDNS`): ``FEATURE(require_rdns)``, the clients' addresses with no PTR record
+  ("550 5.7.1 Fix reverse DNS for <address>");
+* ``conn`` (:data:`CONN`): ``FEATURE(conncontrol)`` with ``ClientConn:127.63.0 1``; the
+  harness holds one connection open from the sending MTA's address while the cases are sent
+  ("452 4.3.2 Too many open connections.", at every try);
+* ``headers`` (:data:`HEADERS`): ``MaxHeadersLength`` 256 ("552 5.6.0 Headers too large (256
+  max)" after DATA).
 """
 
 from __future__ import annotations
@@ -57,7 +69,8 @@ ROOT = Path("/tmp/mta-r63-sendmail")
 RUN = ROOT / "receiving"
 SEND = ROOT / "postfix"  # the sending Postfix instance
 PORT = 18925  # 2525 + the helper's test port offset (16400): the sending Postfix
-PORTS = {"main": 18928, "dnsbl": 18929, "full": 18930, "rate": 18931}
+PORTS = {"main": 18928, "dnsbl": 18929, "full": 18930, "rate": 18931, "rdns": 18932,
+         "conn": 18933, "headers": 18934}  # fmt: skip
 DNS_ADDRESS = "127.63.0.53"
 # The address each sending MTA's SMTP client binds to.
 CLIENTS = {
@@ -71,17 +84,26 @@ UNLISTED = "sloe-r63.test"  # routed to the main daemon, not local there: relayi
 LISTED = "bullace-r63.test"  # the dnsbl daemon's
 FULL = "greengage-r63.test"  # the daemon whose MinFreeBlocks no disk has
 RATE = "mirabelle-r63.test"  # the ratecontrol daemon's
+RDNS = "medlar-r63.test"  # the require_rdns daemon's
+CONN = "quince-r63.test"  # the conncontrol daemon's
+HEADERS = "rowan-r63.test"  # the daemon whose MaxHeadersLength no message's headers fit
 NX_SENDER = "gone-r63.test"  # a sender domain with no record: NXDOMAIN
 SERVFAIL_SENDER = "flaky-r63.test"  # a sender domain whose DNS answers SERVFAIL
 SENDER_DOMAINS = (NX_SENDER, SERVFAIL_SENDER)  # captured by the sending MTAs (the notices)
 DNSBL_ZONE = "dnsbl.r63.test"
-DOMAINS = {"main": (LOCAL, VIRTUAL), "dnsbl": (LISTED,), "full": (FULL,), "rate": (RATE,)}
+DOMAINS = {"main": (LOCAL, VIRTUAL), "dnsbl": (LISTED,), "full": (FULL,), "rate": (RATE,),
+           "rdns": (RDNS,), "conn": (CONN,), "headers": (HEADERS,)}  # fmt: skip
 # Local parts taken (aliased to /dev/null) in every daemon's local domains.
 TAKEN = ("ada.ro", "ben.su", "cai.ta")
 ACCESS_REJECT_CASE = "sendmail-access-reject"
 ACCESS_ERROR_CASE = "sendmail-access-error"
 ACCESS_RCPT_CASE = "sendmail-access-recipient"
 ACCESS_ERROR = "ERROR:5.7.1:550 We don't accept mail from spammers"
+# cf/README's other examples of the access map's entries (round 63's second part): a
+# temporary one for a recipient, a sender's and a recipient's local part.
+ACCESS_TEMPORARY_CASE = "sendmail-access-mailbox-full"
+ACCESS_SENDER_USER_CASE = "sendmail-access-sender-user"
+ACCESS_RECIPIENT_USER_CASE = "sendmail-access-recipient-user"
 VIRTUSERS = {"vera.nox": "error:nouser 550 No such user here",
              "jax.old": "error:5.7.0:550 Address invalid"}  # fmt: skip
 
@@ -117,7 +139,12 @@ SETTINGS = {
     "dnsbl": f"FEATURE(`dnsbl', `{DNSBL_ZONE}')dnl\n",
     "full": "define(`confMIN_FREE_BLOCKS', `4000000000')dnl\n",
     "rate": "define(`confCONNECTION_RATE_WINDOW_SIZE', `10m')dnl\nFEATURE(`ratecontrol')dnl\n",
+    "rdns": "FEATURE(`require_rdns')dnl\n",
+    "conn": "FEATURE(`conncontrol')dnl\n",
+    "headers": "define(`confMAX_HEADERS_LENGTH', `256')dnl\n",
 }
+# The access map of each daemon that has one of its own (the main one's: ``_access``).
+ACCESS = {"rate": "ClientRate:127.63.0\t1\n", "conn": "ClientConn:127.63.0\t1\n"}
 TABLE = Table(
     {
         "sender.test": Name((("A", "127.0.0.1"),)),
@@ -135,13 +162,24 @@ TABLE = Table(
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the receiving daemon's port it goes to."""
     routes = dict.fromkeys((LOCAL, VIRTUAL, UNLISTED), PORTS["main"])
-    return routes | {LISTED: PORTS["dnsbl"], FULL: PORTS["full"], RATE: PORTS["rate"]}
+    others = {LISTED: "dnsbl", FULL: "full", RATE: "rate", RDNS: "rdns", CONN: "conn",
+              HEADERS: "headers"}  # fmt: skip
+    return routes | {domain: PORTS[name] for domain, name in others.items()}
 
 
 def _access(cases: list[Case]) -> str:
     lines = [f"From:{c.sender}\tREJECT" for c in cases if c.name == ACCESS_REJECT_CASE]
     lines += [f"From:{c.sender}\t{ACCESS_ERROR}" for c in cases if c.name == ACCESS_ERROR_CASE]
     lines += [f"To:{c.recipients[-1]}\tREJECT" for c in cases if c.name == ACCESS_RCPT_CASE]
+    for case in cases:
+        sender_user = case.sender.split("@")[0]
+        user = case.recipients[-1].split("@")[0]
+        if case.name == ACCESS_TEMPORARY_CASE:
+            lines.append(f"To:{case.recipients[-1]}\tERROR:4.2.2:450 mailbox full")
+        elif case.name == ACCESS_SENDER_USER_CASE:
+            lines.append(f"From:{sender_user}@\tERROR:550 Spam not accepted")
+        elif case.name == ACCESS_RECIPIENT_USER_CASE:
+            lines.append(f"To:{user}@\tERROR:550 Mailbox disabled for {user}")
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -156,9 +194,7 @@ def _configure(name: str, cases: list[Case], namespace: Namespace) -> Path:
     (run / "local-host-names").write_text("".join(f"{d}\n" for d in domains))
     (run / "service.switch").write_text("hosts\tdns\naliases\tfiles\n")
     (run / "aliases").write_text("".join(f"{u}: /dev/null\n" for u in TAKEN) + "postmaster: root\n")
-    (run / "access").write_text(
-        _access(cases) if name == "main" else "ClientRate:127.63.0\t1\n" if name == "rate" else ""
-    )
+    (run / "access").write_text(_access(cases) if name == "main" else ACCESS.get(name, ""))
     virtual = "".join(f"{user}@{VIRTUAL}\t{to}\n" for user, to in VIRTUSERS.items())
     (run / "virtusertable").write_text(virtual if name == "main" else "")
     mc = MC.format(local=domains[0], run=run, port=PORTS[name], settings=SETTINGS[name])
@@ -188,9 +224,18 @@ def _spend_rate(client: str) -> None:
         connection.recv(1024)
 
 
+def _hold_connection(client: str) -> socket.socket:
+    """A connection to the conncontrol daemon from ``client``, greeted and left open, so each
+    connection the sending MTA opens from it is over ``ClientConn``'s limit of 1."""
+    connection = socket.create_connection(("127.0.0.1", PORTS["conn"]), timeout=30,
+                                          source_address=(client, 0))  # fmt: skip
+    connection.recv(1024)
+    return connection
+
+
 @contextmanager
 def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
-    """The four receiving Sendmail daemons in their namespace, with the DNS server, while
+    """The receiving Sendmail daemons in their namespace, with the DNS server, while
     open; the version of sendmail-bin. Their output is copied beside ``out`` on leaving."""
     version = sendmail.unpacked()
     if RUN.exists():
@@ -216,6 +261,7 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
             for port in PORTS.values():
                 wait_listening(port, "sendmail (receiving)")
             _spend_rate(CLIENTS[mta])
+            stack.enter_context(_hold_connection(CLIENTS[mta]))
             yield f"sendmail-{version} (receiving)"
         finally:
             for daemon in daemons:

@@ -108,6 +108,9 @@ MTAS = (
     "mailutils_postfix",
     "mailutils_exim",
     "mailutils_sendmail",
+    "sendmail_checks_postfix",
+    "sendmail_checks_exim",
+    "sendmail_checks_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -84,6 +84,8 @@ RESTRICTION_CASES = CASES.with_name("restriction_cases.yaml")
 POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 # Round 62's cases: GNU Mailutils' mda and lmtpd failing behind Postfix, Exim and Sendmail.
 MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
+# Round 63's cases: a receiving Sendmail's own checks in Postfix's, Exim's and Sendmail's notices.
+SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -115,6 +117,7 @@ CASE_FILES = (
     RESTRICTION_CASES,
     POLICY_DAEMONS_CASES,
     MAILUTILS_CASES,
+    SENDMAIL_CHECKS_CASES,
 )
 
 FAILED = "failed"

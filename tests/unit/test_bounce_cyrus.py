@@ -14,6 +14,7 @@ from bench.bounce_accuracy.mtas import MTAS, cyrus
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, CYRUS_CASES, load, splits
 from postline.bounce.mail.model import Kind
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND
 
 # Cyrus's own rejection notice (RFC 5429 reject with sieve_use_lmtp_reject: no), relayed by
 # the MTA it submitted it to; {final} is its Final-Recipient, {to} the returned message's To.
@@ -122,21 +123,8 @@ Subject: Newsletter 1
 
 --6CE5223E381.1796581564/mx.example.org--
 """
-FAILED = (
-    "Undelivered Mail Returned to Sender",
-    "I'm sorry to have to inform you that your message could not\n"
-    "be delivered to one or more recipients. It's attached below.",
-    "failed",
-)
-DELAYED = (
-    "Delayed Mail (still being retried)",
-    "####################################################################\n"
-    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
-    "####################################################################\n\n"
-    "Your message could not be delivered for more than 0 hour(s).\n"
-    "It will be retried until it is 0 day(s) old.",
-    "delayed",
-)
+FAILED = FAILED_KIND
+DELAYED = DELAYED_DAYS_KIND
 
 VACATION = """\
 Return-Path: <>

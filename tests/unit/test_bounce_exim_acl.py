@@ -22,6 +22,7 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, EXIM_ACL_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import postfix_kind
 
 POSTFIX = """\
 Return-Path: <>
@@ -75,15 +76,6 @@ Subject: Newsletter 5
 
 --0B1C220CD81.1796592060/mx.example.org--
 """
-
-FAILED_INTRO = """I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below."""
-DELAYED_INTRO = """####################################################################
-# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
-####################################################################
-
-Your message could not be delivered for more than 0 hour(s).
-It will be retried until it is 0 hour(s) old."""
 
 EXIM_FAILED = """\
 Return-Path: <>
@@ -191,10 +183,7 @@ CALLOUT = "451 Could not complete recipient verify callout"
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
     status = "5.0.0" if reply.startswith("5") else "4.0.0"
-    if delayed:
-        subject, intro, action = "Delayed Mail (still being retried)", DELAYED_INTRO, "delayed"
-    else:
-        subject, intro, action = "Undelivered Mail Returned to Sender", FAILED_INTRO, "failed"
+    subject, intro, action = postfix_kind(delayed=delayed)
     return POSTFIX.format(subject=subject, intro=intro, recipient=RECIPIENT, reply=reply,
                           action=action, status=status)  # fmt: skip
 

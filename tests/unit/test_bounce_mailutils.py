@@ -14,6 +14,7 @@ import pytest
 from bench.bounce_accuracy.mtas import MTAS, mailutils
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, MAILUTILS_CASES, load, splits
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND
 
 # Postfix's notice (its text part and report; the returned message cut to its headers).
 POSTFIX = """\
@@ -60,27 +61,9 @@ Subject: Newsletter 4
 
 --CB28E220512.1796592985/mx.example.org--
 """
-FAILED = (
-    "Undelivered Mail Returned to Sender",
-    "I'm sorry to have to inform you that your message could not\n"
-    "be delivered to one or more recipients. It's attached below.",
-    "failed",
-)
-DELAYED = (
-    "Delayed Mail (still being retried)",
-    "####################################################################\n"
-    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
-    "####################################################################\n\n"
-    "Your message could not be delivered for more than 0 hour(s).\n"
-    "It will be retried until it is 0 day(s) old.",
-    "delayed",
-)
-EXPIRED = (
-    "Undelivered Mail Returned to Sender",
-    "I'm sorry to have to inform you that your message could not\n"
-    "be delivered to one or more recipients. It's attached below.",
-    "failed",
-)
+FAILED = FAILED_KIND
+DELAYED = DELAYED_DAYS_KIND
+EXPIRED = FAILED  # Postfix's final notice after the queue lifetime reads as any other
 
 NOT_WRITABLE = "mda: error: cannot open mailbox /var/spool/mail/lena.frost: Permission denied"
 TEMPFAIL = "450 4.1.0 lena.frost: temporary failure, try again later"

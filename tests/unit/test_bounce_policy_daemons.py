@@ -23,71 +23,7 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, POLICY_DAEMONS_CASES, load, splits
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
-
-POSTFIX = """\
-Return-Path: <>
-Received: by mx.example.org (Postfix)
-\tid 9D887266002; Sun,  6 Dec 2026 21:19:14 +0000 (UTC)
-Date: Sun,  6 Dec 2026 21:19:14 +0000 (UTC)
-From: Mail Delivery System <MAILER-DAEMON@example.org>
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="3A50F266A09.1796586794/mx.example.org"
-Content-Transfer-Encoding: 8bit
-Message-Id: <20261206211914.9D887266002@mx.example.org>
-
-This is a MIME-encapsulated message.
-
---3A50F266A09.1796586794/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: 8bit
-
-This is the mail system at host mx.example.org.
-
-{intro}
-
-<{recipient}>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to RCPT
-    TO command)
-
---3A50F266A09.1796586794/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-X-Postfix-Queue-ID: 3A50F266A09
-X-Postfix-Sender: rfc822; news@example.org
-Arrival-Date: Sun,  6 Dec 2026 21:18:04 +0000 (UTC)
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---3A50F266A09.1796586794/mx.example.org
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 8
-
---3A50F266A09.1796586794/mx.example.org--
-"""
-
-FAILED_INTRO = """I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below."""
-DELAYED_INTRO = """####################################################################
-# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
-####################################################################
-
-Your message could not be delivered for more than 0 hour(s).
-It will be retried until it is 0 hour(s) old."""
+from tests.mta_notices_support import postfix_notice
 
 EXIM_FINAL = """\
 Return-Path: <>
@@ -254,13 +190,7 @@ RATE = f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: sorry, max 2 reque
 
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
-    status = reply.split()[1]
-    if delayed:
-        subject, intro, action = "Delayed Mail (still being retried)", DELAYED_INTRO, "delayed"
-    else:
-        subject, intro, action = "Undelivered Mail Returned to Sender", FAILED_INTRO, "failed"
-    return POSTFIX.format(subject=subject, intro=intro, recipient=RECIPIENT, reply=reply,
-                          action=action, status=status)  # fmt: skip
+    return postfix_notice(RECIPIENT, reply, status=reply.split()[1], delayed=delayed)
 
 
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:

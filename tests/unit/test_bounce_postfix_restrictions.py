@@ -31,6 +31,7 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, RESTRICTION_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import FAILED_INTRO
 
 POSTFIX = """\
 Return-Path: <>
@@ -88,8 +89,6 @@ Subject: Newsletter 8
 --4AF8F210523.1796591960/mx.example.net--
 """
 
-FAILED_INTRO = """I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below."""
 DELAYED_INTRO = """####################################################################
 # THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
 ####################################################################

@@ -23,6 +23,12 @@ from bench.bounce_accuracy.mtas.cases import (
 )
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import (
+    DELAYED_SUBJECT,
+    FAILED_INTRO,
+    FAILED_SUBJECT,
+    WARNING_LINE,
+)
 
 POSTFIX = """\
 Return-Path: <>
@@ -110,12 +116,6 @@ Will-Retry-Until: Sun, 6 Dec 2026 19:17:16 GMT
 --6B6JFGZ5023616.1796584516/mx.example.net--
 """
 
-WARNING = "This is a warning only; the mail system will keep trying to deliver it."
-FAILED = (
-    "I'm sorry to have to inform you that your message could not\n"
-    "be delivered to one or more recipients. It's attached below."
-)
-
 
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:
     _, found = classify_mail(raw.replace("\n", "\r\n").encode())
@@ -125,11 +125,9 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 def _postfix(reply: str, action: str, status: str, command: str = "end of DATA command") -> str:
     delayed = action == "delayed"
-    subject = (
-        "Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned to Sender"
-    )
+    subject, intro = (DELAYED_SUBJECT, WARNING_LINE) if delayed else (FAILED_SUBJECT, FAILED_INTRO)
     return POSTFIX.format(
-        subject=subject, intro=WARNING if delayed else FAILED, recipient="gia.ho@example.net",
+        subject=subject, intro=intro, recipient="gia.ho@example.net",
         reply=reply, command=command, action=action, status=status,
     )  # fmt: skip
 

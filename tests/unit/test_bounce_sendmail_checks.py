@@ -15,6 +15,12 @@ import pytest
 from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, SENDMAIL_CHECKS_CASES, load, splits
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import (
+    DELAYED_SUBJECT,
+    FAILED_INTRO,
+    FAILED_SUBJECT,
+    WARNING_LINE,
+)
 
 POSTFIX = """\
 Return-Path: <>
@@ -133,11 +139,6 @@ Last-Attempt-Date: Sun, 6 Dec 2026 22:08:58 GMT
 --6B6M8wAU029978.1796594938/mx.example.org--
 """
 
-WARNING = "This is a warning only; the mail system will keep trying to deliver it."
-FAILED = (
-    "I'm sorry to have to inform you that your message could not\n"
-    "be delivered to one or more recipients. It's attached below."
-)
 MAIL = "MAIL FROM command"
 RCPT = "RCPT TO command"
 
@@ -186,10 +187,8 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 def _postfix(reply: str, command: str, action: str, status: str) -> str:
     delayed = action == "delayed"
-    subject = (
-        "Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned to Sender"
-    )
-    return POSTFIX.format(subject=subject, intro=WARNING if delayed else FAILED, reply=reply,
+    subject, intro = (DELAYED_SUBJECT, WARNING_LINE) if delayed else (FAILED_SUBJECT, FAILED_INTRO)
+    return POSTFIX.format(subject=subject, intro=intro, reply=reply,
                           command=command, action=action, status=status)  # fmt: skip
 
 

@@ -10,7 +10,8 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from tests.polling import poll_until
 from tests.ports import free_port
 
 TOTP_SECRET = pyotp.random_base32()
-TODAY = datetime.now(UTC).date().isoformat()
+
+
+def up_to_today() -> dict[str, str]:
+    """The days a test's own rows fall on, read when asked: from yesterday to today, so a suite
+    running across midnight (UTC) still finds the rows it wrote a moment before."""
+    today = datetime.now(UTC).date()
+    return {"start": (today - timedelta(days=1)).isoformat(), "end": today.isoformat()}
+
 
 POLICY = """
 version: 1
@@ -150,7 +158,7 @@ def test_log_in_sets_a_safe_session_cookie_and_log_out_revokes_it(console: Runni
     errors = client.get("/errors")
     assert errors.status_code == 200 and "admin@example.test" in errors.text
     # the API takes the session too
-    assert client.get("/api/v1/errors", params={"start": TODAY, "end": TODAY}).status_code == 200
+    assert client.get("/api/v1/errors", params=up_to_today()).status_code == 200
 
     old = client.cookies.get("postline_session")
     missing = client.post("/logout", data={})
@@ -236,13 +244,13 @@ def test_failed_log_ins_are_throttled_per_account_and_logged(console: Running) -
     # the API's credentials from this address are throttled too: 429 with Retry-After
     api = httpx.get(
         f"{console.base}/api/v1/errors",
-        params={"start": TODAY, "end": TODAY},
+        params=up_to_today(),
         headers={"Authorization": "Bearer dev:wrong"},
     )
     assert api.status_code == 429 and int(api.headers["retry-after"]) >= 1
     assert api.json()["error"]["code"] == "too_many_attempts"
     admin = log_in_from_elsewhere(console)
-    log = admin.get("/api/v1/operations", params={"start": TODAY, "end": TODAY}).json()
+    log = admin.get("/api/v1/operations", params=up_to_today()).json()
     actions = [(r["actor"], r["action"]) for r in log["results"]]
     assert ("viewer@example.test", "login_failed") in actions
     assert ("viewer@example.test", "login_throttled") in actions
@@ -316,38 +324,37 @@ def test_accounts_persist_across_restarts_and_replicas(
         second.close()
     # a restart: a new process on the same data
     store.close()
-    restarted_store = Store(f"chdb://{data_path}")
-    restarted = Running(restarted_store, policy)
-    try:
-        log_in(restarted.base, "new@example.test", "an0ther-pass")
-        client = httpx.Client(base_url=restarted.base, timeout=30)
-        token = csrf_of(client.get("/login").text)
-        refused = client.post(
-            "/login",
-            data={"email": "viewer@example.test", "password": "viewer", "csrf_token": token},
-        )
-        assert refused.status_code == 401  # disabled in the console, still disabled
-        admin = log_in(restarted.base, "admin@example.test", "admin")
-        accounts = {a["email"]: a for a in admin.get("/api/v1/accounts").json()["results"]}
-        assert accounts["new@example.test"]["role"] == "viewer"
-        assert accounts["new@example.test"]["inPolicy"] is False
-        assert accounts["viewer@example.test"]["disabled"] is True
-        log = admin.get("/api/v1/operations", params={"start": TODAY, "end": TODAY}).json()
-        actions = {(r["actor"], r["action"], r["target"]) for r in log["results"]}
-        assert ("admin@example.test", "account_created", "new@example.test") in actions
-        assert ("new@example.test", "password_changed", "") in actions
-        assert ("admin@example.test", "account_disabled", "viewer@example.test") in actions
-        assert all(r["ip"] == "127.0.0.1" for r in log["results"])
-    finally:
-        restarted.close()
-    # an operator who edits the policy entry (a new hash) takes the account back
-    edited = parse_policy(policy_text(viewer=hash_secret("recovered")))
-    recovered = Running(restarted_store, edited)
-    try:
-        log_in(recovered.base, "viewer@example.test", "recovered")
-    finally:
-        recovered.close()
-        restarted_store.close()
+    with closing(Store(f"chdb://{data_path}")) as restarted_store:
+        restarted = Running(restarted_store, policy)
+        try:
+            log_in(restarted.base, "new@example.test", "an0ther-pass")
+            client = httpx.Client(base_url=restarted.base, timeout=30)
+            token = csrf_of(client.get("/login").text)
+            refused = client.post(
+                "/login",
+                data={"email": "viewer@example.test", "password": "viewer", "csrf_token": token},
+            )
+            assert refused.status_code == 401  # disabled in the console, still disabled
+            admin = log_in(restarted.base, "admin@example.test", "admin")
+            accounts = {a["email"]: a for a in admin.get("/api/v1/accounts").json()["results"]}
+            assert accounts["new@example.test"]["role"] == "viewer"
+            assert accounts["new@example.test"]["inPolicy"] is False
+            assert accounts["viewer@example.test"]["disabled"] is True
+            log = admin.get("/api/v1/operations", params=up_to_today()).json()
+            actions = {(r["actor"], r["action"], r["target"]) for r in log["results"]}
+            assert ("admin@example.test", "account_created", "new@example.test") in actions
+            assert ("new@example.test", "password_changed", "") in actions
+            assert ("admin@example.test", "account_disabled", "viewer@example.test") in actions
+            assert all(r["ip"] == "127.0.0.1" for r in log["results"])
+        finally:
+            restarted.close()
+        # an operator who edits the policy entry (a new hash) takes the account back
+        edited = parse_policy(policy_text(viewer=hash_secret("recovered")))
+        recovered = Running(restarted_store, edited)
+        try:
+            log_in(recovered.base, "viewer@example.test", "recovered")
+        finally:
+            recovered.close()
 
 
 # --- the suppression list through bounce's gRPC API --------------------------------------------
@@ -442,7 +449,7 @@ def test_suppressions_over_the_api_and_the_console(
             lambda: api.get("/api/v1/suppressions").json()["total"] == 0,
             "the removal to show in the list",
         )
-        log = admin.get("/api/v1/operations", params={"start": TODAY, "end": TODAY}).json()
+        log = admin.get("/api/v1/operations", params=up_to_today()).json()
         actions = {(r["actor"], r["action"], r["target"]) for r in log["results"]}
         assert ("dev", "suppression_added", "gone@a.test") in actions
         assert ("admin@example.test", "suppression_added", "someone@b.test") in actions

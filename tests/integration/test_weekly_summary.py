@@ -44,7 +44,7 @@ servers:
     notices: {{from: reports@bounce.example.test}}
     weekly_summary:
       to: [ops@example.test, lead@example.test]
-      day: mon
+      day: {day}
       time: "09:00"
       timezone: Asia/Tokyo
   other:
@@ -53,8 +53,8 @@ servers:
 """
 
 
-def summary_policy(other_day: str = "fri") -> Policy:
-    return parse_policy(POLICY.format(other_day=other_day))
+def summary_policy(other_day: str = "fri", day: str = "mon") -> Policy:
+    return parse_policy(POLICY.format(other_day=other_day, day=day))
 
 
 @pytest.fixture
@@ -219,12 +219,12 @@ async def test_a_seeded_week_gives_the_right_counts_sent_through_postline(
 
 
 async def test_of_several_replicas_one_sends(store: Store, broker: Broker, amqp_url: str) -> None:
-    # Due three days ago: too late to send, so the replicas only elect.
+    # Both servers' summaries due three days ago: too late to send, so the replicas only elect.
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(datetime.now(UTC).weekday() - 3) % 7]
     second = Broker(amqp_url, Topology(SHARDS))
     await second.connect()
     replicas = [
-        WeeklySummaries(b, store, summary_policy(day), check_seconds=0.2, token_seconds=0.2)
+        WeeklySummaries(b, store, summary_policy(day, day), check_seconds=0.2, token_seconds=0.2)
         for b in (broker, second)
     ]
     try:

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 POSTLINE_POLICY ?= postline.dev.yaml
 
-.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e fuzz faults clean
+.PHONY: run test install protos protos-check observability lint typecheck unit integration e2e browser bench bench-e2e fuzz faults clock-check clean
 
 run: install                       ## the whole system locally (Ctrl-C stops it)
 	$(PY) -m postline.devstack --policy $(POSTLINE_POLICY)
@@ -64,6 +64,9 @@ faults: install                    ## the fault suite, longer (figures in bench/
 	@mkdir -p var
 	POSTLINE_FAULT_MESSAGES=3000 POSTLINE_FAULT_ROUNDS=2 POSTLINE_FAULT_TIMEOUT=3600 \
 		POSTLINE_FAULT_REPORT=var/faults.json POSTLINE_FAULT_KEEP=var/faults-run $(PY) -m pytest -q -s tests/e2e/test_faults.py
+
+clock-check: install                ## unit + integration tests at clock boundaries (libfaketime; slow; not part of test)
+	scripts/clock_check.sh
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ import os
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,20 @@ def simulator(stack: Stack) -> SimulatorClient:
     return SimulatorClient(f"http://{stack.ports.simulator_control}")
 
 
+def up_to_today() -> dict[str, str]:
+    """The days a test's own rows fall on, read when asked: from yesterday to today (UTC), so a
+    test running across midnight still finds what it sent a moment before."""
+    today = datetime.now(UTC).date()
+    return {"start": (today - timedelta(days=1)).isoformat(), "end": today.isoformat()}
+
+
 class ReportsClient:
     def __init__(self, base: str, user: str = "dev", secret: str = "dev-secret") -> None:
         self.base = base
         self.auth = f"Bearer {user}:{secret}"
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
-        today = datetime.now(UTC).date().isoformat()
-        query = {"start": today, "end": today, **params}
+        query = {**up_to_today(), **params}
         url = f"{self.base}{path}?{urllib.parse.urlencode(query)}"
         request = urllib.request.Request(url, headers={"Authorization": self.auth})
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -171,3 +172,15 @@ async def test_an_expired_suppression_is_gone(api: Api) -> None:
     assert await api.suppressions.check("campaigns", "later@x.test") is not None
     entries, total = await api.suppressions.list()
     assert total == 1 and entries[0].expires_at is not None
+
+
+async def test_expiry_follows_the_clock_that_set_it_not_the_databases(api: Api) -> None:
+    # Added in 2030 for 5 s: the bounce service's clock decides when it expires, as the
+    # scheduler's copy does (ClickHouse's own clock says 2030 is years away).
+    at = datetime(2030, 1, 6, 23, 59, 58, tzinfo=UTC).timestamp()
+    await api.suppressions.add("campaigns", "brief@x.test", "test", expire_after=5, now=at)
+    assert await api.suppressions.check("campaigns", "brief@x.test", now=at + 4) is not None
+    assert (await api.suppressions.list(now=at + 4))[1] == 1
+    assert await api.suppressions.check("campaigns", "brief@x.test", now=at + 6) is None
+    assert await api.suppressions.list(now=at + 6) == ([], 0)
+    assert await api.suppressions.remove("campaigns", "brief@x.test", now=at + 6) is False

@@ -29,9 +29,16 @@ def clickhouse_queries() -> Iterator[tuple[str, str, str]]:
                     yield path.stem, panel["title"], target["rawSql"]
 
 
-def expand(sql: str) -> str:
+def clickhouse_now(client: Client) -> datetime:
+    """ClickHouse's clock: the panels' now() is its, so the test's "now" and "an hour ago" are
+    too (under libfaketime, which chdb does not see, the test's own clock is another)."""
+    now: datetime = client.query("SELECT now64(6, 'UTC')").result_rows[0][0]
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+def expand(client: Client, sql: str) -> str:
     """The grafana-clickhouse-datasource macros the dashboards use, for the last six hours."""
-    now = datetime.now(UTC)
+    now = clickhouse_now(client)
     start, end = int((now - timedelta(hours=6)).timestamp()), int(now.timestamp()) + 1
     sql = re.sub(
         r"\$__timeFilter\((\w+)\)",
@@ -51,7 +58,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     deferred), b.test delivered one and failed one (Unknown user)."""
     client = connect(f"chdb://{tmp_path_factory.mktemp('ch')}")
     apply_migrations(client)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clickhouse_now(client).replace(microsecond=0)
     hour_ago = now - timedelta(hours=1)
     columns = [
         "event_id", "delivery_id", "message_id", "status", "at", "accepted_at", "server",
@@ -88,12 +95,12 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     ("board", "title", "sql"), list(clickhouse_queries()), ids=lambda v: str(v)[:40]
 )
 def test_dashboard_query_runs(reports: Client, board: str, title: str, sql: str) -> None:
-    reports.query(expand(sql))
+    reports.query(expand(reports, sql))
 
 
 def panel_rows(reports: Client, board: str, title: str) -> list[dict[str, Any]]:
     (sql,) = [s for b, t, s in clickhouse_queries() if (b, t) == (board, title)]
-    result = reports.query(expand(sql))
+    result = reports.query(expand(reports, sql))
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 

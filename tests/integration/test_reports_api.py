@@ -549,8 +549,13 @@ def test_delivery_history(http: httpx.Client) -> None:
         assert response.status_code == 404
 
 
-def test_live_shows_todays_newest_deliveries(served: Served, http: httpx.Client) -> None:
-    now = datetime.now(UTC)
+def test_live_shows_todays_newest_deliveries(
+    served: Served, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Today" is the queries' clock's day: held at noon, so the rows a few seconds apart and
+    # the question fall on one day even when the test runs across midnight (UTC).
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    monkeypatch.setattr(served.queries, "clock", lambda: now.timestamp() + 1)
     events = [
         delivery_event(f"e-live-{i}", f"d-live-{i}", Q, now, now - timedelta(seconds=i), "l@e.test")
         for i in range(3)

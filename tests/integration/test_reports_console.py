@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.common.runtime import HttpServer
+from postline.reports.console.sessions import FULL, Sessions
 from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
 from postline.reports.store import Store
@@ -468,3 +470,15 @@ def test_suppressions_without_bounce_are_503(store: Store) -> None:
         assert response.json()["error"]["code"] == "unavailable"
     finally:
         running.close()
+
+
+async def test_ending_every_session_asks_the_clock_that_lets_them_in(store: Store) -> None:
+    # The reports host's clock two hours behind ClickHouse's: a session its clock still lets in
+    # (for one hour) is one that ending all of an account's sessions (disabled, password reset)
+    # ends, though by ClickHouse's clock it expired an hour ago.
+    at = time.time() - 7200
+    sessions = Sessions(store, ttl=3600, clock=lambda: at)
+    token, _ = await sessions.start("admin@example.test", FULL, "127.0.0.1")
+    assert await sessions.find(token) is not None
+    await sessions.revoke_all("admin@example.test")
+    assert await sessions.find(token) is None

@@ -36,11 +36,18 @@ COLUMNS = (
 )
 MAX_PAGE_SIZE = 10_000
 
-# The latest row per (server, address) that is neither removed nor expired.
+# The latest row per (server, address) that is neither removed nor expired. Expired by this
+# service's clock (``now_ms``), the clock that set ``expires_at``, not ClickHouse's: a
+# database host whose clock is ahead would drop an entry before the schedulers do.
 _LIVE = (
     f"SELECT server, address, reason, delivery_id, created, expires_at FROM {TABLE} FINAL "
-    "WHERE removed = 0 AND (expires_at IS NULL OR expires_at > now64(3))"
+    "WHERE removed = 0 "
+    "AND (expires_at IS NULL OR expires_at > fromUnixTimestamp64Milli({now_ms:Int64}))"
 )
+
+
+def _now_ms(now: float | None) -> int:
+    return round((time.time() if now is None else now) * 1000)
 
 
 @dataclass(frozen=True)
@@ -92,21 +99,27 @@ class SuppressionList:
         self.store = store
         self.broker = broker
 
-    async def check(self, server: str, address: str) -> Entry | None:
+    async def check(self, server: str, address: str, *, now: float | None = None) -> Entry | None:
         rows = await self.store.query(
             f"{_LIVE} AND server = {{server:String}} AND address = {{address:String}} LIMIT 1",
-            {"server": server, "address": address_key(address)},
+            {"server": server, "address": address_key(address), "now_ms": _now_ms(now)},
         )
         return _entry(rows[0]) if rows else None
 
     async def list(
-        self, server: str = "", contains: str = "", page: int = 1, page_size: int = 100
+        self,
+        server: str = "",
+        contains: str = "",
+        page: int = 1,
+        page_size: int = 100,
+        *,
+        now: float | None = None,
     ) -> tuple[list[Entry], int]:
         """A page (from 1) of live entries, ordered by server and address, and their total."""
         page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
         page = max(1, page)
         where = ""
-        params: dict[str, object] = {}
+        params: dict[str, object] = {"now_ms": _now_ms(now)}
         if server:
             where += " AND server = {server:String}"
             params["server"] = server
@@ -157,10 +170,10 @@ class SuppressionList:
 
     async def remove(self, server: str, address: str, *, now: float | None = None) -> bool:
         """Remove a suppression; False when there was none. Publishes the change."""
-        existing = await self.check(server, address)
+        at = time.time() if now is None else now
+        existing = await self.check(server, address, now=at)
         if existing is None:
             return False
-        at = time.time() if now is None else now
         await self.store.insert(
             TABLE,
             [

@@ -126,12 +126,15 @@ class Sessions:
         await self._write(session, revoked=True)
 
     async def revoke_all(self, email: str) -> None:
-        """End every live session of an account (disabled, password reset)."""
+        """End every live session of an account (disabled, password reset). Live by this
+        service's clock, as ``find`` decides, not ClickHouse's: a database clock ahead of
+        this one would leave out a session ``find`` still lets in."""
         rows = await self.store.query(
             "SELECT token_hash, email, stage, csrf, created, expires, ip "
             "FROM postline.console_sessions FINAL "
-            "WHERE email = {e:String} AND revoked = 0 AND expires > now64(3)",
-            {"e": email},
+            "WHERE email = {e:String} AND revoked = 0 "
+            "AND expires > fromUnixTimestamp64Milli({now_ms:Int64})",
+            {"e": email, "now_ms": round(self.clock() * 1000)},
         )
         for row in rows:
             await self._write(

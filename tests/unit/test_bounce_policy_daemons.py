@@ -23,7 +23,7 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, POLICY_DAEMONS_CASES, load, splits
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import postfix_notice
+from tests.mta_notices_support import postfix_kind, postfix_notice
 
 EXIM_FINAL = """\
 Return-Path: <>
@@ -190,7 +190,9 @@ RATE = f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: sorry, max 2 reque
 
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
-    return postfix_notice(RECIPIENT, reply, status=reply.split()[1], delayed=delayed)
+    return postfix_notice(
+        RECIPIENT, reply, status=reply.split()[1], kind=postfix_kind(delayed=delayed)
+    )
 
 
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:

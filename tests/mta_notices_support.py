@@ -341,3 +341,27 @@ def sendmail_notice(
         else "Warning: could not send message for past 1 minute",
         auto="failure" if final else "warning-timeout",
     )  # fmt: skip
+
+
+def sendmail_final(
+    recipient: str,
+    reply: str,
+    session: str,
+    *,
+    status: str,
+    actual: bool = False,
+    host: str = "mx.example.org",
+) -> str:
+    """Sendmail's final notice of ``reply`` for one ``recipient``: ``session`` is its
+    transcript after "... while talking to [192.0.2.25]:"; ``actual``: the report names the
+    recipient as its X-Actual-Recipient too."""
+    return sendmail_notice(
+        f"... while talking to [192.0.2.25]:\n{session}",
+        [
+            sendmail_report(
+                recipient, status=status, reply=reply, actual=recipient if actual else None
+            )
+        ],
+        errors=f"<{recipient}>\n    (reason: {reply})\n",
+        host=host,
+    )

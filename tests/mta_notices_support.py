@@ -108,16 +108,18 @@ def postfix_notice(
     remote: str | None = "192.0.2.25",
     text: str | None = None,
     diagnostic: str | None = None,
+    folded: str | None = None,
     host: str = "mx.example.org",
     sender: str = "Mail Delivery System <MAILER-DAEMON@example.org>",
 ) -> str:
     """Postfix's notice of ``reply``, answered at ``stage`` (None: after the message, as an
     LMTP server answers) by ``remote`` for ``recipient``. ``text`` replaces the notice's line
-    after the recipient (a local delivery's, or a reply folded elsewhere), ``diagnostic`` the
-    report's Diagnostic-Code (``smtp; <reply>``); a local delivery has no ``remote``."""
+    after the recipient (a local delivery's), ``diagnostic`` the report's Diagnostic-Code
+    (``smtp; <reply>``); a local delivery has no ``remote``. ``folded`` is the reply as the
+    text shows it when Postfix folded it."""
     subject, intro, action = kind
     if text is None:
-        text = f"host {remote}[{remote}] said: {reply}"
+        text = f"host {remote}[{remote}] said: {folded or reply}"
         if stage is not None:
             text += f" (in reply to {stage})"
     return POSTFIX.format(

@@ -205,19 +205,19 @@ def exim_notice(
     delayed: bool = False,
     expired: bool = False,
     folded: str | None = None,
-    output: str | None = None,
+    local: bool = False,
     host: str = "mx.example.org",
 ) -> str:
     """Exim's final notice (or, ``delayed``, its warning) of ``reply``, answered to ``after``
     (``RCPT TO:<recipient>``), for ``recipient``; ``expired``: Exim gave up when the retry
     time ran out and says so after the reply. ``folded`` is the reply as the text shows it
-    when Exim folded it. ``output``: a local delivery failed with that output (``reply`` is
-    then unused: no remote server, no Diagnostic-Code)."""
+    when Exim folded it. ``local``: a local delivery failed and ``reply`` is its output (no
+    remote server, no Diagnostic-Code)."""
     diagnostic = reply + (EXIM_EXPIRED if expired else "")
-    if output is not None:
+    if local:
         reason = (
             "local delivery failed\n\nThe following text was generated during the delivery"
-            f" attempt:\n\n------ {recipient} ------\n\n{output}"
+            f" attempt:\n\n------ {recipient} ------\n\n{reply}"
         )
         remote = ""
     else:

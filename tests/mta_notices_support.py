@@ -240,7 +240,7 @@ Return-Path: <>
 Date: Sun, 6 Dec 2026 21:23:48 GMT
 From: Mail Delivery Subsystem <MAILER-DAEMON@{host}>
 Message-Id: <202612062123.6B6LNmrf031862@{host}>
-To: <news@example.org>
+To: <{sender}>
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status;
 \tboundary="6B6LNmrf031862.1796592228/{host}"
@@ -268,7 +268,7 @@ Arrival-Date: Sun, 6 Dec 2026 21:20:48 GMT
 --6B6LNmrf031862.1796592228/{host}
 Content-Type: text/rfc822-headers
 
-From: Newsletter <news@example.org>
+From: Newsletter <{sender}>
 To: {to}
 Subject: Newsletter 4
 
@@ -323,13 +323,15 @@ def sendmail_notice(
     *,
     errors: str | None = None,
     to: str = "",
+    sender: str = "news@example.org",
     host: str = "mx.example.org",
 ) -> str:
     """Sendmail's notice with ``transcript`` (its session with the receiving server and its
     own words after it) and the ``reports`` of its recipients (``sendmail_report``):
     ``errors`` lists the addresses that had permanent fatal errors (each ``<address>`` and
     ``    (reason: ...)`` lines) in a final notice; without it the notice is a warning. ``to``
-    is the returned headers' To (the first report's recipient)."""
+    is the returned headers' To (the first report's recipient), ``sender`` the returned
+    message's sender, the notice's To."""
     final = errors is not None
     heading = (
         f"   ----- The following addresses had permanent fatal errors -----\n{errors}"
@@ -339,6 +341,7 @@ def sendmail_notice(
     to = to or reports[0].partition("; ")[2].partition("\n")[0]
     return SENDMAIL.format(
         host=host, heading=heading, transcript=transcript, reports="\n".join(reports), to=to,
+        sender=sender,
         subject="Returned mail: see transcript for details" if final
         else "Warning: could not send message for past 1 minute",
         auto="failure" if final else "warning-timeout",

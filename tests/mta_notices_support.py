@@ -205,20 +205,17 @@ def exim_notice(
     delayed: bool = False,
     expired: bool = False,
     folded: str | None = None,
-    local: bool = False,
+    own: bool = False,
     host: str = "mx.example.org",
 ) -> str:
     """Exim's final notice (or, ``delayed``, its warning) of ``reply``, answered to ``after``
     (``RCPT TO:<recipient>``), for ``recipient``; ``expired``: Exim gave up when the retry
     time ran out and says so after the reply. ``folded`` is the reply as the text shows it
-    when Exim folded it. ``local``: a local delivery failed and ``reply`` is its output (no
-    remote server, no Diagnostic-Code)."""
+    when Exim folded it. ``own``: ``reply`` is Exim's own words under the address, for a
+    router's or a local delivery's failure (no remote server, no Diagnostic-Code)."""
     diagnostic = reply + (EXIM_EXPIRED if expired else "")
-    if local:
-        reason = (
-            "local delivery failed\n\nThe following text was generated during the delivery"
-            f" attempt:\n\n------ {recipient} ------\n\n{reply}"
-        )
+    if own:
+        reason = diagnostic
         remote = ""
     else:
         after = after or f"RCPT TO:<{recipient}>"
@@ -233,6 +230,14 @@ def exim_notice(
         action="delayed" if delayed else "failed", recipient=recipient,
         status="4.0.0" if delayed else "5.0.0", remote=remote,
     )  # fmt: skip
+
+
+def exim_local_failure(recipient: str, output: str) -> str:
+    """Exim's words for a local delivery to ``recipient`` that failed with ``output``."""
+    return (
+        "local delivery failed\n\nThe following text was generated during the delivery"
+        f" attempt:\n\n------ {recipient} ------\n\n{output}"
+    )
 
 
 SENDMAIL = """\

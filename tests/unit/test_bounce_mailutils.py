@@ -17,6 +17,7 @@ from postline.bounce.verdicts import classify_mail
 from tests.mta_notices_support import (
     DELAYED_DAYS_KIND,
     FAILED_KIND,
+    exim_local_failure,
     exim_notice,
     postfix_notice,
     sendmail_notice,
@@ -34,7 +35,7 @@ RECIPIENT = "lena.frost@example.net"
 
 
 def _exim(output: str) -> str:
-    return exim_notice(RECIPIENT, output, local=True)
+    return exim_notice(RECIPIENT, exim_local_failure(RECIPIENT, output), own=True)
 
 
 def _sendmail(output: str) -> str:

@@ -14,7 +14,7 @@ from bench.bounce_accuracy.mtas import MTAS, cyrus
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, CYRUS_CASES, load, splits
 from postline.bounce.mail.model import Kind
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND
+from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND, postfix_notice
 
 # Cyrus's own rejection notice (RFC 5429 reject with sieve_use_lmtp_reject: no), relayed by
 # the MTA it submitted it to; {final} is its Final-Recipient, {to} the returned message's To.
@@ -77,52 +77,6 @@ Hello,
 --25209/mx.example.net--
 """
 
-# Postfix's notice of an lmtpd reply (its text part and report; the returned message cut).
-POSTFIX = """\
-Return-Path: <>
-From: Mail Delivery System <MAILER-DAEMON@example.org>
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6CE5223E381.1796581564/mx.example.org"
-
---6CE5223E381.1796581564/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{heading}
-
-                   The mail system
-
-<{recipient}>: host 127.0.0.1[127.0.0.1] said: {reply}
-
---6CE5223E381.1796581564/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 127.0.0.1
-Diagnostic-Code: smtp; {reply}
-
---6CE5223E381.1796581564/mx.example.org
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 1
-
---6CE5223E381.1796581564/mx.example.org--
-"""
 FAILED = FAILED_KIND
 DELAYED = DELAYED_DAYS_KIND
 
@@ -153,11 +107,10 @@ def _rejection(final: str, to: str, envelope: str = "") -> bytes:
 
 
 def _postfix(recipient: str, reply: str, status: str, kind: tuple[str, str, str]) -> bytes:
-    subject, heading, action = kind
-    return _raw(
-        POSTFIX.format(subject=subject, heading=heading, action=action, recipient=recipient,
-                       reply=reply, status=status)
-    )  # fmt: skip
+    """Postfix's notice of an lmtpd reply (LMTP answers after the message: no stage)."""
+    notice = postfix_notice(recipient, reply, status=status, kind=kind, stage=None,
+                            remote="127.0.0.1")  # fmt: skip
+    return _raw(notice)
 
 
 def _verdicts(raw: bytes) -> list[tuple[str, int | None, str | None]]:

@@ -22,158 +22,37 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, EXIM_ACL_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import postfix_kind
+from tests.mta_notices_support import (
+    exim_notice,
+    postfix_kind,
+    postfix_notice,
+    sendmail_notice,
+    sendmail_report,
+)
 
-POSTFIX = """\
-Return-Path: <>
-Date: Sun,  6 Dec 2026 21:21:00 +0000 (UTC)
-From: Mail Delivery System <MAILER-DAEMON@example.org>
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="0B1C220CD81.1796592060/mx.example.org"
-
-This is a MIME-encapsulated message.
-
---0B1C220CD81.1796592060/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{intro}
-
-                   The mail system
-
-<{recipient}>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to RCPT TO
-    command)
-
---0B1C220CD81.1796592060/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-X-Postfix-Queue-ID: 0B1C220CD81
-X-Postfix-Sender: rfc822; news@example.org
-Arrival-Date: Sun,  6 Dec 2026 21:19:50 +0000 (UTC)
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---0B1C220CD81.1796592060/mx.example.org
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 5
-
---0B1C220CD81.1796592060/mx.example.org--
-"""
-
-EXIM_FAILED = """\
-Return-Path: <>
-X-Failed-Recipients: {recipient}
-Auto-Submitted: auto-replied
-From: Mail Delivery System <Mailer-Daemon@example.org>
-To: news@example.org
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796592127-eximdsn-30
-MIME-Version: 1.0
-Subject: Mail delivery failed: returning message to sender
-Date: Sun, 06 Dec 2026 21:22:07 +0000
-
---1796592127-eximdsn-30
-Content-type: text/plain; charset=us-ascii
-
-This message was created automatically by mail delivery software.
-
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
-
-  {recipient}
-    host 192.0.2.25 [192.0.2.25]
-    SMTP error from remote mail server after RCPT TO:<{recipient}>:
-    {reply}
-
---1796592127-eximdsn-30
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Action: failed
-Final-Recipient: rfc822;{recipient}
-Status: 5.0.0
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---1796592127-eximdsn-30--
-"""
-
-SENDMAIL_TOO_MANY = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 21:22:09 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6LM9Ep029953.1796592129/mx.example.net"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6LM9Ep029953.1796592129/mx.example.net
-
-The original message was received at Sun, 6 Dec 2026 21:22:09 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<lin.se@example.net>
-    (reason: 552 too many recipients)
-<mos.se@example.net>
-<nia.se@example.net>
-
-   ----- Transcript of session follows -----
+# Sendmail's final notice of the receiving Exim's 552 and 554 to one message for three
+# recipients.
+SENDMAIL_TOO_MANY = sendmail_notice(
+    """\
 ... while talking to [192.0.2.25]:
 >>> DATA
 <<< 552 too many recipients
 554 5.0.0 Service unavailable
 <<< 554 Too many recipients
-554 5.0.0 Service unavailable
-
---6B6LM9Ep029953.1796592129/mx.example.net
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-Arrival-Date: Sun, 6 Dec 2026 21:22:09 GMT
-
-Final-Recipient: RFC822; lin.se@example.net
-Action: failed
-Status: 5.2.2
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; 552 too many recipients
-Last-Attempt-Date: Sun, 6 Dec 2026 21:22:09 GMT
-
-Final-Recipient: RFC822; mos.se@example.net
-Action: failed
-Status: 5.5.0
-Remote-MTA: DNS; [192.0.2.25]
-Last-Attempt-Date: Sun, 6 Dec 2026 21:22:09 GMT
-
-Final-Recipient: RFC822; nia.se@example.net
-Action: failed
-Status: 5.5.0
-Remote-MTA: DNS; [192.0.2.25]
-Last-Attempt-Date: Sun, 6 Dec 2026 21:22:09 GMT
-
---6B6LM9Ep029953.1796592129/mx.example.net--
-"""
+554 5.0.0 Service unavailable""",
+    [
+        sendmail_report("lin.se@example.net", status="5.2.2", reply="552 too many recipients"),
+        sendmail_report("mos.se@example.net", status="5.5.0"),
+        sendmail_report("nia.se@example.net", status="5.5.0"),
+    ],
+    errors="""\
+<lin.se@example.net>
+    (reason: 552 too many recipients)
+<mos.se@example.net>
+<nia.se@example.net>
+""",
+    host="mx.example.net",
+)
 
 RECIPIENT = "acy.pa@example.net"
 UNROUTEABLE = "550 Unrouteable address"
@@ -183,9 +62,7 @@ CALLOUT = "451 Could not complete recipient verify callout"
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
     status = "5.0.0" if reply.startswith("5") else "4.0.0"
-    subject, intro, action = postfix_kind(delayed=delayed)
-    return POSTFIX.format(subject=subject, intro=intro, recipient=RECIPIENT, reply=reply,
-                          action=action, status=status)  # fmt: skip
+    return postfix_notice(RECIPIENT, reply, status=status, kind=postfix_kind(delayed=delayed))
 
 
 def _verdicts(raw: str) -> list[tuple[str, int | None, str | None]]:
@@ -201,17 +78,14 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 def test_a_remote_exims_unrouteable_address_is_an_unknown_user() -> None:
     # read 1 (host-unknown's words) before round 59, in Postfix's and Exim's notices
     assert _verdict(_postfix(UNROUTEABLE)) == (RECIPIENT, 2, "failed")
-    assert _verdict(EXIM_FAILED.format(recipient=RECIPIENT, reply=UNROUTEABLE)) == (
-        RECIPIENT, 2, "failed",
-    )  # fmt: skip
+    assert _verdict(exim_notice(RECIPIENT, UNROUTEABLE)) == (RECIPIENT, 2, "failed")
 
 
 def test_the_ratelimit_examples_words_are_a_rate_limit() -> None:
     # read 3 (the warning: a delay and no words) and 99 (Postfix's final) before round 59
     assert _verdict(_postfix(RATE, delayed=True)) == (RECIPIENT, 4, "deferred")
     assert _verdict(_postfix(RATE)) == (RECIPIENT, 4, "failed")
-    exim = EXIM_FAILED.format(recipient=RECIPIENT, reply=f"{RATE}: retry timeout exceeded")
-    assert _verdict(exim) == (RECIPIENT, 4, "failed")
+    assert _verdict(exim_notice(RECIPIENT, RATE, expired=True)) == (RECIPIENT, 4, "failed")
 
 
 def test_a_callout_that_could_not_be_made_is_the_servers_error_then_an_expiry() -> None:

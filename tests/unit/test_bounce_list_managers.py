@@ -23,6 +23,7 @@ from bench.bounce_accuracy.mtas.cases import (
 )
 from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import postfix_notice
 
 ANSWER = """\
 Return-Path: <members-request@lists.example.net>
@@ -122,44 +123,20 @@ def test_the_smartlist_cases_are_a_committed_set() -> None:
     assert lists <= set(smartlist.LISTS)
 
 
-POSTFIX_DSN = """\
-Return-Path: <>
-From: Mail Delivery System <MAILER-DAEMON@lists.example.net>
-Subject: Undelivered Mail Returned to Sender
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
-
---b1
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.lists.example.net.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below.
-
-<{list}>: Command died with status 1: "/usr/bin/schleuder work
-    {list}". Command output: {output}
-
---b1
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.lists.example.net
-
-Final-Recipient: rfc822; {list}
-Original-Recipient: rfc822;{list}
-Action: failed
-Status: 5.3.0
-Diagnostic-Code: x-unix; {output}
-
---b1--
-"""
 KIND_REGARDS = "  Kind regards, Your Schleuder system."
 
 
 def _verdict(list_address: str, output: str) -> tuple[str, int, str]:
-    raw = POSTFIX_DSN.format(list=list_address, output=output)
+    # Postfix's notice of schleuder's exit 1 as the list's pipe(8) command
+    text = (
+        f'Command died with status 1: "/usr/bin/schleuder work\n    {list_address}". Command'
+        f" output: {output}"
+    )
+    raw = postfix_notice(
+        list_address, output, status="5.3.0", remote=None, text=text,
+        diagnostic=f"x-unix; {output}", host="mx.lists.example.net",
+        sender="Mail Delivery System <MAILER-DAEMON@lists.example.net>",
+    )  # fmt: skip
     _, found = classify_mail(raw.replace("\n", "\r\n").encode())
     assert len(found) == 1
     return found[0].recipient, found[0].status, found[0].delivery

@@ -14,53 +14,16 @@ import pytest
 from bench.bounce_accuracy.mtas import MTAS, mailutils
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, MAILUTILS_CASES, load, splits
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND
+from tests.mta_notices_support import (
+    DELAYED_DAYS_KIND,
+    FAILED_KIND,
+    exim_local_failure,
+    exim_notice,
+    postfix_notice,
+    sendmail_notice,
+    sendmail_report,
+)
 
-# Postfix's notice (its text part and report; the returned message cut to its headers).
-POSTFIX = """\
-Return-Path: <>
-From: Mail Delivery System <MAILER-DAEMON@example.org>
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="CB28E220512.1796592985/mx.example.org"
-
---CB28E220512.1796592985/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{heading}
-
-                   The mail system
-
-<{recipient}>: {text}
-
---CB28E220512.1796592985/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-{remote}Diagnostic-Code: {diagnostic}
-
---CB28E220512.1796592985/mx.example.org
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 4
-
---CB28E220512.1796592985/mx.example.org--
-"""
 FAILED = FAILED_KIND
 DELAYED = DELAYED_DAYS_KIND
 EXPIRED = FAILED  # Postfix's final notice after the queue lifetime reads as any other
@@ -68,83 +31,24 @@ EXPIRED = FAILED  # Postfix's final notice after the queue lifetime reads as any
 NOT_WRITABLE = "mda: error: cannot open mailbox /var/spool/mail/lena.frost: Permission denied"
 TEMPFAIL = "450 4.1.0 lena.frost: temporary failure, try again later"
 
-EXIM = """\
-Return-Path: <>
-X-Failed-Recipients: lena.frost@example.net
-Auto-Submitted: auto-replied
-From: Mail Delivery System <Mailer-Daemon@example.org>
-To: news@example.org
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796593076-eximdsn-17
-MIME-Version: 1.0
-Subject: Mail delivery failed: returning message to sender
+RECIPIENT = "lena.frost@example.net"
 
---1796593076-eximdsn-17
-Content-type: text/plain; charset=us-ascii
 
-This message was created automatically by mail delivery software.
+def _exim(output: str) -> str:
+    return exim_notice(RECIPIENT, exim_local_failure(RECIPIENT, output), own=True)
 
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
 
-  lena.frost@example.net
-    local delivery failed
+def _sendmail(output: str) -> str:
+    """Sendmail's notice of the local mailer's exit 69 (EX_UNAVAILABLE) and its output."""
+    report = sendmail_report(
+        RECIPIENT, status="5.5.0", remote=False, actual="lena.frost@mx.example.net",
+        diagnostic="X-Unix; 69",
+    )  # fmt: skip
+    return sendmail_notice(
+        f"{output}\n554 5.0.0 Service unavailable", [report],
+        errors=f"<{RECIPIENT}>\n    (reason: Service unavailable)\n", host="mx.example.net",
+    )  # fmt: skip
 
-The following text was generated during the delivery attempt:
-
------- lena.frost@example.net ------
-
-{output}
-
---1796593076-eximdsn-17
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Action: failed
-Final-Recipient: rfc822;lena.frost@example.net
-Status: 5.0.0
-
---1796593076-eximdsn-17--
-"""
-
-SENDMAIL = """\
-Return-Path: <>
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6Levmp012611.1796593257/mx.example.net"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6Levmp012611.1796593257/mx.example.net
-
-The original message was received at Sun, 6 Dec 2026 21:40:56 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<lena.frost@example.net>
-    (reason: Service unavailable)
-
-   ----- Transcript of session follows -----
-{output}
-554 5.0.0 Service unavailable
-
---6B6Levmp012611.1796593257/mx.example.net
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-
-Final-Recipient: RFC822; lena.frost@example.net
-X-Actual-Recipient: rfc822; lena.frost@mx.example.net
-Action: failed
-Status: 5.5.0
-Diagnostic-Code: X-Unix; 69
-
---6B6Levmp012611.1796593257/mx.example.net--
-"""
 
 # Mailutils' own Sieve rejection notice (mda or lmtpd, sent through the MTA; no Subject, no
 # From of its own: Sendmail added one from the envelope sender).
@@ -192,16 +96,15 @@ def _raw(text: str) -> bytes:
 
 
 def _postfix(text: str, status: str, kind: tuple[str, str, str], *, reply: bool = False) -> bytes:
-    subject, heading, action = kind
+    if reply:
+        notice = postfix_notice(RECIPIENT, text, status=status, kind=kind, stage=None,
+                                remote="127.0.0.1")  # fmt: skip
+        return _raw(notice)
     # pipe(8)'s report gives the command's output alone; its text part, its words before it
-    diagnostic = f"smtp; {text}" if reply else f"x-unix; {text.partition('output: ')[2] or text}"
-    remote = "Remote-MTA: dns; 127.0.0.1\n" if reply else ""
-    shown = f"host 127.0.0.1[127.0.0.1] said: {text}" if reply else text
-    return _raw(
-        POSTFIX.format(subject=subject, heading=heading, action=action,
-                       recipient="lena.frost@example.net", text=shown, status=status,
-                       remote=remote, diagnostic=diagnostic)
-    )  # fmt: skip
+    diagnostic = f"x-unix; {text.partition('output: ')[2] or text}"
+    notice = postfix_notice(RECIPIENT, text, status=status, kind=kind, remote=None, text=text,
+                            diagnostic=diagnostic)  # fmt: skip
+    return _raw(notice)
 
 
 def _verdicts(raw: bytes) -> list[tuple[str, int | None, str | None]]:
@@ -218,12 +121,12 @@ def test_mdas_mailbox_it_cannot_open_in_postfixs_notice_is_the_hosts_error() -> 
 
 
 def test_mdas_mailbox_it_cannot_open_in_exims_notice_is_the_hosts_error() -> None:
-    raw = _raw(EXIM.format(output=NOT_WRITABLE))
+    raw = _raw(_exim(NOT_WRITABLE))
     assert _verdicts(raw) == [("lena.frost@example.net", 7, "failed")]
 
 
 def test_mdas_mailbox_it_cannot_open_in_sendmails_notice_is_the_hosts_error() -> None:
-    raw = _raw(SENDMAIL.format(output=NOT_WRITABLE))
+    raw = _raw(_sendmail(NOT_WRITABLE))
     assert _verdicts(raw) == [("lena.frost@example.net", 7, "failed")]
 
 

@@ -23,98 +23,18 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, MILTER_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
-
-EXIM = """\
-Return-Path: <>
-Received: from Debian-exim by mx.example.net with local (Exim 4.96)
-\tid 1xaHlW-00077P-1G
-\tfor news@example.org;
-\tSun, 06 Dec 2026 19:19:18 +0000
-Auto-Submitted: auto-replied
-From: Mail Delivery System <Mailer-Daemon@example.net>
-To: news@example.org
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796584758-eximdsn-1003
-MIME-Version: 1.0
-Subject: {subject}
-Message-Id: <E1xaHlW-00077P-1G@mx.example.net>
-Date: Sun, 06 Dec 2026 19:19:18 +0000
-
---1796584758-eximdsn-1003
-Content-type: text/plain; charset=us-ascii
-
-This message was created automatically by mail delivery software.
-{text}
---1796584758-eximdsn-1003
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-
-Action: {action}
-Final-Recipient: rfc822;{recipient}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---1796584758-eximdsn-1003
-Content-type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 3
-
---1796584758-eximdsn-1003--
-"""
-
-FAILED = """
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
-
-  {recipient}
-    host 192.0.2.25 [192.0.2.25]
-    SMTP error from remote mail server after pipelined end of data:
-    {wrapped}
-"""
-
-DELAYED = """A message that you sent has not yet been delivered to one or more of its
-recipients after more than 0 minutes on the queue on mx.example.net.
-
-The address to which the message has not yet been delivered is:
-
-  {recipient}
-    host 192.0.2.25 [192.0.2.25]
-    Delay reason: SMTP error from remote mail server after pipelined end of data:
-    {wrapped}
-
-No action is required on your part. Delivery attempts will continue for
-some time, and this warning may be repeated at intervals if the message
-remains undelivered. Eventually the mail delivery software will give up,
-and when that happens, the message will be returned to you.
-"""
+from tests.mta_notices_support import exim_notice
 
 RECIPIENT = "hedda.jarl@example.net"
 TEMPFAIL = "451 4.7.1 Service unavailable - try again later"
 
 
 def _exim(reply: str, *, delayed: bool = False, expired: bool = False) -> str:
-    wrapped = reply + (":\n    retry timeout exceeded" if expired else "")
-    diagnostic = reply + (": retry timeout exceeded" if expired else "")
-    if delayed:
-        text = DELAYED.format(recipient=RECIPIENT, wrapped=wrapped)
-        subject, action, status = (
-            "Warning: message 1xaHlC-00075e-0t delayed 0 minutes",
-            "delayed",
-            "4.0.0",
-        )
-    else:
-        text = FAILED.format(recipient=RECIPIENT, wrapped=wrapped)
-        subject, action, status = (
-            "Mail delivery failed: returning message to sender",
-            "failed",
-            "5.0.0",
-        )
-    return EXIM.format(
-        subject=subject, text=text, action=action, recipient=RECIPIENT, status=status,
-        reply=diagnostic,
+    # Exim folds its expiry words onto their own line after the reply
+    folded = f"{reply}:\n    retry timeout exceeded" if expired else None
+    return exim_notice(
+        RECIPIENT, reply, after="pipelined end of data", delayed=delayed, expired=expired,
+        folded=folded, host="mx.example.net",
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, MIMEDEFANG_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import DATA_STAGE, postfix_notice
+from tests.mta_notices_support import DATA_STAGE, postfix_kind, postfix_notice
 
 RECIPIENT = "berit.moln@example.net"
 SCAN_TEMPFAIL = "451 4.3.0 message could not be scanned at this time, please try again later"
@@ -32,7 +32,11 @@ SCAN_TEMPFAIL = "451 4.3.0 message could not be scanned at this time, please try
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
     return postfix_notice(
-        RECIPIENT, reply, status=reply.split()[1], delayed=delayed, stage=DATA_STAGE
+        RECIPIENT,
+        reply,
+        status=reply.split()[1],
+        kind=postfix_kind(delayed=delayed),
+        stage=DATA_STAGE,
     )
 
 

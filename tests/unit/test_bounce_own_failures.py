@@ -11,34 +11,14 @@ import pytest
 
 from postline.bounce.classify import classify_failure, classify_reply
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import exim_notice
 
 
 def _exim(address: str, said: str) -> bytes:
     """Exim 4.96's failure notice as it wrote it for a router's own failure: the reason under
     the address, a report with Status 5.0.0 and no diagnostic."""
-    boundary = "1796563130-eximdsn-1804289383"
-    return (
-        "Return-Path: <>\r\n"
-        "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\r\n"
-        "To: news@example.test\r\n"
-        "Subject: Mail delivery failed: returning message to sender\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-        f' boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\nContent-type: text/plain; charset=us-ascii\r\n\r\n"
-        "This message was created automatically by mail delivery software.\r\n\r\n"
-        "A message that you sent could not be delivered to one or more of its\r\n"
-        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
-        f"  {address}\r\n    {said}\r\n\r\n"
-        f"--{boundary}\r\nContent-type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
-        f"Action: failed\r\nFinal-Recipient: rfc822;{address}\r\nStatus: 5.0.0\r\n\r\n"
-        f"--{boundary}\r\nContent-type: message/rfc822\r\n\r\n"
-        f"From: Newsletter <news@example.test>\r\nTo: {address}\r\nSubject: Newsletter 1\r\n\r\n"
-        "Hello,\r\n\r\n"
-        f"--{boundary}--\r\n"
-    ).encode()
+    notice = exim_notice(address, said, own=True, host="mx.example.net")
+    return notice.replace("\n", "\r\n").encode()
 
 
 def test_exims_route_to_the_local_host_is_a_receiving_servers_error() -> None:

@@ -23,162 +23,16 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, POLICY_DAEMONS_CASES, load, splits
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import postfix_notice
+from tests.mta_notices_support import (
+    SENDMAIL_EXPIRED,
+    exim_notice,
+    postfix_kind,
+    postfix_notice,
+    sendmail_final,
+    sendmail_notice,
+    sendmail_report,
+)
 
-EXIM_FINAL = """\
-Return-Path: <>
-From: Mail Delivery System <Mailer-Daemon@mx.example.org>
-To: news@example.org
-Subject: Mail delivery failed: returning message to sender
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796592042-eximdsn-1
-Date: Sun, 06 Dec 2026 21:20:42 +0000
-
---1796592042-eximdsn-1
-Content-type: text/plain; charset=us-ascii
-
-This message was created automatically by mail delivery software.
-
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
-
-  {recipient}
-    host 192.0.2.25 [192.0.2.25]
-    SMTP error from remote mail server after RCPT TO:<{recipient}>:
-    {reply}: retry timeout exceeded
-
---1796592042-eximdsn-1
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Action: failed
-Final-Recipient: rfc822;{recipient}
-Status: 5.0.0
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}: retry timeout exceeded
-
---1796592042-eximdsn-1
-Content-type: message/rfc822
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 8
-
-Hello
-
---1796592042-eximdsn-1--
-"""
-
-SENDMAIL_FINAL = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 21:23:48 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6LNmrf031862.1796592228/mx.example.org"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6LNmrf031862.1796592228/mx.example.org
-
-The original message was received at Sun, 6 Dec 2026 21:20:48 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<{recipient}>
-    (reason: {reply})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> DATA
-<<< {reply}
-<{recipient}>... Deferred: {reply}
-<<< 554 5.5.1 Error: no valid recipients
-Message could not be delivered for 3 minutes
-Message will be deleted from queue
-
---6B6LNmrf031862.1796592228/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-Arrival-Date: Sun, 6 Dec 2026 21:20:48 GMT
-
-Final-Recipient: RFC822; {recipient}
-Action: failed
-Status: 4.4.7
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; {reply}
-Last-Attempt-Date: Sun, 6 Dec 2026 21:23:48 GMT
-
---6B6LNmrf031862.1796592228/mx.example.org
-Content-Type: message/rfc822
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 4
-
-Hello
-
---6B6LNmrf031862.1796592228/mx.example.org--
-"""
-
-SENDMAIL_DATA_REFUSED = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 21:20:49 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6LKnre028731.1796592049/mx.example.org"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6LKnre028731.1796592049/mx.example.org
-
-The original message was received at Sun, 6 Dec 2026 21:20:49 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<jens.kron@example.net>
-<karin.lag@example.net>
-<leo.moll@example.net>
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> DATA
-<<< 554 5.7.1 <DATA>: Data command rejected: {words}
-554 5.0.0 Service unavailable
-
---6B6LKnre028731.1796592049/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-Arrival-Date: Sun, 6 Dec 2026 21:20:49 GMT
-
-Final-Recipient: RFC822; jens.kron@example.net
-Action: failed
-Status: 5.5.0
-Remote-MTA: DNS; [192.0.2.25]
-
-Final-Recipient: RFC822; karin.lag@example.net
-Action: failed
-Status: 5.5.0
-Remote-MTA: DNS; [192.0.2.25]
-
-Final-Recipient: RFC822; leo.moll@example.net
-Action: failed
-Status: 5.5.0
-Remote-MTA: DNS; [192.0.2.25]
-
---6B6LKnre028731.1796592049/mx.example.org--
-"""
 RATE_FOR_SENDER = "limit of 2 recipients per hour for sender news@example.org exceeded"
 
 RECIPIENT = "jon.malm@example.net"
@@ -190,13 +44,26 @@ RATE = f"450 4.7.1 <{RECIPIENT}>: Recipient address rejected: sorry, max 2 reque
 
 
 def _postfix(reply: str, *, delayed: bool = False) -> str:
-    return postfix_notice(RECIPIENT, reply, status=reply.split()[1], delayed=delayed)
+    return postfix_notice(
+        RECIPIENT, reply, status=reply.split()[1], kind=postfix_kind(delayed=delayed)
+    )
 
 
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:
     _, found = classify_mail(raw.replace("\n", "\r\n").encode())
     assert len(found) == 1
     return found[0].recipient, found[0].status, found[0].delivery
+
+
+def _sendmail_data_refused(words: str) -> str:
+    """Sendmail's notice of one refusal of DATA for three recipients."""
+    recipients = ["jens.kron@example.net", "karin.lag@example.net", "leo.moll@example.net"]
+    return sendmail_notice(
+        "... while talking to [192.0.2.25]:\n>>> DATA\n"
+        f"<<< 554 5.7.1 <DATA>: Data command rejected: {words}\n554 5.0.0 Service unavailable",
+        [sendmail_report(recipient, status="5.5.0") for recipient in recipients],
+        errors="".join(f"<{recipient}>\n" for recipient in recipients),
+    )
 
 
 def test_postfixs_warning_of_a_deferral_for_maintenance_is_the_servers_error() -> None:
@@ -212,7 +79,7 @@ def test_postfixs_final_notice_of_the_same_is_an_expiry() -> None:
 def test_exims_final_notice_of_the_same_is_an_expiry_too() -> None:
     # read 4 before round 61: "retry timeout exceeded" cancels transient-error's words, not
     # system-error's, so the 4.7.1 code won
-    raw = EXIM_FINAL.format(recipient=RECIPIENT, reply=MAINTENANCE)
+    raw = exim_notice(RECIPIENT, MAINTENANCE, expired=True)
     assert _verdict(raw) == (RECIPIENT, 3, "failed")
 
 
@@ -225,7 +92,11 @@ def test_a_rate_limit_in_postfwds_words_is_speeding() -> None:
 
 def test_sendmails_final_notice_of_a_rate_limit_keeps_the_rate_limit() -> None:
     # read 3 (Sendmail's own 4.4.7) before round 61
-    raw = SENDMAIL_FINAL.format(recipient=RECIPIENT, reply=RATE)
+    session = (
+        f">>> DATA\n<<< {RATE}\n<{RECIPIENT}>... Deferred: {RATE}\n"
+        f"<<< 554 5.5.1 Error: no valid recipients\n{SENDMAIL_EXPIRED}"
+    )
+    raw = sendmail_final(RECIPIENT, RATE, session, status="4.4.7")
     assert _verdict(raw) == (RECIPIENT, 4, "failed")
 
 
@@ -238,7 +109,7 @@ def test_sendmails_one_transcript_reply_for_several_recipients_is_each_ones() ->
     # Sendmail gives the DATA refusal once, after the last address; the line names the
     # sender's address, and before round 61 only the last recipient read it (4), the
     # others Sendmail's own "554 5.0.0 Service unavailable" (7)
-    raw = SENDMAIL_DATA_REFUSED.format(words=RATE_FOR_SENDER)
+    raw = _sendmail_data_refused(RATE_FOR_SENDER)
     assert _statuses(raw) == {
         "jens.kron@example.net": 4,
         "karin.lag@example.net": 4,
@@ -247,7 +118,7 @@ def test_sendmails_one_transcript_reply_for_several_recipients_is_each_ones() ->
 
 
 def test_a_transcript_reply_naming_a_recipient_stays_that_recipients() -> None:
-    raw = SENDMAIL_DATA_REFUSED.format(words="<jens.kron@example.net> no quota left for it")
+    raw = _sendmail_data_refused("<jens.kron@example.net> no quota left for it")
     statuses = _statuses(raw)
     assert statuses["karin.lag@example.net"] == statuses["leo.moll@example.net"] == 7
 

@@ -31,115 +31,13 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, RESTRICTION_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import FAILED_INTRO
-
-POSTFIX = """\
-Return-Path: <>
-Received: by mx.example.net (Postfix)
-\tid B4C0F210068; Sun,  6 Dec 2026 21:19:20 +0000 (UTC)
-Date: Sun,  6 Dec 2026 21:19:20 +0000 (UTC)
-From: Mail Delivery System <MAILER-DAEMON@example.net>
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="4AF8F210523.1796591960/mx.example.net"
-Message-Id: <20261206211920.B4C0F210068@mx.example.net>
-
-This is a MIME-encapsulated message.
-
---4AF8F210523.1796591960/mx.example.net
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.net.
-
-{intro}
-
-                   The mail system
-
-<{recipient}>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to {command}
-    command)
-
---4AF8F210523.1796591960/mx.example.net
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-X-Postfix-Queue-ID: 4AF8F210523
-X-Postfix-Sender: rfc822; news@example.org
-Arrival-Date: Sun,  6 Dec 2026 21:18:10 +0000 (UTC)
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---4AF8F210523.1796591960/mx.example.net
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 8
-
---4AF8F210523.1796591960/mx.example.net--
-"""
-
-DELAYED_INTRO = """####################################################################
-# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
-####################################################################
-
-Your message could not be delivered for more than 0 hour(s)."""
-
-SENDMAIL = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 21:24:38 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-Message-Id: <202612062124.6B6LOcGu032429@mx.example.net>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6LOcGu032429.1796592278/mx.example.net"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6LOcGu032429.1796592278/mx.example.net
-
-The original message was received at Sun, 6 Dec 2026 21:21:38 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<{recipient}>
-    (reason: {reply})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> {command}
-<<< {reply}
-<{recipient}>... Deferred: {reply}
-Message could not be delivered for 3 minutes
-Message will be deleted from queue
-
---6B6LOcGu032429.1796592278/mx.example.net
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-Arrival-Date: Sun, 6 Dec 2026 21:21:38 GMT
-
-Final-Recipient: RFC822; {recipient}
-Action: failed
-Status: 4.4.7
-Diagnostic-Code: SMTP; {reply}
-Last-Attempt-Date: Sun, 6 Dec 2026 21:24:38 GMT
-
---6B6LOcGu032429.1796592278/mx.example.net--
-"""
+from tests.mta_notices_support import (
+    BANNER_KIND,
+    FAILED_KIND,
+    SENDMAIL_EXPIRED,
+    postfix_notice,
+    sendmail_final,
+)
 
 RECIPIENT = "hans.tveit@example.com"
 UNVERIFIED = (
@@ -150,12 +48,16 @@ STORAGE = "452 4.3.1 Insufficient system storage"
 
 
 def _postfix(reply: str, command: str, *, delayed: bool = False) -> bytes:
-    status = reply.split()[1]
-    return POSTFIX.format(
-        subject="Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned "
-        "to Sender", intro=DELAYED_INTRO if delayed else FAILED_INTRO, recipient=RECIPIENT,
-        reply=reply, command=command, action="delayed" if delayed else "failed", status=status,
+    return postfix_notice(
+        RECIPIENT, reply, status=reply.split()[1], kind=BANNER_KIND if delayed else FAILED_KIND,
+        stage=f"{command}\n    command", host="mx.example.net",
+        sender="Mail Delivery System <MAILER-DAEMON@example.net>",
     ).encode()  # fmt: skip
+
+
+def _sendmail(reply: str, command: str) -> bytes:
+    session = f">>> {command}\n<<< {reply}\n<{RECIPIENT}>... Deferred: {reply}\n{SENDMAIL_EXPIRED}"
+    return sendmail_final(RECIPIENT, reply, session, status="4.4.7", host="mx.example.net").encode()
 
 
 def _answer(raw: bytes) -> tuple[int, str]:
@@ -170,8 +72,7 @@ def test_postfixs_final_notice_of_an_unreachable_verification_next_hop_is_an_exp
 
 
 def test_sendmails_final_notice_of_the_same_is_an_expiry() -> None:
-    raw = SENDMAIL.format(recipient=RECIPIENT, reply=UNVERIFIED, command="DATA").encode()
-    assert _answer(raw) == (3, "failed")
+    assert _answer(_sendmail(UNVERIFIED, "DATA")) == (3, "failed")
 
 
 def test_exims_final_diagnostic_of_the_same_is_an_expiry() -> None:
@@ -184,8 +85,7 @@ def test_exims_final_diagnostic_of_the_same_is_an_expiry() -> None:
 def test_insufficient_storage_answered_to_mail_from_is_over_capacity() -> None:
     assert _answer(_postfix(STORAGE, "MAIL FROM")) == (5, "failed")
     assert _answer(_postfix(STORAGE, "MAIL FROM", delayed=True)) == (5, "deferred")
-    raw = SENDMAIL.format(recipient=RECIPIENT, reply=STORAGE, command="MAIL From:<n@x>").encode()
-    assert _answer(raw) == (5, "failed")
+    assert _answer(_sendmail(STORAGE, "MAIL From:<n@x>")) == (5, "failed")
 
 
 # Counter-examples: what the rules leave as it was.

@@ -25,62 +25,7 @@ from bench.bounce_accuracy.mtas.cases import (
 )
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
-
-SENDMAIL = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 18:09:42 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-Message-Id: <202612061809.6B6I9gr7001174@mx.example.net>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6I9gr7001174.1796580582/mx.example.net"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6I9gr7001174.1796580582/mx.example.net
-
-The original message was received at Sun, 6 Dec 2026 18:09:42 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<{recipient}>
-    (reason: {reply})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> DATA
-<<< {reply}
-{own}
---6B6I9gr7001174.1796580582/mx.example.net
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-Received-From-MTA: DNS; localhost
-Arrival-Date: Sun, 6 Dec 2026 18:09:42 GMT
-
-Final-Recipient: RFC822; {recipient}
-X-Actual-Recipient: rfc822; {recipient}
-Action: failed
-Status: {status}
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; {reply}
-Last-Attempt-Date: Sun, 6 Dec 2026 18:09:42 GMT
-
---6B6I9gr7001174.1796580582/mx.example.net
-Content-Type: message/rfc822
-
-From: Newsletter <news@example.org>
-To: {recipient}
-Subject: Newsletter 1
-Message-ID: <1@example.org>
-
-Hello,
-
---6B6I9gr7001174.1796580582/mx.example.net--
-"""
+from tests.mta_notices_support import postfix_kind, postfix_notice, sendmail_final
 
 QMAIL = """\
 Return-Path: <>
@@ -107,45 +52,6 @@ Hello,
 """
 
 
-POSTFIX = """\
-Return-Path: <>
-From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
-Subject: Undelivered Mail Returned to Sender
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="35B9A234285.1796580436/mx.example.org"
-
---35B9A234285.1796580436/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below.
-
-                   The mail system
-
-<{recipient}>: host 192.0.2.25[192.0.2.25] said: {wrapped} (in reply to end of DATA command)
-
---35B9A234285.1796580436/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; {recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---35B9A234285.1796580436/mx.example.org--
-"""
-
-
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:
     _, found = classify_mail(raw.replace("\n", "\r\n").encode())
     assert len(found) == 1
@@ -153,10 +59,19 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 
 def _postfix(reply: str, action: str = "failed", status: str = "5.0.0") -> str:
-    wrapped = reply.replace(" permanently", "\n    permanently")
-    recipient = "quilla.ren@example.net"
-    return POSTFIX.format(
-        recipient=recipient, reply=reply, wrapped=wrapped, action=action, status=status
+    return postfix_notice(
+        "quilla.ren@example.net", reply, status=status,
+        kind=postfix_kind(delayed=action == "delayed"), stage="end of DATA command",
+        folded=reply.replace(" permanently", "\n    permanently"),
+        sender="MAILER-DAEMON@mx.example.org (Mail Delivery System)",
+    )  # fmt: skip
+
+
+def _sendmail(recipient: str, reply: str, status: str, own: str) -> str:
+    """Sendmail's notice of the receiving server's ``reply`` to DATA and its ``own`` lines."""
+    session = f">>> DATA\n<<< {reply}\n{own.rstrip()}"
+    return sendmail_final(
+        recipient, reply, session, status=status, actual=True, host="mx.example.net"
     )
 
 
@@ -170,10 +85,7 @@ def test_qmails_words_for_a_queue_programs_permanent_refusal_are_a_refusal() -> 
 
 def test_a_queue_programs_permanent_refusal_in_sendmails_notice_is_a_refusal() -> None:
     reply = "554 mail server permanently rejected message (#5.3.0)"
-    raw = SENDMAIL.format(
-        recipient="xavi.yor@example.net", reply=reply, status="5.0.0",
-        own="554 5.0.0 Service unavailable\n",
-    )  # fmt: skip
+    raw = _sendmail("xavi.yor@example.net", reply, "5.0.0", "554 5.0.0 Service unavailable")
     assert _verdict(raw) == ("xavi.yor@example.net", 4, "failed")
 
 
@@ -228,9 +140,7 @@ def test_sendmails_own_code_for_a_qmail_smtpd_reply_yields_to_the_replys_words(
     reply: str, status: str, own: str, expected: int
 ) -> None:
     recipient = "ana.ike@example.net"
-    raw = SENDMAIL.format(
-        recipient=recipient, reply=reply, status=status, own=own.format(recipient=recipient)
-    )
+    raw = _sendmail(recipient, reply, status, own.format(recipient=recipient))
     assert _verdict(raw) == (recipient, expected, "failed")
 
 

@@ -24,97 +24,30 @@ from bench.bounce_accuracy.mtas.cases import (
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
 from tests.mta_notices_support import (
-    DELAYED_SUBJECT,
-    FAILED_INTRO,
-    FAILED_SUBJECT,
-    WARNING_LINE,
+    FAILED_KIND,
+    SENDMAIL_STILL_TRYING,
+    WARNING_LINE_KIND,
+    postfix_notice,
+    sendmail_notice,
+    sendmail_report,
 )
 
-POSTFIX = """\
-Return-Path: <>
-From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="D7D7824C681.1796584329/mx.example.org"
-
---D7D7824C681.1796584329/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{intro}
-
-                   The mail system
-
-<{recipient}>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to {command})
-
---D7D7824C681.1796584329/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; {recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---D7D7824C681.1796584329/mx.example.org--
-"""
-
-SENDMAIL_WARNING = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 19:15:16 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6JFGZ5023616.1796584516/mx.example.net"
-Subject: Warning: could not send message for past 1 minute
-Auto-Submitted: auto-generated (warning-timeout)
-
-This is a MIME-encapsulated message
-
---6B6JFGZ5023616.1796584516/mx.example.net
-
-The original message was received at Sun, 6 Dec 2026 19:14:16 GMT
-from localhost [127.0.0.1]
-
-   **********************************************
-   **      THIS IS A WARNING MESSAGE ONLY      **
-   **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **
-   **********************************************
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> DATA
-<<< 452 Unable to scan for viruses
-<zed.ab@example.net>... Deferred: 452 Unable to scan for viruses
-Warning: message still undelivered after 1 minute
-Will keep trying until message is 3 minutes old
-
---6B6JFGZ5023616.1796584516/mx.example.net
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-Arrival-Date: Sun, 6 Dec 2026 19:14:16 GMT
-
-Final-Recipient: RFC822; zed.ab@example.net
-X-Actual-Recipient: rfc822; zed.ab@example.net
-Action: delayed
-Status: 4.3.1
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; 452 Unable to scan for viruses
-Last-Attempt-Date: Sun, 6 Dec 2026 19:15:16 GMT
-Will-Retry-Until: Sun, 6 Dec 2026 19:17:16 GMT
-
---6B6JFGZ5023616.1796584516/mx.example.net--
-"""
+SCAN_FAILED = "452 Unable to scan for viruses"
+SENDMAIL_WARNING = sendmail_notice(
+    "... while talking to [192.0.2.25]:\n"
+    f">>> DATA\n<<< {SCAN_FAILED}\n<zed.ab@example.net>... Deferred: {SCAN_FAILED}\n"
+    + SENDMAIL_STILL_TRYING,
+    [
+        sendmail_report(
+            "zed.ab@example.net",
+            status="4.3.1",
+            reply=SCAN_FAILED,
+            action="delayed",
+            actual="zed.ab@example.net",
+        )
+    ],
+    host="mx.example.net",
+)
 
 
 def _verdict(raw: str) -> tuple[str, int | None, str | None]:
@@ -124,12 +57,11 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 
 def _postfix(reply: str, action: str, status: str, command: str = "end of DATA command") -> str:
-    delayed = action == "delayed"
-    subject, intro = (DELAYED_SUBJECT, WARNING_LINE) if delayed else (FAILED_SUBJECT, FAILED_INTRO)
-    return POSTFIX.format(
-        subject=subject, intro=intro, recipient="gia.ho@example.net",
-        reply=reply, command=command, action=action, status=status,
-    )  # fmt: skip
+    kind = WARNING_LINE_KIND if action == "delayed" else FAILED_KIND
+    sender = "MAILER-DAEMON@mx.example.org (Mail Delivery System)"
+    return postfix_notice(
+        "gia.ho@example.net", reply, status=status, kind=kind, stage=command, sender=sender
+    )
 
 
 def test_qpsmtpds_scanner_unreachable_in_postfixs_warning_is_the_receiving_servers_error() -> None:

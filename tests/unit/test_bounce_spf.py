@@ -16,6 +16,12 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, SPF_CASES, load, splits
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_notices_support import (
+    SENDMAIL_EXPIRED,
+    SENDMAIL_STILL_TRYING,
+    sendmail_notice,
+    sendmail_report,
+)
 
 TEMPORARY = (
     "450 4.7.24 <{rcpt}>: Recipient address rejected: Message deferred due to: SPF Temporary "
@@ -37,78 +43,23 @@ PERMANENT = (
     "http://www.openspf.net/Why?s=mfrom;id=news@info.example.org;ip=192.0.2.46;r=example.net"
 )
 
-SENDMAIL = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 18:16:02 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@lists.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6IFU7B010475.1796580930/mx.example.org"
-Subject: {subject}
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6IFU7B010475.1796580930/mx.example.org
-
-The original message was received at Sun, 6 Dec 2026 18:12:45 GMT
-from localhost [127.0.0.1]
-{heading}
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> DATA
-<<< {reply}
-{own}
-<<< 554 5.5.1 Error: no valid recipients
-{closing}
---6B6IFU7B010475.1796580930/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-Arrival-Date: Sun, 6 Dec 2026 18:12:45 GMT
-
-Final-Recipient: RFC822; {rcpt}
-Action: {action}
-Status: {status}
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; {reply}
-Last-Attempt-Date: Sun, 6 Dec 2026 18:16:02 GMT
-
---6B6IFU7B010475.1796580930/mx.example.org
-Content-Type: text/rfc822-headers
-
-From: Newsletter <news@lists.example.org>
-To: {rcpt}
-Subject: Newsletter 1
-
---6B6IFU7B010475.1796580930/mx.example.org--
-"""
 RCPT = "gero.quy@example.net"
 
 
 def _sendmail(reply: str, *, final: bool, status: str, own: str = "") -> bytes:
-    if final:
-        subject = "Returned mail: see transcript for details"
-        heading = (
-            "\n   ----- The following addresses had permanent fatal errors -----\n"
-            f"<{RCPT}>\n    (reason: {reply[:100]}...)\n"
-        )
-        closing = "Message could not be delivered for 3 minutes\nMessage will be deleted from queue"
-        action = "failed"
-    else:
-        subject = "Warning: could not send message for past 1 minute"
-        heading = ""
-        closing = (
-            "Warning: message still undelivered after 1 minute\n"
-            "Will keep trying until message is 3 minutes old"
-        )
-        action = "delayed"
+    """Sendmail's final notice or warning of ``reply`` to the RCPT it pipelined before DATA,
+    and its ``own`` words for it (its "Deferred" line)."""
     own = own or f"<{RCPT}>... Deferred: {reply}"
-    text = SENDMAIL.format(
-        subject=subject, heading=heading, reply=reply, own=own, closing=closing, rcpt=RCPT,
-        action=action, status=status,
-    )  # fmt: skip
+    session = (
+        f"... while talking to [192.0.2.25]:\n>>> DATA\n<<< {reply}\n{own}\n"
+        "<<< 554 5.5.1 Error: no valid recipients\n"
+        + (SENDMAIL_EXPIRED if final else SENDMAIL_STILL_TRYING)
+    )
+    action = "failed" if final else "delayed"
+    report = sendmail_report(RCPT, status=status, reply=reply, action=action)
+    # Sendmail cuts the reason of a long reply to 100 characters
+    errors = f"<{RCPT}>\n    (reason: {reply[:100]}...)\n" if final else None
+    text = sendmail_notice(session, [report], errors=errors, sender="news@lists.example.org")
     return text.replace("\n", "\r\n").encode()
 
 

@@ -11,6 +11,7 @@ must learn the failure from the notice, not from the case's name.
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 import subprocess
@@ -28,6 +29,9 @@ from .destination import RCPT, Destination, Received, Reply
 from .rows import Row
 
 logger = logging.getLogger(__name__)
+# libyaml's safe loader where PyYAML has it (the pure-Python one takes minutes for the case
+# files together), else PyYAML's own.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
 # Round 23's cases: what filters and mailbox servers answer, carried by Postfix and Exim.
@@ -174,7 +178,7 @@ def splits(path: Path | None = None) -> dict[str, str]:
     committed case file)."""
     found: dict[str, str] = {}
     for each in (path,) if path else CASE_FILES:
-        data = yaml.safe_load(each.read_text("utf-8"))
+        data = _parsed(each)
         found.update(data.get("split") or {})
     return found
 
@@ -196,10 +200,23 @@ def load(mta: str, path: Path | None = None) -> list[Case]:
     """The cases of one MTA, as ``path`` (or the committed case file that has them) labels
     them."""
     for each in (path,) if path else CASE_FILES:
-        data = yaml.safe_load(each.read_text("utf-8"))
+        data = _parsed(each)
         if data.get(mta):
             return [_case(entry) for entry in data[mta]]
     return []
+
+
+def _parsed(path: Path) -> dict[str, Any]:
+    """A case file's YAML, parsed once for each version of the file (its path, size and
+    modification time): ``committed`` and ``load`` read every case file for every MTA."""
+    stat = path.stat()
+    return _parse(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(path.read_text("utf-8"), Loader=_LOADER)
+    return data
 
 
 def _case(entry: dict[str, Any]) -> Case:

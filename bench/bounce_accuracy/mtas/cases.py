@@ -11,6 +11,7 @@ must learn the failure from the notice, not from the case's name.
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 import subprocess
@@ -28,6 +29,9 @@ from .destination import RCPT, Destination, Received, Reply
 from .rows import Row
 
 logger = logging.getLogger(__name__)
+# libyaml's safe loader where PyYAML has it (the pure-Python one takes minutes for the case
+# files together), else PyYAML's own.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 CASES = Path(__file__).resolve().parents[1] / "mta_cases.yaml"
 # Round 23's cases: what filters and mailbox servers answer, carried by Postfix and Exim.
@@ -86,6 +90,8 @@ POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
 # Round 63's cases: a receiving Sendmail's own checks in Postfix's, Exim's and Sendmail's notices.
 SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
+# Round 65's cases: a receiving OpenSMTPD's own rules and filters in other MTAs' notices.
+OPENSMTPD_RECEIVING_CASES = CASES.with_name("opensmtpd_receiving_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -118,6 +124,8 @@ CASE_FILES = (
     POLICY_DAEMONS_CASES,
     MAILUTILS_CASES,
     SENDMAIL_CHECKS_CASES,
+    # round 65 (r65)
+    OPENSMTPD_RECEIVING_CASES,
 )
 
 FAILED = "failed"
@@ -170,7 +178,7 @@ def splits(path: Path | None = None) -> dict[str, str]:
     committed case file)."""
     found: dict[str, str] = {}
     for each in (path,) if path else CASE_FILES:
-        data = yaml.safe_load(each.read_text("utf-8"))
+        data = _parsed(each)
         found.update(data.get("split") or {})
     return found
 
@@ -192,10 +200,23 @@ def load(mta: str, path: Path | None = None) -> list[Case]:
     """The cases of one MTA, as ``path`` (or the committed case file that has them) labels
     them."""
     for each in (path,) if path else CASE_FILES:
-        data = yaml.safe_load(each.read_text("utf-8"))
+        data = _parsed(each)
         if data.get(mta):
             return [_case(entry) for entry in data[mta]]
     return []
+
+
+def _parsed(path: Path) -> dict[str, Any]:
+    """A case file's YAML, parsed once for each version of the file (its path, size and
+    modification time): ``committed`` and ``load`` read every case file for every MTA."""
+    stat = path.stat()
+    return _parse(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(path.read_text("utf-8"), Loader=_LOADER)
+    return data
 
 
 def _case(entry: dict[str, Any]) -> Case:

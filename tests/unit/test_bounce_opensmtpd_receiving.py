@@ -26,7 +26,7 @@ from bench.bounce_accuracy.mtas.cases import (
     splits,
 )
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import postfix_notice
+from tests.mta_notices_support import postfix_kind, postfix_notice
 
 RCPT = "RCPT\n    TO command"
 MAIL = "MAIL FROM command"
@@ -181,7 +181,9 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 def _postfix(reply: str, stage: str, *, delayed: bool = False) -> str:
     status = reply[4:9] if reply[4:5] in "45" and reply[5:6] == "." else reply[0] + ".0.0"
-    return postfix_notice(ADDRESS, reply, status=status, delayed=delayed, stage=stage)
+    return postfix_notice(
+        ADDRESS, reply, status=status, kind=postfix_kind(delayed=delayed), stage=stage
+    )
 
 
 def _opensmtpd(reason: str, status: str, *, delay: str = "") -> str:

@@ -111,6 +111,10 @@ MTAS = (
     "sendmail_checks_postfix",
     "sendmail_checks_exim",
     "sendmail_checks_sendmail",
+    # round 66: a receiving Courier's own checks
+    "courier_receiving_postfix",
+    "courier_receiving_exim",
+    "courier_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

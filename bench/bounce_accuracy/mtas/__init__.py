@@ -115,6 +115,10 @@ MTAS = (
     "opensmtpd_receiving_postfix",
     "opensmtpd_receiving_exim",
     "opensmtpd_receiving_sendmail",
+    # round 66: a receiving Courier's own checks
+    "courier_receiving_postfix",
+    "courier_receiving_exim",
+    "courier_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -92,6 +92,8 @@ MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
 SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
 # Round 65's cases: a receiving OpenSMTPD's own rules and filters in other MTAs' notices.
 OPENSMTPD_RECEIVING_CASES = CASES.with_name("opensmtpd_receiving_cases.yaml")
+# Round 66's cases: a receiving Courier's own checks in Postfix's, Exim's and Sendmail's notices.
+COURIER_RECEIVING_CASES = CASES.with_name("courier_receiving_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -126,6 +128,8 @@ CASE_FILES = (
     SENDMAIL_CHECKS_CASES,
     # round 65 (r65)
     OPENSMTPD_RECEIVING_CASES,
+    # round 66
+    COURIER_RECEIVING_CASES,
 )
 
 FAILED = "failed"

@@ -291,10 +291,12 @@ def run(
     mta: str,
     version: str,
     mounts: Sequence[Mount] = (),
+    timeout: float = TIMEOUT,
 ) -> list[Row]:
     """Run the daemon of ``root`` with ``config``, submit ``built`` on ``port`` and collect
-    the notices; the daemon is stopped and its log copied beside ``out`` (``<mta>.log``).
-    ``mounts`` are laid in its namespace after the passwd and group files."""
+    the notices (waiting at most ``timeout`` seconds); the daemon is stopped and its log copied
+    beside ``out`` (``<mta>.log``). ``mounts`` are laid in its namespace after the passwd and
+    group files."""
     env = {**ENV, "LD_LIBRARY_PATH": str(root / "root/usr/lib/x86_64-linux-gnu")}
     # Exim given -C by root drops to Debian-exim: its user is in the namespace's passwd.
     users = [Bind(root / "passwd", "/etc/passwd"), Bind(root / "group", "/etc/group")]
@@ -303,7 +305,7 @@ def run(
     try:
         with listening(command, port, "Exim", root / "log" / "daemon.log", env=env):
             submit(destination.host, port, built)
-            return collect(destination, built, out, mta, version, TIMEOUT)
+            return collect(destination, built, out, mta, version, timeout)
     finally:
         shutil.copy(root / "log" / "mainlog", out.parent / f"{mta}.log")
 

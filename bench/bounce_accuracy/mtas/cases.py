@@ -86,6 +86,8 @@ POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
 # Round 63's cases: a receiving Sendmail's own checks in Postfix's, Exim's and Sendmail's notices.
 SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
+# Round 64's cases: a receiving Haraka's own plugins in Postfix's, Exim's and Sendmail's notices.
+HARAKA_RECEIVING_CASES = CASES.with_name("haraka_receiving_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -118,6 +120,8 @@ CASE_FILES = (
     POLICY_DAEMONS_CASES,
     MAILUTILS_CASES,
     SENDMAIL_CHECKS_CASES,
+    # round 64
+    HARAKA_RECEIVING_CASES,
 )
 
 FAILED = "failed"

@@ -1,6 +1,6 @@
 """Haraka's own plugins as the RECEIVING server, in other MTAs' notices (round 64): npm's Haraka
 3.3.4 (round 33's version; until now it ran here only as a sending MTA) installed with ``npm
-install`` under :data:`PKG` (never into the repository, never globally), run as six instances
+install`` under :data:`PKG` (never into the repository, never globally), run as five instances
 (:data:`PORTS`), each with a folder of its own (``haraka -c <folder>``: the package's stock
 configuration copied, then the instance's files) and the plugins named below with their stock
 messages, in one mount namespace whose private ``/etc/resolv.conf`` names the harness's DNS
@@ -36,6 +36,9 @@ What each instance refuses or defers (the plugins' own words):
 * ``greylist`` (:data:`GREY`): ``greylist`` with its stock black period (850 s, longer than
   the senders' queue lifetimes: "451 4.7.1 Greylisted. Please come back later." at every try);
   ``greylist`` skips private addresses too, so ``bench_public`` comes first here as well.
+
+Haraka listens before ``limit`` has its Redis connection: the module waits :data:`READY` seconds
+before its own connections (the rate limit's first one, the one it holds open).
 
 Not made: ``helo.checks`` (its ``match_re`` refuses the sending MTAs' EHLO, "550 That HELO not
 allowed here", but each check runs once per connection, so the HELO that Postfix sends next is

@@ -111,6 +111,10 @@ MTAS = (
     "sendmail_checks_postfix",
     "sendmail_checks_exim",
     "sendmail_checks_sendmail",
+    # round 64: a receiving Haraka's own plugins behind Postfix, Exim and Sendmail
+    "haraka_receiving_postfix",
+    "haraka_receiving_exim",
+    "haraka_receiving_sendmail",
     # round 65 (r65): a receiving OpenSMTPD's own rules and filters
     "opensmtpd_receiving_postfix",
     "opensmtpd_receiving_exim",

@@ -90,6 +90,8 @@ POLICY_DAEMONS_CASES = CASES.with_name("policy_daemons_cases.yaml")
 MAILUTILS_CASES = CASES.with_name("mailutils_cases.yaml")
 # Round 63's cases: a receiving Sendmail's own checks in Postfix's, Exim's and Sendmail's notices.
 SENDMAIL_CHECKS_CASES = CASES.with_name("sendmail_checks_cases.yaml")
+# Round 64's cases: a receiving Haraka's own plugins in Postfix's, Exim's and Sendmail's notices.
+HARAKA_RECEIVING_CASES = CASES.with_name("haraka_receiving_cases.yaml")
 # Round 65's cases: a receiving OpenSMTPD's own rules and filters in other MTAs' notices.
 OPENSMTPD_RECEIVING_CASES = CASES.with_name("opensmtpd_receiving_cases.yaml")
 # Round 66's cases: a receiving Courier's own checks in Postfix's, Exim's and Sendmail's notices.
@@ -126,6 +128,8 @@ CASE_FILES = (
     POLICY_DAEMONS_CASES,
     MAILUTILS_CASES,
     SENDMAIL_CHECKS_CASES,
+    # round 64
+    HARAKA_RECEIVING_CASES,
     # round 65 (r65)
     OPENSMTPD_RECEIVING_CASES,
     # round 66

@@ -15,88 +15,15 @@ from bench.bounce_accuracy.mtas import MTAS
 from bench.bounce_accuracy.mtas.cases import CASE_FILES, COURIER_RECEIVING_CASES, load, splits
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import FAILED_INTRO, FAILED_SUBJECT
+from tests.mta_notices_support import (
+    FAILED_KIND,
+    WARNING_LINE_KIND,
+    postfix_notice,
+    sendmail_notice,
+    sendmail_report,
+)
 
-POSTFIX = """\
-Return-Path: <>
-From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="F411C2685C1.1796605173/mx.example.org"
-
---F411C2685C1.1796605173/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{intro}
-
-                   The mail system
-
-<una.ef@example.net>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to {command})
-
---F411C2685C1.1796605173/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; una.ef@example.net
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---F411C2685C1.1796605173/mx.example.org--
-"""
-SENDMAIL = """\
-Return-Path: <>
-Date: Mon, 7 Dec 2026 01:06:13 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@gone.example>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B716Dd9007847.1796605573/mx.example.org"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B716Dd9007847.1796605573/mx.example.org
-
-The original message was received at Mon, 7 Dec 2026 01:06:13 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<una.ef@example.net>
-    (reason: {first})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
->>> MAIL From:<news@gone.example> SIZE=361
-<<< {first}
-<<< {second}
-554 5.0.0 Service unavailable
-
---6B716Dd9007847.1796605573/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-Arrival-Date: Mon, 7 Dec 2026 01:06:13 GMT
-
-Final-Recipient: RFC822; una.ef@example.net
-X-Actual-Recipient: rfc822; una.ef@example.net
-Action: failed
-Status: 5.0.0
-Diagnostic-Code: SMTP; {first}
-Last-Attempt-Date: Mon, 7 Dec 2026 01:06:13 GMT
-
---6B716Dd9007847.1796605573/mx.example.org--
-"""
+ADDRESS = "una.ef@example.net"
 MAIL = "MAIL FROM command"
 RCPT = "RCPT TO command"
 DATA = "end of DATA command"
@@ -137,10 +64,8 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 
 def _postfix(reply: str, command: str, action: str, status: str) -> str:
-    subject = FAILED_SUBJECT if action == "failed" else "Delayed Mail (still being retried)"
-    intro = FAILED_INTRO if action == "failed" else "This is a warning only."
-    return POSTFIX.format(subject=subject, intro=intro, reply=reply, command=command,
-                          action=action, status=status)  # fmt: skip
+    kind = FAILED_KIND if action == "failed" else WARNING_LINE_KIND
+    return postfix_notice(ADDRESS, reply, status=status, kind=kind, stage=command)
 
 
 @pytest.mark.parametrize(("reply", "command", "status"), REFUSALS)
@@ -163,9 +88,15 @@ def test_its_deferrals_in_postfixs_warning_and_final_notice(reply: str) -> None:
 def test_couriers_sender_domain_refusal_as_sendmail_keeps_it_is_the_senders() -> None:
     # Sendmail keeps the reply's first line in its reason and Diagnostic-Code; without the
     # rule, "Domain does not exist" read the recipient's domain as unknown (1).
-    raw = SENDMAIL.format(
-        first="517-Domain does not exist: gone.example.",
-        second="517 Invalid domain, see <URL:https://www.ietf.org/rfc/rfc1035.txt>",
+    first = "517-Domain does not exist: gone.example."
+    second = "517 Invalid domain, see <URL:https://www.ietf.org/rfc/rfc1035.txt>"
+    # Sendmail's report of a refused sender names no Remote-MTA.
+    raw = sendmail_notice(
+        f"... while talking to [192.0.2.25]:\n>>> MAIL From:<news@gone.example> SIZE=361\n"
+        f"<<< {first}\n<<< {second}\n554 5.0.0 Service unavailable",
+        [sendmail_report(ADDRESS, status="5.0.0", reply=first, remote=False, actual=ADDRESS)],
+        errors=f"<{ADDRESS}>\n    (reason: {first})\n",
+        sender="news@gone.example",
     )
     assert _verdict(raw) == ("una.ef@example.net", 4, "failed")
     assert classify_reply(517, "", "517-Domain does not exist: example.org.").status == 4

@@ -17,129 +17,15 @@ from bench.bounce_accuracy.mtas.cases import CASE_FILES, HARAKA_RECEIVING_CASES,
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
 from tests.mta_notices_support import (
-    DELAYED_SUBJECT,
-    FAILED_INTRO,
-    FAILED_SUBJECT,
-    WARNING_LINE,
+    FAILED_KIND,
+    SENDMAIL_EXPIRED,
+    WARNING_LINE_KIND,
+    exim_notice,
+    postfix_notice,
+    sendmail_final,
 )
 
-POSTFIX = """\
-Return-Path: <>
-From: MAILER-DAEMON@mx.example.org (Mail Delivery System)
-Subject: {subject}
-To: news@example.org
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="D7D7824C681.1796584329/mx.example.org"
-
---D7D7824C681.1796584329/mx.example.org
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-
-This is the mail system at host mx.example.org.
-
-{intro}
-
-                   The mail system
-
-<una.ef@example.net>: host 192.0.2.25[192.0.2.25] said: {reply} (in reply to {command})
-
---D7D7824C681.1796584329/mx.example.org
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; una.ef@example.net
-Action: {action}
-Status: {status}
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---D7D7824C681.1796584329/mx.example.org--
-"""
-
-EXIM = """\
-Return-Path: <>
-X-Failed-Recipients: una.ef@example.net
-Auto-Submitted: auto-replied
-From: Mail Delivery System <Mailer-Daemon@mx.example.org>
-To: news@example.org
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796594756-eximdsn-47
-MIME-Version: 1.0
-Subject: Mail delivery failed: returning message to sender
-
---1796594756-eximdsn-47
-Content-type: text/plain; charset=us-ascii
-
-This message was created automatically by mail delivery software.
-
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
-
-  una.ef@example.net
-    host 192.0.2.25 [192.0.2.25]
-    SMTP error from remote mail server after {command}:
-    {reply}: retry timeout exceeded
-
---1796594756-eximdsn-47
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Action: failed
-Final-Recipient: rfc822;una.ef@example.net
-Status: 5.0.0
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}: retry timeout exceeded
-
---1796594756-eximdsn-47--
-"""
-
-SENDMAIL = """\
-Return-Path: <>
-Date: Sun, 6 Dec 2026 22:08:58 GMT
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B6M8wAU029978.1796594938/mx.example.org"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B6M8wAU029978.1796594938/mx.example.org
-
-The original message was received at Sun, 6 Dec 2026 22:05:58 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<una.ef@example.net>
-    (reason: {reply})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
-{transcript}
-
---6B6M8wAU029978.1796594938/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-Arrival-Date: Sun, 6 Dec 2026 22:05:58 GMT
-
-Final-Recipient: RFC822; una.ef@example.net
-X-Actual-Recipient: rfc822; una.ef@example.net
-Action: failed
-Status: {status}
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; {reply}
-Last-Attempt-Date: Sun, 6 Dec 2026 22:08:58 GMT
-
---6B6M8wAU029978.1796594938/mx.example.org--
-"""
-
+ADDRESS = "una.ef@example.net"
 MAIL = "MAIL FROM command"
 RCPT = "RCPT TO command"
 DATA = "end of DATA command"
@@ -172,10 +58,8 @@ def _verdict(raw: str) -> tuple[str, int | None, str | None]:
 
 
 def _postfix(reply: str, command: str, action: str, status: str) -> str:
-    delayed = action == "delayed"
-    subject, intro = (DELAYED_SUBJECT, WARNING_LINE) if delayed else (FAILED_SUBJECT, FAILED_INTRO)
-    return POSTFIX.format(subject=subject, intro=intro, reply=reply,
-                          command=command, action=action, status=status)  # fmt: skip
+    kind = WARNING_LINE_KIND if action == "delayed" else FAILED_KIND
+    return postfix_notice(ADDRESS, reply, status=status, kind=kind, stage=command)
 
 
 def _exim_stage(command: str) -> str:
@@ -198,8 +82,7 @@ def test_the_receiving_harakas_refusals_in_postfixs_notices(
 
 @pytest.mark.parametrize(("reply", "command", "status"), REFUSALS)
 def test_the_same_in_exims_notices(reply: str, command: str, status: int) -> None:
-    raw = EXIM.format(command=_exim_stage(command), reply=reply)
-    raw = raw.replace(": retry timeout exceeded", "")
+    raw = exim_notice(ADDRESS, reply, after=_exim_stage(command))
     assert _verdict(raw) == ("una.ef@example.net", status, "failed")
 
 
@@ -218,7 +101,7 @@ def test_its_deferrals_in_postfixs_warning_and_final_notice(
 def test_its_deferrals_in_exims_final_notice_after_the_retry_timeout(
     reply: str, command: str, warning: int, final: int
 ) -> None:
-    raw = EXIM.format(command=_exim_stage(command), reply=reply)
+    raw = exim_notice(ADDRESS, reply, after=_exim_stage(command), expired=True)
     assert _verdict(raw) == ("una.ef@example.net", final, "failed")
 
 
@@ -227,25 +110,16 @@ def test_its_deferrals_in_sendmails_final_notice_under_its_own_4_4_7(
     reply: str, command: str, warning: int, final: int
 ) -> None:
     sent = ">>> MAIL From:<news@example.org> SIZE=563" if command == MAIL else ">>> DATA"
-    transcript = (
-        f"{sent}\n"
-        f"<<< {reply}\n"
-        f"<una.ef@example.net>... Deferred: {reply}\n"
-        "Message could not be delivered for 3 minutes\n"
-        "Message will be deleted from queue"
-    )
-    raw = SENDMAIL.format(reply=reply, transcript=transcript, status="4.4.7")
+    session = f"{sent}\n<<< {reply}\n<una.ef@example.net>... Deferred: {reply}\n{SENDMAIL_EXPIRED}"
+    raw = sendmail_final(ADDRESS, reply, session, status="4.4.7", actual=True)
     assert _verdict(raw) == ("una.ef@example.net", final, "failed")
 
 
 def test_a_postfix_stage_folded_over_two_lines_is_read() -> None:
     # Postfix folds "(in reply to" / "MAIL FROM command)" over two lines when the reply is
     # long: the stage (MAIL, a refusal of the sender) is read all the same.
-    raw = POSTFIX.format(
-        subject=FAILED_SUBJECT, intro=FAILED_INTRO, action="failed", status="5.0.0",
-        reply="550 news@example.org Not from this one, thank you very much",
-        command="MAIL FROM command",
-    )  # fmt: skip
+    reply = "550 news@example.org Not from this one, thank you very much"
+    raw = postfix_notice(ADDRESS, reply, status="5.0.0", stage=MAIL)
     raw = raw.replace(" (in reply to MAIL", " (in reply to\n    MAIL")
     assert "(in reply to\n" in raw
     assert _verdict(raw) == ("una.ef@example.net", 4, "failed")
@@ -264,10 +138,10 @@ def test_its_refusals_of_the_sender_in_a_sending_sendmails_transcript(
 ) -> None:
     # Sendmail's transcript of a refused MAIL FROM names no recipient ("554 5.0.0 Service
     # unavailable" follows), so no stage is read with it: Haraka's words say it.
-    transcript = (
+    session = (
         f">>> MAIL From:<news@example.org> SIZE=363\n<<< {reply}\n554 5.0.0 Service unavailable"
     )
-    raw = SENDMAIL.format(reply=reply, transcript=transcript, status=status)
+    raw = sendmail_final(ADDRESS, reply, session, status=status, actual=True)
     assert _verdict(raw) == ("una.ef@example.net", 4, "failed")
 
 
@@ -280,13 +154,13 @@ def test_its_refusals_of_the_sender_in_a_sending_sendmails_transcript(
 )
 def test_its_refusals_at_rcpt_in_a_sending_sendmails_pipelined_transcript(reply: str) -> None:
     # Sendmail's own "550 5.1.1 ... User unknown" after the receiver's words is Sendmail's.
-    transcript = (
+    session = (
         ">>> DATA\n"
         f"<<< {reply}\n"
         "550 5.1.1 <una.ef@example.net>... User unknown\n"
         "<<< 503 RCPT required first"
     )
-    raw = SENDMAIL.format(reply=reply, transcript=transcript, status="5.1.1")
+    raw = sendmail_final(ADDRESS, reply, session, status="5.1.1", actual=True)
     assert _verdict(raw) == ("una.ef@example.net", 4, "failed")
 
 

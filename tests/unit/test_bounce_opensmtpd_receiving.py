@@ -26,89 +26,13 @@ from bench.bounce_accuracy.mtas.cases import (
     splits,
 )
 from postline.bounce.verdicts import classify_mail
-from tests.mta_notices_support import postfix_kind, postfix_notice
+from tests.mta_notices_support import exim_notice, postfix_kind, postfix_notice, sendmail_final
 
 RCPT = "RCPT\n    TO command"
 MAIL = "MAIL FROM command"
 DATA = "DATA command"
 END = "end of DATA command"
 ADDRESS = "una.ef@example.net"
-
-EXIM = """\
-Return-Path: <>
-X-Failed-Recipients: una.ef@example.net
-Auto-Submitted: auto-replied
-From: Mail Delivery System <Mailer-Daemon@mx.example.org>
-To: news@example.org
-Content-Type: multipart/report; report-type=delivery-status; boundary=1796604349-eximdsn-3
-MIME-Version: 1.0
-Subject: Mail delivery failed: returning message to sender
-
---1796604349-eximdsn-3
-Content-type: text/plain; charset=us-ascii
-
-This message was created automatically by mail delivery software.
-
-A message that you sent could not be delivered to one or more of its
-recipients. This is a permanent error. The following address(es) failed:
-
-  una.ef@example.net
-    host 192.0.2.25 [192.0.2.25]
-    SMTP error from remote mail server after {command}:
-    {reply}
-
---1796604349-eximdsn-3
-Content-type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Action: failed
-Final-Recipient: rfc822;una.ef@example.net
-Status: 5.0.0
-Remote-MTA: dns; 192.0.2.25
-Diagnostic-Code: smtp; {reply}
-
---1796604349-eximdsn-3--
-"""
-
-SENDMAIL = """\
-Return-Path: <>
-From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
-To: <news@example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="6B70kq5c001234.1796604411/mx.example.org"
-Subject: Returned mail: see transcript for details
-Auto-Submitted: auto-generated (failure)
-
-This is a MIME-encapsulated message
-
---6B70kq5c001234.1796604411/mx.example.org
-
-The original message was received at Mon, 7 Dec 2026 00:46:51 GMT
-from localhost [127.0.0.1]
-
-   ----- The following addresses had permanent fatal errors -----
-<una.ef@example.net>
-    (reason: {reply})
-
-   ----- Transcript of session follows -----
-... while talking to [192.0.2.25]:
-{transcript}
-
---6B70kq5c001234.1796604411/mx.example.org
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: RFC822; una.ef@example.net
-Action: failed
-Status: {status}
-Remote-MTA: DNS; [192.0.2.25]
-Diagnostic-Code: SMTP; {reply}
-
---6B70kq5c001234.1796604411/mx.example.org--
-"""
 
 # OpenSMTPD's own notice (its bounce.c templates), permanent or a delay warning.
 OPENSMTPD = """\
@@ -214,13 +138,13 @@ def test_the_receiving_opensmtpds_refusals_in_postfixs_notices(
     ],
 )  # fmt: skip
 def test_its_refusals_in_exims_notices(reply: str, command: str, status: int) -> None:
-    assert _verdict(EXIM.format(command=command, reply=reply)) == (ADDRESS, status, "failed")
+    assert _verdict(exim_notice(ADDRESS, reply, after=command)) == (ADDRESS, status, "failed")
 
 
 def test_its_invalid_recipient_in_a_sending_sendmails_transcript() -> None:
     reply = "550 Invalid recipient: <una.ef@example.net>"
-    transcript = f"<<< {reply}\n550 5.1.1 <una.ef@example.net>... User unknown"
-    raw = SENDMAIL.format(reply=reply, transcript=transcript, status="5.1.1")
+    session = f"<<< {reply}\n550 5.1.1 <una.ef@example.net>... User unknown"
+    raw = sendmail_final(ADDRESS, reply, session, status="5.1.1")
     assert _verdict(raw) == (ADDRESS, 2, "failed")
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, COURIER_RECEIVING_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import COURIER_RECEIVING_CASES
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     FAILED_KIND,
     WARNING_LINE_KIND,
@@ -115,18 +115,11 @@ def test_a_recipients_domain_that_does_not_exist_stays_unknown(reply: str) -> No
 
 
 def test_the_round_66_case_file_is_a_committed_set() -> None:
-    assert COURIER_RECEIVING_CASES in CASE_FILES
-    mtas = ("courier_receiving_postfix", "courier_receiving_exim", "courier_receiving_sendmail")
-    for mta in mtas:
-        assert mta in MTAS
-    assert set(splits(COURIER_RECEIVING_CASES)) == set(mtas)
-    senders: set[str] = set()
-    for mta in mtas:
-        cases = load(mta, COURIER_RECEIVING_CASES)
-        assert len(cases) == 15
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 18
-        assert all(label.note for label in rows)
-        assert sum(1 for case in cases if case.delayed) == 3
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 45
+    assert_committed_set(
+        COURIER_RECEIVING_CASES,
+        ("courier_receiving_postfix", "courier_receiving_exim", "courier_receiving_sendmail"),
+        cases=(15, 15, 15),
+        rows=(18, 18, 18),
+        delayed=(3, 3, 3),
+        senders=45,
+    )

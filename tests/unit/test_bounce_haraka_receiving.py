@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, HARAKA_RECEIVING_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import HARAKA_RECEIVING_CASES
 from postline.bounce.classify import classify_reply
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     FAILED_KIND,
     SENDMAIL_EXPIRED,
@@ -186,18 +186,11 @@ def test_counter_examples_keep_their_reading(reply: tuple[int, str, str], reason
 
 
 def test_the_round_64_case_file_is_a_committed_set() -> None:
-    assert HARAKA_RECEIVING_CASES in CASE_FILES
-    mtas = ("haraka_receiving_postfix", "haraka_receiving_exim", "haraka_receiving_sendmail")
-    for mta in mtas:
-        assert mta in MTAS
-    assert set(splits(HARAKA_RECEIVING_CASES)) == set(mtas)
-    senders: set[str] = set()
-    for mta in mtas:
-        cases = load(mta, HARAKA_RECEIVING_CASES)
-        assert len(cases) == 14
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 19
-        assert all(label.note for label in rows)
-        assert sum(1 for case in cases if case.delayed) == 5
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 42
+    assert_committed_set(
+        HARAKA_RECEIVING_CASES,
+        ("haraka_receiving_postfix", "haraka_receiving_exim", "haraka_receiving_sendmail"),
+        cases=(14, 14, 14),
+        rows=(19, 19, 19),
+        delayed=(5, 5, 5),
+        senders=42,
+    )

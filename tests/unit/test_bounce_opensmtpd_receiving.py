@@ -18,14 +18,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import (
-    CASE_FILES,
-    OPENSMTPD_RECEIVING_CASES,
-    load,
-    splits,
-)
+from bench.bounce_accuracy.mtas.cases import OPENSMTPD_RECEIVING_CASES
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import exim_notice, postfix_kind, postfix_notice, sendmail_final
 
 RCPT = "RCPT\n    TO command"
@@ -202,18 +197,10 @@ def test_what_has_no_rule_reads_as_today() -> None:
 
 
 def test_the_round_65_case_file_is_a_committed_set() -> None:
-    assert OPENSMTPD_RECEIVING_CASES in CASE_FILES
-    mtas = ("opensmtpd_receiving_postfix", "opensmtpd_receiving_exim",
-            "opensmtpd_receiving_sendmail")  # fmt: skip
-    for mta in mtas:
-        assert mta in MTAS
-    assert set(splits(OPENSMTPD_RECEIVING_CASES)) == set(mtas)
-    senders: set[str] = set()
-    for mta, cases_n, rows_n in zip(mtas, (17, 15, 15), (20, 17, 17), strict=True):
-        cases = load(mta, OPENSMTPD_RECEIVING_CASES)
-        assert len(cases) == cases_n
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == rows_n
-        assert all(label.note for label in rows)
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 47
+    assert_committed_set(
+        OPENSMTPD_RECEIVING_CASES,
+        ("opensmtpd_receiving_postfix", "opensmtpd_receiving_exim", "opensmtpd_receiving_sendmail"),
+        cases=(17, 15, 15),
+        rows=(20, 17, 17),
+        senders=47,
+    )

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, SENDMAIL_CHECKS_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import SENDMAIL_CHECKS_CASES
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     FAILED_KIND,
     WARNING_LINE_KIND,
@@ -155,18 +155,11 @@ def test_a_user_unknown_under_5_0_0_after_data_reads_as_the_shared_corpus_labels
 
 
 def test_the_round_63_case_file_is_a_committed_set() -> None:
-    assert SENDMAIL_CHECKS_CASES in CASE_FILES
-    mtas = ("sendmail_checks_postfix", "sendmail_checks_exim", "sendmail_checks_sendmail")
-    for mta in mtas:
-        assert mta in MTAS
-    assert set(splits(SENDMAIL_CHECKS_CASES)) == set(mtas)
-    senders: set[str] = set()
-    for mta in mtas:
-        cases = load(mta, SENDMAIL_CHECKS_CASES)
-        assert len(cases) == 20
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 25
-        assert all(label.note for label in rows)
-        assert sum(1 for case in cases if case.delayed) == 5
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 60
+    assert_committed_set(
+        SENDMAIL_CHECKS_CASES,
+        ("sendmail_checks_postfix", "sendmail_checks_exim", "sendmail_checks_sendmail"),
+        cases=(20, 20, 20),
+        rows=(25, 25, 25),
+        delayed=(5, 5, 5),
+        senders=60,
+    )

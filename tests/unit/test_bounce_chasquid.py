@@ -12,10 +12,10 @@ from importlib import resources
 import pytest
 import yaml
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, CHASQUID_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import CHASQUID_CASES
 from postline.bounce.classify import classify_failure, reply_rules
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 
 NOTICE = """\
 Return-Path: <>
@@ -198,15 +198,14 @@ def test_the_local_program_words_match_their_sample_and_mean_a_local_programs_ty
 
 
 def test_the_chasquid_cases_are_a_committed_set_of_the_recorded_package() -> None:
-    assert CHASQUID_CASES in CASE_FILES
-    assert "chasquid" in MTAS
-    assert splits(CHASQUID_CASES) == {"chasquid": "dev"}
+    assert_committed_set(
+        CHASQUID_CASES,
+        ("chasquid",),
+        cases=(27,),
+        rows=(29,),
+        delayed=(0,),  # chasquid sends no delay warning
+        senders=27,
+        split="dev",
+        statuses={1, 2, 3, 4, 5, 7, 8},
+    )
     assert "1.11-2+b2" in CHASQUID_CASES.read_text("utf-8")  # the package's version recorded
-    cases = load("chasquid", CHASQUID_CASES)
-    assert len(cases) == 27
-    assert sum(len(case.failed) for case in cases) == 29
-    for case in cases:
-        assert not case.delayed  # chasquid sends no delay warning
-        for label in case.failed.values():
-            assert label.status in {1, 2, 3, 4, 5, 7, 8} and label.note
-            assert label.delivery == "failed"

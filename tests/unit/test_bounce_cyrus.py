@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, cyrus
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, CYRUS_CASES, load, splits
+from bench.bounce_accuracy.mtas import cyrus
+from bench.bounce_accuracy.mtas.cases import CYRUS_CASES
 from postline.bounce.mail.model import Kind
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import DELAYED_DAYS_KIND, FAILED_KIND, postfix_notice
 
 # Cyrus's own rejection notice (RFC 5429 reject with sieve_use_lmtp_reject: no), relayed by
@@ -189,19 +190,13 @@ def test_cyruss_vacation_reply_is_no_bounce() -> None:
 
 
 def test_the_cyrus_cases_are_a_committed_set() -> None:
-    assert CYRUS_CASES in CASE_FILES
-    mtas = ("cyrus_postfix", "cyrus_exim", "cyrus_sendmail")
-    assert all(name in MTAS for name in mtas)
-    assert splits(CYRUS_CASES) == dict.fromkeys(mtas, "dev")
+    assert_committed_set(
+        CYRUS_CASES,
+        ("cyrus_postfix", "cyrus_exim", "cyrus_sendmail"),
+        cases=(12, 12, 12),
+        rows=(15, 15, 15),
+        senders=36,
+        split="dev",
+        statuses={None, 2, 3, 4, 5, 7},
+    )
     assert "cyrus-imapd" in cyrus.PACKAGES
-    for name in mtas:
-        cases = load(name, CYRUS_CASES)
-        assert len(cases) == 12
-        rows = 0
-        for case in cases:
-            for label in [*case.failed.values(), *case.delayed.values()]:
-                assert label.note
-                assert label.status in {None, 2, 3, 4, 5, 7}
-                rows += 1
-            assert all(label.delivery == "deferred" for label in case.delayed.values())
-        assert rows == 15

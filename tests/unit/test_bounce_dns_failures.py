@@ -10,9 +10,10 @@ import struct
 
 import pytest
 
-from bench.bounce_accuracy.mtas.cases import DNS_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import DNS_CASES, load
 from bench.bounce_accuracy.mtas.dnsserver import NOERROR, NXDOMAIN, SERVFAIL, Name, Table
 from postline.bounce.classify import classify_failure
+from tests.mta_cases_support import assert_committed_set
 
 TABLE = Table(
     {
@@ -70,17 +71,18 @@ def test_a_null_mx_record_names_the_root() -> None:
 
 
 def test_the_dns_cases_are_a_set_of_their_own() -> None:
-    found = splits(DNS_CASES)
-    assert set(found) == {
-        "dns_postfix",
-        "dns_exim",
-        "dns_sendmail",
-        "dns_opensmtpd",
-        "dns_courier",
-        "dns_haraka",
+    mtas = (
+        "dns_postfix", "dns_exim", "dns_sendmail", "dns_opensmtpd", "dns_courier", "dns_haraka",
         "dns_dma",
-    }
-    for mta in found:
+    )  # fmt: skip
+    assert_committed_set(
+        DNS_CASES,
+        mtas,
+        cases=(6, 6, 6, 6, 6, 6, 3),
+        rows=(8, 9, 8, 12, 8, 6, 3),
+        senders=39,
+    )
+    for mta in mtas:
         cases = {case.name for case in load(mta, DNS_CASES)}
         # dma retries the null MX and the missing MX host for days: no notice, no case (round 44)
         made = {"no-address-records"} if mta == "dns_dma" else {"null-mx", "mx-host-not-found"}

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, EXIM_ACL_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import EXIM_ACL_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     exim_notice,
     postfix_kind,
@@ -165,10 +165,9 @@ MTA_NAMES = ("exim_receiving_postfix", "exim_receiving_exim", "exim_receiving_se
 
 
 def test_the_round_is_registered() -> None:
-    assert EXIM_ACL_CASES in CASE_FILES
-    for mta in MTA_NAMES:
-        assert mta in MTAS
-        assert splits(EXIM_ACL_CASES)[mta] in ("dev", "unseen")
+    assert_committed_set(
+        EXIM_ACL_CASES, MTA_NAMES, cases=(12, 12, 12), rows=(17, 17, 17), senders=36
+    )
 
 
 def test_the_cases_labels_follow_the_rounds_decisions() -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, mailman3
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, MAILMAN3_CASES, load, splits
+from bench.bounce_accuracy.mtas import mailman3
+from bench.bounce_accuracy.mtas.cases import MAILMAN3_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 
 HEADERS = """\
 Return-Path: <{name}-bounces@lists.example.org>
@@ -191,12 +192,11 @@ def test_a_lists_notices_about_a_membership_and_its_posts_are_no_bounce(
 
 
 def test_the_mailman3_cases_are_a_committed_set_run_from_a_pinned_version() -> None:
-    assert MAILMAN3_CASES in CASE_FILES
-    assert "mailman3" in MTAS
-    assert splits(MAILMAN3_CASES) == {"mailman3": "dev"}
+    assert_committed_set(
+        MAILMAN3_CASES, ("mailman3",), cases=(14,), rows=(14,), senders=14, split="dev"
+    )
     assert f"Mailman {mailman3.VERSION}" in MAILMAN3_CASES.read_text("utf-8")
     cases = load("mailman3", MAILMAN3_CASES)
-    assert len(cases) == 14
     refused = {c.name: c.failed for c in cases if any(v.status for v in c.failed.values())}
     assert set(refused) == {
         "post-not-member",

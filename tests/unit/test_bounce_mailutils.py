@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, mailutils
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, MAILUTILS_CASES, load, splits
+from bench.bounce_accuracy.mtas import mailutils
+from bench.bounce_accuracy.mtas.cases import MAILUTILS_CASES
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     DELAYED_DAYS_KIND,
     FAILED_KIND,
@@ -229,19 +230,12 @@ def test_mailutils_words_in_postfixs_notices(
 
 
 def test_the_mailutils_cases_are_a_committed_set() -> None:
-    assert MAILUTILS_CASES in CASE_FILES
-    mtas = ("mailutils_postfix", "mailutils_exim", "mailutils_sendmail")
-    assert all(name in MTAS for name in mtas)
-    assert set(splits(MAILUTILS_CASES)) == set(mtas)
+    assert_committed_set(
+        MAILUTILS_CASES,
+        ("mailutils_postfix", "mailutils_exim", "mailutils_sendmail"),
+        cases=(12, 12, 12),
+        rows=(16, 16, 16),
+        senders=36,
+        statuses={2, 3, 4, 5, 7},
+    )
     assert "mailutils-mda" in mailutils.PACKAGES
-    for name in mtas:
-        cases = load(name, MAILUTILS_CASES)
-        assert len(cases) == 12
-        rows = 0
-        for case in cases:
-            for label in [*case.failed.values(), *case.delayed.values()]:
-                assert label.note
-                assert label.status in {2, 3, 4, 5, 7}
-                rows += 1
-            assert all(label.delivery == "deferred" for label in case.delayed.values())
-        assert rows == 16

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, masqmail
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, MASQMAIL_CASES, load, splits
+from bench.bounce_accuracy.mtas import masqmail
+from bench.bounce_accuracy.mtas.cases import MASQMAIL_CASES
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 
 NOTICE = """\
 Return-Path: <>
@@ -117,14 +118,13 @@ def test_a_refusal_of_the_clients_own_reverse_lookup_stays_4(reply: str) -> None
 
 
 def test_the_masqmail_cases_are_a_committed_set_built_from_the_recorded_commit() -> None:
-    assert MASQMAIL_CASES in CASE_FILES
-    assert "masqmail" in MTAS
-    assert splits(MASQMAIL_CASES) == {"masqmail": "dev"}
+    assert_committed_set(
+        MASQMAIL_CASES,
+        ("masqmail",),
+        cases=(16,),
+        rows=(23,),
+        senders=16,
+        split="dev",
+        statuses={1, 2, 3, 4, 5, 7, 8},
+    )
     assert masqmail.COMMIT in MASQMAIL_CASES.read_text("utf-8")  # the source's commit recorded
-    cases = load("masqmail", MASQMAIL_CASES)
-    assert len(cases) == 16
-    for case in cases:
-        for label in [*case.failed.values(), *case.delayed.values()]:
-            assert label.status in {1, 2, 3, 4, 5, 7, 8} and label.note
-        assert all(label.delivery == "failed" for label in case.failed.values())
-        assert all(label.delivery == "deferred" for label in case.delayed.values())

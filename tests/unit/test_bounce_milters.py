@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, MILTER_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import MILTER_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import exim_notice
 
 RECIPIENT = "hedda.jarl@example.net"
@@ -95,10 +95,13 @@ def test_rspamds_soft_reject_in_exims_notices_is_a_policy_deferral() -> None:
 
 
 def test_the_round_is_registered() -> None:
-    assert MILTER_CASES in CASE_FILES
-    for mta in ("milters_postfix", "milters_exim", "milters_sendmail"):
-        assert mta in MTAS
-        assert splits(MILTER_CASES)[mta] in ("dev", "unseen")
+    assert_committed_set(
+        MILTER_CASES,
+        ("milters_postfix", "milters_exim", "milters_sendmail"),
+        cases=(6, 6, 6),
+        rows=(8, 8, 8),
+        senders=18,
+    )
 
 
 def test_the_cases_labels_follow_the_rounds_decisions() -> None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, MIMEDEFANG_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import MIMEDEFANG_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import DATA_STAGE, postfix_kind, postfix_notice
 
 RECIPIENT = "berit.moln@example.net"
@@ -100,10 +100,13 @@ MTA_NAMES = (
 
 
 def test_the_round_is_registered() -> None:
-    assert MIMEDEFANG_CASES in CASE_FILES
-    for mta in MTA_NAMES:
-        assert mta in MTAS
-        assert splits(MIMEDEFANG_CASES)[mta] in ("dev", "unseen")
+    assert_committed_set(
+        MIMEDEFANG_CASES,
+        MTA_NAMES,
+        cases=(3, 3, 3, 1, 1, 1),
+        rows=(5, 5, 5, 2, 2, 2),
+        senders=12,
+    )
 
 
 def test_the_cases_labels_follow_the_rounds_decisions() -> None:

@@ -14,12 +14,12 @@ import struct
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, POLICY_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import POLICY_CASES, load
 from bench.bounce_accuracy.mtas.dnsserver import NOERROR, Name, Table
 from postline.bounce.classify import classify_failure
 from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 
 TXT = 16
 KEY = "v=DKIM1; k=rsa; p=" + "A" * 300  # longer than one DNS character-string (255 bytes)
@@ -71,10 +71,13 @@ def test_the_dns_server_answers_txt_records_in_strings_of_at_most_255_bytes() ->
 
 
 def test_the_policy_cases_are_a_committed_set_of_their_own() -> None:
-    assert POLICY_CASES in CASE_FILES
-    made = {"policy_postfix", "policy_exim", "policy_sendmail"}
-    assert made <= set(MTAS)
-    assert set(splits(POLICY_CASES)) == made
+    assert_committed_set(
+        POLICY_CASES,
+        ("policy_postfix", "policy_exim", "policy_sendmail"),
+        cases=(10, 10, 9),
+        rows=(11, 11, 10),
+        senders=29,
+    )
 
 
 @pytest.mark.parametrize("mta", ["policy_postfix", "policy_exim", "policy_sendmail"])

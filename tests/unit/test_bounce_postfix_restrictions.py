@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, RESTRICTION_CASES, load, splits
+from bench.bounce_accuracy.mtas.cases import RESTRICTION_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     BANNER_KIND,
     FAILED_KIND,
@@ -165,10 +165,13 @@ def test_the_rounds_other_refusals_in_postfixs_notices(
 
 
 def test_the_round_is_registered() -> None:
-    assert RESTRICTION_CASES in CASE_FILES
-    for mta in ("restrictions_postfix", "restrictions_exim", "restrictions_sendmail"):
-        assert mta in MTAS
-        assert splits(RESTRICTION_CASES)[mta] in ("unseen", "dev")
+    assert_committed_set(
+        RESTRICTION_CASES,
+        ("restrictions_postfix", "restrictions_exim", "restrictions_sendmail"),
+        cases=(13, 13, 11),
+        rows=(19, 19, 15),
+        senders=37,
+    )
 
 
 def test_the_cases_labels_follow_the_rounds_decisions() -> None:

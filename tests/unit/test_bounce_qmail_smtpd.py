@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import (
-    CASE_FILES,
-    DNS_QMAIL_CASES,
-    QMAIL_SMTPD_CASES,
-    load,
-    splits,
-)
+from bench.bounce_accuracy.mtas.cases import DNS_QMAIL_CASES, QMAIL_SMTPD_CASES
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import postfix_kind, postfix_notice, sendmail_final
 
 QMAIL = """\
@@ -173,21 +167,20 @@ def test_qmails_null_mx_wording_reads_as_the_shared_corpus_labels_it() -> None:
 
 def test_the_round_53_qmail_case_files_are_committed_sets() -> None:
     for path in (QMAIL_SMTPD_CASES, DNS_QMAIL_CASES):
-        assert path in CASE_FILES
         assert "a7012e4fdf2f82f6aa5abe2f57e20831d238d774" in path.read_text()
-    mtas = ("qmail_smtpd_postfix", "qmail_smtpd_exim", "qmail_smtpd_sendmail")
-    for mta in (*mtas, "dns_qmail"):
-        assert mta in MTAS
-    found = splits(QMAIL_SMTPD_CASES) | splits(DNS_QMAIL_CASES)
-    assert set(found) == {*mtas, "dns_qmail"}
-    senders: set[str] = set()
-    for mta in mtas:
-        cases = load(mta, QMAIL_SMTPD_CASES)
-        assert len(cases) == 8
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 10
-        assert all(label.note for label in rows)
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 24
-    dns = load("dns_qmail", DNS_QMAIL_CASES)
-    assert [label.status for case in dns for label in case.failed.values()] == [1, 1]
+    assert_committed_set(
+        QMAIL_SMTPD_CASES,
+        ("qmail_smtpd_postfix", "qmail_smtpd_exim", "qmail_smtpd_sendmail"),
+        cases=(8, 8, 8),
+        rows=(10, 10, 10),
+        senders=24,
+    )
+    assert_committed_set(
+        DNS_QMAIL_CASES,
+        ("dns_qmail",),
+        cases=(2,),
+        rows=(2,),
+        delayed=(0,),
+        senders=2,
+        statuses={1},
+    )

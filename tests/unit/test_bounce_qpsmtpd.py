@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS
-from bench.bounce_accuracy.mtas.cases import (
-    CASE_FILES,
-    MAILFROMD_CASES,
-    QPSMTPD_CASES,
-    load,
-    splits,
-)
+from bench.bounce_accuracy.mtas.cases import MAILFROMD_CASES, QPSMTPD_CASES
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 from tests.mta_notices_support import (
     FAILED_KIND,
     SENDMAIL_STILL_TRYING,
@@ -155,22 +149,13 @@ Hello,
 
 
 def test_the_round_56_case_files_are_committed_sets() -> None:
-    for path in (QPSMTPD_CASES, MAILFROMD_CASES):
-        assert path in CASE_FILES
-    mtas = ("qpsmtpd_postfix", "qpsmtpd_exim", "qpsmtpd_sendmail")
-    for mta in (*mtas, "mailfromd"):
-        assert mta in MTAS
-    assert set(splits(QPSMTPD_CASES)) == set(mtas)
-    assert set(splits(MAILFROMD_CASES)) == {"mailfromd"}
-    senders: set[str] = set()
-    for mta in mtas:
-        cases = load(mta, QPSMTPD_CASES)
-        assert len(cases) == 8
-        rows = [x for case in cases for x in (*case.failed.values(), *case.delayed.values())]
-        assert len(rows) == 10
-        assert all(label.note for label in rows)
-        senders |= {case.sender for case in cases}
-    assert len(senders) == 24
-    mailfromd = load("mailfromd", MAILFROMD_CASES)
-    rows = [x for case in mailfromd for x in (*case.failed.values(), *case.delayed.values())]
-    assert [label.status for label in rows] == [4, 4, 4, 4, 4]
+    assert_committed_set(
+        QPSMTPD_CASES,
+        ("qpsmtpd_postfix", "qpsmtpd_exim", "qpsmtpd_sendmail"),
+        cases=(8, 8, 8),
+        rows=(10, 10, 10),
+        senders=24,
+    )
+    assert_committed_set(
+        MAILFROMD_CASES, ("mailfromd",), cases=(4,), rows=(5,), senders=4, statuses={4}
+    )

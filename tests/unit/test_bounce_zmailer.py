@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bounce_accuracy.mtas import MTAS, zmailer
-from bench.bounce_accuracy.mtas.cases import CASE_FILES, ZMAILER_CASES, load, splits
+from bench.bounce_accuracy.mtas import zmailer
+from bench.bounce_accuracy.mtas.cases import ZMAILER_CASES, load
 from postline.bounce.classify import classify_failure
 from postline.bounce.verdicts import classify_mail
+from tests.mta_cases_support import assert_committed_set
 
 BROKEN_FIELD = "Diagnostic-Code:%sDiagnostic-Code:%s%s"
 
@@ -175,9 +176,9 @@ def test_zmailers_expiry_and_connection_words() -> None:
 
 
 def test_the_zmailer_cases_are_a_committed_set_of_their_own_from_a_recorded_commit() -> None:
-    assert ZMAILER_CASES in CASE_FILES
-    assert "zmailer" in MTAS
-    assert splits(ZMAILER_CASES) == {"zmailer": "dev"}
+    assert_committed_set(
+        ZMAILER_CASES, ("zmailer",), cases=(15,), rows=(16,), senders=15, split="dev"
+    )
     header = ZMAILER_CASES.read_text("utf-8")
     assert f"github.com/rzachariassen/zmailer at commit {zmailer.COMMIT}" in header
     cases = load("zmailer", ZMAILER_CASES)

@@ -96,6 +96,8 @@ HARAKA_RECEIVING_CASES = CASES.with_name("haraka_receiving_cases.yaml")
 OPENSMTPD_RECEIVING_CASES = CASES.with_name("opensmtpd_receiving_cases.yaml")
 # Round 66's cases: a receiving Courier's own checks in Postfix's, Exim's and Sendmail's notices.
 COURIER_RECEIVING_CASES = CASES.with_name("courier_receiving_cases.yaml")
+# Round 68's cases: a receiving Exim's content scanning (spamd, clamd, MIME ACL, sa-exim).
+EXIM_CONTENT_CASES = CASES.with_name("exim_content_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -134,6 +136,8 @@ CASE_FILES = (
     OPENSMTPD_RECEIVING_CASES,
     # round 66
     COURIER_RECEIVING_CASES,
+    # round 68
+    EXIM_CONTENT_CASES,
 )
 
 FAILED = "failed"
@@ -280,6 +284,9 @@ def message(case: Case, number: int, command: str | None = None) -> bytes:
         body += "".join(f"{line}\r\n" for line in case.body)
     else:
         body = f"{command}\r\n"
+    # a case that gives its own Content-Type (a multipart message, round 68) has it alone; the
+    # newsletter text is then the multipart's preamble
+    own_type = any(h.lower().startswith("content-type:") for h in case.headers)
     headers = [
         *case.headers,
         f"From: Newsletter <{case.sender}>",
@@ -288,7 +295,7 @@ def message(case: Case, number: int, command: str | None = None) -> bytes:
         f"Date: {format_datetime(datetime.now(UTC))}",
         f"Message-ID: {make_msgid(domain='sender.test')}",
         "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=us-ascii",
+        *([] if own_type else ["Content-Type: text/plain; charset=us-ascii"]),
     ]
     return ("\r\n".join(headers) + "\r\n\r\n" + body).encode("ascii")
 

@@ -29,6 +29,7 @@ from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.clickhouse import apply_migrations, connect
 from postline.common.policy import Policy, hash_secret, parse_policy
 from postline.common.runtime import HttpServer
+from postline.common.throttle import AuthThrottle
 from postline.reports.console.sessions import FULL, Sessions
 from postline.reports.http import create_app
 from postline.reports.queries import ReportQueries
@@ -76,12 +77,23 @@ def policy_text(allowed: str = '["127.0.0.0/8"]', **hashes: str) -> str:
 class Running:
     """One reports HTTP app on its own loop thread (a replica)."""
 
-    def __init__(self, store: Store, policy: Policy, suppressions: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        suppressions: str | None = None,
+        throttle: AuthThrottle | None = None,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.client = SuppressionsClient(suppressions, policy) if suppressions else None
-        app = create_app(ReportQueries(store, policy), ready=lambda: True, suppressions=self.client)
+        app = create_app(
+            ReportQueries(store, policy),
+            ready=lambda: True,
+            suppressions=self.client,
+            throttle=throttle or AuthThrottle(),
+        )
         self.listen = f"127.0.0.1:{free_port()}"
         self.http = HttpServer(app, self.listen)
         self.call(self.http.start())
@@ -118,6 +130,17 @@ def store(data_path: Path) -> Iterator[Store]:
 def console(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
     monkeypatch.setenv("POSTLINE_TEST_TOTP", TOTP_SECRET)
     running = Running(store, parse_policy(policy_text()))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def still_console(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    """The console with the default throttle on a clock that stands still: a lock (the first
+    lasts 1 s) holds for as long as the test needs it, however slowly a loaded machine gets
+    from one request to the next."""
+    monkeypatch.setenv("POSTLINE_TEST_TOTP", TOTP_SECRET)
+    running = Running(store, parse_policy(policy_text()), throttle=AuthThrottle(clock=lambda: 1e6))
     yield running
     running.close()
 
@@ -227,8 +250,8 @@ def test_totp_accounts_need_the_one_time_code(console: Running) -> None:
     assert client.get("/errors").status_code == 200
 
 
-def test_failed_log_ins_are_throttled_per_account_and_logged(console: Running) -> None:
-    client = httpx.Client(base_url=console.base, timeout=30)
+def test_failed_log_ins_are_throttled_per_account_and_logged(still_console: Running) -> None:
+    client = httpx.Client(base_url=still_console.base, timeout=30)
     token = csrf_of(client.get("/login").text)
     statuses = []
     for _ in range(7):
@@ -245,13 +268,13 @@ def test_failed_log_ins_are_throttled_per_account_and_logged(console: Running) -
     assert locked.status_code == 429
     # the API's credentials from this address are throttled too: 429 with Retry-After
     api = httpx.get(
-        f"{console.base}/api/v1/errors",
+        f"{still_console.base}/api/v1/errors",
         params=up_to_today(),
         headers={"Authorization": "Bearer dev:wrong"},
     )
     assert api.status_code == 429 and int(api.headers["retry-after"]) >= 1
     assert api.json()["error"]["code"] == "too_many_attempts"
-    admin = log_in_from_elsewhere(console)
+    admin = log_in_from_elsewhere(still_console)
     log = admin.get("/api/v1/operations", params=up_to_today()).json()
     actions = [(r["actor"], r["action"]) for r in log["results"]]
     assert ("viewer@example.test", "login_failed") in actions

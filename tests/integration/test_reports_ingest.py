@@ -131,9 +131,12 @@ async def test_clickhouse_failure_loses_nothing_and_counts_once(
         broker,
         REPORTS_EVENTS,
         Ingest(store).write,
-        max_events=1000,
-        max_bytes=64 * 1024 * 1024,  # a prefetch of 512 messages: all 140 in one batch
-        max_wait=0.2,
+        # One batch of all 140 messages, however slowly a loaded machine takes them in: it is
+        # full at 140 (max_bytes keeps the prefetch at 2 x 140, so all of them come at once)
+        # and no short wait sends a part of it early.
+        max_events=140,
+        max_bytes=64 * 1024 * 1024,
+        max_wait=60.0,
         retry_for=120.0,  # retried in place: the same batch, the same deduplication token
         backoff=Backoff(first=0.2, maximum=0.5),
     )

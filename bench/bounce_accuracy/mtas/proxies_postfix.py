@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,8 +38,8 @@ from pathlib import Path
 from . import postfix
 from .cases import PROXIES_CASES, load
 from .destination import Destination
-from .host import Namespace, listening, write_file
-from .milters_postfix import EICAR, start_receiving
+from .host import ENV, listening, write_file
+from .milters_postfix import EICAR
 from .packages import extract
 from .rows import Row
 
@@ -144,7 +145,7 @@ def _settings(domain: str) -> str:
 def prepare() -> dict[str, str]:
     """Fresh folders, the packages unpacked, the proxies', clamd's and the receiving
     instance's settings written; each package's version."""
-    for leftover in (RUN, SEND, RECV):
+    for leftover in (RUN, RECV):
         shutil.rmtree(leftover, ignore_errors=True)
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)
@@ -213,8 +214,10 @@ def receiving(out: Path, mta: str) -> Iterator[str]:
     }
     with ExitStack() as stack:
         stack.callback(_keep_output, out, mta)
-        space = stack.enter_context(Namespace("receiving postfix", [], grace=10.0))
-        start_receiving(RECV, space, stack, out, mta)
+        etc = str(RECV / "etc")
+        subprocess.run(["postfix", "-c", etc, "start"], check=True, env=ENV)
+        stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
+        stack.callback(subprocess.run, ["postfix", "-c", etc, "stop"], check=False, env=ENV)
         clamd = [f"{pkg}/usr/sbin/clamd", "-c", str(RUN / "clamd.conf")]
         stack.enter_context(listening(clamd, CLAMD_PORT, "clamd", RUN / "clamd.out", env=env))
         for domain, (proxy, port, _) in PROXIES.items():

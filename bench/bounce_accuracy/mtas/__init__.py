@@ -123,6 +123,10 @@ MTAS = (
     "courier_receiving_postfix",
     "courier_receiving_exim",
     "courier_receiving_sendmail",
+    # round 67: SMTP content-filter proxies in front of a receiving Postfix
+    "proxies_postfix",
+    "proxies_exim",
+    "proxies_sendmail",
     # round 68: a receiving Exim's content scanning (spamd, clamd, the MIME ACL, sa-exim)
     "exim_content_postfix",
     "exim_content_exim",

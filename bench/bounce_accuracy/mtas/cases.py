@@ -96,6 +96,9 @@ HARAKA_RECEIVING_CASES = CASES.with_name("haraka_receiving_cases.yaml")
 OPENSMTPD_RECEIVING_CASES = CASES.with_name("opensmtpd_receiving_cases.yaml")
 # Round 66's cases: a receiving Courier's own checks in Postfix's, Exim's and Sendmail's notices.
 COURIER_RECEIVING_CASES = CASES.with_name("courier_receiving_cases.yaml")
+# Round 67's cases: SMTP content-filter proxies (clamsmtp, proxsmtp) in front of a receiving
+# Postfix, in Postfix's, Exim's and Sendmail's notices.
+PROXIES_CASES = CASES.with_name("proxies_cases.yaml")
 # Round 68's cases: a receiving Exim's content scanning (spamd, clamd, MIME ACL, sa-exim).
 EXIM_CONTENT_CASES = CASES.with_name("exim_content_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
@@ -136,6 +139,8 @@ CASE_FILES = (
     OPENSMTPD_RECEIVING_CASES,
     # round 66
     COURIER_RECEIVING_CASES,
+    # round 67
+    PROXIES_CASES,
     # round 68
     EXIM_CONTENT_CASES,
 )

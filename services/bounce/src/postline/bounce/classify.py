@@ -486,12 +486,29 @@ def _stopped_trying(rules: ReplyRules, code: int, action: str, text: str) -> boo
     return rules.reasons[rules.gave_up].says(text[:MAX_TEXT].lower())
 
 
-def _gave_up_on_reply(code: int, enhanced_status: str, action: str, text: str = "") -> bool:
+def _gave_up_on_reply(
+    rules: ReplyRules, code: int, enhanced_status: str, action: str, text: str = ""
+) -> bool:
     """A final failure of a temporary SMTP reply: the reporting MTA got "not now" and
     stopped trying (``gave_up_replies`` in the rules file)."""
     if action != "failed" or not code:
         return False
-    return is_temporary(code, enhanced_status) or _class_rewritten(code, enhanced_status, text)
+    return (
+        is_temporary(code, enhanced_status)
+        or _class_rewritten(code, enhanced_status, text)
+        or _undefined_status_given_up(rules, code, enhanced_status, text)
+    )
+
+
+def _undefined_status_given_up(
+    rules: ReplyRules, code: int, enhanced_status: str, text: str
+) -> bool:
+    """A 4xx reply under the undefined status 5.0.0 whose diagnostic says the MTA gave up
+    (the ``given_up`` words): Exim writes every final failure 5.0.0 and adds ": retry timeout
+    exceeded" to the last temporary reply (round 67)."""
+    if not 400 <= code < 500 or enhanced_status != "5.0.0" or rules.given_up_words is None:
+        return False
+    return rules.given_up_words.search(text[:MAX_TEXT].lower()) is not None
 
 
 # The reply's own enhanced status, right after its code ("451 4.3.0 ...").
@@ -750,7 +767,9 @@ def classify_failure(
         or _stopped_trying(rules, code, action, text)
     ):
         reason = rules.gave_up
-    elif reason in rules.gave_up_replies and _gave_up_on_reply(code, enhanced_status, action, text):
+    elif reason in rules.gave_up_replies and _gave_up_on_reply(
+        rules, code, enhanced_status, action, text
+    ):
         reason = rules.gave_up
     elif reason in rules.gave_up_local and (
         _stopped_trying(rules, code, action, text)

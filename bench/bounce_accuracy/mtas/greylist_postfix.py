@@ -109,7 +109,7 @@ def _redis() -> Iterator[None]:
     with (RECV / "redis.out").open("wb") as output:
         daemon = subprocess.Popen(command, start_new_session=True, stdout=output, stderr=output)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + milters_postfix.STARTUP
         while True:
             try:
                 with socket.create_connection(REDIS, timeout=1) as connection:
@@ -119,7 +119,10 @@ def _redis() -> Iterator[None]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the private redis-server did not answer")
+                raise RuntimeError(
+                    f"the private redis-server did not answer within {milters_postfix.STARTUP:.0f}"
+                    f" s; see {RECV / 'redis.out'}"
+                )
             time.sleep(0.2)
         yield
     finally:
@@ -145,7 +148,10 @@ def _rspamd(stack: ExitStack) -> None:
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
     }
-    stack.enter_context(listening(command, MILTER_PORT, "rspamd", RECV / "rspamd.out", env=env))
+    log = RECV / "rspamd.out"
+    stack.enter_context(
+        listening(command, MILTER_PORT, "rspamd", log, env=env, timeout=milters_postfix.STARTUP)
+    )
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import listening, stop
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "greylist_postfix"
@@ -175,6 +176,19 @@ def version(versions: dict[str, str]) -> str:
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
     number = redis.stdout.split("v=")[1].split()[0] if "v=" in redis.stdout else "?"
     return f"rspamd {versions['rspamd']}; redis-server {number}"
+
+
+@contextmanager
+def receiving_for(sending: Sending) -> Iterator[str]:
+    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
+    for the rows."""
+    versions = prepare()
+    with receiving(sending.out, sending.mta):
+        yield version(versions)
+
+
+RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter", receiving_for,
+                    clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

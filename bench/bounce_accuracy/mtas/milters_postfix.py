@@ -36,6 +36,7 @@ from .cases import MILTER_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, write_file
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "milters_postfix"
@@ -307,6 +308,18 @@ def version(versions: dict[str, str]) -> str:
         f"clamav-milter {versions['clamav-milter']}; spamass-milter "
         f"{versions['spamass-milter']}; spamd {versions['spamd']}; rspamd {versions['rspamd']}"
     )
+
+
+@contextmanager
+def receiving_for(sending: Sending) -> Iterator[str]:
+    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
+    for the rows."""
+    versions = prepare()
+    with receiving(sending.out, sending.mta):
+        yield version(versions)
+
+
+RECEIVER = Receiver(MILTER_CASES, routes_to, "milter", receiving_for, clients=CLIENT)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -30,6 +30,7 @@ from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, stop, write_file
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "mimedefang_postfix"
@@ -180,6 +181,19 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
 def version(versions: dict[str, str]) -> str:
     """MIMEDefang's version, for the rows."""
     return f"mimedefang {versions['mimedefang']}"
+
+
+@contextmanager
+def receiving_for(sending: Sending) -> Iterator[str]:
+    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
+    for the rows."""
+    versions = prepare()
+    with receiving(sending.out, sending.mta):
+        yield version(versions)
+
+
+RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter", receiving_for,
+                    clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -59,6 +59,7 @@ from .host import (
     write_file,
 )
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "opensmtpd_receiving_postfix"
@@ -231,6 +232,14 @@ def check(conf: Path) -> subprocess.CompletedProcess[str]:
     """``smtpd -n``: the configuration's syntax checked (for a probe by hand)."""
     return subprocess.run([str(ROOT / "usr/sbin/smtpd"), "-n", "-f", str(conf)],
                           capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def receiving_for(sending: Sending) -> AbstractContextManager[str]:
+    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
+    return receiving(sending.cases, sending.destination, sending.out, sending.mta)
+
+
+RECEIVER = Receiver(CASES, routes_to, "opensmtpd", receiving_for, clients=CLIENTS)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

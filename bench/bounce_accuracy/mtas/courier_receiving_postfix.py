@@ -40,7 +40,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import courier, postfix
@@ -49,7 +49,7 @@ from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import ENV, Namespace, Overlay, stop, wait_listening
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "courier_receiving_postfix"
@@ -266,13 +266,10 @@ def receiving(cases: list[Case], destination: Destination, out: Path, mta: str) 
             shutil.copy(log, out.parent / f"{mta}-receiving.log")
 
 
-def receiving_for(sending: Sending) -> AbstractContextManager[str]:
-    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
-    return receiving(sending.cases, sending.destination, sending.out, sending.mta)
-
-
-RECEIVER = Receiver(CASES, routes_to, "courier", receiving_for, captured=SENDER_DOMAINS,
-                    clients=CLIENTS, exim_timeout=courier.TIMEOUT)  # fmt: skip
+RECEIVER = Receiver(CASES, routes_to, "courier",
+                    lambda s: receiving(s.cases, s.destination, s.out, s.mta),
+                    captured=SENDER_DOMAINS, clients=CLIENTS,
+                    exim_timeout=courier.TIMEOUT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -32,7 +32,7 @@ from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import listening, stop
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "greylist_postfix"
@@ -178,17 +178,8 @@ def version(versions: dict[str, str]) -> str:
     return f"rspamd {versions['rspamd']}; redis-server {number}"
 
 
-@contextmanager
-def receiving_for(sending: Sending) -> Iterator[str]:
-    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
-    for the rows."""
-    versions = prepare()
-    with receiving(sending.out, sending.mta):
-        yield version(versions)
-
-
-RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter", receiving_for,
-                    clients=CLIENT)  # fmt: skip
+RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter",
+                    prepared(prepare, receiving, version), clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

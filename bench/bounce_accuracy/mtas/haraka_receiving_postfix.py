@@ -53,7 +53,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import haraka, postfix
@@ -61,7 +61,7 @@ from .cases import HARAKA_RECEIVING_CASES, Case, load
 from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
-from .receiver import Receiver, Sending
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "haraka_receiving_postfix"
@@ -301,13 +301,8 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
                 shutil.copy(RUN / name / "haraka.log", out.parent / f"{mta}-receiving-{name}.log")
 
 
-def receiving_for(sending: Sending) -> AbstractContextManager[str]:
-    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
-    return receiving(sending.cases, sending.out, sending.mta)
-
-
-RECEIVER = Receiver(CASES, routes_to, "haraka", receiving_for, captured=SENDER_DOMAINS,
-                    clients=CLIENTS)  # fmt: skip
+RECEIVER = Receiver(CASES, routes_to, "haraka", lambda s: receiving(s.cases, s.out, s.mta),
+                    captured=SENDER_DOMAINS, clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

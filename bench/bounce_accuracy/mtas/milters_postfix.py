@@ -36,7 +36,7 @@ from .cases import MILTER_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, write_file
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "milters_postfix"
@@ -310,16 +310,8 @@ def version(versions: dict[str, str]) -> str:
     )
 
 
-@contextmanager
-def receiving_for(sending: Sending) -> Iterator[str]:
-    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
-    for the rows."""
-    versions = prepare()
-    with receiving(sending.out, sending.mta):
-        yield version(versions)
-
-
-RECEIVER = Receiver(MILTER_CASES, routes_to, "milter", receiving_for, clients=CLIENT)
+RECEIVER = Receiver(MILTER_CASES, routes_to, "milter", prepared(prepare, receiving, version),
+                    clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

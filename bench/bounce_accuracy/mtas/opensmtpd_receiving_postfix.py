@@ -40,7 +40,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -59,7 +59,7 @@ from .host import (
     write_file,
 )
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "opensmtpd_receiving_postfix"
@@ -234,12 +234,9 @@ def check(conf: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 
-def receiving_for(sending: Sending) -> AbstractContextManager[str]:
-    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
-    return receiving(sending.cases, sending.destination, sending.out, sending.mta)
-
-
-RECEIVER = Receiver(CASES, routes_to, "opensmtpd", receiving_for, clients=CLIENTS)
+RECEIVER = Receiver(CASES, routes_to, "opensmtpd",
+                    lambda s: receiving(s.cases, s.destination, s.out, s.mta),
+                    clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

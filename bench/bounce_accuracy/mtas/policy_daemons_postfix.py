@@ -46,7 +46,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, listening, wait_listening
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "policy_daemons_postfix"
@@ -335,17 +335,8 @@ def version(versions: dict[str, str]) -> str:
     )
 
 
-@contextmanager
-def receiving_for(sending: Sending) -> Iterator[str]:
-    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
-    for the rows."""
-    versions = prepare()
-    with receiving(sending.out, sending.mta):
-        yield version(versions)
-
-
-RECEIVER = Receiver(POLICY_DAEMONS_CASES, routes_to, "policy", receiving_for,
-                    clients=CLIENT)  # fmt: skip
+RECEIVER = Receiver(POLICY_DAEMONS_CASES, routes_to, "policy",
+                    prepared(prepare, receiving, version), clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -32,7 +32,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import postfix
@@ -41,7 +41,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "qpsmtpd_postfix"
@@ -155,12 +155,8 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
             shutil.copy(log, out.parent / f"{mta}-qpsmtpd.log")
 
 
-def receiving_for(sending: Sending) -> AbstractContextManager[str]:
-    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
-    return receiving(sending.cases, sending.out, sending.mta)
-
-
-RECEIVER = Receiver(QPSMTPD_CASES, routes_to, "qpsmtpd", receiving_for)
+RECEIVER = Receiver(QPSMTPD_CASES, routes_to, "qpsmtpd",
+                    lambda s: receiving(s.cases, s.out, s.mta))  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

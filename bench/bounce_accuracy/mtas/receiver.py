@@ -8,13 +8,16 @@ modules hold only their own constants (name, folder, port, final destination).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .cases import Case
 from .destination import Destination
+
+Prepared = TypeVar("Prepared")
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,21 @@ class Receiver:
     def exim_captured(self) -> dict[str, str]:
         """Exim's route name for each captured domain."""
         return {f"{self.captured_as}{number}": d for number, d in enumerate(self.captured)}
+
+
+def prepared(
+    prepare: Callable[[], Prepared],
+    receiving: Callable[[Path, str], AbstractContextManager[None]],
+    words: Callable[[Prepared], str],
+) -> Callable[[Sending], AbstractContextManager[str]]:
+    """A ``Receiver.serving`` of a round whose receiving side is made by ``prepare`` (fresh
+    folders, packages unpacked: what it returns, the packages' versions, told in ``words``)
+    and run by ``receiving(out, mta)``."""
+
+    @contextmanager
+    def serving(sending: Sending) -> Iterator[str]:
+        made = prepare()
+        with receiving(sending.out, sending.mta):
+            yield words(made)
+
+    return serving

@@ -53,7 +53,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import postfix, sendmail
@@ -61,7 +61,7 @@ from .cases import SENDMAIL_CHECKS_CASES, Case, load
 from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
-from .receiver import Receiver, Sending
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "sendmail_checks_postfix"
@@ -270,12 +270,7 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
             shutil.copy(log, out.parent / f"{mta}-receiving.log")
 
 
-def receiving_for(sending: Sending) -> AbstractContextManager[str]:
-    """``receiving`` for a sending MTA in front (``RECEIVER``)."""
-    return receiving(sending.cases, sending.out, sending.mta)
-
-
-RECEIVER = Receiver(CASES, routes_to, "sendmail", receiving_for,
+RECEIVER = Receiver(CASES, routes_to, "sendmail", lambda s: receiving(s.cases, s.out, s.mta),
                     captured=SENDER_DOMAINS, clients=CLIENTS)  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, write_file
 from .packages import extract
-from .receiver import Receiver, Sending
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "spf_postfix"
@@ -146,17 +146,9 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def receiving_for(sending: Sending) -> Iterator[str]:
-    """``prepare`` and ``receiving`` for a sending MTA in front (``RECEIVER``); the versions
-    for the rows."""
-    spf = prepare()
-    with receiving(sending.out, sending.mta):
-        yield f"policyd-spf {spf}"
-
-
-RECEIVER = Receiver(SPF_CASES, routes_to, "spf", receiving_for, captured=SENDER_DOMAINS,
-                    captured_as="capture", clients=CLIENT)  # fmt: skip
+RECEIVER = Receiver(SPF_CASES, routes_to, "spf",
+                    prepared(prepare, receiving, "policyd-spf {}".format),
+                    captured=SENDER_DOMAINS, captured_as="capture", clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

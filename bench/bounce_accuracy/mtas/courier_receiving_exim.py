@@ -1,18 +1,18 @@
 """Exim's notices of a receiving Courier's own checks (round 66): the receiving Courier of
-``courier_receiving_postfix`` with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/r66-courier/exim``, as
-the sending MTA, its transports bound to its own loopback address: each recipient domain goes
-to its Courier daemon, ``sender.test`` and the sender domains of the DNS and SPF cases to the
-capture server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``,
-``exim.RETRY``). The cases are ``courier_receiving_exim`` in ``courier_receiving_cases.yaml``.
+``courier_receiving_postfix`` (its ``RECEIVER``) with Debian's Exim, unpacked and run as round
+21's (``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
+``/tmp/r66-courier/exim``, as the sending MTA, its transports bound to its own loopback address:
+each recipient domain goes to its Courier daemon, ``sender.test`` and the sender domains of the
+DNS and SPF cases to the capture server. Delay warning after 20 s, retries given up after 60 s
+(``exim.MAIN``, ``exim.RETRY``). The cases are ``courier_receiving_exim`` in
+``courier_receiving_cases.yaml``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import courier, courier_receiving_postfix, exim
-from .cases import load
+from . import courier_receiving_postfix, exim
 from .destination import Destination
 from .rows import Row
 
@@ -23,13 +23,4 @@ LOCAL = "medlar-x-r66.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    receiver = courier_receiving_postfix
-    built = load(MTA, receiver.CASES)
-    version = exim.unpack(ROOT)
-    captured = {f"sender{n}": domain for n, domain in enumerate(receiver.SENDER_DOMAINS)}
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, receiver.routes_to(),
-                                    relay="courier", captured=captured,
-                                    client=receiver.CLIENTS[MTA])  # fmt: skip
-    with receiver.receiving(built, destination, out, MTA) as receiving:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {receiving}", timeout=courier.TIMEOUT)  # fmt: skip
+    return exim.behind(courier_receiving_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

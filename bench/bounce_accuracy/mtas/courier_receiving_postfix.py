@@ -49,6 +49,7 @@ from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import ENV, Namespace, Overlay, stop, wait_listening
 from .packages import extract
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "courier_receiving_postfix"
@@ -263,6 +264,12 @@ def receiving(cases: list[Case], destination: Destination, out: Path, mta: str) 
             namespace.run("courier", "stop", check=False)
             namespace.run("authdaemond", "stop", check=False)
             shutil.copy(log, out.parent / f"{mta}-receiving.log")
+
+
+RECEIVER = Receiver(CASES, routes_to, "courier",
+                    lambda s: receiving(s.cases, s.destination, s.out, s.mta),
+                    captured=SENDER_DOMAINS, clients=CLIENTS,
+                    exim_timeout=courier.TIMEOUT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,11 +1,11 @@
 """Sendmail's notices of a receiving Courier's own checks (round 66): the receiving Courier of
-``courier_receiving_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/r66-courier/sendmail-run``, final destination of ``medlar-m-r66.test``, its SMTP client
-bound to its own loopback address: each recipient domain goes to its Courier daemon (``extra``
-routes of its mailer table), ``sender.test`` and the sender domains of the DNS and SPF cases
-to the capture server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's).
-The cases are ``courier_receiving_sendmail`` in ``courier_receiving_cases.yaml``.
+``courier_receiving_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17 as the
+sending MTA (``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a folder of
+its own, ``/tmp/r66-courier/sendmail-run``, final destination of ``medlar-m-r66.test``, its SMTP
+client bound to its own loopback address: each recipient domain goes to its Courier daemon
+(``extra`` routes of its mailer table), ``sender.test`` and the sender domains of the DNS and
+SPF cases to the capture server. Delay warning after 1 minute, queue lifetime 3 minutes (round
+21b's). The cases are ``courier_receiving_sendmail`` in ``courier_receiving_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import courier_receiving_postfix, sendmail
-from .cases import load
 from .destination import Destination
 from .rows import Row
 
@@ -24,12 +23,6 @@ LOCAL = "medlar-m-r66.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    receiver = courier_receiving_postfix
-    built = load(MTA, receiver.CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, receiver.routes_to(),
-                               captured=receiver.SENDER_DOMAINS,
-                               client=receiver.CLIENTS[MTA])  # fmt: skip
-    with receiver.receiving(built, destination, out, MTA) as receiving:
-        version = f"sendmail-{version}; {receiving}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(
+        courier_receiving_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination
+    )

@@ -28,6 +28,7 @@ from .cases import Case, collect, load, script_replies, submit
 from .destination import Destination
 from .host import ENV, Bind, Mount, isolated, listening
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "exim"
@@ -308,6 +309,30 @@ def run(
             return collect(destination, built, out, mta, version, timeout)
     finally:
         shutil.copy(root / "log" / "mainlog", out.parent / f"{mta}.log")
+
+
+def behind(
+    receiver: Receiver,
+    mta: str,
+    root: Path,
+    port: int,
+    local: str,
+    out: Path,
+    destination: Destination,
+) -> list[Row]:
+    """The notices of Exim, unpacked under ``root`` (``unpack``), as the sending MTA in front
+    of ``receiver`` (``configure_sending``: final destination of ``local``, the cases taken on
+    127.0.0.1:``port``, each recipient domain routed to its receiving server), the receiving
+    side running while ``run`` submits ``mta``'s cases of the round and collects them."""
+    built = load(mta, receiver.cases)
+    version = unpack(root)
+    config = configure_sending(root, local, port, destination, receiver.routes(),
+                               relay=receiver.relay, captured=receiver.exim_captured(),
+                               client=receiver.client(mta))  # fmt: skip
+    timeout = receiver.exim_timeout or TIMEOUT
+    with receiver.serving(Sending(mta, built, destination, out, port)) as serving:
+        return run(root, port, config, destination, built, out, mta,
+                   f"exim4-{version}; {serving}", timeout=timeout)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

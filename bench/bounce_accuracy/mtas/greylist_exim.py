@@ -1,7 +1,7 @@
-"""Exim's notices of what rspamd's greylisting, run for real, answered (round 57): the
-receiving side of ``greylist_postfix`` (rspamd 3.4 with a private Redis behind a receiving
-Postfix) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r57g/exim``, as the
+"""Exim's notices of what rspamd's greylisting, run for real, answered (round 57): the receiving
+side of ``greylist_postfix`` (its ``RECEIVER``: rspamd 3.4 with a private Redis behind a
+receiving Postfix) with Debian's Exim, unpacked and run as round 21's (``exim.behind``:
+``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r57g/exim``, as the
 sending MTA: each recipient domain goes to the receiving instance's listener from
 :data:`greylist_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the capture
 server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, greylist_postfix
-from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,11 +23,4 @@ LOCAL = "hickory-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, MIMEDEFANG_CASES)
-    versions = greylist_postfix.prepare()
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, greylist_postfix.routes_to(),
-                                    relay="milter", client=greylist_postfix.CLIENT)  # fmt: skip
-    with greylist_postfix.receiving(out, MTA):
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {greylist_postfix.version(versions)}")  # fmt: skip
+    return exim.behind(greylist_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

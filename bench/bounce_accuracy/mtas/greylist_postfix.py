@@ -32,6 +32,7 @@ from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import listening, stop
 from .packages import extract
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "greylist_postfix"
@@ -109,7 +110,7 @@ def _redis() -> Iterator[None]:
     with (RECV / "redis.out").open("wb") as output:
         daemon = subprocess.Popen(command, start_new_session=True, stdout=output, stderr=output)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + milters_postfix.STARTUP
         while True:
             try:
                 with socket.create_connection(REDIS, timeout=1) as connection:
@@ -119,7 +120,10 @@ def _redis() -> Iterator[None]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the private redis-server did not answer")
+                raise RuntimeError(
+                    f"the private redis-server did not answer within {milters_postfix.STARTUP:.0f}"
+                    f" s; see {RECV / 'redis.out'}"
+                )
             time.sleep(0.2)
         yield
     finally:
@@ -145,7 +149,10 @@ def _rspamd(stack: ExitStack) -> None:
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
     }
-    stack.enter_context(listening(command, MILTER_PORT, "rspamd", RECV / "rspamd.out", env=env))
+    log = RECV / "rspamd.out"
+    stack.enter_context(
+        listening(command, MILTER_PORT, "rspamd", log, env=env, timeout=milters_postfix.STARTUP)
+    )
 
 
 @contextmanager
@@ -169,6 +176,10 @@ def version(versions: dict[str, str]) -> str:
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
     number = redis.stdout.split("v=")[1].split()[0] if "v=" in redis.stdout else "?"
     return f"rspamd {versions['rspamd']}; redis-server {number}"
+
+
+RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter",
+                    prepared(prepare, receiving, version), clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

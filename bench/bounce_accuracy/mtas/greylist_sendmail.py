@@ -1,10 +1,10 @@
 """Sendmail's notices of what rspamd's greylisting, run for real, answered (round 57): the
-receiving side of ``greylist_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
-MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/mta-r57g/sendmail-run``, final destination of ``hickory-s.test``: each recipient domain
-goes to the receiving instance's listener (``extra`` routes of its mailer table) from
-:data:`greylist_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture server.
-Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+receiving side of ``greylist_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail
+8.17 as the sending MTA (``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``),
+a folder of its own, ``/tmp/mta-r57g/sendmail-run``, final destination of ``hickory-s.test``:
+each recipient domain goes to the receiving instance's listener (``extra`` routes of its mailer
+table) from :data:`greylist_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture
+server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
 ``greylist_sendmail`` in ``mimedefang_cases.yaml``.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import greylist_postfix, sendmail
-from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,12 +23,4 @@ LOCAL = "hickory-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, MIMEDEFANG_CASES)
-    versions = greylist_postfix.prepare()
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, greylist_postfix.routes_to(),
-                               client=greylist_postfix.CLIENT)  # fmt: skip
-    with greylist_postfix.receiving(out, MTA):
-        return sendmail.run(destination, built, out, MTA,
-                            f"sendmail-{version}; {greylist_postfix.version(versions)}",
-                            RUN, LOCAL, PORT)  # fmt: skip
+    return sendmail.behind(greylist_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

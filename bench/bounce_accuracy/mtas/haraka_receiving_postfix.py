@@ -61,6 +61,7 @@ from .cases import HARAKA_RECEIVING_CASES, Case, load
 from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "haraka_receiving_postfix"
@@ -298,6 +299,10 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
                 stop(daemon)
             for name in PORTS:
                 shutil.copy(RUN / name / "haraka.log", out.parent / f"{mta}-receiving-{name}.log")
+
+
+RECEIVER = Receiver(CASES, routes_to, "haraka", lambda s: receiving(s.cases, s.out, s.mta),
+                    captured=SENDER_DOMAINS, clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

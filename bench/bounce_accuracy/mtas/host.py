@@ -189,17 +189,23 @@ def processes(link: str, target: str) -> list[int]:
 
 @contextmanager
 def listening(
-    command: Sequence[str], port: int, what: str, log: Path, env: dict[str, str] | None = None
+    command: Sequence[str],
+    port: int,
+    what: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """An MTA's daemon, run in the foreground (``command``, its output to ``log``) in a process
-    group of its own, once it listens on 127.0.0.1:``port``; stopped with its group on
-    leaving."""
+    group of its own, once it listens on 127.0.0.1:``port`` (waited for up to ``timeout``
+    seconds; an error, naming ``log``, if it exits with a failure first); stopped with its
+    group on leaving."""
     with log.open("wb") as output:
         daemon = subprocess.Popen(
             command, env=env, start_new_session=True, stdout=output, stderr=output
         )
     try:
-        wait_listening(port, what)
+        wait_listening(port, what, timeout, daemon=daemon, log=log)
         yield daemon
     finally:
         stop(daemon)
@@ -233,15 +239,29 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         process.wait()
 
 
-def wait_listening(port: int, what: str, timeout: float = 20.0) -> None:
+def wait_listening(
+    port: int,
+    what: str,
+    timeout: float = 20.0,
+    daemon: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection; an error after ``timeout`` seconds,
+    or as soon as ``daemon`` (if given) has exited with a failure (a daemon that forks and
+    exits 0 is still waited for)."""
+    seen = f"; see {log}" if log else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
+            code = daemon.poll() if daemon else None
+            if code:
+                message = f"{what} exited ({code}) before listening on 127.0.0.1:{port}{seen}"
+                raise RuntimeError(message) from None
             time.sleep(0.2)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s{seen}")
 
 
 def without_resolving(cases: list[Case], domain: str) -> list[Case]:

@@ -49,6 +49,9 @@ REST_PORT = 9101  # Mailman's REST runner (unused here, on loopback): 4001 + 510
 DOMAIN = "hazel.test"
 OWNER = "owner@walnut.test"
 TIMEOUT = 180.0
+# How long the runners and Postfix may take to listen: Mailman's master starts a dozen Python
+# runners, slow to import on a loaded machine.
+STARTUP = 300.0
 # Postfix copies what is sent to a failing member to the case's capture address (bcc).
 WATCHED = {"dana.ek@walnut.test": "bulletin-m3-09@sender.test",
            "jo.lind@walnut.test": "bulletin-m3-10@sender.test"}  # fmt: skip
@@ -220,10 +223,10 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     env = {**ENV, "PYTHONPATH": str(ROOT)}
     version = postfix.installed_version("postfix")
     with listening(runners, LMTP_PORT, "Mailman's LMTP runner", out.parent / "mailman3.log",
-                   env=env):  # fmt: skip
+                   env=env, timeout=STARTUP):  # fmt: skip
         subprocess.run(["postfix", "-c", str(box / "etc"), "start"], check=True, env=ENV)
         try:
-            wait_listening(PORT, "Postfix")
+            wait_listening(PORT, "Postfix", STARTUP)
             _submit(destination, built)
             welcome_list, welcomed = WELCOMED
             _mailman("addmembers", "--welcome-msg", "-", f"{welcome_list}@{DOMAIN}",

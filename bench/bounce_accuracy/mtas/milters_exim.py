@@ -1,11 +1,11 @@
 """Exim's notices of what content filters run for real as milters answered (round 55): the
-receiving side of ``milters_postfix`` (clamav-milter with clamd, spamass-milter with spamd,
-behind a receiving Postfix) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r55/exim``, as the
-sending MTA: each recipient domain goes to the receiving instance's listener from
-:data:`milters_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the capture
-server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
-The cases are ``milters_exim`` in ``milter_cases.yaml``.
+receiving side of ``milters_postfix`` (its ``RECEIVER``: clamav-milter with clamd,
+spamass-milter with spamd, behind a receiving Postfix) with Debian's Exim, unpacked and run as
+round 21's (``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
+``/tmp/mta-r55/exim``, as the sending MTA: each recipient domain goes to the receiving
+instance's listener from :data:`milters_postfix.CLIENT` (the transport's ``interface``),
+``sender.test`` to the capture server. Delay warning after 20 s, retries given up after 60 s
+(``exim.MAIN``, ``exim.RETRY``). The cases are ``milters_exim`` in ``milter_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, milters_postfix
-from .cases import MILTER_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,11 +23,4 @@ LOCAL = "hawthorn-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, MILTER_CASES)
-    versions = milters_postfix.prepare()
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, milters_postfix.routes_to(),
-                                    relay="milter", client=milters_postfix.CLIENT)  # fmt: skip
-    with milters_postfix.receiving(out, MTA):
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {milters_postfix.version(versions)}")  # fmt: skip
+    return exim.behind(milters_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

@@ -36,6 +36,7 @@ from .cases import MILTER_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, write_file
 from .packages import extract
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "milters_postfix"
@@ -48,6 +49,9 @@ CLAMD_PORT = 8053
 CLAMD_DOWN_PORT = 8054  # nothing listens here: the clamd of mulberry.test's milter is down
 SPAMD_PORT = 8056
 SPAMD_DOWN_PORT = 8058  # nothing listens here: the spamd of nutmeg.test's milter is down
+# How long a filter may take to listen: rspamd 3.4 took ~77 s to start on a loaded machine,
+# spamd compiles SpamAssassin's rules first.
+STARTUP = 300.0
 CLIENT = "127.55.0.2"  # the sending MTA's address, as the receiving Postfix sees it
 SENDING = "hornbeam.test"
 RECEIVING = "juniper.test"
@@ -217,14 +221,15 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
     }
     clamd = [f"{pkg}/usr/sbin/clamd", "-c", str(RECV / "clamd.conf")]
     stack.enter_context(
-        listening(space.inside(*clamd), CLAMD_PORT, "clamd", RECV / "clamd.out", env=env)
-    )
+        listening(space.inside(*clamd), CLAMD_PORT, "clamd", RECV / "clamd.out", env=env,
+                  timeout=STARTUP)
+    )  # fmt: skip
     for domain in ("larch.test", "linden.test", "mulberry.test"):
         port = LISTENERS[domain][1]
         command = [f"{pkg}/usr/sbin/clamav-milter", "-c", str(RECV / f"clamav-milter-{port}.conf")]
         stack.enter_context(
             listening(space.inside(*command), port, f"clamav-milter for {domain}",
-                      RECV / f"clamav-milter-{port}.out", env=env)
+                      RECV / f"clamav-milter-{port}.out", env=env, timeout=STARTUP)
         )  # fmt: skip
     spamd = [
         "perl", "-T", f"-I{pkg}/usr/share/perl5", f"-I{pkg}/usr/lib/x86_64-linux-gnu/perl5/5.36",
@@ -233,8 +238,9 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         "-u", "nobody", "-x", f"--pidfile={RECV / 'spamd.pid'}",
     ]  # fmt: skip
     stack.enter_context(
-        listening(space.inside(*spamd), SPAMD_PORT, "spamd", RECV / "spamd.out", env=env)
-    )
+        listening(space.inside(*spamd), SPAMD_PORT, "spamd", RECV / "spamd.out", env=env,
+                  timeout=STARTUP)
+    )  # fmt: skip
     for domain, spamd_port in (("myrtle.test", SPAMD_PORT), ("nutmeg.test", SPAMD_DOWN_PORT)):
         port = LISTENERS[domain][1]
         command = [
@@ -243,7 +249,7 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         ]  # fmt: skip
         stack.enter_context(
             listening(space.inside(*command), port, f"spamass-milter for {domain}",
-                      RECV / f"spamass-milter-{port}.out", env=env)
+                      RECV / f"spamass-milter-{port}.out", env=env, timeout=STARTUP)
         )  # fmt: skip
 
 
@@ -268,7 +274,9 @@ def _rspamd(stack: ExitStack) -> None:
         "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
     }
     port = LISTENERS["olive.test"][1]
-    stack.enter_context(listening(command, port, "rspamd", RECV / "rspamd.out", env=env))
+    stack.enter_context(
+        listening(command, port, "rspamd", RECV / "rspamd.out", env=env, timeout=STARTUP)
+    )
 
 
 def start_receiving(recv: Path, space: Namespace, stack: ExitStack, out: Path, mta: str) -> None:
@@ -300,6 +308,10 @@ def version(versions: dict[str, str]) -> str:
         f"clamav-milter {versions['clamav-milter']}; spamass-milter "
         f"{versions['spamass-milter']}; spamd {versions['spamd']}; rspamd {versions['rspamd']}"
     )
+
+
+RECEIVER = Receiver(MILTER_CASES, routes_to, "milter", prepared(prepare, receiving, version),
+                    clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,10 +1,10 @@
 """Sendmail's notices of what content filters run for real as milters answered (round 55): the
-receiving side of ``milters_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
-MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/mta-r55/sendmail-run``, final destination of ``hawthorn-s.test``: each recipient domain
-goes to the receiving instance's listener (``extra`` routes of its mailer table) from
-:data:`milters_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture server.
-Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+receiving side of ``milters_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17
+as the sending MTA (``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a
+folder of its own, ``/tmp/mta-r55/sendmail-run``, final destination of ``hawthorn-s.test``: each
+recipient domain goes to the receiving instance's listener (``extra`` routes of its mailer
+table) from :data:`milters_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture
+server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
 ``milters_sendmail`` in ``milter_cases.yaml``.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import milters_postfix, sendmail
-from .cases import MILTER_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,12 +23,4 @@ LOCAL = "hawthorn-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, MILTER_CASES)
-    versions = milters_postfix.prepare()
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, milters_postfix.routes_to(),
-                               client=milters_postfix.CLIENT)  # fmt: skip
-    with milters_postfix.receiving(out, MTA):
-        return sendmail.run(destination, built, out, MTA,
-                            f"sendmail-{version}; {milters_postfix.version(versions)}",
-                            RUN, LOCAL, PORT)  # fmt: skip
+    return sendmail.behind(milters_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

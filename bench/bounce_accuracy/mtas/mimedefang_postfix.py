@@ -30,6 +30,7 @@ from .cases import MIMEDEFANG_CASES, load
 from .destination import Destination
 from .host import Namespace, Overlay, listening, stop, write_file
 from .packages import extract
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "mimedefang_postfix"
@@ -180,6 +181,10 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
 def version(versions: dict[str, str]) -> str:
     """MIMEDefang's version, for the rows."""
     return f"mimedefang {versions['mimedefang']}"
+
+
+RECEIVER = Receiver(MIMEDEFANG_CASES, routes_to, "milter",
+                    prepared(prepare, receiving, version), clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -59,6 +59,7 @@ from .host import (
     write_file,
 )
 from .packages import extract
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "opensmtpd_receiving_postfix"
@@ -231,6 +232,11 @@ def check(conf: Path) -> subprocess.CompletedProcess[str]:
     """``smtpd -n``: the configuration's syntax checked (for a probe by hand)."""
     return subprocess.run([str(ROOT / "usr/sbin/smtpd"), "-n", "-f", str(conf)],
                           capture_output=True, text=True, check=False)  # fmt: skip
+
+
+RECEIVER = Receiver(CASES, routes_to, "opensmtpd",
+                    lambda s: receiving(s.cases, s.destination, s.out, s.mta),
+                    clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

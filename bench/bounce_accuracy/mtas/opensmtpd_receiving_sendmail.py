@@ -1,11 +1,11 @@
-"""Sendmail's notices of a receiving OpenSMTPD's own rules and filters (round 65): the
-receiving OpenSMTPD of ``opensmtpd_receiving_postfix`` with round 21b's unpacked Sendmail 8.17
-as the sending MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/r65-opensmtpd/sendmail-run``, final destination of ``quince-m-r65.test``, its SMTP
-client bound to its own loopback address: each recipient domain goes to its listener (``extra``
-routes of its mailer table), ``sender.test`` to the capture server. Delay warning after 1
-minute, queue lifetime 3 minutes (round 21b's). The cases are ``opensmtpd_receiving_sendmail``
-in ``opensmtpd_receiving_cases.yaml``.
+"""Sendmail's notices of a receiving OpenSMTPD's own rules and filters (round 65): the receiving
+OpenSMTPD of ``opensmtpd_receiving_postfix`` (its ``RECEIVER``) with round 21b's unpacked
+Sendmail 8.17 as the sending MTA (``sendmail.behind``: ``sendmail.configure_sending``,
+``sendmail.run``), a folder of its own, ``/tmp/r65-opensmtpd/sendmail-run``, final destination
+of ``quince-m-r65.test``, its SMTP client bound to its own loopback address: each recipient
+domain goes to its listener (``extra`` routes of its mailer table), ``sender.test`` to the
+capture server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases
+are ``opensmtpd_receiving_sendmail`` in ``opensmtpd_receiving_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import opensmtpd_receiving_postfix, sendmail
-from .cases import load
 from .destination import Destination
 from .rows import Row
 
@@ -24,11 +23,6 @@ LOCAL = "quince-m-r65.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    receiving = opensmtpd_receiving_postfix
-    built = load(MTA, receiving.CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, receiving.routes_to(),
-                               client=receiving.CLIENTS[MTA])  # fmt: skip
-    with receiving.receiving(built, destination, out, MTA) as behind:
-        version = f"sendmail-{version}; {behind}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(
+        opensmtpd_receiving_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination
+    )

@@ -1,11 +1,12 @@
 """Exim's notices of what more Postfix policy daemons answered, run for real (round 61): the
-receiving side of ``policy_daemons_postfix`` (sqlgrey, gross, postfwd and policyd-rate-limit
-behind a receiving Postfix, the DNS server) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r61/exim``, as the
-sending MTA: each recipient domain goes to the receiving instance's listener from
-:data:`policy_daemons_postfix.CLIENT` (the transport's ``interface``), ``sender.test`` to the
-capture server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``,
-``exim.RETRY``). The cases are ``policy_daemons_exim`` in ``policy_daemons_cases.yaml``.
+receiving side of ``policy_daemons_postfix`` (its ``RECEIVER``: sqlgrey, gross, postfwd and
+policyd-rate-limit behind a receiving Postfix, the DNS server) with Debian's Exim, unpacked and
+run as round 21's (``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``)
+under ``/tmp/mta-r61/exim``, as the sending MTA: each recipient domain goes to the receiving
+instance's listener from :data:`policy_daemons_postfix.CLIENT` (the transport's ``interface``),
+``sender.test`` to the capture server. Delay warning after 20 s, retries given up after 60 s
+(``exim.MAIN``, ``exim.RETRY``). The cases are ``policy_daemons_exim`` in
+``policy_daemons_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, policy_daemons_postfix
-from .cases import POLICY_DAEMONS_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,12 +24,4 @@ LOCAL = "laurel-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, POLICY_DAEMONS_CASES)
-    versions = policy_daemons_postfix.prepare()
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination,
-                                    policy_daemons_postfix.routes_to(), relay="policy",
-                                    client=policy_daemons_postfix.CLIENT)  # fmt: skip
-    with policy_daemons_postfix.receiving(out, MTA):
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {policy_daemons_postfix.version(versions)}")  # fmt: skip
+    return exim.behind(policy_daemons_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

@@ -46,6 +46,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, listening, wait_listening
 from .packages import extract
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "policy_daemons_postfix"
@@ -332,6 +333,10 @@ def version(versions: dict[str, str]) -> str:
         f"sqlgrey {versions['sqlgrey']}; gross {versions['gross']}; postfwd "
         f"{versions['postfwd']}; policyd-rate-limit {versions['policyd-rate-limit']}"
     )
+
+
+RECEIVER = Receiver(POLICY_DAEMONS_CASES, routes_to, "policy",
+                    prepared(prepare, receiving, version), clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,11 +1,11 @@
-"""Sendmail's notices of what more Postfix policy daemons answered, run for real (round 61):
-the receiving side of ``policy_daemons_postfix`` with round 21b's unpacked Sendmail 8.17 as
-the sending MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/mta-r61/sendmail-run``, final destination of ``laurel-s.test``: each recipient domain
-goes to the receiving instance's listener (``extra`` routes of its mailer table) from
-:data:`policy_daemons_postfix.CLIENT` (``CLIENT_OPTIONS``), ``sender.test`` to the capture
-server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's; sqlgrey's 5
-minutes outlast it). The cases are ``policy_daemons_sendmail`` in
+"""Sendmail's notices of what more Postfix policy daemons answered, run for real (round 61): the
+receiving side of ``policy_daemons_postfix`` (its ``RECEIVER``) with round 21b's unpacked
+Sendmail 8.17 as the sending MTA (``sendmail.behind``: ``sendmail.configure_sending``,
+``sendmail.run``), a folder of its own, ``/tmp/mta-r61/sendmail-run``, final destination of
+``laurel-s.test``: each recipient domain goes to the receiving instance's listener (``extra``
+routes of its mailer table) from :data:`policy_daemons_postfix.CLIENT` (``CLIENT_OPTIONS``),
+``sender.test`` to the capture server. Delay warning after 1 minute, queue lifetime 3 minutes
+(round 21b's; sqlgrey's 5 minutes outlast it). The cases are ``policy_daemons_sendmail`` in
 ``policy_daemons_cases.yaml``.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import policy_daemons_postfix, sendmail
-from .cases import POLICY_DAEMONS_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -25,12 +24,4 @@ LOCAL = "laurel-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, POLICY_DAEMONS_CASES)
-    versions = policy_daemons_postfix.prepare()
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, policy_daemons_postfix.routes_to(),
-                               client=policy_daemons_postfix.CLIENT)  # fmt: skip
-    with policy_daemons_postfix.receiving(out, MTA):
-        return sendmail.run(destination, built, out, MTA,
-                            f"sendmail-{version}; {policy_daemons_postfix.version(versions)}",
-                            RUN, LOCAL, PORT)  # fmt: skip
+    return sendmail.behind(policy_daemons_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

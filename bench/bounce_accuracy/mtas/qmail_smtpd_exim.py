@@ -1,11 +1,11 @@
 """Exim's notices of qmail-smtpd's own replies (round 53): the receiving qmail of
-``qmail_smtpd_postfix`` (its ``qmail-smtpd`` twice, one with a failing queue, and
-``qmail-send`` for its own domain) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-qmail-smtpd/exim``,
-as the sending MTA: each recipient domain goes to its qmail-smtpd, ``sender.test`` to the
-capture server (qmail's own notices come back through this Exim). Delay warning after 20 s,
-retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``). The cases are
-``qmail_smtpd_exim`` in ``qmail_smtpd_cases.yaml``.
+``qmail_smtpd_postfix`` (its ``RECEIVER``: its ``qmail-smtpd`` twice, one with a failing queue,
+and ``qmail-send`` for its own domain) with Debian's Exim, unpacked and run as round 21's
+(``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
+``/tmp/mta-qmail-smtpd/exim``, as the sending MTA: each recipient domain goes to its
+qmail-smtpd, ``sender.test`` to the capture server (qmail's own notices come back through this
+Exim). Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
+The cases are ``qmail_smtpd_exim`` in ``qmail_smtpd_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, qmail_smtpd_postfix
-from .cases import QMAIL_SMTPD_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,10 +23,4 @@ LOCAL = "feijoa-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, QMAIL_SMTPD_CASES)
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination,
-                                    qmail_smtpd_postfix.routes_to(), relay="qmail")  # fmt: skip
-    with qmail_smtpd_postfix.receiving(built, PORT, out, MTA) as receiving:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; qmail-smtpd {receiving}")  # fmt: skip
+    return exim.behind(qmail_smtpd_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

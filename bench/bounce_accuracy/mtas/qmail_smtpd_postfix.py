@@ -44,6 +44,7 @@ from .cases import QMAIL_SMTPD_CASES, Case, load
 from .destination import Destination
 from .host import ENV, Namespace, stop, wait_listening
 from .packages import extract
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "qmail_smtpd_postfix"
@@ -143,6 +144,17 @@ def receiving(cases: list[Case], relay_port: int, out: Path, mta: str) -> Iterat
             for daemon in daemons:
                 stop(daemon)
             shutil.copy(log, out.parent / f"{mta}-qmail.log")
+
+
+@contextmanager
+def receiving_for(sending: Sending) -> Iterator[str]:
+    """``receiving`` for a sending MTA in front (``RECEIVER``): qmail relays its own notices
+    through that MTA's listener."""
+    with receiving(sending.cases, sending.port, sending.out, sending.mta) as versions:
+        yield f"qmail-smtpd {versions}"
+
+
+RECEIVER = Receiver(QMAIL_SMTPD_CASES, routes_to, "qmail", receiving_for)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,11 +1,11 @@
 """Sendmail's notices of qmail-smtpd's own replies (round 53): the receiving qmail of
-``qmail_smtpd_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/mta-qmail-smtpd/sendmail-run``, final destination of ``sapote-s.test``: each recipient
-domain goes to its qmail-smtpd (``extra`` routes of its mailer table), ``sender.test`` to the
-capture server (qmail's own notices come back through this Sendmail, which relays for
-127.0.0.1). Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases
-are ``qmail_smtpd_sendmail`` in ``qmail_smtpd_cases.yaml``.
+``qmail_smtpd_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17 as the
+sending MTA (``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a folder of
+its own, ``/tmp/mta-qmail-smtpd/sendmail-run``, final destination of ``sapote-s.test``: each
+recipient domain goes to its qmail-smtpd (``extra`` routes of its mailer table), ``sender.test``
+to the capture server (qmail's own notices come back through this Sendmail, which relays for
+127.0.0.1). Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+``qmail_smtpd_sendmail`` in ``qmail_smtpd_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import qmail_smtpd_postfix, sendmail
-from .cases import QMAIL_SMTPD_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,9 +23,4 @@ LOCAL = "sapote-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, QMAIL_SMTPD_CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, qmail_smtpd_postfix.routes_to())
-    with qmail_smtpd_postfix.receiving(built, PORT, out, MTA) as receiving:
-        version = f"sendmail-{version}; qmail-smtpd {receiving}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(qmail_smtpd_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

@@ -1,9 +1,10 @@
 """Exim's notices of qpsmtpd's own replies (round 56): the receiving qpsmtpd of
-``qpsmtpd_postfix`` (four ``qpsmtpd-forkserver``, each with its plugins) with Debian's Exim,
-unpacked and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
-``/tmp/mta-r56-qpsmtpd/exim``, as the sending MTA: each recipient domain goes to its qpsmtpd,
-``sender.test`` to the capture server. Delay warning after 20 s, retries given up after 60 s
-(``exim.MAIN``, ``exim.RETRY``). The cases are ``qpsmtpd_exim`` in ``qpsmtpd_cases.yaml``.
+``qpsmtpd_postfix`` (its ``RECEIVER``: four ``qpsmtpd-forkserver``, each with its plugins) with
+Debian's Exim, unpacked and run as round 21's (``exim.behind``: ``exim.unpack``,
+``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r56-qpsmtpd/exim``, as the sending
+MTA: each recipient domain goes to its qpsmtpd, ``sender.test`` to the capture server. Delay
+warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``). The cases are
+``qpsmtpd_exim`` in ``qpsmtpd_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, qpsmtpd_postfix
-from .cases import QPSMTPD_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -22,10 +22,4 @@ LOCAL = "feijoa-q.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, QPSMTPD_CASES)
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, qpsmtpd_postfix.routes_to(),
-                                    relay="qpsmtpd")  # fmt: skip
-    with qpsmtpd_postfix.receiving(built, out, MTA) as receiving:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {receiving}")  # fmt: skip
+    return exim.behind(qpsmtpd_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

@@ -41,6 +41,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
 from .packages import extract
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "qpsmtpd_postfix"
@@ -152,6 +153,10 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
             for daemon in daemons:
                 stop(daemon)
             shutil.copy(log, out.parent / f"{mta}-qpsmtpd.log")
+
+
+RECEIVER = Receiver(QPSMTPD_CASES, routes_to, "qpsmtpd",
+                    lambda s: receiving(s.cases, s.out, s.mta))  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,6 +1,6 @@
 """Sendmail's notices of qpsmtpd's own replies (round 56): the receiving qpsmtpd of
-``qpsmtpd_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
+``qpsmtpd_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17 as the sending MTA
+(``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-r56-qpsmtpd/sendmail-run``, final destination of ``sapote-q.test``: each recipient
 domain goes to its qpsmtpd (``extra`` routes of its mailer table), ``sender.test`` to the
 capture server. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The
@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import qpsmtpd_postfix, sendmail
-from .cases import QPSMTPD_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -23,9 +22,4 @@ LOCAL = "sapote-q.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, QPSMTPD_CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, qpsmtpd_postfix.routes_to())
-    with qpsmtpd_postfix.receiving(built, out, MTA) as receiving:
-        version = f"sendmail-{version}; {receiving}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(qpsmtpd_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

@@ -28,6 +28,7 @@ from .destination import Destination
 from .host import ENV, Mount, isolated, listening, processes, without_resolving
 from .packages import extract
 from .packages import version as deb_version
+from .receiver import Receiver, Sending
 from .rows import Row
 
 logger = logging.getLogger(__name__)
@@ -219,6 +220,29 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     script_replies(destination, built)
     _configure(destination)
     return run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+
+
+def behind(
+    receiver: Receiver,
+    mta: str,
+    folder: Path,
+    local: str,
+    port: int,
+    out: Path,
+    destination: Destination,
+) -> list[Row]:
+    """The notices of round 21b's unpacked Sendmail (``unpacked``) as the sending MTA in front
+    of ``receiver``, from a folder of its own (``configure_sending``: final destination of
+    ``local``, the cases taken on 127.0.0.1:``port``, each recipient domain routed to its
+    receiving server), the receiving side running while ``run`` submits ``mta``'s cases of
+    the round and collects them."""
+    built = load(mta, receiver.cases)
+    version = unpacked()
+    configure_sending(folder, local, port, destination, receiver.routes(),
+                      captured=receiver.captured, client=receiver.client(mta))  # fmt: skip
+    with receiver.serving(Sending(mta, built, destination, out, port)) as serving:
+        version = f"sendmail-{version}; {serving}"
+        return run(destination, built, out, mta, version, folder, local, port)
 
 
 def run(

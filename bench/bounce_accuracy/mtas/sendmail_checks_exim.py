@@ -1,10 +1,11 @@
 """Exim's notices of a receiving Sendmail's own checks (round 63): the receiving Sendmail
-daemons of ``sendmail_checks_postfix`` with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-r63-sendmail/exim``,
-as the sending MTA, its transports bound to its own loopback address: each recipient domain
-goes to its daemon, ``sender.test`` and the two sender domains of the DNS cases to the capture
-server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
-The cases are ``sendmail_checks_exim`` in ``sendmail_checks_cases.yaml``.
+daemons of ``sendmail_checks_postfix`` (its ``RECEIVER``) with Debian's Exim, unpacked and run
+as round 21's (``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
+``/tmp/mta-r63-sendmail/exim``, as the sending MTA, its transports bound to its own loopback
+address: each recipient domain goes to its daemon, ``sender.test`` and the two sender domains of
+the DNS cases to the capture server. Delay warning after 20 s, retries given up after 60 s
+(``exim.MAIN``, ``exim.RETRY``). The cases are ``sendmail_checks_exim`` in
+``sendmail_checks_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, sendmail_checks_postfix
-from .cases import load
 from .destination import Destination
 from .rows import Row
 
@@ -23,13 +23,4 @@ LOCAL = "quetsche-x-r63.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    checks = sendmail_checks_postfix
-    built = load(MTA, checks.CASES)
-    version = exim.unpack(ROOT)
-    captured = {f"sender{n}": domain for n, domain in enumerate(checks.SENDER_DOMAINS)}
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, checks.routes_to(),
-                                    relay="sendmail", captured=captured,
-                                    client=checks.CLIENTS[MTA])  # fmt: skip
-    with checks.receiving(built, out, MTA) as receiving:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {receiving}")  # fmt: skip
+    return exim.behind(sendmail_checks_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

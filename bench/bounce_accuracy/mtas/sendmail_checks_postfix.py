@@ -61,6 +61,7 @@ from .cases import SENDMAIL_CHECKS_CASES, Case, load
 from .destination import Destination
 from .dnsserver import SERVFAIL, Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, stop, wait_listening
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "sendmail_checks_postfix"
@@ -267,6 +268,10 @@ def receiving(cases: list[Case], out: Path, mta: str) -> Iterator[str]:
             for daemon in daemons:
                 stop(daemon)
             shutil.copy(log, out.parent / f"{mta}-receiving.log")
+
+
+RECEIVER = Receiver(CASES, routes_to, "sendmail", lambda s: receiving(s.cases, s.out, s.mta),
+                    captured=SENDER_DOMAINS, clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,10 +1,11 @@
 """Exim's notices of SPF temporary and permanent errors (round 53): the receiving side of
-``spf_postfix`` (the DNS server, policyd-spf behind a receiving Postfix) with Debian's Exim,
-unpacked and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
-``/tmp/mta-spf/exim``, as the sending MTA: each recipient domain goes to the receiving
-instance's listener from :data:`spf_postfix.CLIENT` (the transport's ``interface``), the
-senders' domains to the capture server. Delay warning after 20 s, retries given up after 60 s
-(``exim.MAIN``, ``exim.RETRY``). The cases are ``spf_exim`` in ``spf_cases.yaml``.
+``spf_postfix`` (its ``RECEIVER``: the DNS server, policyd-spf behind a receiving Postfix) with
+Debian's Exim, unpacked and run as round 21's (``exim.behind``: ``exim.unpack``,
+``exim.configure_sending``, ``exim.run``) under ``/tmp/mta-spf/exim``, as the sending MTA: each
+recipient domain goes to the receiving instance's listener from :data:`spf_postfix.CLIENT` (the
+transport's ``interface``), the senders' domains to the capture server. Delay warning after 20
+s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``). The cases are ``spf_exim`` in
+``spf_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, spf_postfix
-from .cases import SPF_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -23,13 +23,4 @@ LOCAL = "tayberry-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, SPF_CASES)
-    spf = spf_postfix.prepare()
-    version = exim.unpack(ROOT)
-    captured = {f"capture{number}": d for number, d in enumerate(spf_postfix.SENDER_DOMAINS)}
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, spf_postfix.routes_to(),
-                                    relay="spf", captured=captured,
-                                    client=spf_postfix.CLIENT)  # fmt: skip
-    with spf_postfix.receiving(out, MTA):
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; policyd-spf {spf}")  # fmt: skip
+    return exim.behind(spf_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

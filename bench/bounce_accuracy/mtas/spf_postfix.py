@@ -31,6 +31,7 @@ from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
 from .host import Bind, Namespace, write_file
 from .packages import extract
+from .receiver import Receiver, prepared
 from .rows import Row
 
 MTA = "spf_postfix"
@@ -143,6 +144,11 @@ def receiving(out: Path, mta: str) -> Iterator[None]:
         stack.callback(shutil.copy, RECV / "maillog", out.parent / f"{mta}-receiving.log")
         stack.callback(space.run, "postfix", "-c", etc, "stop", check=False)
         yield
+
+
+RECEIVER = Receiver(SPF_CASES, routes_to, "spf",
+                    prepared(prepare, receiving, "policyd-spf {}".format),
+                    captured=SENDER_DOMAINS, captured_as="capture", clients=CLIENT)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

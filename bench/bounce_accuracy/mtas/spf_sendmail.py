@@ -1,6 +1,6 @@
 """Sendmail's notices of SPF temporary and permanent errors (round 53): the receiving side of
-``spf_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending MTA
-(``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
+``spf_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17 as the sending MTA
+(``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
 ``/tmp/mta-spf/sendmail-run``, final destination of ``tayberry-s.test``: each recipient domain
 goes to the receiving instance's listener (``extra`` routes of its mailer table) from
 :data:`spf_postfix.CLIENT` (``CLIENT_OPTIONS``), the senders' domains to the capture server.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import sendmail, spf_postfix
-from .cases import SPF_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,12 +23,4 @@ LOCAL = "tayberry-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, SPF_CASES)
-    spf = spf_postfix.prepare()
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, spf_postfix.routes_to(),
-                               captured=spf_postfix.SENDER_DOMAINS,
-                               client=spf_postfix.CLIENT)  # fmt: skip
-    with spf_postfix.receiving(out, MTA):
-        return sendmail.run(destination, built, out, MTA,
-                            f"sendmail-{version}; policyd-spf {spf}", RUN, LOCAL, PORT)  # fmt: skip
+    return sendmail.behind(spf_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

@@ -40,6 +40,7 @@ from postline.bounce.mail.textformat import (
     flatten_reply,
     mail_formats,
     text_recipients,
+    transcript_stages,
 )
 
 MAX_NOTICE = 64 * 1024
@@ -139,6 +140,7 @@ def _parse(headers: dict[str, str], parts: Parts, depth: int) -> BounceReport:
                 _sent_to_per_text(recipients[0], in_text, original)
                 _accepted_for(recipients[0], original, _mta_name(report.message_fields))
             _complete_from_text(recipients, in_text)
+            _stage_from_transcript(recipients, notice)
             if all(r.action in _DONE_ACTIONS for r in recipients):
                 return BounceReport(Kind.DELIVERED, recipients, original)
             failed = [r for r in recipients if r.action not in _DONE_ACTIONS]
@@ -342,6 +344,22 @@ def _complete_from_text(recipients: list[FailedRecipient], in_text: list[FailedR
         r.reply_code = r.reply_code or found.reply_code
         r.status = preferred_status(r.status, found.status)
         r.command = r.command or found.command
+
+
+def _stage_from_transcript(recipients: list[FailedRecipient], notice: str) -> None:
+    """The SMTP command a recipient's reply answered, when its diagnostic names none and
+    is one of the notice's transcript's replies (``transcript_stages``): Sendmail's report
+    of a refused MAIL FROM gives the reply alone in Diagnostic-Code, and its transcript the
+    command it answered, as Postfix ("in reply to MAIL FROM command") and Exim ("after MAIL
+    FROM:<s@x>") state it in the diagnostic itself."""
+    if not any(not r.command and r.reply_code for r in recipients):
+        return
+    stages = transcript_stages(notice)
+    if not stages:
+        return
+    for r in recipients:
+        if not r.command and r.reply_code:
+            r.command = stages.get(r.diagnostic.lower(), "")
 
 
 def preferred_status(reported: str, in_text: str) -> str:

@@ -530,6 +530,36 @@ def _transcript_command(formats: MailFormats, line: str, sent: str) -> str:
     return ""
 
 
+def transcript_stages(notice: str) -> dict[str, str]:
+    """The replies of a session transcript (``transcript_reply``), each flattened and
+    lowered, with the SMTP command it answered (the ``commands`` phrase of the command line
+    before it: Sendmail's ">>> MAIL From:<s@x> SIZE=360" / "<<< 553 5.1.8 <s@x>... Domain of
+    sender address s@x does not exist"). A refusal of MAIL FROM is followed by no recipient's
+    line, only by Sendmail's own ("501 5.6.0 Data format error"): the report's
+    Diagnostic-Code repeats the reply, and this says which stage it answered."""
+    formats = mail_formats()
+    if formats.transcript_sent is None or formats.transcript_reply is None:
+        return {}
+    stages: dict[str, str] = {}
+    command = ""
+    reply: list[str] = []
+    for line in [*notice.splitlines(), ""]:
+        if formats.transcript_reply.match(line):
+            reply.append(line.strip()[3:])
+            continue
+        if reply and command:
+            # Sendmail's Diagnostic-Code keeps only the first line of a multi-line reply
+            # ("517-Domain does not exist: x." before "517 Invalid domain, see <URL:...>").
+            for said in (" ".join(reply), reply[0]):
+                stages.setdefault(flatten_reply(said).lower(), command)
+        reply = []
+        if formats.transcript_sent.match(line):
+            command = formats.command(line)
+        elif line.strip():
+            command = ""
+    return stages
+
+
 # "550-5.7.1 " (and "550 5.7.1 ") starting the continuation lines of a multi-line reply.
 _CONTINUATION = re.compile(r"(?<=\S)\s+[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?(?=\S)")
 

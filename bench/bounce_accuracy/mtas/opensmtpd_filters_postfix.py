@@ -20,6 +20,13 @@ names the harness's DNS server) with two filters it did not have there, run by i
   with "550 your IP reputation is too low for this MX", at connect (listener ``score``) or at
   RCPT (``-blockPhase rcpt-to``, listener ``score_rcpt``).
 
+And OpenSMTPD's own temporary expansion failure (listener ``plain``, no filter): mail to
+:data:`FORWARD_ONLY` matches a ``forward-only`` action (smtpd.conf(5): "Only accept the
+message if the recipient results in a remote address after the processing of aliases or
+forward file"); the virtual table gives the local user :data:`MAILUSER`, whose home has no
+``.forward``, which OpenSMTPD's expansion treats as a temporary failure with its stock "424
+4.2.4 Mailing list expansion problem" at RCPT, at every try (added after round 69's rule).
+
 The sending MTA (this module: a second instance of the system's Postfix;
 ``opensmtpd_filters_exim`` and ``_sendmail`` the others) sends from a loopback address of its
 own (:data:`CLIENTS`) and writes the notices. Mail that passes is handed to ``mda
@@ -53,7 +60,8 @@ RSPAMD_ROOT = ROOT / "rspamd-pkg"
 SEND = ROOT / "postfix"
 # 2525 + the helper's test port offset (15950) and on: the sending MTAs, the listeners, rspamd
 PORT = 18475
-PORTS = {"rspamd": 18478, "rspamd_down": 18479, "score": 18480, "score_rcpt": 18481}
+PORTS = {"rspamd": 18478, "rspamd_down": 18479, "score": 18480, "score_rcpt": 18481,
+         "plain": 18486}  # fmt: skip
 RSPAMD_PORT = 18482
 CONTROLLER_PORT = 18483
 PROXY_PORT = 18484  # rspamd's proxy worker, bound here only to keep off the default port
@@ -70,8 +78,9 @@ SOFT = "holly-r69.test"  # rspamd listener: force_actions soft reject
 DOWN = "cedar-r69.test"  # rspamd_down listener
 SCORE = "fir-r69.test"  # senderscore at connect
 SCORE_RCPT = "pine-r69.test"  # senderscore at RCPT
+FORWARD_ONLY = "ash-r69.test"  # plain listener: a forward-only action, no ~/.forward
 LISTENERS = {"rspamd": (GTUBE, SCORED, SOFT), "rspamd_down": (DOWN,), "score": (SCORE,),
-             "score_rcpt": (SCORE_RCPT,)}  # fmt: skip
+             "score_rcpt": (SCORE_RCPT,), "plain": (FORWARD_ONLY,)}  # fmt: skip
 MAILUSER = ("r69mail", 64969)
 SENDER_SCORE = 10  # the score the DNS server gives every sending MTA's address
 BLOCK_BELOW = 50
@@ -115,8 +124,11 @@ listen on 127.0.0.1 port {p_rspamd} hostname mx.{gtube} filter rspamd
 listen on 127.0.0.1 port {p_down} hostname mx.{gtube} filter rspamd_down
 listen on 127.0.0.1 port {p_score} hostname mx.{gtube} filter score
 listen on 127.0.0.1 port {p_score_rcpt} hostname mx.{gtube} filter score_rcpt
+listen on 127.0.0.1 port {p_plain} hostname mx.{gtube}
 action "deliver" mda "/bin/true" virtual <vusers>
+action "forward-only" forward-only virtual <vusers>
 action "capture" relay host smtp://{host}:{capture}
+match from any for domain "{forward_only}" action "forward-only"
 match from any for domain {{ {domains} }} action "deliver"
 match from local for domain "sender.test" action "capture"
 """
@@ -140,7 +152,8 @@ def _configure(destination: Destination) -> None:
     conf = CONF.format(
         run=RUN, rspamd=RSPAMD_PORT, dead=DEAD_PORT, below=BLOCK_BELOW,
         p_rspamd=PORTS["rspamd"], p_down=PORTS["rspamd_down"], p_score=PORTS["score"],
-        p_score_rcpt=PORTS["score_rcpt"], gtube=GTUBE, host=destination.host,
+        p_score_rcpt=PORTS["score_rcpt"], p_plain=PORTS["plain"], forward_only=FORWARD_ONLY,
+        gtube=GTUBE, host=destination.host,
         capture=destination.capture_port, domains=", ".join(f'"{d}"' for d in _domains()),
     )  # fmt: skip
     opensmtpd.write_run(RUN, {"postmaster": "root"}, conf)

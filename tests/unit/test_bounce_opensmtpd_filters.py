@@ -81,6 +81,14 @@ def test_rspamd_down_is_the_receivers_trouble_then_retries_exceeded() -> None:
     assert _verdict(_postfix(RSPAMD_DOWN)) == ("ida.of@example.net", 3, "failed")
 
 
+def test_opensmtpds_own_424_expansion_failure_in_a_warning_is_the_receivers_trouble() -> None:
+    # a forward-only action whose local user has no ~/.forward (added after the rule)
+    reply = "424 4.2.4 Mailing list expansion problem: <ida.of@example.net>"
+    raw = postfix_notice(ADDRESS, reply, status="4.2.4", kind=postfix_kind(delayed=True),
+                         stage=f"RCPT TO:<{ADDRESS}>")  # fmt: skip
+    assert _verdict(raw) == ("ida.of@example.net", 7, "deferred")
+
+
 def test_the_round_69_case_file_is_a_committed_set() -> None:
     assert_committed_set(
         OPENSMTPD_FILTERS_CASES,

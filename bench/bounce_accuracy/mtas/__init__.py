@@ -131,6 +131,10 @@ MTAS = (
     "exim_content_postfix",
     "exim_content_exim",
     "exim_content_sendmail",
+    # round 69: a receiving OpenSMTPD's filter programs (rspamd, senderscore)
+    "opensmtpd_filters_postfix",
+    "opensmtpd_filters_exim",
+    "opensmtpd_filters_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

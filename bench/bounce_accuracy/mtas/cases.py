@@ -101,6 +101,8 @@ COURIER_RECEIVING_CASES = CASES.with_name("courier_receiving_cases.yaml")
 PROXIES_CASES = CASES.with_name("proxies_cases.yaml")
 # Round 68's cases: a receiving Exim's content scanning (spamd, clamd, MIME ACL, sa-exim).
 EXIM_CONTENT_CASES = CASES.with_name("exim_content_cases.yaml")
+# Round 69's cases: a receiving OpenSMTPD's filter programs (rspamd, senderscore).
+OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -143,6 +145,8 @@ CASE_FILES = (
     PROXIES_CASES,
     # round 68
     EXIM_CONTENT_CASES,
+    # round 69
+    OPENSMTPD_FILTERS_CASES,
 )
 
 FAILED = "failed"

@@ -25,7 +25,7 @@ from .rows import Row
 MTA = "dns_courier"
 ROOT = Path("/tmp/mta-dns/courier")
 RUN = ROOT / "run"
-ADDRESS = "127.0.0.45"  # the DNS server's, an address of its own (so the modules can run at once)
+ADDRESS = "127.0.0.43"  # the DNS server's, an address of its own (so the modules can run at once)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

@@ -1,10 +1,10 @@
 """Exim's notices of a receiving Exim's content scanning (round 68): the receiving Exim 4.96
-of ``exim_content_postfix`` (spamd, clamd, its MIME ACL, sa-exim) with a second Debian Exim,
-unpacked and run as round 21's (``exim.unpack``, ``exim.configure_empty``, ``exim.run``) under
-``/tmp/r68-content/exim``, as the sending MTA: each recipient domain goes to the receiving
-Exim, ``sender.test`` to the capture server. Delay warning after 20 s, retries given up after
-60 s (``exim.MAIN``, ``exim.RETRY``). The cases are ``exim_content_exim`` in
-``exim_content_cases.yaml``.
+of ``exim_content_postfix`` (its ``RECEIVER``: spamd, clamd, its MIME ACL, sa-exim) with a
+second Debian Exim, unpacked and run as round 21's (``exim.behind``: ``exim.unpack``,
+``exim.configure_sending``, ``exim.run``) under ``/tmp/r68-content/exim``, as the sending MTA:
+each recipient domain goes to the receiving Exim, ``sender.test`` to the capture server. Delay
+warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``). The cases are
+``exim_content_exim`` in ``exim_content_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, exim_content_postfix
-from .cases import EXIM_CONTENT_CASES, load
 from .destination import Destination
-from .exim import Route
 from .rows import Row
 
 MTA = "exim_content_exim"
@@ -24,14 +22,4 @@ LOCAL = "quince-x.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, EXIM_CONTENT_CASES)
-    version = exim.unpack(ROOT)
-    routes = [Route("capture", "sender.test", destination.capture_port)]
-    routes += [
-        Route(f"receiving{number}", domain, port)
-        for number, (domain, port) in enumerate(exim_content_postfix.routes_to().items())
-    ]
-    config = exim.configure_empty(ROOT, LOCAL, PORT, routes)
-    with exim_content_postfix.receiving(out, MTA) as receiving:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {receiving}")  # fmt: skip
+    return exim.behind(exim_content_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

@@ -57,11 +57,12 @@ from .cases import EXIM_CONTENT_CASES, load
 from .destination import Destination
 from .host import ENV, Overlay, identities, isolated, listening, write_file
 from .packages import extract, installed_version
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "exim_content_postfix"
 ROOT = Path("/tmp/r68-content")
-RECEIVER = ROOT / "receiver"  # the receiving Exim's spool, log and configuration
+SERVER = ROOT / "receiver"  # the receiving Exim's spool, log and configuration
 PACKAGES_ROOT = ROOT / "pkg"  # Exim, sa-exim, clamd, spamd unpacked
 SEND = ROOT / "postfix"  # the sending Postfix instance
 PORT = 18925  # 2525 + the helper's test port offset (16400): the sending Postfix
@@ -225,6 +226,12 @@ def routes_to() -> dict[str, int]:
     return dict.fromkeys(DOMAINS, RECEIVING_PORT)
 
 
+def sendmail_routes() -> dict[str, int]:
+    """Sendmail's route to the receiving Exim: one mailer table entry for every subdomain of
+    :data:`PARENT` (a key with a leading dot), not a mailer per domain (at most 25 mailers)."""
+    return {f".{PARENT}": RECEIVING_PORT}
+
+
 def _binary() -> Path:
     return PACKAGES_ROOT / "usr/sbin/exim4"
 
@@ -239,33 +246,33 @@ def unpack() -> dict[str, str]:
 def _configure() -> Path:
     """The receiving side's folders (fresh): Exim's spool, log, configuration and ``/etc``
     layer, clamd's database and spamd's site folder."""
-    if RECEIVER.exists():
-        shutil.rmtree(RECEIVER)
+    if SERVER.exists():
+        shutil.rmtree(SERVER)
     for folder in ("spool", "log", "etc", "etc-layer/exim4", "etc-layer-work", "clamav-db",
                    "tmp", "site"):  # fmt: skip
-        (RECEIVER / folder).mkdir(parents=True)
+        (SERVER / folder).mkdir(parents=True)
     for folder in ("spool", "log"):
-        shutil.chown(RECEIVER / folder, USER_ID, USER_ID)
+        shutil.chown(SERVER / folder, USER_ID, USER_ID)
     identities(
-        RECEIVER / "etc-layer", [f"Debian-exim:x:{USER_ID}:{USER_ID}::{RECEIVER}:/bin/false"],
+        SERVER / "etc-layer", [f"Debian-exim:x:{USER_ID}:{USER_ID}::{SERVER}:/bin/false"],
         [f"Debian-exim:x:{USER_ID}:"],
     )  # fmt: skip
     write_file(
-        RECEIVER / "etc-layer/exim4/sa-exim.conf",
+        SERVER / "etc-layer/exim4/sa-exim.conf",
         SA_EXIM.format(
             spamc=PACKAGES_ROOT / "usr/bin/spamc", spamd=SPAMD_PORT, reject=SA_REJECT,
             tempreject=SA_TEMPREJECT, teergrube=SA_TEERGRUBE, seconds=TEERGRUBE_SECONDS,
         ),
     )  # fmt: skip
-    write_file(RECEIVER / "clamav-db" / "local.ndb", SIGNATURES)
-    write_file(RECEIVER / "clamd.conf", CLAMD_CONF.format(root=RECEIVER, port=CLAMD_PORT))
-    write_file(RECEIVER / "site" / "local.cf", SPAMD_SITE)
+    write_file(SERVER / "clamav-db" / "local.ndb", SIGNATURES)
+    write_file(SERVER / "clamd.conf", CLAMD_CONF.format(root=SERVER, port=CLAMD_PORT))
+    write_file(SERVER / "site" / "local.cf", SPAMD_SITE)
     for pre in (PACKAGES_ROOT / "etc/spamassassin").glob("*.pre"):
-        shutil.copy(pre, RECEIVER / "site")
-    config = RECEIVER / "etc" / "exim.conf"
+        shutil.copy(pre, SERVER / "site")
+    config = SERVER / "etc" / "exim.conf"
     config.write_text(
         CONFIG.format(
-            parent=PARENT, domains=" : ".join(DOMAINS), binary=_binary(), root=RECEIVER,
+            parent=PARENT, domains=" : ".join(DOMAINS), binary=_binary(), root=SERVER,
             port=RECEIVING_PORT, spam_down=SPAM_DOWN, down=DOWN_PORT, spamd=SPAMD_PORT,
             malware_down=MALWARE_DOWN, clamd=CLAMD_PORT,
             sa_exim=PACKAGES_ROOT / "usr/lib/exim4/local_scan/sa-exim.so", malware=MALWARE,
@@ -279,15 +286,15 @@ def _configure() -> Path:
 def _scanners(stack: ExitStack, env: dict[str, str]) -> None:
     """clamd and spamd on their own ports, each stopped on leaving ``stack``."""
     pkg = PACKAGES_ROOT
-    clamd = [f"{pkg}/usr/sbin/clamd", "-c", str(RECEIVER / "clamd.conf")]
-    stack.enter_context(listening(clamd, CLAMD_PORT, "clamd", RECEIVER / "clamd.out", env=env))
+    clamd = [f"{pkg}/usr/sbin/clamd", "-c", str(SERVER / "clamd.conf")]
+    stack.enter_context(listening(clamd, CLAMD_PORT, "clamd", SERVER / "clamd.out", env=env))
     spamd = [
         "perl", "-T", f"-I{pkg}/usr/share/perl5", f"-I{pkg}/usr/lib/x86_64-linux-gnu/perl5/5.36",
         f"{pkg}/usr/sbin/spamd", "-L", "-s", "stderr", "-i", "127.0.0.1", "-p", str(SPAMD_PORT),
-        f"--configpath={pkg}/usr/share/spamassassin", f"--siteconfigpath={RECEIVER / 'site'}",
-        "-u", "nobody", "-x", f"--pidfile={RECEIVER / 'spamd.pid'}",
+        f"--configpath={pkg}/usr/share/spamassassin", f"--siteconfigpath={SERVER / 'site'}",
+        "-u", "nobody", "-x", f"--pidfile={SERVER / 'spamd.pid'}",
     ]  # fmt: skip
-    stack.enter_context(listening(spamd, SPAMD_PORT, "spamd", RECEIVER / "spamd.out", env=env))
+    stack.enter_context(listening(spamd, SPAMD_PORT, "spamd", SERVER / "spamd.out", env=env))
 
 
 @contextmanager
@@ -300,13 +307,13 @@ def receiving(out: Path, mta: str) -> Iterator[str]:
         **ENV,
         "LD_LIBRARY_PATH": f"{PACKAGES_ROOT}/usr/lib/x86_64-linux-gnu:{PACKAGES_ROOT}/usr/lib",
     }
-    layer = Overlay("/etc", upper=RECEIVER / "etc-layer")
+    layer = Overlay("/etc", upper=SERVER / "etc-layer")
     command = isolated([str(_binary()), "-C", str(config), "-bdf"], [layer])
     with ExitStack() as stack:
         _scanners(stack, env)
         try:
             stack.enter_context(
-                listening(command, RECEIVING_PORT, "Exim", RECEIVER / "log" / "daemon.log", env)
+                listening(command, RECEIVING_PORT, "Exim", SERVER / "log" / "daemon.log", env)
             )
             yield (
                 f"exim4-daemon-heavy-{versions['exim4-daemon-heavy']} receiving, sa-exim "
@@ -314,9 +321,14 @@ def receiving(out: Path, mta: str) -> Iterator[str]:
                 f"{versions['clamav-daemon']}"
             )
         finally:
-            mainlog = RECEIVER / "log" / "mainlog"
+            mainlog = SERVER / "log" / "mainlog"
             if mainlog.exists():
                 shutil.copy(mainlog, out.parent / f"{mta}-receiver.log")
+
+
+RECEIVER = Receiver(EXIM_CONTENT_CASES, routes_to, "receiving",
+                    lambda s: receiving(s.out, s.mta),
+                    sendmail_routes=sendmail_routes)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

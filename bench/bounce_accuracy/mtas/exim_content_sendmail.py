@@ -1,11 +1,12 @@
 """Sendmail's notices of a receiving Exim's content scanning (round 68): the receiving Exim
-4.96 of ``exim_content_postfix`` (spamd, clamd, its MIME ACL, sa-exim) with round 21b's
-unpacked Sendmail 8.17 as the sending MTA (``sendmail.configure``, ``sendmail.run``), a folder
-of its own, ``/tmp/r68-content/sendmail-run``, final destination of ``quince-s.test``: every
-recipient domain goes to the receiving Exim (one ``extra`` route of its mailer table,
-``.e68.test``, for all), ``sender.test`` to the capture server. Delay warning after 1 minute,
-queue lifetime 3 minutes (round 21b's). The cases are ``exim_content_sendmail`` in
-``exim_content_cases.yaml``.
+4.96 of ``exim_content_postfix`` (its ``RECEIVER``: spamd, clamd, its MIME ACL, sa-exim) with
+round 21b's unpacked Sendmail 8.17 as the sending MTA (``sendmail.behind``:
+``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
+``/tmp/r68-content/sendmail-run``, final destination of ``quince-s.test``: every recipient
+domain goes to the receiving Exim (one ``extra`` route of its mailer table, ``.e68.test``, for
+all: ``exim_content_postfix.sendmail_routes``), ``sender.test`` to the capture server. Delay
+warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+``exim_content_sendmail`` in ``exim_content_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim_content_postfix, sendmail
-from .cases import EXIM_CONTENT_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,13 +24,4 @@ LOCAL = "quince-s.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, EXIM_CONTENT_CASES)
-    version = sendmail.unpacked()
-    # one mailer table entry for every subdomain of the parent (a key with a leading dot)
-    receiver = ("127.0.0.1", exim_content_postfix.RECEIVING_PORT)
-    extra = {f".{exim_content_postfix.PARENT}": receiver}
-    sendmail.configure(destination, RUN, LOCAL, PORT, {"postmaster": "root"}, sendmail.BESIDE,
-                       extra)  # fmt: skip
-    with exim_content_postfix.receiving(out, MTA) as receiving:
-        version = f"sendmail-{version}; {receiving}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(exim_content_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

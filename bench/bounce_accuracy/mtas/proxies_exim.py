@@ -1,11 +1,11 @@
 """Exim's notices of what SMTP content-filter proxies run for real answered (round 67): the
-receiving side of ``proxies_postfix`` (clamsmtpd with clamd, proxsmtpd with filters of ours, in
-front of a receiving Postfix) with Debian's Exim, unpacked and run as round 21's
-(``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under ``/tmp/r67-proxies/exim``, as
-the sending MTA: each recipient domain goes to its proxy from this MTA's address in
-:data:`proxies_postfix.CLIENTS` (the transport's ``interface``), ``sender.test`` to the
-capture server. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``,
-``exim.RETRY``). The cases are ``proxies_exim`` in ``proxies_cases.yaml``.
+receiving side of ``proxies_postfix`` (its ``RECEIVER``: clamsmtpd with clamd, proxsmtpd with
+filters of ours, in front of a receiving Postfix) with Debian's Exim, unpacked and run as round
+21's (``exim.behind``: ``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
+``/tmp/r67-proxies/exim``, as the sending MTA: each recipient domain goes to its proxy from this
+MTA's address in :data:`proxies_postfix.CLIENTS` (the transport's ``interface``),
+``sender.test`` to the capture server. Delay warning after 20 s, retries given up after 60 s
+(``exim.MAIN``, ``exim.RETRY``). The cases are ``proxies_exim`` in ``proxies_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, proxies_postfix
-from .cases import PROXIES_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,10 +23,4 @@ LOCAL = "damson-x-r67.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, PROXIES_CASES)
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, proxies_postfix.routes_to(),
-                                    relay="proxy", client=proxies_postfix.CLIENTS[MTA])  # fmt: skip
-    with proxies_postfix.receiving(out, MTA) as behind:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {behind}")  # fmt: skip
+    return exim.behind(proxies_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

@@ -41,6 +41,7 @@ from .destination import Destination
 from .host import ENV, listening, write_file
 from .milters_postfix import EICAR
 from .packages import extract
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "proxies_postfix"
@@ -242,6 +243,10 @@ def version(versions: dict[str, str]) -> str:
         f"clamsmtp {versions['clamsmtp']} with clamd {versions['clamav-daemon']}; "
         f"proxsmtp {versions['proxsmtp']}"
     )
+
+
+RECEIVER = Receiver(PROXIES_CASES, routes_to, "proxy", lambda s: receiving(s.out, s.mta),
+                    clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

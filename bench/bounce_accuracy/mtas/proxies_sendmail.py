@@ -1,11 +1,11 @@
 """Sendmail's notices of what SMTP content-filter proxies run for real answered (round 67): the
-receiving side of ``proxies_postfix`` with round 21b's unpacked Sendmail 8.17 as the sending
-MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
-``/tmp/r67-proxies/sendmail-run``: each recipient domain goes to its proxy (``extra`` routes of
-its mailer table) from this MTA's address in :data:`proxies_postfix.CLIENTS`
-(``CLIENT_OPTIONS``), ``sender.test`` to the capture server. Delay warning after 1 minute,
-queue lifetime 3 minutes (round 21b's). The cases are ``proxies_sendmail`` in
-``proxies_cases.yaml``.
+receiving side of ``proxies_postfix`` (its ``RECEIVER``) with round 21b's unpacked Sendmail 8.17
+as the sending MTA (``sendmail.behind``: ``sendmail.configure_sending``, ``sendmail.run``), a
+folder of its own, ``/tmp/r67-proxies/sendmail-run``, final destination of
+``damson-s-r67.test``: each recipient domain goes to its proxy (``extra`` routes of its mailer
+table) from this MTA's address in :data:`proxies_postfix.CLIENTS` (``CLIENT_OPTIONS``),
+``sender.test`` to the capture server. Delay warning after 1 minute, queue lifetime 3 minutes
+(round 21b's). The cases are ``proxies_sendmail`` in ``proxies_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import proxies_postfix, sendmail
-from .cases import PROXIES_CASES, load
 from .destination import Destination
 from .rows import Row
 
@@ -24,10 +23,4 @@ LOCAL = "damson-s-r67.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    built = load(MTA, PROXIES_CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, proxies_postfix.routes_to(),
-                               client=proxies_postfix.CLIENTS[MTA])  # fmt: skip
-    with proxies_postfix.receiving(out, MTA) as behind:
-        return sendmail.run(destination, built, out, MTA, f"sendmail-{version}; {behind}",
-                            RUN, LOCAL, PORT)  # fmt: skip
+    return sendmail.behind(proxies_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination)

@@ -39,7 +39,10 @@ class Receiver:
     the rows' version; ``captured``: sender domains whose mail (the notices) goes to the capture
     server too, Exim's routes to them named ``<captured_as>0``, ...; ``clients``: the address
     the sending MTA binds to, one for all or one per sending module (none: not bound);
-    ``exim_timeout``: how long Exim's notices are waited for, if not ``exim.TIMEOUT``."""
+    ``exim_timeout``: how long Exim's notices are waited for, if not ``exim.TIMEOUT``;
+    ``sendmail_routes``: Sendmail's mailer table routes, if not ``routes`` (a domain with a
+    leading dot: all its subdomains by one entry; Sendmail takes at most 25 mailers, one per
+    route)."""
 
     cases: Path
     routes: Callable[[], dict[str, int]]
@@ -49,6 +52,7 @@ class Receiver:
     captured_as: str = "sender"
     clients: Mapping[str, str] | str | None = None
     exim_timeout: float | None = None
+    sendmail_routes: Callable[[], dict[str, int]] | None = None
 
     def client(self, mta: str) -> str | None:
         """The address ``mta`` binds to, if any."""

@@ -238,8 +238,9 @@ def behind(
     the round and collects them."""
     built = load(mta, receiver.cases)
     version = unpacked()
-    configure_sending(folder, local, port, destination, receiver.routes(),
-                      captured=receiver.captured, client=receiver.client(mta))  # fmt: skip
+    routes = (receiver.sendmail_routes or receiver.routes)()
+    configure_sending(folder, local, port, destination, routes, captured=receiver.captured,
+                      client=receiver.client(mta))  # fmt: skip
     with receiver.serving(Sending(mta, built, destination, out, port)) as serving:
         version = f"sendmail-{version}; {serving}"
         return run(destination, built, out, mta, version, folder, local, port)

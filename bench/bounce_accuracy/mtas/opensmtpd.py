@@ -73,22 +73,29 @@ match from local for any action "dns"
 """
 
 
-def write_run(run: Path, aliases: dict[str, str], conf: str) -> None:
+def write_run(
+    run: Path, aliases: dict[str, str], conf: str, mailuser: tuple[str, int] | None = None
+) -> None:
     """A fresh ``run`` folder for a daemon started with :func:`mounts`: its private ``/var``'s
     folders, copies of the system's ``/etc/passwd`` and ``/etc/group`` with OpenSMTPD's users
-    added, ``aliases`` and ``smtpd.conf`` (the text ``conf``)."""
+    added, ``aliases`` and ``smtpd.conf`` (the text ``conf``). With ``mailuser`` (name, uid:
+    the user of a receiving side's local deliveries), that user and group too, its home
+    ``/var/<name>`` made and owned by it."""
     if run.exists():
         shutil.rmtree(run)
     for folder in ("var/spool", "var/run", "var/lib/opensmtpd/empty"):
         (run / folder).mkdir(parents=True)
-    identities(
-        run,
-        (
-            f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin"
-            for name, uid in USERS.items()
-        ),
-        (f"{name}:x:{uid}:" for name, uid in USERS.items()),
-    )
+    users = [f"{name}:x:{uid}:{uid}:OpenSMTPD:/nonexistent:/usr/sbin/nologin"
+             for name, uid in USERS.items()]  # fmt: skip
+    groups = [f"{name}:x:{uid}:" for name, uid in USERS.items()]
+    if mailuser is not None:
+        user, uid = mailuser
+        home = run / "var" / user
+        home.mkdir()
+        shutil.chown(home, uid, uid)
+        users.append(f"{user}:x:{uid}:{uid}:mail:/var/{user}:/usr/sbin/nologin")
+        groups.append(f"{user}:x:{uid}:")
+    identities(run, users, groups)
     (run / "aliases").write_text("".join(f"{name}: {to}\n" for name, to in aliases.items()))
     (run / "smtpd.conf").write_text(conf)
 

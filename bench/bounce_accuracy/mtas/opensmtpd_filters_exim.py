@@ -1,9 +1,10 @@
 """Exim's notices of a receiving OpenSMTPD's filter programs (round 69): the receiving
-OpenSMTPD, rspamd and DNS server of ``opensmtpd_filters_postfix`` with Debian's Exim, unpacked
-and run as round 21's (``exim.unpack``, ``exim.configure_sending``, ``exim.run``) under
-``/tmp/r69-opensmtpd/exim``, as the sending MTA, its transports bound to its own loopback
-address. Delay warning after 20 s, retries given up after 60 s (``exim.MAIN``, ``exim.RETRY``).
-The cases are ``opensmtpd_filters_exim`` in ``opensmtpd_filters_cases.yaml``.
+OpenSMTPD, rspamd and DNS server of ``opensmtpd_filters_postfix`` (its ``RECEIVER``) with
+Debian's Exim, unpacked and run as round 21's (``exim.behind``: ``exim.unpack``,
+``exim.configure_sending``, ``exim.run``) under ``/tmp/r69-opensmtpd/exim``, as the sending
+MTA, its transports bound to its own loopback address. Delay warning after 20 s, retries given
+up after 60 s (``exim.MAIN``, ``exim.RETRY``). The cases are ``opensmtpd_filters_exim`` in
+``opensmtpd_filters_cases.yaml``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, opensmtpd_filters_postfix
-from .cases import load
 from .destination import Destination
 from .rows import Row
 
@@ -22,11 +22,4 @@ LOCAL = "quince-x-r69.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    receiving = opensmtpd_filters_postfix
-    built = load(MTA, receiving.CASES)
-    version = exim.unpack(ROOT)
-    config = exim.configure_sending(ROOT, LOCAL, PORT, destination, receiving.routes_to(),
-                                    relay="opensmtpd", client=receiving.CLIENTS[MTA])  # fmt: skip
-    with receiving.receiving(destination, out, MTA) as behind:
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA,
-                        f"exim4-{version}; {behind}")  # fmt: skip
+    return exim.behind(opensmtpd_filters_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)

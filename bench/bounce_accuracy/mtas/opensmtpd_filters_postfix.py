@@ -28,9 +28,9 @@ forward file"); the virtual table gives the local user :data:`MAILUSER`, whose h
 4.2.4 Mailing list expansion problem" at RCPT, at every try (added after round 69's rule).
 
 The sending MTA (this module: a second instance of the system's Postfix;
-``opensmtpd_filters_exim`` and ``_sendmail`` the others) sends from a loopback address of its
-own (:data:`CLIENTS`) and writes the notices. Mail that passes is handed to ``mda
-"/bin/true"``. Round 65's helpers are used as they are (read only).
+``opensmtpd_filters_exim`` and ``_sendmail`` the others, in front of :data:`RECEIVER`) sends
+from a loopback address of its own (:data:`CLIENTS`) and writes the notices. Mail that passes
+is handed to ``mda "/bin/true"``. Round 65's helpers are used as they are (read only).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from . import opensmtpd, postfix
 from .cases import OPENSMTPD_FILTERS_CASES, Case, load
 from .destination import Destination
 from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Overlay, alongside, identities, isolated, listening, stop, wait_listening
+from .host import Bind, Overlay, alongside, isolated, listening, stop, wait_listening
 from .packages import extract
+from .receiver import Receiver
 from .rows import Row
 
 MTA = "opensmtpd_filters_postfix"
@@ -156,16 +157,8 @@ def _configure(destination: Destination) -> None:
         gtube=GTUBE, host=destination.host,
         capture=destination.capture_port, domains=", ".join(f'"{d}"' for d in _domains()),
     )  # fmt: skip
-    opensmtpd.write_run(RUN, {"postmaster": "root"}, conf)
-    user, uid = MAILUSER
-    home = RUN / "var" / user
-    home.mkdir()
-    shutil.chown(home, uid, uid)
-    users = [f"{n}:x:{i}:{i}:OpenSMTPD:/nonexistent:/usr/sbin/nologin"
-             for n, i in opensmtpd.USERS.items()]  # fmt: skip
-    users.append(f"{user}:x:{uid}:{uid}:mail:/var/{user}:/usr/sbin/nologin")
-    groups = [f"{n}:x:{i}:" for n, i in [*opensmtpd.USERS.items(), MAILUSER]]
-    identities(RUN, users, groups)
+    opensmtpd.write_run(RUN, {"postmaster": "root"}, conf, mailuser=MAILUSER)
+    user, _ = MAILUSER
     (RUN / "virtual").write_text("".join(f"@{d} {user}\n" for d in _domains()))
 
 
@@ -268,6 +261,10 @@ def receiving(destination: Destination, out: Path, mta: str) -> Iterator[str]:
         for source, name in ((log, "receiving"), (ROOT / "rspamd" / "rspamd.log", "rspamd")):
             if source.exists():
                 shutil.copy(source, out.parent / f"{mta}-{name}.log")
+
+
+RECEIVER = Receiver(CASES, routes_to, "opensmtpd",
+                    lambda s: receiving(s.destination, s.out, s.mta), clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

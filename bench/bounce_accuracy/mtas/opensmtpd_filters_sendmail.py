@@ -1,8 +1,9 @@
 """Sendmail's notices of a receiving OpenSMTPD's filter programs (round 69): the receiving
-OpenSMTPD, rspamd and DNS server of ``opensmtpd_filters_postfix`` with round 21b's unpacked
-Sendmail 8.17 as the sending MTA (``sendmail.configure_sending``, ``sendmail.run``), a folder
-of its own, ``/tmp/r69-opensmtpd/sendmail-run``, its SMTP client bound to its own loopback
-address. Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
+OpenSMTPD, rspamd and DNS server of ``opensmtpd_filters_postfix`` (its ``RECEIVER``) with
+round 21b's unpacked Sendmail 8.17 as the sending MTA (``sendmail.behind``:
+``sendmail.configure_sending``, ``sendmail.run``), a folder of its own,
+``/tmp/r69-opensmtpd/sendmail-run``, its SMTP client bound to its own loopback address. Delay
+warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
 ``opensmtpd_filters_sendmail`` in ``opensmtpd_filters_cases.yaml``.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import opensmtpd_filters_postfix, sendmail
-from .cases import load
 from .destination import Destination
 from .rows import Row
 
@@ -22,11 +22,6 @@ LOCAL = "quince-m-r69.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    receiving = opensmtpd_filters_postfix
-    built = load(MTA, receiving.CASES)
-    version = sendmail.unpacked()
-    sendmail.configure_sending(RUN, LOCAL, PORT, destination, receiving.routes_to(),
-                               client=receiving.CLIENTS[MTA])  # fmt: skip
-    with receiving.receiving(destination, out, MTA) as behind:
-        version = f"sendmail-{version}; {behind}"
-        return sendmail.run(destination, built, out, MTA, version, RUN, LOCAL, PORT)
+    return sendmail.behind(
+        opensmtpd_filters_postfix.RECEIVER, MTA, RUN, LOCAL, PORT, out, destination
+    )

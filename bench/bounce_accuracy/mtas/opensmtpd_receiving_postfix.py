@@ -52,7 +52,6 @@ from .host import (
     Bind,
     Overlay,
     alongside,
-    identities,
     isolated,
     listening,
     wait_listening,
@@ -171,17 +170,9 @@ def _conf(cases: list[Case], destination: Destination) -> str:
 
 def _configure(cases: list[Case], destination: Destination) -> None:
     """A fresh :data:`RUN`: ``opensmtpd.write_run``'s folders and identities (with
-    :data:`MAILUSER` added), the tables and ``smtpd.conf``."""
-    opensmtpd.write_run(RUN, {"postmaster": "root"}, "")
+    :data:`MAILUSER`), the tables and ``smtpd.conf``."""
+    opensmtpd.write_run(RUN, {"postmaster": "root"}, "", mailuser=MAILUSER)
     user, uid = MAILUSER
-    home = RUN / "var" / user
-    home.mkdir()
-    shutil.chown(home, uid, uid)
-    users = [f"{n}:x:{i}:{i}:OpenSMTPD:/nonexistent:/usr/sbin/nologin"
-             for n, i in opensmtpd.USERS.items()]  # fmt: skip
-    users.append(f"{user}:x:{uid}:{uid}:mail:/var/{user}:/usr/sbin/nologin")
-    groups = [f"{n}:x:{i}:" for n, i in [*opensmtpd.USERS.items(), MAILUSER]]
-    identities(RUN, users, groups)
     # The filters' listeners take every address of their cases: only the filter refuses.
     filtered = (RDNS, FCRDNS, PHASES, SRC)
     taken = [f"{u}@{LOCAL}" for u in TAKEN]

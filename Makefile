@@ -28,6 +28,7 @@ lint:
 
 typecheck:
 	.venv/bin/mypy packages/common/src services tools/simulator/src tools/devstack/src
+	cd bench/bounce_accuracy && ../../.venv/bin/mypy mtas  # the bench's MTA harness, imported as a package from its own folder
 
 unit:
 	$(PY) -m pytest -q tests/unit

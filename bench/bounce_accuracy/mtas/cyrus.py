@@ -198,8 +198,11 @@ def _created(client: imaplib.IMAP4, mailbox: str) -> str:
     return found.group(1).decode()
 
 
-def _ok(answer: tuple[str, list[object]]) -> None:
-    if answer[0] != "OK":
+def _ok(answer: object) -> None:
+    """Raise unless imaplib's ``(typ, data)`` answer is ``OK`` (typeshed types ``append``'s
+    answer as a ``str``; at run time it is the same pair as the others')."""
+    typ = answer[0] if isinstance(answer, tuple) else answer
+    if typ != "OK":
         raise RuntimeError(f"Cyrus's imapd refused: {answer!r}")
 
 

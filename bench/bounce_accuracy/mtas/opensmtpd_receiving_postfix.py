@@ -150,9 +150,10 @@ def _conf(cases: list[Case], destination: Destination) -> str:
     for name, phase, case_name, decision, text in FILTERS:
         case = next((c for c in cases if c.name == case_name), None)
         key = "mail-from" if phase in ("mail-from", "data", "commit") else "rcpt-to"
-        value = case.sender if case is None or key == "mail-from" else case.recipients[-1]
         if case is None:
             value = f"nobody-{name}@{PHASES}"
+        else:
+            value = case.sender if key == "mail-from" else case.recipients[-1]
         (RUN / name).write_text(f"{value}\n")
         tables.append(f"table {name} file:{RUN / name}")
         filters.append(f'filter {name} phase {phase} match {key} <{name}> {decision} "{text}"')

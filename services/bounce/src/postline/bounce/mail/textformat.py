@@ -541,22 +541,20 @@ def transcript_stages(notice: str) -> dict[str, str]:
     if formats.transcript_sent is None or formats.transcript_reply is None:
         return {}
     stages: dict[str, str] = {}
-    command = ""
+    sent = ""
     reply: list[str] = []
     for line in [*notice.splitlines(), ""]:
         if formats.transcript_reply.match(line):
             reply.append(line.strip()[3:])
-            continue
-        if reply and command:
-            # Sendmail's Diagnostic-Code keeps only the first line of a multi-line reply
-            # ("517-Domain does not exist: x." before "517 Invalid domain, see <URL:...>").
-            for said in (" ".join(reply), reply[0]):
-                stages.setdefault(flatten_reply(said).lower(), command)
-        reply = []
-        if formats.transcript_sent.match(line):
-            command = formats.command(line)
-        elif line.strip():
-            command = ""
+        else:
+            command = formats.command(sent) if reply and sent else ""
+            if command:
+                # Sendmail's Diagnostic-Code keeps only the first line of a multi-line reply
+                # ("517-Domain does not exist: x." before "517 Invalid domain, see <URL:...>").
+                for said in (" ".join(reply), reply[0]):
+                    stages.setdefault(flatten_reply(said).lower(), command)
+            reply = []
+        sent = _transcript_command(formats, line, sent)
     return stages
 
 

@@ -56,6 +56,7 @@ from . import exim, postfix
 from .cases import EXIM_CONTENT_CASES, load
 from .destination import Destination
 from .host import ENV, Overlay, identities, isolated, listening, write_file
+from .milters_postfix import CLAMD_CONF, SIGNATURES
 from .packages import extract, installed_version
 from .receiver import Receiver
 from .rows import Row
@@ -98,9 +99,6 @@ DOMAINS = (SPAM, SPAM_SCORE, SPAM_DOWN, CUSTOM, MALWARE, MALWARE_DEBIAN, MALWARE
 CUSTOM_TEXT = "Your message looks like unsolicited bulk mail and was not accepted here"
 TEERGRUBE_SECONDS = 30
 USER_ID = exim.USER_ID
-# the EICAR anti-virus test string as a ClamAV body signature of ours (round 55's)
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-SIGNATURES = f"Local.Test.EICAR:0:*:{EICAR.hex()}\n"
 
 CONFIG = """\
 primary_hostname = mx.{parent}
@@ -204,16 +202,6 @@ SAmsgtemprej: Please try again later
 SAmsgerror: Temporary local error while processing message, please contact postmaster.
 """
 
-CLAMD_CONF = """\
-Foreground yes
-LogFile {root}/clamd.log
-DatabaseDirectory {root}/clamav-db
-TCPSocket {port}
-TCPAddr 127.0.0.1
-PidFile {root}/clamd.pid
-TemporaryDirectory {root}/tmp
-"""
-
 SPAMD_SITE = """\
 use_bayes 0
 use_auto_whitelist 0
@@ -264,6 +252,7 @@ def _configure() -> Path:
             tempreject=SA_TEMPREJECT, teergrube=SA_TEERGRUBE, seconds=TEERGRUBE_SECONDS,
         ),
     )  # fmt: skip
+    # round 55's clamd (milters_postfix): its signature of the EICAR test string, its configuration
     write_file(SERVER / "clamav-db" / "local.ndb", SIGNATURES)
     write_file(SERVER / "clamd.conf", CLAMD_CONF.format(root=SERVER, port=CLAMD_PORT))
     write_file(SERVER / "site" / "local.cf", SPAMD_SITE)

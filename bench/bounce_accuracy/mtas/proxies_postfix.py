@@ -39,7 +39,7 @@ from . import postfix
 from .cases import PROXIES_CASES, load
 from .destination import Destination
 from .host import ENV, listening, write_file
-from .milters_postfix import EICAR
+from .milters_postfix import SIGNATURES
 from .packages import extract
 from .receiver import Receiver
 from .rows import Row
@@ -63,7 +63,6 @@ CLIENTS = {
     "proxies_sendmail": "127.67.0.4",
 }
 PACKAGES = ["clamsmtp", "proxsmtp", "clamav-daemon", "libclamav12", "libmspack0"]
-SIGNATURES = f"Local.Test.EICAR:0:*:{EICAR.hex()}\n"
 HELD = 2  # the connections the harness holds open to the busy instance (its MaxConnections)
 KEEP_ALIVE = 30.0  # seconds between the held connections' NOOPs
 

@@ -23,4 +23,4 @@ LOCAL = "medlar-x-r66.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(courier_receiving_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(courier_receiving_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

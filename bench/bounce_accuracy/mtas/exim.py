@@ -315,8 +315,8 @@ def behind(
     receiver: Receiver,
     mta: str,
     root: Path,
-    port: int,
     local: str,
+    port: int,
     out: Path,
     destination: Destination,
 ) -> list[Row]:

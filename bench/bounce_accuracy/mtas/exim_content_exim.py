@@ -22,4 +22,4 @@ LOCAL = "quince-x.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(exim_content_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(exim_content_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -23,4 +23,4 @@ LOCAL = "hickory-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(greylist_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(greylist_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -23,4 +23,4 @@ LOCAL = "pruneau-x-r64.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(haraka_receiving_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(haraka_receiving_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -23,4 +23,4 @@ LOCAL = "hazel-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(mimedefang_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(mimedefang_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -22,4 +22,4 @@ LOCAL = "quince-x-r69.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(opensmtpd_filters_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(opensmtpd_filters_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -23,5 +23,5 @@ LOCAL = "quince-x-r65.test"
 
 def generate(out: Path, destination: Destination) -> list[Row]:
     return exim.behind(
-        opensmtpd_receiving_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination
+        opensmtpd_receiving_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination
     )

@@ -24,4 +24,4 @@ LOCAL = "laurel-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(policy_daemons_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(policy_daemons_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -23,4 +23,4 @@ LOCAL = "damson-x-r67.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(proxies_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(proxies_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

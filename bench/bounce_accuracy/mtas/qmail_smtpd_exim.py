@@ -23,4 +23,4 @@ LOCAL = "feijoa-e.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(qmail_smtpd_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(qmail_smtpd_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

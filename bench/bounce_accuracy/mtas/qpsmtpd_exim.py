@@ -22,4 +22,4 @@ LOCAL = "feijoa-q.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(qpsmtpd_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(qpsmtpd_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

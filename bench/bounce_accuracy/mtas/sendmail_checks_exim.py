@@ -23,4 +23,4 @@ LOCAL = "quetsche-x-r63.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(sendmail_checks_postfix.RECEIVER, MTA, ROOT, PORT, LOCAL, out, destination)
+    return exim.behind(sendmail_checks_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -6,7 +6,6 @@ whole retry period is dead-lettered; every attempt is a row and a metric."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -260,8 +259,14 @@ async def test_each_event_type_reaches_the_endpoints_that_want_it(bench: Bench) 
 
     payload = bench.all_events.accepted[0].payload
     assert payload["type"] == "postline.events" and payload["timestamp"].endswith("Z")
-    await asyncio.sleep(1.5)  # the attempt log writes once a second
-    rows = await bench.attempts()
+
+    async def every_post_logged() -> list[dict[str, Any]] | None:
+        rows = await bench.attempts()  # written off the POSTing path, about once a second
+        on_all = sum(r["events"] for r in rows if r["endpoint"].endswith("/all"))
+        on_failed = any(r["endpoint"].endswith("/failed") for r in rows)
+        return rows if on_all >= 7 and on_failed else None
+
+    rows = await apoll_until(every_post_logged, "the attempt rows of both endpoints")
     assert {r["outcome"] for r in rows} == {"delivered"}
     assert sum(r["events"] for r in rows if r["endpoint"].endswith("/all")) == 7
 
@@ -289,11 +294,13 @@ async def test_a_dead_endpoint_gets_everything_once_it_answers(bench: Bench) -> 
     # The same webhook-id at every attempt of a batch.
     delivered_ids = {r.webhook_id for r in bench.all_events.accepted}
 
-    async def rows_settled() -> list[dict[str, Any]]:
-        await asyncio.sleep(1.5)  # the attempt log writes once a second
-        return await bench.attempts()
+    async def every_delivery_logged() -> list[dict[str, Any]] | None:
+        # Rows are written in order, about once a second: the refusals came before these.
+        rows = [r for r in await bench.attempts() if r["endpoint"].endswith("/all")]
+        logged = {r["webhook_id"] for r in rows if r["outcome"] == "delivered"}
+        return rows if logged >= delivered_ids else None
 
-    rows = [r for r in await rows_settled() if r["endpoint"].endswith("/all")]
+    rows = await apoll_until(every_delivery_logged, "a row for every delivered batch")
     refused = [r for r in rows if r["outcome"] == "rejected"]
     delivered = [r for r in rows if r["outcome"] == "delivered"]
     assert refused and all(r["status_code"] == 503 for r in refused)
@@ -371,18 +378,18 @@ async def test_a_batch_failing_for_the_whole_retry_period_is_dead_lettered(
             await message.ack()
             return webhooks_pb2.WebhookBatch.FromString(message.body)
 
-        batch = None
-        deadline = time.monotonic() + 30
-        while batch is None and time.monotonic() < deadline:
-            batch = await dead_batch()
-            await asyncio.sleep(0.2)
+        batch = await apoll_until(dead_batch, "the given-up batch in postline.dead", every=0.2)
     finally:
         await connection.close()
-    assert batch is not None, "the given-up batch in postline.dead"
     assert batch.attempts >= 2 and batch.webhook_id
     assert [e.subject for e in batch.events] == ["Doomed"]
-    await asyncio.sleep(1.5)  # the attempt log writes once a second
-    outcomes = [r["outcome"] for r in await bench.attempts() if r["endpoint"].endswith("/failed")]
+
+    async def expiry_logged() -> list[str] | None:
+        rows = await bench.attempts()  # written off the POSTing path, about once a second
+        outcomes = [r["outcome"] for r in rows if r["endpoint"].endswith("/failed")]
+        return outcomes if "expired" in outcomes else None
+
+    outcomes = await apoll_until(expiry_logged, "the expired attempt's row")
     assert outcomes[-1] == "expired" and "rejected" in outcomes
 
 

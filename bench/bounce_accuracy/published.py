@@ -5,7 +5,8 @@ A row's ``split`` says whether the rules were written knowing it (``dev``) or it
 measured (``unseen``, the default: a row without a split has not been read by any round), and its
 ``round`` which round added it (25: providers' error pages; 27: sending services', filters' and
 hosts' pages; 29: replies and notice sentences in other languages, and providers outside the
-English-speaking world), and ``language`` the language of its words. A reply's ``status`` is one
+English-speaking world; 72: mail server products' and gateways' own replies), and
+``language`` the language of its words. A reply's ``status`` is one
 of the design's error statuses, as a generated notice's label is (``mtas/rows.py``'s
 ``STATUSES``: not 10, Postline's own)."""
 

@@ -697,6 +697,64 @@ def format_flowed(raw: bytes) -> bytes | None:
     return _guarded(raw, rewrite_leaves(raw, leaf))
 
 
+_PHRASE_FROM = re.compile(
+    rb"^([ \t]*)([A-Za-z0-9][A-Za-z0-9 .\-]*[A-Za-z0-9.])([ \t]*<[^<>\s]+@[^<>\s]+>[ \t]*)$"
+)
+
+
+def from_name_encoded_word(raw: bytes) -> bytes | None:
+    """The From field's display name (a plain ASCII phrase: "Mail Delivery System
+    <MAILER-DAEMON@...>") written as an RFC 2047 encoded word, which section 5 allows in a
+    phrase: decoded, the same name and the same address."""
+    top = _top(raw)
+    if top is None:
+        return None
+    eol = top.eol
+    out = []
+    done = False
+    for field in _fields(top.head + eol):
+        name, colon, value = field.partition(b":")
+        if done or name.strip().lower() != b"from" or not colon:
+            out.append(field)
+            continue
+        found = _PHRASE_FROM.match(value.rstrip(b"\r\n"))
+        if found is None:
+            return None
+        word = b"=?UTF-8?Q?" + found.group(2).replace(b" ", b"_") + b"?="
+        out.append(name + b":" + found.group(1) + word + found.group(3) + eol)
+        done = True
+    if not done:
+        return None
+    return _guarded(raw, b"".join(out)[: -len(eol)] + top.blank + top.body)
+
+
+_TRACE_NAMES = frozenset({b"return-path", b"received", b"delivered-to", b"x-original-to"})
+
+
+def fields_reordered(raw: bytes) -> bytes | None:
+    """The top-level fields after the trace block in reverse order (RFC 5322 section 3.6:
+    but for trace and resent blocks, fields may come in any order); not for a header that
+    repeats a field outside the trace block (which one is "the" field would then change)."""
+    top = _top(raw)
+    if top is None:
+        return None
+    eol = top.eol
+    fields = list(_fields(top.head + eol))
+    names = [f.partition(b":")[0].strip().lower() for f in fields]
+    start = 0
+    while start < len(fields) and (
+        names[start] in _TRACE_NAMES or names[start].startswith(b"from ")
+    ):
+        start += 1
+    rest = names[start:]
+    if len(rest) < 2 or len(set(rest)) != len(rest) or any(n in _TRACE_NAMES for n in rest):
+        return None
+    if any(n.startswith(b"resent-") for n in rest):
+        return None
+    head = b"".join(fields[:start] + fields[start:][::-1])
+    return _guarded(raw, head[: -len(eol)] + top.blank + top.body)
+
+
 TRANSFORMS: dict[str, Transform] = {
     "to_crlf": to_crlf,
     "to_lf": to_lf,
@@ -719,6 +777,8 @@ TRANSFORMS: dict[str, Transform] = {
     "mime_epilogue": mime_epilogue,
     "charset_to_utf8": charset_to_utf8,
     "format_flowed": format_flowed,
+    "from_name_encoded_word": from_name_encoded_word,
+    "fields_reordered": fields_reordered,
 }
 
 

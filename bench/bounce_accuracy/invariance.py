@@ -755,6 +755,92 @@ def fields_reordered(raw: bytes) -> bytes | None:
     return _guarded(raw, head[: -len(eol)] + top.blank + top.body)
 
 
+def part_names_upper(raw: bytes) -> bytes | None:
+    """The field names of the notice's MIME parts' headers (Content-Type,
+    Content-Transfer-Encoding, Content-Description...) in upper case (RFC 2045 section 3:
+    field names are case-insensitive, as RFC 5322's)."""
+
+    def leaf(entity: Entity, top: bool) -> bytes | None:
+        if top:
+            return None
+        head = _with_field_names(entity.head, bytes.upper)
+        return None if head == entity.head else head + entity.blank + entity.body
+
+    return _guarded(raw, _with_multipart_heads(raw, leaf))
+
+
+def _with_multipart_heads(raw: bytes, leaf: LeafRewrite) -> bytes | None:
+    """``rewrite_leaves``, and the headers of nested multiparts given to ``leaf`` as well."""
+
+    def walk(entity_raw: bytes, top: bool) -> bytes | None:
+        entity = split_entity(entity_raw)
+        if entity is None:
+            return None
+        if entity.fields.get_content_maintype() != "multipart":
+            return rewrite_leaves(entity_raw, leaf, top=top)
+        own = leaf(Entity(entity.head, entity.blank, b""), top)
+        head = split_entity(own).head if own is not None else entity.head  # type: ignore[union-attr]
+        boundary = entity.fields.get_boundary()
+        found = _delimiters(entity.body, boundary) if boundary else []
+        if not found:
+            return None
+        out = [entity.body[: found[0].start()]]
+        changed = own is not None
+        for i, match in enumerate(found):
+            start = _eol_after(entity.body, match.end())
+            out.append(entity.body[match.start() : start])
+            end = found[i + 1].start() if i + 1 < len(found) else len(entity.body)
+            part = entity.body[start:end]
+            new = None if match.group(1) else walk(part, False)
+            changed |= new is not None
+            out.append(part if new is None else new)
+        return head + entity.blank + b"".join(out) if changed else None
+
+    return walk(raw, True)
+
+
+_TOKEN = rb"[!#-'*+.0-9A-Za-z^-~-]+"  # RFC 2045 section 5.1's token
+_UNQUOTED_PARAM = re.compile(
+    rb"(;[ \t]*(?:\r?\n[ \t]+)?"
+    + _TOKEN
+    + rb"[ \t]*=[ \t]*)("
+    + _TOKEN
+    + rb")(?=[ \t]*(?:;|\r?\n|$))"
+)
+
+
+def params_quoted(raw: bytes) -> bytes | None:
+    """Every unquoted parameter value of a Content-Type (the top level's and the notice's
+    parts') written as a quoted string (RFC 2045 section 5.1: a value is a token or a quoted
+    string, the same value either way): ``report-type="delivery-status"``."""
+
+    def change(head: bytes) -> bytes:
+        def field(m: re.Match[bytes]) -> bytes:
+            return _UNQUOTED_PARAM.sub(lambda v: v.group(1) + b'"' + v.group(2) + b'"', m.group(0))
+
+        return re.sub(rb"(?im)^content-type:.*(?:\r?\n[ \t].*)*", field, head)
+
+    def leaf(entity: Entity, top: bool) -> bytes | None:
+        head = change(entity.head)
+        return None if head == entity.head else head + entity.blank + entity.body
+
+    return _guarded(raw, _with_multipart_heads(raw, leaf))
+
+
+_ACTION = re.compile(rb"(?im)^(action[ \t]*:[ \t]*)([a-z]+)")
+
+
+def action_upper(raw: bytes) -> bytes | None:
+    """The report's Action values in upper case ("Action: FAILED"; RFC 3464 section 2.3.3:
+    "The action-value may be spelled in any combination of upper and lower case")."""
+    return _guarded(
+        raw,
+        _in_reports(
+            raw, lambda body, eol: _ACTION.sub(lambda m: m.group(1) + m.group(2).upper(), body)
+        ),
+    )
+
+
 TRANSFORMS: dict[str, Transform] = {
     "to_crlf": to_crlf,
     "to_lf": to_lf,
@@ -779,6 +865,9 @@ TRANSFORMS: dict[str, Transform] = {
     "format_flowed": format_flowed,
     "from_name_encoded_word": from_name_encoded_word,
     "fields_reordered": fields_reordered,
+    "part_names_upper": part_names_upper,
+    "params_quoted": params_quoted,
+    "action_upper": action_upper,
 }
 
 

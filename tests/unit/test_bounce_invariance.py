@@ -16,6 +16,7 @@ import pytest
 
 from bench.bounce_accuracy.invariance import (
     TRANSFORMS,
+    action_upper,
     answer,
     ascii_as_utf8,
     base64_text,
@@ -33,6 +34,8 @@ from bench.bounce_accuracy.invariance import (
     names_lower,
     names_upper,
     no_space_after_colon,
+    params_quoted,
+    part_names_upper,
     quoted_printable,
     returned_fold_narrow,
     returned_names_upper,
@@ -266,6 +269,31 @@ def test_returned_header_rewrites_touch_only_its_header() -> None:
     )
     folded = returned_fold_narrow(NOTICE)
     assert folded is not None and _unfolded(folded) == _unfolded(NOTICE)
+
+
+def test_part_header_names_change_case_in_the_notice_parts_only() -> None:
+    upper = part_names_upper(NOTICE)
+    assert upper is not None and upper.count(b"\nCONTENT-TYPE: ") == 3
+    assert b"\nContent-Type: multipart/report" in upper  # the top level's: names_upper's
+    assert (
+        upper.split(b"CONTENT-TYPE: message/rfc822")[1]
+        == NOTICE.split(b"Content-Type: message/rfc822")[1]
+    )
+
+
+def test_quoted_parameter_values_read_the_same() -> None:
+    quoted = params_quoted(NOTICE)
+    assert quoted is not None and b'report-type="delivery-status"' in quoted
+    assert b'charset="us-ascii"' in quoted
+    for before, after in zip(_leaves(NOTICE), _leaves(quoted), strict=True):
+        assert before.get_params() == after.get_params()
+    assert email.message_from_bytes(quoted).get_param("report-type") == "delivery-status"
+
+
+def test_action_values_in_upper_case() -> None:
+    upper = action_upper(NOTICE)
+    assert upper is not None and b"\nAction: FAILED\n" in upper
+    assert upper.replace(b"FAILED", b"failed") == NOTICE
 
 
 def test_explicit_default_type_only_without_a_content_type() -> None:

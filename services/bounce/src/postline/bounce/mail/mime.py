@@ -15,6 +15,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 from itertools import dropwhile, takewhile
 
+from postline.bounce.mail.flowed import unflow
 from postline.bounce.mail.folding import refold
 from postline.common.headers import decode_words, first_values, is_field, scan
 
@@ -71,12 +72,25 @@ def payload_of(part: Message) -> object:
 
 
 def part_text(part: Message) -> str:
-    """A leaf part's body as text (transfer encoding and charset undone)."""
+    """A leaf part's body as text (transfer encoding and charset undone; format=flowed
+    text read back into its lines, RFC 3676)."""
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        return decode_text(payload, part.get_content_charset())
-    raw = payload_of(part)
-    return raw if isinstance(raw, str) else ""
+        text = decode_text(payload, part.get_content_charset())
+    else:
+        raw = payload_of(part)
+        text = raw if isinstance(raw, str) else ""
+    return _unflowed(part, text) if text else text
+
+
+def _unflowed(part: Message, text: str) -> str:
+    fmt = part.get_param("format")
+    if not isinstance(fmt, str) or fmt.strip().lower() != "flowed":
+        return text
+    if part.get_content_type() != "text/plain":
+        return text
+    delsp = part.get_param("delsp")
+    return unflow(text, delsp=isinstance(delsp, str) and delsp.strip().lower() == "yes")
 
 
 class _TextOf(HTMLParser):

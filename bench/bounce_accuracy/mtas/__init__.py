@@ -135,6 +135,10 @@ MTAS = (
     "opensmtpd_filters_postfix",
     "opensmtpd_filters_exim",
     "opensmtpd_filters_sendmail",
+    # round 70: content-filter milters behind a receiving Sendmail
+    "sendmail_milters_postfix",
+    "sendmail_milters_exim",
+    "sendmail_milters_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -103,6 +103,9 @@ PROXIES_CASES = CASES.with_name("proxies_cases.yaml")
 EXIM_CONTENT_CASES = CASES.with_name("exim_content_cases.yaml")
 # Round 69's cases: a receiving OpenSMTPD's filter programs (rspamd, senderscore).
 OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
+# Round 70's cases: content-filter milters behind a receiving Sendmail (clamav-milter, spamass-
+# milter, rspamd; a milter down with F=T and F=R), in Postfix's, Exim's and Sendmail's notices.
+SENDMAIL_MILTERS_CASES = CASES.with_name("sendmail_milters_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -147,6 +150,8 @@ CASE_FILES = (
     EXIM_CONTENT_CASES,
     # round 69
     OPENSMTPD_FILTERS_CASES,
+    # round 70
+    SENDMAIL_MILTERS_CASES,
 )
 
 FAILED = "failed"

@@ -97,6 +97,9 @@ class TextRule:
     # Code classes ("x.7") with which the text does not count at a stage the failure does
     # not name: a security or policy code says a filter answered, whatever its words.
     not_with_classes: frozenset[str] = frozenset()
+    # Reasons whose code (the notice's status or the reply's own) outranks ``commands``: the
+    # stage does not make the failure this reason then (round 70: X.3.2 at MAIL).
+    yield_to_codes: frozenset[str] = frozenset()
 
     def says(self, text: str, worth: Iterable[int] | None = None) -> bool:
         """Whether the (lowercased) text says this reason (and nothing that cancels it);
@@ -327,6 +330,16 @@ class ReplyRules:
             and not self._says(f, rule.name)
         )
 
+    def _code_outranks(self, f: Failure, rule: TextRule) -> bool:
+        """Whether the notice's status, or the reply's own status at the text's start ("451
+        4.3.2 ..." under Sendmail's own 4.4.7), names a reason whose code outranks this
+        reason's command (``yield_to_codes``)."""
+        if not rule.yield_to_codes:
+            return False
+        own = _OWN_STATUS.match(f.text)
+        statuses = (f.enhanced, f"{own.group(1)}.{own.group(2)}" if own else "")
+        return any(self.code_name(status) in rule.yield_to_codes for status in statuses)
+
     def _first(self, f: Failure, code_name: str) -> str:
         for name in self.first_pass:
             rule = self.reasons[name]
@@ -336,7 +349,12 @@ class ReplyRules:
             # reason's own words: a 5.1.1 that says "not listed in the directory" is an
             # unknown user even though "listed" is also a blocklist's word.
             vetoed = self._vetoed(f, rule)
-            if f.command and f.command in rule.commands and not vetoed:
+            if (
+                f.command
+                and f.command in rule.commands
+                and not vetoed
+                and not self._code_outranks(f, rule)
+            ):
                 return name
             if code_name == name and not vetoed:
                 if not rule.code_needs_text or any(self._says(f, t) for t in rule.code_needs_text):
@@ -642,6 +660,7 @@ def _rule(name: str, raw: dict[str, object]) -> TextRule:
         commands=on,
         not_commands=off,
         not_with_classes=frozenset(_names(raw.get("not_with_classes"))),
+        yield_to_codes=frozenset(_names(raw.get("yield_to_codes"))),
     )
 
 
@@ -726,7 +745,7 @@ def reply_rules() -> ReplyRules:
         if rules.sender_subject.reason in rules.sender_subject.reasons:
             raise ValueError("sender_subject's reason cannot be one of its reasons")
     for rule in reasons.values():
-        named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts}
+        named |= {*rule.veto, *rule.code_needs_text, *rule.also_texts, *rule.yield_to_codes}
     missing = named - reasons.keys()
     if missing:
         raise ValueError(f"rules name reasons they do not define: {sorted(missing)}")

@@ -180,9 +180,9 @@ def _configure_rspamd() -> Path:
 
 
 @contextmanager
-def _rspamd() -> Iterator[None]:
+def _rspamd(log_copy: Path) -> Iterator[None]:
     """rspamd, once its normal worker answers ``/ping`` (a deadline of :data:`RSPAMD_READY`
-    seconds); stopped on leaving."""
+    seconds); stopped on leaving, its log copied to ``log_copy``."""
     folder = _configure_rspamd()
     share = RSPAMD_ROOT / "usr/share/rspamd"
     paths = {
@@ -221,6 +221,8 @@ def _rspamd() -> Iterator[None]:
         yield
     finally:
         stop(daemon)
+        if (folder / "rspamd.log").exists():
+            shutil.copy(folder / "rspamd.log", log_copy)
 
 
 def routes_to() -> dict[str, int]:
@@ -235,24 +237,19 @@ def receiving(destination: Destination, out: Path, mta: str) -> Iterator[str]:
     versions = extract(PACKAGES, ROOT)
     versions.update(extract(RSPAMD_PACKAGES, RSPAMD_ROOT))
     _configure(destination)
-    try:
-        with (
-            _rspamd(),
-            opensmtpd.receiving(
-                ROOT, RUN, f"mx.{GTUBE}", ports=list(PORTS.values()), table=_table(),
-                dns_address=DNS_ADDRESS, log_copy=out.parent / f"{mta}-receiving.log",
-            ),
-        ):  # fmt: skip
-            yield (
-                f"opensmtpd-{versions['opensmtpd']} (receiving); "
-                f"filter-rspamd {versions['opensmtpd-filter-rspamd']}; "
-                f"rspamd {versions['rspamd']}; "
-                f"filter-senderscore {versions['opensmtpd-filter-senderscore']}"
-            )
-    finally:
-        rspamd_log = ROOT / "rspamd" / "rspamd.log"
-        if rspamd_log.exists():
-            shutil.copy(rspamd_log, out.parent / f"{mta}-rspamd.log")
+    with (
+        _rspamd(out.parent / f"{mta}-rspamd.log"),
+        opensmtpd.receiving(
+            ROOT, RUN, f"mx.{GTUBE}", ports=list(PORTS.values()), table=_table(),
+            dns_address=DNS_ADDRESS, log_copy=out.parent / f"{mta}-receiving.log",
+        ),
+    ):  # fmt: skip
+        yield (
+            f"opensmtpd-{versions['opensmtpd']} (receiving); "
+            f"filter-rspamd {versions['opensmtpd-filter-rspamd']}; "
+            f"rspamd {versions['rspamd']}; "
+            f"filter-senderscore {versions['opensmtpd-filter-senderscore']}"
+        )
 
 
 RECEIVER = Receiver(CASES, routes_to, "opensmtpd",

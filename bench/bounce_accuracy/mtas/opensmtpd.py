@@ -167,13 +167,12 @@ def receiving(
     libexec = Overlay("/usr/libexec", lower=root / "usr/libexec")
     smtpd = [str(root / "usr/sbin/smtpd"), "-d", "-f", str(run / "smtpd.conf")]
     command = isolated(smtpd, [*mounts(run), Bind(resolv, "/etc/resolv.conf"), libexec], hostname)
-    schedule = partial(schedule_all, smtpctl=root / "usr/sbin/smtpctl")
     log = run / "smtpd.log"
     try:
         with serving(table, dns_address), listening(command, ports[0], "smtpd", log) as daemon:
             for port in ports:
                 wait_listening(port, "smtpd (receiving)")
-            with alongside(partial(schedule, daemon)):
+            with alongside(partial(schedule_all, daemon, smtpctl=root / "usr/sbin/smtpctl")):
                 yield
     finally:
         if log.exists():

@@ -39,11 +39,11 @@ LOCAL = "alder.test"
 USER_ID = 64999  # Debian-exim, in the namespace's passwd only
 TIMEOUT = 240.0
 
-MAIN = """\
-primary_hostname = mx.{local}
-qualify_domain = {local}
-domainlist local_domains = {local}
-hostlist relay_from_hosts = 127.0.0.1
+# How every Exim of the harness runs (this module's and the receiving Exims of rounds 59 and
+# 68): the unpacked binary, its spool and logs under its own folder, LD_LIBRARY_PATH kept for
+# the libraries unpacked beside it (its deliveries run Exim again), a daemon on one port of
+# 127.0.0.1 only, and no reverse lookup, ident query or TLS offered to a client.
+DAEMON = """\
 exim_path = {binary}
 spool_directory = {root}/spool
 log_file_path = {root}/log/%slog
@@ -54,6 +54,14 @@ disable_ipv6 = true
 host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =
+"""
+
+MAIN = """\
+primary_hostname = mx.{local}
+qualify_domain = {local}
+domainlist local_domains = {local}
+hostlist relay_from_hosts = 127.0.0.1
+{daemon}
 acl_smtp_rcpt = acl_check_rcpt
 message_size_limit = 100K
 smtp_accept_queue_per_connection = 0
@@ -206,7 +214,7 @@ def configure(
         + transports
     )
     config = root / "etc" / "exim.conf"
-    main = MAIN.format(local=local, binary=_binary(root), root=root, port=port)
+    main = MAIN.format(local=local, daemon=daemon_options(_binary(root), root, port))
     config.write_text(
         main + "begin routers\n\n" + routers + "begin transports\n\n" + transports + RETRY
     )
@@ -251,6 +259,13 @@ def configure_sending(
         for number, (domain, to) in enumerate(relays.items())
     ]
     return configure_empty(root, local, port, routes)
+
+
+def daemon_options(binary: Path, root: Path, port: int) -> str:
+    """:data:`DAEMON`'s main options for the Exim ``binary`` whose spool and logs are under
+    ``root``, listening on 127.0.0.1:``port``: the lines that stand for a configuration's
+    ``{daemon}`` line (so without the last newline)."""
+    return DAEMON.format(binary=binary, root=root, port=port).removesuffix("\n")
 
 
 def mailboxes(root: Path) -> Path:

@@ -104,16 +104,7 @@ CONFIG = """\
 primary_hostname = mx.{parent}
 qualify_domain = {parent}
 domainlist local_domains = {domains}
-exim_path = {binary}
-spool_directory = {root}/spool
-log_file_path = {root}/log/%slog
-keep_environment = LD_LIBRARY_PATH
-daemon_smtp_ports = {port}
-local_interfaces = 127.0.0.1
-disable_ipv6 = true
-host_lookup =
-rfc1413_hosts =
-tls_advertise_hosts =
+{daemon}
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_mime = acl_check_mime
 acl_smtp_data = acl_check_data
@@ -261,9 +252,9 @@ def _configure() -> Path:
     config = SERVER / "etc" / "exim.conf"
     config.write_text(
         CONFIG.format(
-            parent=PARENT, domains=" : ".join(DOMAINS), binary=_binary(), root=SERVER,
-            port=RECEIVING_PORT, spam_down=SPAM_DOWN, down=DOWN_PORT, spamd=SPAMD_PORT,
-            malware_down=MALWARE_DOWN, clamd=CLAMD_PORT,
+            parent=PARENT, domains=" : ".join(DOMAINS),
+            daemon=exim.daemon_options(_binary(), SERVER, RECEIVING_PORT), spam_down=SPAM_DOWN,
+            down=DOWN_PORT, spamd=SPAMD_PORT, malware_down=MALWARE_DOWN, clamd=CLAMD_PORT,
             sa_exim=PACKAGES_ROOT / "usr/lib/exim4/local_scan/sa-exim.so", malware=MALWARE,
             malware_debian=MALWARE_DEBIAN, spam=SPAM, spam_score=SPAM_SCORE, custom=CUSTOM,
             custom_text=CUSTOM_TEXT,

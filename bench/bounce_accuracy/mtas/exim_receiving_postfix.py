@@ -89,16 +89,7 @@ primary_hostname = mx.{verify_recipient}
 qualify_domain = {verify_recipient}
 domainlist local_domains = {local_domains}
 domainlist relay_to_domains = {callout} : {callout_down}
-exim_path = {binary}
-spool_directory = {root}/spool
-log_file_path = {root}/log/%slog
-keep_environment = LD_LIBRARY_PATH
-daemon_smtp_ports = {port}
-local_interfaces = 127.0.0.1
-disable_ipv6 = true
-host_lookup =
-rfc1413_hosts =
-tls_advertise_hosts =
+{daemon}
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_data = acl_check_data
 message_size_limit = 20K
@@ -203,8 +194,9 @@ def _configure(cases: list[Case], destination: Destination) -> Path:
     config.write_text(
         CONFIG.format(
             verify_recipient=VERIFY_RECIPIENT, local_domains=" : ".join(LOCAL_DOMAINS),
-            callout=CALLOUT, callout_down=CALLOUT_DOWN, binary=_binary(), root=RECEIVER,
-            port=RECEIVING_PORT, dnsbl=DNSBL, dnsbl_zone=DNSBL_ZONE, verify_sender=VERIFY_SENDER,
+            callout=CALLOUT, callout_down=CALLOUT_DOWN,
+            daemon=exim.daemon_options(_binary(), RECEIVER, RECEIVING_PORT), root=RECEIVER,
+            dnsbl=DNSBL, dnsbl_zone=DNSBL_ZONE, verify_sender=VERIFY_SENDER,
             ratelimit=RATELIMIT, deferred=DEFERRED, denied=DENIED, custom_text=CUSTOM_TEXT,
             custom_re=CUSTOM.replace(".", "\\."), next_hop_port=destination.port,
             refused_port=destination.refused_port,

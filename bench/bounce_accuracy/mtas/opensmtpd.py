@@ -24,12 +24,25 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 from .cases import collect, load, script_replies, submit
 from .destination import Destination
-from .host import Bind, Mount, alongside, identities, isolated, listening, without_resolving
+from .dnsserver import Table, resolv_conf, serving
+from .host import (
+    Bind,
+    Mount,
+    Overlay,
+    alongside,
+    identities,
+    isolated,
+    listening,
+    wait_listening,
+    without_resolving,
+)
 from .packages import extract
 from .rows import Row
 
@@ -128,6 +141,42 @@ def schedule_all(
     ]  # fmt: skip
     while not stop.wait(SCHEDULE_EVERY):
         subprocess.run(command, capture_output=True, check=False)
+
+
+@contextmanager
+def receiving(
+    root: Path,
+    run: Path,
+    hostname: str,
+    *,
+    ports: Sequence[int],
+    table: Table,
+    dns_address: str,
+    log_copy: Path,
+) -> Iterator[None]:
+    """OpenSMTPD unpacked under ``root`` as a round's receiving server, while open: the
+    harness's DNS server on ``dns_address`` serving ``table``, and ``smtpd -d`` with ``run``'s
+    ``smtpd.conf`` (:func:`write_run`'s) in a namespace of its own named ``hostname``
+    (:func:`mounts`), whose ``/etc/resolv.conf`` names that server and whose
+    ``/usr/libexec`` has the package's laid over the system's; open once each of ``ports``
+    listens (the first is waited for as the daemon starts), its queue retried alongside
+    (:func:`schedule_all`). Its log is copied to ``log_copy`` on leaving."""
+    resolv = resolv_conf(run / "resolv.conf", dns_address)
+    # its delivery wrapper (mail.mda) and Debian's filters are found at a compiled-in
+    # /usr/libexec/opensmtpd
+    libexec = Overlay("/usr/libexec", lower=root / "usr/libexec")
+    smtpd = [str(root / "usr/sbin/smtpd"), "-d", "-f", str(run / "smtpd.conf")]
+    command = isolated(smtpd, [*mounts(run), Bind(resolv, "/etc/resolv.conf"), libexec], hostname)
+    log = run / "smtpd.log"
+    try:
+        with serving(table, dns_address), listening(command, ports[0], "smtpd", log) as daemon:
+            for port in ports:
+                wait_listening(port, "smtpd (receiving)")
+            with alongside(partial(schedule_all, daemon, smtpctl=root / "usr/sbin/smtpctl")):
+                yield
+    finally:
+        if log.exists():
+            shutil.copy(log, log_copy)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

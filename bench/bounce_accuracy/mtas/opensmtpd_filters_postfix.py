@@ -40,15 +40,14 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from functools import partial
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import opensmtpd, postfix
 from .cases import OPENSMTPD_FILTERS_CASES, Case, load
 from .destination import Destination
-from .dnsserver import Name, Table, resolv_conf, serving
-from .host import Bind, Overlay, alongside, isolated, listening, stop, wait_listening
+from .dnsserver import Name, Table
+from .host import stop
 from .packages import extract
 from .receiver import Receiver
 from .rows import Row
@@ -181,9 +180,9 @@ def _configure_rspamd() -> Path:
 
 
 @contextmanager
-def _rspamd() -> Iterator[None]:
+def _rspamd(log_copy: Path) -> Iterator[None]:
     """rspamd, once its normal worker answers ``/ping`` (a deadline of :data:`RSPAMD_READY`
-    seconds); stopped on leaving."""
+    seconds); stopped on leaving, its log copied to ``log_copy``."""
     folder = _configure_rspamd()
     share = RSPAMD_ROOT / "usr/share/rspamd"
     paths = {
@@ -222,6 +221,8 @@ def _rspamd() -> Iterator[None]:
         yield
     finally:
         stop(daemon)
+        if (folder / "rspamd.log").exists():
+            shutil.copy(folder / "rspamd.log", log_copy)
 
 
 def routes_to() -> dict[str, int]:
@@ -236,31 +237,19 @@ def receiving(destination: Destination, out: Path, mta: str) -> Iterator[str]:
     versions = extract(PACKAGES, ROOT)
     versions.update(extract(RSPAMD_PACKAGES, RSPAMD_ROOT))
     _configure(destination)
-    resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
-    libexec = Overlay("/usr/libexec", lower=ROOT / "usr/libexec")
-    mounts = [*opensmtpd.mounts(RUN), Bind(resolv, "/etc/resolv.conf"), libexec]
-    smtpd = [str(ROOT / "usr/sbin/smtpd"), "-d", "-f", str(RUN / "smtpd.conf")]
-    command = isolated(smtpd, mounts, f"mx.{GTUBE}")
-    schedule = partial(opensmtpd.schedule_all, smtpctl=ROOT / "usr/sbin/smtpctl")
-    log = RUN / "smtpd.log"
-    try:
-        with ExitStack() as stack:
-            stack.enter_context(_rspamd())
-            stack.enter_context(serving(_table(), DNS_ADDRESS))
-            daemon = stack.enter_context(listening(command, PORTS["rspamd"], "smtpd", log))
-            for port in PORTS.values():
-                wait_listening(port, "smtpd (receiving)")
-            stack.enter_context(alongside(partial(schedule, daemon)))
-            yield (
-                f"opensmtpd-{versions['opensmtpd']} (receiving); "
-                f"filter-rspamd {versions['opensmtpd-filter-rspamd']}; "
-                f"rspamd {versions['rspamd']}; "
-                f"filter-senderscore {versions['opensmtpd-filter-senderscore']}"
-            )
-    finally:
-        for source, name in ((log, "receiving"), (ROOT / "rspamd" / "rspamd.log", "rspamd")):
-            if source.exists():
-                shutil.copy(source, out.parent / f"{mta}-{name}.log")
+    with (
+        _rspamd(out.parent / f"{mta}-rspamd.log"),
+        opensmtpd.receiving(
+            ROOT, RUN, f"mx.{GTUBE}", ports=list(PORTS.values()), table=_table(),
+            dns_address=DNS_ADDRESS, log_copy=out.parent / f"{mta}-receiving.log",
+        ),
+    ):  # fmt: skip
+        yield (
+            f"opensmtpd-{versions['opensmtpd']} (receiving); "
+            f"filter-rspamd {versions['opensmtpd-filter-rspamd']}; "
+            f"rspamd {versions['rspamd']}; "
+            f"filter-senderscore {versions['opensmtpd-filter-senderscore']}"
+        )
 
 
 RECEIVER = Receiver(CASES, routes_to, "opensmtpd",

@@ -2,13 +2,14 @@
 and built-in filters, in other MTAs' notices (round 65). Debian 12's opensmtpd (6.8.0p2,
 unpacked under :data:`ROOT`, never installed; until now it ran here only as a sending MTA,
 ``opensmtpd.py``) runs one daemon in the foreground (``smtpd -d``) with five listeners on
-127.0.0.1 (:data:`PORTS`), in a mount and UTS namespace of its own (``opensmtpd.mounts``: a
-private ``/var``, its two users and :data:`MAILUSER` added to copies of the system's
-``/etc/passwd`` and ``/etc/group``) whose private ``/etc/resolv.conf`` names the harness's DNS
-server (``dnsserver.py``, on :data:`DNS_ADDRESS`): it knows no name but ``sender.test``, so the
-sending clients' addresses have no PTR record. The sending MTA (this module: a second instance
-of the system's Postfix; ``opensmtpd_receiving_exim`` and ``_sendmail`` the others) sends to
-it from a loopback address of its own (:data:`CLIENTS`) and writes the notices.
+127.0.0.1 (:data:`PORTS`), in a mount and UTS namespace of its own (``opensmtpd.receiving``
+and ``opensmtpd.mounts``: a private ``/var``, its two users and :data:`MAILUSER` added to
+copies of the system's ``/etc/passwd`` and ``/etc/group``) whose private ``/etc/resolv.conf``
+names the harness's DNS server (``dnsserver.py``, on :data:`DNS_ADDRESS`): it knows no name
+but ``sender.test``, so the sending clients' addresses have no PTR record. The sending MTA
+(this module: a second instance of the system's Postfix; ``opensmtpd_receiving_exim`` and
+``_sendmail`` the others) sends to it from a loopback address of its own (:data:`CLIENTS`) and
+writes the notices.
 
 What each listener refuses or defers (smtpd.conf(5)'s rules and its MAIL FILTERING's
 built-in filters; the reject texts of the filters are the administrator's, the two of the
@@ -37,26 +38,16 @@ Mail that passes is handed to ``mda "/bin/true"``.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from functools import partial
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import opensmtpd, postfix
 from .cases import OPENSMTPD_RECEIVING_CASES, Case, load
 from .destination import Destination
-from .dnsserver import Name, Table, resolv_conf, serving
-from .host import (
-    Bind,
-    Overlay,
-    alongside,
-    isolated,
-    listening,
-    wait_listening,
-    write_file,
-)
+from .dnsserver import Name, Table
+from .host import write_file
 from .packages import extract
 from .receiver import Receiver
 from .rows import Row
@@ -199,25 +190,11 @@ def receiving(cases: list[Case], destination: Destination, out: Path, mta: str) 
     Its log is copied beside ``out`` on leaving."""
     version = extract(opensmtpd.PACKAGES, ROOT)["opensmtpd"]
     _configure(cases, destination)
-    resolv = resolv_conf(RUN / "resolv.conf", DNS_ADDRESS)
-    # its delivery wrapper (mail.mda) is found at a compiled-in /usr/libexec/opensmtpd
-    libexec = Overlay("/usr/libexec", lower=ROOT / "usr/libexec")
-    mounts = [*opensmtpd.mounts(RUN), Bind(resolv, "/etc/resolv.conf"), libexec]
-    smtpd = [str(ROOT / "usr/sbin/smtpd"), "-d", "-f", str(RUN / "smtpd.conf")]
-    command = isolated(smtpd, mounts, f"mx.{LOCAL}")
-    schedule = partial(opensmtpd.schedule_all, smtpctl=ROOT / "usr/sbin/smtpctl")
-    log = RUN / "smtpd.log"
-    try:
-        with ExitStack() as stack:
-            stack.enter_context(serving(TABLE, DNS_ADDRESS))
-            daemon = stack.enter_context(listening(command, PORTS["main"], "smtpd", log))
-            for port in PORTS.values():
-                wait_listening(port, "smtpd (receiving)")
-            stack.enter_context(alongside(partial(schedule, daemon)))
-            yield f"opensmtpd-{version} (receiving)"
-    finally:
-        if log.exists():
-            shutil.copy(log, out.parent / f"{mta}-receiving.log")
+    with opensmtpd.receiving(
+        ROOT, RUN, f"mx.{LOCAL}", ports=list(PORTS.values()), table=TABLE,
+        dns_address=DNS_ADDRESS, log_copy=out.parent / f"{mta}-receiving.log",
+    ):  # fmt: skip
+        yield f"opensmtpd-{version} (receiving)"
 
 
 def check(conf: Path) -> subprocess.CompletedProcess[str]:

@@ -131,24 +131,9 @@ def _redis() -> Iterator[None]:
 
 
 def _rspamd(stack: ExitStack) -> None:
-    """rspamd, its paths given as variables, stopped on leaving ``stack``."""
-    pkg = PACKAGES_ROOT
-    share = pkg / "usr/share/rspamd"
-    paths = {
-        "CONFDIR": RECV / "rspamd", "LOCAL_CONFDIR": RECV / "rspamd", "RULESDIR": share / "rules",
-        "LUALIBDIR": share / "lualib", "PLUGINSDIR": share / "plugins", "SHAREDIR": share,
-        "WWWDIR": share / "www", "DBDIR": RECV / "rspamd-db", "RUNDIR": RECV / "rspamd-run",
-        "LOGDIR": RECV,
-    }  # fmt: skip
-    command = [
-        f"{pkg}/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
-        "-c", str(RECV / "rspamd" / "rspamd.conf"),
-        *(f"--var={name}={path}" for name, path in paths.items()),
-    ]  # fmt: skip
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
-    }
+    """rspamd (round 55's :func:`~milters_postfix.rspamd_command`), stopped on leaving
+    ``stack``."""
+    command, env = milters_postfix.rspamd_command(PACKAGES_ROOT, RECV)
     log = RECV / "rspamd.out"
     stack.enter_context(
         listening(command, MILTER_PORT, "rspamd", log, env=env, timeout=milters_postfix.STARTUP)

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -253,26 +256,52 @@ def _daemons(space: Namespace, stack: ExitStack) -> None:
         )  # fmt: skip
 
 
-def _rspamd(stack: ExitStack) -> None:
-    """rspamd, its paths given as variables (the package's are under /etc, /usr/share and
-    /var/lib), stopped on leaving ``stack``."""
-    pkg = PACKAGES_ROOT
+def rspamd_command(pkg: Path, folder: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run the rspamd unpacked under ``pkg`` in the
+    foreground with ``folder``'s configuration (``folder/rspamd/rspamd.conf``), its database,
+    run and log folders in ``folder``: the package's own paths (under /etc, /usr/share and
+    /var/lib) given as variables. Rounds 55, 57, 69 and 70 run it this way."""
     share = pkg / "usr/share/rspamd"
     paths = {
-        "CONFDIR": RECV / "rspamd", "LOCAL_CONFDIR": RECV / "rspamd", "RULESDIR": share / "rules",
-        "LUALIBDIR": share / "lualib", "PLUGINSDIR": share / "plugins", "SHAREDIR": share,
-        "WWWDIR": share / "www", "DBDIR": RECV / "rspamd-db", "RUNDIR": RECV / "rspamd-run",
-        "LOGDIR": RECV,
+        "CONFDIR": folder / "rspamd", "LOCAL_CONFDIR": folder / "rspamd",
+        "RULESDIR": share / "rules", "LUALIBDIR": share / "lualib",
+        "PLUGINSDIR": share / "plugins", "SHAREDIR": share, "WWWDIR": share / "www",
+        "DBDIR": folder / "rspamd-db", "RUNDIR": folder / "rspamd-run", "LOGDIR": folder,
     }  # fmt: skip
     command = [
         f"{pkg}/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
-        "-c", str(RECV / "rspamd" / "rspamd.conf"),
+        "-c", str(folder / "rspamd" / "rspamd.conf"),
         *(f"--var={name}={path}" for name, path in paths.items()),
     ]  # fmt: skip
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd",
     }
+    return command, env
+
+
+def wait_pong(port: int, daemon: subprocess.Popen[bytes], timeout: float) -> None:
+    """Return once rspamd's worker on 127.0.0.1:``port`` answers ``/ping`` with "pong"; an
+    error as soon as ``daemon`` has stopped, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            url = f"http://127.0.0.1:{port}/ping"
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.read().strip() == b"pong":
+                    return
+        except OSError:
+            pass
+        if daemon.poll() is not None:
+            raise RuntimeError("rspamd stopped before it answered")
+        if time.monotonic() > deadline:
+            raise RuntimeError("rspamd did not answer /ping in time")
+        time.sleep(1)
+
+
+def _rspamd(stack: ExitStack) -> None:
+    """rspamd (:func:`rspamd_command`), stopped on leaving ``stack``."""
+    command, env = rspamd_command(PACKAGES_ROOT, RECV)
     port = LISTENERS["olive.test"][1]
     stack.enter_context(
         listening(command, port, "rspamd", RECV / "rspamd.out", env=env, timeout=STARTUP)

@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import opensmtpd, postfix
+from . import milters_postfix, opensmtpd, postfix
 from .cases import OPENSMTPD_FILTERS_CASES, Case, load
 from .destination import Destination
 from .dnsserver import Name, Table
@@ -184,40 +182,12 @@ def _rspamd(log_copy: Path) -> Iterator[None]:
     """rspamd, once its normal worker answers ``/ping`` (a deadline of :data:`RSPAMD_READY`
     seconds); stopped on leaving, its log copied to ``log_copy``."""
     folder = _configure_rspamd()
-    share = RSPAMD_ROOT / "usr/share/rspamd"
-    paths = {
-        "CONFDIR": folder / "rspamd", "LOCAL_CONFDIR": folder / "rspamd",
-        "RULESDIR": share / "rules", "LUALIBDIR": share / "lualib",
-        "PLUGINSDIR": share / "plugins", "SHAREDIR": share, "WWWDIR": share / "www",
-        "DBDIR": folder / "rspamd-db", "RUNDIR": folder / "rspamd-run", "LOGDIR": folder,
-    }  # fmt: skip
-    command = [
-        f"{RSPAMD_ROOT}/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
-        "-c", str(folder / "rspamd" / "rspamd.conf"),
-        *(f"--var={name}={path}" for name, path in paths.items()),
-    ]  # fmt: skip
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "LD_LIBRARY_PATH": f"{RSPAMD_ROOT}/usr/lib/x86_64-linux-gnu:{RSPAMD_ROOT}/usr/lib/rspamd",
-    }
+    command, env = milters_postfix.rspamd_command(RSPAMD_ROOT, folder)
     with (folder / "rspamd.out").open("wb") as output:
         daemon = subprocess.Popen(command, env=env, start_new_session=True, stdout=output,
                                   stderr=output)  # fmt: skip
     try:
-        deadline = time.monotonic() + RSPAMD_READY
-        while True:
-            try:
-                url = f"http://127.0.0.1:{RSPAMD_PORT}/ping"
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    if answer.read().strip() == b"pong":
-                        break
-            except OSError:
-                pass
-            if daemon.poll() is not None:
-                raise RuntimeError("rspamd stopped before it answered")
-            if time.monotonic() > deadline:
-                raise RuntimeError("rspamd did not answer /ping in time")
-            time.sleep(1)
+        milters_postfix.wait_pong(RSPAMD_PORT, daemon, RSPAMD_READY)
         yield
     finally:
         stop(daemon)

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -245,39 +243,12 @@ def _rspamd() -> Iterator[None]:
     """rspamd (round 55's command, its paths as variables), once its controller answers
     ``/ping`` and its proxy worker listens (a deadline of :data:`STARTUP` seconds); stopped on
     leaving."""
-    pkg = PACKAGES_ROOT
-    share = pkg / "usr/share/rspamd"
-    paths = {
-        "CONFDIR": RUN / "rspamd", "LOCAL_CONFDIR": RUN / "rspamd", "RULESDIR": share / "rules",
-        "LUALIBDIR": share / "lualib", "PLUGINSDIR": share / "plugins", "SHAREDIR": share,
-        "WWWDIR": share / "www", "DBDIR": RUN / "rspamd-db", "RUNDIR": RUN / "rspamd-run",
-        "LOGDIR": RUN,
-    }  # fmt: skip
-    command = [
-        f"{pkg}/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
-        "-c", str(RUN / "rspamd" / "rspamd.conf"),
-        *(f"--var={name}={path}" for name, path in paths.items()),
-    ]  # fmt: skip
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-           "LD_LIBRARY_PATH": f"{pkg}/usr/lib/x86_64-linux-gnu:{pkg}/usr/lib/rspamd"}  # fmt: skip
+    command, env = milters_postfix.rspamd_command(PACKAGES_ROOT, RUN)
     with (RUN / "rspamd.out").open("wb") as output:
         daemon = subprocess.Popen(command, env=env, start_new_session=True, stdout=output,
                                   stderr=output)  # fmt: skip
     try:
-        deadline = time.monotonic() + STARTUP
-        while True:
-            try:
-                url = f"http://127.0.0.1:{RSPAMD_CONTROLLER_PORT}/ping"
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    if answer.read().strip() == b"pong":
-                        break
-            except OSError:
-                pass
-            if daemon.poll() is not None:
-                raise RuntimeError("rspamd stopped before it answered")
-            if time.monotonic() > deadline:
-                raise RuntimeError("rspamd did not answer /ping in time")
-            time.sleep(1)
+        milters_postfix.wait_pong(RSPAMD_CONTROLLER_PORT, daemon, STARTUP)
         wait_listening(MILTERS["rspamd"], "rspamd's proxy worker", STARTUP, daemon=daemon)
         yield
     finally:

@@ -484,6 +484,26 @@ def no_space_after_colon(raw: bytes) -> bytes | None:
 def subject_encoded_word(raw: bytes) -> bytes | None:
     """A plain ASCII Subject written as RFC 2047 encoded words (base64, UTF-8), as a mailer
     writes one that needs them: decoded, the same text (RFC 2047 sections 2 and 6.2)."""
+
+    def encoded(name: bytes, value: bytes, eol: bytes) -> bytes | None:
+        text = re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
+        if not text or not text.isascii() or b"=?" in text:
+            return None
+        words = [
+            b"=?UTF-8?B?" + base64.b64encode(text[i : i + 36]) + b"?="
+            for i in range(0, len(text), 36)
+        ]
+        return name + b": " + (eol + b" ").join(words) + eol
+
+    return _first_field_rewritten(raw, b"subject", encoded)
+
+
+def _first_field_rewritten(
+    raw: bytes, wanted: bytes, rewrite: Callable[[bytes, bytes, bytes], bytes | None]
+) -> bytes | None:
+    """``raw`` with its first top-level field named ``wanted`` (lower case) replaced by what
+    ``rewrite(name, value, eol)`` makes of it; None (skipped) where there is no such field or
+    ``rewrite`` declines it."""
     top = _top(raw)
     if top is None:
         return None
@@ -492,17 +512,13 @@ def subject_encoded_word(raw: bytes) -> bytes | None:
     done = False
     for field in _fields(top.head + eol):
         name, colon, value = field.partition(b":")
-        if done or name.strip().lower() != b"subject" or not colon:
+        if done or name.strip().lower() != wanted or not colon:
             out.append(field)
             continue
-        text = re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
-        if not text or not text.isascii() or b"=?" in text:
+        rewritten = rewrite(name, value, eol)
+        if rewritten is None:
             return None
-        words = [
-            b"=?UTF-8?B?" + base64.b64encode(text[i : i + 36]) + b"?="
-            for i in range(0, len(text), 36)
-        ]
-        out.append(name + b": " + (eol + b" ").join(words) + eol)
+        out.append(rewritten)
         done = True
     if not done:
         return None
@@ -706,26 +722,15 @@ def from_name_encoded_word(raw: bytes) -> bytes | None:
     """The From field's display name (a plain ASCII phrase: "Mail Delivery System
     <MAILER-DAEMON@...>") written as an RFC 2047 encoded word, which section 5 allows in a
     phrase: decoded, the same name and the same address."""
-    top = _top(raw)
-    if top is None:
-        return None
-    eol = top.eol
-    out = []
-    done = False
-    for field in _fields(top.head + eol):
-        name, colon, value = field.partition(b":")
-        if done or name.strip().lower() != b"from" or not colon:
-            out.append(field)
-            continue
+
+    def encoded(name: bytes, value: bytes, eol: bytes) -> bytes | None:
         found = _PHRASE_FROM.match(value.rstrip(b"\r\n"))
         if found is None:
             return None
         word = b"=?UTF-8?Q?" + found.group(2).replace(b" ", b"_") + b"?="
-        out.append(name + b":" + found.group(1) + word + found.group(3) + eol)
-        done = True
-    if not done:
-        return None
-    return _guarded(raw, b"".join(out)[: -len(eol)] + top.blank + top.body)
+        return name + b":" + found.group(1) + word + found.group(3) + eol
+
+    return _first_field_rewritten(raw, b"from", encoded)
 
 
 _TRACE_NAMES = frozenset({b"return-path", b"received", b"delivered-to", b"x-original-to"})

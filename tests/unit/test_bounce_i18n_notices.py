@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.bounce_accuracy.mtas import mailutils
-from bench.bounce_accuracy.mtas.cases import I18N_CASES
+from bench.bounce_accuracy.mtas.cases import I18N_CASES, splits
 from postline.bounce.mail.mime import block_text, read_message
 from postline.bounce.verdicts import classify_mail
 from tests.mta_cases_support import assert_committed_set
@@ -211,6 +211,10 @@ def test_round_62s_runs_keep_their_ports_and_folders() -> None:
 
 
 def test_the_committed_set() -> None:
-    mtas = ("mailutils_i18n_postfix", "mailutils_i18n_exim", "mailutils_i18n_sendmail")
-    assert_committed_set(I18N_CASES, mtas, cases=(20, 20, 20), rows=(20, 20, 20), senders=60,
-                         delayed=(0, 0, 0), split="dev", statuses={2, 5, 7})  # fmt: skip
+    mtas = tuple(f"mailutils_i18n_{more}{mta}" for more in ("", "more_")
+                 for mta in ("postfix", "exim", "sendmail"))  # fmt: skip
+    assert_committed_set(I18N_CASES, mtas, cases=(20, 20, 20, 40, 40, 40),
+                         rows=(20, 20, 20, 40, 40, 40), senders=180, delayed=(0,) * 6,
+                         statuses={2, 5, 7})  # fmt: skip
+    assert {splits(I18N_CASES)[mta] for mta in mtas[:3]} == {"dev"}
+    assert {splits(I18N_CASES)[mta] for mta in mtas[3:]} == {"unseen"}

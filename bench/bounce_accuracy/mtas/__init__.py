@@ -143,6 +143,9 @@ MTAS = (
     "mailutils_i18n_postfix",
     "mailutils_i18n_exim",
     "mailutils_i18n_sendmail",
+    "mailutils_i18n_more_postfix",
+    "mailutils_i18n_more_exim",
+    "mailutils_i18n_more_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -30,7 +30,8 @@ The local parts, each failing in one way by construction (any other has no accou
 Round 75 runs ``mda`` in another language (:data:`LANGUAGES`, Mailutils' own catalogues in
 mailutils-common): :func:`language` builds the locale with ``localedef`` into a private
 ``LOCPATH`` (:data:`LOCALES`; nothing installed) and prefixes the command with ``env LANG=...``;
-:func:`in_languages` runs one MTA module's :class:`Run` once per locale.
+:func:`in_languages` runs one MTA module's :class:`Run` once per locale (:data:`LANGUAGES`, or
+:data:`MORE_LANGUAGES` for the ``mailutils_i18n_more_*`` modules).
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ from .rows import Row
 ROOT = Path("/tmp/mta-r62-mailutils")
 I18N_ROOT = Path("/tmp/r75-mailutils")  # round 75's runs in other languages
 LOCALES = Path("/tmp/r75-locales")  # the LOCPATH of the locales built for them
-# the locales round 75 runs mda in: each has a catalogue in mailutils-common 1:3.15-4
+# the locales round 75 runs mda in, each with a catalogue in mailutils-common 1:3.15-4: the five
+# its rules were written for, and the catalogue's other ten, kept unseen
 LANGUAGES = ("de_DE", "fr_FR", "es_ES", "pt_BR", "ru_RU")
+MORE_LANGUAGES = ("ca_ES", "da_DK", "fi_FI", "id_ID", "pl_PL", "ro_RO", "sr_RS", "sv_SE", "uk_UA",
+                  "vi_VN")  # fmt: skip
 PACKAGES = [
     "mailutils-mda",
     "libmailutils9",
@@ -216,14 +220,15 @@ def in_languages(
     mta: str,
     port: int,
     deliver: Callable[[Path, Destination, list[Case], Run], list[Row]],
+    languages: tuple[str, ...] = LANGUAGES,
 ) -> list[Row]:
-    """``deliver`` (an MTA module's run) once for each of :data:`LANGUAGES`, one after another,
-    with the cases of ``i18n_cases.yaml`` named after that locale (``de_DE-mda-...``), the MTA's
+    """``deliver`` (an MTA module's run) once for each of ``languages``, one after another, with
+    the cases of ``i18n_cases.yaml`` named after that locale (``de_DE-mda-...``), the MTA's
     instance and Mailutils' base under :data:`I18N_ROOT`, the MTA on ``port``."""
     family = mta.rsplit("_", 1)[-1]
     built = load(mta, I18N_CASES)
     rows: list[Row] = []
-    for lang in LANGUAGES:
+    for lang in languages:
         cases = [case for case in built if case.name.startswith(f"{lang}-")]
         run = Run(mta, I18N_ROOT / f"{family}-mta", I18N_ROOT / family, port, lang)
         rows += deliver(out, destination, cases, run)

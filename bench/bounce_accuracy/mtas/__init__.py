@@ -139,6 +139,13 @@ MTAS = (
     "sendmail_milters_postfix",
     "sendmail_milters_exim",
     "sendmail_milters_sendmail",
+    # round 75: Mailutils' mda in other languages (its own catalogues), in MTAs' notices
+    "mailutils_i18n_postfix",
+    "mailutils_i18n_exim",
+    "mailutils_i18n_sendmail",
+    "mailutils_i18n_more_postfix",
+    "mailutils_i18n_more_exim",
+    "mailutils_i18n_more_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -106,6 +106,8 @@ OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
 # Round 70's cases: content-filter milters behind a receiving Sendmail (clamav-milter, spamass-
 # milter, rspamd; a milter down with F=T and F=R), in Postfix's, Exim's and Sendmail's notices.
 SENDMAIL_MILTERS_CASES = CASES.with_name("sendmail_milters_cases.yaml")
+# Round 75's cases: Mailutils' mda in other languages (its own catalogues) in MTAs' notices.
+I18N_CASES = CASES.with_name("i18n_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -152,6 +154,8 @@ CASE_FILES = (
     OPENSMTPD_FILTERS_CASES,
     # round 70
     SENDMAIL_MILTERS_CASES,
+    # round 75
+    I18N_CASES,
 )
 
 FAILED = "failed"

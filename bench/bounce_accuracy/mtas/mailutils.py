@@ -26,6 +26,12 @@ The local parts, each failing in one way by construction (any other has no accou
     eva.dahl      a quota 50 bytes over what the mailbox holds: the message would exceed it
     lena.frost    a mailbox file of root's, mode 0600: the delivering user cannot open it
     mira.solberg  a Sieve script that rejects every message (RFC 5429 ``reject``)
+
+Round 75 runs ``mda`` in another language (:data:`LANGUAGES`, Mailutils' own catalogues in
+mailutils-common): :func:`language` builds the locale with ``localedef`` into a private
+``LOCPATH`` (:data:`LOCALES`; nothing installed) and prefixes the command with ``env LANG=...``;
+:func:`in_languages` runs one MTA module's :class:`Run` once per locale (:data:`LANGUAGES`, or
+:data:`MORE_LANGUAGES` for the ``mailutils_i18n_more_*`` modules).
 """
 
 from __future__ import annotations
@@ -33,15 +39,26 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from .cases import I18N_CASES, Case, load
+from .destination import Destination
 from .host import ENV, Mount, Overlay, isolated, listening
 from .packages import extract
 from .packages import version as deb_version
+from .rows import Row
 
 ROOT = Path("/tmp/mta-r62-mailutils")
+I18N_ROOT = Path("/tmp/r75-mailutils")  # round 75's runs in other languages
+LOCALES = Path("/tmp/r75-locales")  # the LOCPATH of the locales built for them
+# the locales round 75 runs mda in, each with a catalogue in mailutils-common 1:3.15-4: the five
+# its rules were written for, and the catalogue's other ten, kept unseen
+LANGUAGES = ("de_DE", "fr_FR", "es_ES", "pt_BR", "ru_RU")
+MORE_LANGUAGES = ("ca_ES", "da_DK", "fi_FI", "id_ID", "pl_PL", "ro_RO", "sr_RS", "sv_SE", "uk_UA",
+                  "vi_VN")  # fmt: skip
 PACKAGES = [
     "mailutils-mda",
     "libmailutils9",
@@ -161,16 +178,90 @@ def mounts(etc: Path) -> list[Mount]:
     return [Overlay("/usr", lower=ROOT / "root/usr"), Overlay("/etc", lower=etc)]
 
 
+@dataclass(frozen=True)
+class Run:
+    """One run of an MTA in front of Mailutils: ``mta``, its rows' name; ``instance``, the MTA's
+    own folder; ``base``, :func:`furnish`'s (the two lmtpds' folders beside it); ``port``, the
+    MTA's listener, the two lmtpds on the next two ports; ``lang``, a locale (``de_DE``) that mda
+    and lmtpd run in, or none (round 62's)."""
+
+    mta: str
+    instance: Path
+    base: Path
+    port: int
+    lang: str = ""
+
+    @property
+    def lmtpd_ports(self) -> tuple[int, int]:
+        return self.port + 1, self.port + 2
+
+    def version(self, mta_version: str) -> str:
+        """The rows' version: the MTA's, Mailutils', and the locale run in."""
+        locale = f" (LANG={self.lang}.UTF-8)" if self.lang else ""
+        return f"{mta_version}; mailutils-mda {unpack()}{locale}"
+
+
+def language(lang: str) -> list[str]:
+    """What runs a command in ``lang``'s locale (``env LANG=<lang>.UTF-8 LOCPATH=...``), the
+    locale built into :data:`LOCALES` first if it is not there; nothing for no ``lang``."""
+    if not lang:
+        return []
+    name = f"{lang}.UTF-8"
+    if not (LOCALES / name / "LC_MESSAGES").exists():
+        LOCALES.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["localedef", "-i", lang, "-f", "UTF-8", str(LOCALES / name)],
+                       check=True, capture_output=True, env=ENV)  # fmt: skip
+    return ["/usr/bin/env", f"LANG={name}", f"LOCPATH={LOCALES}"]
+
+
+def in_languages(
+    out: Path,
+    destination: Destination,
+    mta: str,
+    port: int,
+    deliver: Callable[[Path, Destination, list[Case], Run], list[Row]],
+    languages: tuple[str, ...] = LANGUAGES,
+) -> list[Row]:
+    """``deliver`` (an MTA module's run) once for each of ``languages``, one after another, with
+    the cases of ``i18n_cases.yaml`` named after that locale (``de_DE-mda-...``), the MTA's
+    instance and Mailutils' base under :data:`I18N_ROOT`, the MTA on ``port``."""
+    family = mta.rsplit("_", 1)[-1]
+    built = load(mta, I18N_CASES)
+    rows: list[Row] = []
+    for lang in languages:
+        cases = [case for case in built if case.name.startswith(f"{lang}-")]
+        run = Run(mta, I18N_ROOT / f"{family}-mta", I18N_ROOT / family, port, lang)
+        rows += deliver(out, destination, cases, run)
+    return rows
+
+
 @contextmanager
-def lmtpd(base: Path, port: int, smtp: int, *, tempfail: bool = False) -> Iterator[None]:
+def lmtpds(run: Run, smtp: int) -> Iterator[None]:
+    """The two lmtpds of ``run`` (the second with quota exit-tempfail), Sieve's mail to the MTA
+    on ``smtp``."""
+    first, second = run.lmtpd_ports
+    folder = run.base.parent
+    with (
+        lmtpd(folder / f"{run.mta}-lmtpd", first, smtp, lang=run.lang),
+        lmtpd(folder / f"{run.mta}-lmtpd2", second, smtp, tempfail=True, lang=run.lang),
+    ):
+        yield
+
+
+@contextmanager
+def lmtpd(
+    base: Path, port: int, smtp: int, *, tempfail: bool = False, lang: str = ""
+) -> Iterator[None]:
     """Mailutils' ``lmtpd`` (a daemon in the foreground, its output to ``<base>.log``) on
     127.0.0.1:``port`` in a namespace of its own, with a fresh ``base`` (:func:`furnish`, the
     system's passwd and group), run as ``nobody`` (the users' own uid; group ``mail``, which
-    lmtpd sets itself at its start); stopped with its process group on leaving."""
+    lmtpd sets itself at its start), in ``lang``'s locale with one (its replies stay English:
+    only its log is translated); stopped with its process group on leaving."""
     etc = furnish(base, smtp, Path("/etc/passwd"), Path("/etc/group"), tempfail=tempfail,
                   listen=port)  # fmt: skip
     run_as = ["setpriv", f"--reuid={NOBODY}", "--regid=mail", "--clear-groups"]
-    lmtpd = ["/usr/sbin/lmtpd", "--daemon", "--foreground", "--stderr", script(base)]
+    lmtpd = [*language(lang), "/usr/sbin/lmtpd", "--daemon", "--foreground", "--stderr",
+             script(base)]  # fmt: skip
     command = isolated([*run_as, *lmtpd], mounts(etc))
     with listening(command, port, "Mailutils' lmtpd", base.parent / f"{base.name}.log", env=ENV):
         yield

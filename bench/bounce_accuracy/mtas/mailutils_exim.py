@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import exim, mailutils
-from .cases import MAILUTILS_CASES, load
+from .cases import MAILUTILS_CASES, Case, load
 from .destination import Destination
 from .exim import Route
 from .rows import Row
@@ -29,8 +29,7 @@ from .rows import Row
 MTA = "mailutils_exim"
 ROOT = mailutils.ROOT / "exim-mta"
 BASE = mailutils.ROOT / "exim"
-PORT = 18805  # 2605 + the helper's test port offset (16200)
-LMTPD, LMTPD_TEMPFAIL = 18806, 18807
+PORT = 18805  # 2605 + the helper's test port offset (16200); the lmtpds on 18806, 18807
 LOCAL = "sycamore.test"
 MDA, FIRST, SECOND, DOWN = "acacia.test", "hickory.test", "magnolia.test", "mulberry.test"
 LMTP = ("protocol = lmtp",)
@@ -49,7 +48,7 @@ mailutils_mda:
 TRANSPORTS = """\
 mailutils_mda:
   driver = pipe
-  command = /usr/sbin/mda {script} $local_part_data
+  command = {language}/usr/sbin/mda {script} $local_part_data
   return_fail_output
   user = Debian-exim
 
@@ -57,24 +56,31 @@ mailutils_mda:
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = f"{exim.unpack(ROOT)}; mailutils-mda {mailutils.unpack()}"
-    built = load(MTA, MAILUTILS_CASES)
+    run = mailutils.Run(MTA, ROOT, BASE, PORT)
+    return deliver(out, destination, load(MTA, MAILUTILS_CASES), run)
+
+
+def deliver(
+    out: Path, destination: Destination, built: list[Case], run: mailutils.Run
+) -> list[Row]:
+    """``built`` through the Exim of ``run`` (round 75: in its language)."""
+    version = run.version(exim.unpack(run.instance))
+    first, second = run.lmtpd_ports
     routes = [
         Route("capture", "sender.test", destination.capture_port),
-        Route("lmtpd", FIRST, LMTPD, LMTP),
-        Route("lmtpd_tempfail", SECOND, LMTPD_TEMPFAIL, LMTP),
+        Route("lmtpd", FIRST, first, LMTP),
+        Route("lmtpd_tempfail", SECOND, second, LMTP),
         Route("down", DOWN, destination.refused_port, (*LMTP, "connect_timeout = 5s")),
     ]
-    table = ROOT / "mda-users"
+    table = run.instance / "mda-users"
     routers = ROUTERS.format(domain=MDA, table=table)
-    transports = TRANSPORTS.format(script=mailutils.script(BASE))
-    config = exim.configure(ROOT, LOCAL, PORT, routes, routers, transports)
+    language = "".join(f"{word} " for word in mailutils.language(run.lang))
+    transports = TRANSPORTS.format(language=language, script=mailutils.script(run.base))
+    config = exim.configure(run.instance, LOCAL, run.port, routes, routers, transports)
     table.write_text("".join(f"{user}: {user}\n" for user in TABLE))
     # the namespace's /etc is Mailutils' overlay: it holds Exim's passwd and group too
-    etc = mailutils.furnish(BASE, PORT, ROOT / "passwd", ROOT / "group", exim.USER_ID)
-    with (
-        mailutils.lmtpd(mailutils.ROOT / f"{MTA}-lmtpd", LMTPD, PORT),
-        mailutils.lmtpd(mailutils.ROOT / f"{MTA}-lmtpd2", LMTPD_TEMPFAIL, PORT, tempfail=True),
-    ):
-        return exim.run(ROOT, PORT, config, destination, built, out, MTA, version,
-                        mailutils.mounts(etc))  # fmt: skip
+    etc = mailutils.furnish(run.base, run.port, run.instance / "passwd", run.instance / "group",
+                            exim.USER_ID)  # fmt: skip
+    with mailutils.lmtpds(run, run.port):
+        return exim.run(run.instance, run.port, config, destination, built, out, run.mta,
+                        version, mailutils.mounts(etc))  # fmt: skip

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import mailutils, postfix
-from .cases import MAILUTILS_CASES, load
+from .cases import MAILUTILS_CASES, Case, load
 from .destination import Destination
 from .packages import installed_version
 from .rows import Row
@@ -26,8 +26,7 @@ from .rows import Row
 MTA = "mailutils_postfix"
 ROOT = mailutils.ROOT / "postfix-mta"  # the instance
 BASE = mailutils.ROOT / "postfix"  # mda's spool, homes, quota database and /etc
-PORT = 18800  # 2600 + the helper's test port offset (16200)
-LMTPD, LMTPD_TEMPFAIL = 18801, 18802
+PORT = 18800  # 2600 + the helper's test port offset (16200); the lmtpds on 18801, 18802
 LOCAL = "hornbeam.test"  # the instance's own domain (nothing is sent to it)
 MDA, FIRST, SECOND, DOWN = "aspen.test", "poplar.test", "larch.test", "elder.test"
 TIMEOUT = 150.0
@@ -35,29 +34,37 @@ TIMEOUT = 150.0
 SERVICES = (
     "lmtp      unix  -       -       n       -       -       lmtp\n"
     "mailutils unix  -       n       n       -       -       pipe\n"
-    "  flags=R user=nobody argv=/usr/sbin/mda {script} -f ${{sender}} ${{user}}\n"
+    "  flags=R user=nobody argv={language}/usr/sbin/mda {script} -f ${{sender}} ${{user}}\n"
 )
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = f"{installed_version('postfix')}; mailutils-mda {mailutils.unpack()}"
-    built = load(MTA, MAILUTILS_CASES)
+    run = mailutils.Run(MTA, ROOT, BASE, PORT)
+    return deliver(out, destination, load(MTA, MAILUTILS_CASES), run)
+
+
+def deliver(
+    out: Path, destination: Destination, built: list[Case], run: mailutils.Run
+) -> list[Row]:
+    """``built`` through the instance of ``run`` (round 75: in its language)."""
+    version = run.version(installed_version("postfix"))
+    first, second = run.lmtpd_ports
     routes = {
         "sender.test": f"smtp:[{destination.host}]:{destination.capture_port}",
         MDA: "mailutils:",
-        FIRST: f"lmtp:inet:127.0.0.1:{LMTPD}",
-        SECOND: f"lmtp:inet:127.0.0.1:{LMTPD_TEMPFAIL}",
+        FIRST: f"lmtp:inet:127.0.0.1:{first}",
+        SECOND: f"lmtp:inet:127.0.0.1:{second}",
         DOWN: f"lmtp:inet:127.0.0.1:{destination.refused_port}",
     }
-    services = SERVICES.format(script=mailutils.script(BASE))
-    master = postfix.LISTENER.format(port=PORT) + postfix.SERVICES + services
-    postfix.configure(ROOT, LOCAL, master, routes, {"postmaster": "root"})
-    with (ROOT / "etc/main.cf").open("a") as main:
+    language = "".join(f"{word} " for word in mailutils.language(run.lang))
+    services = SERVICES.format(language=language, script=mailutils.script(run.base))
+    master = postfix.LISTENER.format(port=run.port) + postfix.SERVICES + services
+    postfix.configure(run.instance, LOCAL, master, routes, {"postmaster": "root"})
+    with (run.instance / "etc/main.cf").open("a") as main:
         main.write("mailutils_destination_recipient_limit = 1\n")
-    etc = mailutils.furnish(BASE, PORT, Path("/etc/passwd"), Path("/etc/group"))
-    with (
-        mailutils.lmtpd(mailutils.ROOT / f"{MTA}-lmtpd", LMTPD, PORT),
-        mailutils.lmtpd(mailutils.ROOT / f"{MTA}-lmtpd2", LMTPD_TEMPFAIL, PORT, tempfail=True),
-    ):
-        return postfix.run(ROOT, PORT, destination, built, out, MTA, version=version,
-                           timeout=TIMEOUT, mounts=mailutils.mounts(etc))  # fmt: skip
+    etc = mailutils.furnish(run.base, run.port, Path("/etc/passwd"), Path("/etc/group"))
+    log = f"{run.mta}-{run.lang}.log" if run.lang else None
+    with mailutils.lmtpds(run, run.port):
+        return postfix.run(run.instance, run.port, destination, built, out, run.mta,
+                           version=version, timeout=TIMEOUT, log=log,
+                           mounts=mailutils.mounts(etc))  # fmt: skip

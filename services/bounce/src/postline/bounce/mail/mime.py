@@ -144,8 +144,18 @@ def header_text(value: object) -> str:
 
 
 def block_text(block: Message) -> str:
-    """A parsed header block back to ``Name: value`` lines (unfolding kept as continuation)."""
-    return "\n".join(f"{name}: {value}" for name, value in block.items())
+    """A parsed header block back to ``Name: value`` lines (unfolding kept as continuation).
+    A field's 8-bit bytes are read as UTF-8 (else Latin-1), not as compat32's replacement
+    characters: Postfix quotes a delivery program's UTF-8 output in its Diagnostic-Code as it
+    came (round 75: Mailutils' mda in German, Russian), in a plain message/delivery-status
+    (RFC 6533 would have a message/global-delivery-status)."""
+    return "\n".join(f"{name}: {_field_text(value)}" for name, value in block.raw_items())
+
+
+def _field_text(value: str) -> str:
+    if value.isascii():
+        return value
+    return decode_text(value.encode("utf-8", "surrogateescape"), None)
 
 
 def report_text(part: Message) -> str:

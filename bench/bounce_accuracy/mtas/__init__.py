@@ -139,6 +139,10 @@ MTAS = (
     "sendmail_milters_postfix",
     "sendmail_milters_exim",
     "sendmail_milters_sendmail",
+    # round 76: older MTAs built from source as the receiving server (XMail, ZMailer)
+    "xmail_receiving_postfix",
+    "xmail_receiving_exim",
+    "xmail_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

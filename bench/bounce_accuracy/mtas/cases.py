@@ -106,6 +106,9 @@ OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
 # Round 70's cases: content-filter milters behind a receiving Sendmail (clamav-milter, spamass-
 # milter, rspamd; a milter down with F=T and F=R), in Postfix's, Exim's and Sendmail's notices.
 SENDMAIL_MILTERS_CASES = CASES.with_name("sendmail_milters_cases.yaml")
+# Round 76's cases: older MTAs built from source (XMail, ZMailer) as the receiving server, their
+# own refusals in Postfix's, Exim's and Sendmail's notices.
+OLDER_RECEIVING_CASES = CASES.with_name("older_receiving_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -152,6 +155,8 @@ CASE_FILES = (
     OPENSMTPD_FILTERS_CASES,
     # round 70
     SENDMAIL_MILTERS_CASES,
+    # round 76
+    OLDER_RECEIVING_CASES,
 )
 
 FAILED = "failed"

@@ -100,6 +100,9 @@ SERVER_TAB = {
     "FetchHdrTags": "+X-Deliver-To,+Received,To,Cc",
     "DefaultSmtpPerms": "MVZ",  # no R: no client relays
     "SmartDNSHost": f"{DNS_ADDRESS}:udp",
+    # STARTTLS is on by default and no certificate is set up: a sending Sendmail took it up,
+    # the handshake failed and it deferred every case (round 76's first run)
+    "EnableSMTP-TLS": "0",
 }
 SETTINGS = {
     "main": {

@@ -143,6 +143,9 @@ MTAS = (
     "xmail_receiving_postfix",
     "xmail_receiving_exim",
     "xmail_receiving_sendmail",
+    "zmailer_receiving_postfix",
+    "zmailer_receiving_exim",
+    "zmailer_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -196,6 +196,21 @@ def build(root: Path = ROOT, *, gdbm: bool = False) -> Path:
     return inst
 
 
+def empty_spool(inst: Path) -> None:
+    """The spool and the logs of the installation at ``inst`` emptied for a run."""
+    spool = inst / "spool"
+    for folder in ("queue", "transport", "router", "deferred", "freezer", "public", "postman"):
+        for path in (spool / folder).rglob("*"):
+            if path.is_file():
+                path.unlink()
+    for path in spool.glob(".pid.*"):
+        path.unlink()
+    log = inst / "log"
+    if log.exists():
+        shutil.rmtree(log)
+    log.mkdir()
+
+
 def _configure(destination: Destination) -> None:
     """Settings, databases and an empty spool for one run."""
     conf = INST / "zmailer.conf"
@@ -225,17 +240,7 @@ def _configure(destination: Destination) -> None:
             refused=destination.refused_port, silent=destination.silent_port,
         )
     )  # fmt: skip
-    spool = INST / "spool"
-    for folder in ("queue", "transport", "router", "deferred", "freezer", "public", "postman"):
-        for path in (spool / folder).rglob("*"):
-            if path.is_file():
-                path.unlink()
-    for path in spool.glob(".pid.*"):
-        path.unlink()
-    log = INST / "log"
-    if log.exists():
-        shutil.rmtree(log)
-    log.mkdir()
+    empty_spool(INST)
     if RUN.exists():
         shutil.rmtree(RUN)
     (RUN / "mail").mkdir(parents=True)

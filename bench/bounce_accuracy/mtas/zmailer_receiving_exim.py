@@ -22,6 +22,4 @@ LOCAL = "medlar-zx-r76.test"
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    return exim.behind(
-        zmailer_receiving_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination
-    )
+    return exim.behind(zmailer_receiving_postfix.RECEIVER, MTA, ROOT, LOCAL, PORT, out, destination)

@@ -146,6 +146,13 @@ MTAS = (
     "mailutils_i18n_more_postfix",
     "mailutils_i18n_more_exim",
     "mailutils_i18n_more_sendmail",
+    # round 76: older MTAs built from source as the receiving server (XMail, ZMailer)
+    "xmail_receiving_postfix",
+    "xmail_receiving_exim",
+    "xmail_receiving_sendmail",
+    "zmailer_receiving_postfix",
+    "zmailer_receiving_exim",
+    "zmailer_receiving_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

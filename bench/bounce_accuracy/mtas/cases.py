@@ -108,6 +108,9 @@ OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
 SENDMAIL_MILTERS_CASES = CASES.with_name("sendmail_milters_cases.yaml")
 # Round 75's cases: Mailutils' mda in other languages (its own catalogues) in MTAs' notices.
 I18N_CASES = CASES.with_name("i18n_cases.yaml")
+# Round 76's cases: older MTAs built from source (XMail, ZMailer) as the receiving server, their
+# own refusals in Postfix's, Exim's and Sendmail's notices.
+OLDER_RECEIVING_CASES = CASES.with_name("older_receiving_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -156,6 +159,8 @@ CASE_FILES = (
     SENDMAIL_MILTERS_CASES,
     # round 75
     I18N_CASES,
+    # round 76
+    OLDER_RECEIVING_CASES,
 )
 
 FAILED = "failed"

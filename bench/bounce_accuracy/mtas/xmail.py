@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,42 +106,62 @@ SERVER_TAB = {
 }
 
 
-def build() -> None:
-    """XMail's binaries under ``SOURCE/bin``, from the snapshot at :data:`COMMIT` (once: a
-    build of that commit already there is kept)."""
-    stamp = ROOT / "built"
-    if stamp.exists() and stamp.read_text() == COMMIT and (SOURCE / "bin/XMail").exists():
-        return
-    unpack_commit(MIRROR, COMMIT, ROOT / "src")
+def build(root: Path = ROOT) -> Path:
+    """XMail's binaries under ``<root>/src/xmail/bin``, from the snapshot at :data:`COMMIT`
+    (once: a build of that commit already there is kept); that source folder."""
+    source = root / SOURCE.relative_to(ROOT)
+    stamp = root / "built"
+    if stamp.exists() and stamp.read_text() == COMMIT and (source / "bin/XMail").exists():
+        return source
+    unpack_commit(MIRROR, COMMIT, root / "src")
     name, old, new = PATCH
-    patched = SOURCE / name
+    patched = source / name
     patched.write_text(patched.read_text("latin-1").replace(old, new), "latin-1")
-    (SOURCE / "bin").mkdir(exist_ok=True)
+    (source / "bin").mkdir(exist_ok=True)
     env = {**ENV, "CFLAGS": CFLAGS}
     make = ["make", "-f", "Makefile.lnx"]
     # SysMachine.h is made first: the parallel build does not wait for it.
-    subprocess.run([*make, "SysMachine.h"], cwd=SOURCE, env=env, check=True, capture_output=True)
-    subprocess.run([*make, "-j8"], cwd=SOURCE, env=env, check=True, capture_output=True)
+    subprocess.run([*make, "SysMachine.h"], cwd=source, env=env, check=True, capture_output=True)
+    subprocess.run([*make, "-j8"], cwd=source, env=env, check=True, capture_output=True)
     stamp.write_text(COMMIT)
+    return source
 
 
-def _tab(*rows: tuple[str, ...]) -> str:
+def tab(*rows: tuple[str, ...]) -> str:
     return "".join("\t".join(f'"{v}"' for v in row) + "\n" for row in rows)
+
+
+def lay_mail_root(source: Path, mail_root: Path) -> None:
+    """A fresh MailRoot at ``mail_root``: the stock one of the build at ``source``, its sample
+    domain removed, the folders git does not keep made."""
+    if mail_root.exists():
+        shutil.rmtree(mail_root)
+    shutil.copytree(source / "MailRoot", mail_root)
+    shutil.rmtree(mail_root / "domains/xmailserver.test")
+    for folder in FOLDERS:
+        (mail_root / folder).mkdir(parents=True, exist_ok=True)
+
+
+def command(source: Path, mail_root: Path, addresses: Sequence[str]) -> list[str]:
+    """XMail in the foreground with ``mail_root``, its SMTP server on each of ``addresses``
+    (``ip:port``), every other server off, its SMTP and queue logs on."""
+    listen = [arg for address in addresses for arg in ("-SI", address)]
+    servers_off = ["-P-", "-B-", "-X-", "-C-", "-W-", "-F-", "-Y-"]
+    logs = ["-Sl", "-Ql", "-Lt", "2"]
+    return [str(source / "bin/XMail"), "-Md", "-Ms", str(mail_root), *listen, *servers_off,
+            *logs, *RETRY]  # fmt: skip
 
 
 def _configure(destination: Destination) -> None:
     if RUN.exists():
         shutil.rmtree(RUN)
     RUN.mkdir(parents=True)
-    shutil.copytree(SOURCE / "MailRoot", MAIL_ROOT)
-    shutil.rmtree(MAIL_ROOT / "domains/xmailserver.test")
-    for folder in FOLDERS:
-        (MAIL_ROOT / folder).mkdir(parents=True, exist_ok=True)
-    (MAIL_ROOT / "server.tab").write_text(_tab(*SERVER_TAB.items()))
-    (MAIL_ROOT / "domains.tab").write_text(_tab((LOCAL,)))
+    lay_mail_root(SOURCE, MAIL_ROOT)
+    (MAIL_ROOT / "server.tab").write_text(tab(*SERVER_TAB.items()))
+    (MAIL_ROOT / "domains.tab").write_text(tab((LOCAL,)))
     host = destination.host
     (MAIL_ROOT / "smtpfwd.tab").write_text(
-        _tab(
+        tab(
             (REMOTE, f"{host}:{destination.port}"),
             (REFUSED, f"{host}:{destination.refused_port}"),
             (SILENT, f"{host}:{destination.silent_port}"),
@@ -150,23 +170,23 @@ def _configure(destination: Destination) -> None:
         )
     )
     (MAIL_ROOT / "smtpgw.tab").write_text("")
-    (MAIL_ROOT / "aliases.tab").write_text(_tab((LOCAL, "postmaster", "root")))
+    (MAIL_ROOT / "aliases.tab").write_text(tab((LOCAL, "postmaster", "root")))
     users = [("root", 1, ""), (QUOTA_USER, 2, "1"), (FORWARD_USER, 3, "")]
     (MAIL_ROOT / "mailusers.tab").write_text(
-        _tab(*((LOCAL, name, "1d08040c09", str(uid), name, "U") for name, uid, _ in users))
+        tab(*((LOCAL, name, "1d08040c09", str(uid), name, "U") for name, uid, _ in users))
     )
     for name, _, quota in users:
         home = MAIL_ROOT / "domains" / LOCAL / name
         for folder in ("tmp", "new", "cur"):
             (home / "Maildir" / folder).mkdir(parents=True)
-        (home / "user.tab").write_text(_tab(("RealName", name), ("MaxMBSize", quota or "0")))
+        (home / "user.tab").write_text(tab(("RealName", name), ("MaxMBSize", quota or "0")))
     # XMail refuses a delivery when the mailbox is already at its quota (the new message's size
     # is not counted): the quota user's mailbox holds an older message over it.
     (MAIL_ROOT / "domains" / LOCAL / QUOTA_USER / "Maildir/cur/1.older:2,S").write_text(
         "Subject: older\n\n" + "x" * 2048 + "\n"
     )
     (MAIL_ROOT / "domains" / LOCAL / FORWARD_USER / "mailproc.tab").write_text(
-        _tab(("redirect", FORWARD_TO))
+        tab(("redirect", FORWARD_TO))
     )
 
 
@@ -197,16 +217,14 @@ def generate(out: Path, destination: Destination) -> list[Row]:
     _configure(destination)
     resolv = resolv_conf(RUN / "resolv.conf", DNS)
     env = {**ENV, "MAIL_ROOT": str(MAIL_ROOT), "XMAIL_PID_DIR": str(RUN)}
-    command = isolated(
-        [str(SOURCE / "bin/XMail"), "-Md", "-Ms", str(MAIL_ROOT), "-SI", f"127.0.0.1:{PORT}",
-         "-P-", "-B-", "-X-", "-C-", "-W-", "-F-", "-Y-", "-Sl", "-Ql", "-Lt", "2", *RETRY],
-        [Bind(resolv, "/etc/resolv.conf")],
-    )  # fmt: skip
+    daemon = isolated(
+        command(SOURCE, MAIL_ROOT, [f"127.0.0.1:{PORT}"]), [Bind(resolv, "/etc/resolv.conf")]
+    )
     sendmail = [str(SOURCE / "bin/sendmail")]
     with (
         serving(TABLE, DNS),
         _small_next_hop(),
-        listening(command, PORT, "XMail", RUN / "xmail.log", env),
+        listening(daemon, PORT, "XMail", RUN / "xmail.log", env),
     ):
         for number, case in enumerate(built, start=1):
             submit_locally(sendmail, case, number, env=env)

@@ -63,6 +63,7 @@ SILENT = "sloe.test"
 NXDOMAIN = "quillwort.test"
 ALIASES = {"postmaster": "root"}
 TIMEOUT = 420.0  # seconds for every case's notice (the retried ones expire after 3 minutes)
+GDBM = Path("/usr/lib/x86_64-linux-gnu/libgdbm.so.6")  # the system's GDBM library (runtime)
 CFLAGS = (
     "-O0 -g -fcommon -std=gnu89 -Wno-implicit-function-declaration -Wno-implicit-int "
     "-Wno-incompatible-pointer-types -Wno-int-conversion"
@@ -107,10 +108,10 @@ error/*
 """
 
 
-def _tools() -> dict[str, str]:
-    """Debian's autoconf and m4 under ``ROOT/tools`` (unpacked afresh each time), their
+def _tools(root: Path) -> dict[str, str]:
+    """Debian's autoconf and m4 under ``<root>/tools`` (unpacked afresh each time), their
     compiled-in paths pointed there."""
-    tools = ROOT / "tools"
+    tools = root / "tools"
     versions = extract(TOOLS, tools)
     share = tools / "usr/share/autoconf"
     scripts = [p for p in (tools / "usr/bin").iterdir() if p.read_bytes()[:2] == b"#!"]
@@ -125,41 +126,59 @@ def _tools() -> dict[str, str]:
     return versions
 
 
-def build() -> None:
-    """ZMailer from the snapshot at :data:`COMMIT`, installed under :data:`INST` (once)."""
-    if (INST / "bin/scheduler").exists() and (INST / "bin/ta/smtp").exists():
-        return
-    _tools()
-    unpack_commit(SNAPSHOT, COMMIT, SRC)
+def _gdbm(root: Path) -> dict[str, str]:
+    """Debian's ``libgdbm-dev`` headers under ``<root>/dev`` (unpacked, never installed) and a
+    link to the system's GDBM library beside them: the flags ``configure`` finds GDBM by."""
+    extract(["libgdbm-dev"], root / "dev")
+    lib = root / "dev/lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    link = lib / "libgdbm.so"
+    link.unlink(missing_ok=True)
+    link.symlink_to(GDBM)
+    # LIBRARY_PATH, not LDFLAGS: ZMailer's makefiles link without $(LDFLAGS)
+    return {"CPPFLAGS": f"-I{root / 'dev/usr/include'}", "LIBRARY_PATH": str(lib)}
+
+
+def build(root: Path = ROOT, *, gdbm: bool = False) -> Path:
+    """ZMailer from the snapshot at :data:`COMMIT`, built under ``<root>/src`` and installed
+    under ``<root>/inst`` (:data:`INST` by default; once); that installation's folder. With
+    ``gdbm``, built against GDBM (``_gdbm``): its SMTP server's policy database wants a DB
+    library (round 76); round 46's sending side has none."""
+    src, inst = root / SRC.relative_to(ROOT), root / INST.relative_to(ROOT)
+    if (inst / "bin/scheduler").exists() and (inst / "bin/ta/smtp").exists():
+        return inst
+    _tools(root)
+    unpack_commit(SNAPSHOT, COMMIT, src)
     env = {
         **os.environ,
-        "PATH": f"{ROOT / 'tools/usr/bin'}:{os.environ['PATH']}",
-        "M4": str(ROOT / "tools/usr/bin/m4"),
+        "PATH": f"{root / 'tools/usr/bin'}:{os.environ['PATH']}",
+        "M4": str(root / "tools/usr/bin/m4"),
         "CC": "cc",
         "CFLAGS": CFLAGS,
+        **(_gdbm(root) if gdbm else {}),
     }
-    log = (ROOT / "build.log").open("wb")
+    log = (root / "build.log").open("wb")
 
     def step(*command: str, check: bool = True) -> None:
-        subprocess.run(command, cwd=SRC, env=env, stdout=log, stderr=log, check=check)
+        subprocess.run(command, cwd=src, env=env, stdout=log, stderr=log, check=check)
 
     with log:
-        (SRC / "configure").write_bytes(
+        (src / "configure").write_bytes(
             subprocess.run(
-                ["autoconf", "configure.in"], cwd=SRC, env=env, check=True, capture_output=True
+                ["autoconf", "configure.in"], cwd=src, env=env, check=True, capture_output=True
             ).stdout
         )
-        (SRC / "configure").chmod(0o755)
+        (src / "configure").chmod(0o755)
         paths = {
             "postoffice": "spool", "mailshare": "share", "mailvar": "var", "mailbin": "bin",
             "logdir": "log", "zconfig": "zmailer.conf", "sendmailpath": "sbin/sendmail",
             "rmailpath": "sbin/rmail",
         }  # fmt: skip
         step(
-            "./configure", f"--prefix={INST}", f"--includedir={INST}/include",
-            "--with-system-malloc", *(f"--with-{k}={INST}/{v}" for k, v in paths.items()),
+            "./configure", f"--prefix={inst}", f"--includedir={inst}/include",
+            "--with-system-malloc", *(f"--with-{k}={inst}/{v}" for k, v in paths.items()),
         )  # fmt: skip
-        makefile = SRC / "sfio/src/lib/sfio/makefile"
+        makefile = src / "sfio/src/lib/sfio/makefile"
         text = makefile.read_text()
         making = text.index("Stdio_b/libstdio.a: ast_common.h FEATURE/sfio\n")
         rule_end = text.index("\n\n", making)
@@ -171,9 +190,25 @@ def build() -> None:
         makefile.write_text(text)
         step("make", "-k", check=False)  # utils/vacation needs a DB library: left out
         step("make", "-k", "install", check=False)
-        step("perl", str(INST / "bin/post-install"))
-    if not (INST / "bin/ta/smtp").exists():
-        raise RuntimeError(f"ZMailer did not build: see {ROOT / 'build.log'}")
+        step("perl", str(inst / "bin/post-install"))
+    if not (inst / "bin/ta/smtp").exists():
+        raise RuntimeError(f"ZMailer did not build: see {root / 'build.log'}")
+    return inst
+
+
+def empty_spool(inst: Path) -> None:
+    """The spool and the logs of the installation at ``inst`` emptied for a run."""
+    spool = inst / "spool"
+    for folder in ("queue", "transport", "router", "deferred", "freezer", "public", "postman"):
+        for path in (spool / folder).rglob("*"):
+            if path.is_file():
+                path.unlink()
+    for path in spool.glob(".pid.*"):
+        path.unlink()
+    log = inst / "log"
+    if log.exists():
+        shutil.rmtree(log)
+    log.mkdir()
 
 
 def _configure(destination: Destination) -> None:
@@ -205,17 +240,7 @@ def _configure(destination: Destination) -> None:
             refused=destination.refused_port, silent=destination.silent_port,
         )
     )  # fmt: skip
-    spool = INST / "spool"
-    for folder in ("queue", "transport", "router", "deferred", "freezer", "public", "postman"):
-        for path in (spool / folder).rglob("*"):
-            if path.is_file():
-                path.unlink()
-    for path in spool.glob(".pid.*"):
-        path.unlink()
-    log = INST / "log"
-    if log.exists():
-        shutil.rmtree(log)
-    log.mkdir()
+    empty_spool(INST)
     if RUN.exists():
         shutil.rmtree(RUN)
     (RUN / "mail").mkdir(parents=True)

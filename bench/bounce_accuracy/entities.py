@@ -82,7 +82,8 @@ KEPT_DOMAINS = (
     "disney.ne.jp",
 )
 
-_LOCAL_BEFORE = r"(?<![\w.!#$%&'*+/=?^`{|}~-])"
+# a local part's start, or after qmail's prefix of a virtual domain's user ("491-user@")
+_LOCAL_BEFORE = r"(?:(?<![\w.!#$%&'*+/=?^`{|}~-])|(?<=\d-))"
 _NAME_BEFORE = r"(?<![\w.-])"
 _NAME_AFTER = r"(?![\w-]|\.[\w-])"
 _HOST = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+"

@@ -30,6 +30,7 @@ addresses (127/8: a blocklist's answer code, ``127.0.0.2``) keep their number.
 from __future__ import annotations
 
 import email
+import email.errors
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass

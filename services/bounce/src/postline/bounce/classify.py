@@ -33,6 +33,10 @@ A missing mailbox's words said of the sender (``sender_subject``: the last subje
 before them is the sender, not a recipient) are no reason of the recipient's: they say the
 sender was refused ("553 sender account does not exist"), whichever reason's words they are.
 
+Every text is read lowercased with its names masked first (``names``: an address, a host's
+name; names.py): a recipient called quota@ or a host called nosuchuser.mx.example.org says
+nothing of why a delivery failed (round 74).
+
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
 """

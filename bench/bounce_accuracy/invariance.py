@@ -18,11 +18,13 @@ skipped, never as unchanged.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import email
+import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -921,58 +923,106 @@ def _show(got: Answer) -> str:
     return f"{kind} " + (", ".join(f"{r} {s} {d}".rstrip() for r, s, d in found) or "-")
 
 
+Rename = Callable[[str], str]
+# A rewrite as ``measure`` applies it: given a mail and its labelled recipients, the mail
+# rewritten and how an address the classifier answered reads afterwards (round 74 renames
+# names; round 73's transformations rename nothing), or None (skipped).
+Rewrite = Callable[[bytes, Sequence[str]], tuple[bytes, Rename] | None]
+
+
+def _same_names(address: str) -> str:
+    return address
+
+
+def transform_rewrite(transform: Transform) -> Rewrite:
+    """A transformation of round 73 as a rewrite: the addresses read as they were."""
+
+    def rewrite(raw: bytes, recipients: Sequence[str]) -> tuple[bytes, Rename] | None:
+        changed = transform(raw)
+        return None if changed is None else (changed, _same_names)
+
+    return rewrite
+
+
+def renamed(got: Answer, rename: Rename) -> Answer:
+    """An answer with its addresses as a rewrite renamed them."""
+    kind, found = got
+    return kind, tuple(sorted((rename(r), s, d) for r, s, d in found))
+
+
+def _what_changed(before: Answer, after: Answer) -> str:
+    """ "kind" (bounce or not), "recipients" (other addresses), else "status" (a recipient's
+    status or delivery)."""
+    if before[0] != after[0]:
+        return "kind"
+    if {r for r, _, _ in before[1]} != {r for r, _, _ in after[1]}:
+        return "recipients"
+    return "status"
+
+
+COLUMNS = ("applied", "skipped", "changed", "kind", "recipients", "status", "worse", "better")
+
+
 def measure(
     name: str,
     base: Path,
     rows: list[dict[str, object]],
-    transforms: dict[str, Transform],
+    rewrites: dict[str, Rewrite],
     listed: bool,
 ) -> dict[str, dict[str, int]]:
-    """Each transformation over each mail of a set: applied, skipped, changed (worse,
-    better); the changed mails listed with both answers when ``listed``."""
+    """Each rewrite over each mail of a set: applied, skipped, changed (of which the kind,
+    the recipients or a status; worse, better); the changed mails listed with both answers
+    when ``listed``."""
     by_file: dict[str, list[dict[str, object]]] = {}
     for row in rows:
         by_file.setdefault(str(row["file"]), []).append(row)
-    figures = {
-        t: {"applied": 0, "skipped": 0, "changed": 0, "worse": 0, "better": 0} for t in transforms
-    }
+    figures = {t: dict.fromkeys(COLUMNS, 0) for t in rewrites}
     lines = []
     for file, labels in sorted(by_file.items()):
         raw = (base / file).read_bytes()
         before = answer(raw)
-        for tname, transform in transforms.items():
+        recipients = [str(r["recipient"]) for r in labels if r.get("recipient")]
+        for tname, rewrite in rewrites.items():
             counts = figures[tname]
-            changed = transform(raw)
-            if changed is None:
+            done = rewrite(raw, recipients)
+            if done is None:
                 counts["skipped"] += 1
                 continue
+            changed, rename = done
             counts["applied"] += 1
             after = answer(changed)
-            if after == before:
+            expected = renamed(before, rename)
+            if after == expected:
                 continue
             counts["changed"] += 1
-            delta = labelled_hits(after, labels) - labelled_hits(before, labels)
+            counts[_what_changed(expected, after)] += 1
+            delta = labelled_hits(renamed(after, _unrename(rename, before, after)), labels) - (
+                labelled_hits(before, labels)
+            )
             counts["worse"] += delta < 0
             counts["better"] += delta > 0
             how = "worse" if delta < 0 else "better" if delta > 0 else "differs"
             lines.append(
                 f"CHANGED {name} {tname} {file} ({how}):\n"
-                f"    before {_show(before)}\n    after  {_show(after)}"
+                f"    before {_show(expected)}\n    after  {_show(after)}"
             )
     if listed:
         print("\n".join(lines))
     return figures
 
 
-def main() -> None:
-    import argparse
-    import os
+def _unrename(rename: Rename, before: Answer, after: Answer) -> Rename:
+    """The way back for the addresses a rename made of ``before``'s (to score ``after``
+    against the labels, which name the addresses as they were)."""
+    back = {rename(r): r for r, _, _ in before[1]}
+    return lambda address: back.get(address, address)
 
-    from run import DEFAULT_CORPUS, GENERATED_ENV, by_split, generated_labels, read_labels
+
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sets' options, shared by round 74's ``entities.py``."""
+    from run import DEFAULT_CORPUS, GENERATED_ENV
     from wider_corpus import corpus_dir
-    from wider_corpus import labels as wider_labels
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--wider", type=Path, default=corpus_dir())
     parser.add_argument(
@@ -980,15 +1030,20 @@ def main() -> None:
         type=Path,
         default=Path(os.environ[GENERATED_ENV]) if os.environ.get(GENERATED_ENV) else None,
     )
-    parser.add_argument("--transform", action="append", choices=sorted(TRANSFORMS))
     parser.add_argument(
         "--unseen-changes",
         action="store_true",
         help="also list the unseen sets' changed mails (counted always; listed only by name, "
         "as run.py's --unseen-misses)",
     )
-    args = parser.parse_args()
-    chosen = {n: TRANSFORMS[n] for n in args.transform} if args.transform else TRANSFORMS
+
+
+def labelled_sets(
+    args: argparse.Namespace,
+) -> list[tuple[str, Path, list[dict[str, object]], bool]]:
+    """(name, folder, labelled rows, whether its changes are listed) of each set there is."""
+    from run import by_split, generated_labels, read_labels
+    from wider_corpus import labels as wider_labels
 
     sets: list[tuple[str, Path, list[dict[str, object]], bool]] = []
     shared = args.corpus / "sisimai"
@@ -1009,18 +1064,28 @@ def main() -> None:
                     split != "unseen" or args.unseen_changes,
                 )
             )
+    return sets
 
-    results = {name: measure(name, base, rows, chosen, listed) for name, base, rows, listed in sets}
-    print(
-        f"{'set':<18} {'transform':<18} {'applied':>8} {'skipped':>8} {'changed':>8} "
-        f"{'worse':>6} {'better':>6}"
-    )
+
+def print_table(results: dict[str, dict[str, dict[str, int]]]) -> None:
+    print(f"{'set':<18} {'transform':<18} " + " ".join(f"{c:>8}" for c in COLUMNS))
     for name, figures in results.items():
         for tname, c in figures.items():
-            print(
-                f"{name:<18} {tname:<18} {c['applied']:>8} {c['skipped']:>8} "
-                f"{c['changed']:>8} {c['worse']:>6} {c['better']:>6}"
-            )
+            print(f"{name:<18} {tname:<18} " + " ".join(f"{c[k]:>8}" for k in COLUMNS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_arguments(parser)
+    parser.add_argument("--transform", action="append", choices=sorted(TRANSFORMS))
+    args = parser.parse_args()
+    names = args.transform or list(TRANSFORMS)
+    chosen = {n: transform_rewrite(TRANSFORMS[n]) for n in names}
+    results = {
+        name: measure(name, base, rows, chosen, listed)
+        for name, base, rows, listed in labelled_sets(args)
+    }
+    print_table(results)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ A missing mailbox's words said of the sender (``sender_subject``: the last subje
 before them is the sender, not a recipient) are no reason of the recipient's: they say the
 sender was refused ("553 sender account does not exist"), whichever reason's words they are.
 
+Every text is read lowercased with its names masked first (``names``: an address, a host's
+name; names.py): a recipient called quota@ or a host called nosuchuser.mx.example.org says
+nothing of why a delivery failed (round 74).
+
 Temporary or permanent: the class of the reply (4xx / 4.x.x), or for a bounce mail its
 RFC 3464 Action (``delayed`` is a deferral, ``failed`` is final).
 """
@@ -47,6 +51,7 @@ from importlib import resources
 
 import yaml
 
+from postline.bounce.names import NameMask, name_mask
 from postline.bounce.prefilter import Index, alternatives, grams_of
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
@@ -258,6 +263,14 @@ class ReplyRules:
     # The reporting MTA's words that it gave a message up (``given_up``): a delay that says
     # them is final.
     given_up_words: re.Pattern[str] | None = None
+    # Names (addresses, host names) masked before any words are read (``names``).
+    names: NameMask | None = None
+
+    def lowered(self, text: str) -> str:
+        """The text as the rules read it: a reply's length at most, lowercased, its names
+        masked (a recipient called quota@ says nothing of a quota)."""
+        lowered = text[:MAX_TEXT].lower()
+        return lowered if self.names is None else self.names.mask(lowered)
 
     @property
     def text(self) -> tuple[TextRule, ...]:
@@ -424,7 +437,7 @@ class ReplyRules:
     ) -> str:
         # Replies are short (RFC 5321: 512 octets a line); a huge diagnostic is read in part,
         # so that no pattern's cost grows with it.
-        lowered = text[:MAX_TEXT].lower()
+        lowered = self.lowered(text)
         failure = Failure(code, enhanced_status, lowered, command.upper(), dtype.lower(), action)
         code_name = self.code_name(enhanced_status)
         if failure.dtype not in self.diagnostic_types:
@@ -438,7 +451,7 @@ class ReplyRules:
         the words before the remote server's reply (``code``), if one is quoted."""
         if self.given_up_words is None:
             return False
-        own = text[:MAX_TEXT].lower()
+        own = self.lowered(text)
         if code and (reply := own.find(str(code))) >= 0:
             own = own[:reply]
         return self.given_up_words.search(own) is not None
@@ -501,7 +514,7 @@ def _stopped_trying(rules: ReplyRules, code: int, action: str, text: str) -> boo
     when its retries ran out (round 33)."""
     if action != "failed" or code or not rules.gave_up:
         return False
-    return rules.reasons[rules.gave_up].says(text[:MAX_TEXT].lower())
+    return rules.reasons[rules.gave_up].says(rules.lowered(text))
 
 
 def _gave_up_on_reply(
@@ -526,7 +539,7 @@ def _undefined_status_given_up(
     exceeded" to the last temporary reply (round 67)."""
     if not 400 <= code < 500 or enhanced_status != "5.0.0" or rules.given_up_words is None:
         return False
-    return rules.given_up_words.search(text[:MAX_TEXT].lower()) is not None
+    return rules.given_up_words.search(rules.lowered(text)) is not None
 
 
 # The reply's own enhanced status, right after its code ("451 4.3.0 ...").
@@ -731,6 +744,7 @@ def reply_rules() -> ReplyRules:
         gave_up_after_hours=float(raw.get("gave_up_after_hours") or 0),
         sender_subject=_sender_subject(raw.get("sender_subject")),
         given_up_words=_given_up(raw.get("given_up")),
+        names=name_mask(raw.get("names")),
     )
     named = {*rules.first_pass, *rules.second_pass, *rules.uncertain, *rules.class_names.values()}
     named |= {*rules.diagnostic_types.values(), "syntax-error", "expired", "blocked", "on-hold"}

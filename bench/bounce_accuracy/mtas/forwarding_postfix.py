@@ -22,18 +22,26 @@ What fails, each by Postfix's own words (its ``smtpd_check.c``, ``local/*.c``, `
   receiving Postfix, until one of them counts too many Received: lines (Postfix's
   ``hopcount_limit``, 50; Exim's ``received_headers_max``, 30; Sendmail's ``MaxHopCount``, 25):
   the MTA that counts them refuses or fails the message in its own words.
+
+Beside it, round 21b's unpacked Sendmail 8.17 (``sendmail.configure``, a run folder of its own,
+:data:`RECEIVING_SENDMAIL`) is the final destination of :data:`MOVED_SENDMAIL` on
+127.0.0.1:``PORTS["sendmail"]`` with FEATURE(`redirect'): an alias to ``<new>.REDIRECT`` is a
+mailbox that has moved. Sendmail takes every RCPT of its local domain (its local mailer checks
+users later) and fails the alias in its own notice, "551 5.1.1 User has moved; please try
+<new>".
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from . import postfix
+from . import postfix, sendmail
 from .cases import FORWARDING_CASES, load
 from .destination import Destination
+from .host import ENV, listening
 from .packages import installed_version
 from .receiver import Receiver, Sending
 from .rows import Row
@@ -42,10 +50,11 @@ MTA = "forwarding_postfix"
 CASES = FORWARDING_CASES
 ROOT = Path("/tmp/r78-forwarding")
 RECEIVING = ROOT / "receiving"  # the receiving Postfix instance
+RECEIVING_SENDMAIL = ROOT / "receiving-sendmail"  # the receiving Sendmail's run folder
 SEND = ROOT / "postfix"  # the sending Postfix instance
 PORT = 19825  # the sending Postfix (19825-19849: round 78's block, no other module's)
 # The receiving Postfix's listeners: ``back`` maps RETURN's addresses back to LOCAL's.
-PORTS = {"main": 19828, "back": 19829}
+PORTS = {"main": 19828, "back": 19829, "sendmail": 19830}
 # The address each sending MTA's SMTP client binds to.
 CLIENTS = {
     "forwarding_postfix": "127.78.0.2",
@@ -56,6 +65,7 @@ LOCAL = "sorb-r78.test"  # the receiving Postfix's own domain
 RETURN = "larch-r78.test"  # routed by the receiving Postfix to the sender, back by it
 RING = "aspen-r78.test"  # routed by each of the two to the other
 NEW = "fern-r78.test"  # where the moved mailboxes have gone (never sent to)
+MOVED_SENDMAIL = "rowan-r78.test"  # the receiving Sendmail's own domain
 TAKEN = ("ada.ro", "ben.su")  # local parts delivered (to /dev/null)
 MOVED = ("ida.mo",)  # relocated(5): each has moved to the same local part at NEW
 FORWARDS = {
@@ -63,6 +73,14 @@ FORWARDS = {
     "lou.py": f"lou.py@{RETURN}",  # round through the sending MTA and back: Delivered-To:
     "hop.er": f"hop.er@{RING}",  # round and round between the two: hop counts
 }
+
+# The receiving Sendmail's aliases: FEATURE(`redirect')'s ".REDIRECT" (cf/feature/redirect.m4:
+# "551 User has moved; please try <address>"). Two aliases that name each other make no loop
+# words there: Sendmail drops the repeated address and hands the first to its local mailer
+# (mail.local's "User unknown", seen in a probe), so none is made.
+SENDMAIL_ALIASES = {"ida.mo": f"ida.mo@{NEW}.REDIRECT", **{user: "/dev/null" for user in TAKEN},
+                    "postmaster": "root"}  # fmt: skip
+REDIRECT = "FEATURE(`redirect')dnl\n"
 
 BACK_LISTENER = (
     "127.0.0.1:{port} inet n - n - - smtpd -o cleanup_service_name=cleanback\n"
@@ -72,7 +90,8 @@ BACK_LISTENER = (
 
 def routes_to() -> dict[str, int]:
     """Each recipient domain of the cases and the receiving listener's port it goes to."""
-    return {LOCAL: PORTS["main"], RING: PORTS["main"], RETURN: PORTS["back"]}
+    postfixes = {LOCAL: PORTS["main"], RING: PORTS["main"], RETURN: PORTS["back"]}
+    return postfixes | {MOVED_SENDMAIL: PORTS["sendmail"]}
 
 
 def _configure(sending: Sending) -> None:
@@ -92,17 +111,32 @@ def _configure(sending: Sending) -> None:
         main.write(f"relocated_maps = texthash:{etc}/relocated\n")
 
 
+def _sendmail(sending: Sending) -> list[str]:
+    """The receiving Sendmail's folder (``sendmail.configure``, fresh: final destination of
+    :data:`MOVED_SENDMAIL`, with FEATURE(`redirect')); the command of its daemon."""
+    run = RECEIVING_SENDMAIL
+    settings = sendmail.BESIDE + REDIRECT
+    sendmail.configure(sending.destination, run, MOVED_SENDMAIL, PORTS["sendmail"],
+                       SENDMAIL_ALIASES, settings)  # fmt: skip
+    cf = str(run / "sendmail.cf")
+    return sendmail._named(MOVED_SENDMAIL, sendmail.BIN / "sendmail", "-C", cf, "-bD")
+
+
 @contextmanager
 def receiving(sending: Sending) -> Iterator[str]:
-    """The receiving Postfix while open; its version. Its log is copied beside the notices
-    on leaving."""
+    """The receiving Postfix and Sendmail while open; their versions. The Postfix's log is
+    copied beside the notices on leaving (the Sendmail's goes to syslog, as round 21b's)."""
     _configure(sending)
-    postfix._postfix(RECEIVING, "start")
-    try:
-        yield f"postfix-{installed_version('postfix')} (receiving)"
-    finally:
-        postfix._postfix(RECEIVING, "stop")
-        shutil.copy(RECEIVING / "maillog", sending.out.parent / f"{sending.mta}-receiving.log")
+    version = sendmail.unpacked()
+    command = _sendmail(sending)
+    logs = sending.out.parent
+    with ExitStack() as stack:
+        log = RECEIVING_SENDMAIL / "daemon.log"
+        stack.enter_context(listening(command, PORTS["sendmail"], "sendmail (receiving)", log, ENV))
+        postfix._postfix(RECEIVING, "start")
+        stack.callback(shutil.copy, RECEIVING / "maillog", logs / f"{sending.mta}-receiving.log")
+        stack.callback(postfix._postfix, RECEIVING, "stop")
+        yield f"postfix-{installed_version('postfix')}, sendmail-{version} (receiving)"
 
 
 RECEIVER = Receiver(CASES, routes_to, "forwarding", receiving, clients=CLIENTS)

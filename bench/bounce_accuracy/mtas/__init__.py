@@ -157,6 +157,7 @@ MTAS = (
     "forwarding_postfix",
     "forwarding_exim",
     "forwarding_sendmail",
+    "forwarding_srs_postfix",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

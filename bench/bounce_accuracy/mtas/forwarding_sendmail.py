@@ -1,12 +1,12 @@
-"""Sendmail's notices of forwarding failures made by a receiving Postfix (round 78): the
-receiving Postfix of ``forwarding_postfix`` (its ``RECEIVER``) with round 21b's unpacked
+"""Sendmail's notices of forwarding failures made by a receiving Postfix and Sendmail (round 78):
+the receiving side of ``forwarding_postfix`` (its ``RECEIVER``) with round 21b's unpacked
 Sendmail 8.17 as the sending MTA (``sendmail.behind``), a folder of its own,
 ``/tmp/r78-forwarding/sendmail-run``, final destination of ``medlar-m-r78.test``, its SMTP
 client bound to its own loopback address: each recipient domain goes to the receiving Postfix
-(``extra`` routes of its mailer table), ``sender.test`` to the capture server; the receiving
-Postfix relays the forwarded mail back through it (from 127.0.0.1, which Sendmail lets relay).
-Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases are
-``forwarding_sendmail`` in ``forwarding_cases.yaml``.
+or Sendmail (``extra`` routes of its mailer table), ``sender.test`` to the capture server; the
+receiving Postfix relays the forwarded mail back through it (from 127.0.0.1, which Sendmail
+lets relay). Delay warning after 1 minute, queue lifetime 3 minutes (round 21b's). The cases
+are ``forwarding_sendmail`` in ``forwarding_cases.yaml``.
 """
 
 from __future__ import annotations

@@ -153,6 +153,11 @@ MTAS = (
     "zmailer_receiving_postfix",
     "zmailer_receiving_exim",
     "zmailer_receiving_sendmail",
+    # round 78: forwarding failures of a receiving Postfix (a mailbox that has moved, loops)
+    "forwarding_postfix",
+    "forwarding_exim",
+    "forwarding_sendmail",
+    "forwarding_srs_postfix",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

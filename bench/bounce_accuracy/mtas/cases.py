@@ -111,6 +111,9 @@ I18N_CASES = CASES.with_name("i18n_cases.yaml")
 # Round 76's cases: older MTAs built from source (XMail, ZMailer) as the receiving server, their
 # own refusals in Postfix's, Exim's and Sendmail's notices.
 OLDER_RECEIVING_CASES = CASES.with_name("older_receiving_cases.yaml")
+# Round 78's cases: forwarding failures of a receiving Postfix (a mailbox that has moved, loops
+# through the sending MTA), in Postfix's, Exim's and Sendmail's notices.
+FORWARDING_CASES = CASES.with_name("forwarding_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -161,6 +164,8 @@ CASE_FILES = (
     I18N_CASES,
     # round 76
     OLDER_RECEIVING_CASES,
+    # round 78
+    FORWARDING_CASES,
 )
 
 FAILED = "failed"

@@ -146,6 +146,8 @@ MTAS = (
     "mailutils_i18n_more_postfix",
     "mailutils_i18n_more_exim",
     "mailutils_i18n_more_sendmail",
+    # round 77: what list managers send in other languages, from their own catalogues
+    "sympa_i18n",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -148,6 +148,7 @@ MTAS = (
     "mailutils_i18n_more_sendmail",
     # round 77: what list managers send in other languages, from their own catalogues
     "sympa_i18n",
+    "mailman3_i18n",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -108,7 +108,8 @@ OPENSMTPD_FILTERS_CASES = CASES.with_name("opensmtpd_filters_cases.yaml")
 SENDMAIL_MILTERS_CASES = CASES.with_name("sendmail_milters_cases.yaml")
 # Round 75's cases: Mailutils' mda in other languages (its own catalogues) in MTAs' notices.
 I18N_CASES = CASES.with_name("i18n_cases.yaml")
-# Round 77's cases: what list managers (Sympa) send in other languages (their own catalogues).
+# Round 77's cases: what list managers (Sympa, Mailman 3) send in other languages (their own
+# catalogues).
 LIST_I18N_CASES = CASES.with_name("list_i18n_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (

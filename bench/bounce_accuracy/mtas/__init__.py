@@ -153,6 +153,9 @@ MTAS = (
     "zmailer_receiving_postfix",
     "zmailer_receiving_exim",
     "zmailer_receiving_sendmail",
+    # round 77: what list managers send in other languages, from their own catalogues
+    "sympa_i18n",
+    "mailman3_i18n",
     # round 78: forwarding failures of a receiving Postfix (a mailbox that has moved, loops)
     "forwarding_postfix",
     "forwarding_exim",

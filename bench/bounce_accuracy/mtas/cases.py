@@ -111,6 +111,9 @@ I18N_CASES = CASES.with_name("i18n_cases.yaml")
 # Round 76's cases: older MTAs built from source (XMail, ZMailer) as the receiving server, their
 # own refusals in Postfix's, Exim's and Sendmail's notices.
 OLDER_RECEIVING_CASES = CASES.with_name("older_receiving_cases.yaml")
+# Round 77's cases: what list managers (Sympa, Mailman 3) send in other languages (their own
+# catalogues).
+LIST_I18N_CASES = CASES.with_name("list_i18n_cases.yaml")
 # Round 78's cases: forwarding failures of a receiving Postfix (a mailbox that has moved, loops
 # through the sending MTA), in Postfix's, Exim's and Sendmail's notices.
 FORWARDING_CASES = CASES.with_name("forwarding_cases.yaml")
@@ -164,6 +167,8 @@ CASE_FILES = (
     I18N_CASES,
     # round 76
     OLDER_RECEIVING_CASES,
+    # round 77
+    LIST_I18N_CASES,
     # round 78
     FORWARDING_CASES,
 )

@@ -36,6 +36,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cases import Case, collect, load, message
@@ -49,10 +50,8 @@ logger = logging.getLogger(__name__)
 
 MTA = "sympa"
 ROOT = Path("/tmp/mta-sympa")
-RUN = ROOT / "run"
 DOMAIN = "birch.test"
 UID = 990  # the namespace's ``sympa`` user and group (free on this system)
-SENDMAIL = RUN / "sendmail"
 TIMEOUT = 120.0  # seconds for every case's answer
 OWNER = "owner@walnut.test"
 EDITOR = "chair@walnut.test"
@@ -130,7 +129,7 @@ COMMANDS = {
 SYMPA_CONF = """\
 domain {domain}
 listmaster listmaster@{domain}
-lang en-US
+lang {lang}
 db_type SQLite
 db_name /var/lib/sympa/sympa.sqlite
 sendmail {sendmail}
@@ -214,38 +213,61 @@ for rcpt in rcpts:
 """
 
 
-def _configure(destination: Destination) -> None:
+@dataclass(frozen=True)
+class Run:
+    """One run of Sympa: the rows' name (``mta``), where its packages are unpacked (``root``,
+    once for every run under it) and its layers written (``folder``), the language of its
+    ``sympa.conf`` (``lang``: the robot's, and its lists' as they are created; round 77) and
+    what each case's name has before the kind of case (``prefix``: ``de-`` in round 77's
+    ``de-post-not-member``; round 52's names have none)."""
+
+    mta: str = MTA
+    root: Path = ROOT
+    folder: Path = ROOT / "run"
+    lang: str = "en-US"
+    prefix: str = ""
+
+    @property
+    def sendmail(self) -> Path:
+        return self.folder / "sendmail"
+
+    def kind(self, case: Case) -> str:
+        return case.name.removeprefix(self.prefix)
+
+
+def _configure(destination: Destination, run: Run) -> None:
     """A fresh ``run`` folder: the ``/etc``, ``/var`` and ``/run`` layers (and their overlays'
     work folders) with Sympa's settings, its list template, the lists' XML and its user."""
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    for folder in ("etc/sympa", "etc-work", "var/spool/sympa/msg", "var/spool/sympa/bounce",
-                   "var/lib/sympa/list_data", "var/lib/sympa/bounce", "var/lib/sympa/arc",
-                   "var-work", "run/sympa", "run-work"):  # fmt: skip
-        (RUN / folder).mkdir(parents=True)
-    shutil.copytree(ROOT / "root/etc/sympa", RUN / "etc/sympa", dirs_exist_ok=True)
-    identities(RUN / "etc", [f"sympa:x:{UID}:{UID}:Sympa:/var/lib/sympa:/usr/sbin/nologin"],
+    folder = run.folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    for each in ("etc/sympa", "etc-work", "var/spool/sympa/msg", "var/spool/sympa/bounce",
+                 "var/lib/sympa/list_data", "var/lib/sympa/bounce", "var/lib/sympa/arc",
+                 "var-work", "run/sympa", "run-work"):  # fmt: skip
+        (folder / each).mkdir(parents=True)
+    shutil.copytree(run.root / "root/etc/sympa", folder / "etc/sympa", dirs_exist_ok=True)
+    identities(folder / "etc", [f"sympa:x:{UID}:{UID}:Sympa:/var/lib/sympa:/usr/sbin/nologin"],
                [f"sympa:x:{UID}:"])  # fmt: skip
-    (RUN / "etc/sympa/sympa/sympa.conf").write_text(
-        SYMPA_CONF.format(domain=DOMAIN, sendmail=SENDMAIL)
+    (folder / "etc/sympa/sympa/sympa.conf").write_text(
+        SYMPA_CONF.format(domain=DOMAIN, sendmail=run.sendmail, lang=run.lang)
     )
-    template = RUN / "etc/sympa/create_list_templates/bench"
+    template = folder / "etc/sympa/create_list_templates/bench"
     template.mkdir(parents=True)
     (template / "config.tt2").write_text(TEMPLATE)
     for name, settings in LISTS.items():
         more = "".join(f"<{key}>{settings[key]}</{key}>\n" for key in ("max_size", "bouncers_rate")
                        if key in settings)  # fmt: skip
-        (RUN / f"var/lib/sympa/{name}.xml").write_text(
+        (folder / f"var/lib/sympa/{name}.xml").write_text(
             LIST_XML.format(name=name, title=name.title(), send=settings["send"],
                             subscribe=settings["subscribe"], owner=OWNER, more=more)
         )  # fmt: skip
-    SENDMAIL.write_text(
+    run.sendmail.write_text(
         SENDMAIL_SCRIPT.format(host=destination.host, capture=destination.capture_port,
                                remote=destination.port)
     )  # fmt: skip
-    SENDMAIL.chmod(0o755)
+    run.sendmail.chmod(0o755)
     for layer in ("etc/sympa", "var/spool/sympa", "var/lib/sympa", "run/sympa"):
-        for path in (RUN / layer, *(RUN / layer).rglob("*")):
+        for path in (folder / layer, *(folder / layer).rglob("*")):
             os.lchown(path, UID, UID)
 
 
@@ -271,10 +293,10 @@ def _make_lists(namespace: Namespace, members: dict[str, str]) -> None:
     namespace.run("chown", "-R", f"{UID}:{UID}", "/var/lib/sympa", "/var/spool/sympa")
 
 
-def _message(case: Case, number: int) -> bytes:
+def _message(case: Case, number: int, kind: str) -> bytes:
     """The case's message as an MTA hands it to a program (LF lines): a command case's carries
     its command as its subject and body."""
-    return message(case, number, COMMANDS.get(case.name)).replace(b"\r\n", b"\n")
+    return message(case, number, COMMANDS.get(kind)).replace(b"\r\n", b"\n")
 
 
 def _as_sympa(namespace: Namespace, program: str, argument: str, raw: bytes, what: str) -> None:
@@ -287,7 +309,7 @@ def _as_sympa(namespace: Namespace, program: str, argument: str, raw: bytes, wha
 
 
 def _bounce_management(
-    namespace: Namespace, destination: Destination, case: Case
+    namespace: Namespace, destination: Destination, case: Case, run: Run
 ) -> list[subprocess.Popen[bytes]]:
     """The member's DSN handed to Sympa once the member has the list's post; the daemons that
     score it and warn the member, started (returned, to be stopped with the others)."""
@@ -298,20 +320,20 @@ def _bounce_management(
     name = listed.partition("@")[0]
     dsn = member_dsn(member, f"{name}-owner@{DOMAIN}", 1)
     _as_sympa(namespace, "bouncequeue", listed, dsn.encode(), case.name)
-    bounced = _daemon(namespace, "bounced.pl")
-    spool = RUN / "var/spool/sympa/bounce"
+    bounced = _daemon(namespace, "bounced.pl", run)
+    spool = run.folder / "var/spool/sympa/bounce"
     while time.monotonic() < deadline and (
         not spool.is_dir() or any(p.is_file() for p in spool.iterdir())
     ):
         time.sleep(0.5)
-    manager = _daemon(namespace, "task_manager.pl")
+    manager = _daemon(namespace, "task_manager.pl", run)
     while len(destination.notices(member)) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     return [bounced, manager]
 
 
-def _daemon(namespace: Namespace, program: str) -> subprocess.Popen[bytes]:
-    with (RUN / f"{program}.log").open("wb") as log:
+def _daemon(namespace: Namespace, program: str, run: Run) -> subprocess.Popen[bytes]:
+    with (run.folder / f"{program}.log").open("wb") as log:
         return subprocess.Popen(
             namespace.inside(f"/usr/lib/sympa/bin/{program}", "--foreground"),
             stdout=log, stderr=log, start_new_session=True,
@@ -319,24 +341,30 @@ def _daemon(namespace: Namespace, program: str) -> subprocess.Popen[bytes]:
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:
-    version = extract(PACKAGES, ROOT / "root")["sympa"]
-    built = load(MTA)
-    _configure(destination)
+    return deliver(out, destination, load(MTA), Run())
+
+
+def deliver(out: Path, destination: Destination, built: list[Case], run: Run) -> list[Row]:
+    """Sympa run once as ``run`` says, for ``built`` (each case's kind its name without the
+    run's prefix); its answers written to ``out`` and their rows returned."""
+    version = extract(PACKAGES, run.root / "root")["sympa"]
+    _configure(destination, run)
     mounts = [
-        Overlay("/usr", lower=ROOT / "root/usr"),
-        *(Overlay(f"/{name}", upper=RUN / name) for name in ("etc", "var", "run")),
+        Overlay("/usr", lower=run.root / "root/usr"),
+        *(Overlay(f"/{name}", upper=run.folder / name) for name in ("etc", "var", "run")),
     ]
-    with Namespace(MTA, mounts, grace=10.0) as namespace:
-        bouncing = [case for case in built if case.name == BOUNCING]
+    with Namespace(run.mta, mounts, grace=10.0) as namespace:
+        bouncing = [case for case in built if run.kind(case) == BOUNCING]
         _make_lists(namespace, {c.recipients[0]: c.sender for c in bouncing})
-        daemons = [_daemon(namespace, p) for p in ("sympa_msg.pl", "bulk.pl")]
+        daemons = [_daemon(namespace, p, run) for p in ("sympa_msg.pl", "bulk.pl")]
         try:
             for number, case in enumerate(built, start=1):
-                _as_sympa(namespace, "queue", case.recipients[0], _message(case, number),
-                          case.name)  # fmt: skip
+                _as_sympa(namespace, "queue", case.recipients[0],
+                          _message(case, number, run.kind(case)), case.name)  # fmt: skip
             for case in bouncing:
-                daemons += _bounce_management(namespace, destination, case)
-            return collect(destination, built, out, MTA, f"Sympa {version}", TIMEOUT)
+                daemons += _bounce_management(namespace, destination, case, run)
+            described = f"Sympa {version}" + (f" (lang {run.lang})" if run.prefix else "")
+            return collect(destination, built, out, run.mta, described, TIMEOUT)
         finally:
             for daemon in daemons:
                 stop(daemon)

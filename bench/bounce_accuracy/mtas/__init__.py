@@ -161,6 +161,14 @@ MTAS = (
     "forwarding_exim",
     "forwarding_sendmail",
     "forwarding_srs_postfix",
+    # round 79: milter-greylist (built from its repository's snapshot) behind a receiving
+    # Postfix, spampd (SpamAssassin in an SMTP proxy) in front of one
+    "greylist_milter_postfix",
+    "greylist_milter_exim",
+    "greylist_milter_sendmail",
+    "spampd_postfix",
+    "spampd_exim",
+    "spampd_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -117,6 +117,7 @@ LIST_I18N_CASES = CASES.with_name("list_i18n_cases.yaml")
 # Round 78's cases: forwarding failures of a receiving Postfix (a mailbox that has moved, loops
 # through the sending MTA), in Postfix's, Exim's and Sendmail's notices.
 FORWARDING_CASES = CASES.with_name("forwarding_cases.yaml")
+GREYLIST_MILTER_CASES = CASES.with_name("greylist_milter_cases.yaml")
 # The committed case files whose labels and splits ``run.py --generated`` scores.
 CASE_FILES = (
     CASES,
@@ -171,6 +172,8 @@ CASE_FILES = (
     LIST_I18N_CASES,
     # round 78
     FORWARDING_CASES,
+    # round 79
+    GREYLIST_MILTER_CASES,
 )
 
 FAILED = "failed"

@@ -1,7 +1,8 @@
 """Work the classifier leaves out because it cannot change an answer (issue #16, round 80;
 bench/README.md): the name mask searches a text only for the kinds of name it may hold, the
-sender's missing address is looked for only in a text holding one of its words, and a
-reason none of whose words the prefilter finds in an ASCII text is not searched. Each is
+sender's missing address is looked for only in a text holding one of its words, a reason
+none of whose words the prefilter finds in an ASCII text is not searched, and the returned
+original's dashed heading is matched without trying every split of a line's blanks. Each is
 compared with the full work it replaces."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import pytest
 
 from postline.bounce.classify import reply_rules
+from postline.bounce.mail.textformat import mail_formats
 
 TEXTS = [
     "host spam-quota.mx.example.org[192.0.2.7] said: 550 5.1.1 <quota@example.org>: user unknown",
@@ -61,3 +63,30 @@ def test_a_reason_says_the_same_when_none_of_its_words_are_worth_searching(text:
     for rule in rules.text:
         if not rule.says(text):
             assert not rule.says(text, [])
+
+
+# The original_starts pattern before round 80 wrote its dashes as "[ \t]*-*[ \t]*".
+_DASHES_BEFORE = (
+    r"^[ \t]*-*[ \t]*(unsent|original|returned|undelivered) message( follows| headers)?"
+    r"[ \t]*[.:]?[ \t]*-*[ \t]*$"
+)
+LINES = [
+    "----- Original message -----",
+    "   ----- Returned message follows: -----",
+    "Unsent message follows",
+    "\t -- undelivered message headers --",
+    "    original message",
+    "  - -original message",
+    "a returned message",
+    "        \t    ",
+    "------ original message.  ",
+]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_an_original_start_is_found_where_the_dashes_pattern_found_it(line: str) -> None:
+    before = re.compile(_DASHES_BEFORE, re.IGNORECASE | re.MULTILINE)
+    (now,) = (p for p in mail_formats().original_starts if "unsent|original" in p.pattern)
+    text = f"notice\n{line}\nTo: x@example.org\n"
+    found, was = now.search(text), before.search(text)
+    assert (found and found.span()) == (was and was.span())

@@ -52,7 +52,7 @@ from importlib import resources
 import yaml
 
 from postline.bounce.names import NameMask, name_mask
-from postline.bounce.prefilter import Index, alternatives, grams_of
+from postline.bounce.prefilter import Index, alternatives, grams_of, required
 
 # FILTER is no SMTP command: the notice is a filter's (a content-filtering gateway's, or a
 # domain's whose receive filters answer in a missing mailbox's words), so a failure it does
@@ -109,6 +109,8 @@ class TextRule:
     def says(self, text: str, worth: Iterable[int] | None = None) -> bool:
         """Whether the (lowercased) text says this reason (and nothing that cancels it);
         ``worth`` are the places of the words that may match it (None: all of them)."""
+        if worth is not None and not worth and text.isascii():
+            return False  # none of its words can match (see prefilter), nor other scripts'
         words = self.words if worth is None else [self.words[i] for i in worth]
         if not any(p.search(text) for p in words):
             # Words with accents or in other scripts are looked for only in text that has
@@ -140,6 +142,9 @@ class SenderSubject:
     # ``missing_after`` and ``missing_before`` (None: not looked for).
     missing_after: re.Pattern[str] | None = None
     missing_before: re.Pattern[str] | None = None
+    # Strings one of which a text must hold for either of those to match in it (see
+    # prefilter.required; empty: none to tell, always looked for).
+    missing_needs: frozenset[str] = frozenset()
 
     def names_sender(self, text: str, start: int) -> bool:
         """Whether the subject that comes last at or before ``start`` (where the words
@@ -162,6 +167,8 @@ class SenderSubject:
         the second address is missing), or come right before them ("no such sender")."""
         if self.missing_after is None or self.missing_before is None:
             return False
+        if self.missing_needs and not any(s in text for s in self.missing_needs):
+            return False  # no missing words anywhere: no need to read whose they are
         said = False
         for match in self.subjects.finditer(text):
             if match.lastgroup != "sender":
@@ -360,16 +367,17 @@ class ReplyRules:
                 continue
             # A veto (another reason's words overruling this one's code) yields to this
             # reason's own words: a 5.1.1 that says "not listed in the directory" is an
-            # unknown user even though "listed" is also a blocklist's word.
-            vetoed = self._vetoed(f, rule)
+            # unknown user even though "listed" is also a blocklist's word. It is read only
+            # where the stage or the code would make the failure this reason (a reason's
+            # words are read once per failure, whichever check asks first).
             if (
                 f.command
                 and f.command in rule.commands
-                and not vetoed
+                and not self._vetoed(f, rule)
                 and not self._code_outranks(f, rule)
             ):
                 return name
-            if code_name == name and not vetoed:
+            if code_name == name and not self._vetoed(f, rule):
                 if not rule.code_needs_text or any(self._says(f, t) for t in rule.code_needs_text):
                     return name
             if rule.text_commands and (f.command or "NONE") not in rule.text_commands:
@@ -691,7 +699,24 @@ def _sender_subject(raw: object) -> SenderSubject | None:
         missing_after=re.compile(lower_pattern(str(after))) if after else None,
         # right before the sender's words: only white space between
         missing_before=re.compile(f"(?:{lower_pattern(str(before))})\\s+$") if before else None,
+        missing_needs=(
+            _needs(lower_pattern(str(after)), lower_pattern(str(before)))
+            if after and before
+            else frozenset()
+        ),
     )
+
+
+def _needs(*patterns: str) -> frozenset[str]:
+    """Strings one of which a text must hold for any of the patterns to match (empty: none
+    to tell)."""
+    found: set[str] = set()
+    for pattern in patterns:
+        strings = required(pattern)
+        if strings is None:
+            return frozenset()
+        found |= strings
+    return frozenset(found)
 
 
 def _given_up(raw: object) -> re.Pattern[str] | None:

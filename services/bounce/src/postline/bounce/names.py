@@ -19,7 +19,7 @@ a DNS blocklist's zone (``zen.spamhaus.org``) is the evidence of the refusal.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _BEFORE = r"(?<![\w.@-])"
@@ -35,15 +35,28 @@ _LETTERS = str.maketrans(
 
 @dataclass(frozen=True)
 class NameMask:
-    """The names of a (lowercased) text, found in one pass, with the kept ones left."""
+    """The names of a (lowercased) text, found in one pass, with the kept ones left.
 
-    names: re.Pattern[str]
+    Each kind of name is a pattern with the strings one of which a text holds wherever it
+    has a name of that kind (an address's "@"; the "[" or "(" of the IP literal a host's
+    name comes before). A text is searched only for the kinds it may hold: a kind that
+    cannot match anywhere in it changes no match of the others, and most texts hold no
+    address, or no IP literal."""
+
+    kinds: tuple[tuple[str, tuple[str, ...]], ...]  # (pattern, strings), in order
     kept: re.Pattern[str] | None
+    # The kinds' patterns as one, by which kinds are searched (made on first use).
+    _names: dict[tuple[bool, ...], re.Pattern[str]] = field(default_factory=dict, compare=False)
 
     def mask(self, text: str) -> str:
         if "." not in text and "@" not in text:
             return text
-        return self.names.sub(self._masked, text)
+        held = tuple(any(s in text for s in strings) for _, strings in self.kinds)
+        names = self._names.get(held)
+        if names is None:
+            searched = [pattern for (pattern, _), h in zip(self.kinds, held, strict=True) if h]
+            names = self._names[held] = re.compile("|".join(searched))
+        return names.sub(self._masked, text)
 
     def _masked(self, match: re.Match[str]) -> str:
         name = match.group(0)
@@ -61,13 +74,11 @@ def name_mask(raw: object) -> NameMask | None:
     top = str(raw["top_level"])
     dotted = _LABEL + r"(?:\." + _LABEL + r")*\.[a-z][a-z0-9-]*"
     under_top = _LABEL + r"(?:\." + _LABEL + r")*\.(?:[a-z]{2}|" + top + r")"
-    names = "|".join(
-        (
-            _ADDRESS,
-            _BEFORE + under_top + _AFTER,
-            r"(?<=\bhost )" + dotted + _AFTER,
-            _BEFORE + dotted + r"(?=\s?[\[(](?:ipv4:)?\d{1,3}\.)",
-        )
+    kinds = (
+        (_ADDRESS, ("@",)),
+        (_BEFORE + under_top + _AFTER, (".",)),
+        (r"(?<=\bhost )" + dotted + _AFTER, ("host ",)),
+        (_BEFORE + dotted + r"(?=\s?[\[(](?:ipv4:)?\d{1,3}\.)", ("[", "(")),
     )
     kept = raw.get("kept")
-    return NameMask(re.compile(names), re.compile(str(kept)) if kept else None)
+    return NameMask(kinds, re.compile(str(kept)) if kept else None)

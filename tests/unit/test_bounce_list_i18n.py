@@ -32,55 +32,15 @@ from bench.bounce_accuracy.mtas.cases import LIST_I18N_CASES, load
 from postline.bounce.mail import Kind
 from postline.bounce.verdicts import classify_mail
 from tests.mta_cases_support import assert_committed_set
+from tests.unit.test_bounce_sympa import DSN as SYMPA_DSN
+from tests.unit.test_bounce_sympa import NOT_AUTHORIZED
 
 LIST = "members@lists.example.net"
-NOT_AUTHORIZED = "X-Sympa; Delivery not authorized, message refused"
-DSN = """\
-Return-Path: <>
-Message-Id: <sympa.1796581019.93342.12234.665@lists.example.net>
-Date: Mon, 7 Dec 2026 10:01:44 +0000
-To: news@example.org
-From: "SYMPA" <sympa-request@lists.example.net>
-MIME-Version: 1.0
-Auto-Submitted: auto-replied
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="----------=_<b1@lists.example.net>"
-Subject: {subject}
-X-Loop: sympa@lists.example.net
-
-This is a MIME-encapsulated message.
-
-------------=_<b1@lists.example.net>
-Content-Description: Notification
-Content-Type: TEXT/PLAIN; charset="UTF-8"
-Content-Transfer-Encoding: 8bit
-
-{text}
-
-------------=_<b1@lists.example.net>
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; lists.example.net
-Arrival-Date: Mon, 7 Dec 2026 10:01:44 +0000
-
-Final-Recipient: rfc822; {list}
-Action: failed
-Status: {status}
-Remote-MTA: dns; lists.example.net
-Diagnostic-Code: {diagnostic}
-
-------------=_<b1@lists.example.net>
-Content-Type: message/rfc822
-
-From: Newsletter <news@example.org>
-To: {list}
-Subject: Newsletter 1
-Message-ID: <1@example.org>
-
-Hello,
-
-------------=_<b1@lists.example.net>--
-"""
+# Round 52's notice (tests/unit/test_bounce_sympa.py) with its text part in UTF-8, 8bit, as
+# Sympa sends a translated notice.
+DSN = SYMPA_DSN.replace(
+    'charset="US-ASCII"\n', 'charset="UTF-8"\nContent-Transfer-Encoding: 8bit\n', 1
+)
 
 # Sympa's refusal of a post (send private, then send closed) as each language's notice put it:
 # its intro, the sentence naming the poster refused (the msgstr round 77's rule reads), the

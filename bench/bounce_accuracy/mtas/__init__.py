@@ -169,6 +169,9 @@ MTAS = (
     "spampd_postfix",
     "spampd_exim",
     "spampd_sendmail",
+    # round 81: forwarding loops that qmail and Courier detect themselves (their own notices)
+    "forwarding_qmail",
+    "forwarding_courier",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

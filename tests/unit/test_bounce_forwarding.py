@@ -6,7 +6,8 @@ dates changed), and the round's case file. Round 78 measured them once (18/18) a
 rule: these tests hold what the classifier answers, a move 6 and a loop 7 as the shared
 corpus labels them. Round 81 added qmail's and Courier's own notices of a forwarding loop (a
 ``.qmail`` or ``.courier`` file forwarding back round, ``forwarding_qmail.py`` and
-``forwarding_courier.py``), measured once (4/4), no rule: a loop 7 there too.
+``forwarding_courier.py``), measured once (4/4), no rule: a loop 7 there too; and round 78's
+SRS forward with Exim and Sendmail sending (4/4, the forwarder's notice as with Postfix).
 """
 
 from __future__ import annotations
@@ -163,17 +164,18 @@ def test_qmails_and_couriers_own_loop_notices_are_the_receiving_servers_error() 
 
 
 MODULES = ("forwarding_postfix", "forwarding_exim", "forwarding_sendmail",
-           "forwarding_srs_postfix", "forwarding_qmail", "forwarding_courier")  # fmt: skip
+           "forwarding_srs_postfix", "forwarding_qmail", "forwarding_courier",
+           "forwarding_srs_exim", "forwarding_srs_sendmail")  # fmt: skip
 
 
 def test_the_round_78_and_81_case_file_is_a_committed_set() -> None:
     assert_committed_set(
         FORWARDING_CASES,
         MODULES,
-        cases=(6, 6, 6, 2, 2, 2),
-        rows=(6, 6, 6, 2, 2, 2),
-        delayed=(0, 0, 0, 0, 0, 0),
-        senders=24,
+        cases=(6, 6, 6, 2, 2, 2, 2, 2),
+        rows=(6, 6, 6, 2, 2, 2, 2, 2),
+        delayed=(0, 0, 0, 0, 0, 0, 0, 0),
+        senders=28,
         split="unseen",
         statuses=(2, 5, 6, 7, 99),
     )

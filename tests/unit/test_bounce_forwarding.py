@@ -4,7 +4,10 @@ Sendmail's FEATURE(`redirect')) and forwarding loops the MTAs detect themselves,
 ``bench/bounce_accuracy/mtas/forwarding_*.py`` made them on loopback (trimmed, domains and
 dates changed), and the round's case file. Round 78 measured them once (18/18) and wrote no
 rule: these tests hold what the classifier answers, a move 6 and a loop 7 as the shared
-corpus labels them.
+corpus labels them. Round 81 added qmail's and Courier's own notices of a forwarding loop (a
+``.qmail`` or ``.courier`` file forwarding back round, ``forwarding_qmail.py`` and
+``forwarding_courier.py``), measured once (4/4), no rule: a loop 7 there too; and round 78's
+SRS forward with Exim and Sendmail sending (4/4, the forwarder's notice as with Postfix).
 """
 
 from __future__ import annotations
@@ -77,14 +80,102 @@ def test_forwarding_loops_are_the_receiving_servers_error() -> None:
     assert _verdict(raw) == (ADDRESS, 7, "failed")
 
 
-def test_the_round_78_case_file_is_a_committed_set() -> None:
+QMAIL_LOOP = f"""\
+Return-Path: <>
+Date: 7 Dec 2026 11:08:39 -0000
+From: MAILER-DAEMON@mx.example.net
+To: news@example.org
+Subject: failure notice
+
+Hi. This is the qmail-send program at mx.example.net.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<{ADDRESS}>:
+This message is looping: it already has my Delivered-To line. (#5.4.6)
+
+--- Below this line is a copy of the message.
+
+Return-Path: <news@example.org>
+Delivered-To: una.fw@example.net
+Delivered-To: {ADDRESS}
+From: Newsletter <news@example.org>
+To: {ADDRESS}
+Subject: Newsletter 1
+
+Hello.
+"""
+
+COURIER_LOOP = f"""\
+Return-Path: <>
+From: Courier mail server at mx.example.net <@>
+To: news@example.org
+Subject: NOTICE: mail delivery status.
+Mime-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+    boundary="=_courier_0"
+Date: Mon, 07 Dec 2026 11:08:56 +0000
+
+This is a MIME-formatted message.
+
+--=_courier_0
+Content-Type: text/plain; charset="utf-8"
+
+This is a delivery status notification from mx.example.net,
+running the Courier mail server, version 1.0.16.
+
+                           UNDELIVERABLE MAIL
+
+Your message to the following recipients cannot be delivered:
+
+<{ADDRESS}>:
+ <<< Mail loop - already have my Delivered-To: header.
+
+--=_courier_0
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; {ADDRESS}
+Action: failed
+Original-Recipient: rfc822; {ADDRESS}
+Status: 5.0.0
+Diagnostic-Code: unknown; Mail loop - already have my Delivered-To: header.
+
+--=_courier_0
+Content-Type: message/rfc822
+
+Delivered-To: una.fw@example.net
+Delivered-To: {ADDRESS}
+From: Newsletter <news@example.org>
+To: {ADDRESS}
+Subject: Newsletter 1
+
+Hello.
+
+--=_courier_0--
+"""
+
+
+def test_qmails_and_couriers_own_loop_notices_are_the_receiving_servers_error() -> None:
+    # Round 81: qmail-local's and courierlocal's own Delivered-To: loop words, a loop 7.
+    assert _verdict(QMAIL_LOOP) == (ADDRESS, 7, "failed")
+    assert _verdict(COURIER_LOOP) == (ADDRESS, 7, "failed")
+
+
+MODULES = ("forwarding_postfix", "forwarding_exim", "forwarding_sendmail",
+           "forwarding_srs_postfix", "forwarding_qmail", "forwarding_courier",
+           "forwarding_srs_exim", "forwarding_srs_sendmail")  # fmt: skip
+
+
+def test_the_round_78_and_81_case_file_is_a_committed_set() -> None:
     assert_committed_set(
         FORWARDING_CASES,
-        ("forwarding_postfix", "forwarding_exim", "forwarding_sendmail", "forwarding_srs_postfix"),
-        cases=(6, 6, 6, 2),
-        rows=(6, 6, 6, 2),
-        delayed=(0, 0, 0, 0),
-        senders=20,
+        MODULES,
+        cases=(6, 6, 6, 2, 2, 2, 2, 2),
+        rows=(6, 6, 6, 2, 2, 2, 2, 2),
+        delayed=(0, 0, 0, 0, 0, 0, 0, 0),
+        senders=28,
         split="unseen",
         statuses=(2, 5, 6, 7, 99),
     )

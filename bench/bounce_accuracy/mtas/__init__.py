@@ -169,6 +169,12 @@ MTAS = (
     "spampd_postfix",
     "spampd_exim",
     "spampd_sendmail",
+    # round 81: forwarding loops that qmail and Courier detect themselves (their own notices)
+    "forwarding_qmail",
+    "forwarding_courier",
+    # round 81: round 78's SRS forward (postsrsd) with Exim and Sendmail sending
+    "forwarding_srs_exim",
+    "forwarding_srs_sendmail",
 )
 
 __all__ = ["MTAS", "Destination", "Reply", "Row"]

@@ -7,7 +7,9 @@ reverse one). An alias of :data:`LOCAL` forwards to an address of :data:`TARGET`
 the harness's scripted server, which refuses it at RCPT; the forwarder's notice goes to the
 SRS address, which the reverse table turns back into the original sender (the capture
 server). The sending MTA (a third instance of the system's Postfix) takes the case and hands it
-on; the notice is the receiving Postfix's whatever MTA sends, so only Postfix sends here.
+on; the notice is the receiving Postfix's whatever MTA sends. Round 81 put Exim and Sendmail in
+front of it too (``forwarding_srs_exim``, ``forwarding_srs_sendmail``, through
+:data:`RECEIVER`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from . import postfix
 from .cases import FORWARDING_CASES, load, script_replies
 from .destination import Destination
 from .host import ENV, listening, wait_listening
-from .packages import extract
+from .packages import extract, installed_version
+from .receiver import Receiver, Sending
 from .rows import Row
 
 MTA = "forwarding_srs_postfix"
@@ -32,6 +35,9 @@ PORT = 19832  # the sending Postfix (round 78's block, 19825-19849)
 RECEIVING_PORT = 19833
 SRS_PORTS = {"forward": 19834, "reverse": 19835}
 CLIENT = "127.78.0.5"
+# The address each sending MTA binds to (Exim's and Sendmail's: round 81's).
+CLIENTS = {MTA: CLIENT, "forwarding_srs_exim": "127.81.0.2",
+           "forwarding_srs_sendmail": "127.81.0.3"}  # fmt: skip
 LOCAL = "whitebeam-r78.test"  # the forwarder's own domain (and postsrsd's)
 TARGET = "holly-r78.test"  # where the aliases forward to: the scripted server
 FORWARDS = {"mia.fw": f"mia.w@{TARGET}", "noe.fw": f"noe.w@{TARGET}"}
@@ -71,9 +77,22 @@ def receiving(destination: Destination, out: Path) -> Iterator[str]:
         stack.enter_context(listening(command, SRS_PORTS["forward"], "postsrsd", log, ENV))
         wait_listening(SRS_PORTS["reverse"], "postsrsd (reverse)")
         postfix._postfix(RECEIVING, "start")
-        stack.callback(shutil.copy, RECEIVING / "maillog", out.parent / f"{MTA}-receiving.log")
+        stack.callback(shutil.copy, RECEIVING / "maillog", out.parent / f"{out.name}-receiving.log")
         stack.callback(postfix._postfix, RECEIVING, "stop")
         yield f"postsrsd-{version}"
+
+
+@contextmanager
+def serving(sending: Sending) -> Iterator[str]:
+    """The receiving side for a sending MTA in front of it (round 81): the sending module's
+    cases' replies scripted, postsrsd and the forwarding Postfix while open."""
+    script_replies(sending.destination, sending.cases)
+    with receiving(sending.destination, sending.out) as version:
+        yield f"postfix-{installed_version('postfix')}, {version} (receiving)"
+
+
+RECEIVER = Receiver(FORWARDING_CASES, lambda: {LOCAL: RECEIVING_PORT}, "srs", serving,
+                    clients=CLIENTS)  # fmt: skip
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

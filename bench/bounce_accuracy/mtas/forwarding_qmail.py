@@ -14,7 +14,6 @@ capture server). Nothing but local delivery is used: no port, no DNS of its own.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -46,16 +45,7 @@ def _configure(namespace: Namespace, destination: Destination) -> None:
     control = qmail.installed(namespace, SRC, HOME, CONTROL)
     route = f"sender.test:{destination.host}:{destination.capture_port}\n"
     (control / "smtproutes").write_text(route)
-    alias = HOME / "alias"
-    for name, text in DOT_QMAIL.items():
-        (alias / f".qmail-{name.replace('.', ':')}").write_text(text)
-    for sub in ("cur", "new", "tmp"):
-        (alias / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
-    uid, gid = qmail.USERS["alias"], qmail.GROUPS["nofiles"]
-    for path in (alias, *alias.rglob("*")):
-        os.chown(path, uid, gid)
-        path.chmod(0o700 if path.is_dir() else 0o644)
-    alias.chmod(0o2755)
+    qmail.alias_files(HOME, DOT_QMAIL)
 
 
 def generate(out: Path, destination: Destination) -> list[Row]:

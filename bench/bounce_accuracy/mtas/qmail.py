@@ -155,6 +155,26 @@ def installed(namespace: Namespace, src: Path, home: Path, control: dict[str, st
     return folder
 
 
+def alias_files(
+    home: Path, dot_qmail: dict[str, str], maildirs: tuple[str, ...] = ("Maildir",)
+) -> Path:
+    """The alias user's folder under ``home``: its ``.qmail-<name>`` files (name: text; a dot
+    in a name is written ":", as qmail-local reads it), its ``maildirs``, all owned by the
+    alias user as qmail-local requires; the folder."""
+    alias = home / "alias"
+    for name, text in dot_qmail.items():
+        (alias / f".qmail-{name.replace('.', ':')}").write_text(text)
+    for maildir in maildirs:
+        for sub in ("cur", "new", "tmp"):
+            (alias / maildir / sub).mkdir(parents=True, exist_ok=True)
+    uid, gid = USERS["alias"], GROUPS["nofiles"]
+    for path in (alias, *alias.rglob("*")):
+        os.chown(path, uid, gid)
+        path.chmod(0o700 if path.is_dir() else 0o644)
+    alias.chmod(0o2755)
+    return alias
+
+
 def _configure(namespace: Namespace, destination: Destination) -> None:
     """A fresh home (:func:`installed`), its control files and the alias user's files."""
     control = installed(namespace, SRC, HOME, CONTROL)
@@ -165,17 +185,7 @@ def _configure(namespace: Namespace, destination: Destination) -> None:
     (control / "smtproutes").write_text(
         "".join(f"{domain}:{host}:{port}\n" for domain, port in routes.items())
     )
-    alias = HOME / "alias"
-    for name, text in DOT_QMAIL.items():
-        (alias / f".qmail-{name.replace('.', ':')}").write_text(text)
-    for maildir in ("Maildir", "locked"):
-        for sub in ("cur", "new", "tmp"):
-            (alias / maildir / sub).mkdir(parents=True, exist_ok=True)
-    uid, gid = USERS["alias"], GROUPS["nofiles"]
-    for path in (alias, *alias.rglob("*")):
-        os.chown(path, uid, gid)
-        path.chmod(0o700 if path.is_dir() else 0o644)
-    alias.chmod(0o2755)
+    alias = alias_files(HOME, DOT_QMAIL, ("Maildir", "locked"))
     locked = alias / "locked"
     for path in (locked, *locked.rglob("*")):
         os.chown(path, 0, 0)

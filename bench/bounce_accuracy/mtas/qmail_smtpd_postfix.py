@@ -86,16 +86,7 @@ def _configure(namespace: Namespace, cases: list[Case], relay_port: int) -> dict
     control = qmail.installed(namespace, SRC, HOME, CONTROL | {"badmailfrom": "\n".join(senders)})
     # qmail's own notices go back through the sending MTA, which relays them to the capture
     (control / "smtproutes").write_text(f"sender.test:127.0.0.1:{relay_port}\n")
-    alias = HOME / "alias"
-    for name, text in DOT_QMAIL.items():
-        (alias / f".qmail-{name.replace('.', ':')}").write_text(text)
-    for sub in ("cur", "new", "tmp"):
-        (alias / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
-    uid, gid = qmail.USERS["alias"], qmail.GROUPS["nofiles"]
-    for path in (alias, *alias.rglob("*")):
-        os.chown(path, uid, gid)
-        path.chmod(0o700 if path.is_dir() else 0o644)
-    alias.chmod(0o2755)
+    qmail.alias_files(HOME, DOT_QMAIL)
     programs = {}
     for port, code in BROKEN.values():
         program = programs[port] = ROOT / f"qq-exits-{code}"

@@ -1,9 +1,10 @@
 """Work the bounce parser leaves out because it cannot change an answer (issue #16, round 82;
 bench/README.md): the MIME tree is built from all of a mail's lines at once
-(``mail/tree.py``) instead of by the standard library's feed parser. It is compared with
-the full work it replaces: the tree with ``email.message_from_bytes``'s, field by field, on
-every mail of the shared corpus, on each under every round-73 rewrite, on malformed mails
-made here."""
+(``mail/tree.py``) instead of by the standard library's feed parser, and a hint whose one
+search is of the notice is not searched where it would change no recipient. Each is compared
+with the full work it replaces: the tree with ``email.message_from_bytes``'s, field by field,
+on every mail of the shared corpus, on each under every round-73 rewrite, on malformed mails
+made here; the hints with every hint searched."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from email.message import Message
 import pytest
 
 from bench.bounce_accuracy.invariance import TRANSFORMS
-from postline.bounce.mail import tree
+from postline.bounce.mail import parse, tree
+from postline.bounce.mail.mime import Parts, message_headers, read_message
 from postline.bounce.mail.tree import MAX_DEPTH, boundary_line, line_end, message_from_bytes
 from tests.conftest import ROOT
 
@@ -156,3 +158,43 @@ def test_a_boundary_line_is_what_the_standard_librarys_pattern_says(boundary: st
             found = pattern.match(line)
             want = None if found is None else (bool(found.group("end")), found.group("linesep"))
             assert boundary_line(separator, line) == want, repr(line)
+
+
+def _every_hint_searched(report: parse.BounceReport, headers: dict[str, str], notice: str) -> None:
+    """``parse._apply_hints`` before round 82: every hint's conditions searched."""
+    reporter = ""
+    for hint in parse.mail_formats().hints:
+        if hint.applies(headers, notice):
+            if hint.own_domain and not reporter:
+                reporter = parse._host_of(headers.get("from", ""))
+            for r in report.recipients:
+                if hint.about(r, reporter):
+                    r.hint = r.hint or hint.reason
+                    r.command = r.command or hint.command
+
+
+def _hinted(raw: bytes) -> list[tuple[str, str, str]]:
+    return [(r.recipient, r.hint, r.command) for r in parse.parse_bounce(raw).recipients]
+
+
+@needs_corpus
+def test_hints_left_unsearched_change_no_recipient(monkeypatch: pytest.MonkeyPatch) -> None:
+    mails = [path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))]
+    some = [_hinted(raw) for raw in mails]
+    monkeypatch.setattr(parse, "_apply_hints", _every_hint_searched)
+    every = [_hinted(raw) for raw in mails]
+    assert some == every
+    assert any(hint for found in every for _, hint, _ in found)
+
+
+def test_a_hint_about_a_diagnostic_no_recipient_has_is_not_searched() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail\n\n"
+        b"You are not allowed to send to this list.\n\n<jo@example.org>: host said: 550 no\n"
+    )
+    headers = message_headers(read_message(raw))
+    notice = Parts(read_message(raw)).notice
+    rejected = [h for h in parse.mail_formats().hints if h.reads_notice_only and h.diagnostic]
+    assert rejected and any(h.applies(headers, notice) for h in rejected)
+    report = parse.parse_bounce(raw)
+    assert [r.hint for r in report.recipients] == [""]

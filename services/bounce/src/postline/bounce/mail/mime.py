@@ -2,13 +2,13 @@
 
 Parsing uses the ``compat32`` policy: bounce mails are often malformed, and its lenient,
 lazy parser is several times faster than ``email.policy.default`` (the benchmark needs
-well over a thousand mails a second on one core).
+well over a thousand mails a second on one core). Its tree is built by ``tree.py``: the
+same tree, in fewer steps.
 """
 
 from __future__ import annotations
 
 import codecs
-import email
 from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from functools import cached_property
@@ -17,6 +17,7 @@ from itertools import dropwhile, takewhile
 
 from postline.bounce.mail.flowed import unflow
 from postline.bounce.mail.folding import refold
+from postline.bounce.mail.tree import message_from_bytes
 from postline.common.headers import decode_words, first_values, is_field, scan
 
 MAX_HEADER = 16 * 1024
@@ -36,14 +37,14 @@ REPORT_TYPES = frozenset(
 
 
 def read_message(raw: bytes) -> Message:
-    message = email.message_from_bytes(raw)
+    message = message_from_bytes(raw)
     if len(message) and any(
         isinstance(d, MissingHeaderBodySeparatorDefect) for d in message.defects
     ):
         # The header block ended at a line that is no field: a fold that lost its white space?
         refolded = refold(raw)
         if refolded is not None:
-            return email.message_from_bytes(refolded)
+            return message_from_bytes(refolded)
     return message
 
 

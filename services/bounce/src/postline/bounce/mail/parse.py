@@ -65,6 +65,9 @@ def parse_bounce(raw: bytes, *, depth: int = 0) -> BounceReport:
 def _apply_hints(report: BounceReport, headers: dict[str, str], notice: str) -> None:
     reporter = ""
     for hint in mail_formats().hints:
+        if hint.reads_notice_only and not any(hint.about(r) for r in report.recipients):
+            # It would change no recipient: its search of the whole notice is left out.
+            continue
         if hint.applies(headers, notice):
             if hint.own_domain and not reporter:
                 reporter = _host_of(headers.get("from", ""))

@@ -54,6 +54,13 @@ class Hint:
                 return False
         return True
 
+    @cached_property
+    def reads_notice_only(self) -> bool:
+        """Whether its conditions are on the notice alone and ``about`` needs no reporter:
+        then ``applies`` reads no header (a header's decoding is kept on first read) and
+        may be asked after ``about``, both being searches and nothing else."""
+        return not self.own_domain and all(where == "body" for where, _, _ in self.conditions)
+
     def about(self, failed: FailedRecipient, reporter: str = "") -> bool:
         """Whether the hint is about this failed recipient; ``reporter`` is the host the
         notice came from (the domain of its From address)."""

@@ -13,7 +13,7 @@ import pytest
 from postline.bounce.classify import Failure, reply_rules
 from postline.bounce.mail.mime import Parts, read_message
 from postline.bounce.mail.textformat import lowered_twin, mail_formats
-from postline.bounce.prefilter import gate, grams_of, needed_grams, required, ruled_out
+from postline.bounce.prefilter import _gram, gate, grams_of, needed_grams, required, ruled_out
 from tests.conftest import ROOT
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "bounces" / "sisimai" / "eml"
@@ -81,8 +81,12 @@ def test_a_reason_says_the_same_with_and_without_the_prefilter() -> None:
 
 
 def test_grams_are_every_run_of_four_characters() -> None:
-    assert grams_of("abcde") == {tuple("abcd"), tuple("bcde")}
+    assert grams_of("abcde") == {_gram("abcd"), _gram("bcde")}
     assert grams_of("abc") == set()
+    # Other characters than ASCII: the ASCII runs are the grams a word's gram can be.
+    assert _gram(" bcd") in grams_of("aé bcd")
+    assert _gram("aé b") is None
+    assert grams_of("é\ud800 abc") >= {_gram(" abc")}  # a lone surrogate is read too
 
 
 def test_a_gate_reads_only_ascii_text_of_a_case_insensitive_pattern() -> None:

@@ -37,13 +37,15 @@ _LETTERS = str.maketrans(
 class NameMask:
     """The names of a (lowercased) text, found in one pass, with the kept ones left.
 
-    Each kind of name is a pattern with the strings one of which a text holds wherever it
-    has a name of that kind (an address's "@"; the "[" or "(" of the IP literal a host's
-    name comes before). A text is searched only for the kinds it may hold: a kind that
-    cannot match anywhere in it changes no match of the others, and most texts hold no
-    address, or no IP literal."""
+    Each kind of name is a pattern with what a text holds wherever it has a name of that
+    kind (an address's "@"; the IP literal a host's name comes before; since round 83, the
+    end of a name under a top-level domain, ".com" not followed by a letter or a dot and a
+    letter, where round 80 looked for any "."). A text is searched only for the kinds it may
+    hold: a kind that cannot match anywhere in it changes no match of the others, and most
+    texts hold no address, or no IP literal, and many hold dots only in a status code or at
+    the end of a sentence."""
 
-    kinds: tuple[tuple[str, tuple[str, ...]], ...]  # (pattern, strings), in order
+    kinds: tuple[tuple[str, re.Pattern[str]], ...]  # (pattern, what it needs), in order
     kept: re.Pattern[str] | None
     # The kinds' patterns as one, by which kinds are searched (made on first use).
     _names: dict[tuple[bool, ...], re.Pattern[str]] = field(default_factory=dict, compare=False)
@@ -51,7 +53,9 @@ class NameMask:
     def mask(self, text: str) -> str:
         if "." not in text and "@" not in text:
             return text
-        held = tuple(any(s in text for s in strings) for _, strings in self.kinds)
+        held = tuple([needs.search(text) is not None for _, needs in self.kinds])
+        if not any(held):
+            return text
         names = self._names.get(held)
         if names is None:
             searched = [pattern for (pattern, _), h in zip(self.kinds, held, strict=True) if h]
@@ -73,12 +77,18 @@ def name_mask(raw: object) -> NameMask | None:
         return None
     top = str(raw["top_level"])
     dotted = _LABEL + r"(?:\." + _LABEL + r")*\.[a-z][a-z0-9-]*"
-    under_top = _LABEL + r"(?:\." + _LABEL + r")*\.(?:[a-z]{2}|" + top + r")"
+    # What every name of a kind ends with or comes before (the kind's own subpattern, with
+    # what follows it): a text without it has no name of that kind.
+    top_end = r"\.(?:[a-z]{2}|" + top + r")" + _AFTER
+    ip_literal = r"[\[(](?:ipv4:)?\d{1,3}\."
     kinds = (
-        (_ADDRESS, ("@",)),
-        (_BEFORE + under_top + _AFTER, (".",)),
-        (r"(?<=\bhost )" + dotted + _AFTER, ("host ",)),
-        (_BEFORE + dotted + r"(?=\s?[\[(](?:ipv4:)?\d{1,3}\.)", ("[", "(")),
+        (_ADDRESS, "@"),
+        (_BEFORE + _LABEL + r"(?:\." + _LABEL + r")*" + top_end, top_end),
+        (r"(?<=\bhost )" + dotted + _AFTER, "host "),
+        (_BEFORE + dotted + r"(?=\s?" + ip_literal + ")", ip_literal),
     )
     kept = raw.get("kept")
-    return NameMask(kinds, re.compile(str(kept)) if kept else None)
+    return NameMask(
+        tuple((pattern, re.compile(needs)) for pattern, needs in kinds),
+        re.compile(str(kept)) if kept else None,
+    )

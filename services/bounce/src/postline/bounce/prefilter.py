@@ -20,7 +20,13 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 GRAM = 4
-Gram = tuple[str, ...]
+# A gram is read as the integer its four UTF-8 bytes make (round 83): a set of integers is
+# made and searched in about two thirds of the instructions a set of 4-tuples of characters
+# takes. Only grams of ASCII characters are indexed (``_gram``), and in UTF-8 a run of four
+# ASCII bytes is always a run of four ASCII characters of the text (the bytes of every other
+# character are 0x80 or more), so a text holds such a gram exactly when its bytes do.
+# memoryview's format "I" reads four bytes as one integer.
+Gram = int
 # Pairs of grams: every text the pattern matches has both grams of one of its pairs.
 Grams = frozenset[tuple[Gram, Gram]]
 Key = TypeVar("Key", bound=Hashable)
@@ -36,8 +42,20 @@ _COMMON = " etaoinsrhldcumfpgwyb"
 
 
 def grams_of(text: str) -> set[Gram]:
-    """Every run of ``GRAM`` characters in the text."""
-    return set(zip(*(text[i:] for i in range(GRAM)), strict=False))
+    """Every run of ``GRAM`` bytes of the text's UTF-8, as an integer (see ``Gram``)."""
+    data = text.encode("utf-8", "surrogatepass")
+    found: set[Gram] = set()
+    for offset in range(GRAM):
+        end = offset + (len(data) - offset) // GRAM * GRAM
+        found.update(memoryview(data[offset:end]).cast("I"))
+    return found
+
+
+def _gram(chars: str) -> Gram | None:
+    """The gram of ``GRAM`` ASCII characters (None for others: see ``Gram``)."""
+    if len(chars) != GRAM or not chars.isascii():
+        return None
+    return memoryview(chars.encode()).cast("I")[0]
 
 
 def alternatives(pattern: str) -> list[str]:
@@ -72,7 +90,10 @@ def needed_grams(pattern: str) -> Grams | None:
     strings = required(pattern)
     if strings is None or min(map(len, strings)) < GRAM:
         return None
-    return frozenset(_rarest_grams(s) for s in strings)
+    pairs = {_rarest_grams(s) for s in strings}
+    if None in pairs:
+        return None  # a string with no run of four ASCII characters
+    return frozenset(pair for pair in pairs if pair is not None)
 
 
 def required(pattern: str) -> frozenset[str] | None:
@@ -202,15 +223,20 @@ def _commonness(char: str) -> int:
     return len(_COMMON) - rank if rank >= 0 else 0
 
 
-def _rarest_grams(string: str) -> tuple[Gram, Gram]:
+def _rarest_grams(string: str) -> tuple[Gram, Gram] | None:
     """The string's rarest gram and its rarest one that does not overlap it (if none, the
-    rarest other one; if none, the same)."""
-    starts = sorted(
-        range(len(string) - GRAM + 1), key=lambda i: sum(map(_commonness, string[i : i + GRAM]))
-    )
+    rarest other one; if none, the same); None when no run of its characters is ASCII."""
+    grams = {
+        i: gram
+        for i in range(len(string) - GRAM + 1)
+        if (gram := _gram(string[i : i + GRAM])) is not None
+    }
+    if not grams:
+        return None
+    starts = sorted(grams, key=lambda i: sum(map(_commonness, string[i : i + GRAM])))
     first = starts[0]
     apart = [i for i in starts[1:] if abs(i - first) >= GRAM] or starts[1:] or [first]
-    return tuple(string[first : first + GRAM]), tuple(string[apart[0] : apart[0] + GRAM])
+    return grams[first], grams[apart[0]]
 
 
 def gate(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
@@ -236,7 +262,8 @@ class Index(Generic[Key]):
 
     def __init__(self, patterns: Iterable[tuple[Key, str]]) -> None:
         self._always: list[Key] = []
-        self._short: list[tuple[Key, tuple[str, ...]]] = []
+        # short string -> the keys of the patterns that hold it (each string looked for once)
+        self._by_string: dict[str, list[Key]] = {}
         self._by_gram: dict[Gram, list[tuple[Key, Gram]]] = {}  # gram -> (key, its pair's other)
         for key, pattern in patterns:
             pairs = needed_grams(pattern)
@@ -245,17 +272,22 @@ class Index(Generic[Key]):
                 for first, second in pairs:
                     self._by_gram.setdefault(first, []).append((key, second))
             elif strings is not None:
-                self._short.append((key, tuple(strings)))
+                for string in strings:
+                    self._by_string.setdefault(string, []).append(key)
             else:
                 self._always.append(key)
         self._grams = frozenset(self._by_gram)
 
     def candidates(self, text: str, text_grams: set[Gram]) -> set[Key]:
         found = set(self._always)
-        found.update(key for key, strings in self._short if any(s in text for s in strings))
+        for string, keys in self._by_string.items():
+            if string in text:
+                found.update(keys)
         # The text's grams are fewer than the patterns': the intersection runs over them.
         for gram in text_grams.intersection(self._grams):
-            found.update(key for key, other in self._by_gram[gram] if other in text_grams)
+            for key, other in self._by_gram[gram]:
+                if other in text_grams:
+                    found.add(key)
         return found
 
 

@@ -42,6 +42,13 @@ def line_end(text: str) -> str:
     return text[-1:] if text.endswith(("\r", "\n")) else ""
 
 
+def without_line_end(text: str) -> str:
+    """The text without the line end ``line_end`` finds (the standard library's
+    ``text[: -len(mo.group(0))]`` after that search)."""
+    eol = line_end(text)
+    return text[: -len(eol)] if eol else text
+
+
 def boundary_line(separator: str, line: str) -> tuple[bool, str | None] | None:
     r"""What the standard library's pattern of a boundary line
     (``(?P<sep>--boundary)(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$``, compiled
@@ -256,10 +263,7 @@ class _Tree:
                     break
                 if capturing_preamble:
                     if preamble:
-                        lastline = preamble[-1]
-                        eol = line_end(lastline)
-                        if eol:
-                            preamble[-1] = lastline[: -len(eol)]
+                        preamble[-1] = without_line_end(preamble[-1])
                         cur.preamble = "".join(preamble)
                     capturing_preamble = False
                     self.unreadline(line)
@@ -278,17 +282,13 @@ class _Tree:
                     if epilogue == "":
                         last.epilogue = None
                     elif epilogue is not None:
-                        eol = line_end(epilogue)
-                        if eol:
-                            last.epilogue = epilogue[: -len(eol)]
+                        last.epilogue = without_line_end(epilogue)
                 else:
                     # The payload as stored, as FeedParser reads and trims it (get_payload()
                     # would decode 8-bit text).
                     payload = last._payload  # type: ignore[attr-defined]
                     if isinstance(payload, str):
-                        eol = line_end(payload)
-                        if eol:
-                            last._payload = payload[: -len(eol)]  # type: ignore[attr-defined]
+                        last._payload = without_line_end(payload)  # type: ignore[attr-defined]
                 self.eofs.pop()
                 self._pop_message()
                 self.last = cur
@@ -327,10 +327,7 @@ class _Tree:
                 lastheader, lastvalue = "", []
             if line.startswith("From "):
                 if lineno == 0:
-                    eol = line_end(line)
-                    if eol:
-                        line = line[: -len(eol)]
-                    cur.set_unixfrom(line)
+                    cur.set_unixfrom(without_line_end(line))
                     continue
                 if lineno == len(lines) - 1:
                     self.unreadline(line)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,13 +75,20 @@ def shifted_policy(path: Path, ports: Ports) -> Path:
     return path
 
 
-def _at(minutes_ago: float) -> Any:
-    return to_timestamp((datetime.now(UTC) - timedelta(minutes=minutes_ago)).timestamp())
+def _at(minutes_ago: float, now: datetime | None = None) -> Any:
+    return to_timestamp(((now or datetime.now(UTC)) - timedelta(minutes=minutes_ago)).timestamp())
 
 
 def _delivery(
-    n: int, status: int, minutes_ago: float, recipient: str, **extra: Any
+    n: int,
+    status: int,
+    minutes_ago: float,
+    recipient: str,
+    now: datetime | None = None,
+    **extra: Any,
 ) -> events_pb2.DeliveryEvent:
+    """One delivery event; ``now`` fixes the clock so that every event of a delivery carries
+    the same accepted time, as the services' events do (the delivery log is keyed by it)."""
     delivery_id = extra.pop("delivery_id", f"d-{n:04d}")
     return events_pb2.DeliveryEvent(
         event_id=f"{delivery_id}-{status}-{extra.get('attempt', 0)}",
@@ -89,8 +96,8 @@ def _delivery(
         message_id=f"m-{n:04d}",
         header_message_id=f"<m-{n:04d}@app.example.test>",
         status=status,  # type: ignore[arg-type]
-        at=_at(minutes_ago),
-        accepted_at=_at(extra.pop("accepted_ago", minutes_ago)),
+        at=_at(minutes_ago, now),
+        accepted_at=_at(extra.pop("accepted_ago", minutes_ago), now),
         server="default",
         api_user="dev",
         envelope_from=extra.pop("envelope_from", "app@example.test"),
@@ -105,16 +112,17 @@ def _delivery(
 
 def seed_events() -> list[Any]:
     events: list[Any] = []
+    now = datetime.now(UTC)
     q, deferred, ok, failed = 1, 2, 3, 4
     for n in range(FAILED):
         status = ERROR_STATUSES[n % len(ERROR_STATUSES)]
         rcpt = f"user{n:03d}@{DOMAINS[n % len(DOMAINS)]}"
         ago = 5 + n * 0.5
         reply = f"550 5.1.1 <{rcpt}>: user unknown (case {n})"
-        events.append(_delivery(n, q, ago + 0.1, rcpt))
+        events.append(_delivery(n, q, ago + 0.1, rcpt, now))
         events.append(
             _delivery(
-                n, failed, ago, rcpt, accepted_ago=ago + 0.1, attempt=1, reply_code=550,
+                n, failed, ago, rcpt, now, accepted_ago=ago + 0.1, attempt=1, reply_code=550,
                 enhanced_status="5.1.1", reason=reply, mx_host=f"mx{n % 3}.example.net",
                 error_status=status, return_path=f"bounce-d-{n:04d}@bounce.example.test",
             )
@@ -126,7 +134,7 @@ def seed_events() -> list[Any]:
                 message_id=f"m-{n:04d}",
                 header_message_id=f"<m-{n:04d}@app.example.test>",
                 return_path=f"bounce-d-{n:04d}@bounce.example.test",
-                created=_at(ago),
+                created=_at(ago, now),
                 status=status,  # type: ignore[arg-type]
                 to=rcpt,
                 subject=f"Order {n}",
@@ -146,10 +154,10 @@ def seed_events() -> list[Any]:
         n = 1000 + i
         rcpt = f"reader{i:03d}@{DOMAINS[i % len(DOMAINS)]}"
         ago = 3 + i * 0.7
-        events.append(_delivery(n, q, ago + 0.1, rcpt, envelope_from="news@example.test"))
+        events.append(_delivery(n, q, ago + 0.1, rcpt, now, envelope_from="news@example.test"))
         events.append(
             _delivery(
-                n, ok, ago, rcpt, accepted_ago=ago + 0.1, attempt=1, reply_code=250,
+                n, ok, ago, rcpt, now, accepted_ago=ago + 0.1, attempt=1, reply_code=250,
                 enhanced_status="2.0.0", reason="250 2.0.0 Ok", mx_host=f"mx{i % 3}.example.net",
                 envelope_from="news@example.test",
             )
@@ -157,19 +165,27 @@ def seed_events() -> list[Any]:
     history = {"delivery_id": HISTORY_ID, "trace_id": HISTORY_TRACE, "subject": "History"}
     rcpt = "greylist@history.test"
     events += [
-        _delivery(9000, q, 2.0, rcpt, **history),
+        _delivery(9000, q, 2.0, rcpt, now, **history),
         _delivery(
-            9000, deferred, 1.9, rcpt, accepted_ago=2.0, attempt=1, reply_code=451,
+            9000, deferred, 1.9, rcpt, now, accepted_ago=2.0, attempt=1, reply_code=451,
             enhanced_status="4.7.1", reason="451 4.7.1 greylisted, try later",
-            mx_host="mx.history.test", next_attempt_at=_at(1.0), **history,
+            mx_host="mx.history.test", next_attempt_at=_at(1.0, now), **history,
         ),
         _delivery(
-            9000, ok, 1.0, rcpt, accepted_ago=2.0, attempt=2, reply_code=250,
+            9000, ok, 1.0, rcpt, now, accepted_ago=2.0, attempt=2, reply_code=250,
             enhanced_status="2.0.0", reason="250 2.0.0 queued", mx_host="mx.history.test",
             return_path=f"bounce-{HISTORY_ID}@bounce.example.test", **history,
         ),
     ]  # fmt: skip
     return events
+
+
+def accepted_at(events: list[Any]) -> dict[str, datetime]:
+    return {
+        event.delivery_id: event.accepted_at.ToDatetime(tzinfo=UTC)
+        for event in events
+        if isinstance(event, events_pb2.DeliveryEvent)
+    }
 
 
 async def _publish(amqp_url: str, events: list[Any]) -> None:
@@ -214,7 +230,14 @@ class Console:
     start: str  # yesterday in Tokyo: every seeded row is inside start..end
     end: str
     logs: Path
+    accepted: dict[str, datetime] = field(default_factory=dict)  # each seeded delivery's
     shots: list[str] = field(default_factory=list)
+
+    def accepted_today(self, extra: int = 0) -> int:
+        """How many seeded deliveries (plus ``extra`` fresh ones) were accepted today in
+        Tokyo, as the live view counts them: near midnight some of the seed is yesterday's."""
+        midnight = datetime.combine(datetime.now(TOKYO).date(), time(), TOKYO)
+        return extra + sum(1 for at in self.accepted.values() if at >= midnight)
 
     def api_get(self, path: str, **params: str) -> httpx.Response:
         return httpx.get(
@@ -287,6 +310,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
             start=(today - timedelta(days=1)).isoformat(),
             end=today.isoformat(),
             logs=tmp / "logs",
+            accepted=accepted_at(events),
         )
 
         def written() -> bool:

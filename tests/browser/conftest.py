@@ -35,6 +35,7 @@ from postline.common.broker import Broker, Topology
 from postline.common.broker.topology import EXCHANGE, SUPPRESSION_KEY
 from postline.common.timeutil import to_timestamp
 from postline.devstack import Ports, Stack
+from postline.reports.history import LIVE_ROWS
 from postline.v1 import events_pb2
 from tests.conftest import DEV_POLICY, ROOT
 from tests.polling import poll_until
@@ -230,14 +231,15 @@ class Console:
     start: str  # yesterday in Tokyo: every seeded row is inside start..end
     end: str
     logs: Path
-    accepted: dict[str, datetime] = field(default_factory=dict)  # each seeded delivery's
+    accepted: dict[str, datetime]  # delivery id -> when it was accepted, for the seeded ones
     shots: list[str] = field(default_factory=list)
 
-    def accepted_today(self, extra: int = 0) -> int:
-        """How many seeded deliveries (plus ``extra`` fresh ones) were accepted today in
-        Tokyo, as the live view counts them: near midnight some of the seed is yesterday's."""
+    def live_rows(self, extra: int = 0) -> int:
+        """The rows the live view shows now: the newest ``LIVE_ROWS`` of the seeded deliveries
+        (and ``extra`` fresh ones) accepted today in Tokyo, the accounts' time zone. Near
+        midnight some of the seed is yesterday's."""
         midnight = datetime.combine(datetime.now(TOKYO).date(), time(), TOKYO)
-        return extra + sum(1 for at in self.accepted.values() if at >= midnight)
+        return min(LIVE_ROWS, extra + sum(1 for at in self.accepted.values() if at >= midnight))
 
     def api_get(self, path: str, **params: str) -> httpx.Response:
         return httpx.get(
